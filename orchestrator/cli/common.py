@@ -1,0 +1,92 @@
+"""What every command shares: the consoles, exit handling and the "no traceback for a user mistake" rule."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from orchestrator.errors import InputError, KmsfleetError
+from orchestrator.exitcodes import ExitCode
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: ExitCode = ExitCode.INVALID_INPUT) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(int(code))
+
+
+def _crash_report(exc: BaseException) -> Path | None:
+    """Write the traceback for a bug to a file (not the terminal) so the user can attach it to an issue."""
+    try:
+        from orchestrator.redact import redact_text
+
+        fd, name = tempfile.mkstemp(prefix="kmsfleet-crash-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(redact_text("".join(traceback.format_exception(exc))))
+        return Path(name)
+    except Exception:
+        return None
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn kmsfleet's own errors into a clear message and the documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except InputError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(exc.render())}")
+            raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
+        except KmsfleetError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:
+            path = _crash_report(exc)
+            where = f" Details were written to {path}." if path else ""
+            err_console.print(
+                f"[bold red]internal error:[/] {escape(type(exc).__name__)}. This is a bug in kmsfleet, "
+                f"not something you did.{where}"
+            )
+            if os.environ.get("KMSFLEET_DEBUG"):
+                traceback.print_exc(file=sys.stderr)
+            raise typer.Exit(int(ExitCode.INTERNAL_ERROR)) from None
+
+    return wrapper
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as _escape
+
+    return _escape(text)
+
+
+def examples(*lines: str) -> str:
+    """Format an "Examples" block for a command's --help epilog."""
+    body = "\n\n".join(f"  {line}" for line in lines)
+    return f"[bold]Examples[/]\n\n{body}"
+
+
+def not_none(value: Any, what: str) -> Any:
+    if value is None:
+        fail(f"{what} is required")
+    return value

@@ -1,0 +1,126 @@
+"""The contract between the lab's WS-Management front end (``lab.wsman``) and the simulated Windows PC
+behind it (``lab.machine``). The front end speaks HTTP, auth, SOAP and WinRS; the machine owns all state:
+WMI classes, licensing, the clock, commands. Neither knows how the other works.
+
+Values are plain Python data; the front end serialises them the way Windows does (see ``CimValue``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+CimType = Literal[
+    "string", "boolean", "uint8", "uint16", "uint32", "uint64", "sint16", "sint32", "sint64", "real64", "datetime"
+]
+CimScalar = str | bool | int | float | datetime | None
+CimValue = CimScalar | tuple[CimScalar, ...]  # a tuple is a CIM array: the element is repeated on the wire
+
+
+@dataclass(frozen=True)
+class CimProperty:
+    name: str
+    type: CimType
+    value: CimValue  # None is sent as xsi:nil="true"; datetime as <cim:Datetime>ISO-8601</cim:Datetime>
+
+
+@dataclass(frozen=True)
+class CimInstance:
+    class_name: str  # e.g. "SoftwareLicensingProduct"
+    properties: tuple[CimProperty, ...]
+    namespace: str = "root/cimv2"
+
+    def get(self, name: str) -> CimValue:
+        for p in self.properties:
+            if p.name.lower() == name.lower():
+                return p.value
+        raise KeyError(name)
+
+
+class WmiError(Exception):
+    """A WMI failure. The front end turns it into the fault Windows sends (HTTP 500, SOAP fault with
+    ``WSManFault@Code`` and, for provider errors, an ``MSFT_WmiError`` carrying ``error_Code``)."""
+
+    def __init__(self, hresult: int, message: str, *, kind: str = "provider") -> None:
+        self.hresult = hresult & 0xFFFFFFFF
+        self.message = message
+        # kind: "provider" (method/licensing failure), "invalid_class" (unknown WQL class / resource),
+        # "invalid_query" (WQL syntax), "not_found" (no instance for the selectors),
+        # "invalid_parameter", "access_denied"
+        self.kind = kind
+        super().__init__(f"0x{self.hresult:08X} {message}")
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    stdout: bytes
+    stderr: bytes = b""
+    exit_code: int = 0
+    duration_s: float = 0.0  # simulated run time; Receive long-polls until it has passed
+
+
+@dataclass(frozen=True)
+class PreparedCommand:
+    """A command line the machine has parsed. When ``needs_stdin`` the front end collects ``Send`` data
+    until ``End="true"`` before calling ``run``."""
+
+    command_line: str
+    needs_stdin: bool = False
+
+
+@dataclass
+class ShellContext:
+    """What a WinRS shell was created with."""
+
+    user: str
+    environment: dict[str, str] = field(default_factory=dict)
+    working_directory: str | None = None
+    codepage: int = 437
+    no_profile: bool = False
+
+
+class SimulatedHost(Protocol):
+    """One simulated Windows PC as the WS-Management front end sees it."""
+
+    name: str
+    address: str
+
+    def check_credentials(self, user: str, password: str) -> bool:
+        """Basic auth check. (NTLM uses ``ntlm_credentials``.)"""
+        ...
+
+    def ntlm_credentials(self) -> tuple[str, str]:
+        """(user, password) the NTLM acceptor validates against."""
+        ...
+
+    def wql(self, query: str, namespace: str = "root/cimv2") -> list[CimInstance]:
+        """Run a WQL SELECT. Raises ``WmiError`` (kind invalid_query / invalid_class)."""
+        ...
+
+    def get_instance(self, class_name: str, selectors: dict[str, str], namespace: str = "root/cimv2") -> CimInstance:
+        """WS-Transfer Get of one instance (or the singleton when ``selectors`` is empty)."""
+        ...
+
+    def class_names(self, namespace: str = "root/cimv2") -> frozenset[str]:
+        ...
+
+    async def invoke(
+        self,
+        class_name: str,
+        method: str,
+        selectors: dict[str, str],
+        params: dict[str, str],
+        user: str,
+        namespace: str = "root/cimv2",
+    ) -> list[CimProperty]:
+        """Invoke a WMI method; returns the _OUTPUT properties, ``ReturnValue`` first.
+        Raises ``WmiError`` for failures Windows reports as faults (e.g. Activate → 0xC004F074)."""
+        ...
+
+    def prepare(self, command: str, arguments: list[str], shell: ShellContext) -> PreparedCommand:
+        ...
+
+    async def run(self, prepared: PreparedCommand, stdin: bytes, shell: ShellContext) -> CommandOutcome:
+        """Execute a command line (state changes happen here) and return what it printed."""
+        ...

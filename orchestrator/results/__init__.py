@@ -1,0 +1,1 @@
+"""Results: frozen models (a leaf), the history store and the report writers."""

@@ -1,0 +1,1 @@
+"""Transport: the only package that speaks WinRM (pypsrp). Everything above sees ``WinRMConnection``."""

@@ -1,0 +1,153 @@
+"""YAML that remembers where everything came from.
+
+A leaf used by inventories, playbooks, vars files and lab specs so every error can say ``file:line:column``.
+Mappings load as ``LocatedDict`` and sequences as ``LocatedList``: ordinary ``dict``/``list`` subclasses that
+also carry the location of themselves, their keys and their items. Duplicate keys are an error (YAML allows
+the last to win silently, which hides typos). ``!unsafe`` marks a string that must never be templated;
+``!vault`` is refused with a hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from orchestrator.errors import InputError, Location
+
+MAX_YAML_BYTES = 16 * 1024 * 1024
+
+
+class UnsafeText(str):
+    """A string marked ``!unsafe``: templating leaves it exactly as written."""
+
+    __slots__ = ()
+
+
+class LocatedDict(dict[str, Any]):
+    location: Location
+    key_locations: dict[str, Location]
+
+
+class LocatedList(list[Any]):
+    location: Location
+    item_locations: list[Location]
+
+
+def _loc(filename: str, node: Node) -> Location:
+    mark = node.start_mark
+    return Location(filename, mark.line + 1, mark.column + 1)
+
+
+class _Loader(yaml.SafeLoader):
+    filename = "<string>"
+
+
+def _construct_mapping(loader: _Loader, node: MappingNode) -> LocatedDict:
+    loader.flatten_mapping(node)
+    out = LocatedDict()
+    out.location = _loc(loader.filename, node)
+    out.key_locations = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, list | dict):
+            raise InputError("a mapping key must be a plain value", _loc(loader.filename, key_node))
+        skey = "" if key is None else str(key) if not isinstance(key, bool) else str(key).lower()
+        if skey in out:
+            raise InputError(
+                f"duplicate key '{skey}' (first defined at line {out.key_locations[skey].line})",
+                _loc(loader.filename, key_node),
+            )
+        out[skey] = loader.construct_object(value_node, deep=True)
+        out.key_locations[skey] = _loc(loader.filename, key_node)
+    return out
+
+
+def _construct_sequence(loader: _Loader, node: SequenceNode) -> LocatedList:
+    out = LocatedList(loader.construct_object(child, deep=True) for child in node.value)
+    out.location = _loc(loader.filename, node)
+    out.item_locations = [_loc(loader.filename, child) for child in node.value]
+    return out
+
+
+def _construct_unsafe(loader: _Loader, node: Node) -> UnsafeText:
+    if not isinstance(node, ScalarNode):
+        raise InputError("!unsafe applies to a single string", _loc(loader.filename, node))
+    return UnsafeText(loader.construct_scalar(node))
+
+
+def _construct_vault(loader: _Loader, node: Node) -> Any:
+    raise InputError(
+        "Ansible Vault values are not supported",
+        _loc(loader.filename, node),
+        hint="keep secrets out of files: use \"{{ lookup('env', 'KMSFLEET_PASSWORD') }}\" or --ask-pass",
+    )
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)  # type: ignore[arg-type]
+_Loader.add_constructor("!unsafe", _construct_unsafe)  # type: ignore[arg-type]
+_Loader.add_constructor("!vault", _construct_vault)
+_Loader.add_constructor("!vault-encrypted", _construct_vault)
+
+
+def load_yaml_text(text: str, filename: str = "<string>") -> Any:
+    """Parse one YAML document; syntax errors become ``InputError`` with file:line:column."""
+    if len(text) > MAX_YAML_BYTES:
+        raise InputError(f"file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB", Location(filename))
+    loader = _Loader(text)
+    loader.filename = filename
+    try:
+        return loader.get_single_data()
+    except InputError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Location(filename, mark.line + 1, mark.column + 1) if mark else Location(filename)
+        problem = exc.problem or exc.context or "invalid YAML"
+        context = f" ({exc.context})" if exc.context and exc.problem else ""
+        raise InputError(f"YAML syntax error: {problem}{context}", where) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"YAML error: {exc}", Location(filename)) from None
+    except RecursionError:
+        raise InputError("YAML nesting is too deep", Location(filename)) from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", Location(str(path))) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a YAML file", Location(str(path))) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror}", Location(str(path))) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start})", Location(str(path))) from None
+    return load_yaml_text(text, str(path))
+
+
+def location_of(data: Any, path: Iterable[str | int]) -> Location | None:
+    """The most precise location known for ``data[path[0]][path[1]]…`` (a pydantic ``loc``)."""
+    best: Location | None = getattr(data, "location", None)
+    node = data
+    for part in path:
+        if isinstance(node, LocatedDict) and isinstance(part, str) and part in node:
+            best = node.key_locations.get(part, best)
+            node = node[part]
+        elif isinstance(node, LocatedList) and isinstance(part, int) and 0 <= part < len(node):
+            best = node.item_locations[part]
+            node = node[part]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            break
+    return best
