@@ -102,8 +102,7 @@ class SimulatedHost(Protocol):
         """WS-Transfer Get of one instance (or the singleton when ``selectors`` is empty)."""
         ...
 
-    def class_names(self, namespace: str = "root/cimv2") -> frozenset[str]:
-        ...
+    def class_names(self, namespace: str = "root/cimv2") -> frozenset[str]: ...
 
     async def invoke(
         self,
@@ -118,8 +117,7 @@ class SimulatedHost(Protocol):
         Raises ``WmiError`` for failures Windows reports as faults (e.g. Activate → 0xC004F074)."""
         ...
 
-    def prepare(self, command: str, arguments: list[str], shell: ShellContext) -> PreparedCommand:
-        ...
+    def prepare(self, command: str, arguments: list[str], shell: ShellContext) -> PreparedCommand: ...
 
     async def run(self, prepared: PreparedCommand, stdin: bytes, shell: ShellContext) -> CommandOutcome:
         """Execute a command line (state changes happen here) and return what it printed."""

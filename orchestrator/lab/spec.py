@@ -92,7 +92,7 @@ class HostFields(_Strict):
     windows_channel: Literal["volume", "retail", "oem", "oem_slic", "mak"] | None = None
     windows_state: Literal["unlicensed", "licensed", "expiring"] | None = None
     days_left: int | None = Field(None, ge=0, le=180)
-    office: OfficeSpec | None | Literal["none"] = None
+    office: OfficeSpec | Literal["none"] | None = None
     sql: str | None = None
     timezone: str | None = None
     clock_skew_minutes: int | None = Field(None, ge=-525600, le=525600)
@@ -375,7 +375,7 @@ def resolve(spec: LabSpec) -> ResolvedLab:
                         password=passwords,
                         os=fields["os"],
                         edition_id=edition_id,
-                        family=family,  # type: ignore[arg-type]
+                        family=family,
                         windows_channel=fields["windows_channel"],
                         windows_state=fields["windows_state"],
                         days_left=fields["days_left"],

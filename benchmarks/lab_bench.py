@@ -1,0 +1,238 @@
+"""Lab benchmark: how fast `kmsfleet lab serve` starts and how much memory it holds at 40 and 5,000 PCs, and how
+many WinRS Receive and WQL Enumerate requests per second it answers to unmodified pypsrp clients.
+
+    .venv/bin/python benchmarks/lab_bench.py            # full run (5,000 PCs included)
+    .venv/bin/python benchmarks/lab_bench.py --quick    # 40 PCs only, shorter load phases
+
+The lab runs as a real `kmsfleet lab serve` subprocess (so clients and server do not share a GIL); start time is
+measured from launching the process to its ready line, RSS is the process's VmRSS right after. The load phases
+drive the 40-PC lab from client threads, one pypsrp ``WSMan`` per PC, NTLM with message encryption over HTTP:
+- Receive: on a reused WinRS shell, Command ``hostname`` then Receive until Done; counts Receive requests.
+- WQL: Enumerate ``SELECT * FROM SoftwareLicensingProduct WHERE ApplicationID=…`` (optimized, one response).
+
+Targets: 5,000 PCs up in < 30 s and < 1 GB RSS. The last line of output is one JSON object with the keys
+start_s_40, rss_mb_40, start_s_5000, rss_mb_5000, receive_rps, wql_rps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pypsrp.shell import Process, WinRS
+from pypsrp.wsman import NAMESPACES, WSMan
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.lab.addresses import claim_prefix  # noqa: E402
+
+READY = re.compile(r"^lab ready: (\d+) hosts, inventory (.+), control (http://\S+)$")
+PASSWORD = "Bench-Passw0rd!"
+WMI = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2"
+QUERY = "SELECT * FROM SoftwareLicensingProduct WHERE ApplicationID='55c92734-d682-4d71-983e-d6ec3f16059f'"
+
+
+class RunningLab:
+    def __init__(self, proc: subprocess.Popen[str], start_s: float, rss_mb: float, hosts: list[dict[str, Any]]):
+        self.proc = proc
+        self.start_s = start_s
+        self.rss_mb = rss_mb
+        self.hosts = hosts
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_lab(count: int, workdir: Path) -> RunningLab:
+    claim = claim_prefix(low=150, high=250)  # a block far from the test fixtures' range
+    prefix = claim.prefix
+    claim.release()
+    rooms = []
+    for r in range((count + 249) // 250):
+        n = min(250, count - r * 250)
+        rooms.append(
+            {
+                "room": f"room{r + 1:02d}",
+                "subnet": f"{prefix}.{r + 1}",
+                "credentials": {"user": "administrator", "password": PASSWORD},
+                "hosts": [{"name": f"r{r + 1:02d}pc[001:{n:03d}]"}],
+            }
+        )
+    spec = workdir / f"spec{count}.yml"
+    spec.write_text(yaml.safe_dump({"rooms": rooms}), encoding="utf-8")
+    inventory = workdir / f"inventory{count}.yml"
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "lab", "serve", "--spec", str(spec), "--inventory-out", str(inventory)],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert proc.stdout is not None
+    deadline = started + 180
+    line = ""
+    while time.perf_counter() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline().strip()
+            break
+        if proc.poll() is not None:
+            raise RuntimeError(f"lab serve exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+    if not READY.match(line):
+        proc.kill()
+        raise RuntimeError(f"no ready line: {line!r}")
+    start_s = time.perf_counter() - started
+    rss = _rss_mb(proc.pid)
+    data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+    hosts = [h for group in data["all"]["children"].values() for h in group["hosts"].values()]
+    return RunningLab(proc, start_s, rss, hosts)
+
+
+def _wsman(host: dict[str, Any]) -> WSMan:
+    return WSMan(
+        host["ansible_host"],
+        username=host["ansible_user"],
+        password=host["ansible_password"],
+        ssl=False,
+        auth="ntlm",
+        reconnection_backoff=0.1,
+    )
+
+
+def _run_threads(hosts: list[dict[str, Any]], threads: int, seconds: float, work: Any) -> tuple[int, float]:
+    counts = [0] * threads
+    errors: list[BaseException] = []
+    deadline = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        try:
+            counts[i] = work(hosts[i % len(hosts)], deadline)
+        except BaseException as exc:
+            errors.append(exc)
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(seconds + 60)
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return sum(counts), elapsed
+
+
+def _receive_work(host: dict[str, Any], deadline: float) -> int:
+    receives = 0
+    with WinRS(_wsman(host)) as shell:
+        for _ in range(100_000):
+            if time.perf_counter() >= deadline:
+                break
+            proc = Process(shell, "hostname")
+            proc.begin_invoke()
+            for _ in range(20):
+                proc.poll_invoke()
+                receives += 1
+                if proc.state.endswith("/Done"):
+                    break
+    return receives
+
+
+def _wql_work(host: dict[str, Any], deadline: float) -> int:
+    wsman = _wsman(host)
+    wsen, wsm = NAMESPACES["wsen"], NAMESPACES["wsman"]
+    done = 0
+    for _ in range(100_000):
+        if time.perf_counter() >= deadline:
+            break
+        enum = ET.Element(f"{{{wsen}}}Enumerate")
+        ET.SubElement(enum, f"{{{wsm}}}OptimizeEnumeration")
+        ET.SubElement(enum, f"{{{wsm}}}MaxElements").text = "32000"
+        ET.SubElement(enum, f"{{{wsm}}}Filter", Dialect="http://schemas.microsoft.com/wbem/wsman/1/WQL").text = QUERY
+        body = wsman.enumerate(f"{WMI}/*", enum)
+        resp = body.find("wsen:EnumerateResponse", NAMESPACES)
+        if resp is None or resp.find("wsman:EndOfSequence", NAMESPACES) is None:
+            raise RuntimeError("WQL answer was not complete in one response")
+        done += 1
+    wsman.close()
+    return done
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="skip the 5,000-PC start; 3 s load phases")
+    parser.add_argument("--threads", type=int, default=8, help="client threads (one PC each)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each load phase")
+    args = parser.parse_args()
+    seconds = 3.0 if args.quick else args.seconds
+    results: dict[str, float | None] = {}
+    with tempfile.TemporaryDirectory(prefix="kmsfleet-bench-") as tmp:
+        work = Path(tmp)
+        lab = start_lab(40, work)
+        try:
+            results["start_s_40"], results["rss_mb_40"] = lab.start_s, lab.rss_mb
+            # warm-up: first NTLM handshakes and shells
+            _run_threads(lab.hosts, args.threads, 0.5, _wql_work)
+            receives, elapsed = _run_threads(lab.hosts, args.threads, seconds, _receive_work)
+            results["receive_rps"] = receives / elapsed
+            queries, elapsed = _run_threads(lab.hosts, args.threads, seconds, _wql_work)
+            results["wql_rps"] = queries / elapsed
+            results["rss_mb_40_after_load"] = _rss_mb(lab.proc.pid)
+        finally:
+            lab.stop()
+        if args.quick:
+            results["start_s_5000"] = results["rss_mb_5000"] = None
+        else:
+            big = start_lab(5000, work)
+            try:
+                results["start_s_5000"], results["rss_mb_5000"] = big.start_s, big.rss_mb
+            finally:
+                big.stop()
+
+    def fmt(v: float | None, unit: str) -> str:
+        return "-" if v is None else f"{v:,.1f} {unit}"
+
+    print(f"{'measure':<34}{'value':>16}{'target':>16}")
+    print(f"{'start, 40 PCs':<34}{fmt(results['start_s_40'], 's'):>16}{'':>16}")
+    print(f"{'RSS, 40 PCs':<34}{fmt(results['rss_mb_40'], 'MB'):>16}{'':>16}")
+    print(f"{'RSS, 40 PCs after load':<34}{fmt(results['rss_mb_40_after_load'], 'MB'):>16}{'':>16}")
+    print(f"{'start, 5,000 PCs':<34}{fmt(results['start_s_5000'], 's'):>16}{'< 30 s':>16}")
+    print(f"{'RSS, 5,000 PCs':<34}{fmt(results['rss_mb_5000'], 'MB'):>16}{'< 1,024 MB':>16}")
+    print(f"{'WinRS Receive (NTLM+enc, ' + str(args.threads) + ' thr)':<34}{fmt(results['receive_rps'], 'req/s'):>16}")
+    print(f"{'WQL Enumerate (NTLM+enc, ' + str(args.threads) + ' thr)':<34}{fmt(results['wql_rps'], 'req/s'):>16}")
+    keys = ("start_s_40", "rss_mb_40", "start_s_5000", "rss_mb_5000", "receive_rps", "wql_rps")
+    print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in results.items() if k in keys}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

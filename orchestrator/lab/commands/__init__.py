@@ -1,0 +1,95 @@
+"""What WinRS runs on a simulated PC.
+
+WinRS executes every command line through ``cmd.exe /c`` (unless a client asks to skip the shell), so
+``run`` hands the line to the small cmd interpreter in ``cmd.py``, which finds programs by path, in the current
+directory or on PATH/PATHEXT like cmd.exe: cmd, cscript/wscript (slmgr.vbs, OSPP.VBS), powershell, w32tm,
+tzutil, reg, hostname, whoami, ipconfig, findstr, more, net. Output is CRLF text encoded in the shell's
+codepage (437 by default, 65001 = UTF-8); exit codes are unsigned 32-bit values.
+
+``prepare`` decides whether the command reads stdin first (``powershell -`` / ``powershell -Command -`` and an
+interactive ``cmd`` without /c): the front end then collects the ``Send`` data before calling ``run``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from orchestrator.lab.commands import cmd, powershell, tools, wsh
+from orchestrator.lab.commands.base import (
+    HANG_SECONDS,
+    Ctx,
+    Program,
+    ProgResult,
+    decode_input,
+    encode_output,
+    new_ctx,
+    split_args,
+)
+from orchestrator.lab.provider import CommandOutcome, PreparedCommand, ShellContext
+
+if TYPE_CHECKING:  # pragma: no cover
+    from orchestrator.lab.machine import Machine
+
+PROGRAMS: dict[str, Program] = {
+    "cmd": cmd.prog_cmd,
+    "cscript": wsh.prog_cscript,
+    "wscript": wsh.prog_wscript,
+    "slmgr.vbs": wsh.prog_script_direct,
+    "ospp.vbs": wsh.prog_script_direct,
+    "powershell": powershell.prog_powershell,
+    "w32tm": tools.prog_w32tm,
+    "tzutil": tools.prog_tzutil,
+    "reg": tools.prog_reg,
+    "hostname": tools.prog_hostname,
+    "whoami": tools.prog_whoami,
+    "ipconfig": tools.prog_ipconfig,
+    "findstr": tools.prog_findstr,
+    "more": tools.prog_more,
+    "net": tools.prog_net,
+}
+
+
+async def run_program(ctx: Ctx, prog_id: str, args_text: str, path: str) -> ProgResult:
+    """Run one resolved program with its raw argument text."""
+    del path
+    program = PROGRAMS[prog_id]
+    return await program(ctx, args_text, split_args(args_text))
+
+
+def command_line(command: str, arguments: list[str]) -> str:
+    """WinRS joins the command and its arguments with single spaces, without adding quotes."""
+    return " ".join([command.strip(), *[a for a in arguments]]).strip()
+
+
+def _reads_stdin(machine: Machine, line: str, shell: ShellContext) -> bool:
+    ctx = new_ctx(machine, shell)
+    segments = cmd.split_chain(cmd.expand_vars(ctx, line))
+    first = segments[0].text if segments else ""
+    token, rest = cmd.first_token(first)
+    found = cmd.resolve_program(ctx, token) if token else None
+    if found is None:
+        return False
+    argv = split_args(rest)
+    if found[0] == "powershell":
+        mode, _ = powershell.parse_command_line(argv)
+        return mode == "stdin"
+    if found[0] == "cmd":
+        return not any(a.lower().startswith(("/c", "/k")) for a in argv)
+    return False
+
+
+def prepare(machine: Machine, command: str, arguments: list[str], shell: ShellContext) -> PreparedCommand:
+    line = command_line(command, arguments)
+    return PreparedCommand(command_line=line, needs_stdin=_reads_stdin(machine, line, shell))
+
+
+async def run(machine: Machine, prepared: PreparedCommand, stdin: bytes, shell: ShellContext) -> CommandOutcome:
+    ctx = new_ctx(machine, shell, decode_input(stdin, shell.codepage))
+    line = cmd.cmd_c_rest(prepared.command_line, ctx)
+    result = await cmd.run_line(ctx, line)
+    return CommandOutcome(
+        stdout=encode_output(result.stdout, shell.codepage),
+        stderr=encode_output(result.stderr, shell.codepage),
+        exit_code=result.code & 0xFFFFFFFF,
+        duration_s=HANG_SECONDS if result.hang else result.duration,
+    )

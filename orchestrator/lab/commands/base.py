@@ -1,0 +1,242 @@
+"""Shared pieces of the simulated command line: the execution context, program results, Windows argument
+parsing, the tiny file system the programs can find, and the output encoding."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from orchestrator.lab.provider import ShellContext
+
+if TYPE_CHECKING:  # pragma: no cover
+    from orchestrator.lab.machine import Machine
+
+CRLF = "\r\n"
+HANG_SECONDS = 86_400.0  # a command that never finishes (a GUI dialog nobody can click)
+
+
+@dataclass
+class ProgResult:
+    stdout: str = ""
+    stderr: str = ""
+    code: int = 0
+    hang: bool = False
+    duration: float = 0.0
+
+    def extend(self, other: ProgResult) -> None:
+        self.stdout += other.stdout
+        self.stderr += other.stderr
+        self.code = other.code
+        self.hang = self.hang or other.hang
+        self.duration += other.duration
+
+
+@dataclass
+class Ctx:
+    machine: Machine
+    shell: ShellContext
+    env: dict[str, str]
+    cwd: str
+    admin: bool
+    stdin: str = ""
+    errorlevel: int = 0
+    depth: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def getenv(self, name: str) -> str | None:
+        wanted = name.lower()
+        for k, v in self.env.items():
+            if k.lower() == wanted:
+                return v
+        return None
+
+
+Program = Callable[[Ctx, str, list[str]], Awaitable[ProgResult]]
+
+
+def default_env(machine: Machine, shell: ShellContext) -> dict[str, str]:
+    user = shell.user.split("\\")[-1].split("@")[0] if shell.user else machine.config.user
+    win7 = machine.os.is_win7
+    sysroot = "C:\\Windows" if win7 else "C:\\WINDOWS"
+    profile = f"C:\\Users\\{user}"
+    env = {
+        "ALLUSERSPROFILE": "C:\\ProgramData",
+        "APPDATA": f"{profile}\\AppData\\Roaming",
+        "CommonProgramFiles": "C:\\Program Files\\Common Files",
+        "CommonProgramFiles(x86)": "C:\\Program Files (x86)\\Common Files",
+        "CommonProgramW6432": "C:\\Program Files\\Common Files",
+        "COMPUTERNAME": machine.computer_name,
+        "ComSpec": f"{sysroot}\\system32\\cmd.exe",
+        "LOCALAPPDATA": f"{profile}\\AppData\\Local",
+        "NUMBER_OF_PROCESSORS": str(machine.hardware.logical_processors),
+        "OS": "Windows_NT",
+        "Path": f"{sysroot}\\system32;{sysroot};{sysroot}\\System32\\Wbem;"
+        f"{sysroot}\\System32\\WindowsPowerShell\\v1.0\\",
+        "PATHEXT": ".COM;.EXE;.BAT;.CMD;.VBS;.VBE;.JS;.JSE;.WSF;.WSH;.MSC",
+        "PROCESSOR_ARCHITECTURE": "AMD64",
+        "ProgramData": "C:\\ProgramData",
+        "ProgramFiles": "C:\\Program Files",
+        "ProgramFiles(x86)": "C:\\Program Files (x86)",
+        "ProgramW6432": "C:\\Program Files",
+        "PROMPT": "$P$G",
+        "PSModulePath": "%ProgramFiles%\\WindowsPowerShell\\Modules;"
+        f"{sysroot}\\system32\\WindowsPowerShell\\v1.0\\Modules",
+        "PUBLIC": "C:\\Users\\Public",
+        "SystemDrive": "C:",
+        "SystemRoot": sysroot,
+        "TEMP": f"{profile}\\AppData\\Local\\Temp",
+        "TMP": f"{profile}\\AppData\\Local\\Temp",
+        "USERDOMAIN": machine.computer_name,
+        "USERNAME": user,
+        "USERPROFILE": profile,
+        "windir": sysroot,
+    }
+    env.update(shell.environment)
+    return env
+
+
+def new_ctx(machine: Machine, shell: ShellContext, stdin: str = "") -> Ctx:
+    env = default_env(machine, shell)
+    cwd = shell.working_directory or env["USERPROFILE"]
+    return Ctx(machine=machine, shell=shell, env=env, cwd=cwd, admin=machine.is_admin(shell.user), stdin=stdin)
+
+
+def encode_output(text: str, codepage: int) -> bytes:
+    if codepage == 65001:
+        return text.encode("utf-8")
+    try:
+        return text.encode(f"cp{codepage}", errors="replace")
+    except LookupError:
+        return text.encode("cp437", errors="replace")
+
+
+def decode_input(data: bytes, codepage: int) -> str:
+    if codepage == 65001:
+        return data.decode("utf-8", errors="replace")
+    try:
+        return data.decode(f"cp{codepage}", errors="replace")
+    except LookupError:
+        return data.decode("cp437", errors="replace")
+
+
+def split_args(cmdline: str) -> list[str]:
+    """Split a command line the way the Microsoft C runtime (CommandLineToArgvW) does."""
+    args: list[str] = []
+    i, n = 0, len(cmdline)
+    while i < n:
+        while i < n and cmdline[i] in " \t":
+            i += 1
+        if i >= n:
+            break
+        buf: list[str] = []
+        in_quotes = False
+        while i < n:
+            ch = cmdline[i]
+            if ch == "\\":
+                j = i
+                while j < n and cmdline[j] == "\\":
+                    j += 1
+                count = j - i
+                if j < n and cmdline[j] == '"':
+                    buf.append("\\" * (count // 2))
+                    if count % 2:
+                        buf.append('"')
+                        i = j + 1
+                    else:
+                        i = j
+                    continue
+                buf.append("\\" * count)
+                i = j
+                continue
+            if ch == '"':
+                if in_quotes and i + 1 < n and cmdline[i + 1] == '"':
+                    buf.append('"')
+                    i += 2
+                    continue
+                in_quotes = not in_quotes
+                i += 1
+                continue
+            if ch in " \t" and not in_quotes:
+                break
+            buf.append(ch)
+            i += 1
+        args.append("".join(buf))
+    return args
+
+
+def quote_arg(arg: str) -> str:
+    """Quote one argument for a Windows command line (the inverse of ``split_args``)."""
+    if arg and not any(c in arg for c in ' \t"'):
+        return arg
+    out = ['"']
+    backslashes = 0
+    for ch in arg:
+        if ch == "\\":
+            backslashes += 1
+        elif ch == '"':
+            out.append("\\" * (backslashes * 2 + 1) + '"')
+            backslashes = 0
+        else:
+            out.append("\\" * backslashes + ch)
+            backslashes = 0
+    out.append("\\" * (backslashes * 2) + '"')
+    return "".join(out)
+
+
+def norm_path(path: str) -> str:
+    return path.replace("/", "\\").strip().strip('"').rstrip("\\").lower()
+
+
+def join_path(base: str, rel: str) -> str:
+    rel = rel.replace("/", "\\")
+    if len(rel) >= 2 and rel[1] == ":":
+        return rel
+    if rel.startswith("\\"):
+        return base[:2] + rel
+    parts = [p for p in base.split("\\") if p]
+    for piece in rel.split("\\"):
+        if piece in ("", "."):
+            continue
+        if piece == "..":
+            if len(parts) > 1:
+                parts.pop()
+            continue
+        parts.append(piece)
+    return "\\".join(parts)
+
+
+def files(machine: Machine) -> dict[str, str]:
+    """Files the lab's programs can find: lowercase full path -> program id."""
+    sysroot = "c:\\windows"
+    sys32 = f"{sysroot}\\system32"
+    table = {
+        f"{sys32}\\cmd.exe": "cmd",
+        f"{sys32}\\cscript.exe": "cscript",
+        f"{sys32}\\wscript.exe": "wscript",
+        f"{sys32}\\windowspowershell\\v1.0\\powershell.exe": "powershell",
+        f"{sys32}\\w32tm.exe": "w32tm",
+        f"{sys32}\\tzutil.exe": "tzutil",
+        f"{sys32}\\reg.exe": "reg",
+        f"{sys32}\\hostname.exe": "hostname",
+        f"{sys32}\\whoami.exe": "whoami",
+        f"{sys32}\\ipconfig.exe": "ipconfig",
+        f"{sys32}\\findstr.exe": "findstr",
+        f"{sys32}\\net.exe": "net",
+        f"{sys32}\\more.com": "more",
+        f"{sys32}\\slmgr.vbs": "slmgr.vbs",
+        f"{sys32}\\sysnative": "dir",
+        "c:\\program files\\microsoft office": "dir",
+    }
+    office = machine.office_install
+    if office is not None:
+        table[norm_path(office.ospp_path)] = "ospp.vbs"
+    return table
+
+
+def vb_date(moment: datetime) -> str:
+    """A date as VBScript's CStr(Date) prints it on en-US Windows: 5/24/2025 3:14:07 PM."""
+    hour = moment.hour % 12 or 12
+    ampm = "AM" if moment.hour < 12 else "PM"
+    return f"{moment.month}/{moment.day}/{moment.year} {hour}:{moment.minute:02d}:{moment.second:02d} {ampm}"

@@ -1,0 +1,397 @@
+"""A small ``cmd.exe``: what WinRS runs every command line through (``cmd.exe /c <command line>``).
+
+Supported: ``&``, ``&&``, ``||``, ``|`` (pipes feed stdout to the next program's stdin), ``^`` escapes,
+redirections (``>file``, ``>>file``, ``2>file``, ``>nul``, ``2>&1``, ``1>&2``/``>&2``; files are discarded),
+``%VAR%`` expansion (done once for the whole line, as cmd does), built-ins ``echo``, ``exit [/b] [n]``,
+``ver``, ``set``, ``cd``/``chdir``/``pushd``, ``rem``, ``cls``, ``title``, and external programs found by path,
+in the current directory or on ``PATH`` with ``PATHEXT``. ``cmd /c`` applies cmd's quote-stripping rule.
+
+Deviations/choices:
+- An unknown program prints cmd's "is not recognized" message on stderr and the command line exits with 1
+  (``%ERRORLEVEL%`` would be 9009 inside a batch file; the process exit code of ``cmd /c`` is 1).
+- ``if``, ``for``, ``goto``, ``call`` and parenthesised blocks are not interpreted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, files, join_path, norm_path
+
+NOT_RECOGNIZED = "'{}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+
+
+@dataclass
+class Segment:
+    text: str
+    op: str | None  # operator that follows: "&", "&&", "||", "|" or None at the end
+
+
+def expand_vars(ctx: Ctx, line: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name == "":
+            return "%"
+        low = name.lower()
+        if low == "errorlevel":
+            return str(ctx.errorlevel)
+        if low == "cd":
+            return ctx.cwd
+        if low == "date":
+            now = ctx.machine.local_now()
+            return f"{now:%a} {now:%m/%d/%Y}"
+        if low == "time":
+            now = ctx.machine.local_now()
+            return f"{now.hour:2d}:{now:%M:%S}.{now.microsecond // 10000:02d}"
+        value = ctx.getenv(name)
+        return value if value is not None else m.group(0)
+
+    return re.sub(r"%([^%\r\n]*)%", repl, line)
+
+
+def split_chain(line: str) -> list[Segment]:
+    """Split at ``&``, ``&&``, ``||`` and ``|`` outside double quotes; ``^`` escapes the next character."""
+    segments: list[Segment] = []
+    buf: list[str] = []
+    in_quotes = False
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if ch == '"':
+            in_quotes = not in_quotes
+            buf.append(ch)
+            i += 1
+            continue
+        if not in_quotes and ch == "^" and i + 1 < n:
+            buf.append(line[i + 1])
+            i += 2
+            continue
+        if not in_quotes and ch in "&|":
+            prev = buf[-1] if buf else ""
+            if ch == "&" and prev in (">", "<"):  # 2>&1, >&2
+                buf.append(ch)
+                i += 1
+                continue
+            op = ch
+            if i + 1 < n and line[i + 1] == ch:
+                op = ch * 2
+            segments.append(Segment("".join(buf), op))
+            buf = []
+            i += len(op)
+            continue
+        buf.append(ch)
+        i += 1
+    segments.append(Segment("".join(buf), None))
+    return segments
+
+
+_REDIR = re.compile(r'(?P<fd>[12])?(?P<op>>>|>)\s*(?P<target>&[12]|"[^"]*"|[^\s"]+)')
+
+
+@dataclass
+class Redirects:
+    stdout: str | None = None  # None = console, "nul"/file = discarded, "&2" = to stderr
+    stderr: str | None = None
+
+
+def extract_redirects(text: str) -> tuple[str, Redirects]:
+    red = Redirects()
+    out: list[str] = []
+    pos = 0
+    in_quotes = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == '"':
+            in_quotes = not in_quotes
+        elif not in_quotes and ch == ">":
+            start = i
+            if i > 0 and text[i - 1] in "12" and (i == 1 or text[i - 2] in " \t"):
+                start = i - 1
+            m = _REDIR.match(text, start)
+            if m:
+                out.append(text[pos:start])
+                fd = m.group("fd") or "1"
+                target = m.group("target").strip('"')
+                if fd == "1":
+                    red.stdout = target.lower()
+                else:
+                    red.stderr = target.lower()
+                pos = i = m.end()
+                continue
+        i += 1
+    out.append(text[pos:])
+    return "".join(out), red
+
+
+def apply_redirects(result: ProgResult, red: Redirects) -> ProgResult:
+    stdout, stderr = result.stdout, result.stderr
+    new_out, new_err = "", ""
+    for stream, target in ((stdout, red.stdout), (stderr, red.stderr)):
+        is_out = stream is stdout
+        dest = target
+        if dest is None:
+            dest = "&1" if is_out else "&2"
+        if dest == "&1":
+            new_out += stream
+        elif dest == "&2":
+            new_err += stream
+        # anything else (nul or a file) is discarded
+    return ProgResult(new_out, new_err, result.code, result.hang, result.duration)
+
+
+def first_token(text: str) -> tuple[str, str]:
+    """The program token (quotes kept) and the rest of the command text (leading blank kept)."""
+    text = text.lstrip(" \t@")
+    if text.startswith('"'):
+        end = text.find('"', 1)
+        if end == -1:
+            return text, ""
+        end += 1
+        while end < len(text) and text[end] not in " \t":
+            end += 1
+        return text[:end], text[end:]
+    m = re.match(r"[^\s/]+", text)
+    if m is None:
+        m = re.match(r"\S+", text)
+    token = m.group(0) if m else ""
+    rest = text[len(token) :]
+    # echo. / echo, / cd.. style built-in separators
+    for builtin in ("echo", "cd"):
+        if token.lower().startswith(builtin) and len(token) > len(builtin) and token[len(builtin)] in ".,;:(\\":
+            return token[: len(builtin)], token[len(builtin) :] + rest
+    return token, rest
+
+
+def known_dirs(ctx: Ctx) -> set[str]:
+    dirs = {
+        "c:",
+        "c:\\users",
+        "c:\\program files",
+        "c:\\program files (x86)",
+        "c:\\programdata",
+        norm_path(ctx.env.get("USERPROFILE", "")),
+    }
+    for path in files(ctx.machine):
+        parts = path.split("\\")
+        for k in range(1, len(parts)):
+            dirs.add("\\".join(parts[:k]))
+    return dirs
+
+
+def resolve_program(ctx: Ctx, token: str) -> tuple[str, str] | None:
+    """(program id, full path) for a command token, searching like cmd.exe does."""
+    raw = token.strip('"')
+    if not raw:
+        return None
+    table = files(ctx.machine)
+    exts = [e.lower() for e in (ctx.getenv("PATHEXT") or ".COM;.EXE;.BAT;.CMD;.VBS").split(";") if e]
+    has_ext = "." in raw.split("\\")[-1]
+    candidates: list[str] = []
+    if "\\" in raw or "/" in raw or ":" in raw:
+        base = join_path(ctx.cwd, raw)
+        candidates = [base] if has_ext else [base + e for e in exts]
+    else:
+        dirs = [ctx.cwd] + [d for d in (ctx.getenv("PATH") or "").split(";") if d]
+        for entry in dirs:
+            d = expand_vars(ctx, entry)
+            if has_ext:
+                candidates.append(join_path(d, raw))
+                candidates.extend(join_path(d, raw) + e for e in exts)
+            else:
+                candidates.extend(join_path(d, raw) + e for e in exts)
+    for cand in candidates:
+        prog = table.get(norm_path(cand))
+        if prog is not None and prog != "dir":
+            return prog, cand
+    return None
+
+
+async def run_line(ctx: Ctx, line: str) -> ProgResult:
+    """Run one cmd.exe command line (the text after ``cmd /c``)."""
+    line = expand_vars(ctx, line)
+    total = ProgResult(code=ctx.errorlevel)
+    segments = split_chain(line)
+    skip = False
+    pipe_input: str | None = None
+    for idx, seg in enumerate(segments):
+        op_before = segments[idx - 1].op if idx else None
+        if op_before == "&&":
+            skip = total.code != 0
+        elif op_before == "||":
+            skip = total.code == 0
+        elif op_before != "|":
+            skip = False
+        if skip or not seg.text.strip():
+            pipe_input = None
+            continue
+        body, red = extract_redirects(seg.text)
+        saved_stdin = ctx.stdin
+        if pipe_input is not None:
+            ctx.stdin, pipe_input = pipe_input, None
+        result = apply_redirects(await run_simple(ctx, body), red)
+        ctx.stdin = saved_stdin
+        total.stderr += result.stderr
+        total.duration += result.duration
+        if seg.op == "|" and not result.hang:
+            pipe_input = result.stdout
+            continue
+        total.stdout += result.stdout
+        total.code = result.code
+        total.hang = total.hang or result.hang
+        ctx.errorlevel = result.code
+        if result.hang or ctx.extra.get("exit"):
+            break
+    return total
+
+
+async def run_simple(ctx: Ctx, text: str) -> ProgResult:
+    """One simple command: a built-in or an external program."""
+    from orchestrator.lab.commands import run_program
+
+    token, rest = first_token(text)
+    if not token:
+        return ProgResult(code=ctx.errorlevel)
+    name = token.lower()
+    args_text = rest[1:] if rest[:1] in (" ", "\t") else rest
+    if name == "echo":
+        return _echo(ctx, rest)
+    if name in ("rem", "::"):
+        return ProgResult(code=ctx.errorlevel)
+    if name == "exit":
+        parts = args_text.split()
+        if parts and parts[0].lower() == "/b":
+            parts = parts[1:]
+        code = ctx.errorlevel
+        if parts:
+            try:
+                code = int(parts[0], 0)
+            except ValueError:
+                code = 0
+        ctx.extra["exit"] = True
+        return ProgResult(code=code & 0xFFFFFFFF)
+    if name == "ver":
+        return ProgResult(f"{CRLF}Microsoft Windows [Version {_ver(ctx)}]{CRLF}", code=ctx.errorlevel)
+    if name in ("cls", "title", "setlocal", "endlocal"):
+        return ProgResult(code=ctx.errorlevel)
+    if name == "set":
+        return _set(ctx, args_text)
+    if name in ("cd", "chdir", "pushd"):
+        return _cd(ctx, args_text)
+    found = resolve_program(ctx, token)
+    if found is None:
+        return ProgResult(stderr=NOT_RECOGNIZED.format(token), code=1)
+    return await run_program(ctx, found[0], args_text, found[1])
+
+
+def _ver(ctx: Ctx) -> str:
+    os = ctx.machine.os
+    return os.version if os.is_win7 else os.full_build
+
+
+def _echo(ctx: Ctx, rest: str) -> ProgResult:
+    """``echo text`` prints text as typed (trailing blanks included); ``echo.`` prints an empty line."""
+    if rest == "":
+        return ProgResult("ECHO is on." + CRLF, code=ctx.errorlevel)
+    sep, text = rest[0], rest[1:]
+    if sep in " \t":
+        if text.strip() == "":
+            return ProgResult("ECHO is on." + CRLF, code=ctx.errorlevel)
+        if text.strip().lower() in ("on", "off"):
+            return ProgResult(code=ctx.errorlevel)
+    return ProgResult(text + CRLF, code=ctx.errorlevel)
+
+
+def _set(ctx: Ctx, args: str) -> ProgResult:
+    args = args.strip()
+    if args.startswith('"') and args.endswith('"'):
+        args = args[1:-1]
+    if not args:
+        lines = [f"{k}={v}" for k, v in sorted(ctx.env.items(), key=lambda kv: kv[0].lower())]
+        return ProgResult(CRLF.join(lines) + CRLF, code=0)
+    if "=" in args:
+        name, value = args.split("=", 1)
+        for k in list(ctx.env):
+            if k.lower() == name.lower():
+                del ctx.env[k]
+        if value:
+            ctx.env[name] = value
+        return ProgResult(code=0)
+    matches = [
+        f"{k}={v}"
+        for k, v in sorted(ctx.env.items(), key=lambda kv: kv[0].lower())
+        if k.lower().startswith(args.lower())
+    ]
+    if not matches:
+        return ProgResult(stderr=f"Environment variable {args} not defined{CRLF}", code=1)
+    return ProgResult(CRLF.join(matches) + CRLF, code=0)
+
+
+def _cd(ctx: Ctx, args: str) -> ProgResult:
+    args = args.strip()
+    if args.lower().startswith("/d"):
+        args = args[2:].strip()
+    args = args.strip('"')
+    if not args:
+        return ProgResult(ctx.cwd + CRLF, code=0)
+    target = join_path(ctx.cwd, args)
+    if norm_path(target) not in known_dirs(ctx):
+        return ProgResult(stderr="The system cannot find the path specified." + CRLF, code=1)
+    ctx.cwd = target
+    return ProgResult(code=0)
+
+
+def cmd_c_rest(rest: str, ctx: Ctx) -> str:
+    """cmd's rule for the text after ``/c``: keep quotes if there are exactly two around an existing
+    executable path with a blank inside and no special characters; otherwise strip the first and last quote."""
+    text = rest.lstrip()
+    if not text.startswith('"'):
+        return text
+    if text.count('"') == 2:
+        inner = text[1 : text.index('"', 1)]
+        plain = not any(c in inner for c in "&<>()@^|") and any(c in inner for c in " \t")
+        if plain and resolve_program(ctx, '"' + inner + '"') is not None:
+            return text
+    last = text.rfind('"')
+    return text[1:last] + text[last + 1 :]
+
+
+async def prog_cmd(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    """``cmd.exe [/q] [/d] [/s] [/v:on] /c|/k <command line>``; without /c reads commands from stdin."""
+    del argv
+    rest = args_text
+    while True:
+        stripped = rest.lstrip()
+        m = re.match(r"/(\w)(:\w+)?", stripped)
+        if not m:
+            break
+        switch = m.group(1).lower()
+        rest = stripped[m.end() :]
+        if switch in ("c", "k"):
+            ctx2 = Ctx(
+                ctx.machine, ctx.shell, dict(ctx.env), ctx.cwd, ctx.admin, ctx.stdin, ctx.errorlevel, ctx.depth + 1
+            )
+            if ctx.depth > 16:
+                return ProgResult(stderr="The command line is too deeply nested." + CRLF, code=1)
+            result = await run_line(ctx2, cmd_c_rest(rest, ctx))
+            return result
+    # interactive cmd reading its commands from stdin
+    banner = f"Microsoft Windows [Version {_ver(ctx)}]{CRLF}(c) Microsoft Corporation. All rights reserved.{CRLF}{CRLF}"
+    out = ProgResult(banner)
+    ctx2 = Ctx(ctx.machine, ctx.shell, dict(ctx.env), ctx.cwd, ctx.admin, "", ctx.errorlevel, ctx.depth + 1)
+    for raw in ctx.stdin.splitlines():
+        out.stdout += f"{ctx2.cwd}>{raw}{CRLF}"
+        if not raw.strip():
+            continue
+        result = await run_line(ctx2, raw)
+        out.stdout += result.stdout + CRLF
+        out.stderr += result.stderr
+        out.code = result.code
+        if result.hang:
+            out.hang = True
+            return out
+        if ctx2.extra.get("exit"):
+            return out
+    out.stdout += f"{ctx2.cwd}>"
+    return out

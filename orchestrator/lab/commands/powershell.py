@@ -1,0 +1,667 @@
+"""``powershell.exe`` as remote tooling uses it: ``-Command <script>``, ``-EncodedCommand <base64 UTF-16LE>``
+(pywinrm's ``run_ps``, Ansible's ``raw``/``win_shell`` wrappers) and ``-`` / ``-Command -`` (script on stdin).
+
+The script language is a small subset, enough for wrappers around native tools:
+statements separated by newlines or ``;``; ``& <exe> args`` and bare native commands (cscript, cmd, w32tm, reg,
+…, resolved on PATH); ``$LASTEXITCODE``, ``$?``; ``exit [n|$LASTEXITCODE]``; ``If (cond) {…} ElseIf (…) {…}
+Else {…}`` with ``-not``, ``!``, ``-eq/-ne/-gt/-ge/-lt/-le``, ``-and/-or`` and ``Get-Variable NAME``;
+``Write-Host`` (LF-terminated, like the console host under WinRS), ``Write-Output``/``echo`` and bare
+values (CRLF-terminated); ``Set-StrictMode``, ``$ProgressPreference = …`` and similar preferences (ignored);
+``| Out-Null``; ``Test-NetConnection -ComputerName H -Port P [-InformationLevel Quiet]``; ``Test-Path [-LiteralPath] P``
+(as a statement printing True/False, or inside an ``If`` condition) over the lab's small file system.
+
+Deviations/choices:
+- A native program's stderr is passed through as is; PowerShell 5.1 in a redirected host would wrap it in
+  NativeCommandError records.
+- Unknown commands produce PowerShell's CommandNotFoundException text on stderr and set ``$?`` to false; the
+  process exits 1 when the last statement failed (``-Command`` semantics).
+- ``Test-NetConnection`` makes a real TCP connection only to loopback addresses (1 s timeout); any other
+  address or name answers False without network traffic.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+
+from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, quote_arg
+
+_FLAGS = ("noprofile", "noninteractive", "nologo", "noexit", "sta", "mta")
+_VALUED = ("executionpolicy", "inputformat", "outputformat", "windowstyle", "version", "configurationname")
+
+
+def _match(name: str, full: str, minimum: int) -> bool:
+    return len(name) >= minimum and full.startswith(name)
+
+
+def parse_command_line(argv: list[str]) -> tuple[str, str | None]:
+    """Returns (mode, script): mode is "command", "stdin" or "file"."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        low = arg.lower()
+        if low == "-":
+            return "stdin", None
+        if not low.startswith(("-", "/")):
+            return "command", " ".join(argv[i:])
+        name = low.lstrip("-/")
+        if name in ("c",) or _match(name, "command", 2):
+            rest = argv[i + 1 :]
+            if rest[:1] == ["-"]:
+                return "stdin", None
+            return "command", " ".join(rest)
+        if name in ("e", "ec") or _match(name, "encodedcommand", 2):
+            if i + 1 >= len(argv):
+                return "command", ""
+            try:
+                raw = base64.b64decode(argv[i + 1], validate=False)
+                return "command", raw.decode("utf-16-le", errors="replace")
+            except (binascii.Error, ValueError):
+                return "command", ""
+        if name in ("f",) or _match(name, "file", 2):
+            return "file", argv[i + 1] if i + 1 < len(argv) else ""
+        if name in ("ep", "ex") or any(_match(name, v, 3) for v in _VALUED) or name in ("if", "of", "w", "v"):
+            i += 2
+            continue
+        if any(_match(name, f, 3) for f in _FLAGS) or name in ("nop", "noni", "nol", "noe"):
+            i += 1
+            continue
+        return "command", " ".join(argv[i:])
+    return "command", ""
+
+
+# -- statement splitting ---------------------------------------------------------------------------------
+
+
+def split_statements(text: str) -> list[str]:
+    out: list[str] = []
+    buf: list[str] = []
+    quote: str | None = None
+    depth = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            buf.append(ch)
+            if ch == "`" and quote == '"' and i + 1 < len(text):
+                buf.append(text[i + 1])
+                i += 2
+                continue
+            if ch == quote:
+                if i + 1 < len(text) and text[i + 1] == quote:
+                    buf.append(quote)
+                    i += 2
+                    continue
+                quote = None
+            i += 1
+            continue
+        if ch in "'\"":
+            quote = ch
+            buf.append(ch)
+        elif ch == "`" and i + 1 < len(text) and text[i + 1] in "\r\n":
+            i += 1
+            while i < len(text) and text[i] in "\r\n":
+                i += 1
+            continue
+        elif ch == "#" and depth == 0 and (not buf or buf[-1] in " \t\n;"):
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        elif ch in "({":
+            depth += 1
+            buf.append(ch)
+        elif ch in ")}":
+            depth = max(0, depth - 1)
+            buf.append(ch)
+        elif ch in "\r\n;" and depth == 0:
+            out.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+        i += 1
+    out.append("".join(buf))
+    statements = [s.strip() for s in out if s.strip()]
+    merged: list[str] = []
+    for stmt in statements:
+        if merged and re.match(r"(?i)else(if)?\b", stmt):
+            merged[-1] += " " + stmt
+        else:
+            merged.append(stmt)
+    return merged
+
+
+def _balanced(text: str, start: int, open_ch: str, close_ch: str) -> int:
+    """Index just past the bracket closing the one at ``start``."""
+    depth = 0
+    quote: str | None = None
+    for i in range(start, len(text)):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch == open_ch:
+            depth += 1
+        elif ch == close_ch:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    raise ValueError("unbalanced")
+
+
+# -- words ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Word:
+    text: str
+    quoted: bool = False
+    variable: str | None = None
+
+
+def tokenize(stmt: str, state: PsState) -> list[Word]:
+    words: list[Word] = []
+    i = 0
+    n = len(stmt)
+    while i < n:
+        ch = stmt[i]
+        if ch in " \t":
+            i += 1
+            continue
+        if ch == "'":
+            j = i + 1
+            buf = []
+            while j < n:
+                if stmt[j] == "'":
+                    if j + 1 < n and stmt[j + 1] == "'":
+                        buf.append("'")
+                        j += 2
+                        continue
+                    break
+                buf.append(stmt[j])
+                j += 1
+            words.append(Word("".join(buf), quoted=True))
+            i = j + 1
+            continue
+        if ch == '"':
+            j = i + 1
+            buf = []
+            while j < n and stmt[j] != '"':
+                if stmt[j] == "`" and j + 1 < n:
+                    nxt = stmt[j + 1]
+                    buf.append({"n": "\n", "r": "\r", "t": "\t", "0": "\0"}.get(nxt, nxt))
+                    j += 2
+                    continue
+                buf.append(stmt[j])
+                j += 1
+            words.append(Word(state.expand("".join(buf)), quoted=True))
+            i = j + 1
+            continue
+        j = i
+        while j < n and stmt[j] not in " \t":
+            j += 1
+        raw = stmt[i:j]
+        if raw.startswith("$") and re.fullmatch(r"\$[\w:?]+", raw):
+            words.append(Word(state.value_text(raw), variable=raw[1:]))
+        else:
+            words.append(Word(raw))
+        i = j
+    return words
+
+
+@dataclass
+class PsState:
+    ctx: Ctx
+    out: str = ""
+    err: str = ""
+    ok: bool = True
+    last_exit: int | None = None
+    exit_code: int | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+
+    def value_text(self, token: str) -> str:
+        name = token[1:].lower()
+        if name == "lastexitcode":
+            return "" if self.last_exit is None else str(self.last_exit)
+        if name == "?":
+            return "True" if self.ok else "False"
+        if name in ("true", "false"):
+            return name.capitalize()
+        if name == "null":
+            return ""
+        if name.startswith("env:"):
+            return self.ctx.getenv(name[4:]) or ""
+        return self.variables.get(name, "")
+
+    def expand(self, text: str) -> str:
+        return re.sub(r"\$(env:\w+|[A-Za-z_]\w*|\?)", lambda m: self.value_text(m.group(0)), text)
+
+
+_NOT_FOUND = (
+    "{name} : The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable "
+    "program. Check the spelling of the name, or if a path was included, verify that the path is correct and try "
+    "again.\r\nAt line:1 char:1\r\n+ {stmt}\r\n+ {marks}\r\n"
+    "    + CategoryInfo          : ObjectNotFound: ({name}:String) [], CommandNotFoundException\r\n"
+    "    + FullyQualifiedErrorId : CommandNotFoundException\r\n \r\n"
+)
+
+
+class _ExitScript(Exception):
+    pass
+
+
+async def run_script(ctx: Ctx, script: str) -> ProgResult:
+    state = PsState(ctx)
+    try:
+        await _run_block(state, script)
+    except _ExitScript:
+        pass
+    code = state.exit_code if state.exit_code is not None else (0 if state.ok else 1)
+    return ProgResult(state.out, state.err, code & 0xFFFFFFFF)
+
+
+async def _run_block(state: PsState, text: str) -> None:
+    for stmt in split_statements(text):
+        await _run_statement(state, stmt)
+
+
+async def _run_statement(state: PsState, stmt: str) -> None:
+    low = stmt.lower()
+    if re.match(r"if\s*\(", low):
+        await _run_if(state, stmt)
+        return
+    m = re.match(r"(?i)exit\b\s*(.*)$", stmt)
+    if m:
+        arg = m.group(1).strip()
+        value = state.expand(arg) if arg.startswith("$") else arg
+        try:
+            state.exit_code = int(value) if value else 0
+        except ValueError:
+            state.exit_code = 0
+        raise _ExitScript
+    assign = re.match(r"\$([\w:]+)\s*=\s*(.*)$", stmt, re.DOTALL)
+    if assign and not stmt.startswith("$?"):
+        name, rhs = assign.group(1).lower(), assign.group(2).strip()
+        if name.startswith("env:"):
+            words = tokenize(rhs, state)
+            state.ctx.env[name[4:]] = words[0].text if words else ""
+            state.ok = True
+            return
+        if "preference" in name or rhs.startswith(("'", '"', "$", "[")) or re.fullmatch(r"-?\d+", rhs):
+            words = tokenize(rhs, state)
+            state.variables[name] = words[0].text if words else ""
+            state.ok = True
+            return
+        saved = state.out
+        state.out = ""
+        await _run_pipeline(state, rhs)
+        state.variables[name] = state.out.rstrip("\r\n")
+        state.out = saved
+        return
+    if low.startswith("[console]::") or low.startswith("set-strictmode") or low.startswith("$progresspreference"):
+        state.ok = True
+        return
+    await _run_pipeline(state, stmt)
+
+
+async def _run_if(state: PsState, stmt: str) -> None:
+    rest = stmt
+    while rest:
+        m = re.match(r"(?i)\s*(if|elseif)\s*\(", rest)
+        if m:
+            open_at = m.end() - 1
+            close = _balanced(rest, open_at, "(", ")")
+            cond = rest[open_at + 1 : close - 1]
+            brace = rest.index("{", close)
+            end = _balanced(rest, brace, "{", "}")
+            body = rest[brace + 1 : end - 1]
+            if await _condition(state, cond):
+                await _run_block(state, body)
+                return
+            rest = rest[end:]
+            continue
+        m = re.match(r"(?i)\s*else\s*\{", rest)
+        if m:
+            brace = m.end() - 1
+            end = _balanced(rest, brace, "{", "}")
+            await _run_block(state, rest[brace + 1 : end - 1])
+        return
+
+
+async def _condition(state: PsState, cond: str) -> bool:
+    tokens = re.findall(
+        r"\(|\)|-not\b|!|-and\b|-or\b|-eq\b|-ne\b|-gt\b|-ge\b|-lt\b|-le\b|'[^']*'|\"[^\"]*\"|[^\s()!]+",
+        cond,
+        re.IGNORECASE,
+    )
+    pos = 0
+
+    def peek() -> str:
+        return tokens[pos].lower() if pos < len(tokens) else ""
+
+    def take() -> str:
+        nonlocal pos
+        tok = str(tokens[pos])
+        pos += 1
+        return tok
+
+    def atom() -> object:
+        nonlocal pos
+        tok = peek()
+        if tok in ("-not", "!"):
+            take()
+            return not truthy(atom())
+        if tok == "(":
+            take()
+            value = expr()
+            if peek() == ")":
+                take()
+            return value
+        raw = take()
+        low = raw.lower()
+        if low == "test-path":
+            words: list[str] = []
+            while pos < len(tokens) and peek() not in (")", "-and", "-or"):
+                tok = take()
+                words.append(tok[1:-1] if tok[:1] in "'\"" and len(tok) > 1 else tok)
+            return _test_path(state.ctx, words)
+        if low == "get-variable":
+            name = take() if pos < len(tokens) else ""
+            while pos < len(tokens) and tokens[pos].startswith("-") and peek() not in ("-and", "-or", "-eq", "-ne"):
+                take()
+                if pos < len(tokens) and not tokens[pos].startswith(("-", ")")):
+                    take()
+            name = name.lower().lstrip("$")
+            return (name == "lastexitcode" and state.last_exit is not None) or name in state.variables
+        if low == "$?":
+            return state.ok
+        if low == "$true":
+            return True
+        if low in ("$false", "$null"):
+            return False if low == "$false" else None
+        if low == "$lastexitcode":
+            return state.last_exit
+        if low.startswith("$"):
+            return state.variables.get(low[1:])
+        if raw[:1] in "'\"":
+            return raw[1:-1]
+        try:
+            return int(raw, 0)
+        except ValueError:
+            return raw
+
+    def comparison() -> object:
+        left = atom()
+        op = peek()
+        if op in ("-eq", "-ne", "-gt", "-ge", "-lt", "-le"):
+            take()
+            right = atom()
+            try:
+                lv = int(left) if left is not None and not isinstance(left, bool) else left  # type: ignore[call-overload]
+                rv = int(right) if right is not None and not isinstance(right, bool) else right  # type: ignore[call-overload]
+            except (TypeError, ValueError):
+                lv, rv = str(left).lower(), str(right).lower()
+            ops = {
+                "-eq": lambda a, b: a == b,
+                "-ne": lambda a, b: a != b,
+                "-gt": lambda a, b: a > b,
+                "-ge": lambda a, b: a >= b,
+                "-lt": lambda a, b: a < b,
+                "-le": lambda a, b: a <= b,
+            }
+            try:
+                return bool(ops[op](lv, rv))
+            except TypeError:
+                return False
+        return left
+
+    def expr() -> object:
+        value = comparison()
+        while peek() in ("-and", "-or"):
+            op = take().lower()
+            right = comparison()
+            value = (truthy(value) and truthy(right)) if op == "-and" else (truthy(value) or truthy(right))
+        return value
+
+    def truthy(v: object) -> bool:
+        if v is None:
+            return False
+        if isinstance(v, str):
+            return v != ""
+        return bool(v)
+
+    if not tokens:
+        return False
+    return truthy(expr())
+
+
+def _split_pipeline(stmt: str) -> list[str]:
+    parts: list[str] = []
+    buf: list[str] = []
+    quote: str | None = None
+    depth = 0
+    for ch in stmt:
+        if quote:
+            buf.append(ch)
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append("".join(buf).strip())
+            buf = []
+            continue
+        buf.append(ch)
+    parts.append("".join(buf).strip())
+    return [p for p in parts if p]
+
+
+async def _run_pipeline(state: PsState, stmt: str) -> None:
+    parts = _split_pipeline(stmt)
+    if not parts:
+        return
+    saved = state.out
+    state.out = ""
+    await _run_command(state, parts[0])
+    produced = state.out
+    state.out = saved
+    for sink in parts[1:]:
+        name = sink.split()[0].lower()
+        if name in ("out-null",):
+            produced = ""
+        elif name in ("out-string", "out-host", "out-default", "write-output"):
+            continue
+    state.out += produced
+
+
+async def _run_command(state: PsState, stmt: str) -> None:
+    from orchestrator.lab.commands import run_program
+    from orchestrator.lab.commands.cmd import resolve_program
+
+    words = tokenize(stmt, state)
+    if not words:
+        return
+    call = False
+    if words[0].text == "&" and not words[0].quoted:
+        call = True
+        words = words[1:]
+        if not words:
+            return
+    head = words[0]
+    args = words[1:]
+    name = head.text.lower()
+    if (not call and (head.quoted or head.variable is not None)) or (re.fullmatch(r"-?\d+", head.text) and not call):
+        state.out += " ".join(w.text for w in words) + CRLF
+        state.ok = True
+        return
+    if name == "write-host":
+        texts = [w.text for w in args if not (w.text.startswith("-") and not w.quoted)]
+        state.out += " ".join(texts) + "\n"
+        state.ok = True
+        return
+    if name in ("write-output", "echo", "write"):
+        for w in args:
+            state.out += w.text + CRLF
+        state.ok = True
+        return
+    if name == "write-error":
+        message = " ".join(w.text for w in args if not (w.text.startswith("-") and not w.quoted))
+        state.err += (
+            f"{message}{CRLF}    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException{CRLF}"
+        )
+        state.err += f"    + FullyQualifiedErrorId : Microsoft.PowerShell.Commands.WriteErrorException{CRLF} {CRLF}"
+        state.ok = False
+        return
+    if name in ("start-sleep", "set-strictmode", "set-location", "cd", "out-null", "clear-host"):
+        if name in ("set-location", "cd") and args:
+            state.ctx.cwd = args[0].text
+        state.ok = True
+        return
+    if name in ("test-netconnection", "tnc"):
+        await _test_netconnection(state, args)
+        return
+    if name == "test-path":
+        state.out += ("True" if _test_path(state.ctx, [w.text for w in args]) else "False") + CRLF
+        state.ok = True
+        return
+    found = resolve_program(state.ctx, head.text if not head.quoted else '"' + head.text + '"')
+    if found is None:
+        marks = "~" * max(1, len(head.text))
+        state.err += _NOT_FOUND.format(name=head.text, stmt=stmt, marks=marks)
+        state.ok = False
+        return
+    args_text = " ".join(quote_arg(w.text) if w.quoted or " " in w.text else w.text for w in args)
+    result = await run_program(state.ctx, found[0], args_text, found[1])
+    state.out += result.stdout
+    state.err += result.stderr
+    code = result.code & 0xFFFFFFFF
+    state.last_exit = code - (1 << 32) if code & 0x80000000 else code
+    state.ok = code == 0
+    if result.hang:
+        state.ctx.extra["hang"] = True
+        raise _ExitScript
+
+
+def _test_path(ctx: Ctx, argv: list[str]) -> bool:
+    """``Test-Path [-Path|-LiteralPath] P [-PathType Leaf|Container]`` against the lab's small file system."""
+    from orchestrator.lab.commands.base import files, join_path, norm_path
+    from orchestrator.lab.commands.cmd import known_dirs
+
+    path: str | None = None
+    kind = "any"
+    i = 0
+    while i < len(argv):
+        low = argv[i].lower()
+        if low in ("-path", "-literalpath", "-lp"):
+            path = argv[i + 1] if i + 1 < len(argv) else None
+            i += 2
+            continue
+        if low == "-pathtype":
+            kind = argv[i + 1].lower() if i + 1 < len(argv) else "any"
+            i += 2
+            continue
+        if not low.startswith("-") and path is None:
+            path = argv[i]
+        i += 1
+    if not path:
+        return False
+    full = norm_path(join_path(ctx.cwd, path))
+    found = files(ctx.machine).get(full)
+    is_dir = found == "dir" or full in known_dirs(ctx)
+    is_file = found is not None and found != "dir"
+    if kind == "leaf":
+        return is_file
+    if kind == "container":
+        return is_dir
+    return is_file or is_dir
+
+
+async def _test_netconnection(state: PsState, args: list[Word]) -> None:
+    from orchestrator.lab.commands.tools import tcp_test
+    from orchestrator.lab.licensing import resolve_kms_address
+
+    host: str | None = None
+    port: int | None = None
+    quiet = False
+    i = 0
+    while i < len(args):
+        text = args[i].text
+        low = text.lower()
+        if low in ("-computername", "-cn", "-remoteaddress"):
+            host = args[i + 1].text if i + 1 < len(args) else None
+            i += 2
+            continue
+        if low in ("-port", "-remoteport"):
+            try:
+                port = int(args[i + 1].text) if i + 1 < len(args) else None
+            except ValueError:
+                port = None
+            i += 2
+            continue
+        if low == "-informationlevel":
+            quiet = i + 1 < len(args) and args[i + 1].text.lower() == "quiet"
+            i += 2
+            continue
+        if not low.startswith("-") and host is None:
+            host = text
+        i += 1
+    host = host or "internetbeacon.msedge.net"
+    address = resolve_kms_address(host)
+    ok = address is not None
+    if ok and address is not None and port is not None:
+        ok = await tcp_test(address, port)
+    m = state.ctx.machine
+    if quiet:
+        state.out += ("True" if ok else "False") + CRLF
+    else:
+        if address is None and not re.fullmatch(r"[\d.]+", host):
+            state.out += f"WARNING: Name resolution of {host} failed{CRLF}"
+        elif not ok and port is not None:
+            state.out += f"WARNING: TCP connect to ({address or host} : {port}) failed{CRLF}"
+        lines = [
+            "",
+            f"ComputerName     : {host}",
+            f"RemoteAddress    : {address or host}",
+        ]
+        if port is not None:
+            lines += [f"RemotePort       : {port}"]
+        lines += ["InterfaceAlias   : Ethernet", f"SourceAddress    : {m.address}"]
+        if port is not None:
+            lines += [f"TcpTestSucceeded : {'True' if ok else 'False'}"]
+        else:
+            lines += [f"PingSucceeded    : {'True' if ok else 'False'}"]
+        state.out += CRLF.join(lines) + CRLF + CRLF + CRLF
+    state.ok = True
+
+
+async def prog_powershell(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text
+    mode, script = parse_command_line(argv)
+    if mode == "stdin":
+        script = ctx.stdin
+    elif mode == "file":
+        path = script or ""
+        return ProgResult(
+            stderr=(
+                f"The argument '{path}' to the -File parameter does not exist. Provide the path to an existing "
+                f"'.ps1' file as an argument to the -File parameter.{CRLF}"
+            ),
+            code=0xFFFD0000,
+        )
+    ctx.extra.pop("hang", None)
+    result = await run_script(ctx, script or "")
+    if ctx.extra.pop("hang", False):
+        from orchestrator.lab.commands.base import HANG_SECONDS
+
+        result.hang = True
+        result.duration = HANG_SECONDS
+    return result

@@ -1,0 +1,491 @@
+"""Small Windows tools: w32tm, tzutil, reg query, hostname, whoami, ipconfig, findstr, more, net session.
+
+Deviations/choices:
+- ``w32tm /resync`` needs an administrator (it sets the system clock) and sets the PC's clock skew to 0; the
+  lab ignores Windows' 15-hour MaxPos/NegPhaseCorrection limit for workgroup PCs and the W32Time start state.
+  A failure prints "The following error occurred: …" and exits with the HRESULT.
+- ``tzutil /s`` accepts the time zone IDs the lab models (spec.KNOWN_TIMEZONES); other IDs are reported as
+  invalid. Standard users may change the time zone, as on Windows.
+- ``whoami /groups`` prints the token of a network logon: elevated (High Mandatory Level, S-1-16-12288, with
+  BUILTIN\\Administrators) for an administrator, Medium (S-1-16-8192) without Administrators otherwise.
+- ``reg`` supports ``query`` (with /v, /ve, /s) over a small registry built from the PC's state: Windows
+  version keys, SPP/OSPP KMS values, time zone, computer name, Office install root / Click-to-Run
+  configuration, and SQL Server instance keys. Other subcommands answer "ERROR: Invalid syntax.".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, vb_date
+from orchestrator.lab.kms import is_loopback
+from orchestrator.lab.spec import KNOWN_TIMEZONES
+
+# -- w32tm ------------------------------------------------------------------------------------------------
+
+
+async def prog_w32tm(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text
+    m = ctx.machine
+    opts = [a.lower().lstrip("/-") for a in argv]
+    if opts[:1] == ["resync"]:
+        out = "Sending resync command to local computer" + CRLF
+        if not ctx.admin:
+            return ProgResult(
+                out + "The following error occurred: Access is denied. (0x80070005)" + CRLF, code=0x80070005
+            )
+        m.set_clock_skew(0)
+        with m.lock:
+            m.last_sync = m.world.clock.now()
+            m.time_source = "time.windows.com,0x9"
+        return ProgResult(out + "The command completed successfully." + CRLF)
+    if opts[:1] == ["query"] and len(opts) > 1:
+        what = opts[1]
+        if what == "status":
+            return ProgResult(_w32tm_status(ctx))
+        if what == "source":
+            return ProgResult(m.time_source + CRLF)
+    if opts[:1] == ["tz"]:
+        tz = m.tz
+        bias = -tz.bias
+        return ProgResult(
+            f"Time zone: Current:TIME_ZONE_ID_UNKNOWN Bias: {bias}min (UTC=LocalTime+Bias){CRLF}"
+            f'  [Standard Name:"{tz.standard_name}" Bias:0min Date:(unspecified)]{CRLF}'
+            f'  [Daylight Name:"{tz.daylight_name}" Bias:-60min Date:(unspecified)]{CRLF}'
+        )
+    return ProgResult("The following error occurred: The parameter is incorrect. (0x80070057)" + CRLF, code=0x80070057)
+
+
+def _w32tm_status(ctx: Ctx) -> str:
+    m = ctx.machine
+    if m.last_sync is None:
+        lines = [
+            "Leap Indicator: 3(not synchronized)",
+            "Stratum: 0 (unspecified)",
+            "Precision: -23 (119.209ns per tick)",
+            "Root Delay: 0.0000000s",
+            "Root Dispersion: 0.0000000s",
+            "ReferenceId: 0x00000000 (unspecified)",
+            "Last Successful Sync Time: unspecified",
+            "Source: Local CMOS Clock",
+            "Poll Interval: 10 (1024s)",
+        ]
+    else:
+        synced = m.to_local(m.last_sync)
+        lines = [
+            "Leap Indicator: 0(no warning)",
+            "Stratum: 4 (secondary reference - syncd by (S)NTP)",
+            "Precision: -23 (119.209ns per tick)",
+            "Root Delay: 0.0312500s",
+            "Root Dispersion: 7.7756429s",
+            "ReferenceId: 0x14654F1C (source IP:  20.101.57.9)",
+            "Last Successful Sync Time: " + vb_date(synced),
+            "Source: " + m.time_source,
+            "Poll Interval: 10 (1024s)",
+        ]
+    return CRLF.join(lines) + CRLF + CRLF
+
+
+# -- tzutil -----------------------------------------------------------------------------------------------
+
+
+async def prog_tzutil(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text
+    m = ctx.machine
+    opt = argv[0].lower() if argv else ""
+    if opt == "/g":
+        return ProgResult(m.timezone)  # tzutil prints the ID without a line break
+    if opt == "/s" and len(argv) > 1:
+        wanted = argv[1]
+        base = wanted.removesuffix("_dstoff")
+        match = next((z for z in KNOWN_TIMEZONES if z.lower() == base.lower()), None)
+        if match is None:
+            return ProgResult(stderr=f"Invalid time zone ID: '{wanted}'.{CRLF}", code=0x80070057)
+        m.set_timezone(match)
+        return ProgResult()
+    if opt == "/l":
+        from orchestrator.lab.wmi_classes import time_zone
+
+        blocks = [f"{time_zone(z).caption}{CRLF}{z}{CRLF}" for z in KNOWN_TIMEZONES]
+        return ProgResult(CRLF.join(blocks))
+    return ProgResult(
+        "Windows Time Zone Utility"
+        + CRLF
+        + CRLF
+        + "Usage:"
+        + CRLF
+        + "TZUTIL </? | /g | /s TimeZoneID[_dstoff] | /l>"
+        + CRLF
+        + CRLF
+        + "Parameters:"
+        + CRLF
+        + "    /?  Displays usage information."
+        + CRLF
+        + CRLF
+        + "    /g  Displays the current time zone ID."
+        + CRLF
+        + CRLF
+        + "    /s TimeZoneID[_dstoff]"
+        + CRLF
+        + "        Sets the current time zone using the specified time zone ID."
+        + CRLF
+        + "        The _dstoff suffix disables Daylight Saving Time adjustments"
+        + CRLF
+        + "        for the time zone (where applicable)."
+        + CRLF
+        + CRLF
+        + "    /l  Lists all valid time zone IDs and display names. The output will"
+        + CRLF
+        + "        be:"
+        + CRLF
+        + "            <display name>"
+        + CRLF
+        + "            <time zone ID>"
+        + CRLF,
+        code=0 if opt in ("/?", "-?") else 1,
+    )
+
+
+# -- registry ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RegKey:
+    values: list[tuple[str, str, str]] = field(default_factory=list)  # name, type, data (display form)
+    subkeys: dict[str, RegKey] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # lower -> display name of subkeys
+
+    def child(self, name: str) -> RegKey:
+        low = name.lower()
+        if low not in self.subkeys:
+            self.subkeys[low] = RegKey()
+            self.names[low] = name
+        return self.subkeys[low]
+
+    def path(self, path: str) -> RegKey:
+        key = self
+        for part in [p for p in path.split("\\") if p]:
+            key = key.child(part)
+        return key
+
+
+_HIVES = {
+    "hklm": "HKEY_LOCAL_MACHINE",
+    "hkey_local_machine": "HKEY_LOCAL_MACHINE",
+    "hkcu": "HKEY_CURRENT_USER",
+    "hkey_current_user": "HKEY_CURRENT_USER",
+    "hkcr": "HKEY_CLASSES_ROOT",
+    "hkey_classes_root": "HKEY_CLASSES_ROOT",
+    "hku": "HKEY_USERS",
+    "hkey_users": "HKEY_USERS",
+    "hkcc": "HKEY_CURRENT_CONFIG",
+    "hkey_current_config": "HKEY_CURRENT_CONFIG",
+}
+
+
+def build_registry(ctx: Ctx) -> RegKey:
+    m = ctx.machine
+    lic = m.licensing
+    os = m.os
+    root = RegKey()
+    hklm = root.child("HKEY_LOCAL_MACHINE")
+    cv = hklm.path("SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion")
+    product_name = m.config.os
+    cv.values += [
+        ("SystemRoot", "REG_SZ", "C:\\Windows" if os.is_win7 else "C:\\WINDOWS"),
+        ("BuildLab", "REG_SZ", f"{os.build}.vb_release.191206-1406"),
+        ("CurrentBuild", "REG_SZ", os.build),
+        ("CurrentBuildNumber", "REG_SZ", os.build),
+        ("CurrentVersion", "REG_SZ", "6.1" if os.is_win7 else "6.3"),
+        ("EditionID", "REG_SZ", m.config.edition_id),
+        ("InstallationType", "REG_SZ", "Server" if os.product_type != 1 else "Client"),
+        ("ProductName", "REG_SZ", product_name),
+        ("RegisteredOwner", "REG_SZ", "Windows User"),
+    ]
+    if os.is_win7:
+        cv.values.append(("CSDVersion", "REG_SZ", "Service Pack 1"))
+    else:
+        cv.values += [
+            ("DisplayVersion", "REG_SZ", os.display_version),
+            ("ReleaseId", "REG_SZ", "2009" if os.build.startswith(("19", "22")) else os.display_version),
+            ("UBR", "REG_DWORD", f"0x{os.ubr:x}"),
+        ]
+    spp = cv.child("SoftwareProtectionPlatform")
+    spp.values.append(("BackupProductKeyDefault", "REG_SZ", lic.windows.key or ""))
+    if lic.spp.kms.machine:
+        spp.values.append(("KeyManagementServiceName", "REG_SZ", lic.spp.kms.machine))
+    if lic.spp.kms.port:
+        spp.values.append(("KeyManagementServicePort", "REG_SZ", str(lic.spp.kms.port)))
+    spp.values.append(("SkipRearm", "REG_DWORD", "0x0"))
+    if lic.ospp is not None:
+        ospp = hklm.path("SOFTWARE\\Microsoft\\OfficeSoftwareProtectionPlatform")
+        if lic.ospp.kms.machine:
+            ospp.values.append(("KeyManagementServiceName", "REG_SZ", lic.ospp.kms.machine))
+        if lic.ospp.kms.port:
+            ospp.values.append(("KeyManagementServicePort", "REG_SZ", str(lic.ospp.kms.port)))
+    tzk = hklm.path("SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation")
+    tz = m.tz
+    tzk.values += [
+        ("Bias", "REG_DWORD", f"0x{(-tz.bias) & 0xFFFFFFFF:x}"),
+        ("DaylightName", "REG_SZ", tz.daylight_name),
+        ("DynamicDaylightTimeDisabled", "REG_DWORD", "0x0"),
+        ("StandardName", "REG_SZ", tz.standard_name),
+        ("TimeZoneKeyName", "REG_SZ", m.timezone),
+    ]
+    hklm.path("SYSTEM\\CurrentControlSet\\Control\\ComputerName\\ComputerName").values.append(
+        ("ComputerName", "REG_SZ", m.computer_name)
+    )
+    office = m.office_install
+    if office is not None:
+        ver = "15.0" if office.version == 2013 else "16.0"
+        if office.click_to_run:
+            c2r = hklm.path("SOFTWARE\\Microsoft\\Office\\ClickToRun\\Configuration")
+            release = {
+                "volume": "ProPlus2019Volume",
+                "retail": "ProPlusRetail" if office.version != 2019 else "ProPlus2019Retail",
+                "oem": "HomeBusinessRetail" if office.version != 2019 else "HomeBusiness2019Retail",
+                "subscription": "O365ProPlusRetail",
+            }[office.channel]
+            c2r.values += [
+                ("InstallationPath", "REG_SZ", "C:\\Program Files\\Microsoft Office"),
+                ("Platform", "REG_SZ", office.bitness),
+                ("ProductReleaseIds", "REG_SZ", release),
+                ("VersionToReport", "REG_SZ", "16.0.10417.20007" if office.version == 2019 else "16.0.17928.20156"),
+            ]
+        wow = "WOW6432Node\\" if office.bitness == "x86" else ""
+        root_key = hklm.path(f"SOFTWARE\\{wow}Microsoft\\Office\\{ver}\\Common\\InstallRoot")
+        root_key.values.append(("Path", "REG_SZ", office.folder + "\\"))
+    instances = m.sql_instances()
+    if instances:
+        sql = hklm.path("SOFTWARE\\Microsoft\\Microsoft SQL Server")
+        sql.values.append(("InstalledInstances", "REG_MULTI_SZ", "\\0".join(i.name for i in instances)))
+        sql.child(f"{instances[0].major}0")
+        names = sql.path("Instance Names\\SQL")
+        for inst in instances:
+            names.values.append((inst.name, "REG_SZ", inst.instance_id))
+            setup = sql.path(f"{inst.instance_id}\\Setup")
+            setup.values += [
+                ("Collation", "REG_SZ", "Chinese_Taiwan_Stroke_CI_AS"),
+                ("Edition", "REG_SZ", inst.edition),
+                ("EditionType", "REG_SZ", inst.edition),
+                ("Language", "REG_DWORD", "0x409"),
+                ("PatchLevel", "REG_SZ", inst.version),
+                ("SqlProgramDir", "REG_SZ", "C:\\Program Files\\Microsoft SQL Server\\"),
+                ("SQLPath", "REG_SZ", f"C:\\Program Files\\Microsoft SQL Server\\{inst.instance_id}\\MSSQL"),
+                ("Version", "REG_SZ", inst.version),
+            ]
+            sql.path(f"{inst.instance_id}\\MSSQLServer\\CurrentVersion").values.append(
+                ("CurrentVersion", "REG_SZ", inst.version)
+            )
+    root.child("HKEY_CURRENT_USER").path("Software\\Microsoft\\Windows\\CurrentVersion")
+    return root
+
+
+REG_NOT_FOUND = "ERROR: The system was unable to find the specified registry key or value." + CRLF
+REG_SYNTAX = 'ERROR: Invalid syntax.\r\nType "REG QUERY /?" for usage.\r\n'
+
+
+def _lookup(root: RegKey, path: str) -> tuple[RegKey, str] | None:
+    parts = [p for p in path.strip().strip('"').replace("/", "\\").split("\\") if p]
+    if not parts:
+        return None
+    hive = _HIVES.get(parts[0].lower())
+    if hive is None:
+        return None
+    key = root.subkeys[hive.lower()]
+    shown = [hive]
+    for part in parts[1:]:
+        low = part.lower()
+        if low not in key.subkeys:
+            return None
+        shown.append(key.names[low])
+        key = key.subkeys[low]
+    return key, "\\".join(shown)
+
+
+def _value_lines(values: list[tuple[str, str, str]]) -> str:
+    return "".join(f"    {name}    {typ}    {data}{CRLF}" for name, typ, data in values)
+
+
+async def prog_reg(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text
+    if not argv or argv[0].lower() != "query" or len(argv) < 2:
+        return ProgResult(stderr=REG_SYNTAX, code=1)
+    found = _lookup(build_registry(ctx), argv[1])
+    if found is None:
+        return ProgResult(stderr=REG_NOT_FOUND, code=1)
+    key, shown = found
+    flags = [a.lower() for a in argv[2:]]
+    if "/v" in flags:
+        idx = flags.index("/v")
+        if idx + 1 >= len(flags):
+            return ProgResult(stderr=REG_SYNTAX, code=1)
+        name = argv[2 + idx + 1]
+        matches = [v for v in key.values if v[0].lower() == name.lower()]
+        if not matches:
+            return ProgResult(stderr=REG_NOT_FOUND, code=1)
+        return ProgResult(f"{CRLF}{shown}{CRLF}{_value_lines(matches)}{CRLF}")
+    if "/ve" in flags:
+        return ProgResult(f"{CRLF}{shown}{CRLF}    (Default)    REG_SZ    (value not set){CRLF}{CRLF}")
+    if "/s" in flags:
+        out: list[str] = []
+
+        def walk(k: RegKey, path: str) -> None:
+            if k.values:
+                out.append(f"{CRLF}{path}{CRLF}{_value_lines(k.values)}")
+            for low in sorted(k.subkeys):
+                walk(k.subkeys[low], f"{path}\\{k.names[low]}")
+
+        walk(key, shown)
+        return ProgResult("".join(out) + CRLF)
+    text = ""
+    if key.values:
+        text += f"{CRLF}{shown}{CRLF}{_value_lines(key.values)}"
+    if key.subkeys:
+        text += CRLF + "".join(f"{shown}\\{key.names[low]}{CRLF}" for low in sorted(key.subkeys))
+    return ProgResult(text or CRLF)
+
+
+# -- identity and network -----------------------------------------------------------------------------------
+
+
+async def prog_hostname(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text, argv
+    return ProgResult(ctx.machine.computer_name + CRLF)
+
+
+async def prog_whoami(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text
+    user = ctx.getenv("USERNAME") or ctx.machine.config.user
+    if any(a.lower() in ("/groups", "-groups") for a in argv):
+        return ProgResult(_whoami_groups(ctx.admin))
+    return ProgResult(f"{ctx.machine.computer_name.lower()}\\{user.lower()}{CRLF}")
+
+
+def _whoami_groups(admin: bool) -> str:
+    """``whoami /groups`` of a network logon: an administrator's token is elevated (High Mandatory Level,
+    BUILTIN\\Administrators enabled); a standard user's is Medium without the Administrators group."""
+    enabled = "Mandatory group, Enabled by default, Enabled group"
+    rows = [("Everyone", "Well-known group", "S-1-1-0", enabled)]
+    if admin:
+        rows += [
+            ("NT AUTHORITY\\Local account and member of Administrators group", "Well-known group", "S-1-5-114", enabled),
+            ("BUILTIN\\Administrators", "Alias", "S-1-5-32-544", enabled + ", Group owner"),
+        ]
+    rows += [
+        ("BUILTIN\\Users", "Alias", "S-1-5-32-545", enabled),
+        ("NT AUTHORITY\\NETWORK", "Well-known group", "S-1-5-2", enabled),
+        ("NT AUTHORITY\\Authenticated Users", "Well-known group", "S-1-5-11", enabled),
+        ("NT AUTHORITY\\This Organization", "Well-known group", "S-1-5-15", enabled),
+        ("NT AUTHORITY\\Local account", "Well-known group", "S-1-5-113", enabled),
+        ("NT AUTHORITY\\NTLM Authentication", "Well-known group", "S-1-5-64-10", enabled),
+    ]
+    if admin:
+        rows.append(("Mandatory Label\\High Mandatory Level", "Label", "S-1-16-12288", ""))
+    else:
+        rows.append(("Mandatory Label\\Medium Mandatory Level", "Label", "S-1-16-8192", ""))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("Group Name", "Type", "SID", "Attributes"))]
+    def line(cells: tuple[str, ...]) -> str:
+        return " ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+    out = ["", "GROUP INFORMATION", "-----------------", ""]
+    out.append(line(("Group Name", "Type", "SID", "Attributes")))
+    out.append(" ".join("=" * w for w in widths))
+    out += [line(r) for r in rows]
+    return CRLF.join(out) + CRLF
+
+
+async def prog_ipconfig(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text
+    m = ctx.machine
+    full = any(a.lower() == "/all" for a in argv)
+    lines = ["", "Windows IP Configuration", ""]
+    if full:
+        lines += [
+            f"   Host Name . . . . . . . . . . . . : {m.computer_name}",
+            "   Primary Dns Suffix  . . . . . . . : ",
+            "   Node Type . . . . . . . . . . . . : Hybrid",
+            "   IP Routing Enabled. . . . . . . . : No",
+            "   WINS Proxy Enabled. . . . . . . . : No",
+            "",
+        ]
+    lines += ["", "Ethernet adapter Ethernet:", ""]
+    lines.append("   Connection-specific DNS Suffix  . : ")
+    if full:
+        lines += [
+            f"   Description . . . . . . . . . . . : {m.hardware.nic}",
+            f"   Physical Address. . . . . . . . . : {m.config.mac.replace(':', '-')}",
+            "   DHCP Enabled. . . . . . . . . . . : No",
+            "   Autoconfiguration Enabled . . . . : Yes",
+        ]
+    suffix = "(Preferred) " if full else ""
+    lines += [
+        f"   IPv4 Address. . . . . . . . . . . : {m.address}{suffix}",
+        "   Subnet Mask . . . . . . . . . . . : 255.255.255.0",
+        f"   Default Gateway . . . . . . . . . : {m.gateway}",
+    ]
+    if full:
+        lines += [
+            f"   DNS Servers . . . . . . . . . . . : {m.gateway}",
+            "   NetBIOS over Tcpip. . . . . . . . : Enabled",
+        ]
+    return ProgResult(CRLF.join(lines) + CRLF)
+
+
+async def prog_findstr(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text
+    ignore = False
+    needles: list[str] = []
+    literal = False
+    for arg in argv:
+        low = arg.lower()
+        if low.startswith("/c:"):
+            needles.append(arg[3:])
+            literal = True
+        elif low in ("/i",):
+            ignore = True
+        elif low.startswith("/"):
+            continue
+        elif not literal:
+            needles.extend(arg.split())
+    lines = ctx.stdin.splitlines(keepends=True)
+
+    def hit(line: str) -> bool:
+        hay = line.lower() if ignore else line
+        return any((n.lower() if ignore else n) in hay for n in needles)
+
+    out = [ln if ln.endswith("\n") else ln + CRLF for ln in lines if hit(ln)]
+    return ProgResult("".join(out), code=0 if out else 1)
+
+
+async def prog_more(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text, argv
+    text = ctx.stdin.replace("\r\n", "\n").replace("\n", CRLF)
+    return ProgResult(text)
+
+
+async def prog_net(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    del args_text
+    if argv and argv[0].lower() == "session":
+        if not ctx.admin:
+            return ProgResult(stderr=f"System error 5 has occurred.{CRLF}{CRLF}Access is denied.{CRLF}{CRLF}", code=2)
+        return ProgResult(f"There are no entries in the list.{CRLF}{CRLF}")
+    return ProgResult(stderr=f"The syntax of this command is:{CRLF}{CRLF}NET{CRLF}", code=1)
+
+
+# -- Test-NetConnection (used by the PowerShell layer) ----------------------------------------------------------
+
+
+async def tcp_test(host: str, port: int, timeout: float = 1.0) -> bool:
+    """A real TCP connect to a loopback address (anything else is reported unreachable with no traffic)."""
+    if not is_loopback(host) or not 0 < port < 65536:
+        return False
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return True

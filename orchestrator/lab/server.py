@@ -1,0 +1,500 @@
+"""The lab's HTTP(S) listeners: one per simulated PC address on 5985 (and 5986 when the PC has HTTPS), all
+served by one aiohttp low-level server in one event loop. The handler finds the PC from the socket's local
+address.
+
+Per request: the body is read in full (also before a 401), then the PC's latency is waited, then
+authentication (per TCP connection for NTLM/Negotiate, per request for Basic), decryption, fault injection
+(drop / http500 / hang / unauthorized, drawn from the PC's seeded generator), the WS-Management service, and
+encryption of the answer. Power off closes the PC's listeners (connection refused) and its open connections.
+
+Only loopback addresses are ever bound (asserted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ipaddress
+import logging
+import random
+import socket
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web, web_protocol, web_server
+from multidict import CIMultiDict
+from spnego.exceptions import SpnegoError
+
+from orchestrator.lab.provider import SimulatedHost
+from orchestrator.lab.spec import Faults, LabHostConfig
+from orchestrator.lab.wsman import encryption, faults
+from orchestrator.lab.wsman.auth import (
+    CredentialStore,
+    NtlmAcceptor,
+    decode_basic,
+    domain_is_local,
+    is_kerberos_token,
+    parse_authorization,
+    split_domain,
+)
+from orchestrator.lab.wsman.config import ServiceConfig
+from orchestrator.lab.wsman.request import peek_message_id
+from orchestrator.lab.wsman.service import Outcome, WSManService
+from orchestrator.lab.wsman.shell import CallerInfo
+
+log = logging.getLogger(__name__)
+
+SERVER_HEADER = "Microsoft-HTTPAPI/2.0"
+SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+HANG_LIMIT_S = 900.0  # a hung request is released (connection closed) after this long at the latest
+KEEPALIVE_TIMEOUT_S = 120.0
+_BODY_SLACK = 65536  # multipart/encrypted framing on top of the envelope limit
+
+
+def require_loopback(address: str) -> None:
+    ip = ipaddress.ip_address(address)
+    if not ip.is_loopback or ip.is_unspecified:
+        raise RuntimeError(f"the lab only binds loopback addresses, not {address}")
+
+
+@dataclass(eq=False)
+class PcRuntime:
+    """One simulated PC as the listeners see it: its machine, WS-Man service and network behaviour."""
+
+    config: LabHostConfig
+    host: SimulatedHost
+    service: WSManService
+    rng: random.Random
+    power_on: bool
+    latency_ms: float | tuple[float, float]
+    faults: Faults
+    counters: Counter[str] = field(default_factory=Counter)
+    listeners: list[asyncio.Server] = field(default_factory=list)
+    connections: set[Any] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def address(self) -> str:
+        return self.config.address
+
+    def network_state(self) -> dict[str, Any]:
+        latency = list(self.latency_ms) if isinstance(self.latency_ms, tuple) else self.latency_ms
+        return {
+            "power": "on" if self.power_on else "off",
+            "latency_ms": latency,
+            "faults": self.faults.model_dump(),
+            "requests": dict(sorted(self.counters.items())),
+            "shells": len(self.service.shells.shells),
+            "connections": len(self.connections),
+        }
+
+
+class _ConnState:
+    __slots__ = ("authed", "closed", "ctx", "endpoint", "pc", "peer", "tls", "user")
+
+    def __init__(self, pc: PcRuntime, tls: bool, peer: str, endpoint: str) -> None:
+        self.pc = pc
+        self.tls = tls
+        self.peer = peer
+        self.endpoint = endpoint
+        self.ctx: Any = None  # pyspnego acceptor (handshake in progress or established)
+        self.authed = False  # NTLM/Negotiate completed on this connection
+        self.user = ""
+        self.closed: asyncio.Event | None = None
+
+    def reset_auth(self) -> None:
+        self.ctx = None
+        self.authed = False
+        self.user = ""
+
+
+class _Manager(web_server.Server):
+    """aiohttp's low-level server with hooks that attach our per-connection state."""
+
+    def __init__(self, front: WSManFrontEnd, **kwargs: Any) -> None:
+        super().__init__(front.handle, **kwargs)
+        self.front = front
+
+    def connection_made(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self.front.connection_made(handler, transport)
+
+    def connection_lost(self, handler: web_protocol.RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        self.front.connection_lost(handler)
+
+
+class WSManFrontEnd:
+    def __init__(
+        self,
+        pcs: list[PcRuntime],
+        *,
+        service_config: ServiceConfig,
+        ssl_context: ssl.SSLContext | None,
+        http_port: int = 5985,
+        https_port: int = 5986,
+    ) -> None:
+        self.pcs = pcs
+        self.by_address = {pc.address: pc for pc in pcs}
+        self.config = service_config
+        self.allow_unencrypted = service_config.allow_unencrypted
+        self.ssl_context = ssl_context
+        self.http_port = http_port
+        self.https_port = https_port
+        self.credentials = CredentialStore()
+        self.acceptor = NtlmAcceptor()
+        self.max_http_body = service_config.max_envelope_bytes * 2 + _BODY_SLACK
+        self._conns: dict[web_protocol.RequestHandler, _ConnState] = {}
+        self._manager: _Manager | None = None
+        self._stopping = asyncio.Event()
+        self.totals: Counter[str] = Counter()
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._manager = _Manager(
+            self,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+            access_log=None,
+            lingering_time=2.0,
+            max_field_size=65536,
+            max_line_size=8190,
+        )
+        for pc in self.pcs:
+            if pc.power_on:
+                await self._listen(pc)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for pc in self.pcs:
+            self._close_listeners(pc)
+            self._abort_connections(pc)
+        if self._manager is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._manager.shutdown(1.0), 3.0)
+        for pc in self.pcs:
+            pc.service.reset()
+        self.credentials.close()
+
+    async def _listen(self, pc: PcRuntime) -> None:
+        assert self._manager is not None
+        require_loopback(pc.address)
+        loop = asyncio.get_running_loop()
+        if pc.config.http:
+            pc.listeners.append(
+                await loop.create_server(self._manager, pc.address, self.http_port, reuse_address=True, backlog=128)
+            )
+        if pc.config.https and self.ssl_context is not None:
+            pc.listeners.append(
+                await loop.create_server(
+                    self._manager, pc.address, self.https_port, ssl=self.ssl_context, reuse_address=True, backlog=128
+                )
+            )
+
+    def _close_listeners(self, pc: PcRuntime) -> None:
+        for server in pc.listeners:
+            server.close()
+        pc.listeners.clear()
+
+    def _abort_connections(self, pc: PcRuntime) -> None:
+        for handler in list(pc.connections):
+            transport = handler.transport
+            if transport is not None:
+                transport.abort()
+
+    async def set_power(self, pc: PcRuntime, on: bool) -> None:
+        if on == pc.power_on:
+            return
+        pc.power_on = on
+        if on:
+            await self._listen(pc)
+        else:
+            self._close_listeners(pc)
+            self._abort_connections(pc)
+            pc.service.reset()
+
+    # ---- connections ----------------------------------------------------------------------------------------
+    def connection_made(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> None:
+        sockname = transport.get_extra_info("sockname")
+        peername = transport.get_extra_info("peername")
+        pc = self.by_address.get(sockname[0]) if sockname else None
+        if pc is None or not pc.power_on:
+            transport.abort()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls = transport.get_extra_info("sslcontext") is not None
+        scheme = "https" if tls else "http"
+        endpoint = f"{scheme}://{sockname[0]}:{sockname[1]}/wsman"
+        self._conns[handler] = _ConnState(pc, tls, peername[0] if peername else "", endpoint)
+        pc.connections.add(handler)
+
+    def connection_lost(self, handler: web_protocol.RequestHandler) -> None:
+        conn = self._conns.pop(handler, None)
+        if conn is None:
+            return
+        conn.pc.connections.discard(handler)
+        if conn.closed is not None:
+            conn.closed.set()
+        conn.ctx = None
+
+    # ---- the request handler -----------------------------------------------------------------------------------
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        conn = self._conns.get(request.protocol)
+        if conn is None or not conn.pc.power_on:
+            return self._drop(request)
+        pc = conn.pc
+        self.totals["http"] += 1
+        if request.method != "POST":
+            await request.read()
+            return _plain(405, extra=[("Allow", "POST")])
+        if request.path.rstrip("/").lower() != "/wsman":
+            await _drain(request, self.max_http_body)
+            return _plain(404)
+        body = await _read_body(request, self.max_http_body)
+        if body is None:
+            pc.counters["http:413"] += 1
+            resp = _plain(413)
+            resp.force_close()
+            return resp
+        await self._latency(pc)
+        if not pc.power_on:
+            return self._drop(request)
+
+        header = request.headers.get("Authorization")
+        extra_headers: list[tuple[str, str]] = []
+        if header is not None:
+            auth = parse_authorization(header)
+            if auth.scheme == "basic":
+                user = self._basic_user(conn, auth.token)
+                if user is None:
+                    return self._unauthorized(pc, conn)
+                conn.reset_auth()
+                caller_user = user
+            elif auth.scheme in ("negotiate", "ntlm"):
+                if is_kerberos_token(auth.token):
+                    return self._unauthorized(pc, conn, "Kerberos is not offered by this lab; use NTLM or Negotiate.")
+                result = self._negotiate(conn, auth.token, auth.raw_scheme)
+                if result is None:
+                    return self._unauthorized(pc, conn)
+                out_token, complete = result
+                if out_token:
+                    extra_headers.append(("WWW-Authenticate", f"{auth.raw_scheme} {out_token}"))
+                if not complete:
+                    pc.counters["auth:challenge"] += 1
+                    return _plain(401, extra=extra_headers)
+                pc.counters["auth:ok"] += 1
+                if not body:
+                    return _plain(200, extra=extra_headers)
+                caller_user = conn.user
+            elif auth.scheme == "kerberos":
+                return self._unauthorized(pc, conn, "Kerberos is not offered by this lab; use NTLM or Negotiate.")
+            elif auth.scheme == "certificate":
+                return self._unauthorized(pc, conn, "Certificate authentication is not enabled on this host.")
+            else:
+                return self._unauthorized(pc, conn)
+        elif conn.authed:
+            caller_user = conn.user
+        else:
+            return self._unauthorized(pc, conn)
+
+        if not body:
+            return _plain(200, extra=extra_headers)
+
+        content_type = request.headers.get("Content-Type", "")
+        encrypted = encryption.is_encrypted(content_type)
+        if encrypted:
+            if not conn.authed or conn.ctx is None:
+                return self._unauthorized(pc, conn)
+            pc.counters["http:encrypted"] += 1
+            try:
+                plain = encryption.unwrap(conn.ctx, body, content_type)
+            except encryption.EncryptionError:
+                pc.counters["http:bad-encryption"] += 1
+                resp = self._unauthorized(pc, conn)
+                resp.force_close()
+                return resp
+        else:
+            if conn.authed and not conn.tls and not self.allow_unencrypted:
+                # AllowUnencrypted=false: an NTLM session on plain HTTP must seal its messages.
+                return self._unauthorized(pc, conn, "Unencrypted traffic is disabled on this host (AllowUnencrypted).")
+            plain = body
+        if len(plain) > self.config.max_envelope_bytes:
+            pc.counters["http:413"] += 1
+            return _plain(413, extra=extra_headers)
+
+        injected = self._draw_fault(pc)
+        if injected == "drop":
+            pc.counters["fault:drop"] += 1
+            return self._drop(request)
+        if injected == "hang":
+            pc.counters["fault:hang"] += 1
+            await self._hang(conn)
+            return self._drop(request)
+        if injected == "unauthorized":
+            pc.counters["fault:unauthorized"] += 1
+            return self._unauthorized(pc, conn)
+        if injected == "http500":
+            pc.counters["fault:http500"] += 1
+            fault = faults.internal_error()
+            outcome = Outcome(500, fault.render(pc.address, _message_id(plain)), "fault:http500", fault.code)
+        else:
+            caller = CallerInfo(user=caller_user.rsplit("\\", 1)[-1], client_ip=conn.peer, endpoint=conn.endpoint)
+            outcome = await pc.service.handle(plain, caller)
+            pc.counters[outcome.label] += 1
+            if outcome.status != 200:
+                pc.counters["faults"] += 1
+        self.totals["soap"] += 1
+        if not pc.power_on or request.transport is None or request.transport.is_closing():
+            return self._drop(request)
+        if encrypted:
+            if conn.ctx is None:  # the connection was reset while the request was in flight
+                return self._drop(request)
+            payload = encryption.wrap(conn.ctx, outcome.body)
+            ctype = encryption.CONTENT_TYPE
+        else:
+            payload = outcome.body
+            ctype = SOAP_CONTENT_TYPE
+        headers = CIMultiDict([("Server", SERVER_HEADER), ("Content-Type", ctype), *extra_headers])
+        return web.Response(status=outcome.status, body=payload, headers=headers)
+
+    # ---- pieces ------------------------------------------------------------------------------------------------
+    def _basic_user(self, conn: _ConnState, token: bytes) -> str | None:
+        if not (conn.tls or self.allow_unencrypted) or not self.config.basic:
+            return None  # Windows' AllowUnencrypted=false: Basic only over HTTPS
+        creds = decode_basic(token)
+        if creds is None:
+            return None
+        domain, user = split_domain(creds[0])
+        if not domain_is_local(domain, conn.pc.config.computer_name):
+            return None
+        if not conn.pc.host.check_credentials(user, creds[1]):
+            return None
+        return user
+
+    def _negotiate(self, conn: _ConnState, token: bytes, scheme: str) -> tuple[str | None, bool] | None:
+        """One NTLM/Negotiate leg. Returns (base64 out-token, complete) or None when authentication failed."""
+        pc = conn.pc
+        user, password = pc.host.ntlm_credentials()
+        path = self.credentials.path_for(user, password, pc.config.computer_name)
+        try:
+            if conn.ctx is None or conn.authed:
+                conn.reset_auth()
+                conn.ctx = self.acceptor.new_context(path)
+            out = self.acceptor.step(conn.ctx, token, path)
+        except (SpnegoError, ValueError, KeyError, IndexError, TypeError):
+            conn.reset_auth()
+            return None
+        if conn.ctx.complete:
+            principal = str(conn.ctx.client_principal or "")
+            domain, name = split_domain(principal)
+            if not domain_is_local(domain, pc.config.computer_name) or name.lower() != user.lower():
+                conn.reset_auth()
+                return None
+            conn.authed = True
+            conn.user = name
+        encoded = base64.b64encode(out).decode("ascii") if out else None
+        return encoded, bool(conn.ctx.complete)
+
+    def _unauthorized(self, pc: PcRuntime, conn: _ConnState, reason: str = "") -> web.Response:
+        conn.reset_auth()
+        pc.counters["http:401"] += 1
+        challenge = [("WWW-Authenticate", "Negotiate")]
+        if self.config.basic and (conn.tls or self.allow_unencrypted):
+            challenge.append(("WWW-Authenticate", 'Basic realm="WSMAN"'))
+        if reason:
+            headers = CIMultiDict([("Server", SERVER_HEADER), ("Content-Type", "text/plain; charset=utf-8")])
+            headers.extend(challenge)
+            return web.Response(status=401, body=reason.encode("utf-8"), headers=headers)
+        return _plain(401, extra=challenge)
+
+    async def _latency(self, pc: PcRuntime) -> None:
+        latency = pc.latency_ms
+        delay = pc.rng.uniform(latency[0], latency[1]) if isinstance(latency, tuple) else float(latency)
+        if delay > 0:
+            await asyncio.sleep(delay / 1000.0)
+
+    def _draw_fault(self, pc: PcRuntime) -> str | None:
+        f = pc.faults
+        if not (f.drop or f.http500 or f.hang or f.unauthorized):
+            return None
+        r = pc.rng.random()
+        for kind, p in (("drop", f.drop), ("http500", f.http500), ("hang", f.hang), ("unauthorized", f.unauthorized)):
+            if r < p:
+                return kind
+            r -= p
+        return None
+
+    async def _hang(self, conn: _ConnState) -> None:
+        """Never answer: wait until the client gives up (closes), the PC powers off, or the lab stops."""
+        conn.closed = asyncio.Event()
+        waiters = [asyncio.ensure_future(conn.closed.wait()), asyncio.ensure_future(self._stopping.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=HANG_LIMIT_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    def _drop(self, request: web.BaseRequest) -> web.Response:
+        """Close the connection without answering."""
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        resp = web.Response(status=204)
+        resp.force_close()
+        return resp
+
+    # ---- stats -----------------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        requests: Counter[str] = Counter()
+        for pc in self.pcs:
+            requests.update(pc.counters)
+        return {
+            "hosts": len(self.pcs),
+            "powered_on": sum(1 for pc in self.pcs if pc.power_on),
+            "listeners": sum(len(pc.listeners) for pc in self.pcs),
+            "connections": len(self._conns),
+            "http_requests": self.totals["http"],
+            "soap_requests": self.totals["soap"],
+            "requests": dict(sorted(requests.items())),
+        }
+
+
+def _plain(status: int, extra: list[tuple[str, str]] | None = None) -> web.Response:
+    headers = CIMultiDict([("Server", SERVER_HEADER)])
+    if extra:
+        headers.extend(extra)
+    return web.Response(status=status, body=b"", headers=headers)
+
+
+async def _read_body(request: web.BaseRequest, limit: int) -> bytes | None:
+    """The whole request body, or None when it exceeds ``limit`` (then the connection is not reusable)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _drain(request: web.BaseRequest, limit: int) -> None:
+    await _read_body(request, limit)
+
+
+def _message_id(plain: bytes) -> str | None:
+    return peek_message_id(plain)

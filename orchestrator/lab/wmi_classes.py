@@ -1,0 +1,1034 @@
+"""The WMI classes of a simulated PC (namespace ``root/cimv2``): real class and property names, CIM types,
+NULLs, arrays and datetimes. Instances are built on demand from the machine's state (nothing is stored), so a
+lab of 5,000 PCs costs no memory for them.
+
+Classes: SoftwareLicensingService, SoftwareLicensingProduct, OfficeSoftwareProtectionService and
+OfficeSoftwareProtectionProduct (only on Windows 7 with Office 2013/2016, as ospp.vbs expects), Win32_OperatingSystem,
+Win32_ComputerSystem, Win32_TimeZone, Win32_BIOS, Win32_Service, Win32_NetworkAdapterConfiguration.
+
+Properties are listed alphabetically, the order WMI returns them. A WQL ``SELECT a, b`` returns the selected
+properties plus the class's key properties (WMI keeps keys in partial instances so the path stays valid).
+
+Deviations/choices:
+- ``Win32_TimeZone.Bias`` is minutes *east* of UTC (Taipei +480, Pacific -480), i.e. UTC = local - Bias, as
+  Microsoft's Win32_TimeZone page states; the registry TZI structure uses the opposite sign.
+- ``Win32_OperatingSystem.CurrentTimeZone`` and ``Win32_ComputerSystem.CurrentTimeZone`` include daylight
+  saving time; the DST rules of the modelled zones (US and UK) are built in, so no tz database is needed.
+- Datetimes are timezone-aware ``datetime`` values in the PC's local offset (what Windows puts in
+  ``<cim:Datetime>``); ``EvaluationEndDate`` is 1601-01-01 (FILETIME 0) like real products without expiry.
+- Host-only KMS counters on clients are 4294967295 (-1 as uint32), as documented for non-hosts.
+- Windows 7 lacks the Windows 8+ licensing properties (ProductKeyChannel, KeyManagementServiceLookupDomain,
+  DiscoveredKeyManagementServiceMachineIpAddress, AD/AVMA activation, OA3x, ...): querying them is an error.
+- The PC's network adapter reports its loopback lab address (the address its WS-Man listener uses).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.lab.licensing import (
+    LICENSE_STATUS_NAMES,
+    SkuView,
+    installation_id,
+    product_key_id,
+)
+from orchestrator.lab.provider import CimInstance, CimProperty, CimType, CimValue, WmiError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from orchestrator.lab.machine import Machine
+
+NAMESPACE = "root/cimv2"
+FILETIME_ZERO = datetime(1601, 1, 1, tzinfo=UTC)
+NONE32 = 4294967295
+WBEM_E_NOT_FOUND = 0x80041002
+WBEM_E_INVALID_NAMESPACE = 0x8004100E
+WBEM_E_INVALID_CLASS = 0x80041010
+WBEM_E_INVALID_METHOD = 0x80041034
+WBEM_E_INVALID_METHOD_PARAMETERS = 0x80041043
+WSMAN_INVALID_SELECTORS = 0x8033805B
+
+# ---------------------------------------------------------------------------------------------------------
+# Time zones
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DstRule:
+    """SYSTEMTIME-style rule: month, week of month (5 = last), day of week (0 = Sunday), hour."""
+
+    start_month: int
+    start_week: int
+    start_hour: int
+    end_month: int
+    end_week: int
+    end_hour: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimeZoneInfo:
+    id: str
+    caption: str
+    standard_name: str
+    daylight_name: str
+    bias: int  # minutes east of UTC (Win32_TimeZone.Bias)
+    dst: DstRule | None
+
+
+_US = DstRule(3, 2, 2, 11, 1, 2)
+_UK = DstRule(3, 5, 1, 10, 5, 2)
+TIME_ZONES: dict[str, TimeZoneInfo] = {
+    tz.id.lower(): tz
+    for tz in (
+        TimeZoneInfo(
+            "Taipei Standard Time", "(UTC+08:00) Taipei", "Taipei Standard Time", "Taipei Daylight Time", 480, None
+        ),
+        TimeZoneInfo(
+            "China Standard Time",
+            "(UTC+08:00) Beijing, Chongqing, Hong Kong, Urumqi",
+            "China Standard Time",
+            "China Daylight Time",
+            480,
+            None,
+        ),
+        TimeZoneInfo(
+            "Tokyo Standard Time",
+            "(UTC+09:00) Osaka, Sapporo, Tokyo",
+            "Tokyo Standard Time",
+            "Tokyo Daylight Time",
+            540,
+            None,
+        ),
+        TimeZoneInfo(
+            "UTC",
+            "(UTC) Coordinated Universal Time",
+            "Coordinated Universal Time",
+            "Coordinated Universal Time",
+            0,
+            None,
+        ),
+        TimeZoneInfo(
+            "GMT Standard Time",
+            "(UTC+00:00) Dublin, Edinburgh, Lisbon, London",
+            "GMT Standard Time",
+            "GMT Daylight Time",
+            0,
+            _UK,
+        ),
+        TimeZoneInfo(
+            "Pacific Standard Time",
+            "(UTC-08:00) Pacific Time (US & Canada)",
+            "Pacific Standard Time",
+            "Pacific Daylight Time",
+            -480,
+            _US,
+        ),
+        TimeZoneInfo(
+            "Eastern Standard Time",
+            "(UTC-05:00) Eastern Time (US & Canada)",
+            "Eastern Standard Time",
+            "Eastern Daylight Time",
+            -300,
+            _US,
+        ),
+        TimeZoneInfo(
+            "Central Standard Time",
+            "(UTC-06:00) Central Time (US & Canada)",
+            "Central Standard Time",
+            "Central Daylight Time",
+            -360,
+            _US,
+        ),
+    )
+}
+
+
+def time_zone(tz_id: str) -> TimeZoneInfo:
+    return TIME_ZONES[tz_id.lower()]
+
+
+def _nth_sunday(year: int, month: int, week: int) -> int:
+    days = [d for d in range(1, calendar.monthrange(year, month)[1] + 1) if calendar.weekday(year, month, d) == 6]
+    return days[-1] if week >= 5 else days[week - 1]
+
+
+def in_dst(tz: TimeZoneInfo, utc: datetime) -> bool:
+    if tz.dst is None:
+        return False
+    rule = tz.dst
+    local_std = (utc.astimezone(UTC) + timedelta(minutes=tz.bias)).replace(tzinfo=None)
+    year = local_std.year
+    start = datetime(year, rule.start_month, _nth_sunday(year, rule.start_month, rule.start_week), rule.start_hour)
+    end = datetime(year, rule.end_month, _nth_sunday(year, rule.end_month, rule.end_week), rule.end_hour)
+    end -= timedelta(hours=1)  # the end time is given in daylight time
+    return start <= local_std < end
+
+
+def utc_offset_minutes(tz: TimeZoneInfo, utc: datetime) -> int:
+    return tz.bias + (60 if in_dst(tz, utc) else 0)
+
+
+def local_time(tz: TimeZoneInfo, utc: datetime) -> datetime:
+    """``utc`` expressed in the zone's local time, as an aware datetime with that fixed offset."""
+    return utc.astimezone(timezone(timedelta(minutes=utc_offset_minutes(tz, utc))))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Class definitions
+# ---------------------------------------------------------------------------------------------------------
+
+PropDef = tuple[str, CimType, bool]  # name, type, is_array
+Builder = Callable[["Machine"], list[dict[str, CimValue]]]
+
+
+@dataclass(frozen=True)
+class WmiClass:
+    name: str
+    props: tuple[PropDef, ...]
+    keys: tuple[str, ...]
+    builder: Builder
+    methods: tuple[str, ...] = ()
+    singleton: bool = False
+
+    @property
+    def schema(self) -> dict[str, PropDef]:
+        return _schema(self)
+
+    def instance(self, values: dict[str, CimValue], only: tuple[str, ...] | None = None) -> CimInstance:
+        wanted = None if only is None else {n.lower() for n in (*only, *self.keys)}
+        props = tuple(
+            CimProperty(name, cim_type, values.get(name))
+            for name, cim_type, _ in self.props
+            if wanted is None or name.lower() in wanted
+        )
+        return CimInstance(self.name, props, NAMESPACE)
+
+
+@lru_cache(maxsize=64)
+def _schema(cls: WmiClass) -> dict[str, PropDef]:
+    return {name.lower(): (name, t, arr) for name, t, arr in cls.props}
+
+
+def _p(spec: str) -> tuple[PropDef, ...]:
+    """Parse 'Name:type' lines ('[]' suffix = array) into sorted property definitions."""
+    out: list[PropDef] = []
+    for line in spec.split():
+        name, _, t = line.partition(":")
+        arr = t.endswith("[]")
+        out.append((name, t.removesuffix("[]"), arr))  # type: ignore[arg-type]
+    return tuple(sorted(out, key=lambda d: d[0].lower()))
+
+
+_SLS_PROPS = """
+ClientMachineID:string DiscoveredKeyManagementServiceMachineIpAddress:string
+DiscoveredKeyManagementServiceMachineName:string DiscoveredKeyManagementServiceMachinePort:uint32
+IsKeyManagementServiceMachine:uint32 KeyManagementServiceCurrentCount:uint32 KeyManagementServiceDnsPublishing:boolean
+KeyManagementServiceFailedRequests:uint32 KeyManagementServiceHostCaching:boolean
+KeyManagementServiceLicensedRequests:uint32 KeyManagementServiceListeningPort:uint32
+KeyManagementServiceLookupDomain:string KeyManagementServiceLowPriority:boolean KeyManagementServiceMachine:string
+KeyManagementServiceNonGenuineGraceRequests:uint32 KeyManagementServiceNotificationRequests:uint32
+KeyManagementServiceOOBGraceRequests:uint32 KeyManagementServiceOOTGraceRequests:uint32
+KeyManagementServicePort:uint32 KeyManagementServiceProductKeyID:string KeyManagementServiceTotalRequests:uint32
+KeyManagementServiceUnlicensedRequests:uint32 OA2xBiosMarkerMinorVersion:uint32 OA2xBiosMarkerStatus:uint32
+OA3xOriginalProductKey:string OA3xOriginalProductKeyDescription:string OA3xOriginalProductKeyPkPn:string
+PolicyCacheRefreshRequired:uint32 RemainingWindowsReArmCount:uint32 RequiredClientCount:uint32
+TokenActivationAdditionalInfo:string TokenActivationCertificateThumbprint:string TokenActivationGrantNumber:uint32
+TokenActivationILID:string TokenActivationILVID:uint32 Version:string VLActivationInterval:uint32
+VLRenewalInterval:uint32
+"""
+_SLS_WIN8_ONLY = {
+    "discoveredkeymanagementservicemachineipaddress",
+    "keymanagementservicelookupdomain",
+    "oa2xbiosmarkerminorversion",
+    "oa2xbiosmarkerstatus",
+    "oa3xoriginalproductkey",
+    "oa3xoriginalproductkeydescription",
+    "oa3xoriginalproductkeypkpn",
+}
+
+_SLP_PROPS = """
+ADActivationCsvlkPid:string ADActivationCsvlkSkuId:string ADActivationObjectDN:string ADActivationObjectName:string
+ApplicationID:string AutomaticVMActivationHostDigitalPid2:string AutomaticVMActivationHostMachineName:string
+AutomaticVMActivationLastActivationTime:datetime Description:string
+DiscoveredKeyManagementServiceMachineIpAddress:string DiscoveredKeyManagementServiceMachineName:string
+DiscoveredKeyManagementServiceMachinePort:uint32 EvaluationEndDate:datetime ExtendedGrace:uint32 GenuineStatus:uint32
+GracePeriodRemaining:uint32 IAID:string ID:string IsKeyManagementServiceMachine:uint32
+KeyManagementServiceCurrentCount:uint32 KeyManagementServiceFailedRequests:uint32
+KeyManagementServiceLicensedRequests:uint32 KeyManagementServiceLookupDomain:string KeyManagementServiceMachine:string
+KeyManagementServiceNonGenuineGraceRequests:uint32 KeyManagementServiceNotificationRequests:uint32
+KeyManagementServiceOOBGraceRequests:uint32 KeyManagementServiceOOTGraceRequests:uint32 KeyManagementServicePort:uint32
+KeyManagementServiceProductKeyID:string KeyManagementServiceTotalRequests:uint32
+KeyManagementServiceUnlicensedRequests:uint32 LicenseDependsOn:string LicenseFamily:string LicenseIsAddon:boolean
+LicenseStatus:uint32 LicenseStatusReason:uint32 MachineURL:string Name:string OfflineInstallationId:string
+PartialProductKey:string ProcessorURL:string ProductKeyChannel:string ProductKeyID:string ProductKeyID2:string
+ProductKeyURL:string RemainingAppReArmCount:uint32 RemainingSkuReArmCount:uint32 RequiredClientCount:uint32
+TokenActivationAdditionalInfo:string TokenActivationCertificateThumbprint:string TokenActivationGrantNumber:uint32
+TokenActivationILID:string TokenActivationILVID:uint32 TrustedTime:datetime UseLicenseURL:string ValidationURL:string
+VLActivationInterval:uint32 VLActivationType:uint32 VLActivationTypeEnabled:uint32 VLRenewalInterval:uint32
+"""
+_SLP_WIN8_ONLY = {
+    "adactivationcsvlkpid",
+    "adactivationcsvlkskuid",
+    "adactivationobjectdn",
+    "adactivationobjectname",
+    "automaticvmactivationhostdigitalpid2",
+    "automaticvmactivationhostmachinename",
+    "automaticvmactivationlastactivationtime",
+    "discoveredkeymanagementservicemachineipaddress",
+    "genuinestatus",
+    "iaid",
+    "keymanagementservicelookupdomain",
+    "productkeychannel",
+    "productkeyid2",
+    "remainingappreamcount",
+    "remainingapprearmcount",
+    "vlactivationtype",
+    "vlactivationtypeenabled",
+    "trustedtime",
+}
+_OSPP_SERVICE_PROPS = """
+ClientMachineID:string DiscoveredKeyManagementServiceMachineName:string DiscoveredKeyManagementServiceMachinePort:uint32
+IsKeyManagementServiceMachine:uint32 KeyManagementServiceCurrentCount:uint32 KeyManagementServiceHostCaching:boolean
+KeyManagementServiceListeningPort:uint32 KeyManagementServiceMachine:string KeyManagementServicePort:uint32
+KeyManagementServiceProductKeyID:string PolicyCacheRefreshRequired:uint32 RequiredClientCount:uint32
+TokenActivationAdditionalInfo:string TokenActivationCertificateThumbprint:string TokenActivationGrantNumber:uint32
+TokenActivationILID:string TokenActivationILVID:uint32 Version:string VLActivationInterval:uint32
+VLRenewalInterval:uint32
+"""
+_OSPP_PRODUCT_PROPS = """
+ApplicationID:string Description:string DiscoveredKeyManagementServiceMachineName:string
+DiscoveredKeyManagementServiceMachinePort:uint32 EvaluationEndDate:datetime GracePeriodRemaining:uint32 ID:string
+IsKeyManagementServiceMachine:uint32 KeyManagementServiceCurrentCount:uint32 KeyManagementServiceMachine:string
+KeyManagementServicePort:uint32 KeyManagementServiceProductKeyID:string LicenseDependsOn:string LicenseFamily:string
+LicenseIsAddon:boolean LicenseStatus:uint32 LicenseStatusReason:uint32 MachineURL:string Name:string
+OfflineInstallationId:string PartialProductKey:string ProcessorURL:string ProductKeyID:string ProductKeyURL:string
+RequiredClientCount:uint32 TokenActivationAdditionalInfo:string TokenActivationCertificateThumbprint:string
+TokenActivationGrantNumber:uint32 TokenActivationILID:string TokenActivationILVID:uint32 UseLicenseURL:string
+ValidationURL:string VLActivationInterval:uint32 VLRenewalInterval:uint32
+"""
+_OS_PROPS = """
+BootDevice:string BuildNumber:string BuildType:string Caption:string CodeSet:string CountryCode:string
+CreationClassName:string CSCreationClassName:string CSDVersion:string CSName:string CurrentTimeZone:sint16
+DataExecutionPrevention_32BitApplications:boolean DataExecutionPrevention_Available:boolean
+DataExecutionPrevention_Drivers:boolean DataExecutionPrevention_SupportPolicy:uint8 Debug:boolean Description:string
+Distributed:boolean EncryptionLevel:uint32 ForegroundApplicationBoost:uint8 FreePhysicalMemory:uint64
+FreeSpaceInPagingFiles:uint64 FreeVirtualMemory:uint64 InstallDate:datetime LastBootUpTime:datetime
+LocalDateTime:datetime Locale:string Manufacturer:string MaxNumberOfProcesses:uint32 MaxProcessMemorySize:uint64
+MUILanguages:string[] Name:string NumberOfLicensedUsers:uint32 NumberOfProcesses:uint32 NumberOfUsers:uint32
+OperatingSystemSKU:uint32 Organization:string OSArchitecture:string OSLanguage:uint32 OSProductSuite:uint32
+OSType:uint16 OtherTypeDescription:string PortableOperatingSystem:boolean Primary:boolean ProductType:uint32
+RegisteredUser:string SerialNumber:string ServicePackMajorVersion:uint16 ServicePackMinorVersion:uint16
+SizeStoredInPagingFiles:uint64 Status:string SuiteMask:uint32 SystemDevice:string SystemDirectory:string
+SystemDrive:string TotalVirtualMemorySize:uint64 TotalVisibleMemorySize:uint64 Version:string WindowsDirectory:string
+"""
+_CS_PROPS = """
+AdminPasswordStatus:uint16 AutomaticManagedPagefile:boolean AutomaticResetBootOption:boolean
+AutomaticResetCapability:boolean BootupState:string Caption:string ChassisBootupState:uint16 CreationClassName:string
+CurrentTimeZone:sint16 DaylightInEffect:boolean Description:string DNSHostName:string Domain:string DomainRole:uint16
+EnableDaylightSavingsTime:boolean HypervisorPresent:boolean Manufacturer:string Model:string Name:string
+NetworkServerModeEnabled:boolean NumberOfLogicalProcessors:uint32 NumberOfProcessors:uint32 PartOfDomain:boolean
+PCSystemType:uint16 PowerState:uint16 PrimaryOwnerName:string Roles:string[] Status:string SystemFamily:string
+SystemSKUNumber:string SystemType:string ThermalState:uint16 TotalPhysicalMemory:uint64 UserName:string
+WakeUpType:uint16 Workgroup:string
+"""
+_TZ_PROPS = """
+Bias:sint32 Caption:string DaylightBias:sint32 DaylightDay:uint32 DaylightDayOfWeek:uint8 DaylightHour:uint32
+DaylightMillisecond:uint32 DaylightMinute:uint32 DaylightMonth:uint32 DaylightName:string DaylightSecond:uint32
+DaylightYear:uint32 Description:string SettingID:string StandardBias:uint32 StandardDay:uint32
+StandardDayOfWeek:uint8 StandardHour:uint32 StandardMillisecond:uint32 StandardMinute:uint32 StandardMonth:uint32
+StandardName:string StandardSecond:uint32 StandardYear:uint32
+"""
+_BIOS_PROPS = """
+BiosCharacteristics:uint16[] BIOSVersion:string[] BuildNumber:string Caption:string CodeSet:string
+CurrentLanguage:string Description:string EmbeddedControllerMajorVersion:uint8 EmbeddedControllerMinorVersion:uint8
+IdentificationCode:string InstallableLanguages:uint16 InstallDate:datetime LanguageEdition:string
+ListOfLanguages:string[] Manufacturer:string Name:string OtherTargetOS:string PrimaryBIOS:boolean
+ReleaseDate:datetime SerialNumber:string SMBIOSBIOSVersion:string SMBIOSMajorVersion:uint16
+SMBIOSMinorVersion:uint16 SMBIOSPresent:boolean SoftwareElementID:string SoftwareElementState:uint16 Status:string
+SystemBiosMajorVersion:uint8 SystemBiosMinorVersion:uint8 TargetOperatingSystem:uint16 Version:string
+"""
+_SERVICE_PROPS = """
+AcceptPause:boolean AcceptStop:boolean Caption:string CheckPoint:uint32 CreationClassName:string
+DelayedAutoStart:boolean Description:string DesktopInteract:boolean DisplayName:string ErrorControl:string
+ExitCode:uint32 InstallDate:datetime Name:string PathName:string ProcessId:uint32 ServiceSpecificExitCode:uint32
+ServiceType:string Started:boolean StartMode:string StartName:string State:string Status:string
+SystemCreationClassName:string SystemName:string TagId:uint32 WaitHint:uint32
+"""
+_NAC_PROPS = """
+Caption:string DatabasePath:string DefaultIPGateway:string[] Description:string DHCPEnabled:boolean
+DHCPLeaseExpires:datetime DHCPLeaseObtained:datetime DHCPServer:string DNSDomain:string
+DNSDomainSuffixSearchOrder:string[] DNSEnabledForWINSResolution:boolean DNSHostName:string
+DNSServerSearchOrder:string[] DomainDNSRegistrationEnabled:boolean FullDNSRegistrationEnabled:boolean
+GatewayCostMetric:uint16[] Index:uint32 InterfaceIndex:uint32 IPAddress:string[] IPConnectionMetric:uint32
+IPEnabled:boolean IPFilterSecurityEnabled:boolean IPSubnet:string[] MACAddress:string ServiceName:string
+SettingID:string TcpipNetbiosOptions:uint32 WINSEnableLMHostsLookup:boolean WINSPrimaryServer:string
+"""
+
+_SERVICE_METHODS = (
+    "InstallProductKey",
+    "SetKeyManagementServiceMachine",
+    "SetKeyManagementServicePort",
+    "ClearKeyManagementServiceMachine",
+    "ClearKeyManagementServicePort",
+    "RefreshLicenseStatus",
+    "DisableKeyManagementServiceHostCaching",
+    "ReArmWindows",
+)
+_PRODUCT_METHODS = (
+    "Activate",
+    "UninstallProductKey",
+    "SetKeyManagementServiceMachine",
+    "SetKeyManagementServicePort",
+    "ClearKeyManagementServiceMachine",
+    "ClearKeyManagementServicePort",
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# Builders
+# ---------------------------------------------------------------------------------------------------------
+
+_WINDOWS_URLS = {
+    "ProcessorURL": "http://go.microsoft.com/fwlink/?LinkID=88338",
+    "MachineURL": "http://go.microsoft.com/fwlink/?LinkID=88339",
+    "ProductKeyURL": "http://go.microsoft.com/fwlink/?LinkID=88340",
+    "UseLicenseURL": "http://go.microsoft.com/fwlink/?LinkID=88341",
+    "ValidationURL": "http://go.microsoft.com/fwlink/?LinkID=88342",
+}
+
+
+def _service_values(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
+    lic = m.licensing
+    service = lic.ospp if ospp else lic.spp
+    if service is None:
+        return []
+    products = lic.ospp_products() if ospp else lic.spp_products()
+    last = next((p for p in products if p.kms_ip), None)
+    return [
+        {
+            "ClientMachineID": service.cmid,
+            "DiscoveredKeyManagementServiceMachineIpAddress": last.kms_ip if last else None,
+            "DiscoveredKeyManagementServiceMachineName": None,
+            "DiscoveredKeyManagementServiceMachinePort": 0,
+            "IsKeyManagementServiceMachine": 0,
+            "KeyManagementServiceCurrentCount": NONE32,
+            "KeyManagementServiceDnsPublishing": True,
+            "KeyManagementServiceFailedRequests": NONE32,
+            "KeyManagementServiceHostCaching": service.host_caching,
+            "KeyManagementServiceLicensedRequests": NONE32,
+            "KeyManagementServiceListeningPort": 0,
+            "KeyManagementServiceLookupDomain": service.lookup_domain,
+            "KeyManagementServiceLowPriority": False,
+            "KeyManagementServiceMachine": service.kms.machine,
+            "KeyManagementServiceNonGenuineGraceRequests": NONE32,
+            "KeyManagementServiceNotificationRequests": NONE32,
+            "KeyManagementServiceOOBGraceRequests": NONE32,
+            "KeyManagementServiceOOTGraceRequests": NONE32,
+            "KeyManagementServicePort": service.kms.port,
+            "KeyManagementServiceProductKeyID": last.kms_epid if last else None,
+            "KeyManagementServiceTotalRequests": NONE32,
+            "KeyManagementServiceUnlicensedRequests": NONE32,
+            "OA2xBiosMarkerMinorVersion": 1 if m.config.windows_channel == "oem_slic" else 0,
+            "OA2xBiosMarkerStatus": 1 if m.config.windows_channel == "oem_slic" else 0,
+            "OA3xOriginalProductKey": m.oa3_key,
+            "OA3xOriginalProductKeyDescription": m.oa3_description,
+            "OA3xOriginalProductKeyPkPn": None,
+            "PolicyCacheRefreshRequired": 0,
+            "RemainingWindowsReArmCount": service.rearm_count,
+            "RequiredClientCount": NONE32,
+            "TokenActivationAdditionalInfo": None,
+            "TokenActivationCertificateThumbprint": None,
+            "TokenActivationGrantNumber": NONE32,
+            "TokenActivationILID": None,
+            "TokenActivationILVID": NONE32,
+            "Version": service.version,
+            "VLActivationInterval": service.activation_interval,
+            "VLRenewalInterval": service.renewal_interval,
+        }
+    ]
+
+
+def product_values(m: Machine, view: SkuView) -> dict[str, CimValue]:
+    sku, product = view.sku, view.product
+    kms_row = sku.is_kms_client
+    keyed = view.has_key and product.key is not None
+    key = product.key or ""
+    windows = product.app == "windows"
+    urls = _WINDOWS_URLS if windows and keyed and not kms_row else {}
+    activated_kms = keyed and kms_row and product.kms_epid is not None and view.license_status in (1, 3)
+    values: dict[str, CimValue] = {
+        "ADActivationCsvlkPid": None,
+        "ADActivationCsvlkSkuId": None,
+        "ADActivationObjectDN": None,
+        "ADActivationObjectName": None,
+        "ApplicationID": sku.application_id,
+        "AutomaticVMActivationHostDigitalPid2": None,
+        "AutomaticVMActivationHostMachineName": None,
+        "AutomaticVMActivationLastActivationTime": FILETIME_ZERO,
+        "Description": sku.description,
+        "DiscoveredKeyManagementServiceMachineIpAddress": product.kms_ip if activated_kms else None,
+        "DiscoveredKeyManagementServiceMachineName": None,
+        "DiscoveredKeyManagementServiceMachinePort": 0,
+        "EvaluationEndDate": FILETIME_ZERO,
+        "ExtendedGrace": 0,
+        "GenuineStatus": 0 if keyed else 1,
+        "GracePeriodRemaining": view.grace_minutes,
+        "IAID": None,
+        "ID": sku.id,
+        "IsKeyManagementServiceMachine": 0,
+        "KeyManagementServiceCurrentCount": NONE32,
+        "KeyManagementServiceFailedRequests": NONE32,
+        "KeyManagementServiceLicensedRequests": NONE32,
+        "KeyManagementServiceLookupDomain": product.service.lookup_domain if kms_row else None,
+        "KeyManagementServiceMachine": view.kms.machine if kms_row else None,
+        "KeyManagementServiceNonGenuineGraceRequests": NONE32,
+        "KeyManagementServiceNotificationRequests": NONE32,
+        "KeyManagementServiceOOBGraceRequests": NONE32,
+        "KeyManagementServiceOOTGraceRequests": NONE32,
+        "KeyManagementServicePort": view.kms.port if kms_row else 0,
+        "KeyManagementServiceProductKeyID": product.kms_epid if activated_kms else None,
+        "KeyManagementServiceTotalRequests": NONE32,
+        "KeyManagementServiceUnlicensedRequests": NONE32,
+        "LicenseDependsOn": None,
+        "LicenseFamily": sku.license_family,
+        "LicenseIsAddon": False,
+        "LicenseStatus": view.license_status,
+        "LicenseStatusReason": view.reason & 0xFFFFFFFF,
+        "MachineURL": urls.get("MachineURL"),
+        "Name": sku.name,
+        "OfflineInstallationId": installation_id(key, product.service.cmid) if keyed else None,
+        "PartialProductKey": view.partial_key,
+        "ProcessorURL": urls.get("ProcessorURL"),
+        "ProductKeyChannel": sku.product_key_channel if keyed else None,
+        "ProductKeyID": product_key_id(key, m.os) if keyed else None,
+        "ProductKeyID2": product_key_id(key, m.os, "00330") if keyed else None,
+        "ProductKeyURL": urls.get("ProductKeyURL"),
+        "RemainingAppReArmCount": product.sku_rearm if not windows else NONE32,
+        "RemainingSkuReArmCount": product.sku_rearm,
+        "RequiredClientCount": NONE32,
+        "TokenActivationAdditionalInfo": None,
+        "TokenActivationCertificateThumbprint": None,
+        "TokenActivationGrantNumber": NONE32,
+        "TokenActivationILID": None,
+        "TokenActivationILVID": NONE32,
+        "TrustedTime": m.local_now() if keyed and view.license_status != 0 else None,
+        "UseLicenseURL": urls.get("UseLicenseURL"),
+        "ValidationURL": urls.get("ValidationURL"),
+        "VLActivationInterval": product.service.activation_interval if kms_row else 0,
+        "VLActivationType": 2 if activated_kms else 0,
+        "VLActivationTypeEnabled": 0,
+        "VLRenewalInterval": product.service.renewal_interval if kms_row else 0,
+    }
+    return values
+
+
+def _products(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
+    lic = m.licensing
+    views = lic.views(lic.ospp_products() if ospp else lic.spp_products())
+    return [product_values(m, v) for v in views]
+
+
+def _os_values(m: Machine) -> list[dict[str, CimValue]]:
+    os = m.os
+    windir = "C:\\Windows" if os.is_win7 else "C:\\WINDOWS"
+    mem_kb = m.hardware.memory_bytes // 1024
+    return [
+        {
+            "BootDevice": "\\Device\\HarddiskVolume1",
+            "BuildNumber": os.build,
+            "BuildType": "Multiprocessor Free",
+            "Caption": os.caption,
+            "CodeSet": "1252",
+            "CountryCode": "1",
+            "CreationClassName": "Win32_OperatingSystem",
+            "CSCreationClassName": "Win32_ComputerSystem",
+            "CSDVersion": "Service Pack 1" if os.is_win7 else None,
+            "CSName": m.computer_name,
+            "CurrentTimeZone": m.utc_offset_minutes(),
+            "DataExecutionPrevention_32BitApplications": True,
+            "DataExecutionPrevention_Available": True,
+            "DataExecutionPrevention_Drivers": True,
+            "DataExecutionPrevention_SupportPolicy": 2 if os.product_type == 1 else 3,
+            "Debug": False,
+            "Description": "",
+            "Distributed": False,
+            "EncryptionLevel": 256,
+            "ForegroundApplicationBoost": 2,
+            "FreePhysicalMemory": mem_kb * 55 // 100,
+            "FreeSpaceInPagingFiles": 1_310_720,
+            "FreeVirtualMemory": mem_kb * 60 // 100,
+            "InstallDate": m.to_local(m.install_date),
+            "LastBootUpTime": m.to_local(m.boot_time),
+            "LocalDateTime": m.local_now(),
+            "Locale": "0409",
+            "Manufacturer": "Microsoft Corporation",
+            "MaxNumberOfProcesses": NONE32,
+            "MaxProcessMemorySize": 137_438_953_344,
+            "MUILanguages": ("en-US",),
+            "Name": f"{os.caption}|{windir}|\\Device\\Harddisk0\\Partition2",
+            "NumberOfLicensedUsers": None if os.product_type == 1 else 0,
+            "NumberOfProcesses": 142,
+            "NumberOfUsers": 2,
+            "OperatingSystemSKU": os.sku_number,
+            "Organization": "",
+            "OSArchitecture": "64-bit",
+            "OSLanguage": 1033,
+            "OSProductSuite": 256 if os.product_type == 1 else 272,
+            "OSType": 18,
+            "OtherTypeDescription": None,
+            "PortableOperatingSystem": False,
+            "Primary": True,
+            "ProductType": os.product_type,
+            "RegisteredUser": "Windows User",
+            "SerialNumber": m.os_serial,
+            "ServicePackMajorVersion": 1 if os.is_win7 else 0,
+            "ServicePackMinorVersion": 0,
+            "SizeStoredInPagingFiles": 1_310_720,
+            "Status": "OK",
+            "SuiteMask": 272,
+            "SystemDevice": "\\Device\\HarddiskVolume2",
+            "SystemDirectory": f"{windir}\\system32",
+            "SystemDrive": "C:",
+            "TotalVirtualMemorySize": mem_kb + 1_310_720,
+            "TotalVisibleMemorySize": mem_kb,
+            "Version": os.version,
+            "WindowsDirectory": windir,
+        }
+    ]
+
+
+def _cs_values(m: Machine) -> list[dict[str, CimValue]]:
+    hw = m.hardware
+    tz = m.tz
+    server = m.os.product_type != 1
+    return [
+        {
+            "AdminPasswordStatus": 3,
+            "AutomaticManagedPagefile": True,
+            "AutomaticResetBootOption": True,
+            "AutomaticResetCapability": True,
+            "BootupState": "Normal boot",
+            "Caption": m.computer_name,
+            "ChassisBootupState": 3,
+            "CreationClassName": "Win32_ComputerSystem",
+            "CurrentTimeZone": m.utc_offset_minutes(),
+            "DaylightInEffect": in_dst(tz, m.pc_utc_now()),
+            "Description": "AT/AT COMPATIBLE",
+            "DNSHostName": m.computer_name,
+            "Domain": "WORKGROUP",
+            "DomainRole": 2 if server else 0,
+            "EnableDaylightSavingsTime": True,
+            "HypervisorPresent": False,
+            "Manufacturer": hw.manufacturer,
+            "Model": hw.model,
+            "Name": m.computer_name,
+            "NetworkServerModeEnabled": True,
+            "NumberOfLogicalProcessors": hw.logical_processors,
+            "NumberOfProcessors": 1,
+            "PartOfDomain": False,
+            "PCSystemType": 4 if server else 1,
+            "PowerState": 0,
+            "PrimaryOwnerName": "Windows User",
+            "Roles": ("LM_Workstation", "LM_Server", "NT")
+            if not server
+            else ("LM_Workstation", "LM_Server", "NT", "Server_NT"),
+            "Status": "OK",
+            "SystemFamily": hw.family,
+            "SystemSKUNumber": hw.sku_number,
+            "SystemType": "x64-based PC",
+            "ThermalState": 3,
+            "TotalPhysicalMemory": hw.memory_bytes,
+            "UserName": None if server else f"{m.computer_name}\\Student",
+            "WakeUpType": 6,
+            "Workgroup": "WORKGROUP",
+        }
+    ]
+
+
+def _tz_values(m: Machine) -> list[dict[str, CimValue]]:
+    tz = m.tz
+    rule = tz.dst
+    return [
+        {
+            "Bias": tz.bias,
+            "Caption": tz.caption,
+            "DaylightBias": -60,
+            "DaylightDay": rule.start_week if rule else 0,
+            "DaylightDayOfWeek": 0,
+            "DaylightHour": rule.start_hour if rule else 0,
+            "DaylightMillisecond": 0,
+            "DaylightMinute": 0,
+            "DaylightMonth": rule.start_month if rule else 0,
+            "DaylightName": tz.daylight_name,
+            "DaylightSecond": 0,
+            "DaylightYear": 0,
+            "Description": tz.caption,
+            "SettingID": None,
+            "StandardBias": 0,
+            "StandardDay": rule.end_week if rule else 0,
+            "StandardDayOfWeek": 0,
+            "StandardHour": rule.end_hour if rule else 0,
+            "StandardMillisecond": 0,
+            "StandardMinute": 0,
+            "StandardMonth": rule.end_month if rule else 0,
+            "StandardName": tz.standard_name,
+            "StandardSecond": 0,
+            "StandardYear": 0,
+        }
+    ]
+
+
+def _bios_values(m: Machine) -> list[dict[str, CimValue]]:
+    hw = m.hardware
+    name = hw.bios_version
+    return [
+        {
+            "BiosCharacteristics": (7, 9, 11, 12, 15, 16, 19, 26, 27, 28, 29, 32, 33, 40, 42, 43),
+            "BIOSVersion": (hw.bios_acpi_version, name, hw.bios_vendor_string),
+            "BuildNumber": None,
+            "Caption": name,
+            "CodeSet": None,
+            "CurrentLanguage": "en|US|iso8859-1",
+            "Description": name,
+            "EmbeddedControllerMajorVersion": 255,
+            "EmbeddedControllerMinorVersion": 255,
+            "IdentificationCode": None,
+            "InstallableLanguages": 1,
+            "InstallDate": None,
+            "LanguageEdition": None,
+            "ListOfLanguages": ("en|US|iso8859-1",),
+            "Manufacturer": hw.bios_manufacturer,
+            "Name": name,
+            "OtherTargetOS": None,
+            "PrimaryBIOS": True,
+            "ReleaseDate": hw.bios_date,
+            "SerialNumber": hw.serial,
+            "SMBIOSBIOSVersion": hw.smbios_version,
+            "SMBIOSMajorVersion": 3,
+            "SMBIOSMinorVersion": 1 if not m.os.is_win7 else 0,
+            "SMBIOSPresent": True,
+            "SoftwareElementID": name,
+            "SoftwareElementState": 3,
+            "Status": "OK",
+            "SystemBiosMajorVersion": 1,
+            "SystemBiosMinorVersion": 6,
+            "TargetOperatingSystem": 0,
+            "Version": hw.bios_acpi_version,
+        }
+    ]
+
+
+def _service_row(
+    m: Machine,
+    name: str,
+    display: str,
+    path: str,
+    mode: str,
+    state: str,
+    desc: str,
+    own: bool = True,
+    start_name: str = "LocalSystem",
+) -> dict[str, CimValue]:
+    running = state == "Running"
+    return {
+        "AcceptPause": False,
+        "AcceptStop": running,
+        "Caption": display,
+        "CheckPoint": 0,
+        "CreationClassName": "Win32_Service",
+        "DelayedAutoStart": name in ("sppsvc", "WinRM") and not m.os.is_win7,
+        "Description": desc,
+        "DesktopInteract": False,
+        "DisplayName": display,
+        "ErrorControl": "Normal",
+        "ExitCode": 0 if running else 1077,
+        "InstallDate": None,
+        "Name": name,
+        "PathName": path,
+        "ProcessId": (m.hardware.pid_base + sum(map(ord, name)) * 4) if running else 0,
+        "ServiceSpecificExitCode": 0,
+        "ServiceType": "Own Process" if own else "Share Process",
+        "Started": running,
+        "StartMode": mode,
+        "StartName": start_name,
+        "State": state,
+        "Status": "OK",
+        "SystemCreationClassName": "Win32_ComputerSystem",
+        "SystemName": m.computer_name,
+        "TagId": 0,
+        "WaitHint": 0,
+    }
+
+
+def _services(m: Machine) -> list[dict[str, CimValue]]:
+    sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
+    rows = [
+        _service_row(
+            m,
+            "sppsvc",
+            "Software Protection",
+            f"{sysdir}\\sppsvc.exe",
+            "Auto",
+            "Running",
+            "Enables the download, installation and enforcement of digital licenses for Windows and Windows "
+            "applications. If the service is disabled, the operating system and licensed applications may run in "
+            "a notification mode. It is strongly recommended that you not disable the Software Protection service.",
+            start_name="NT AUTHORITY\\NetworkService",
+        ),
+        _service_row(
+            m,
+            "W32Time",
+            "Windows Time",
+            f"{sysdir}\\svchost.exe -k LocalService",
+            "Manual",
+            "Running",
+            "Maintains date and time synchronization on all clients and servers in the network. If this service "
+            "is stopped, date and time synchronization will be unavailable. If this service is disabled, any "
+            "services that explicitly depend on it will fail to start.",
+            own=False,
+            start_name="NT AUTHORITY\\LocalService",
+        ),
+        _service_row(
+            m,
+            "WinRM",
+            "Windows Remote Management (WS-Management)",
+            f"{sysdir}\\svchost.exe -k NetworkService",
+            "Auto",
+            "Running",
+            "Windows Remote Management (WinRM) service implements the WS-Management protocol for remote management.",
+            own=False,
+            start_name="NT AUTHORITY\\NetworkService",
+        ),
+    ]
+    office = m.office_install
+    if office is not None and m.licensing.ospp is not None:
+        common = (
+            "C:\\Program Files\\Common Files" if office.bitness == "x64" else "C:\\Program Files (x86)\\Common Files"
+        )
+        rows.append(
+            _service_row(
+                m,
+                "osppsvc",
+                "Office  Software Protection Platform",
+                f'"{common}\\Microsoft Shared\\OfficeSoftwareProtectionPlatform\\OSPPSVC.EXE"',
+                "Manual",
+                "Running",
+                "Office Software Protection Platform manages the download, installation and enforcement of "
+                "digital licenses for Office.",
+                start_name="NT AUTHORITY\\NetworkService",
+            )
+        )
+    if office is not None and office.click_to_run:
+        rows.append(
+            _service_row(
+                m,
+                "ClickToRunSvc",
+                "Microsoft Office Click-to-Run Service",
+                '"C:\\Program Files\\Common Files\\Microsoft Shared\\ClickToRun\\OfficeClickToRun.exe" /service',
+                "Auto",
+                "Running",
+                "Manages resource coordination, background streaming, and system integration of Microsoft Office "
+                "products and their related updates. This service is required to be running during the use of any "
+                "Office program.",
+            )
+        )
+    for inst in m.sql_instances():
+        svc = "MSSQLSERVER" if inst.name == "MSSQLSERVER" else f"MSSQL${inst.name}"
+        rows.append(
+            _service_row(
+                m,
+                svc,
+                f"SQL Server ({inst.name})",
+                f'"C:\\Program Files\\Microsoft SQL Server\\{inst.instance_id}\\MSSQL\\Binn\\sqlservr.exe"'
+                f" -s{inst.name}",
+                "Auto",
+                "Running",
+                "Provides storage, processing and controlled access of data, and rapid transaction processing.",
+                start_name=f"NT Service\\{svc}",
+            )
+        )
+    return sorted(rows, key=lambda r: str(r["Name"]).lower())
+
+
+def _nac_values(m: Machine) -> list[dict[str, CimValue]]:
+    hw = m.hardware
+    return [
+        {
+            "Caption": "[00000000] Microsoft Kernel Debug Network Adapter",
+            "DatabasePath": None,
+            "DefaultIPGateway": None,
+            "Description": "Microsoft Kernel Debug Network Adapter",
+            "DHCPEnabled": True,
+            "DHCPLeaseExpires": None,
+            "DHCPLeaseObtained": None,
+            "DHCPServer": None,
+            "DNSDomain": None,
+            "DNSDomainSuffixSearchOrder": None,
+            "DNSEnabledForWINSResolution": None,
+            "DNSHostName": None,
+            "DNSServerSearchOrder": None,
+            "DomainDNSRegistrationEnabled": None,
+            "FullDNSRegistrationEnabled": None,
+            "GatewayCostMetric": None,
+            "Index": 0,
+            "InterfaceIndex": 2,
+            "IPAddress": None,
+            "IPConnectionMetric": None,
+            "IPEnabled": False,
+            "IPFilterSecurityEnabled": None,
+            "IPSubnet": None,
+            "MACAddress": None,
+            "ServiceName": "kdnic",
+            "SettingID": "{E9BFA2C1-5AC8-4D5B-9A62-0C5E1A8E2A11}",
+            "TcpipNetbiosOptions": None,
+            "WINSEnableLMHostsLookup": None,
+            "WINSPrimaryServer": None,
+        },
+        {
+            "Caption": f"[00000001] {hw.nic}",
+            "DatabasePath": "%SystemRoot%\\System32\\drivers\\etc",
+            "DefaultIPGateway": (m.gateway,),
+            "Description": hw.nic,
+            "DHCPEnabled": False,
+            "DHCPLeaseExpires": None,
+            "DHCPLeaseObtained": None,
+            "DHCPServer": None,
+            "DNSDomain": None,
+            "DNSDomainSuffixSearchOrder": (),
+            "DNSEnabledForWINSResolution": False,
+            "DNSHostName": m.computer_name,
+            "DNSServerSearchOrder": (m.gateway,),
+            "DomainDNSRegistrationEnabled": False,
+            "FullDNSRegistrationEnabled": True,
+            "GatewayCostMetric": (0,),
+            "Index": 1,
+            "InterfaceIndex": 12,
+            "IPAddress": (m.address,),
+            "IPConnectionMetric": 25,
+            "IPEnabled": True,
+            "IPFilterSecurityEnabled": False,
+            "IPSubnet": ("255.255.255.0",),
+            "MACAddress": m.config.mac,
+            "ServiceName": hw.nic_service,
+            "SettingID": m.nic_guid,
+            "TcpipNetbiosOptions": 0,
+            "WINSEnableLMHostsLookup": True,
+            "WINSPrimaryServer": None,
+        },
+    ]
+
+
+def _drop(props: tuple[PropDef, ...], names: set[str]) -> tuple[PropDef, ...]:
+    return tuple(p for p in props if p[0].lower() not in names)
+
+
+def _sls(m: Machine) -> list[dict[str, CimValue]]:
+    return _service_values(m, ospp=False)
+
+
+def _ospp_service(m: Machine) -> list[dict[str, CimValue]]:
+    return _service_values(m, ospp=True)
+
+
+def _slp(m: Machine) -> list[dict[str, CimValue]]:
+    return _products(m, ospp=False)
+
+
+def _ospp_products(m: Machine) -> list[dict[str, CimValue]]:
+    return _products(m, ospp=True)
+
+
+@lru_cache(maxsize=8)
+def class_table(win7: bool, ospp: bool) -> dict[str, WmiClass]:
+    """The classes a PC has: Windows 7 drops Windows 8+ licensing properties; OSPP classes only with Office
+    on Windows 7."""
+    sls_props = _p(_SLS_PROPS)
+    slp_props = _p(_SLP_PROPS)
+    if win7:
+        sls_props = _drop(sls_props, _SLS_WIN8_ONLY)
+        slp_props = _drop(slp_props, _SLP_WIN8_ONLY)
+    classes = [
+        WmiClass("SoftwareLicensingService", sls_props, ("Version",), _sls, _SERVICE_METHODS, singleton=True),
+        WmiClass("SoftwareLicensingProduct", slp_props, ("ID",), _slp, _PRODUCT_METHODS),
+        WmiClass("Win32_OperatingSystem", _p(_OS_PROPS), ("Name",), _os_values, singleton=True),
+        WmiClass("Win32_ComputerSystem", _p(_CS_PROPS), ("Name",), _cs_values, singleton=True),
+        WmiClass("Win32_TimeZone", _p(_TZ_PROPS), ("StandardName",), _tz_values, singleton=True),
+        WmiClass(
+            "Win32_BIOS",
+            _p(_BIOS_PROPS),
+            ("Name", "SoftwareElementID", "SoftwareElementState", "TargetOperatingSystem", "Version"),
+            _bios_values,
+            singleton=True,
+        ),
+        WmiClass("Win32_Service", _p(_SERVICE_PROPS), ("Name",), _services),
+        WmiClass("Win32_NetworkAdapterConfiguration", _p(_NAC_PROPS), ("Index",), _nac_values),
+    ]
+    if ospp:
+        service_methods = tuple(mth for mth in _SERVICE_METHODS if mth != "ReArmWindows")
+        classes += [
+            WmiClass(
+                "OfficeSoftwareProtectionService",
+                _p(_OSPP_SERVICE_PROPS),
+                ("Version",),
+                _ospp_service,
+                service_methods,
+                singleton=True,
+            ),
+            WmiClass(
+                "OfficeSoftwareProtectionProduct", _p(_OSPP_PRODUCT_PROPS), ("ID",), _ospp_products, _PRODUCT_METHODS
+            ),
+        ]
+    return {c.name.lower(): c for c in classes}
+
+
+def normalise_namespace(namespace: str) -> str:
+    ns = namespace.replace("\\", "/").strip("/").lower()
+    if ns != NAMESPACE:
+        raise WmiError(WBEM_E_INVALID_NAMESPACE, "Invalid namespace", kind="invalid_class")
+    return ns
+
+
+def license_status_name(status: int) -> str:
+    return LICENSE_STATUS_NAMES[status] if 0 <= status < len(LICENSE_STATUS_NAMES) else "Unknown"
+
+
+def select_instances(m: Machine, cls: WmiClass, selectors: dict[str, str]) -> list[dict[str, CimValue]]:
+    """Instances of ``cls`` matching WS-Man selectors (all given selectors must match, case-insensitively)."""
+    rows = cls.builder(m)
+    if not selectors:
+        return rows
+    schema = cls.schema
+    out = []
+    for row in rows:
+        ok = True
+        for key, wanted in selectors.items():
+            entry = schema.get(key.lower())
+            if entry is None:
+                raise WmiError(
+                    WSMAN_INVALID_SELECTORS,
+                    "The WS-Management service cannot process the request "
+                    "because the request contained invalid selectors for the resource.",
+                    kind="invalid_parameter",
+                )
+            if not _selector_matches(row.get(entry[0]), wanted):
+                ok = False
+                break
+        if ok:
+            out.append(row)
+    return out
+
+
+def _selector_matches(value: Any, wanted: str) -> bool:
+    if value is None:
+        return wanted == ""
+    if isinstance(value, bool):
+        return wanted.strip().lower() == ("true" if value else "false")
+    if isinstance(value, int):
+        try:
+            return int(wanted.strip()) == value
+        except ValueError:
+            return False
+    return str(value).lower() == wanted.strip().strip("{}").lower() or str(value).lower() == wanted.strip().lower()

@@ -1,0 +1,94 @@
+"""WMI instances on the wire, the way WinRM's WMI plugin writes them (NOTES §1.4):
+
+    <p:Class xmlns:p=".../wmi/root/cimv2/Class" xmlns:cim="..." xmlns:xsi="..." xsi:type="p:Class_Type">
+      <p:Prop>value</p:Prop>                      scalar
+      <p:Prop xsi:nil="true"/>                    NULL
+      <p:Arr>1</p:Arr><p:Arr>2</p:Arr>            array: the element repeated
+      <p:When><cim:Datetime>2014-04-03T14:45:50.46875+08:00</cim:Datetime></p:When>
+
+An empty array is sent as NULL (WMI itself does not distinguish them for these classes).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from orchestrator.lab.provider import CimInstance, CimProperty, CimScalar
+from orchestrator.lab.wsman import ns
+from orchestrator.lab.wsman.xmltext import esc
+
+
+def class_uri(class_name: str, namespace: str = "root/cimv2") -> str:
+    return f"{ns.URI_WMI}{namespace.strip('/').replace(chr(92), '/')}/{class_name}"
+
+
+def split_class_uri(resource_uri: str) -> tuple[str, str] | None:
+    """``.../wmi/root/cimv2/Win32_Process`` → ("root/cimv2", "Win32_Process"); ``.../cimv2/*`` → (ns, "*")."""
+    if not resource_uri.lower().startswith(ns.URI_WMI.lower()):
+        return None
+    rest = resource_uri[len(ns.URI_WMI) :].strip("/")
+    if "/" not in rest:
+        return None
+    namespace, _, name = rest.rpartition("/")
+    if not namespace or not name:
+        return None
+    return namespace, name
+
+
+def format_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    text = value.isoformat()
+    if value.utcoffset() == timedelta(0):
+        text = text.removesuffix("+00:00") + "Z"
+    return text
+
+
+def scalar_text(value: CimScalar, cim_type: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, float):
+        return repr(value) if cim_type == "real64" else str(value)
+    return str(value)
+
+
+def _property(prop: CimProperty) -> str:
+    name = prop.name
+    value = prop.value
+    kind = type(value)
+    if prop.type != "datetime":  # fast paths for the common scalar types
+        if kind is str:
+            return f"<p:{name}>{esc(value)}</p:{name}>"  # type: ignore[arg-type]
+        if kind is int:
+            return f"<p:{name}>{value}</p:{name}>"
+        if kind is bool:
+            return f"<p:{name}>{'true' if value else 'false'}</p:{name}>"
+    if value is None or (kind is tuple and not value):
+        return f'<p:{name} xsi:nil="true"/>'
+    values = value if isinstance(value, tuple) else (value,)
+    out: list[str] = []
+    for v in values:
+        if v is None:
+            out.append(f'<p:{name} xsi:nil="true"/>')
+        elif prop.type == "datetime":
+            out.append(f"<p:{name}><cim:Datetime>{esc(scalar_text(v, prop.type))}</cim:Datetime></p:{name}>")
+        else:
+            out.append(f"<p:{name}>{esc(scalar_text(v, prop.type))}</p:{name}>")
+    return "".join(out)
+
+
+def instance_xml(inst: CimInstance) -> str:
+    uri = class_uri(inst.class_name, inst.namespace)
+    props = "".join(_property(p) for p in inst.properties)
+    return (
+        f'<p:{inst.class_name} xmlns:p="{uri}" xmlns:cim="{ns.CIM}" xmlns:xsi="{ns.XSI}" '
+        f'xsi:type="p:{inst.class_name}_Type">{props}</p:{inst.class_name}>'
+    )
+
+
+def method_output_xml(class_name: str, method: str, properties: list[CimProperty], namespace: str) -> str:
+    uri = class_uri(class_name, namespace)
+    props = "".join(_property(p) for p in properties)
+    return f'<p:{method}_OUTPUT xmlns:p="{uri}" xmlns:cim="{ns.CIM}" xmlns:xsi="{ns.XSI}">{props}</p:{method}_OUTPUT>'

@@ -1,0 +1,165 @@
+"""Parsing a WS-Management request envelope.
+
+By namespace, never by prefix: pypsrp writes ``s:``/``wsa:``/``wsman:`` with ``s:mustUnderstand``; pywinrm
+writes ``env:``/``a:``/``w:``/``p:`` with an unqualified ``mustUnderstand`` and a hard-coded ``a:To``. ``wsa:To``
+is ignored. The XML parser is defusedxml's: no DTDs, no entity expansion, no external references.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
+
+from orchestrator.lab.wsman import faults, ns
+from orchestrator.lab.wsman.ns import q
+
+_ENVELOPE = q(ns.S, "Envelope")
+_HEADER = q(ns.S, "Header")
+_BODY = q(ns.S, "Body")
+_ACTION = q(ns.WSA, "Action")
+_MESSAGE_ID = q(ns.WSA, "MessageID")
+_RESOURCE_URI = q(ns.WSMAN, "ResourceURI")
+_MAX_ENVELOPE = q(ns.WSMAN, "MaxEnvelopeSize")
+_OP_TIMEOUT = q(ns.WSMAN, "OperationTimeout")
+_OPTION_SET = q(ns.WSMAN, "OptionSet")
+_OPTION = q(ns.WSMAN, "Option")
+_SELECTOR_SET = q(ns.WSMAN, "SelectorSet")
+_SELECTOR = q(ns.WSMAN, "Selector")
+_LOCALE = q(ns.WSMAN, "Locale")
+_XML_LANG = q(ns.XML, "lang")
+
+_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+@dataclass(slots=True)
+class WSManRequest:
+    action: str
+    message_id: str | None
+    resource_uri: str
+    selectors: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)  # keys lower-cased (Windows matches case-insensitively)
+    operation_timeout: float | None = None  # seconds
+    max_envelope_size: int | None = None
+    locale: str = "en-US"
+    body: ET.Element | None = None  # the first child of s:Body
+    size: int = 0
+
+    def selector(self, name: str) -> str | None:
+        lname = name.lower()
+        for key, value in self.selectors.items():
+            if key.lower() == lname:
+                return value
+        return None
+
+    def option(self, name: str) -> str | None:
+        return self.options.get(name.lower())
+
+    def option_bool(self, name: str, default: bool = False) -> bool:
+        value = self.option(name)
+        if value is None:
+            return default
+        return value.strip().lower() in ("true", "1", "yes")
+
+
+class MalformedRequest(Exception):
+    """The bytes are not a usable envelope. ``fault`` is what to answer; ``message_id`` when it was readable."""
+
+    def __init__(self, fault: faults.WSManFault, message_id: str | None = None) -> None:
+        super().__init__(fault.reason)
+        self.fault = fault
+        self.message_id = message_id
+
+
+def parse_duration(text: str) -> float:
+    """``PT20S``, ``PT60.000S``, ``P0DT0H1M0S`` → seconds. Raises ValueError for anything else (e.g. ``PT-1S``)."""
+    m = _DURATION.match(text.strip())
+    if not m or text.strip() in ("P", "PT"):
+        raise ValueError(text)
+    d, h, mi, s = (float(m.group(g) or 0) for g in ("d", "h", "m", "s"))
+    return d * 86400 + h * 3600 + mi * 60 + s
+
+
+def parse_request(data: bytes) -> WSManRequest:
+    try:
+        root = safe_fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise MalformedRequest(faults.invalid_xml(f"forbidden XML construct ({type(exc).__name__})")) from None
+    except ET.ParseError as exc:
+        raise MalformedRequest(faults.invalid_xml(str(exc))) from None
+    except (ValueError, RecursionError) as exc:
+        raise MalformedRequest(faults.invalid_xml(type(exc).__name__)) from None
+    if root.tag != _ENVELOPE:
+        raise MalformedRequest(faults.invalid_xml("the root element is not a SOAP 1.2 Envelope"))
+    header = root.find(_HEADER)
+    body = root.find(_BODY)
+    if header is None or body is None:
+        raise MalformedRequest(faults.invalid_xml("the envelope needs an s:Header and an s:Body"))
+
+    message_id = _text(header.find(_MESSAGE_ID))
+    action = _text(header.find(_ACTION))
+    if not action:
+        raise MalformedRequest(faults.header_required("Action"), message_id)
+    if not message_id:
+        raise MalformedRequest(faults.header_required("MessageID"), None)
+    req = WSManRequest(action=action, message_id=message_id, resource_uri=_text(header.find(_RESOURCE_URI)) or "")
+    req.size = len(data)
+
+    timeout_text = _text(header.find(_OP_TIMEOUT))
+    if timeout_text:
+        try:
+            req.operation_timeout = parse_duration(timeout_text)
+        except ValueError:
+            raise MalformedRequest(
+                faults.invalid_header(f"The XML contains an invalid timeout field in the SOAP header: {timeout_text}."),
+                message_id,
+            ) from None
+    size_text = _text(header.find(_MAX_ENVELOPE))
+    if size_text:
+        try:
+            req.max_envelope_size = int(size_text)
+        except ValueError:
+            raise MalformedRequest(
+                faults.invalid_header(f"The MaxEnvelopeSize header is not a number: {size_text}."), message_id
+            ) from None
+        if req.max_envelope_size <= 0:
+            raise MalformedRequest(
+                faults.invalid_header(f"The MaxEnvelopeSize header is not valid: {size_text}."), message_id
+            )
+    locale = header.find(_LOCALE)
+    if locale is not None:
+        req.locale = locale.get(_XML_LANG) or locale.get("lang") or "en-US"
+    options = header.find(_OPTION_SET)
+    if options is not None:
+        for opt in options.iter(_OPTION):
+            name = opt.get("Name")
+            if name:
+                req.options[name.lower()] = (opt.text or "").strip()
+    selectors = header.find(_SELECTOR_SET)
+    if selectors is not None:
+        for sel in selectors.iter(_SELECTOR):
+            name = sel.get("Name")
+            if name:
+                req.selectors[name] = (sel.text or "").strip()
+    for child in body:
+        req.body = child
+        break
+    return req
+
+
+def _text(elem: ET.Element | None) -> str | None:
+    if elem is None or elem.text is None:
+        return None
+    return elem.text.strip()
+
+
+def peek_message_id(data: bytes) -> str | None:
+    """Best effort MessageID of a request that could not be processed (for RelatesTo on a fault)."""
+    m = re.search(rb"<(?:[A-Za-z0-9_]+:)?MessageID[^>]*>\s*([^<\s]{1,100})\s*<", data[:8192])
+    return m.group(1).decode("ascii", "replace") if m else None

@@ -1,0 +1,137 @@
+"""One simulated PC's WS-Management service: parse the envelope, dispatch on ``wsa:Action`` and the resource
+URI, answer with the response or the fault Windows would send."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from orchestrator.lab.provider import SimulatedHost, WmiError
+from orchestrator.lab.wsman import faults, ns, response
+from orchestrator.lab.wsman.config import ServiceConfig, config_xml
+from orchestrator.lab.wsman.faults import WSManFault
+from orchestrator.lab.wsman.request import MalformedRequest, WSManRequest, parse_request, peek_message_id
+from orchestrator.lab.wsman.shell import CallerInfo, ShellService
+from orchestrator.lab.wsman.wmi import WmiService
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPERATION_TIMEOUT_S = 60.0
+DEFAULT_CLIENT_ENVELOPE = 153600
+MIN_ENVELOPE = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    body: bytes
+    label: str  # for request counters: "Receive", "Invoke:Activate", "fault:…"
+    fault_code: int | None = None
+
+
+class WSManService:
+    def __init__(self, host: SimulatedHost, machine: str, config: ServiceConfig) -> None:
+        self.host = host
+        self.machine = machine  # what faults carry in WSManFault@Machine (the PC's address)
+        self.config = config
+        self.shells = ShellService(host, machine)
+        self.wmi = WmiService(host, machine)
+
+    def reset(self) -> None:
+        """Power off / reboot: shells, commands and enumeration contexts are gone."""
+        self.shells.reset()
+        self.wmi.reset()
+
+    async def handle(self, data: bytes, caller: CallerInfo) -> Outcome:
+        try:
+            req = parse_request(data)
+        except MalformedRequest as exc:
+            relates = exc.message_id or peek_message_id(data)
+            return Outcome(exc.fault.http_status, exc.fault.render(self.machine, relates), "malformed", exc.fault.code)
+        label = _label(req)
+        budget = max(
+            MIN_ENVELOPE, min(req.max_envelope_size or DEFAULT_CLIENT_ENVELOPE, self.config.max_envelope_bytes)
+        )
+        try:
+            body, decl = await self._dispatch(req, caller, budget)
+            out = response.envelope(response.response_action(req.action), req.message_id, body, decl)
+            if len(out) > budget:
+                raise faults.encoding_limit(budget)
+            return Outcome(200, out, label)
+        except WSManFault as fault:
+            return Outcome(fault.http_status, fault.render(self.machine, req.message_id), label, fault.code)
+        except WmiError as err:
+            wmi_fault = faults.from_wmi_error(err, self.machine, resource_uri=req.resource_uri)
+            return Outcome(wmi_fault.http_status, wmi_fault.render(self.machine, req.message_id), label, wmi_fault.code)
+        except Exception:  # a bug behind the front end must not take the listener down: answer like Windows
+            log.exception("WS-Management request %s on %s failed", label, self.machine)
+            internal = faults.internal_error()
+            return Outcome(internal.http_status, internal.render(self.machine, req.message_id), label, internal.code)
+
+    async def _dispatch(self, req: WSManRequest, caller: CallerInfo, budget: int) -> tuple[str, str]:
+        action = req.action
+        uri = req.resource_uri.rstrip("/")
+        luri = uri.lower()
+        is_cmd = luri == ns.URI_SHELL_CMD.lower()
+        is_wmi = luri.startswith(ns.URI_WMI.lower())
+
+        if action in (ns.ACT_RECEIVE, ns.ACT_COMMAND, ns.ACT_SEND, ns.ACT_SIGNAL):
+            if not is_cmd:
+                raise faults.destination_unreachable(req.resource_uri)
+            if action == ns.ACT_RECEIVE:
+                timeout = min(req.operation_timeout or DEFAULT_OPERATION_TIMEOUT_S, self.config.max_timeout_ms / 1000.0)
+                return await self.shells.receive(req, timeout, budget), response.DECL_RECEIVE
+            if action == ns.ACT_COMMAND:
+                return self.shells.command(req), response.DECL_SHELL
+            if action == ns.ACT_SEND:
+                return self.shells.send(req), response.DECL_SHELL
+            return self.shells.signal(req), response.DECL_SHELL
+        if action == ns.ACT_CREATE:
+            if not is_cmd:
+                raise faults.destination_unreachable(req.resource_uri)
+            caller_for_shell = caller
+            return self.shells.create(req, caller_for_shell), response.DECL_CREATE
+        if action == ns.ACT_DELETE:
+            if not is_cmd:
+                raise faults.destination_unreachable(req.resource_uri)
+            return self.shells.delete(req), response.DECL_PLAIN
+        if action == ns.ACT_GET:
+            if luri == ns.URI_CONFIG.lower():
+                return config_xml(self.config), response.DECL_TRANSFER
+            if luri == ns.URI_SHELL.lower():
+                return self.shells.get(req), response.DECL_TRANSFER
+            if is_wmi:
+                return self.wmi.get(req), response.DECL_TRANSFER
+            raise faults.destination_unreachable(req.resource_uri)
+        if action == ns.ACT_ENUMERATE:
+            if luri == ns.URI_SHELL.lower():
+                return _shell_enumeration(self.shells.enumerate_xml()), response.DECL_ENUM
+            if is_wmi:
+                return self.wmi.enumerate(req, budget), response.DECL_ENUM
+            raise faults.destination_unreachable(req.resource_uri)
+        if action == ns.ACT_PULL:
+            if not is_wmi:
+                raise faults.invalid_enumeration_context()
+            return self.wmi.pull(req, budget), response.DECL_ENUM
+        if action == ns.ACT_RELEASE:
+            return self.wmi.release(req), response.DECL_ENUM
+        if is_wmi and action.lower().startswith(luri + "/"):
+            return await self.wmi.invoke(req, caller.user), response.DECL_TRANSFER
+        if is_wmi or is_cmd or luri in (ns.URI_CONFIG.lower(), ns.URI_SHELL.lower()):
+            raise faults.action_not_supported(action)
+        raise faults.destination_unreachable(req.resource_uri)
+
+
+def _shell_enumeration(shells: list[str]) -> str:
+    items = f"<w:Items>{''.join(shells)}</w:Items>" if shells else "<w:Items/>"
+    return f"<n:EnumerateResponse><n:EnumerationContext/>{items}<w:EndOfSequence/></n:EnumerateResponse>"
+
+
+def _label(req: WSManRequest) -> str:
+    action = req.action
+    for prefix in (ns.RSP + "/", ns.WST + "/", ns.WSEN + "/"):
+        if action.startswith(prefix):
+            return action[len(prefix) :]
+    if req.resource_uri and action.lower().startswith(req.resource_uri.rstrip("/").lower() + "/"):
+        return "Invoke:" + action.rsplit("/", 1)[-1]
+    return "Other"
