@@ -143,7 +143,8 @@ class HostTaskResult:
     rescued: bool = False  # failed inside a block whose rescue ran
     started: datetime = field(default_factory=utcnow)
     duration_ms: int = 0
-    data: Mapping[str, Any] = EMPTY  # what `register` sees (rc, stdout, results for loops …)
+    # what `register` sees (rc, stdout, results for loops …); a factory: mappingproxy is unhashable on 3.11
+    data: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     diff: Mapping[str, Any] | None = None
     licences: tuple[LicenceRecord, ...] = ()
     no_log: bool = False
@@ -228,7 +229,8 @@ class HostResult:
     address: str | None = None  # ansible_host as contacted
     groups: tuple[str, ...] = ()
     licences: tuple[LicenceRecord, ...] = ()  # the latest licence state read on this host in the run
-    facts: Mapping[str, Any] = EMPTY  # selected gathered facts (os, time zone, mac …) for history
+    # selected gathered facts (os, time zone, mac …) for history
+    facts: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "facts", freeze(self.facts))

@@ -1,0 +1,97 @@
+"""Report writers: a RunResult (fresh, or loaded from the history) as JSON, CSV, JUnit XML or HTML.
+
+``write_report(result, path)`` picks the format from the file name (.json, .csv, .xml / .junit.xml, .html);
+``render_report(result, fmt)`` returns the text (bytes for CSV, which carries a BOM) for stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from orchestrator.errors import InputError
+from orchestrator.results.models import RunResult
+from orchestrator.results.summary import ClassroomSummary, lang_code, summarise
+
+FORMATS = ("json", "csv", "junit", "html")
+_ALIASES = {"json": "json", "csv": "csv", "junit": "junit", "xml": "junit", "html": "html", "htm": "html"}
+_SUFFIXES = (
+    (".junit.xml", "junit"),
+    (".xml", "junit"),
+    (".json", "json"),
+    (".csv", "csv"),
+    (".html", "html"),
+    (".htm", "html"),
+)
+
+
+def format_for(path: str | os.PathLike[str], fmt: str | None = None) -> str:
+    """The report format: ``fmt`` if given (json, csv, junit/xml, html), else from the file name."""
+    if fmt:
+        try:
+            return _ALIASES[fmt.lower().lstrip(".")]
+        except KeyError:
+            raise InputError(f"unknown report format {fmt!r}", hint="use one of: " + ", ".join(FORMATS)) from None
+    name = Path(path).name.lower()
+    for suffix, found in _SUFFIXES:
+        if name.endswith(suffix):
+            return found
+    raise InputError(
+        f"cannot tell the report format from {os.fspath(path)!r}",
+        hint="name the file .json, .csv, .xml (JUnit) or .html, or give the format explicitly",
+    )
+
+
+def render_report(
+    result: RunResult, fmt: str, lang: str = "en", summary: ClassroomSummary | None = None
+) -> str | bytes:
+    """The report as text (bytes for CSV: UTF-8 with BOM so Excel shows 中文)."""
+    kind = format_for("", fmt)
+    code = lang_code(lang)
+    summary = summary if summary is not None and summary.lang == code else summarise(result, code)
+    if kind == "json":
+        from orchestrator.results.reports.json_report import render_json
+
+        return render_json(result, code, summary)
+    if kind == "csv":
+        from orchestrator.results.reports.csv_report import render_csv
+
+        return render_csv(result, code, summary)
+    if kind == "junit":
+        from orchestrator.results.reports.junit import render_junit
+
+        return render_junit(result, code, summary)
+    from orchestrator.results.reports.html import render_html
+
+    return render_html(result, code, summary)
+
+
+def write_report(
+    result: RunResult,
+    path: str | os.PathLike[str],
+    fmt: str | None = None,
+    lang: str = "en",
+    summary: ClassroomSummary | None = None,
+) -> Path:
+    """Write the report to ``path`` atomically (a reader never sees half a file); returns the path."""
+    target = Path(path)
+    content = render_report(result, format_for(target, fmt), lang, summary)
+    data = content if isinstance(content, bytes) else content.encode("utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+__all__ = ["FORMATS", "format_for", "render_report", "write_report"]

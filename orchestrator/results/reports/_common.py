@@ -1,0 +1,66 @@
+"""What the report writers share: one row per PC × licensed product, with its diagnosis in one language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator.redact import redact_text
+from orchestrator.results.models import HostResult, LicenceRecord, RunResult, format_hresult
+from orchestrator.results.sorting import natural_key, room_of
+from orchestrator.results.summary import ClassroomSummary, explain
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """A PC × product line of the CSV and the HTML table (a PC without licence data has one, product-less)."""
+
+    host: HostResult
+    licence: LicenceRecord | None
+    error_code: str | None  # 0xC004F074 style
+    diagnosis: str | None  # catalogue title, in the report's language
+    fix: tuple[str, ...]
+    message: str
+
+    @property
+    def room(self) -> str | None:
+        return room_of(self.host.groups)
+
+
+def host_message(host: HostResult) -> str:
+    task = host.failed_task
+    return redact_text((task.msg if task is not None and task.msg else host.msg) or "")
+
+
+def report_rows(result: RunResult, summary: ClassroomSummary) -> list[ReportRow]:
+    """PCs in natural order. A product that is not licensed is explained by its own last error, else by the
+    PC's failure cause; a licensed product carries no diagnosis; a PC without licence data gets its cause."""
+    lang = summary.lang
+    rows: list[ReportRow] = []
+    for host in sorted(result.hosts, key=lambda h: natural_key(h.host)):
+        group = summary.group_for(host.host)
+        message = host_message(host)
+        for lic in host.licences or (None,):
+            code: str | None = None
+            title: str | None = None
+            fix: tuple[str, ...] = ()
+            if lic is not None and lic.status == "Licensed":
+                pass  # this product is fine whatever else failed on the PC
+            elif lic is not None and lic.last_error:
+                exp = explain(lic.last_error, lang)
+                code = format_hresult(lic.last_error)
+                if exp is not None:
+                    title, fix = exp.title, exp.fix
+            elif group is not None:
+                code, title, fix = group.code, group.title, group.fix
+            rows.append(ReportRow(host, lic, code, title, tuple(fix), message))
+    return rows
+
+
+def local_time(value: datetime | None) -> str:
+    """A time as the school sees it: the controller's local time, to the minute (Excel reads it)."""
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+def fix_text(steps: tuple[str, ...]) -> str:
+    return "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
