@@ -29,7 +29,7 @@ def sh(*args: str | Path, check: bool = True, env: dict[str, str] | None = None)
 
 
 def ensure_venv(extras: str = "") -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py itself may be started by an older python3
         sys.exit(f"kmsfleet needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not PY.exists():
         print(f"creating virtualenv {VENV}", flush=True)
@@ -52,8 +52,11 @@ def ensure_system_tools() -> None:
         return
     can_apt = shutil.which("apt-get") is not None and hasattr(os, "geteuid") and os.geteuid() == 0
     if not can_apt:
-        print(f"note: {', '.join(missing)} not installed and apt-get is not available as root; "
-              "the tests that need them are skipped (in CI they fail instead).", flush=True)
+        print(
+            f"note: {', '.join(missing)} not installed and apt-get is not available as root; "
+            "the tests that need them are skipped (in CI they fail instead).",
+            flush=True,
+        )
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if sh("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, check=False, env=env) != 0:

@@ -87,9 +87,9 @@ def _construct_vault(loader: _Loader, node: Node) -> Any:
     )
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)  # type: ignore[arg-type]
-_Loader.add_constructor("!unsafe", _construct_unsafe)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor("!unsafe", _construct_unsafe)
 _Loader.add_constructor("!vault", _construct_vault)
 _Loader.add_constructor("!vault-encrypted", _construct_vault)
 
@@ -98,7 +98,10 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
     """Parse one YAML document; syntax errors become ``InputError`` with file:line:column."""
     if len(text) > MAX_YAML_BYTES:
         raise InputError(f"file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB", Location(filename))
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise InputError(f"not valid YAML text: character {exc.character!r} is not allowed", Location(filename)) from None
     loader.filename = filename
     try:
         return loader.get_single_data()
@@ -110,6 +113,8 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
         raise InputError(f"YAML syntax error: {problem}{context}", where) from None
+    except yaml.reader.ReaderError as exc:
+        raise InputError(f"not valid YAML text: character {exc.character!r} is not allowed", Location(filename)) from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML error: {exc}", Location(filename)) from None
     except RecursionError:

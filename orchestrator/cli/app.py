@@ -28,6 +28,9 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "orchestrator.cli.demo_cmd",
     "orchestrator.cli.run_cmd",
+    "orchestrator.cli.history_cmd",
+    "orchestrator.cli.schedule_cmd",
+    "orchestrator.cli.wake_cmd",
     "orchestrator.cli.inventory_cmd",
     "orchestrator.cli.explain_cmd",
     "orchestrator.cli.lab_cmd",
@@ -63,5 +66,19 @@ def _register_all() -> None:
 _register_all()
 
 
+def _usage_errors_exit_4() -> None:
+    """Usage mistakes (unknown option, missing argument) exit 4 like every other input error, not Click's
+    default 2, which kmsfleet reserves for "a task failed". `kmsfleet` alone prints the help and exits 0."""
+    try:
+        from typer._click import exceptions as cex  # typer >= 0.24 vendors click
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions as cex  # type: ignore[no-redef]
+    cex.UsageError.exit_code = 4
+    no_args = getattr(cex, "NoArgsIsHelpError", None)
+    if no_args is not None:
+        no_args.exit_code = 0
+
+
 def main() -> None:
+    _usage_errors_exit_4()
     app()

@@ -20,8 +20,10 @@ from orchestrator.exitcodes import ExitCode
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Not a terminal (a log file, CI, a pipe): use a wide fixed width so tables are not squeezed to 80 columns.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
+console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 def fail(message: str, code: ExitCode = ExitCode.INVALID_INPUT) -> NoReturn:

@@ -1,0 +1,278 @@
+"""What the CLI, tests, schedulers and distributed workers call: load → validate → run → store → report.
+
+Everything the user wrote is loaded and validated here before any host is contacted (a typo fails in
+milliseconds with file:line, not after 40 connections).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import InputError, Location
+from orchestrator.executor.compile import compile_playbook
+from orchestrator.executor.plan import Plan, PlaySpec, TaskSpec
+from orchestrator.executor.reporter import Fanout, Reporter
+from orchestrator.executor.runner import InventoryView, Runner, new_run_info
+from orchestrator.executor.state import RunOptions
+from orchestrator.inventory.loader import load_inventory
+from orchestrator.inventory.model import Inventory
+from orchestrator.modules.base import REGISTRY
+from orchestrator.redact import register_secret
+from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult, new_run_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from orchestrator.wol import WakeEvent, WakeOutcome
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+BUNDLED_PLAYBOOKS = (PACKAGE_ROOT.parent / "playbooks", PACKAGE_ROOT / "data" / "playbooks")
+FOLLOW_UP = {
+    "@failed": (
+        HostStatus.FAILED,
+        HostStatus.UNREACHABLE,
+        HostStatus.AUTH_REFUSED,
+        HostStatus.INTERRUPTED,
+        HostStatus.NOT_RUN,
+    ),
+    "@unreachable": (HostStatus.UNREACHABLE,),
+}
+
+
+@dataclass
+class RunRequest:
+    playbook: str
+    inventory: Sequence[str]
+    limit: str | None = None
+    options: RunOptions = field(default_factory=RunOptions)
+    db: str | None = None  # history database path or URL; None = the default location
+    history: bool = True
+    reports: Sequence[str] = ()
+    run_id: str | None = None
+    wake_progress: Callable[[WakeEvent], None] | None = None  # play option wake_on_lan: progress lines
+
+
+def resolve_playbook(name: str) -> Path:
+    """A playbook path as given, or one of the bundled playbooks by name (``site.yml``, ``audit``)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    candidates = [name] if name.endswith((".yml", ".yaml")) else [f"{name}.yml", f"{name}.yaml"]
+    for folder in BUNDLED_PLAYBOOKS:
+        for candidate in candidates:
+            p = folder / candidate
+            if p.is_file():
+                return p
+    raise InputError("playbook not found", Location(name), hint="give a path, or a bundled playbook such as site.yml")
+
+
+def load_plan(playbook: str | Path) -> Plan:
+    from orchestrator.playbook.loader import load_playbook
+
+    return compile_playbook(load_playbook(Path(playbook), REGISTRY))
+
+
+def inventory_view(inv: Inventory) -> InventoryView:
+    return InventoryView(
+        hosts=list(inv.hosts),
+        host_vars=inv.host_vars,
+        groups_of=lambda h: ("all", *inv.host_groups(h)),
+        select=inv.select,
+        groups=inv.groups_dict(),
+    )
+
+
+def play_vars_loader(play: PlaySpec, extra_vars: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A play's ``vars`` plus its ``vars_files`` (paths may be templates over play and extra vars)."""
+    if not play.vars_files or play.source is None:
+        return play.vars
+    from orchestrator.playbook.varsfiles import load_vars_files
+    from orchestrator.templating import Templar
+
+    templar = Templar({**play.vars, **extra_vars}, base_dir=Path(play.base_dir), context=f"vars_files of {play.name}")
+    merged = dict(play.vars)
+    merged.update(load_vars_files(play.source, templar))
+    return merged
+
+
+def _open_store(db: str | None) -> Any:
+    from orchestrator.results.store import HistoryStore
+
+    return HistoryStore(db)
+
+
+def resolve_limit(limit: str | None, playbook: Path, inventory: Sequence[str], db: str | None) -> str | None:
+    """Turn ``@failed`` / ``@unreachable`` / ``@failed:RUN_ID`` into a host list from history."""
+    if not limit:
+        return limit
+    parts = []
+    for term in limit.split(","):
+        word, _, run_id = term.strip().partition(":")
+        if word in FOLLOW_UP:
+            store = _open_store(db)
+            try:
+                rid = run_id or store.last_run(str(playbook), list(inventory))
+                if rid is None:
+                    raise InputError(
+                        f"--limit {word}: no earlier run of {playbook.name} with this inventory in the history",
+                        hint="run the playbook once first, or name a run: --limit @failed:RUN_ID",
+                    )
+                hosts = store.hosts_with_status(rid, FOLLOW_UP[word])
+            finally:
+                store.close()
+            parts.append(",".join(hosts) if hosts else "!all")
+        else:
+            parts.append(term)
+    return ",".join(p for p in parts if p)
+
+
+class StoreReporter:
+    """Writes each host's results to the history database as soon as the host finishes."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.run_id: str | None = None
+        self.errors: list[str] = []
+
+    def run_started(self, info: RunInfo, hosts: Sequence[str]) -> None:
+        self.run_id = info.id
+        self.store.begin_run(info)
+
+    def play_started(self, name: str, hosts: Sequence[str]) -> None:
+        pass
+
+    def task_done(self, result: HostTaskResult) -> None:
+        pass
+
+    def host_done(self, result: HostResult) -> None:
+        if self.run_id is not None:
+            self.store.record_host(self.run_id, result)
+
+    def run_done(self, result: RunResult) -> None:
+        self.store.finish_run(result.info.id, result)
+
+
+def run_playbook(
+    request: RunRequest,
+    reporters: Sequence[Reporter] = (),
+    *,
+    cancel: threading.Event | None = None,
+) -> RunResult:
+    playbook = resolve_playbook(request.playbook)
+    plan = load_plan(playbook)
+    inv = load_inventory(list(request.inventory))
+    return run_plan(plan, inv, request, reporters, cancel=cancel, playbook_path=playbook)
+
+
+def run_plan(
+    plan: Plan,
+    inv: Inventory,
+    request: RunRequest,
+    reporters: Sequence[Reporter] = (),
+    *,
+    cancel: threading.Event | None = None,
+    playbook_path: Path | None = None,
+) -> RunResult:
+    options = request.options
+    if options.password:
+        register_secret(options.password)
+    for path in request.reports:
+        _check_report_path(path)
+    playbook_name = str(playbook_path or plan.path)
+    limit = resolve_limit(request.limit, Path(playbook_name), request.inventory, request.db)
+    limit_hosts = inv.select(limit) if limit else None
+    wake_before_run(plan, inv, limit_hosts, request, cancel=cancel)
+    info = new_run_info(request.run_id or new_run_id(), playbook_name, request.inventory, options, request.limit)
+    store = _open_store(request.db) if request.history else None
+    all_reporters: list[Reporter] = list(reporters)
+    if store is not None:
+        all_reporters.insert(0, StoreReporter(store))
+    fan = Fanout(all_reporters)
+    runner = Runner(
+        plan,
+        inventory_view(inv),
+        info,
+        options,
+        fan,
+        limit_hosts=limit_hosts,
+        cancel=cancel,
+        play_vars=play_vars_loader,
+    )
+    try:
+        result = runner.run()
+    finally:
+        if store is not None:
+            store.close()
+    if request.reports:
+        from orchestrator.results.reports import write_report
+
+        for path in request.reports:
+            write_report(result, Path(path), lang=options.lang)
+    return result
+
+
+# ------------------------------------------------------------------------------ Wake-on-LAN before a run
+
+WAKE_WAIT_SECONDS = 120.0  # default of the host/group variable wol_wait
+
+
+def wake_before_run(
+    plan: Plan,
+    inv: Inventory,
+    limit_hosts: Sequence[str] | None,
+    request: RunRequest,
+    *,
+    cancel: threading.Event | None = None,
+) -> WakeOutcome | None:
+    """Play option ``wake_on_lan: true``: before the run, send Wake-on-LAN packets to the PCs those plays
+    target that do not answer a TCP connect on their WinRM port, and wait until they answer (at most the
+    largest ``wol_wait`` of them, seconds, default 120). PCs that stay off are reported unreachable by the run
+    as usual. MACs come from the inventory variable ``mac`` or the history (``kmsfleet_mac``)."""
+    if not any(play.wake_on_lan for play in plan.plays):
+        return None
+    from orchestrator.wol import recorded_macs, wake_and_wait, wake_targets
+
+    wanted = set(limit_hosts) if limit_hosts is not None else None
+    hosts: list[str] = []
+    seen: set[str] = set()
+    for play in plan.plays:
+        if play.wake_on_lan:
+            for h in inv.select(play.hosts):
+                if (wanted is None or h in wanted) and h not in seen:
+                    seen.add(h)
+                    hosts.append(h)
+    if not hosts:
+        return None
+    wait = 0.0
+    without_mac: list[str] = []
+    for h in hosts:
+        hv = inv.inventory_vars(h)
+        if not hv.get("mac"):
+            without_mac.append(h)
+        raw = hv.get("wol_wait", WAKE_WAIT_SECONDS)
+        try:
+            wait = max(wait, float(raw))
+        except (TypeError, ValueError):
+            raise InputError(f"host {h}: wol_wait {raw!r} is not a number of seconds") from None
+    macs = recorded_macs(request.db, without_mac) if request.history and without_mac else {}
+    targets = wake_targets(inv, hosts, history_macs=macs)
+    return wake_and_wait(targets, wait, progress=request.wake_progress, cancel=cancel)
+
+
+def _check_report_path(path: str) -> None:
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.exists():
+        raise InputError(f"--report: folder {parent} does not exist", Location(path))
+    if p.suffix.lower() not in (".json", ".csv", ".xml", ".html", ".htm"):
+        raise InputError("--report: use a .json, .csv, .xml (JUnit) or .html file name", Location(path))
+
+
+def ad_hoc_plan(name: str, module: str, args: Mapping[str, Any], hosts: str = "all", gather: bool = False) -> Plan:
+    """A one-task plan (``kmsfleet ping``, ``audit`` helpers)."""
+    task = TaskSpec(name=name, module=module, args=dict(args))
+    play = PlaySpec(name=name, hosts=hosts, tasks=(task,), gather_facts=gather, base_dir=os.getcwd())
+    return Plan(path=f"<{module}>", plays=(play,))

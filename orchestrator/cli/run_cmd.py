@@ -1,0 +1,293 @@
+"""`kmsfleet run` and `kmsfleet ping`: run a playbook (or one ping) against an inventory."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import typer
+
+from orchestrator.cli.common import console, escape, examples, handle_errors
+from orchestrator.errors import InputError, Location
+from orchestrator.executor.state import RunOptions
+from orchestrator.exitcodes import ExitCode
+from orchestrator.results.models import RunResult
+
+PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+
+
+def parse_extra_vars(values: list[str]) -> dict[str, Any]:
+    """Ansible's -e forms: key=value pairs, @file.yml, or a JSON/YAML mapping."""
+    from orchestrator.playbook.kv import parse_kv  # Ansible key=value rules (quotes, spaces)
+    from orchestrator.yamlsource import load_yaml_file, load_yaml_text
+
+    out: dict[str, Any] = {}
+    for raw in values:
+        text = raw.strip()
+        if text.startswith("@"):
+            data = load_yaml_file(text[1:])
+            if not isinstance(data, dict):
+                raise InputError("-e @FILE must contain a mapping of variables", Location(text[1:]))
+            out.update(data)
+        elif text.startswith(("{", "[")):
+            data = load_yaml_text(text, "-e")
+            if not isinstance(data, dict):
+                raise InputError(f"-e {text!r}: expected a mapping")
+            out.update(data)
+        elif "=" in text:
+            pairs, stray, _warnings = parse_kv(text, None)
+            if stray:
+                raise InputError(f"-e {text!r}: {stray[0]!r} is not key=value")
+            out.update(pairs)
+        else:
+            raise InputError(f"-e {text!r}: use key=value, @vars.yml or a JSON mapping")
+    return out
+
+
+def read_password(ask: bool) -> str | None:
+    if ask:
+        if sys.stdin.isatty():
+            return getpass.getpass("WinRM password: ")
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") if line else None
+    return os.environ.get(PASSWORD_ENV) or None
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (tests calling in-process)
+        pass
+
+
+def execute(request: Any, lang: str, verbosity: int) -> RunResult:
+    from orchestrator.api import run_playbook
+    from orchestrator.cli.output import TerminalReporter
+
+    reporter = TerminalReporter(console, lang=lang, verbosity=verbosity, check=request.options.check)
+    _sigterm_as_interrupt()
+    return run_playbook(request, [reporter])
+
+
+# ------------------------------------------------------------ follow-up passes (--retry-unreachable-for)
+
+DEFAULT_EVERY = "10m"
+
+
+def followup_window(retry_for: str | None, every: str | None) -> tuple[float, float] | None:
+    """(window, every) in seconds for ``--retry-unreachable-for`` / ``--every``, or None."""
+    from orchestrator.followup import MIN_EVERY_SECONDS, parse_duration
+
+    if retry_for is None:
+        if every is not None:
+            raise InputError(
+                "--every goes with --retry-unreachable-for", hint="e.g. --retry-unreachable-for 2h --every 10m"
+            )
+        return None
+    window = parse_duration(retry_for, option="--retry-unreachable-for")
+    interval = parse_duration(every or DEFAULT_EVERY, option="--every")
+    if interval < MIN_EVERY_SECONDS:
+        raise InputError(f"--every must be at least {MIN_EVERY_SECONDS:.0f}s")
+    if interval > window:
+        raise InputError(
+            f"--every ({every or DEFAULT_EVERY}) is longer than --retry-unreachable-for ({retry_for}): "
+            "no follow-up pass would fit",
+            hint="e.g. --retry-unreachable-for 2h --every 10m",
+        )
+    return window, interval
+
+
+def run_with_followups(request: Any, lang: str, verbosity: int, window: float, every: float) -> int:
+    """The first run, then follow-up passes for the PCs that were off (``orchestrator.followup``). Each pass
+    is its own run in the history; reports show every PC's final state; the exit code too."""
+    import dataclasses
+    import time
+
+    from orchestrator.followup import Waiting, format_duration, retry_unreachable
+    from orchestrator.knowledge.i18n import t
+    from orchestrator.results.summary import host_list
+
+    started = time.monotonic()
+    first = execute(request, lang, verbosity)
+    passes: list[RunResult] = []
+
+    def run_pass(limit: str, hosts: tuple[str, ...]) -> RunResult:
+        text = t("followup.pass", lang, number=len(passes) + 1, n=len(hosts))
+        console.print(f"\n[bold]{escape(text)}[/]")
+        result = execute(dataclasses.replace(request, limit=limit, reports=(), run_id=None), lang, verbosity)
+        passes.append(result)
+        return result
+
+    def on_wait(w: Waiting) -> None:
+        text = t(
+            "followup.waiting",
+            lang,
+            n=len(w.hosts),
+            hosts=host_list(w.hosts, lang),
+            next=format_duration(w.next_pass_in),
+            remaining=format_duration(w.remaining),
+        )
+        console.print(f"[yellow]{escape(text)}[/]")
+
+    outcome = retry_unreachable(
+        first, run_pass, window=window, every=every, history=request.history, on_wait=on_wait, started=started
+    )
+    if len(outcome.runs) > 1:
+        combined = outcome.combined
+        if outcome.still_unreachable:
+            still = outcome.still_unreachable
+            console.print(f"[red]{escape(t('followup.gave_up', lang, n=len(still), hosts=host_list(still, lang)))}[/]")
+        elif not outcome.interrupted:
+            console.print(f"[green]{escape(t('followup.all_reached', lang))}[/]")
+        counts = ", ".join(f"{t('status.' + k, lang)} {v}" for k, v in combined.counts().items() if v)
+        ids = ", ".join(r.info.id for r in outcome.runs)
+        console.print(escape(t("followup.final", lang, runs=len(outcome.runs), ids=ids, counts=counts)))
+        if request.reports:
+            from orchestrator.results.reports import write_report
+
+            for path in request.reports:
+                write_report(combined, Path(path), lang=lang)
+    return outcome.exit_code
+
+
+RUN_HELP = (
+    "Run a playbook on every PC of an inventory, in parallel.\n\n"
+    "PLAYBOOK is a path or a bundled playbook name: site.yml (everything each PC has), windows.yml, "
+    "office2013.yml, office2016.yml, office2019.yml, winsvr.yml, sqlsvr.yml, audit.yml, seed-procedure.yml.\n\n"
+    "Exit codes: 0 all ok, 2 a task failed, 3 a PC was unreachable, 4 invalid input, 5 sign-in refused, "
+    "99 interrupted.\n\n"
+    "--retry-unreachable-for 2h --every 10m: after the run, re-run only the PCs that were unreachable (switched "
+    "off) every 10 minutes until they answer or 2 hours have passed. Each pass is its own run in the history "
+    "(its limit @unreachable:RUN_ID names the run before it); the exit code and --report show every PC's final "
+    "state."
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "run",
+        help=RUN_HELP,
+        epilog=examples(
+            "kmsfleet run site.yml -i inventories/lab.yml",
+            "kmsfleet run windows.yml -i school.yml --limit room101 --check --diff",
+            "kmsfleet run office2016.yml -i school.yml --limit @failed --report out.html --lang zh-TW",
+            "kmsfleet run site.yml -i school.yml -e kms_host=163.30.0.166 -e fix_timezone=true --ask-pass",
+            "kmsfleet run audit.yml -i school.yml --retry-unreachable-for 2h --every 10m",
+        ),
+    )
+    @handle_errors
+    def run(
+        playbook: str = typer.Argument(..., help="Playbook file or bundled playbook name."),
+        inventory: list[str] = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list."),
+        limit: str | None = typer.Option(
+            None, "-l", "--limit", help="Host pattern: room101, pc0*, room101:!pc05, @failed, @unreachable, @file."
+        ),
+        check: bool = typer.Option(False, "-C", "--check", help="Dry run: report what would change, change nothing."),
+        diff: bool = typer.Option(False, "-D", "--diff", help="Show before/after where meaningful."),
+        forks: int = typer.Option(50, "-f", "--forks", min=1, max=5000, help="PCs worked on at the same time."),
+        strategy: str = typer.Option("free", "--strategy", help="free (default: no PC waits) or linear (lock-step)."),
+        tags: list[str] = typer.Option([], "-t", "--tags", help="Only tasks with these tags (comma lists allowed)."),
+        skip_tags: list[str] = typer.Option([], "--skip-tags", help="Skip tasks with these tags."),
+        extra_vars: list[str] = typer.Option([], "-e", "--extra-vars", help="key=value, @vars.yml or JSON."),
+        report: list[str] = typer.Option([], "--report", help="Write a report: .json, .csv, .xml (JUnit), .html."),
+        db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help="History database path or URL."),
+        no_history: bool = typer.Option(False, "--no-history", help="Do not record this run in the history."),
+        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help="Output language: en or zh-TW."),
+        ask_pass: bool = typer.Option(
+            False, "-k", "--ask-pass", help=f"Prompt for the password (or set {PASSWORD_ENV})."
+        ),
+        host_timeout: float | None = typer.Option(None, "--host-timeout", min=1, help="Time budget per PC, seconds."),
+        verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More output (-v, -vv, -vvv)."),
+        retry_unreachable_for: str | None = typer.Option(
+            None,
+            "--retry-unreachable-for",
+            help="Then keep re-running only the PCs that were off, for this long (e.g. 2h); see --every.",
+        ),
+        every: str | None = typer.Option(None, "--every", help="Time between follow-up passes (default 10m)."),
+    ) -> None:
+        from orchestrator.api import RunRequest
+        from orchestrator.knowledge.i18n import normalise_lang
+
+        if strategy not in ("free", "linear"):
+            raise InputError(f"--strategy must be free or linear, not {strategy!r}")
+        lang = normalise_lang(lang)
+        options = RunOptions(
+            check=check,
+            diff=diff,
+            forks=forks,
+            strategy=strategy,
+            tags=frozenset(t.strip() for v in tags for t in v.split(",") if t.strip()),
+            skip_tags=frozenset(t.strip() for v in skip_tags for t in v.split(",") if t.strip()),
+            extra_vars=parse_extra_vars(extra_vars),
+            verbosity=verbose,
+            host_budget=host_timeout,
+            password=read_password(ask_pass),
+            lang=lang,
+        )
+        followup = followup_window(retry_unreachable_for, every)
+        from orchestrator.cli.wake_cmd import WakePrinter
+
+        request = RunRequest(
+            playbook=playbook,
+            inventory=inventory,
+            limit=limit,
+            options=options,
+            db=db,
+            history=not no_history,
+            reports=report,
+            wake_progress=WakePrinter(lang),
+        )
+        if followup is not None:
+            raise typer.Exit(run_with_followups(request, lang, verbose, *followup))
+        result = execute(request, lang, verbose)
+        raise typer.Exit(result.exit_code)
+
+    @app.command(
+        "ping",
+        help="Check that every PC answers WinRM and WMI with its credentials (changes nothing).",
+        epilog=examples("kmsfleet ping -i inventories/lab.yml", "kmsfleet ping -i school.yml --limit room101"),
+    )
+    @handle_errors
+    def ping(
+        inventory: list[str] = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list."),
+        limit: str | None = typer.Option(None, "-l", "--limit", help="Host pattern."),
+        forks: int = typer.Option(50, "-f", "--forks", min=1, max=5000),
+        ask_pass: bool = typer.Option(
+            False, "-k", "--ask-pass", help=f"Prompt for the password (or set {PASSWORD_ENV})."
+        ),
+        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG"),
+        verbose: int = typer.Option(0, "-v", "--verbose", count=True),
+        report: list[str] = typer.Option([], "--report", help="Write a report: .json, .csv, .xml, .html."),
+        db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB"),
+    ) -> None:
+        from orchestrator.api import RunRequest, ad_hoc_plan, run_plan
+        from orchestrator.cli.output import TerminalReporter
+        from orchestrator.inventory.loader import load_inventory
+        from orchestrator.knowledge.i18n import normalise_lang
+
+        lang = normalise_lang(lang)
+        options = RunOptions(forks=forks, verbosity=verbose, password=read_password(ask_pass), lang=lang)
+        request = RunRequest(
+            playbook="<win_ping>", inventory=inventory, limit=limit, options=options, db=db, reports=report
+        )
+        plan = ad_hoc_plan("ping", "win_ping", {})
+        reporter = TerminalReporter(console, lang=lang, verbosity=max(verbose, 1))
+        _sigterm_as_interrupt()
+        result = run_plan(plan, load_inventory(list(inventory)), request, [reporter], playbook_path=Path("<win_ping>"))
+        raise typer.Exit(result.exit_code)
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+__all__ = ["ExitCode", "parse_extra_vars", "register"]

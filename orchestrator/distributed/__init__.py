@@ -1,0 +1,1 @@
+"""Scale-out: per-site Celery workers (issue "Scale-out")."""

@@ -1,0 +1,95 @@
+"""What the executor runs: plays, blocks and tasks as plain frozen values.
+
+The playbook package validates YAML into its own models; ``from_playbook`` turns them into these so the executor
+depends on a small, stable shape (and tests can build plans directly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from orchestrator.errors import Location
+
+Node = Union["TaskSpec", "BlockSpec"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    module: str
+    args: Mapping[str, Any]
+    location: Location = field(default_factory=lambda: Location("<task>"))
+    when: tuple[Any, ...] = ()
+    register: str | None = None
+    loop: Any = None  # None = no loop; else a template or a list
+    loop_var: str = "item"
+    index_var: str | None = None
+    label: Any = None
+    retries: int | str | None = None  # str = a template, resolved per host
+    until: tuple[Any, ...] | None = None
+    delay: float | str = 5.0
+    ignore_errors: bool | str = False
+    ignore_unreachable: bool | str = False
+    changed_when: tuple[Any, ...] | None = None
+    failed_when: tuple[Any, ...] | None = None
+    no_log: bool | str = False
+    notify: tuple[str, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    check_mode: bool | str | None = None
+    diff: bool | str | None = None
+    timeout: float | str | None = None
+    tags: frozenset[str] = frozenset()
+    listen: tuple[str, ...] = ()  # handlers only
+    loop_with: str | None = None  # loop | with_items | with_list | with_dict (None = no loop)
+    source: Any = field(default=None, compare=False, repr=False)  # the playbook loader's Task, if any
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    name: str
+    block: tuple[Node, ...]
+    rescue: tuple[Node, ...] = ()
+    always: tuple[Node, ...] = ()
+    location: Location = field(default_factory=lambda: Location("<block>"))
+    when: tuple[Any, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    tags: frozenset[str] = frozenset()
+    ignore_errors: bool | str = False
+    ignore_unreachable: bool | str = False
+    no_log: bool | str = False
+    check_mode: bool | str | None = None
+
+
+@dataclass(frozen=True)
+class PlaySpec:
+    name: str
+    hosts: str
+    tasks: tuple[Node, ...] = ()
+    pre_tasks: tuple[Node, ...] = ()
+    post_tasks: tuple[Node, ...] = ()
+    handlers: tuple[TaskSpec, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    vars_files: tuple[Any, ...] = ()  # the playbook loader's references; loaded by the caller's play_vars
+    gather_facts: bool = True
+    serial: tuple[int | str, ...] = ()
+    strategy: str | None = None
+    any_errors_fatal: bool = False
+    max_fail_percentage: float | None = None
+    ignore_unreachable: bool | str = False
+    check_mode: bool | str | None = None
+    wake_on_lan: bool = False
+    location: Location = field(default_factory=lambda: Location("<play>"))
+    base_dir: str = "."
+    tags: frozenset[str] = frozenset()
+    source: Any = field(default=None, compare=False, repr=False)  # the playbook loader's Play, if any
+
+    def all_sections(self) -> tuple[tuple[Node, ...], ...]:
+        return (self.pre_tasks, self.tasks, self.post_tasks)
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: str
+    plays: tuple[PlaySpec, ...]

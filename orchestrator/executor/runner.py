@@ -1,0 +1,468 @@
+"""The runner: plays in order, hosts in parallel (up to ``forks``), each host through its own pipeline.
+
+Strategies:
+- ``free`` (default): each host runs the whole play start to end; nobody waits for the slowest PC.
+- ``linear``: lock-step; task N starts on any host only when every host finished task N-1.
+``serial`` splits a play's hosts into batches. Between plays there is a barrier (as in Ansible).
+
+Robustness:
+- Each host has a time budget. A host still running past it (plus a short grace) is finished by the runner
+  as ``unreachable`` (timed out) with every result it already produced; its stuck thread is abandoned.
+- Ctrl-C (KeyboardInterrupt in the main thread) stops new work at once, gives in-flight requests ``grace``
+  seconds, then finishes every host: ``interrupted`` for those in flight, ``not_run`` for those never started.
+  Every result already gathered is kept and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any
+
+from orchestrator import __version__
+from orchestrator.executor.pipeline import HostPipeline, PlayRun, stop_exception
+from orchestrator.executor.plan import BlockSpec, Node, Plan, PlaySpec, TaskSpec
+from orchestrator.executor.pool import WorkerPool
+from orchestrator.executor.reporter import Reporter
+from orchestrator.executor.state import HostState, RunOptions
+from orchestrator.results.models import (
+    FailureKind,
+    HostResult,
+    HostStatus,
+    HostTaskResult,
+    RunInfo,
+    RunResult,
+    TaskStatus,
+    utcnow,
+)
+
+DEFAULT_BUDGET = 600.0
+WATCHDOG_GRACE = 5.0
+FACT_KEYS = (
+    "ansible_os_name",
+    "ansible_distribution_version",
+    "ansible_hostname",
+    "kmsfleet_timezone",
+    "kmsfleet_clock_offset_seconds",
+    "kmsfleet_mac",
+    "kmsfleet_office_versions",
+    "kmsfleet_sql_services",
+    "kmsfleet_is_server",
+)
+
+
+class InventoryView:
+    """What the runner needs from an inventory (``orchestrator.inventory.Inventory`` provides it)."""
+
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        host_vars: Callable[[str], Mapping[str, Any]],
+        groups_of: Callable[[str], tuple[str, ...]],
+        select: Callable[[str], list[str]],
+        groups: Mapping[str, Sequence[str]],
+    ) -> None:
+        self.hosts = list(hosts)
+        self.host_vars = host_vars
+        self.groups_of = groups_of
+        self.select = select
+        self.groups = groups
+
+
+def _batches(hosts: list[str], serial: tuple[int | str, ...]) -> list[list[str]]:
+    if not serial:
+        return [hosts]
+    out: list[list[str]] = []
+    i = 0
+    step_index = 0
+    while i < len(hosts):
+        spec = serial[min(step_index, len(serial) - 1)]
+        if isinstance(spec, str) and spec.strip().endswith("%"):
+            size = max(1, int(len(hosts) * float(spec.strip()[:-1]) / 100))
+        else:
+            size = max(1, int(spec))
+        out.append(hosts[i : i + size])
+        i += size
+        step_index += 1
+    return out
+
+
+def _tag_filter(tags: frozenset[str], skip_tags: frozenset[str]) -> Callable[[TaskSpec | BlockSpec], bool]:
+    """Ansible's tag rules, including the special tags always, never, tagged, untagged and all."""
+
+    def should_run(node: TaskSpec | BlockSpec) -> bool:
+        node_tags = set(node.tags)
+        if isinstance(node, BlockSpec):
+            # A block runs if it or anything inside it could run; children are filtered individually.
+            return _block_may_run(node, should_run)
+        if skip_tags:
+            if "all" in skip_tags and "always" not in node_tags:
+                return False
+            if node_tags & skip_tags:
+                return False
+            if "tagged" in skip_tags and node_tags - {"always"}:
+                return False
+            if "untagged" in skip_tags and not node_tags:
+                return False
+        if "always" in node_tags and "always" not in skip_tags:
+            return True
+        if not tags or tags == {"all"}:
+            return "never" not in node_tags
+        if "never" in node_tags and not (node_tags & tags):
+            return False
+        if node_tags & tags:
+            return True
+        if "tagged" in tags and node_tags:
+            return True
+        return "untagged" in tags and not node_tags
+
+    return should_run
+
+
+def _block_may_run(block: BlockSpec, should_run: Callable[[TaskSpec | BlockSpec], bool]) -> bool:
+    return any(should_run(n) for n in (*block.block, *block.rescue, *block.always))
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        inventory: InventoryView,
+        info: RunInfo,
+        options: RunOptions,
+        reporter: Reporter,
+        *,
+        limit_hosts: Sequence[str] | None = None,
+        cancel: threading.Event | None = None,
+        play_vars: Callable[[PlaySpec, Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.inventory = inventory
+        self.info = info
+        self.options = options
+        self.reporter = reporter
+        self.limit = set(limit_hosts) if limit_hosts is not None else None
+        self.cancel = cancel or threading.Event()
+        self.play_vars = play_vars or (lambda play, extra: play.vars)
+        self.states: dict[str, HostState] = {}
+        self.results: dict[str, HostResult] = {}
+        self._results_lock = threading.Lock()
+        self.pool = WorkerPool(max(1, options.forks))
+        self.should_run = _tag_filter(options.tags, options.skip_tags)
+
+    # ------------------------------------------------------------------ host bookkeeping
+
+    def _state(self, host: str) -> HostState:
+        st = self.states.get(host)
+        if st is None:
+            st = HostState(host, self.inventory.host_vars(host), self.inventory.groups_of(host))
+            self.states[host] = st
+        return st
+
+    def _budget(self, st: HostState) -> float:
+        raw = st.inventory_vars.get("kmsfleet_host_budget_sec")
+        if raw is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                return max(1.0, float(raw))
+        return self.options.host_budget or DEFAULT_BUDGET
+
+    def _finish_host(self, host: str, status: HostStatus | None = None, msg: str = "") -> None:
+        st = self.states[host]
+        results = st.finish()
+        if results is None:
+            return
+        if status is None:
+            status, msg = self._final_status(st, results)
+        facts = {k: st.facts[k] for k in FACT_KEYS if k in st.facts}
+        hr = HostResult(
+            host=host,
+            status=status,
+            tasks=results,
+            msg=msg,
+            started=st.started,
+            finished=utcnow(),
+            address=st.address or str(st.inventory_vars.get("ansible_host", host)),
+            groups=tuple(g for g in st.groups if g != "all"),
+            licences=tuple(st.licences.values()),
+            facts=facts,
+        )
+        with self._results_lock:
+            self.results[host] = hr
+        self.reporter.host_done(hr)
+
+    @staticmethod
+    def _final_status(st: HostState, results: tuple[HostTaskResult, ...]) -> tuple[HostStatus, str]:
+        last_bad = next(
+            (
+                t
+                for t in reversed(results)
+                if t.status in (TaskStatus.FAILED, TaskStatus.UNREACHABLE) and not t.ignored and not t.rescued
+            ),
+            None,
+        )
+        if st.interrupted:
+            return HostStatus.INTERRUPTED, "interrupted before the host finished"
+        if st.stopped is FailureKind.AUTH:
+            return HostStatus.AUTH_REFUSED, last_bad.msg if last_bad else "authentication refused"
+        if st.stopped is not None:
+            return HostStatus.UNREACHABLE, last_bad.msg if last_bad else "unreachable"
+        if st.failed:
+            return HostStatus.FAILED, last_bad.msg if last_bad else "a task failed"
+        if any(t.status is TaskStatus.CHANGED for t in results):
+            return HostStatus.CHANGED, ""
+        return HostStatus.OK, ""
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> RunResult:
+        plays = self.plan.plays
+        targets: list[list[str]] = []
+        for play in plays:
+            hosts = self.inventory.select(play.hosts)
+            if self.limit is not None:
+                hosts = [h for h in hosts if h in self.limit]
+            targets.append(hosts)
+        all_hosts: list[str] = []
+        for hosts in targets:
+            all_hosts.extend(h for h in hosts if h not in all_hosts)
+        last_play = {h: i for i, hosts in enumerate(targets) for h in hosts}
+        for h in all_hosts:
+            self._state(h)
+        self.reporter.run_started(self.info, all_hosts)
+        interrupted = False
+        try:
+            for index, (play, hosts) in enumerate(zip(plays, targets, strict=True)):
+                if self.cancel.is_set():
+                    break
+                active = [h for h in hosts if self.states[h].active and not self.states[h].finished]
+                self.reporter.play_started(play.name, active)
+                if not active:
+                    continue
+                self._run_play(play, active, index, last_play)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.cancel.set()
+            self._drain()
+        if self.cancel.is_set():
+            interrupted = True
+        for host in all_hosts:
+            st = self.states[host]
+            if st.finished:
+                continue
+            if st.started_mono is None and interrupted:
+                self._finish_host(host, HostStatus.NOT_RUN, "not started: the run was interrupted")
+            elif interrupted and st.active:
+                st.interrupted = True
+                self._finish_host(host)
+            else:
+                self._finish_host(host)
+        self.pool.shutdown()
+        hosts_out = tuple(self.results[h] for h in all_hosts if h in self.results)
+        result = RunResult(info=self.info, hosts=hosts_out, finished=utcnow(), interrupted=interrupted)
+        self.reporter.run_done(result)
+        return result
+
+    def _drain(self) -> None:
+        """After Ctrl-C: let in-flight requests finish for up to ``grace`` seconds."""
+        deadline = time.monotonic() + self.options.grace
+        pending = [f for f in getattr(self, "_inflight", []) if not f.done()]
+        while pending and time.monotonic() < deadline:
+            try:
+                wait(pending, timeout=max(0.05, deadline - time.monotonic()))
+            except KeyboardInterrupt:
+                break  # a second Ctrl-C: stop waiting now
+            pending = [f for f in pending if not f.done()]
+
+    def _play_run(self, play: PlaySpec, hosts: list[str], aborted: threading.Event) -> PlayRun:
+        magic = {
+            "play_hosts": hosts,
+            "ansible_play_hosts": hosts,
+            "ansible_play_batch": hosts,
+            "ansible_play_hosts_all": hosts,
+            "groups": {g: list(m) for g, m in self.inventory.groups.items()},
+            "playbook_dir": play.base_dir,
+            "ansible_run_tags": sorted(self.options.tags) or ["all"],
+            "ansible_skip_tags": sorted(self.options.skip_tags),
+            "ansible_play_name": play.name,
+            "ansible_version": {"full": __version__, "string": f"kmsfleet {__version__}"},
+            "hostvars": _HostVars(self),
+        }
+        play_vars = self.play_vars(play, self.options.extra_vars)
+        return PlayRun(play=play, play_vars=play_vars, play_hosts=hosts, magic=magic, aborted=aborted.is_set)
+
+    def _run_play(self, play: PlaySpec, hosts: list[str], index: int, last_play: dict[str, int]) -> None:
+        strategy = (play.strategy or self.options.strategy or "free").lower()
+        aborted = threading.Event()
+        for batch in _batches(hosts, play.serial):
+            if self.cancel.is_set() or aborted.is_set():
+                break
+            run = self._play_run(play, batch, aborted)
+            if strategy == "linear":
+                self._linear(run, batch, index, last_play, aborted)
+            else:
+                self._free(run, batch, index, last_play, aborted)
+            self._check_failures(play, batch, aborted)
+
+    def _check_failures(self, play: PlaySpec, batch: list[str], aborted: threading.Event) -> None:
+        failed = [h for h in batch if self.states[h].failed or self.states[h].stopped is not None]
+        if play.any_errors_fatal and failed:
+            aborted.set()
+        if (
+            play.max_fail_percentage is not None
+            and batch
+            and 100.0 * len(failed) / len(batch) > play.max_fail_percentage
+        ):
+            aborted.set()
+
+    def _pipeline(self, host: str) -> HostPipeline:
+        return HostPipeline(self.states[host], self.options, self.reporter, self.cancel, self.should_run)
+
+    def _host_job(self, host: str, work: Callable[[HostPipeline], None], finish: bool) -> Callable[[], None]:
+        def job() -> None:
+            st = self.states[host]
+            if self.cancel.is_set() or st.finished:
+                return
+            st.begin(self._budget(st))
+            pipeline = self._pipeline(host)
+            try:
+                work(pipeline)
+            except stop_exception():
+                pass
+            finally:
+                if finish or not st.active:
+                    with contextlib.suppress(Exception):
+                        st.close()
+                    self._finish_host(host)
+
+        return job
+
+    def _supervise(self, futures: dict[Future[None], str]) -> None:
+        """Wait for jobs; finish hosts that overrun their budget. KeyboardInterrupt propagates."""
+        self._inflight = list(futures)
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            for fut in done:
+                exc = fut.exception()
+                if exc is not None and not isinstance(exc, stop_exception()):
+                    host = futures[fut]
+                    self.states[host].failed = True
+                    self._finish_host(host, HostStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            now = time.monotonic()
+            for fut in list(pending):
+                st = self.states[futures[fut]]
+                if st.deadline is not None and now > st.deadline + WATCHDOG_GRACE and not st.finished:
+                    self._overrun(st)
+                    pending.discard(fut)
+
+    def _overrun(self, st: HostState) -> None:
+        budget = st.budget or 0
+        st.stopped = FailureKind.TIMEOUT
+        timeout_result = HostTaskResult(
+            host=st.name,
+            play="",
+            task="(time budget)",
+            module="",
+            status=TaskStatus.UNREACHABLE,
+            msg=f"the host did not finish within its time budget of {budget:.0f}s; abandoned",
+            failure=FailureKind.TIMEOUT,
+            diagnosis="KF_TIMEOUT",
+        )
+        if st.add(timeout_result):
+            self.reporter.task_done(timeout_result)
+        self._finish_host(st.name)
+
+    def _free(
+        self, run: PlayRun, batch: list[str], index: int, last_play: dict[str, int], aborted: threading.Event
+    ) -> None:
+        futures: dict[Future[None], str] = {}
+        for host in batch:
+            finish = last_play.get(host) == index
+            futures[self.pool.submit(self._host_job(host, lambda p: p.run_play(run), finish))] = host
+        self._supervise(futures)
+
+    def _linear(
+        self, run: PlayRun, batch: list[str], index: int, last_play: dict[str, int], aborted: threading.Event
+    ) -> None:
+        steps: list[Sequence[Node]] = []
+        if run.play.gather_facts:
+            steps.append(
+                [
+                    TaskSpec(
+                        name="Gathering Facts",
+                        module="setup",
+                        args={},
+                        location=run.play.location,
+                        tags=frozenset({"always"}),
+                    )
+                ]
+            )
+        for section in run.play.all_sections():
+            steps.extend([node] for node in section)
+        for step in steps:
+            if self.cancel.is_set() or aborted.is_set():
+                return
+            active = [h for h in batch if self.states[h].active and not self.states[h].finished]
+            if not active:
+                break
+
+            def work(p: HostPipeline, nodes: Sequence[Node] = step) -> None:
+                p.run_nodes(nodes, run, (), in_block=False)
+
+            futures = {self.pool.submit(self._host_job(h, work, False)): h for h in active}
+            self._supervise(futures)
+        active = [h for h in batch if not self.states[h].finished]
+        futures = {
+            self.pool.submit(self._host_job(h, lambda p: p.flush_handlers(run), last_play.get(h) == index)): h
+            for h in active
+        }
+        self._supervise(futures)
+
+
+class _HostVars(Mapping[str, Any]):
+    """``hostvars[name]``: another host's inventory variables and facts (read-only)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    def __getitem__(self, key: str) -> Any:
+        st = self._runner.states.get(key)
+        if st is None:
+            if key in self._runner.inventory.hosts:
+                return dict(self._runner.inventory.host_vars(key))
+            raise KeyError(key)
+        return {**st.inventory_vars, **st.facts, **st.scope}
+
+    def __iter__(self) -> Any:
+        return iter(self._runner.inventory.hosts)
+
+    def __len__(self) -> int:
+        return len(self._runner.inventory.hosts)
+
+
+def new_run_info(
+    run_id: str,
+    playbook: str,
+    inventory: Sequence[str],
+    options: RunOptions,
+    limit: str | None,
+) -> RunInfo:
+    return RunInfo(
+        id=run_id,
+        playbook=playbook,
+        inventory=tuple(inventory),
+        limit=limit,
+        check=options.check,
+        tags=tuple(sorted(options.tags)),
+        skip_tags=tuple(sorted(options.skip_tags)),
+        forks=options.forks,
+        strategy=options.strategy,
+        controller=f"{socket.gethostname()} pid {os.getpid()}",
+        kmsfleet_version=__version__,
+        lang=options.lang,
+    )

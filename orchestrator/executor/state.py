@@ -1,0 +1,113 @@
+"""Run-wide options and per-host state.
+
+``RunOptions`` is what the user asked for (frozen). ``HostState`` belongs to one host: only the thread running
+that host touches it, except ``snapshot()``, which the runner may call when it must finish a host early
+(Ctrl-C, time budget). Results in it are frozen ``HostTaskResult`` values, appended in order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from orchestrator.results.models import FailureKind, HostTaskResult, LicenceRecord, TaskStatus, utcnow
+from orchestrator.transport.connection import connection_spec
+from orchestrator.transport.winrm import WinRMConnection
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    check: bool = False
+    diff: bool = False
+    forks: int = 50
+    strategy: str = "free"  # free | linear (a play's `strategy:` wins)
+    tags: frozenset[str] = frozenset()
+    skip_tags: frozenset[str] = frozenset()
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    verbosity: int = 0
+    host_budget: float | None = None  # seconds per host for the whole run (kmsfleet_host_budget_sec wins)
+    grace: float = 5.0  # after Ctrl-C: how long in-flight requests may take before hosts are abandoned
+    password: str | None = field(default=None, repr=False)  # --ask-pass / KMSFLEET_PASSWORD
+    lang: str = "en"
+
+
+class HostState:
+    def __init__(self, name: str, inventory_vars: Mapping[str, Any], groups: tuple[str, ...]) -> None:
+        self.name = name
+        self.inventory_vars = dict(inventory_vars)
+        self.groups = groups
+        self.facts: dict[str, Any] = {}
+        self.scope: dict[str, Any] = {}  # set_fact and registered variables
+        self.notified: set[str] = set()
+        self.results: list[HostTaskResult] = []
+        self.licences: dict[tuple[str, str], LicenceRecord] = {}
+        self.stopped: FailureKind | None = None  # why the host stopped running tasks (unreachable, auth, …)
+        self.failed = False
+        self.interrupted = False
+        self.started: datetime = utcnow()
+        self.started_mono: float | None = None
+        self.deadline: float | None = None
+        self.budget: float | None = None
+        self.conn: WinRMConnection | None = None
+        self.finished = False
+        self.address: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> bool:
+        return self.stopped is None and not self.failed and not self.interrupted
+
+    def begin(self, budget: float) -> None:
+        if self.started_mono is None:
+            self.started = utcnow()
+            self.started_mono = time.monotonic()
+            self.budget = budget
+            self.deadline = self.started_mono + budget
+
+    def add(self, result: HostTaskResult) -> bool:
+        """Keep a result; False when the host was already finished by the runner (abandoned)."""
+        with self._lock:
+            if self.finished:
+                return False
+            self.results.append(result)
+            for lic in result.licences:
+                self.licences[(lic.product, lic.activation_id or lic.name)] = lic
+        if result.status is TaskStatus.FAILED and not (result.ignored or result.rescued):
+            self.failed = True
+        return True
+
+    def finish(self) -> tuple[HostTaskResult, ...] | None:
+        """Mark the host finished and return its results, once; None if it was already finished."""
+        with self._lock:
+            if self.finished:
+                return None
+            self.finished = True
+            return tuple(self.results)
+
+    def snapshot(self) -> tuple[HostTaskResult, ...]:
+        with self._lock:
+            return tuple(self.results)
+
+    def connection(
+        self, render: Callable[[Any], Any], cancel: threading.Event, password: str | None
+    ) -> WinRMConnection:
+        """The host's one connection, created on first use from its (templated) connection variables."""
+        if self.conn is None:
+            keys = [k for k in self.inventory_vars if k.startswith(("ansible_", "kmsfleet_"))]
+            keys += [k for k in self.scope if k.startswith(("ansible_", "kmsfleet_")) and k not in keys]
+            conn_vars = {k: render("{{ " + k + " }}") for k in keys}
+            if password is not None and "ansible_password" not in conn_vars:
+                conn_vars["ansible_password"] = password
+            spec = connection_spec(self.name, conn_vars)
+            self.address = spec.address
+            self.conn = WinRMConnection(spec, deadline=self.deadline, cancel=cancel)
+        return self.conn
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()

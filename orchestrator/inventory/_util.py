@@ -1,0 +1,65 @@
+"""Small helpers shared by the inventory loaders."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from orchestrator.errors import InputError, Location
+from orchestrator.redact import register_secret
+
+#: Variable names whose values are secrets (ansible_password, ansible_become_pass, api_token …).
+SECRET_NAME = re.compile(r"(password|passwd|(^|_)pass$|secret|token|credential|api_?key)", re.IGNORECASE)
+
+_BAD_NAME_START = ("!", "&", "~", "@")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The closest of ``choices`` to ``word``, formatted as a hint, or None."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'?" if match else None
+
+
+def register_secrets(variables: Mapping[str, Any]) -> None:
+    """Register every secret-looking value (by its variable name) with ``orchestrator.redact``. Templates are
+    not secrets themselves (their rendered value is registered when it is rendered)."""
+    for key, value in variables.items():
+        if isinstance(value, Mapping):
+            register_secrets(value)
+            continue
+        if not isinstance(key, str) or not SECRET_NAME.search(key):
+            continue
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, str | int | float):
+            text = str(value)
+            if "{{" in text or "{%" in text:
+                continue
+            register_secret(text)
+
+
+def check_entity_name(name: str, kind: str, location: Location) -> None:
+    """Host and group names must be usable in host patterns."""
+    if not name:
+        raise InputError(f"empty {kind} name", location)
+    if any(ch.isspace() for ch in name) or "," in name:
+        raise InputError(
+            f"{kind} name {name!r} contains a space or a comma", location, hint="host patterns split on those"
+        )
+    if name.startswith(_BAD_NAME_START):
+        raise InputError(
+            f"{kind} name {name!r} starts with {name[0]!r}",
+            location,
+            hint="'!', '&', '~' and '@' have a meaning at the start of a host pattern",
+        )
+
+
+def check_var_name(name: Any, location: Location) -> None:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise InputError(
+            f"invalid variable name {name!r}",
+            location,
+            hint="variable names are letters, digits and underscores, not starting with a digit",
+        )

@@ -1,0 +1,96 @@
+"""``ansible-inventory``-compatible views of an inventory: ``--list`` JSON and the ``--graph`` tree."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import InputError
+from orchestrator.inventory._util import did_you_mean
+from orchestrator.redact import redact
+
+if TYPE_CHECKING:
+    from orchestrator.inventory.model import Inventory
+
+
+def list_json(inventory: Inventory, *, limit: str | None = None, export: bool = False) -> dict[str, Any]:
+    """``{"_meta": {"hostvars": …}, "all": {"children": […]}, "<group>": {"hosts": […], "children": […]}}``.
+
+    Without ``export`` (Ansible's default) group variables are merged into each host's ``hostvars``; with it,
+    ``hostvars`` hold only host-level variables and each group shows its own ``vars``. Empty keys and empty
+    groups are left out, as Ansible does."""
+    available = set(inventory.select(limit)) if limit else set(inventory.hosts)
+    hostvars: dict[str, Any] = {}
+    for host in inventory.hosts:
+        if host not in available:
+            continue
+        values = dict(inventory.host(host).vars) if export else inventory.inventory_vars(host)
+        if values:
+            hostvars[host] = values
+    out: dict[str, Any] = {"_meta": {"hostvars": hostvars}}
+    seen: set[str] = set()
+    stack = ["all"]
+    while stack:
+        name = stack.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        group = inventory.groups[name]
+        entry: dict[str, Any] = {}
+        if name != "all":
+            entry["hosts"] = [h for h in group.hosts if h in available]
+        entry["children"] = sorted(group.children)
+        if export:
+            entry["vars"] = dict(group.vars)
+        entry = {k: v for k, v in entry.items() if v}
+        if entry:
+            out[name] = entry
+        stack.extend(sorted(group.children))
+    return out
+
+
+def graph(
+    inventory: Inventory,
+    pattern: str = "all",
+    *,
+    show_vars: bool = False,
+    limit: str | None = None,
+    mask_secrets: bool = False,
+) -> str:
+    """The ``@group:`` / ``|--host`` tree, children and hosts sorted by name; ``show_vars`` adds
+    ``{name = value}`` lines (host vars merged, group vars as loaded)."""
+    if pattern not in inventory.groups:
+        hint = did_you_mean(pattern, inventory.groups)
+        raise InputError(
+            f"--graph takes a group name, and there is no group '{pattern}'",
+            hint=hint or f"groups: {', '.join(sorted(inventory.groups))}",
+        )
+    available = set(inventory.select(limit)) if limit else None
+    lines: list[str] = []
+
+    def name(text: str, depth: int) -> str:
+        return ("  |" * depth + "--" + text) if depth else text
+
+    def show(values: dict[str, Any], depth: int) -> None:
+        shown = redact(values) if mask_secrets else values
+        for key in sorted(shown):
+            lines.append(name(f"{{{key} = {shown[key]}}}", depth))
+
+    def walk(group_name: str, depth: int, trail: tuple[str, ...]) -> None:
+        group = inventory.groups[group_name]
+        lines.append(name(f"@{group_name}:", depth))
+        if group_name in trail:
+            return
+        for child in sorted(group.children):
+            walk(child, depth + 1, (*trail, group_name))
+        if group_name != "all":
+            for host in sorted(group.hosts):
+                if available is not None and host not in available:
+                    continue
+                lines.append(name(host, depth + 1))
+                if show_vars:
+                    show(inventory.inventory_vars(host), depth + 2)
+        if show_vars:
+            show(dict(group.vars), depth + 1)
+
+    walk(pattern, 0, ())
+    return "\n".join(lines)

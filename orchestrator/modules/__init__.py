@@ -1,0 +1,1 @@
+"""Modules: one small class per task type, registered by name (``modules.base.REGISTRY``)."""

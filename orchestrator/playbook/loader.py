@@ -1,0 +1,777 @@
+"""``load_playbook(path, catalog)``: YAML → validated ``Playbook``, entirely before any host is contacted.
+
+Everything a typo can break fails here with file:line:column and a did-you-mean: unknown play/task keywords,
+unknown modules (``ansible.windows.win_command`` and other FQCNs resolve to the short name), two modules in
+one task or none, bad types (``retries: many``), module arguments (checked by the catalogue), Jinja2 syntax in
+every templated string (compiled, not rendered), ``register`` names, ``notify`` targets, missing task and
+vars files, and ``import_playbook``/``import_tasks`` cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import InputError, Location
+from orchestrator.playbook import keywords as kw
+from orchestrator.playbook.catalog import ModuleCatalog, ModuleSpec, did_you_mean
+from orchestrator.playbook.kv import KVError, parse_kv
+from orchestrator.playbook.models import Block, Condition, LoopControl, Play, Playbook, Task, VarsFileRef
+from orchestrator.playbook.varsfiles import check_vars, load_vars_file
+from orchestrator.templating import check_template, is_template
+from orchestrator.yamlsource import LocatedDict, LocatedList, UnsafeText, load_yaml_file, location_of
+
+_M = TypeVar("_M", bound=BaseModel)
+_RESERVED_NAMES = frozenset({"True", "False", "None", "and", "or", "not", "in", "is", "if", "else", "for"})
+
+
+@dataclass(frozen=True)
+class _Inherit:
+    """Values flowing from play → block → import → task."""
+
+    when: tuple[Condition, ...] = ()
+    tags: frozenset[str] = frozenset()
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)  # kw.INHERITED keys that are set
+
+
+def load_playbook(path: str | Path, catalog: ModuleCatalog) -> Playbook:
+    """Load, resolve imports of, and validate a playbook. Raises ``InputError`` on the first problem."""
+    loader = _Loader(catalog)
+    file = Path(path)
+    plays = loader.load_plays(file, (), frozenset(), {}, None)
+    if not plays:
+        raise InputError("the playbook has no plays", Location(str(file)))
+    return Playbook(path=file, plays=tuple(plays), warnings=tuple(loader.warnings))
+
+
+class _Loader:
+    def __init__(self, catalog: ModuleCatalog) -> None:
+        self.catalog = catalog
+        self.warnings: list[str] = []
+        self._module_names: list[str] | None = None
+
+    # ------------------------------------------------------------------------------------------- playbooks
+
+    def load_plays(
+        self,
+        file: Path,
+        stack: tuple[Path, ...],
+        tags: frozenset[str],
+        import_vars: Mapping[str, Any],
+        at: Location | None,
+    ) -> list[Play]:
+        resolved = file.resolve()
+        if resolved in stack:
+            chain = " → ".join(p.name for p in (*stack[stack.index(resolved) :], resolved))
+            raise InputError(f"import_playbook loop: {chain}", at)
+        if at is not None and not file.is_file():
+            raise InputError(f"imported playbook not found: {file}", at)
+        data = load_yaml_file(file)
+        name = str(file)
+        if data is None:
+            raise InputError("the playbook is empty", Location(name))
+        if not isinstance(data, list):
+            hint = "a playbook is a list of plays: start each play with '- name:' or '- hosts:'"
+            raise InputError(f"a playbook must be a list of plays, not {_kind(data)}", _loc(data, name), hint)
+        plays: list[Play] = []
+        for index, item in enumerate(data):
+            where = data.item_locations[index] if isinstance(data, LocatedList) else Location(name)
+            if not isinstance(item, dict):
+                raise InputError(f"each play must be a mapping, not {_kind(item)}", where)
+            imported = [k for k in item if _short(k) == "import_playbook"]
+            if imported:
+                plays.extend(self._import_playbook(item, imported[0], file, (*stack, resolved), tags, import_vars))
+            else:
+                plays.append(self.parse_play(item, file, tags, import_vars))
+        return plays
+
+    def _import_playbook(
+        self,
+        raw: dict[str, Any],
+        key: str,
+        file: Path,
+        stack: tuple[Path, ...],
+        tags: frozenset[str],
+        import_vars: Mapping[str, Any],
+    ) -> list[Play]:
+        allowed = {key, "name", "tags", "vars"}
+        for other in raw:
+            if other not in allowed:
+                hint = did_you_mean(other, allowed)
+                raise InputError(
+                    f"'{other}' is not allowed on import_playbook (only name, tags, vars)",
+                    _key_loc(raw, other, file),
+                    hint=f"did you mean '{hint}'?" if hint else None,
+                )
+        target = raw[key]
+        at = _key_loc(raw, key, file)
+        if not isinstance(target, str) or not target.strip():
+            raise InputError("import_playbook needs a file name", at)
+        if is_template(target):
+            raise InputError("import_playbook file names cannot be templates (imports are resolved before the run)", at)
+        own_tags = self._tags(raw, file)
+        own_vars = self._vars(raw, file)
+        return self.load_plays(file.parent / target, stack, tags | own_tags, {**import_vars, **own_vars}, at)
+
+    # ------------------------------------------------------------------------------------------- plays
+
+    def parse_play(self, raw: dict[str, Any], file: Path, tags: frozenset[str], import_vars: Mapping[str, Any]) -> Play:
+        name = str(file)
+        for key in raw:
+            self._check_keyword(raw, key, file, kw.PLAY_KEYWORDS, "play")
+        if "hosts" not in raw:
+            hint = "add 'hosts: all' (or a group) to the play"
+            if "tasks" not in raw and any(self._module(k) for k in raw):
+                hint = "this looks like a task: put it under a play's 'tasks:'"
+            raise InputError("the play has no 'hosts'", _loc(raw, name), hint)
+        hosts = self._hosts(raw["hosts"], _key_loc(raw, "hosts", file))
+        play_vars = {**self._vars(raw, file), **import_vars}
+        own_tags = self._tags(raw, file) | tags
+        values = {k: raw[k] for k in kw.INHERITED if k in raw and raw[k] is not None}
+        inherit = _Inherit(tags=own_tags, values=self._validated_inherited(values, raw, file))
+        sections: dict[str, Any] = {}
+        for section in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+            sections[section] = self.parse_tasks(
+                raw.get(section), raw, section, file, inherit, (), section == "handlers"
+            )
+        fields: dict[str, Any] = {
+            "location": _loc(raw, name),
+            "file": name,
+            "base_dir": file.parent,
+            "name": raw.get("name"),
+            "hosts": hosts,
+            "vars": play_vars,
+            "vars_files": self._vars_files(raw, file),
+            "tags": own_tags,
+            "key_locations": _key_locations(raw),
+            **sections,
+        }
+        for key in ("gather_facts", "strategy", "any_errors_fatal", "wake_on_lan", *kw.INHERITED):
+            if key in raw and raw[key] is not None:
+                fields[key] = raw[key]
+        if "serial" in raw and raw["serial"] is not None:
+            fields["serial"] = self._serial(raw["serial"], _key_loc(raw, "serial", file))
+        if "max_fail_percentage" in raw and raw["max_fail_percentage"] is not None:
+            fields["max_fail_percentage"] = self._percentage(
+                raw["max_fail_percentage"], _key_loc(raw, "max_fail_percentage", file)
+            )
+        if isinstance(raw.get("strategy"), str) and raw["strategy"] not in ("free", "linear"):
+            raise InputError(
+                f"unknown strategy '{raw['strategy']}' (kmsfleet has 'free' and 'linear')",
+                _key_loc(raw, "strategy", file),
+            )
+        self._check_strings(raw.get("name"), _key_loc(raw, "name", file))
+        self._check_strings(hosts, _key_loc(raw, "hosts", file))
+        play = self._build(Play, fields, raw, file)
+        self._check_notify(play)
+        return play
+
+    def _hosts(self, value: Any, at: Location) -> Any:
+        if isinstance(value, list):
+            if not value or not all(isinstance(v, str) and v.strip() for v in value):
+                raise InputError("'hosts' must be a host pattern or a list of them", at)
+            return ",".join(v.strip() for v in value)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError("'hosts' must be a host pattern like 'all', 'room101' or 'room101:!pc05'", at)
+        return value.strip() if not isinstance(value, UnsafeText) else value
+
+    def _serial(self, value: Any, at: Location) -> tuple[int | str, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise InputError("'serial' must not be an empty list", at)
+        out: list[int | str] = []
+        for item in items:
+            if isinstance(item, int) and not isinstance(item, bool) and item >= 0:
+                out.append(item)
+                continue
+            if isinstance(item, str):
+                text = item.strip()
+                if text.isdigit():
+                    out.append(int(text))
+                    continue
+                if text.endswith("%") and _is_number(text[:-1]) and 0 < float(text[:-1]) <= 100:
+                    out.append(text)
+                    continue
+            raise InputError(
+                f"'serial' must be a number of hosts, a percentage like '30%', or a list of those; got {item!r}", at
+            )
+        return tuple(out)
+
+    def _percentage(self, value: Any, at: Location) -> float:
+        text = str(value).strip().rstrip("%") if isinstance(value, str) else value
+        if isinstance(text, str) and _is_number(text):
+            text = float(text)
+        if isinstance(text, bool) or not isinstance(text, int | float) or not 0 <= text <= 100:
+            raise InputError(f"'max_fail_percentage' must be a number from 0 to 100, got {value!r}", at)
+        return float(text)
+
+    def _vars_files(self, raw: dict[str, Any], file: Path) -> tuple[VarsFileRef, ...]:
+        if "vars_files" not in raw or raw["vars_files"] is None:
+            return ()
+        value = raw["vars_files"]
+        at = _key_loc(raw, "vars_files", file)
+        items = value if isinstance(value, list) else [value]
+        refs: list[VarsFileRef] = []
+        for index, item in enumerate(items):
+            where = value.item_locations[index] if isinstance(value, LocatedList) else at
+            candidates = item if isinstance(item, list) else [item]
+            if not candidates or not all(isinstance(c, str) and c.strip() for c in candidates):
+                raise InputError("each vars_files entry must be a file name (or a list of alternatives)", where)
+            for c in candidates:
+                self._check_strings(c, where)
+            static = [c for c in candidates if not is_template(c)]
+            if len(static) == len(candidates):
+                found = next((file.parent / c for c in candidates if (file.parent / c).is_file()), None)
+                if found is None:
+                    raise InputError(f"vars file not found: {', '.join(candidates)}", where)
+                load_vars_file(found)  # validate now; loaded again per run by load_vars_files()
+            refs.append(VarsFileRef(candidates=tuple(candidates), location=where))
+        return tuple(refs)
+
+    # ------------------------------------------------------------------------------------------- tasks
+
+    def parse_tasks(
+        self,
+        value: Any,
+        parent: dict[str, Any],
+        section: str,
+        file: Path,
+        inherit: _Inherit,
+        stack: tuple[Path, ...],
+        handlers: bool,
+    ) -> tuple[Task | Block, ...]:
+        if value is None:
+            return ()
+        at = _key_loc(parent, section, file)
+        if not isinstance(value, list):
+            raise InputError(
+                f"'{section}' must be a list of tasks, not {_kind(value)}", at, hint="start each task with '- name:'"
+            )
+        nodes: list[Task | Block] = []
+        for index, item in enumerate(value):
+            where = value.item_locations[index] if isinstance(value, LocatedList) else at
+            if not isinstance(item, dict):
+                hint = "a task is a mapping such as '- win_command: whoami'"
+                if isinstance(item, str):
+                    hint = f"did you mean '- {item}:' (a module call) or '- name: {item}' followed by a module?"
+                raise InputError(f"each task must be a mapping, not {_kind(item)}", where, hint)
+            nodes.append(self.parse_node(item, file, inherit, stack, handlers))
+        return tuple(nodes)
+
+    def parse_node(
+        self, raw: dict[str, Any], file: Path, inherit: _Inherit, stack: tuple[Path, ...], handlers: bool
+    ) -> Task | Block:
+        if any(k in raw for k in ("block", "rescue", "always")):
+            return self._block(raw, file, inherit, stack, handlers)
+        imports = [k for k in raw if _short(k) in kw.IMPORT_TASKS]
+        if imports:
+            return self._import_tasks(raw, imports, file, inherit, stack, handlers)
+        return self._task(raw, file, inherit, handlers)
+
+    def _child_inherit(self, raw: dict[str, Any], file: Path, inherit: _Inherit) -> _Inherit:
+        own = {k: raw[k] for k in kw.INHERITED if k in raw and raw[k] is not None}
+        return _Inherit(
+            when=inherit.when + self._conditions(raw, "when", file),
+            tags=inherit.tags | self._tags(raw, file),
+            vars={**inherit.vars, **self._vars(raw, file)},
+            values={**inherit.values, **self._validated_inherited(own, raw, file)},
+        )
+
+    def _block(
+        self, raw: dict[str, Any], file: Path, inherit: _Inherit, stack: tuple[Path, ...], handlers: bool
+    ) -> Block:
+        name = str(file)
+        for key in raw:
+            if key not in kw.BLOCK_KEYWORDS and self._module(key) is not None:
+                raise InputError(
+                    f"a block cannot call a module ('{key}')",
+                    _key_loc(raw, key, file),
+                    hint="put the module in a task inside 'block:'",
+                )
+            self._check_keyword(raw, key, file, kw.BLOCK_KEYWORDS, "block")
+        if "block" not in raw:
+            missing = "rescue" if "rescue" in raw else "always"
+            raise InputError(f"'{missing}' needs a 'block' in the same task", _key_loc(raw, missing, file))
+        self._check_strings(raw.get("name"), _key_loc(raw, "name", file))
+        child = self._child_inherit(raw, file, inherit)
+        fields: dict[str, Any] = {
+            "location": _loc(raw, name),
+            "file": name,
+            "name": raw.get("name"),
+            "origin": "block",
+            "when": child.when,
+            "tags": child.tags,
+            "vars": dict(child.vars),
+            "key_locations": _key_locations(raw),
+            **child.values,
+        }
+        for section in ("block", "rescue", "always"):
+            fields[section] = self.parse_tasks(raw.get(section), raw, section, file, child, stack, handlers)
+        return self._build(Block, fields, raw, file)
+
+    def _import_tasks(
+        self,
+        raw: dict[str, Any],
+        imports: list[str],
+        file: Path,
+        inherit: _Inherit,
+        stack: tuple[Path, ...],
+        handlers: bool,
+    ) -> Block:
+        key = imports[0]
+        at = _key_loc(raw, key, file)
+        if len(imports) > 1:
+            raise InputError("a task can import only one task file", _key_loc(raw, imports[1], file))
+        for other in raw:
+            if other == key:
+                continue
+            if other in ("loop", "with_items", "with_list", "with_dict") or other.startswith("with_"):
+                raise InputError(
+                    f"looping over {_short(key)} is not supported",
+                    _key_loc(raw, other, file),
+                    hint="kmsfleet imports task files statically; put the loop on the tasks inside the file",
+                )
+            if other == "apply":
+                raise InputError(
+                    "'apply' is not supported", _key_loc(raw, other, file), hint="put the keywords on the task itself"
+                )
+            self._check_keyword(raw, other, file, kw.IMPORT_KEYWORDS, _short(key))
+        target = raw[key]
+        if isinstance(target, dict):
+            extra = [k for k in target if k != "file"]
+            if extra or "file" not in target:
+                raise InputError(f"{_short(key)} takes a file name, or a mapping with only 'file:'", at)
+            target = target["file"]
+        if not isinstance(target, str) or not target.strip():
+            raise InputError(f"{_short(key)} needs a file name", at)
+        if is_template(target):
+            raise InputError(
+                f"{_short(key)} file names cannot be templates in kmsfleet (task files are imported before the run)",
+                at,
+            )
+        candidates = [file.parent / target]
+        playbook_dir = stack[0].parent if stack else file.parent
+        if playbook_dir / target not in candidates:
+            candidates.append(playbook_dir / target)
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            looked = ", ".join(str(c) for c in candidates)
+            raise InputError(f"task file not found: {target} (looked in {looked})", at)
+        resolved = found.resolve()
+        chain = stack or (file.resolve(),)
+        if resolved in chain:
+            names = " → ".join(p.name for p in (*chain[chain.index(resolved) :], resolved))
+            raise InputError(f"{_short(key)} loop: {names}", at)
+        data = load_yaml_file(found)
+        child = self._child_inherit(raw, file, inherit)
+        nested = {"tasks": data}
+        tasks = self.parse_tasks(data, nested, "tasks", found, child, (*chain, resolved), handlers)
+        fields: dict[str, Any] = {
+            "location": _loc(raw, str(file)),
+            "file": str(file),
+            "name": raw.get("name"),
+            "origin": _short(key),
+            "block": tasks,
+            "when": child.when,
+            "tags": child.tags,
+            "vars": dict(child.vars),
+            "key_locations": _key_locations(raw),
+            **child.values,
+        }
+        return self._build(Block, fields, raw, file)
+
+    def _task(self, raw: dict[str, Any], file: Path, inherit: _Inherit, handlers: bool) -> Task:
+        name = str(file)
+        candidates: list[str] = []
+        for key in raw:
+            if key in kw.TASK_KEYWORDS:
+                continue
+            if key in kw.IGNORED:
+                self._ignored(raw, key, file)
+                continue
+            if key in kw.REFUSED:
+                raise InputError(f"'{key}' is not supported", _key_loc(raw, key, file), hint=kw.REFUSED[key])
+            if key.startswith("with_"):
+                raise InputError(
+                    f"'{key}' is not supported",
+                    _key_loc(raw, key, file),
+                    hint='use loop: with a filter, e.g. loop: "{{ mydict | dict2items }}"',
+                )
+            candidates.append(key)
+        spec, module_key = self._resolve_module(raw, candidates, file)
+        if "listen" in raw and not handlers:
+            raise InputError("'listen' is only valid on handlers", _key_loc(raw, "listen", file))
+        if handlers and raw.get("name") is None and raw.get("listen") is None:
+            raise InputError("a handler needs a name (or 'listen') so tasks can notify it", _loc(raw, name))
+        args = self._args(raw, module_key, spec, file)
+        loop_keys = [k for k in ("loop", "with_items", "with_list", "with_dict") if k in raw]
+        if len(loop_keys) > 1:
+            raise InputError(f"use only one of {', '.join(loop_keys)}", _key_loc(raw, loop_keys[1], file))
+        fields: dict[str, Any] = {
+            "location": _loc(raw, name),
+            "file": name,
+            "name": raw.get("name"),
+            "module": spec.name,
+            "module_as_written": module_key,
+            "args": args,
+            "when": inherit.when + self._conditions(raw, "when", file),
+            "tags": inherit.tags | self._tags(raw, file),
+            "vars": {**inherit.vars, **self._vars(raw, file)},
+            "key_locations": _key_locations(raw),
+            **inherit.values,
+        }
+        self._check_strings(raw.get("name"), _key_loc(raw, "name", file))
+        for key in ("changed_when", "failed_when", "until"):
+            if key in raw:
+                fields[key] = self._conditions(raw, key, file)
+        for key in ("retries", "delay", "timeout", *kw.INHERITED):
+            if key in raw and raw[key] is not None:
+                fields[key] = raw[key]
+                self._check_strings(raw[key], _key_loc(raw, key, file))
+        if loop_keys:
+            fields["loop_with"] = loop_keys[0]
+            fields["loop"] = self._loop(raw[loop_keys[0]], loop_keys[0], _key_loc(raw, loop_keys[0], file))
+        if "loop_control" in raw and raw["loop_control"] is not None:
+            fields["loop_control"] = self._loop_control(raw["loop_control"], _key_loc(raw, "loop_control", file), file)
+        if "register" in raw:
+            fields["register"] = self._identifier(raw["register"], _key_loc(raw, "register", file), "register")
+        for key in ("notify", "listen"):
+            if key in raw and raw[key] is not None:
+                fields[key] = self._names(raw[key], _key_loc(raw, key, file), key)
+        return self._build(Task, fields, raw, file)
+
+    def _resolve_module(self, raw: dict[str, Any], candidates: list[str], file: Path) -> tuple[ModuleSpec, str]:
+        known = [(k, spec) for k in candidates if (spec := self._module(k)) is not None]
+        unknown = [k for k in candidates if self._module(k) is None]
+        if len(known) > 1:
+            raise InputError(
+                f"two modules in one task: '{known[0][0]}' and '{known[1][0]}'",
+                _key_loc(raw, known[1][0], file),
+                hint="split them into two tasks",
+            )
+        if known:
+            if unknown:
+                key = unknown[0]
+                suggestion = did_you_mean(key, kw.TASK_KEYWORDS)
+                hint = f"did you mean '{suggestion}'?" if suggestion else None
+                if hint is None and did_you_mean(_short(key), self.module_names()):
+                    hint = f"a task calls one module, and this one already calls '{known[0][0]}'"
+                raise InputError(f"unknown task keyword '{key}'", _key_loc(raw, key, file), hint=hint)
+            return known[0][1], known[0][0]
+        if not unknown:
+            raise InputError(
+                "the task calls no module",
+                _loc(raw, str(file)),
+                hint="add a module such as 'win_command: whoami' or 'debug: msg=…'",
+            )
+        for key in unknown:
+            kw_match = did_you_mean(key, kw.TASK_KEYWORDS | set(kw.IGNORED))
+            mod_match = did_you_mean(_short(key), self.module_names())
+            if mod_match is not None or kw_match is None:
+                continue
+            raise InputError(
+                f"unknown task keyword '{key}' — did you mean '{kw_match}'?",
+                _key_loc(raw, key, file),
+                hint="and the task calls no module" if len(unknown) == 1 else None,
+            )
+        key = unknown[0]
+        suggestion = did_you_mean(_short(key), self.module_names())
+        message = f"unknown module '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else "")
+        hint = None if suggestion else f"known modules: {', '.join(self.module_names())}"
+        raise InputError(message, _key_loc(raw, key, file), hint=hint)
+
+    def _args(self, raw: dict[str, Any], module_key: str, spec: ModuleSpec, file: Path) -> dict[str, Any]:
+        at = _key_loc(raw, module_key, file)
+        value = raw[module_key]
+        args: dict[str, Any] = {}
+        if "args" in raw and raw["args"] is not None:
+            if not isinstance(raw["args"], dict):
+                raise InputError("'args' must be a mapping of argument: value", _key_loc(raw, "args", file))
+            args.update(raw["args"])
+        if value is None:
+            pass
+        elif isinstance(value, dict):
+            args.update(value)
+        elif isinstance(value, str | int | float) and not isinstance(value, bool):
+            text = str(value)
+            if isinstance(value, UnsafeText):
+                if spec.free_form is None:
+                    raise InputError(f"module '{spec.name}' takes key=value arguments or a mapping", at)
+                args[spec.free_form] = value
+            else:
+                try:
+                    parsed, rest, warnings = parse_kv(text, spec.free_form)
+                except KVError as exc:
+                    raise InputError(f"cannot read the arguments of '{module_key}': {exc}", at) from None
+                if rest:
+                    raise InputError(
+                        f"module '{spec.name}' takes key=value arguments or a mapping; {rest[0]!r} is not key=value",
+                        at,
+                        hint="quote values that contain spaces: msg='two words'",
+                    )
+                self.warnings.extend(f"{at}: {w}" for w in warnings)
+                args.update(parsed)
+        else:
+            raise InputError(f"the arguments of '{module_key}' must be a mapping or text, not {_kind(value)}", at)
+        for arg in args:
+            if not isinstance(arg, str) or not arg:
+                raise InputError(f"invalid argument name {arg!r}", at)
+        self._check_strings(raw.get("args"), _key_loc(raw, "args", file))
+        self._check_strings(value if isinstance(value, dict) else args, at)
+        problems = spec.check_args(args)
+        if problems:
+            where = at
+            for arg in args:
+                if f"'{arg}'" in problems[0]:
+                    where = (location_of(value, [arg]) if isinstance(value, dict) else None) or at
+                    break
+            hint = ("also: " + "; ".join(problems[1:])) if len(problems) > 1 else None
+            raise InputError(f"{spec.name}: {problems[0]}", where, hint)
+        return args
+
+    def _loop(self, value: Any, key: str, at: Location) -> Any:
+        """A literal list, or a template that gives one (``with_items: word`` is ``[word]``; ``with_dict`` takes
+        a mapping too)."""
+        if isinstance(value, str) and not is_template(value):
+            if key != "with_items":
+                raise InputError(
+                    f"'{key}' needs a list, not {_kind(value)}", at, f'did you mean {key}: "{{{{ {value} }}}}"?'
+                )
+            value = [value]
+        elif isinstance(value, dict) and key != "with_dict":
+            raise InputError(f"'{key}' needs a list, not a mapping", at, hint='use loop: "{{ d | dict2items }}"')
+        elif not isinstance(value, list | str | dict):
+            raise InputError(f"'{key}' needs a list, not {_kind(value)}", at, "write a list: loop: [a, b]")
+        self._check_strings(value, at)
+        return value
+
+    def _loop_control(self, value: Any, at: Location, file: Path) -> LoopControl:
+        if not isinstance(value, dict):
+            raise InputError("'loop_control' must be a mapping", at)
+        allowed = ("loop_var", "index_var", "label", "pause", "extended", "extended_allitems")
+        for key in value:
+            if key not in allowed:
+                suggestion = did_you_mean(key, allowed)
+                raise InputError(
+                    f"unknown loop_control key '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else ""),
+                    _key_loc(value, key, file),
+                )
+        fields = {k: v for k, v in value.items() if k != "extended_allitems"}
+        for key in ("loop_var", "index_var"):
+            if key in fields:
+                fields[key] = self._identifier(fields[key], _key_loc(value, key, file), key)
+        self._check_strings(fields.get("label"), _key_loc(value, "label", file))
+        return self._build(LoopControl, fields, value, file)
+
+    # ------------------------------------------------------------------------------------------- helpers
+
+    def module_names(self) -> list[str]:
+        if self._module_names is None:
+            self._module_names = sorted(self.catalog.names())
+        return self._module_names
+
+    def _module(self, key: str) -> ModuleSpec | None:
+        spec = self.catalog.get(key)
+        if spec is None and key.startswith(kw.FQCN_PREFIXES):
+            spec = self.catalog.get(_short(key))
+        return spec
+
+    def _check_keyword(self, raw: dict[str, Any], key: str, file: Path, allowed: frozenset[str], what: str) -> None:
+        if key in allowed:
+            return
+        at = _key_loc(raw, key, file)
+        if key in kw.IGNORED:
+            self._ignored(raw, key, file)
+            return
+        if key in kw.REFUSED:
+            raise InputError(f"'{key}' is not supported", at, hint=kw.REFUSED[key])
+        suggestion = did_you_mean(key, allowed)
+        message = f"unknown {what} keyword '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else "")
+        hint = None
+        if suggestion is None and what == "play" and (self._module(key) is not None or key in kw.TASK_KEYWORDS):
+            hint = "tasks go under 'tasks:'"
+        raise InputError(message, at, hint=hint)
+
+    def _ignored(self, raw: dict[str, Any], key: str, file: Path) -> None:
+        if key == "connection" and str(raw.get(key)) in kw.WINRM_CONNECTIONS:
+            return
+        self.warnings.append(f"{_key_loc(raw, key, file)}: {kw.IGNORED[key]}")
+
+    def _validated_inherited(self, values: dict[str, Any], raw: dict[str, Any], file: Path) -> dict[str, Any]:
+        for key, value in values.items():
+            self._check_strings(value, _key_loc(raw, key, file))
+        return values
+
+    def _conditions(self, raw: dict[str, Any], key: str, file: Path) -> tuple[Condition, ...]:
+        if key not in raw or raw[key] is None:
+            return ()
+        value = raw[key]
+        at = _key_loc(raw, key, file)
+        items = value if isinstance(value, list) else [value]
+        out: list[Condition] = []
+        for index, item in enumerate(items):
+            where = value.item_locations[index] if isinstance(value, LocatedList) else at
+            if isinstance(item, bool):
+                out.append(Condition(expr=item, location=where))
+                continue
+            if isinstance(item, int | float):
+                out.append(Condition(expr=bool(item), location=where))
+                continue
+            if not isinstance(item, str):
+                raise InputError(f"'{key}' must be a condition (text), a boolean, or a list of them", where)
+            problem = check_template(item, expression=True)
+            if problem:
+                raise InputError(f"invalid condition in '{key}': {problem}", where, hint=f"condition: {item}")
+            out.append(Condition(expr=item, location=where))
+        return tuple(out)
+
+    def _tags(self, raw: dict[str, Any], file: Path) -> frozenset[str]:
+        if "tags" not in raw or raw["tags"] is None:
+            return frozenset()
+        value = raw["tags"]
+        items = value if isinstance(value, list) else [value]
+        out: set[str] = set()
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, str | int | float):
+                raise InputError(
+                    "'tags' must be a tag, a comma-separated list, or a list of tags", _key_loc(raw, "tags", file)
+                )
+            out.update(t.strip() for t in str(item).split(",") if t.strip())
+        return frozenset(out)
+
+    def _vars(self, raw: dict[str, Any], file: Path) -> dict[str, Any]:
+        if "vars" not in raw or raw["vars"] is None:
+            return {}
+        value = raw["vars"]
+        at = _key_loc(raw, "vars", file)
+        blocks = value if isinstance(value, list) else [value]
+        out: dict[str, Any] = {}
+        for block in blocks:
+            if not isinstance(block, dict):
+                raise InputError(f"'vars' must be a mapping of name: value, not {_kind(block)}", at)
+            check_vars(block, at)
+            self._check_strings(block, at)
+            out.update(block)
+        return out
+
+    def _identifier(self, value: Any, at: Location, key: str) -> str:
+        if not isinstance(value, str) or not value.isidentifier() or value in _RESERVED_NAMES:
+            raise InputError(f"'{key}' must be a variable name (letters, digits, underscores), got {value!r}", at)
+        return value
+
+    def _names(self, value: Any, at: Location, key: str) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(i, str) and i.strip() for i in items):
+            raise InputError(f"'{key}' must be a name or a list of names", at)
+        for item in items:
+            self._check_strings(item, at)
+        return tuple(items)
+
+    def _check_strings(self, value: Any, at: Location, depth: int = 0) -> None:
+        """Compile every template in ``value`` (syntax, unknown filters/tests) without rendering it."""
+        if depth > 100:
+            return
+        if isinstance(value, str):
+            problem = check_template(value)
+            if problem:
+                raise InputError(problem, at, hint=f"in {value[:120]!r}")
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                where = value.key_locations.get(k, at) if isinstance(value, LocatedDict) else at
+                self._check_strings(k, where, depth + 1)
+                self._check_strings(v, where, depth + 1)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                where = value.item_locations[i] if isinstance(value, LocatedList) else at
+                self._check_strings(v, where, depth + 1)
+
+    def _build(self, model: type[_M], fields: dict[str, Any], raw: Any, file: Path) -> _M:
+        try:
+            return model(**fields)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            loc_path = [p for p in error["loc"] if isinstance(p, str | int)]
+            where = location_of(raw, loc_path) or _loc(raw, str(file))
+            key = str(loc_path[0]) if loc_path else "value"
+            message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+            raise InputError(f"invalid '{key}': {message}", where) from None
+
+    def _check_notify(self, play: Play) -> None:
+        targets: set[str] = set()
+        for node in _walk(play.handlers):
+            if node.name and not is_template(node.name):
+                targets.add(node.name)
+            targets.update(node.listen)
+        for node in _walk((*play.pre_tasks, *play.tasks, *play.post_tasks, *play.handlers)):
+            for target in node.notify:
+                if is_template(target) or target in targets:
+                    continue
+                suggestion = did_you_mean(target, targets)
+                raise InputError(
+                    f"notify: no handler named '{target}' in this play"
+                    + (f" — did you mean '{suggestion}'?" if suggestion else ""),
+                    node.key_location("notify"),
+                    hint=None if targets else "add it under the play's 'handlers:'",
+                )
+
+
+def _walk(nodes: Iterable[Task | Block]) -> Iterator[Task]:
+    for node in nodes:
+        if isinstance(node, Task):
+            yield node
+        else:
+            yield from _walk((*node.block, *node.rescue, *node.always))
+
+
+def iter_tasks(nodes: Iterable[Task | Block]) -> Iterator[Task]:
+    """Every task in a task tree, depth first (block, then rescue, then always)."""
+    return _walk(nodes)
+
+
+def _short(key: str) -> str:
+    for prefix in kw.FQCN_PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix) :]
+    return key
+
+
+def _loc(value: Any, file: str) -> Location:
+    return getattr(value, "location", None) or Location(file)
+
+
+def _key_loc(mapping: Any, key: str, file: Path) -> Location:
+    if isinstance(mapping, LocatedDict) and key in mapping.key_locations:
+        return mapping.key_locations[key]
+    return _loc(mapping, str(file))
+
+
+def _key_locations(raw: Any) -> dict[str, Location]:
+    return dict(raw.key_locations) if isinstance(raw, LocatedDict) else {}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, str):
+        return f"the text {value!r}" if len(value) < 40 else "a text"
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+__all__ = ["iter_tasks", "load_playbook"]

@@ -1,0 +1,544 @@
+"""One WinRM connection per host per run: the ONLY module that imports pypsrp.
+
+``WinRMConnection`` owns one ``pypsrp.wsman.WSMan`` (pypsrp is not thread-safe: one host, one thread) and one
+reused WinRS shell, opened on the first command. It offers what the modules need — WQL queries, WMI ``Get`` and
+method ``Invoke``, commands (cmd and PowerShell via ``-EncodedCommand``) — and maps every pypsrp/requests
+exception into the four transport errors of ``transport.errors`` here, in one place.
+
+Safety rules:
+- Responses pass a guard before pypsrp parses them: no DTDs or entity declarations (entity-expansion bombs),
+  a size limit, and faults are parsed with defusedxml.
+- Retries (tenacity) happen only for read-only calls on transient errors (dropped connection, connect timeout,
+  an internal-error fault, 503), with a fresh connection each time. Authentication failures are never retried:
+  retries lock domain accounts. State-changing calls (method invokes, commands not marked read-only) are never
+  retried.
+- Every call respects the host's deadline (its time budget) and a cancel event (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import defusedxml.ElementTree as SafeET
+import requests
+from defusedxml import DefusedXmlException
+from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.shell import WinRS
+from pypsrp.wsman import NAMESPACES, WSMan, WSManAction
+from pypsrp.wsman import SelectorSet as _SelectorSet
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from orchestrator.redact import redact_text
+from orchestrator.transport import wmi
+from orchestrator.transport.connection import ConnectionSpec
+from orchestrator.transport.errors import (
+    AuthFailed,
+    OperationTimeout,
+    ProtocolError,
+    TransportError,
+    Unreachable,
+    WSManFault,
+)
+
+T = TypeVar("T")
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MAX_PULLS = 1000
+RECEIVE_TIMED_OUT = 2150858793  # 0x80338029: no output within OperationTimeout, poll again
+INVALID_SELECTORS = 2150858843  # 0x8033805B: unknown shell / command id (stale shell)
+_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+_RSP = NAMESPACES["rsp"]
+_DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
+_TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    rc: int
+    stdout: str
+    stderr: str
+    duration_ms: int
+
+
+class Cancelled(TransportError):
+    """The run is stopping (Ctrl-C); no new request was sent."""
+
+
+def _is_refused(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionRefusedError) or (
+            isinstance(cur, OSError) and cur.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
+        ):
+            return True
+        if "Connection refused" in str(cur) or "Errno 111" in str(cur):
+            return True
+        cur = (
+            cur.__cause__
+            or cur.__context__
+            or (cur.args[0] if cur.args and isinstance(cur.args[0], BaseException) else None)
+        )
+    return False
+
+
+class _Transient(Exception):
+    """Marker wrapper so tenacity knows an error may go away on a fresh connection."""
+
+    def __init__(self, error: TransportError) -> None:
+        self.error = error
+        super().__init__(str(error))
+
+
+def _first_text(root: ET.Element, local: str) -> str | None:
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == local and el.text and el.text.strip():
+            return el.text.strip()
+    return None
+
+
+def _first_attr(root: ET.Element, local: str, attr: str) -> list[str]:
+    out = []
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == local and attr in el.attrib:
+            out.append(el.attrib[attr])
+    return out
+
+
+def parse_fault(host: str, http_status: int, text: str) -> TransportError:
+    """A non-200 answer → ``WSManFault`` (or ``ProtocolError`` when it is not acceptable XML)."""
+    data = text.encode("utf-8", "replace") if isinstance(text, str) else bytes(text)
+    if not data.strip():
+        return WSManFault(host, None, f"HTTP {http_status} with an empty body", subcode=f"http{http_status}")
+    if len(data) > MAX_RESPONSE_BYTES:
+        return ProtocolError(host, f"fault body of {len(data)} bytes is larger than allowed")
+    if _DTD.search(data):
+        return ProtocolError(host, "fault body declares a DTD or entities; refused")
+    try:
+        root = SafeET.fromstring(data, forbid_dtd=True)
+    except (ET.ParseError, DefusedXmlException, ValueError):
+        snippet = data[:120].decode("utf-8", "replace")
+        return ProtocolError(host, f"HTTP {http_status} with a body that is not XML: {snippet!r}")
+    fault = root.find("s:Body/s:Fault", wmi.NS)
+    subcode = reason = None
+    if fault is not None:
+        subcode = fault.findtext("s:Code/s:Subcode/s:Value", default=None, namespaces=wmi.NS) or fault.findtext(
+            "s:Code/s:Value", default=None, namespaces=wmi.NS
+        )
+        reason = fault.findtext("s:Reason/s:Text", default=None, namespaces=wmi.NS)
+    codes = _first_attr(root, "WSManFault", "Code")
+    code: int | None = None
+    for c in codes:
+        try:
+            code = int(c) & 0xFFFFFFFF
+            break
+        except ValueError:
+            continue
+    # The most specific message: the innermost WSManFault message, else the SOAP reason.
+    message = None
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == "Message" and el.text and el.text.strip():
+            message = el.text.strip()
+    wmi_code: int | None = None
+    err_code = _first_text(root, "error_Code")
+    if err_code:
+        try:
+            wmi_code = int(err_code) & 0xFFFFFFFF
+        except ValueError:
+            wmi_code = None
+    text_reason = (message or reason or f"HTTP {http_status}").strip()
+    return WSManFault(host, code, text_reason, subcode=subcode, wmi_code=wmi_code)
+
+
+class WinRMConnection:
+    """All WinRM traffic to one host. Use from one thread at a time; ``close()`` when the host is done."""
+
+    def __init__(
+        self,
+        spec: ConnectionSpec,
+        *,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
+        retries: int = 3,
+    ) -> None:
+        self.spec = spec
+        self.deadline = deadline if deadline is not None else time.monotonic() + spec.budget
+        self.cancel = cancel or threading.Event()
+        self.retries = max(1, retries)
+        self._wsman: WSMan | None = None
+        self._shell: WinRS | None = None
+        self.requests_sent = 0
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _call_timeout(self) -> int:
+        """OperationTimeout for the next call: the configured one, shortened near the deadline."""
+        remaining = self._remaining()
+        if self.cancel.is_set():
+            raise Cancelled(self.spec.host, "the run is stopping")
+        if remaining < 1.0:
+            raise OperationTimeout(self.spec.host, f"the host's time budget of {self.spec.budget:.0f}s ran out")
+        return max(1, min(self.spec.operation_timeout, int(remaining) - 2 if remaining > 3 else 1))
+
+    def _client(self) -> WSMan:
+        if self._wsman is not None:
+            return self._wsman
+        s = self.spec
+        kwargs: dict[str, Any] = {}
+        if s.transport == "certificate":
+            kwargs["certificate_pem"] = s.cert_pem
+            kwargs["certificate_key_pem"] = s.cert_key_pem
+        client = WSMan(
+            s.address,
+            port=s.port,
+            username=s.user,
+            password=s.password,
+            ssl=s.scheme == "https",
+            auth=s.transport,
+            cert_validation=s.cert_validation,  # type: ignore[arg-type]  # pypsrp also takes a CA path
+            connection_timeout=s.connect_timeout,
+            read_timeout=s.read_timeout,
+            operation_timeout=s.operation_timeout,
+            encryption=s.message_encryption,
+            proxy=s.proxy,
+            no_proxy=s.proxy is None,
+            reconnection_retries=0,
+            reconnection_backoff=0.0,
+            **kwargs,
+        )
+        self._guard(client)
+        self._wsman = client
+        return client
+
+    def _guard(self, client: WSMan) -> None:
+        """Check every response before pypsrp parses it; parse faults ourselves, safely."""
+        transport = client.transport
+        original = transport.send
+        host = self.spec.host
+
+        def guarded_send(message: bytes, **kwargs: Any) -> bytes:
+            self.requests_sent += 1
+            try:
+                data: bytes = original(message, **kwargs)
+            except WinRMTransportError as exc:
+                raise parse_fault(host, int(exc.code), exc.response_text or "") from None
+            if len(data) > MAX_RESPONSE_BYTES:
+                raise ProtocolError(host, f"response of {len(data)} bytes is larger than allowed")
+            if _DTD.search(data):
+                raise ProtocolError(host, "response declares a DTD or entities; refused")
+            return data
+
+        transport.send = guarded_send  # type: ignore[method-assign]
+
+    def _map(self, exc: BaseException) -> TransportError:
+        """pypsrp/requests exception → one of our transport errors. The one place this happens."""
+        host = self.spec.host
+        if isinstance(exc, TransportError):
+            return exc
+        if isinstance(exc, AuthenticationError):
+            return AuthFailed(host, f"the host refused the credentials of {self.spec.user!r} ({self.spec.transport})")
+        if isinstance(exc, requests.exceptions.SSLError):
+            return Unreachable(
+                host,
+                "TLS handshake failed (certificate not trusted? see ansible_winrm_server_cert_validation)",
+            )
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return Unreachable(host, f"no answer to the connection attempt within {self.spec.connect_timeout}s")
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return OperationTimeout(host, "the host stopped answering (read timeout)")
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            if _is_refused(exc):
+                return Unreachable(
+                    host,
+                    f"connection refused on {self.spec.address}:{self.spec.port} (PC off or WinRM not listening)",
+                )
+            return Unreachable(host, "the connection dropped before the host answered")
+        if isinstance(exc, WSManFaultError):
+            code = exc.code if isinstance(exc.code, int) else None
+            return WSManFault(host, code, str(exc.reason or exc.message), subcode=None if code else str(exc.code))
+        if isinstance(exc, WinRMError):
+            return ProtocolError(host, redact_text(str(exc))[:300])
+        if isinstance(exc, ET.ParseError | DefusedXmlException):
+            return ProtocolError(host, f"malformed XML from the host: {exc}")
+        if isinstance(exc, ValueError):
+            return ProtocolError(host, redact_text(str(exc))[:300])
+        if isinstance(exc, OSError):
+            return Unreachable(host, f"network error: {exc.strerror or exc}")
+        raise exc
+
+    @staticmethod
+    def _transient(err: TransportError) -> bool:
+        if isinstance(err, AuthFailed | Cancelled | ProtocolError):
+            return False
+        if isinstance(err, Unreachable):
+            return "refused" not in err.message and "TLS" not in err.message
+        if isinstance(err, OperationTimeout):
+            return "budget" not in err.message
+        if isinstance(err, WSManFault):
+            sub = err.subcode or ""
+            return (sub.endswith("InternalError") or sub in ("http503", "http429")) and err.wmi_code is None
+        return False
+
+    def _do(self, op: Callable[[], T], *, read_only: bool) -> T:
+        """Run ``op`` with error mapping; read-only calls get bounded retries on transient errors."""
+
+        def attempt() -> T:
+            try:
+                return op()
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
+                err = self._map(exc)
+                if read_only and self._transient(err):
+                    self.reset()  # a fresh connection: the NTLM/encryption state may be broken
+                    raise _Transient(err) from None
+                raise err from None
+
+        if not read_only:
+            return attempt()
+
+        def stop(retry_state: Any) -> bool:
+            return bool(retry_state.attempt_number >= self.retries or self._remaining() < 2.0 or self.cancel.is_set())
+
+        try:
+            for try_ in Retrying(
+                stop=stop_after_attempt(self.retries) | stop,  # type: ignore[operator]
+                wait=wait_exponential(multiplier=0.2, max=2.0),
+                retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
+                reraise=True,
+            ):
+                with try_:
+                    return attempt()
+        except _Transient as t:
+            raise t.error from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def reset(self) -> None:
+        """Drop the connection and shell; the next call reconnects (and re-authenticates)."""
+        shell, self._shell = self._shell, None
+        client, self._wsman = self._wsman, None
+        del shell  # the server reaps the abandoned shell at its idle timeout
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        """Delete the shell (best effort, short timeout) and close the HTTP session."""
+        if self._shell is not None and self._wsman is not None and not self.cancel.is_set() and self._remaining() > 2:
+            try:
+                self._shell.close()
+            except Exception:
+                pass
+        self.reset()
+
+    # ------------------------------------------------------------------ WMI
+
+    def wql(self, query: str, namespace: str = "root/cimv2") -> list[wmi.WmiObject]:
+        """Run a WQL query: Enumerate (optimized) then Pull until EndOfSequence (bounded)."""
+
+        def op() -> list[wmi.WmiObject]:
+            client = self._client()
+            uri = wmi.enumerate_uri(namespace)
+            body = client.enumerate(uri, wmi.enumerate_body(query), timeout=self._call_timeout())
+            items, context, end = wmi.parse_enumeration(body)
+            pulls = 0
+            while not end and context:
+                pulls += 1
+                if pulls > MAX_PULLS:
+                    raise ProtocolError(self.spec.host, f"enumeration did not end after {MAX_PULLS} pulls")
+                body = client.pull(uri, wmi.pull_body(context), timeout=self._call_timeout())
+                more, context, end = wmi.parse_enumeration(body)
+                items.extend(more)
+            return items
+
+        return self._do(op, read_only=True)
+
+    def get_instance(
+        self, class_name: str, selectors: dict[str, str] | None = None, namespace: str = "root/cimv2"
+    ) -> wmi.WmiObject:
+        def op() -> wmi.WmiObject:
+            client = self._client()
+            sel = self._selectors(selectors)
+            body = client.get(wmi.class_uri(class_name, namespace), selector_set=sel, timeout=self._call_timeout())
+            for child in body:
+                return wmi.parse_instance(child)
+            raise ProtocolError(self.spec.host, f"Get of {class_name} returned an empty body")
+
+        return self._do(op, read_only=True)
+
+    def invoke(
+        self,
+        class_name: str,
+        method: str,
+        selectors: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        namespace: str = "root/cimv2",
+    ) -> wmi.WmiObject:
+        """Invoke a WMI method. Never retried (it may change state). A fault raises ``WSManFault`` whose
+        ``hresult`` is the provider's error (e.g. 0xC004F074); a non-zero ReturnValue is returned as is."""
+
+        def op() -> wmi.WmiObject:
+            client = self._client()
+            uri = wmi.class_uri(class_name, namespace)
+            envelope = client.invoke(
+                f"{uri}/{method}",
+                uri,
+                wmi.invoke_body(class_name, method, params or {}, namespace),
+                selector_set=self._selectors(selectors),
+                timeout=self._call_timeout(),
+            )
+            return wmi.parse_method_output(envelope, class_name, method)
+
+        return self._do(op, read_only=False)
+
+    @staticmethod
+    def _selectors(selectors: dict[str, str] | None) -> _SelectorSet | None:
+        if not selectors:
+            return None
+        sel = _SelectorSet()
+        for k, v in selectors.items():
+            sel.add_option(k, str(v))
+        return sel
+
+    # ------------------------------------------------------------------ commands
+
+    def _open_shell(self) -> WinRS:
+        if self._shell is None:
+            shell = WinRS(self._client(), codepage=65001, no_profile=None)
+            self._call_timeout()
+            shell.open()
+            self._shell = shell
+        return self._shell
+
+    def _shell_call(self, action: str, body: ET.Element, options: dict[str, str] | None = None) -> ET.Element:
+        shell = self._open_shell()
+        opt = None
+        if options:
+            from pypsrp.wsman import OptionSet
+
+            opt = OptionSet()
+            for k, v in options.items():
+                opt.add_option(k, v)
+        env = self._client().invoke(
+            action,
+            shell.resource_uri,
+            body,
+            option_set=opt,
+            selector_set=shell._selector_set,
+            timeout=self._call_timeout(),
+        )
+        found = env.find("s:Body", wmi.NS)
+        return found if found is not None else ET.Element("Body")
+
+    def run_command(
+        self,
+        command: str,
+        arguments: list[str] | None = None,
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        read_only: bool = False,
+    ) -> CommandResult:
+        """Run a command line in the reused cmd shell and wait for it (bounded by ``timeout`` and the host's
+        deadline). ``read_only`` commands may be retried on a transient error; others never are."""
+        started = time.monotonic()
+        limit = started + timeout if timeout else None
+
+        def op() -> CommandResult:
+            try:
+                return self._run_once(command, arguments or [], stdin, limit)
+            except WSManFault as fault:
+                if fault.code != INVALID_SELECTORS:
+                    raise
+            # The shell went stale (idle timeout, host restarted WinRM): reopen once. The command never started.
+            self._shell = None
+            return self._run_once(command, arguments or [], stdin, limit)
+
+        result = self._do(op, read_only=read_only)
+        return CommandResult(result.rc, result.stdout, result.stderr, int((time.monotonic() - started) * 1000))
+
+    def _run_once(self, command: str, arguments: list[str], stdin: bytes | None, limit: float | None) -> CommandResult:
+        cmd = ET.Element(f"{{{_RSP}}}CommandLine")
+        ET.SubElement(cmd, f"{{{_RSP}}}Command").text = command
+        for arg in arguments:
+            ET.SubElement(cmd, f"{{{_RSP}}}Arguments").text = arg
+        body = self._shell_call(WSManAction.COMMAND, cmd, {"WINRS_SKIP_CMD_SHELL": "False"})
+        command_id = body.findtext("rsp:CommandResponse/rsp:CommandId", default=None, namespaces=NAMESPACES)
+        if not command_id:
+            raise ProtocolError(self.spec.host, "CommandResponse without a CommandId")
+        if stdin is not None:
+            send = ET.Element(f"{{{_RSP}}}Send")
+            stream = ET.SubElement(send, f"{{{_RSP}}}Stream", Name="stdin", CommandId=command_id, End="True")
+            stream.text = base64.b64encode(stdin).decode()
+            self._shell_call(WSManAction.SEND, send)
+        out = bytearray()
+        err = bytearray()
+        rc: int | None = None
+        polls = 0
+        while True:
+            polls += 1
+            if limit is not None and time.monotonic() > limit:
+                self._terminate(command_id)
+                raise OperationTimeout(self.spec.host, f"command {command!r} did not finish in time")
+            if polls > 100_000:
+                raise ProtocolError(self.spec.host, "command output never ended")
+            receive = ET.Element(f"{{{_RSP}}}Receive")
+            ET.SubElement(receive, f"{{{_RSP}}}DesiredStream", CommandId=command_id).text = "stdout stderr"
+            try:
+                body = self._shell_call(WSManAction.RECEIVE, receive, {"WSMAN_CMDSHELL_OPTION_KEEPALIVE": "True"})
+            except WSManFault as fault:
+                if fault.code == RECEIVE_TIMED_OUT:
+                    continue  # no output yet: poll again
+                raise
+            for s in body.findall("rsp:ReceiveResponse/rsp:Stream", NAMESPACES):
+                if s.text:
+                    (out if s.attrib.get("Name") == "stdout" else err).extend(base64.b64decode(s.text))
+            state = body.find("rsp:ReceiveResponse/rsp:CommandState", NAMESPACES)
+            if state is not None and state.attrib.get("State") == _DONE:
+                code = state.findtext("rsp:ExitCode", default=None, namespaces=NAMESPACES)
+                rc = int(code) if code not in (None, "") else 0
+                break
+        self._terminate(command_id)
+        return CommandResult(rc, _decode(bytes(out)), _decode(bytes(err)), 0)
+
+    def _terminate(self, command_id: str) -> None:
+        try:
+            sig = ET.Element(f"{{{_RSP}}}Signal", CommandId=command_id)
+            ET.SubElement(sig, f"{{{_RSP}}}Code").text = _TERMINATE
+            self._shell_call(WSManAction.SIGNAL, sig)
+        except (TransportError, WinRMError, requests.exceptions.RequestException):
+            pass
+
+    def run_powershell(self, script: str, *, timeout: float | None = None, read_only: bool = False) -> CommandResult:
+        """Run a PowerShell script the way Ansible's raw module and pywinrm do: ``-EncodedCommand``."""
+        encoded = base64.b64encode(script.encode("utf-16-le")).decode()
+        return self.run_command(
+            "powershell.exe",
+            ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Unrestricted", "-EncodedCommand", encoded],
+            timeout=timeout,
+            read_only=read_only,
+        )
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith(b"#< CLIXML"):
+        return data.decode("utf-8", "replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp437", "replace")

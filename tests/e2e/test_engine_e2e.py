@@ -1,0 +1,177 @@
+"""The engine end to end: the real CLI as a subprocess against a 40-PC lab over NTLM with encryption.
+
+One run covers Ansible semantics (win_command, register, when, loop, retries/until, block/rescue/always,
+set_fact, assert) on healthy PCs, and the failure classes on the others: powered off → unreachable, wrong
+password → sign-in refused (one attempt only), a PC that hangs mid-task → ends within its budget while the
+others finish. The JSON report and the exit code must match what happened on each PC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from labkit import hosts_by_name, read_report, room_spec, run_cli, start_lab
+
+from orchestrator.lab.addresses import Claim, claim_prefix
+from orchestrator.lab.control_client import LabControl
+from orchestrator.lab.runner import LabThread
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "engine"
+OFF = ("pc037", "pc038")
+WRONG_PASSWORD = "pc039"
+SLOW = "pc040"
+BUDGET = 8
+
+
+@pytest.fixture(scope="module")
+def lab40() -> Iterator[tuple[LabThread, Claim]]:
+    claim = claim_prefix()
+    spec = {
+        "rooms": [
+            room_spec(
+                claim,
+                [
+                    {"name": "pc[001:036]"},
+                    {"name": "pc[037:038]", "power": "off"},
+                    {"name": "pc[039:040]"},
+                ],
+            )
+        ]
+    }
+    lab = start_lab(spec)
+    try:
+        yield lab, claim
+    finally:
+        lab.stop()
+        claim.release()
+
+
+def _inventory(lab: LabThread, tmp: Path) -> Path:
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    room = data["all"]["children"]["room101"]["hosts"]
+    room[WRONG_PASSWORD]["ansible_password"] = "not-the-password"
+    room[SLOW]["slow_pc"] = True
+    room[SLOW]["kmsfleet_host_budget_sec"] = BUDGET
+    room[SLOW]["ansible_winrm_operation_timeout_sec"] = 2
+    room[SLOW]["ansible_winrm_read_timeout_sec"] = 5
+    path = tmp / "inventory.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_one_run_over_forty_pcs(lab40: tuple[LabThread, Claim], tmp_path: Path) -> None:
+    lab, _ = lab40
+    control = LabControl(lab.control_url)
+    before_401 = control.stats().get("responses", {})
+    inv = _inventory(lab, tmp_path)
+    report = tmp_path / "run.json"
+    proc = run_cli(
+        "run",
+        str(FIXTURES / "features.yml"),
+        "-i",
+        str(inv),
+        "--report",
+        str(report),
+        "--db",
+        str(tmp_path / "history.db"),
+        timeout=240,
+    )
+    assert "Traceback" not in proc.stdout + proc.stderr
+    data = read_report(report)
+    hosts = hosts_by_name(data)
+    assert len(hosts) == 40
+
+    healthy = [f"pc{n:03d}" for n in range(1, 37)]
+    for name in healthy:
+        h = hosts[name]
+        assert h["status"] == "changed", (name, h["msg"], [t["msg"] for t in h["tasks"] if t["status"] == "failed"])
+        tasks = {t["task"]: t for t in h["tasks"]}
+        # `when` decides per PC
+        odd = int(name[-1]) % 2 == 1
+        assert tasks["Only odd PCs say who they are"]["status"] == ("changed" if odd else "skipped")
+        # the failing command inside the block is recorded, rescued, and does not fail the host
+        failing = tasks["This fails"]
+        assert failing["status"] == "failed" and failing["rescued"] is True
+        assert "Never reached" not in tasks
+        assert tasks["Retry until the third attempt"]["data"]["attempts"] == 3
+        assert tasks["Slow PC runs a script under wscript (it never returns)"]["status"] == "skipped"
+        assert h["stats"]["rescued"] == 1 and h["stats"]["failed"] == 0
+
+    for name in OFF:
+        assert hosts[name]["status"] == "unreachable"
+        assert "refused" in hosts[name]["msg"]
+    assert hosts[WRONG_PASSWORD]["status"] == "auth_refused"
+    slow = hosts[SLOW]
+    assert slow["status"] == "unreachable"
+    assert slow["tasks"][-1]["failure"] == "timeout"
+    # the slow PC ended within its budget (plus the runner's grace), the others did not wait for it
+    assert (_ts(slow["finished"]) - _ts(slow["started"])).total_seconds() < BUDGET + 7
+    last_healthy = max(_ts(hosts[n]["finished"]) for n in healthy)
+    assert last_healthy < _ts(slow["finished"])
+
+    # exit code: nobody failed a task, one PC refused the sign-in → 5
+    assert proc.returncode == 5, proc.stdout[-2000:]
+    assert data["run"]["exit_code"] == 5
+
+    # the wrong password was tried once: one authentication attempt, never a retry loop
+    after = control.host(WRONG_PASSWORD)
+    requests = after.get("requests", {})
+    assert sum(v for k, v in requests.items() if "401" in k or "unauthorized" in k.lower()) <= 2, requests
+    del before_401
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        ("bad_yaml.yml", "- hosts: all\n  tasks:\n    - debug: msg=hi\n     - bad\n", ":4:"),
+        ("bad_module.yml", "- hosts: all\n  tasks:\n    - win_comand: whoami\n", ":3:"),
+        (
+            "bad_arg.yml",
+            "- hosts: all\n  tasks:\n    - win_command:\n        cmd: whoami\n        chdri: C:\\\n",
+            ":5:",
+        ),
+    ],
+)
+def test_malformed_playbooks_exit_4_with_location(tmp_path: Path, name: str, text: str, where: str) -> None:
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    pc1:\n      ansible_host: 127.0.0.1\n")
+    pb = tmp_path / name
+    pb.write_text(text)
+    proc = run_cli("run", str(pb), "-i", str(inv), "--no-history", timeout=60)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    err = proc.stderr
+    assert f"{name}{where}" in err, err
+    assert "Traceback" not in proc.stdout + err
+
+
+def test_malformed_inventory_exit_4(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    pc1:\n      ansible_host: 127.0.0.1\n  host:\n    pc2: {}\n")
+    proc = run_cli("run", str(FIXTURES / "features.yml"), "-i", str(inv), "--no-history", timeout=60)
+    assert proc.returncode == 4
+    assert "inv.yml:5" in proc.stderr and "hosts" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_undefined_variable_names_variable_task_and_host(lab40: tuple[LabThread, Claim], tmp_path: Path) -> None:
+    lab, _ = lab40
+    pb = tmp_path / "undef.yml"
+    pb.write_text(
+        "- hosts: pc001\n  gather_facts: false\n  tasks:\n"
+        '    - name: Use a typo\n      win_command: "cmd /c echo {{ kms_hots }}"\n'
+    )
+    out = tmp_path / "r.json"
+    proc = run_cli("run", str(pb), "-i", str(lab.inventory_path), "--no-history", "--report", str(out), timeout=60)
+    assert proc.returncode == 2
+    task: dict[str, Any] = read_report(out)["hosts"][0]["tasks"][0]
+    assert "kms_hots" in task["msg"] and "Use a typo" in task["msg"] and "pc001" in task["msg"]
+    assert "Traceback" not in proc.stdout + proc.stderr

@@ -1,0 +1,80 @@
+"""Helpers for end-to-end tests: start a lab classroom from a spec on a claimed loopback block, run the real
+`kmsfleet` CLI as a subprocess, read its JSON report. Import from tests: ``from labkit import …`` (tests/ is on sys.path via its conftest)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator.lab.addresses import Claim
+from orchestrator.lab.runner import LabThread
+from orchestrator.lab.spec import LabSpec, parse_spec
+
+KMSFLEET = str(Path(sys.executable).parent / "kmsfleet")
+PASSWORD = "Lab-Passw0rd!"
+
+
+def room_spec(
+    block: Claim,
+    hosts: list[dict[str, Any]],
+    *,
+    room: str = "room101",
+    room_index: int = 1,
+    defaults: dict[str, Any] | None = None,
+    kms: dict[str, Any] | None = None,
+    password: str = PASSWORD,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One room of a spec as a dict (combine several into {"rooms": [...]})."""
+    out: dict[str, Any] = {
+        "room": room,
+        "subnet": f"{block.prefix}.{room_index}",
+        "credentials": {"user": "administrator", "password": password},
+        "hosts": hosts,
+    }
+    if defaults:
+        out["defaults"] = defaults
+    if kms:
+        out["kms"] = kms
+    if seed:
+        out["seed"] = seed
+    return out
+
+
+def start_lab(spec: dict[str, Any] | LabSpec, **kwargs: Any) -> LabThread:
+    lab = LabThread(spec if isinstance(spec, LabSpec) else parse_spec(spec), **kwargs)
+    lab.start(timeout=120)
+    return lab
+
+
+def run_cli(
+    *args: str,
+    timeout: float = 180,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [KMSFLEET, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
+        input=stdin,
+        check=False,
+    )
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return data
+
+
+def hosts_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {h["host"]: h for h in report["hosts"]}
