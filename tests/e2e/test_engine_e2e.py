@@ -175,3 +175,69 @@ def test_undefined_variable_names_variable_task_and_host(lab40: tuple[LabThread,
     task: dict[str, Any] = read_report(out)["hosts"][0]["tasks"][0]
     assert "kms_hots" in task["msg"] and "Use a typo" in task["msg"] and "pc001" in task["msg"]
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_sigint_keeps_finished_hosts_in_report_and_history(tmp_path: Path) -> None:
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    from labkit import KMSFLEET
+
+    claim = claim_prefix()
+    spec = {
+        "rooms": [
+            room_spec(claim, [{"name": "pc[01:04]"}, {"name": "pc[05:12]", "latency_ms": 400}]),
+        ]
+    }
+    lab = start_lab(spec)
+    try:
+        report = tmp_path / "r.json"
+        db = tmp_path / "h.db"
+        proc = subprocess.Popen(
+            [
+                KMSFLEET,
+                "run",
+                str(FIXTURES / "features.yml"),
+                "-i",
+                str(lab.inventory_path),
+                "--report",
+                str(report),
+                "--db",
+                str(db),
+                "--forks",
+                "12",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        # wait until the fast PCs are done (they are in the history), then interrupt the slow rest
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            if db.exists():
+                try:
+                    with sqlite3.connect(db) as con:
+                        done = con.execute("select count(*) from host_results").fetchone()[0]
+                except sqlite3.Error:
+                    done = 0
+                if done >= 4:
+                    break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        lab.stop()
+        claim.release()
+    assert proc.returncode == 99, out[-2000:] + err[-2000:]
+    assert "Traceback" not in out + err
+    data = read_report(report)
+    hosts = hosts_by_name(data)
+    assert data["run"]["interrupted"] is True
+    finished = [h for h in hosts.values() if h["status"] in ("ok", "changed")]
+    assert {h["host"] for h in finished} >= {"pc01", "pc02", "pc03", "pc04"}
+    assert {h["status"] for n, h in hosts.items() if n >= "pc05"} <= {"interrupted", "not_run", "changed"}
+    with sqlite3.connect(db) as con:
+        stored = {r[0]: r[1] for r in con.execute("select host, status from host_results")}
+    assert {n: h["status"] for n, h in hosts.items()} == stored

@@ -1,0 +1,289 @@
+"""The runner and host pipeline on controller-only modules (no network): strategies, serial, tags, handlers,
+block/rescue/always, ignore_errors, loops, retries/until, any_errors_fatal, Ctrl-C and reporters."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
+from orchestrator.executor.reporter import NullReporter
+from orchestrator.executor.runner import InventoryView, Runner, new_run_info
+from orchestrator.executor.state import RunOptions
+from orchestrator.exitcodes import ExitCode
+from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunResult, TaskStatus
+
+
+def inventory(n: int, **vars_: Any) -> InventoryView:
+    hosts = [f"pc{i:02d}" for i in range(1, n + 1)]
+    return InventoryView(
+        hosts=hosts,
+        host_vars=lambda h: {"inventory_hostname": h, "ansible_host": "127.0.0.1", **vars_},
+        groups_of=lambda h: ("all", "room"),
+        select=lambda pattern: [h for h in hosts if pattern in ("all", "room") or h == pattern],
+        groups={"all": hosts, "room": hosts},
+    )
+
+
+def task(name: str, module: str = "debug", **kw: Any) -> TaskSpec:
+    args = kw.pop("args", {"msg": name})
+    return TaskSpec(name=name, module=module, args=args, **kw)
+
+
+class Recorder(NullReporter):
+    def __init__(self) -> None:
+        self.tasks: list[HostTaskResult] = []
+        self.hosts: list[HostResult] = []
+        self.lock = threading.Lock()
+        self.done: RunResult | None = None
+
+    def task_done(self, result: HostTaskResult) -> None:
+        with self.lock:
+            self.tasks.append(result)
+
+    def host_done(self, result: HostResult) -> None:
+        with self.lock:
+            self.hosts.append(result)
+
+    def run_done(self, result: RunResult) -> None:
+        self.done = result
+
+
+def run(
+    plays: Sequence[PlaySpec], n: int = 3, options: RunOptions | None = None, **kw: Any
+) -> tuple[RunResult, Recorder]:
+    options = options or RunOptions(forks=4)
+    rec = Recorder()
+    info = new_run_info("test", "<t>", ["<inv>"], options, None)
+    runner = Runner(Plan("<t>", tuple(plays)), inventory(n), info, options, rec, **kw)
+    return runner.run(), rec
+
+
+def play(*tasks: TaskSpec | BlockSpec, **kw: Any) -> PlaySpec:
+    return PlaySpec(name=kw.pop("name", "p"), hosts="all", tasks=tuple(tasks), gather_facts=False, **kw)
+
+
+def statuses(result: RunResult, host: str) -> list[tuple[str, str]]:
+    h = result.host(host)
+    assert h is not None
+    return [(t.task, t.status.value) for t in h.tasks]
+
+
+def test_set_fact_register_when_and_assert() -> None:
+    result, rec = run(
+        [
+            play(
+                task("n", "set_fact", args={"n": "{{ 40 + 2 }}"}),
+                task("echo", args={"msg": "n is {{ n }}"}, register="out"),
+                task("only pc02", args={"msg": "x"}, when=("inventory_hostname == 'pc02'",)),
+                task("check", "assert", args={"that": ["out.msg == 'n is 42'", "n | int == 42"]}),
+            )
+        ]
+    )
+    assert result.exit_code == ExitCode.OK
+    assert statuses(result, "pc01")[2] == ("only pc02", "skipped")
+    assert statuses(result, "pc02")[2] == ("only pc02", "ok")
+    assert {h.status for h in result.hosts} == {HostStatus.OK}
+    assert len(rec.hosts) == 3 and rec.done is result
+
+
+def test_block_rescue_always_and_ignore_errors() -> None:
+    result, _ = run(
+        [
+            play(
+                BlockSpec(
+                    name="b",
+                    block=(task("boom", "fail", args={"msg": "boom"}), task("skipped after boom")),
+                    rescue=(task("fix", "set_fact", args={"rescued": True}),),
+                    always=(task("always", "set_fact", args={"always": True}),),
+                ),
+                task("ignored failure", "fail", args={"msg": "meh"}, ignore_errors=True),
+                task("after", "assert", args={"that": ["rescued", "always"]}),
+            )
+        ],
+        n=1,
+    )
+    h = result.host("pc01")
+    assert h is not None
+    names = [(t.task, t.status.value, t.rescued, t.ignored) for t in h.tasks]
+    assert names == [
+        ("boom", "failed", True, False),
+        ("fix", "ok", False, False),
+        ("always", "ok", False, False),
+        ("ignored failure", "failed", False, True),
+        ("after", "ok", False, False),
+    ]
+    assert h.status is HostStatus.OK
+    assert h.stats.rescued == 1 and h.stats.ignored == 1 and h.stats.failed == 0
+
+
+def test_unrescued_failure_runs_always_then_stops_the_host() -> None:
+    result, _ = run(
+        [
+            play(
+                BlockSpec(name="b", block=(task("boom", "fail"),), always=(task("cleanup"),)),
+                task("never"),
+            )
+        ],
+        n=2,
+    )
+    assert statuses(result, "pc01") == [("boom", "failed"), ("cleanup", "ok")]
+    assert result.exit_code == ExitCode.TASK_FAILED
+    assert all(h.status is HostStatus.FAILED for h in result.hosts)
+
+
+def test_loop_and_until() -> None:
+    result, _ = run(
+        [
+            play(
+                task("loop", args={"msg": "{{ item * 2 }}"}, loop=[1, 2, 3], register="doubled"),
+                task(
+                    "poll",
+                    args={"msg": "x"},
+                    register="p",
+                    until=("p.attempts >= 4",),
+                    retries=10,
+                    delay=0,
+                ),
+                task("give up", args={"msg": "y"}, register="q", until=("false",), retries=2, delay=0),
+            )
+        ],
+        n=1,
+    )
+    h = result.host("pc01")
+    assert h is not None
+    loop, poll, give_up = h.tasks
+    assert [r["msg"] for r in loop.data["results"]] == [2, 4, 6]
+    assert poll.data["attempts"] == 4 and poll.status is TaskStatus.OK
+    assert give_up.status is TaskStatus.FAILED and give_up.data["attempts"] == 3
+
+
+def test_changed_when_failed_when_and_handlers() -> None:
+    result, _ = run(
+        [
+            play(
+                task("touch", args={"msg": "x"}, changed_when=("true",), notify=("restart",)),
+                task("quiet", args={"msg": "x"}, changed_when=("false",), notify=("never",)),
+                task("not really failed", "fail", failed_when=("false",)),
+                handlers=(task("restart", args={"msg": "handler ran"}), task("never", args={"msg": "no"})),
+            )
+        ],
+        n=1,
+    )
+    assert statuses(result, "pc01") == [
+        ("touch", "changed"),
+        ("quiet", "ok"),
+        ("not really failed", "ok"),
+        ("restart", "ok"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tags", "skip", "expected"),
+    [
+        (set(), set(), ["plain", "tagged a", "always"]),
+        ({"a"}, set(), ["tagged a", "always"]),
+        (set(), {"a"}, ["plain", "always"]),
+        ({"untagged"}, set(), ["plain", "always"]),
+        ({"never"}, set(), ["always", "secret"]),
+    ],
+)
+def test_tags(tags: set[str], skip: set[str], expected: list[str]) -> None:
+    result, _ = run(
+        [
+            play(
+                task("plain"),
+                task("tagged a", tags=frozenset({"a"})),
+                task("always", tags=frozenset({"always"})),
+                task("secret", tags=frozenset({"never"})),
+            )
+        ],
+        n=1,
+        options=RunOptions(tags=frozenset(tags), skip_tags=frozenset(skip)),
+    )
+    assert [t for t, _ in statuses(result, "pc01")] == expected
+
+
+def test_linear_is_lock_step_and_free_is_not() -> None:
+    slow = task("slow on pc01", "pause", args={"seconds": 0.4}, when=("inventory_hostname == 'pc01'",))
+    fast = task("second")
+    for strategy, lockstep in (("linear", True), ("free", False)):
+        _, rec = run([play(slow, fast)], n=3, options=RunOptions(strategy=strategy, forks=3))
+        second = {t.host: t.started for t in rec.tasks if t.task == "second"}
+        slow_end = next(t for t in rec.tasks if t.task == "slow on pc01" and t.host == "pc01")
+        slow_done = slow_end.started.timestamp() + slow_end.duration_ms / 1000
+        others_waited = all(second[h].timestamp() >= slow_done - 0.01 for h in ("pc02", "pc03"))
+        assert others_waited is lockstep, strategy
+
+
+def test_serial_batches_and_any_errors_fatal() -> None:
+    result, rec = run(
+        [play(task("a", "pause", args={"seconds": 0.05}), serial=(2,), name="batched")],
+        n=5,
+        options=RunOptions(forks=5),
+    )
+    assert result.exit_code == ExitCode.OK and len(result.hosts) == 5
+    by_host = {t.host: t for t in rec.tasks}
+    batches = [["pc01", "pc02"], ["pc03", "pc04"], ["pc05"]]
+    for earlier, later in itertools.pairwise(batches):
+        end = max(by_host[h].started.timestamp() + by_host[h].duration_ms / 1000 for h in earlier)
+        assert all(by_host[h].started.timestamp() >= end - 0.01 for h in later)
+    fatal, _ = run(
+        [
+            play(task("boom", "fail", when=("inventory_hostname == 'pc01'",)), serial=(1,), any_errors_fatal=True),
+        ],
+        n=3,
+    )
+    ran = [h.host for h in fatal.hosts if h.tasks]
+    assert ran == ["pc01"], "later batches must not run after a fatal error"
+
+
+def test_unknown_module_at_run_time_fails_the_task_not_the_run() -> None:
+    result, _ = run([play(task("bad", "no_such_module", args={}))], n=1)
+    h = result.host("pc01")
+    assert h is not None and h.status is HostStatus.FAILED
+    assert "unknown module" in h.tasks[0].msg
+
+
+def test_undefined_variable_message_names_variable_task_and_host() -> None:
+    result, _ = run([play(task("Use a typo", args={"msg": "{{ kms_hots }}"}))], n=1)
+    msg = result.hosts[0].tasks[0].msg
+    assert "kms_hots" in msg and "Use a typo" in msg and "pc01" in msg
+
+
+def test_ctrl_c_keeps_results_and_marks_the_rest() -> None:
+    cancel = threading.Event()
+    gate = threading.Event()
+
+    class Stopper(Recorder):
+        def task_done(self, result: HostTaskResult) -> None:
+            super().task_done(result)
+            if result.task == "first" and len(self.tasks) >= 2:
+                gate.set()
+
+    options = RunOptions(forks=2, grace=2.0)
+    rec = Stopper()
+    info = new_run_info("t", "<t>", ["<inv>"], options, None)
+    plan = Plan("<t>", (play(task("first"), task("wait", "pause", args={"seconds": 30}), task("never")),))
+    runner = Runner(plan, inventory(6), info, options, rec, cancel=cancel)
+
+    def interrupt() -> None:
+        gate.wait(10)
+        cancel.set()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    started = time.monotonic()
+    result = runner.run()
+    assert time.monotonic() - started < 10
+    assert result.interrupted and result.exit_code == ExitCode.INTERRUPTED
+    counts = result.counts()
+    assert counts["interrupted"] >= 1 and counts["interrupted"] + counts["not_run"] == 6
+    assert all(h.status in (HostStatus.INTERRUPTED, HostStatus.NOT_RUN) for h in result.hosts)
+    kept = [t for h in result.hosts for t in h.tasks if t.task == "first"]
+    assert len(kept) >= 2, "results gathered before Ctrl-C are kept"
+    assert not any(t.task == "never" for h in result.hosts for t in h.tasks)
