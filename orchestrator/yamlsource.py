@@ -94,6 +94,10 @@ _Loader.add_constructor("!vault", _construct_vault)
 _Loader.add_constructor("!vault-encrypted", _construct_vault)
 
 
+def _bad_character(exc: yaml.reader.ReaderError) -> str:
+    return f"not valid YAML text: character {exc.character!r} is not allowed"
+
+
 def load_yaml_text(text: str, filename: str = "<string>") -> Any:
     """Parse one YAML document; syntax errors become ``InputError`` with file:line:column."""
     if len(text) > MAX_YAML_BYTES:
@@ -101,7 +105,7 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
     try:
         loader = _Loader(text)
     except yaml.reader.ReaderError as exc:
-        raise InputError(f"not valid YAML text: character {exc.character!r} is not allowed", Location(filename)) from None
+        raise InputError(_bad_character(exc), Location(filename)) from None
     loader.filename = filename
     try:
         return loader.get_single_data()
@@ -114,7 +118,7 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
         context = f" ({exc.context})" if exc.context and exc.problem else ""
         raise InputError(f"YAML syntax error: {problem}{context}", where) from None
     except yaml.reader.ReaderError as exc:
-        raise InputError(f"not valid YAML text: character {exc.character!r} is not allowed", Location(filename)) from None
+        raise InputError(_bad_character(exc), Location(filename)) from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML error: {exc}", Location(filename)) from None
     except RecursionError:

@@ -1,5 +1,7 @@
 """Helpers for end-to-end tests: start a lab classroom from a spec on a claimed loopback block, run the real
-`kmsfleet` CLI as a subprocess, read its JSON report. Import from tests: ``from labkit import …`` (tests/ is on sys.path via its conftest)."""
+`kmsfleet` CLI as a subprocess, read its JSON report.
+
+Import from tests as ``from labkit import …`` (tests/ is on sys.path through its conftest)."""
 
 from __future__ import annotations
 
