@@ -41,18 +41,18 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
+from shared_data import SHARED
 
 from orchestrator.lab.addresses import claim_prefix
 from orchestrator.lab.runner import LabThread
 from orchestrator.lab.spec import parse_spec
 
-RECORDINGS = Path("/work/shared/wsman/recorded-winrs")
+RECORDINGS = SHARED / "wsman" / "recorded-winrs"
 FILES = sorted(p.name for p in RECORDINGS.glob("*.yml"))
 USER, PASSWORD = "vagrant", "Contract-Passw0rd!"
 

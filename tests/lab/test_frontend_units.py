@@ -18,6 +18,7 @@ import pytest
 import spnego
 from fake_host import FakeUnitTestHost
 from pypsrp.encryption import WinRMEncryption
+from shared_data import SHARED
 from wsman_requests import RSP, SHELL_CMD, WSEN, WST, create_shell, envelope, wql_enumerate
 
 from orchestrator.lab.provider import CimInstance, CimProperty, WmiError
@@ -32,7 +33,7 @@ from orchestrator.lab.wsman.service import WSManService
 from orchestrator.lab.wsman.shell import CallerInfo
 from orchestrator.transport.wmi import parse_instance
 
-SAMPLES = Path("/work/shared/wsman/samples")
+SAMPLES = SHARED / "wsman" / "samples"
 NS = {"s": ns.S, "a": ns.WSA, "w": ns.WSMAN, "f": ns.WSMANFAULT, "rsp": ns.RSP, "n": ns.WSEN}
 CALLER = CallerInfo(user="administrator", client_ip="127.0.0.1", endpoint="http://127.0.9.1:5985/wsman")
 

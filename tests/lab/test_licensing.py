@@ -6,10 +6,10 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from shared_data import SHARED
 
 from orchestrator.lab.addresses import Claim
 from orchestrator.lab.kms import KmsHost
@@ -20,7 +20,7 @@ from orchestrator.lab.spec import parse_spec, resolve
 from orchestrator.lab.world import LabWorld
 
 T = TypeVar("T")
-ERRORS_YAML = Path("/work/shared/domain/errors.yaml")
+ERRORS_YAML = SHARED / "domain" / "errors.yaml"
 OFFICE_2016_GVLK = "XQNVK-8JYDB-WJ9W3-YJ8YR-WFG99"
 PRO_GVLK = "W269N-WFGWX-YVC9B-4J6C9-T83GX"
 EDU_GVLK = "NW6C2-QMPVW-D7KKK-3GKT6-VCFB2"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import string
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from shared_data import SHARED
 
 from orchestrator.knowledge import catalogue
 from orchestrator.knowledge.catalogue import (
@@ -25,7 +24,6 @@ from orchestrator.knowledge.catalogue import (
     signed_code,
 )
 
-SHARED = Path(os.environ.get("KMSFLEET_SHARED_DIR", "/work/shared"))
 ERRORS_YAML = SHARED / "domain" / "errors.yaml"
 SEED_DIR = SHARED / "seed"
 needs_shared = pytest.mark.skipif(not ERRORS_YAML.is_file(), reason=f"reference data not found at {SHARED}")

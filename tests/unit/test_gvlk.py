@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from shared_data import SHARED
 
 from orchestrator.knowledge.gvlk import all_office, all_windows, office_gvlk, windows_gvlk
 
-SHARED_GVLK = Path(os.environ.get("KMSFLEET_SHARED_DIR", "/work/shared")) / "domain" / "gvlk.yaml"
+SHARED_GVLK = SHARED / "domain" / "gvlk.yaml"
 needs_shared = pytest.mark.skipif(not SHARED_GVLK.is_file(), reason=f"{SHARED_GVLK} not found")
 
 KEY = re.compile(r"[0-9A-Z]{5}(-[0-9A-Z]{5}){4}")
