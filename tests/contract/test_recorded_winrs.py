@@ -71,10 +71,7 @@ ATTR_VALUES_COMPARED = {"Name", "State", "End"}
 # Commands the simulated PC does not model (yet). For these messages the streams that carry data and the exit
 # code are allowed to differ (everything else is still compared) and the test is reported as xfail, so the
 # gap stays visible and the test turns green by itself once the machine models the command.
-MACHINE_GAPS = {
-    ("test_client_execute_cmd.yml", 2): "the simulated cmd.exe has no `dir`",
-    ("test_winrs_extra_opts.yml", 2): "the simulated PowerShell does not evaluate `(pwd).Path`",
-}
+MACHINE_GAPS: dict[tuple[str, int], str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -279,6 +279,8 @@ async def run_simple(ctx: Ctx, text: str) -> ProgResult:
         return _set(ctx, args_text)
     if name in ("cd", "chdir", "pushd"):
         return _cd(ctx, args_text)
+    if name == "dir":
+        return _dir(ctx, args_text)
     found = resolve_program(ctx, token)
     if found is None:
         return ProgResult(stderr=NOT_RECOGNIZED.format(token), code=1)
@@ -340,6 +342,37 @@ def _cd(ctx: Ctx, args: str) -> ProgResult:
         return ProgResult(stderr="The system cannot find the path specified." + CRLF, code=1)
     ctx.cwd = target
     return ProgResult(code=0)
+
+
+def _dir(ctx: Ctx, args: str) -> ProgResult:
+    """``dir [path]``: a listing of a known folder (its known sub-folders; the lab models no files)."""
+    target = args.strip().strip('"')
+    path = join_path(ctx.cwd, target) if target and not target.startswith("/") else ctx.cwd
+    folders = known_dirs(ctx)
+    if norm_path(path) not in folders:
+        return ProgResult(stderr=f"The system cannot find the path specified.{CRLF}", code=1)
+    prefix = norm_path(path).rstrip("\\") + "\\"
+    children = sorted(
+        {f[len(prefix) :].split("\\")[0] for f in folders if f.startswith(prefix) and len(f) > len(prefix)}
+    )
+    stamp = ctx.machine.local_now().strftime("%m/%d/%Y  %I:%M %p")
+    serial = ctx.machine.cmid.replace("-", "")[:8].upper()
+    lines = [
+        " Volume in drive C has no label.",
+        f" Volume Serial Number is {serial[:4]}-{serial[4:]}",
+        "",
+        f" Directory of {path}",
+        "",
+        f"{stamp}    <DIR>          .",
+        f"{stamp}    <DIR>          ..",
+    ]
+    lines += [f"{stamp}    <DIR>          {name.title()}" for name in children]
+    lines += [
+        "               0 File(s)              0 bytes",
+        f"{len(children) + 2:>16} Dir(s)  52,428,800,000 bytes free",
+        "",
+    ]
+    return ProgResult(CRLF.join(lines), code=0)
 
 
 def cmd_c_rest(rest: str, ctx: Ctx) -> str:

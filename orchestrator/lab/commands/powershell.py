@@ -521,6 +521,14 @@ async def _run_command(state: PsState, stmt: str) -> None:
         state.err += f"    + FullyQualifiedErrorId : Microsoft.PowerShell.Commands.WriteErrorException{CRLF} {CRLF}"
         state.ok = False
         return
+    if name in ("(pwd).path", "(get-location).path", "$pwd.path", "$pwd") and not args:
+        state.out += state.ctx.cwd + CRLF
+        state.ok = True
+        return
+    if name in ("pwd", "get-location", "gl") and not args:
+        state.out += f"{CRLF}Path{CRLF}----{CRLF}{state.ctx.cwd}{CRLF}{CRLF}{CRLF}"
+        state.ok = True
+        return
     if name in ("start-sleep", "set-strictmode", "set-location", "cd", "out-null", "clear-host"):
         if name in ("set-location", "cd") and args:
             state.ctx.cwd = args[0].text
