@@ -29,9 +29,8 @@ def room_spec(
     defaults: dict[str, Any] | None = None,
     kms: dict[str, Any] | None = None,
     password: str = PASSWORD,
-    seed: int = 0,
 ) -> dict[str, Any]:
-    """One room of a spec as a dict (combine several into {"rooms": [...]})."""
+    """One room of a spec as a dict (combine several into {"rooms": [...], "seed": n})."""
     out: dict[str, Any] = {
         "room": room,
         "subnet": f"{block.prefix}.{room_index}",
@@ -42,8 +41,6 @@ def room_spec(
         out["defaults"] = defaults
     if kms:
         out["kms"] = kms
-    if seed:
-        out["seed"] = seed
     return out
 
 

@@ -195,11 +195,11 @@ class HostPipeline:
             )
         except _BlockFailed as failed:
             # The failed task was recorded as rescued (it will not fail the host); now rescue runs.
-            self.state.scope["ansible_failed_task"] = {"name": failed.result.task, "module": failed.result.module}
-            self.state.scope["ansible_failed_result"] = thaw(failed.result.data) | {
-                "failed": True,
-                "msg": failed.result.msg,
-            }
+            self.state.set_var("ansible_failed_task", {"name": failed.result.task, "module": failed.result.module})
+            self.state.set_var(
+                "ansible_failed_result",
+                mark_unsafe(thaw(failed.result.data) | {"failed": True, "msg": failed.result.msg}),
+            )
             try:
                 self.run_nodes(block.rescue, run, inner, in_block=in_block, rescuable=rescuable)
             finally:
@@ -240,7 +240,11 @@ class HostPipeline:
                 items = self._loop_items(task, templar)
             if items is None:
                 if task.when and not all(templar.evaluate(c) for c in task.when):
-                    return self._emit(task, run, TaskStatus.SKIPPED, started, t0, msg="Conditional result was False")
+                    skipped = self._emit(task, run, TaskStatus.SKIPPED, started, t0, msg="Conditional result was False")
+                    if task.register:  # Ansible registers skipped tasks too
+                        why = {"skip_reason": "Conditional result was False"}
+                        state.set_var(task.register, self._registered(skipped, why))
+                    return skipped
                 outcome, data = self._execute(task, run, variables, templar)
             else:
                 outcome, data = self._execute_loop(task, run, variables, items)
@@ -249,7 +253,15 @@ class HostPipeline:
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            return self._from_exception(task, run, exc, started, t0, rescuable, inherited_ignore)
+            failed = self._from_exception(task, run, exc, started, t0, rescuable, inherited_ignore)
+            if task.register:  # Ansible registers a failed task's result too (ignore_errors + a later check)
+                reg: dict[str, Any] = {"msg": failed.msg}
+                if failed.error_code is not None:
+                    reg["error_code"] = failed.error_hex
+                if failed.diagnosis:
+                    reg["diagnosis"] = failed.diagnosis
+                state.set_var(task.register, mark_unsafe(self._registered(failed, reg)))
+            return failed
         if outcome.skipped:
             result = self._emit(task, run, TaskStatus.SKIPPED, started, t0, msg=outcome.msg, data=data)
         else:
@@ -278,7 +290,7 @@ class HostPipeline:
                 state.notified.update(task.notify)
         if task.register:
             # Values from the host are data, never templates: a PC answering "{{ ... }}" must not run code.
-            state.scope[task.register] = mark_unsafe(self._registered(result, data))
+            state.set_var(task.register, mark_unsafe(self._registered(result, data)))
         return result
 
     def _resolve(self, task: TaskSpec, templar: Any, run: PlayRun) -> TaskSpec:
@@ -441,9 +453,9 @@ class HostPipeline:
             data = self._data(outcome)
             if outcome.facts:
                 if task.module == "set_fact":
-                    self.state.scope.update(outcome.facts)  # rendered from the playbook: templates already ran
+                    self.state.update_vars(outcome.facts)  # rendered from the playbook: templates already ran
                 else:
-                    self.state.facts.update(mark_unsafe(outcome.facts))
+                    self.state.set_facts(mark_unsafe(outcome.facts))
             outcome, data = self._apply_conditions(task, run, variables, outcome, data)
             if task.until is None:
                 break

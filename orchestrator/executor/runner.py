@@ -436,7 +436,7 @@ class _HostVars(Mapping[str, Any]):
             if key in self._runner.inventory.hosts:
                 return dict(self._runner.inventory.host_vars(key))
             raise KeyError(key)
-        return {**st.inventory_vars, **st.facts, **st.scope}
+        return st.vars_snapshot()
 
     def __iter__(self) -> Any:
         return iter(self._runner.inventory.hosts)

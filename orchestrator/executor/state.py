@@ -1,4 +1,4 @@
-"""Run-wide options and per-host state.
+"""Per-host state (and, re-exported, the run-wide ``RunOptions``).
 
 ``RunOptions`` is what the user asked for (frozen). ``HostState`` belongs to one host: only the thread running
 that host touches it, except ``snapshot()``, which the runner may call when it must finish a host early
@@ -10,29 +10,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from orchestrator.executor.options import RunOptions
 from orchestrator.results.models import FailureKind, HostTaskResult, LicenceRecord, TaskStatus, utcnow
 from orchestrator.transport.connection import connection_spec
 from orchestrator.transport.winrm import WinRMConnection
 
-
-@dataclass(frozen=True)
-class RunOptions:
-    check: bool = False
-    diff: bool = False
-    forks: int = 50
-    strategy: str = "free"  # free | linear (a play's `strategy:` wins)
-    tags: frozenset[str] = frozenset()
-    skip_tags: frozenset[str] = frozenset()
-    extra_vars: Mapping[str, Any] = field(default_factory=dict)
-    verbosity: int = 0
-    host_budget: float | None = None  # seconds per host for the whole run (kmsfleet_host_budget_sec wins)
-    grace: float = 5.0  # after Ctrl-C: how long in-flight requests may take before hosts are abandoned
-    password: str | None = field(default=None, repr=False)  # --ask-pass / KMSFLEET_PASSWORD
-    lang: str = "en"
+__all__ = ["HostState", "RunOptions"]
 
 
 class HostState:
@@ -87,6 +73,23 @@ class HostState:
                 return None
             self.finished = True
             return tuple(self.results)
+
+    def set_facts(self, facts: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.facts.update(facts)
+
+    def set_var(self, name: str, value: Any) -> None:
+        with self._lock:
+            self.scope[name] = value
+
+    def update_vars(self, values: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.scope.update(values)
+
+    def vars_snapshot(self) -> dict[str, Any]:
+        """Inventory vars, facts and set_fact/registered vars, copied under the lock (for ``hostvars``)."""
+        with self._lock:
+            return {**self.inventory_vars, **self.facts, **self.scope}
 
     def snapshot(self) -> tuple[HostTaskResult, ...]:
         with self._lock:

@@ -9,7 +9,7 @@ import yaml
 from yaml.nodes import MappingNode
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # libyaml when available
     """SafeLoader that refuses a mapping with the same key twice."""
 
 

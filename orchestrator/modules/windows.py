@@ -291,8 +291,9 @@ def gather_network_facts(ctx: ModuleContext) -> dict[str, Any]:
     return {"ansible_interfaces": interfaces, "kmsfleet_mac": mac}
 
 
-def gather_product_facts(ctx: ModuleContext) -> dict[str, Any]:
-    """Which licensable products the PC has (Windows, Office via SPP or OSPP), and SQL Server services."""
+def gather_product_facts(ctx: ModuleContext, os_version: str = "") -> dict[str, Any]:
+    """Which licensable products the PC has (Windows, Office via SPP or OSPP), and SQL Server services.
+    The OSPP classes exist only where Office uses its own licensing service: Windows 7 (version 6.1)."""
     conn = ctx.conn
     office: list[dict[str, Any]] = []
     rows = conn.wql(
@@ -301,12 +302,14 @@ def gather_product_facts(ctx: ModuleContext) -> dict[str, Any]:
     )
     for row in rows:
         office.append({"name": row.get("Name"), "description": row.get("Description"), "service": "spp"})
-    try:
-        ospp = conn.wql(
-            "SELECT ID, Name, Description FROM OfficeSoftwareProtectionProduct WHERE PartialProductKey IS NOT NULL"
-        )
-    except WSManFault:
-        ospp = []  # no OSPP service on Windows 8+: the class does not exist
+    ospp: list[dict[str, Any]] = []
+    if os_version.startswith("6.1"):
+        try:
+            ospp = conn.wql(
+                "SELECT ID, Name, Description FROM OfficeSoftwareProtectionProduct WHERE PartialProductKey IS NOT NULL"
+            )
+        except WSManFault:
+            ospp = []  # Office 2013/2016 not installed: no OSPP service
     for row in ospp:
         office.append({"name": row.get("Name"), "description": row.get("Description"), "service": "ospp"})
     versions = sorted({v for v in (_office_version(str(o["name"] or "")) for o in office) if v})
@@ -355,6 +358,6 @@ class Setup(Module[SetupArgs]):
         if every or "network" in subset:
             facts.update(gather_network_facts(ctx))
         if every or "licensing" in subset or "products" in subset:
-            facts.update(gather_product_facts(ctx))
+            facts.update(gather_product_facts(ctx, str(facts.get("ansible_distribution_version") or "")))
         facts["kmsfleet_facts_gathered"] = datetime.now(UTC).isoformat()
         return ModuleOutcome(facts=facts, data={"ansible_facts": facts})

@@ -75,8 +75,10 @@ LICENCE_STATUS_KEYS: Mapping[str, str] = MappingProxyType(
         "NonGenuineGrace": "licence.non_genuine_grace",
         "Notification": "licence.notification",
         "ExtendedGrace": "licence.extended_grace",
+        "NotApplicable": "licence.not_applicable",
     }
 )
+NOT_APPLICABLE = "NotApplicable"  # products that need no activation (SQL Server): never a licence problem
 
 
 def lang_code(lang: str) -> str:
@@ -315,7 +317,7 @@ def _licence_issues(result: RunResult, lang: str) -> tuple[CauseGroup, ...]:
     members: dict[tuple[str, str, int | None], list[str]] = defaultdict(list)
     for host in result.hosts:
         for lic in host.licences:
-            if lic.status != "Licensed":
+            if lic.status not in ("Licensed", NOT_APPLICABLE):
                 members[(lic.product, lic.status, lic.last_error or None)].append(host.host)
     groups: list[CauseGroup] = []
     for (product, status, error), hosts in members.items():
@@ -352,7 +354,8 @@ def summarise(result: RunResult, lang: str = "en") -> ClassroomSummary:
     days: dict[str, int] = {bucket: 0 for bucket, _, _ in DAY_BUCKETS}
     days[PERMANENT] = 0
     for lic in licences:
-        days[day_bucket(lic.days_left)] += 1
+        if lic.status != NOT_APPLICABLE:
+            days[day_bucket(lic.days_left)] += 1
     return ClassroomSummary(
         run_id=result.info.id,
         playbook=result.info.playbook,

@@ -371,7 +371,12 @@ def _whoami_groups(admin: bool) -> str:
     rows = [("Everyone", "Well-known group", "S-1-1-0", enabled)]
     if admin:
         rows += [
-            ("NT AUTHORITY\\Local account and member of Administrators group", "Well-known group", "S-1-5-114", enabled),
+            (
+                "NT AUTHORITY\\Local account and member of Administrators group",
+                "Well-known group",
+                "S-1-5-114",
+                enabled,
+            ),
             ("BUILTIN\\Administrators", "Alias", "S-1-5-32-544", enabled + ", Group owner"),
         ]
     rows += [
@@ -386,9 +391,13 @@ def _whoami_groups(admin: bool) -> str:
         rows.append(("Mandatory Label\\High Mandatory Level", "Label", "S-1-16-12288", ""))
     else:
         rows.append(("Mandatory Label\\Medium Mandatory Level", "Label", "S-1-16-8192", ""))
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("Group Name", "Type", "SID", "Attributes"))]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("Group Name", "Type", "SID", "Attributes"))
+    ]
+
     def line(cells: tuple[str, ...]) -> str:
         return " ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
     out = ["", "GROUP INFORMATION", "-----------------", ""]
     out.append(line(("Group Name", "Type", "SID", "Attributes")))
     out.append(" ".join("=" * w for w in widths))

@@ -1,0 +1,23 @@
+"""What the user asked for, run-wide. A leaf of the executor: importing it costs nothing (the CLI does at start)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    check: bool = False
+    diff: bool = False
+    forks: int = 50
+    strategy: str = "free"  # free | linear (a play's `strategy:` wins)
+    tags: frozenset[str] = frozenset()
+    skip_tags: frozenset[str] = frozenset()
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    verbosity: int = 0
+    host_budget: float | None = None  # seconds per host for the whole run (kmsfleet_host_budget_sec wins)
+    grace: float = 5.0  # after Ctrl-C: how long in-flight requests may take before hosts are abandoned
+    password: str | None = field(default=None, repr=False)  # --ask-pass / KMSFLEET_PASSWORD
+    lang: str = "en"
