@@ -56,6 +56,7 @@ from orchestrator.results.models import (
     RunInfo,
     RunResult,
     TaskStatus,
+    thaw,
     utcnow,
 )
 from orchestrator.results.schema import LATEST_VERSION, MIGRATIONS, TABLES, latest_licence_select
@@ -330,31 +331,7 @@ def _host_rows(run_id: str, h: HostResult, position: int | None = None) -> _Host
         "diagnosis": failed.diagnosis if failed else None,
         "facts": h.facts,
     }
-    tasks = [
-        {
-            "run_id": run_id,
-            "host": h.host,
-            "seq": seq,
-            "play": t.play,
-            "task": t.task,
-            "module": t.module,
-            "status": t.status.value,
-            "changed": t.changed,
-            "msg": t.msg,
-            "error_code": t.error_code,
-            "diagnosis": t.diagnosis,
-            "failure": t.failure.value if t.failure else None,
-            "ignored": t.ignored,
-            "rescued": t.rescued,
-            "started": t.started,
-            "duration_ms": t.duration_ms,
-            "data": t.data,
-            "diff": t.diff,
-            "licences": [_licence_json(lic) for lic in t.licences],
-            "no_log": t.no_log,
-        }
-        for seq, t in enumerate(h.tasks)
-    ]
+    tasks = [_task_row(run_id, h.host, seq, t) for seq, t in enumerate(h.tasks)]
     licences = [
         {
             "run_id": run_id,
@@ -366,6 +343,48 @@ def _host_rows(run_id: str, h: HostResult, position: int | None = None) -> _Host
         for seq, lic in enumerate(h.licences)
     ]
     return _HostRows(host_row, tasks, licences)
+
+
+def _task_row(run_id: str, host: str, seq: int, t: HostTaskResult) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "host": host,
+        "seq": seq,
+        "play": t.play,
+        "task": t.task,
+        "module": t.module,
+        "status": t.status.value,
+        "changed": t.changed,
+        "msg": t.msg,
+        "error_code": t.error_code,
+        "diagnosis": t.diagnosis,
+        "failure": t.failure.value if t.failure else None,
+        "ignored": t.ignored,
+        "rescued": t.rescued,
+        "started": t.started,
+        "duration_ms": t.duration_ms,
+        "data": t.data,
+        "diff": t.diff,
+        "licences": [_licence_json(lic) for lic in t.licences],
+        "no_log": t.no_log,
+    }
+
+
+def _host_from_row(
+    h: Mapping[Any, Any], tasks: Sequence[HostTaskResult], licences: Sequence[LicenceRecord]
+) -> HostResult:
+    return HostResult(
+        host=h["host"],
+        status=HostStatus(h["status"]),
+        tasks=tuple(tasks),
+        msg=h["msg"],
+        started=h["started"],
+        finished=h["finished"],
+        address=h["address"],
+        groups=tuple(h["groups"]),
+        licences=tuple(licences),
+        facts=h["facts"],
+    )
 
 
 def _task_from_row(host: str, row: Mapping[Any, Any]) -> HostTaskResult:
@@ -653,19 +672,7 @@ class HistoryStore:
                 licences[row["host"]].append(_licence_from_row(row))
             info = _info_from_row(run)
             host_results = tuple(
-                HostResult(
-                    host=h["host"],
-                    status=HostStatus(h["status"]),
-                    tasks=tuple(tasks.get(h["host"], ())),
-                    msg=h["msg"],
-                    started=h["started"],
-                    finished=h["finished"],
-                    address=h["address"],
-                    groups=tuple(h["groups"]),
-                    licences=tuple(licences.get(h["host"], ())),
-                    facts=h["facts"],
-                )
-                for h in hosts
+                _host_from_row(h, tasks.get(h["host"], ()), licences.get(h["host"], ())) for h in hosts
             )
             if run["finished"] is not None:
                 return RunResult(info, host_results, finished=run["finished"], interrupted=run["interrupted"])
@@ -811,6 +818,51 @@ class HistoryStore:
         return self._read(work)
 
 
+# ----------------------------------------------------------------------------------------------- wire format
+# Distributed runs (``orchestrator.distributed``) send finished hosts over a message broker as JSON built from
+# the very rows the database stores, so a host that crossed the broker equals one loaded with ``load_run``.
+
+_WIRE_SKIP = ("run_id", "position", "seq")
+
+
+def _wire(row: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = thaw({k: v for k, v in row.items() if k not in _WIRE_SKIP})
+    return out
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def task_result_to_json(t: HostTaskResult, *, data: bool = True) -> dict[str, Any]:
+    """One task result as plain JSON (``data=False``: without ``data``/``diff``, for progress events)."""
+    row = _task_row("", t.host, 0, t)
+    if not data:
+        row.update(data={}, diff=None)
+    return _wire(row)
+
+
+def task_result_from_json(d: Mapping[str, Any]) -> HostTaskResult:
+    return _task_from_row(d["host"], {**d, "started": _when(d["started"])})
+
+
+def host_result_to_json(h: HostResult) -> dict[str, Any]:
+    """One finished host as plain JSON (datetimes in ISO 8601); ``host_result_from_json`` is its inverse."""
+    rows = _host_rows("", h)
+    return {
+        "host": _wire(rows.host),
+        "tasks": [_wire(t) for t in rows.tasks],
+        "licences": [_wire(lic) for lic in rows.licences],
+    }
+
+
+def host_result_from_json(d: Mapping[str, Any]) -> HostResult:
+    host = {**d["host"], "started": _when(d["host"]["started"]), "finished": _when(d["host"]["finished"])}
+    tasks = [task_result_from_json(t) for t in d["tasks"]]
+    licences = [_licence_from_row({**lic, "expires": _when(lic.get("expires"))}) for lic in d["licences"]]
+    return _host_from_row(host, tasks, licences)
+
+
 def _info_from_row(run: Mapping[Any, Any]) -> RunInfo:
     return RunInfo(
         id=run["id"],
@@ -889,5 +941,9 @@ __all__ = [
     "RunSummary",
     "default_db_path",
     "estimate_days_left",
+    "host_result_from_json",
+    "host_result_to_json",
     "resolve_db_url",
+    "task_result_from_json",
+    "task_result_to_json",
 ]

@@ -1,0 +1,256 @@
+"""`kmsfleet schedule add|list|remove|run`: runs that happen by themselves (a weekly audit, a morning pass)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.cli.common import console, examples, handle_errors
+from orchestrator.errors import InputError
+
+HELP = """Scheduled runs: a weekly licence audit, an activation pass every school morning …
+
+Schedules are kept in $XDG_CONFIG_HOME/kmsfleet/schedules.yml (~/.config/kmsfleet/schedules.yml) and installed
+as a systemd user timer where systemd runs for this user, else as a crontab entry. A scheduled run is a normal
+run: it is recorded in the history (kmsfleet history) with the usual exit codes."""
+
+ADD_HELP = """Add a schedule: run PLAYBOOK on INVENTORY at the times of a cron expression.
+
+CRON has five fields, minute hour day-of-month month day-of-week, with *, lists (1,15), ranges (1-5), steps
+(*/15) and names (mon-fri, jan), or @daily, @weekly, @monthly, @hourly. "0 7 * * 1-5" is 07:00 Monday to
+Friday. The equivalent systemd OnCalendar= and a Windows `schtasks /Create` line (for a Windows controller)
+are printed. The password comes from the inventory or KMSFLEET_PASSWORD in the scheduler's environment."""
+
+
+def _print_install_notes(lines: list[str]) -> None:
+    for line in lines:
+        console.print(escape(line))
+
+
+def register(app: typer.Typer) -> None:
+    schedule_app = typer.Typer(
+        help=HELP,
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.add_typer(schedule_app, name="schedule")
+
+    @schedule_app.command(
+        "add",
+        help=ADD_HELP,
+        epilog=examples(
+            'kmsfleet schedule add weekday-audit --playbook audit.yml -i school.yml --cron "0 7 * * 1-5" --check',
+            'kmsfleet schedule add friday-office --playbook office2016.yml -i school.yml --cron "30 16 * * fri" '
+            "--limit room101",
+            "kmsfleet schedule add nightly --playbook site.yml -i school.yml --cron @daily -e kms_host=10.0.0.5",
+        ),
+    )
+    @handle_errors
+    def add(
+        name: str = typer.Argument(..., help="Schedule name: letters, digits, '-' and '_'."),
+        playbook: str = typer.Option(..., "--playbook", "-p", help="Playbook file or bundled playbook name."),
+        inventory: list[str] = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list."),
+        cron: str = typer.Option(..., "--cron", help='When: a cron expression such as "0 7 * * 1-5".'),
+        check: bool = typer.Option(False, "-C", "--check", help="Dry runs: report, change nothing."),
+        limit: str | None = typer.Option(None, "-l", "--limit", help="Host pattern (room101, @unreachable …)."),
+        db: str | None = typer.Option(None, "--db", help="History database for these runs (default: the usual one)."),
+        extra_vars: list[str] = typer.Option([], "-e", "--extra-vars", help="key=value, @vars.yml or JSON."),
+        backend: str = typer.Option("auto", "--backend", help="auto (default), systemd, cron or none (store only)."),
+        replace_existing: bool = typer.Option(False, "--replace", help="Replace a schedule with the same name."),
+    ) -> None:
+        from dataclasses import replace
+
+        from orchestrator.api import resolve_playbook
+        from orchestrator.cli.run_cmd import parse_extra_vars
+        from orchestrator.inventory.loader import load_inventory
+        from orchestrator.schedule import (
+            Schedule,
+            ScheduleFile,
+            backend_named,
+            check_name,
+            choose_backend,
+            parse_cron,
+            schtasks_lines,
+            to_on_calendar,
+        )
+
+        check_name(name)
+        expr = parse_cron(cron)
+        # Everything is checked now, not at 07:00 on Monday with nobody watching.
+        resolve_playbook(playbook)
+        load_inventory(list(inventory))
+        parse_extra_vars(list(extra_vars))
+        stored_playbook = str(Path(playbook).resolve()) if Path(playbook).exists() else playbook
+        schedule = Schedule(
+            name=name,
+            playbook=stored_playbook,
+            inventory=tuple(str(Path(i).resolve()) if Path(i).exists() else i for i in inventory),
+            cron=expr.text,
+            check=check,
+            limit=limit,
+            db=str(Path(db).resolve()) if db and "://" not in db else db,
+            extra_vars=tuple(
+                "@" + str(Path(e.strip()[1:]).resolve()) if e.strip().startswith("@") else e for e in extra_vars
+            ),
+            workdir=os.getcwd(),
+            created=datetime.now().astimezone().isoformat(timespec="seconds"),
+        )
+        store = ScheduleFile()
+        existing = store.load().get(name)
+        if existing is not None and not replace_existing:
+            raise InputError(
+                f"a schedule named {name!r} exists already",
+                hint="choose another name, add --replace, or kmsfleet schedule remove it first",
+            )
+        chosen = choose_backend(backend)
+        schedule = replace(schedule, backend=chosen.name)
+        if existing is not None:
+            backend_named(existing.backend).uninstall(name)
+        notes = chosen.install(schedule)
+        store.put(schedule, replace_existing=True)
+        console.print(f"[green]schedule {escape(name)} added[/] ({escape(store.path.as_posix())})")
+        _print_install_notes(notes)
+        if chosen.name == "none":
+            console.print(
+                "no scheduler is installed here (neither a systemd user instance nor crontab): run it from "
+                f"your own scheduler with: kmsfleet schedule run {escape(name)}"
+            )
+        nxt = expr.next_after(datetime.now())
+        if nxt is not None:
+            console.print(f"next run: {nxt:%Y-%m-%d %H:%M} (controller's local time)")
+        console.print("systemd: " + escape("; ".join(f"OnCalendar={c}" for c in to_on_calendar(expr))))
+        lines, why = schtasks_lines(name, expr, ["kmsfleet", *schedule.run_args()])
+        console.print("Windows controller (Task Scheduler):")
+        for line in lines:
+            console.print("  " + escape(line))
+        if why:
+            console.print(f"  ({escape(why)})")
+
+    @schedule_app.command(
+        "list",
+        help="List the schedules: when they run next, what they run and whether their timer is installed.",
+        epilog=examples("kmsfleet schedule list"),
+    )
+    @handle_errors
+    def list_(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    ) -> None:
+        import json
+
+        from orchestrator.schedule import Schedule, ScheduleError, ScheduleFile, backend_named, parse_cron
+
+        store = ScheduleFile()
+        schedules = store.load()
+        installed: dict[str, set[str] | None] = {}
+        for kind in {s.backend for s in schedules.values()}:
+            try:
+                installed[kind] = backend_named(kind).installed()
+            except ScheduleError:
+                installed[kind] = None  # cannot tell (crontab missing …)
+        rows: list[tuple[Schedule, bool | None, datetime | None]] = []
+        now = datetime.now()
+        for s in sorted(schedules.values(), key=lambda x: x.name):
+            names = installed.get(s.backend)
+            state = None if names is None or s.backend == "none" else s.name in names
+            rows.append((s, state, parse_cron(s.cron).next_after(now)))
+        if as_json:
+            data = [
+                {
+                    "name": s.name,
+                    **s.to_data(),
+                    "installed": state,
+                    "next_run": nxt.isoformat() if nxt else None,
+                    "command": ["kmsfleet", *s.run_args()],
+                }
+                for s, state, nxt in rows
+            ]
+            typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+            return
+        if not rows:
+            console.print(f"no schedules yet ({escape(store.path.as_posix())}); add one with kmsfleet schedule add")
+            return
+        table = Table(header_style="bold")
+        for column in ("Name", "Cron", "Next run", "Runs", "Backend", "Installed"):
+            table.add_column(column)
+        for s, state, nxt in rows:
+            if s.backend == "none":
+                shown = "stored only"
+            else:
+                shown = "?" if state is None else ("[green]yes[/]" if state else "[red]no[/]")
+            table.add_row(
+                escape(s.name),
+                escape(s.cron),
+                f"{nxt:%Y-%m-%d %H:%M}" if nxt else "never",
+                escape(" ".join(["kmsfleet", *s.run_args()])),
+                s.backend,
+                shown,
+            )
+        console.print(table)
+
+    @schedule_app.command(
+        "remove",
+        help="Remove a schedule: its timer or crontab entry, and its entry in schedules.yml.",
+        epilog=examples("kmsfleet schedule remove weekday-audit"),
+    )
+    @handle_errors
+    def remove(name: str = typer.Argument(..., help="Schedule name (kmsfleet schedule list).")) -> None:
+        from orchestrator.schedule import ScheduleFile, backend_named
+
+        store = ScheduleFile()
+        schedule = store.get(name)
+        notes = backend_named(schedule.backend).uninstall(name)
+        store.delete(name)
+        console.print(f"schedule {escape(name)} removed")
+        _print_install_notes(notes)
+
+    @schedule_app.command(
+        "run",
+        help="Run a schedule now, exactly as its timer would: recorded in the history, same exit codes as run.",
+        epilog=examples("kmsfleet schedule run weekday-audit", "kmsfleet schedule run weekday-audit --lang zh-TW"),
+    )
+    @handle_errors
+    def run_now(
+        name: str = typer.Argument(..., help="Schedule name (kmsfleet schedule list)."),
+        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help="Output language: en or zh-TW."),
+        verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More output."),
+    ) -> None:
+        from orchestrator.api import RunRequest
+        from orchestrator.cli.run_cmd import execute, parse_extra_vars, read_password
+        from orchestrator.cli.wake_cmd import WakePrinter
+        from orchestrator.executor.state import RunOptions
+        from orchestrator.knowledge.i18n import normalise_lang
+        from orchestrator.schedule import ScheduleFile
+
+        try:
+            code = normalise_lang(lang)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        schedule = ScheduleFile().get(name)
+        if schedule.workdir and Path(schedule.workdir).is_dir():
+            os.chdir(schedule.workdir)  # relative paths in -e values or the inventory resolve as when added
+        options = RunOptions(
+            check=schedule.check,
+            extra_vars=parse_extra_vars(list(schedule.extra_vars)),
+            verbosity=verbose,
+            password=read_password(False),
+            lang=code,
+        )
+        request = RunRequest(
+            playbook=schedule.playbook,
+            inventory=list(schedule.inventory),
+            limit=schedule.limit,
+            options=options,
+            db=schedule.db,
+            wake_progress=WakePrinter(code),
+        )
+        result = execute(request, code, verbose)
+        raise typer.Exit(result.exit_code)
+
+
+__all__ = ["register"]
