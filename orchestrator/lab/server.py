@@ -36,6 +36,7 @@ from orchestrator.lab.wsman.auth import (
     NtlmAcceptor,
     decode_basic,
     domain_is_local,
+    ensure_user_file_variable,
     is_kerberos_token,
     parse_authorization,
     split_domain,
@@ -157,6 +158,10 @@ class WSManFrontEnd:
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
+        if self.pcs:  # create NTLM_USER_FILE now, before any client thread runs (see wsman.auth)
+            first = self.pcs[0]
+            user, password = first.host.ntlm_credentials()
+            ensure_user_file_variable(self.credentials.path_for(user, password, first.config.computer_name))
         self._manager = _Manager(
             self,
             keepalive_timeout=KEEPALIVE_TIMEOUT_S,

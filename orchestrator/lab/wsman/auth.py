@@ -6,9 +6,14 @@ pyspnego's NTLM acceptor takes the credentials it validates from the file named 
 a lab can have different passwords, so ``CredentialStore`` writes one file per distinct (user, password) into a
 private temporary directory (mode 0700, files 0600, removed at stop), and ``NtlmAcceptor`` points
 ``NTLM_USER_FILE`` at the right file immediately before each synchronous ``spnego.server()`` / ``ctx.step()``
-call and restores the old value right after. That is safe because the whole front end runs in one event-loop
-thread and those calls never yield: no other handshake can run between setting the variable and using it.
-(Nothing else in the lab process may create NTLM acceptors from another thread at the same time.)
+call. That is safe because the whole front end runs in one event-loop thread and those calls never yield: no
+other handshake can run between setting the variable and using it. (Nothing else in the lab process may create
+NTLM acceptors from another thread at the same time.)
+
+The variable is only ever *replaced*, never removed: other threads of the same process (kmsfleet's own workers
+when the lab runs in-process, as in ``kmsfleet demo``) iterate ``os.environ`` inside requests' proxy lookup, and
+a key that disappears mid-iteration raises KeyError there. ``ensure_user_file_variable()`` creates it once, at
+lab start, before any client thread exists.
 
 Each file has the lines ``:user:pw`` and ``.:user:pw`` (plain and ``.\\user`` logons) and ``COMPUTER:user:pw``
 for every PC name that uses this pair, so ``PC01\\administrator`` works too. The front end additionally checks
@@ -86,16 +91,20 @@ class NtlmAcceptor:
         return out
 
 
+def ensure_user_file_variable(path: str) -> None:
+    """Create ``NTLM_USER_FILE`` once (at lab start) so later switches only replace its value."""
+    os.environ.setdefault("NTLM_USER_FILE", path)
+
+
 @contextlib.contextmanager
 def _user_file(path: str) -> Iterator[None]:
     previous = os.environ.get("NTLM_USER_FILE")
-    os.environ["NTLM_USER_FILE"] = path
+    if previous != path:
+        os.environ["NTLM_USER_FILE"] = path
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("NTLM_USER_FILE", None)
-        else:
+        if previous is not None and previous != path:
             os.environ["NTLM_USER_FILE"] = previous
 
 
