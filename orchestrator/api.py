@@ -26,6 +26,7 @@ from orchestrator.redact import register_secret
 from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult, new_run_id
 
 if TYPE_CHECKING:  # pragma: no cover
+    from orchestrator.distributed.controller import DistributedOptions, SiteProgress
     from orchestrator.wol import WakeEvent, WakeOutcome
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -167,42 +168,51 @@ def run_playbook(
     return run_plan(plan, inv, request, reporters, cancel=cancel, playbook_path=playbook)
 
 
-def run_plan(
+def canonical_playbook(path: Path | str) -> str:
+    """How a playbook is named in the history: its absolute path when it is a file (so ``--limit @failed``
+    finds the earlier run whichever folder kmsfleet is started from, ``./site.yml`` or ``site.yml``)."""
+    p = Path(path)
+    return str(p.resolve()) if p.is_file() else str(path)
+
+
+def canonical_inventory(sources: Sequence[str]) -> tuple[str, ...]:
+    """Inventory sources as the history names them: absolute paths for files and folders, host lists as given."""
+    return tuple(str(Path(s).resolve()) if Path(s).exists() else s for s in sources)
+
+
+Engine = Callable[[RunInfo, Reporter, "Sequence[str] | None"], RunResult]
+
+
+def _execute(
     plan: Plan,
     inv: Inventory,
     request: RunRequest,
-    reporters: Sequence[Reporter] = (),
+    reporters: Sequence[Reporter],
+    playbook_name: str,
+    engine: Engine,
     *,
     cancel: threading.Event | None = None,
-    playbook_path: Path | None = None,
+    wake: bool = True,
 ) -> RunResult:
+    """What every run does around its engine: secrets registered, report paths checked, ``--limit`` resolved
+    (history follow-ups included), the run recorded in the history as it goes, reports written at the end."""
     options = request.options
     if options.password:
         register_secret(options.password)
     for path in request.reports:
         _check_report_path(path)
-    playbook_name = str(playbook_path or plan.path)
-    limit = resolve_limit(request.limit, Path(playbook_name), request.inventory, request.db)
+    inventory = canonical_inventory(request.inventory)
+    limit = resolve_limit(request.limit, Path(playbook_name), inventory, request.db)
     limit_hosts = inv.select(limit) if limit else None
-    wake_before_run(plan, inv, limit_hosts, request, cancel=cancel)
-    info = new_run_info(request.run_id or new_run_id(), playbook_name, request.inventory, options, request.limit)
+    if wake:
+        wake_before_run(plan, inv, limit_hosts, request, cancel=cancel)
+    info = new_run_info(request.run_id or new_run_id(), playbook_name, inventory, options, request.limit)
     store = _open_store(request.db) if request.history else None
     all_reporters: list[Reporter] = list(reporters)
     if store is not None:
         all_reporters.insert(0, StoreReporter(store))
-    fan = Fanout(all_reporters)
-    runner = Runner(
-        plan,
-        inventory_view(inv),
-        info,
-        options,
-        fan,
-        limit_hosts=limit_hosts,
-        cancel=cancel,
-        play_vars=play_vars_loader,
-    )
     try:
-        result = runner.run()
+        result = engine(info, Fanout(all_reporters), limit_hosts)
     finally:
         if store is not None:
             store.close()
@@ -212,6 +222,70 @@ def run_plan(
         for path in request.reports:
             write_report(result, Path(path), lang=options.lang)
     return result
+
+
+def run_plan(
+    plan: Plan,
+    inv: Inventory,
+    request: RunRequest,
+    reporters: Sequence[Reporter] = (),
+    *,
+    cancel: threading.Event | None = None,
+    playbook_path: Path | None = None,
+) -> RunResult:
+    def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:
+        runner = Runner(
+            plan,
+            inventory_view(inv),
+            info,
+            request.options,
+            reporter,
+            limit_hosts=limit_hosts,
+            cancel=cancel,
+            play_vars=play_vars_loader,
+        )
+        return runner.run()
+
+    name = canonical_playbook(playbook_path) if playbook_path else plan.path
+    return _execute(plan, inv, request, reporters, name, engine, cancel=cancel)
+
+
+# ------------------------------------------------------------------------------ distributed runs
+
+
+def run_distributed(
+    request: RunRequest,
+    dist: DistributedOptions,
+    reporters: Sequence[Reporter] = (),
+    *,
+    cancel: threading.Event | None = None,
+    progress: Callable[[SiteProgress], None] | None = None,
+) -> RunResult:
+    """``kmsfleet run --distributed``: loading, validation, history and reports as in ``run_playbook``; the PCs
+    run on per-site Celery workers (``orchestrator.distributed``, docs/distributed.md). No Wake-on-LAN from the
+    controller: a broadcast stays inside its site."""
+    from orchestrator.distributed.controller import Controller
+
+    playbook = resolve_playbook(request.playbook)
+    plan = load_plan(playbook)
+    inv = load_inventory(list(request.inventory))
+
+    def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:
+        controller = Controller(
+            plan,
+            inv,
+            info,
+            request.options,
+            reporter,
+            dist,
+            playbook=playbook,
+            limit_hosts=limit_hosts,
+            cancel=cancel,
+            progress=progress,
+        )
+        return controller.run()
+
+    return _execute(plan, inv, request, reporters, canonical_playbook(playbook), engine, cancel=cancel, wake=False)
 
 
 # ------------------------------------------------------------------------------ Wake-on-LAN before a run
@@ -230,7 +304,8 @@ def wake_before_run(
     """Play option ``wake_on_lan: true``: before the run, send Wake-on-LAN packets to the PCs those plays
     target that do not answer a TCP connect on their WinRM port, and wait until they answer (at most the
     largest ``wol_wait`` of them, seconds, default 120). PCs that stay off are reported unreachable by the run
-    as usual. MACs come from the inventory variable ``mac`` or the history (``kmsfleet_mac``)."""
+    as usual. MACs come from the inventory variable ``mac`` or the history (``kmsfleet_mac``). Also in check
+    mode: an audit needs the PCs on. Not for ``--distributed`` runs (a broadcast stays inside its site)."""
     if not any(play.wake_on_lan for play in plan.plays):
         return None
     from orchestrator.wol import recorded_macs, wake_and_wait, wake_targets

@@ -28,6 +28,8 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "orchestrator.cli.demo_cmd",
     "orchestrator.cli.run_cmd",
+    "orchestrator.cli.worker_cmd",
+    "orchestrator.cli.audit_cmd",
     "orchestrator.cli.history_cmd",
     "orchestrator.cli.schedule_cmd",
     "orchestrator.cli.wake_cmd",

@@ -29,8 +29,10 @@ STATUS_STYLE = {
 RECAP_FULL_LIMIT = 60
 
 
-def styled(status: str, lang: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{escape(t('status.' + status, lang))}[/]"
+def styled(status: str, lang: str, check: bool = False) -> str:
+    """A status word in its colour; in check mode "changed" reads "would change" (nothing was changed)."""
+    label = t("check.would_change", lang) if check and status == "changed" else t("status." + status, lang)
+    return f"[{STATUS_STYLE.get(status, 'white')}]{escape(label)}[/]"
 
 
 def _cause(task: HostTaskResult | None, lang: str) -> str:
@@ -90,7 +92,7 @@ class TerminalReporter:
         if not show:
             return
         status = result.status.value
-        line = f"  {styled(status, self.lang)}: {escape(f'[{result.host}]')} {escape(result.task)}"
+        line = f"  {styled(status, self.lang, self.check)}: {escape(f'[{result.host}]')} {escape(result.task)}"
         if result.status in (TaskStatus.FAILED, TaskStatus.UNREACHABLE):
             cause = _cause(result, self.lang)
             line += f" — {escape(cause or result.msg)}"
@@ -120,7 +122,7 @@ class TerminalReporter:
             )
         if self.verbosity >= 1 and result.status.succeeded:
             self.console.print(
-                f"  {styled(result.status.value, self.lang)}: {escape(f'[{result.host}]')} "
+                f"  {styled(result.status.value, self.lang, self.check)}: {escape(f'[{result.host}]')} "
                 f"({len(result.tasks)} tasks, {result.duration_ms / 1000:.1f}s)"
             )
         if self._progress is not None and self._task_id is not None:
@@ -158,7 +160,7 @@ class TerminalReporter:
             s = h.stats
             table.add_row(
                 escape(h.host),
-                styled(h.status.value, lang),
+                styled(h.status.value, lang, result.info.check),
                 str(s.ok),
                 str(s.changed),
                 str(s.unreachable),
@@ -173,7 +175,7 @@ class TerminalReporter:
         if len(shown) < len(hosts):
             self.console.print(f"[dim]({len(hosts) - len(shown)} hosts ok or changed not listed)[/]")
         counts = result.counts()
-        parts = [f"{styled(k, lang)} {v}" for k, v in counts.items() if v]
+        parts = [f"{styled(k, lang, result.info.check)} {v}" for k, v in counts.items() if v]
         self.console.print("  ".join(parts))
         self.print_summary(result)
         if result.info.check:

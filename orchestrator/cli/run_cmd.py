@@ -69,13 +69,41 @@ def _sigterm_as_interrupt() -> None:
         pass
 
 
-def execute(request: Any, lang: str, verbosity: int) -> RunResult:
+def execute(request: Any, lang: str, verbosity: int, dist: Any = None) -> RunResult:
     from orchestrator.api import run_playbook
     from orchestrator.cli.output import TerminalReporter
 
     reporter = TerminalReporter(console, lang=lang, verbosity=verbosity, check=request.options.check)
     _sigterm_as_interrupt()
+    if dist is not None:
+        from orchestrator.api import run_distributed
+        from orchestrator.cli.site_progress import SiteProgressPrinter
+
+        return run_distributed(request, dist, [reporter], progress=SiteProgressPrinter(console))
     return run_playbook(request, [reporter])
+
+
+def distributed_options(
+    distributed: bool, broker: str | None, site_timeout: float, batch_size: int, default_site: str | None
+) -> Any:
+    """``--distributed`` and its options (None for a local run)."""
+    if not distributed:
+        if default_site is not None:
+            raise InputError("--default-site goes with --distributed")
+        return None  # a --broker (or KMSFLEET_BROKER) alone changes nothing
+    if not broker:
+        raise InputError(
+            "--distributed needs --broker (or KMSFLEET_BROKER)", hint="e.g. --broker redis://127.0.0.1:6379/0"
+        )
+    from orchestrator.distributed.celery_app import check_broker, check_site
+    from orchestrator.distributed.controller import DistributedOptions
+
+    check_broker(broker)
+    if default_site is not None:
+        check_site(default_site)
+    return DistributedOptions(
+        broker=broker, site_timeout=site_timeout, batch_size=batch_size, default_site=default_site
+    )
 
 
 # ------------------------------------------------------------ follow-up passes (--retry-unreachable-for)
@@ -106,7 +134,7 @@ def followup_window(retry_for: str | None, every: str | None) -> tuple[float, fl
     return window, interval
 
 
-def run_with_followups(request: Any, lang: str, verbosity: int, window: float, every: float) -> int:
+def run_with_followups(request: Any, lang: str, verbosity: int, window: float, every: float, dist: Any = None) -> int:
     """The first run, then follow-up passes for the PCs that were off (``orchestrator.followup``). Each pass
     is its own run in the history; reports show every PC's final state; the exit code too."""
     import dataclasses
@@ -117,13 +145,13 @@ def run_with_followups(request: Any, lang: str, verbosity: int, window: float, e
     from orchestrator.results.summary import host_list
 
     started = time.monotonic()
-    first = execute(request, lang, verbosity)
+    first = execute(request, lang, verbosity, dist)
     passes: list[RunResult] = []
 
     def run_pass(limit: str, hosts: tuple[str, ...]) -> RunResult:
         text = t("followup.pass", lang, number=len(passes) + 1, n=len(hosts))
         console.print(f"\n[bold]{escape(text)}[/]")
-        result = execute(dataclasses.replace(request, limit=limit, reports=(), run_id=None), lang, verbosity)
+        result = execute(dataclasses.replace(request, limit=limit, reports=(), run_id=None), lang, verbosity, dist)
         passes.append(result)
         return result
 
@@ -182,6 +210,7 @@ def register(app: typer.Typer) -> None:
             "kmsfleet run office2016.yml -i school.yml --limit @failed --report out.html --lang zh-TW",
             "kmsfleet run site.yml -i school.yml -e kms_host=163.30.0.166 -e fix_timezone=true --ask-pass",
             "kmsfleet run audit.yml -i school.yml --retry-unreachable-for 2h --every 10m",
+            "kmsfleet run site.yml -i inventories/city --distributed --broker redis://127.0.0.1:6379/0",
         ),
     )
     @handle_errors
@@ -213,6 +242,19 @@ def register(app: typer.Typer) -> None:
             help="Then keep re-running only the PCs that were off, for this long (e.g. 2h); see --every.",
         ),
         every: str | None = typer.Option(None, "--every", help="Time between follow-up passes (default 10m)."),
+        distributed: bool = typer.Option(
+            False, "--distributed", help="Run on per-site workers (kmsfleet worker) through --broker."
+        ),
+        broker: str | None = typer.Option(
+            None, "--broker", envvar="KMSFLEET_BROKER", help="With --distributed: Redis URL of the broker."
+        ),
+        site_timeout: float = typer.Option(
+            60.0, "--site-timeout", min=1, help="With --distributed: give up on a site without a worker after this."
+        ),
+        batch_size: int = typer.Option(50, "--batch-size", min=1, max=5000, help="With --distributed: PCs per batch."),
+        default_site: str | None = typer.Option(
+            None, "--default-site", help="With --distributed: the site of PCs without a 'site' variable."
+        ),
     ) -> None:
         from orchestrator.api import RunRequest
         from orchestrator.knowledge.i18n import normalise_lang
@@ -234,6 +276,7 @@ def register(app: typer.Typer) -> None:
             lang=lang,
         )
         followup = followup_window(retry_unreachable_for, every)
+        dist = distributed_options(distributed, broker, site_timeout, batch_size, default_site)
         from orchestrator.cli.wake_cmd import WakePrinter
 
         request = RunRequest(
@@ -247,8 +290,8 @@ def register(app: typer.Typer) -> None:
             wake_progress=WakePrinter(lang),
         )
         if followup is not None:
-            raise typer.Exit(run_with_followups(request, lang, verbose, *followup))
-        result = execute(request, lang, verbose)
+            raise typer.Exit(run_with_followups(request, lang, verbose, *followup, dist=dist))
+        result = execute(request, lang, verbose, dist)
         raise typer.Exit(result.exit_code)
 
     @app.command(

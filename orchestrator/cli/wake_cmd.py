@@ -38,13 +38,15 @@ def _wait_seconds(text: str) -> float:
 
 def last_run_on(inventory: Sequence[str], db: str | None) -> str | None:
     """The newest run (any playbook) made with exactly this inventory, if the history has one."""
+    from orchestrator.api import canonical_inventory
     from orchestrator.cli.history_cmd import open_history
 
+    wanted = list(canonical_inventory(inventory))
     with open_history(db) as store:
         if store is None:
             return None
         for run in store.runs():
-            if list(run.inventory) == list(inventory):
+            if list(run.inventory) == wanted:
                 return run.id
     return None
 

@@ -22,7 +22,8 @@ def _construct_mapping(loader: _StrictLoader, node: MappingNode, deep: bool = Fa
             mark = key_node.start_mark
             raise ValueError(f"{mark.name}:{mark.line + 1}:{mark.column + 1}: duplicate key {key!r}")
         seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)

@@ -241,3 +241,42 @@ def test_sigint_keeps_finished_hosts_in_report_and_history(tmp_path: Path) -> No
     with sqlite3.connect(db) as con:
         stored = {r[0]: r[1] for r in con.execute("select host, status from host_results")}
     assert {n: h["status"] for n, h in hosts.items()} == stored
+
+
+def test_follow_up_finds_the_earlier_run_however_paths_are_written(tmp_path: Path) -> None:
+    """`./pb.yml` from one folder and an absolute path from another name the same playbook in the history."""
+    import shutil
+
+    from orchestrator.lab.control_client import LabControl
+
+    claim = claim_prefix()
+    lab = start_lab({"rooms": [room_spec(claim, [{"name": "pc[1:2]"}, {"name": "pc3", "power": "off"}])]})
+    try:
+        work = tmp_path / "work"
+        work.mkdir()
+        shutil.copy(FIXTURES.parent / "playbooks" / "followup.yml", work / "pb.yml")
+        shutil.copy(lab.inventory_path, work / "inv.yml")
+        db = tmp_path / "h.db"
+        first = run_cli("run", "./pb.yml", "-i", "inv.yml", "--db", str(db), cwd=work, timeout=120)
+        assert first.returncode == 3, first.stdout + first.stderr
+        LabControl(lab.control_url).power("pc3", True)
+        report = tmp_path / "again.json"
+        again = run_cli(
+            "run",
+            str(work / "pb.yml"),
+            "-i",
+            str(work / "inv.yml"),
+            "--limit",
+            "@unreachable",
+            "--db",
+            str(db),
+            "--report",
+            str(report),
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [h["host"] for h in read_report(report)["hosts"]] == ["pc3"]
+    finally:
+        lab.stop()
+        claim.release()

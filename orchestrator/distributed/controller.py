@@ -1,0 +1,562 @@
+"""The controller of a distributed run: split by site, dispatch batches, collect the stream, keep one result per PC.
+
+``Controller.run`` is what ``api.run_distributed`` calls after the usual loading and validation. It
+
+1. groups the targeted PCs by their inventory variable ``site`` (``default_site`` for PCs without one, else an
+   error listing them) and cuts each site's PCs into batches of ``batch_size``;
+2. asks Celery which sites have a live worker and sends each such site's batches to its queue
+   ``kmsfleet.site.<NAME>``; a site without a worker is polled until ``site_timeout`` runs out, then its PCs end
+   ``unreachable`` ("no worker for site X") while the other sites go on;
+3. reads the run's Redis stream and feeds every event to the reporters (history database, terminal): the first
+   final result of a PC wins, later copies are counted and ignored;
+4. re-queues a started batch whose lease expired (its worker died: SIGKILL, power cut) with the PCs that have
+   no final result yet, at most ``max_attempts`` times;
+5. on Ctrl-C sets the run's cancel flag (workers interrupt their hosts and stream them), waits a bounded time,
+   and ends the rest ``interrupted`` / ``not_run``.
+
+Every wait is bounded: stream reads block at most 0.5 s, and the run as a whole ends by a deadline computed
+from the number of batches, the per-PC time budget and ``site_timeout``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.distributed.celery_app import (
+    KEY_TTL,
+    TASK_NAME,
+    RunKeys,
+    check_site,
+    make_app,
+    queue_name,
+    redis_client,
+)
+from orchestrator.distributed.liveness import SiteWatcher
+from orchestrator.distributed.message import (
+    BatchMessage,
+    HostEntry,
+    batch_options,
+    bundle_playbook,
+    encode_value,
+    sanitise_vars,
+)
+from orchestrator.errors import InputError, KmsfleetError
+from orchestrator.executor.plan import Plan
+from orchestrator.executor.reporter import Reporter
+from orchestrator.executor.runner import DEFAULT_BUDGET
+from orchestrator.executor.state import RunOptions
+from orchestrator.inventory.model import Inventory
+from orchestrator.results.models import (
+    FailureKind,
+    HostResult,
+    HostStatus,
+    HostTaskResult,
+    RunInfo,
+    RunResult,
+    TaskStatus,
+    utcnow,
+)
+from orchestrator.results.store import host_result_from_json, task_result_from_json
+
+SITE_VAR = "site"
+READ_BLOCK_MS = 500
+LEASE_CHECK_EVERY = 1.0
+CANCEL_WAIT_EXTRA = 15.0
+
+
+class BrokerError(KmsfleetError):
+    """The broker cannot be reached or used."""
+
+
+@dataclass(frozen=True)
+class DistributedOptions:
+    broker: str
+    site_timeout: float = 60.0
+    batch_size: int = 50
+    default_site: str | None = None
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class SiteProgress:
+    """One line of live progress for a site."""
+
+    site: str
+    state: str  # waiting (for a worker) | running | done | no_worker
+    workers: int
+    total: int
+    done: int
+    problems: int
+    note: str = ""
+
+
+@dataclass
+class _Batch:
+    id: str
+    site: str
+    hosts: list[str]
+    attempt: int = 0  # 0: not sent yet
+    started: bool = False
+    worker: str | None = None
+    done: bool = False
+
+
+@dataclass
+class _Site:
+    name: str
+    hosts: list[str]
+    batches: list[_Batch] = field(default_factory=list)
+    done: int = 0
+    problems: int = 0
+    state: str = "waiting"
+    given_up: bool = False
+    last_reported: int = -1
+
+
+def _decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Controller:
+    def __init__(
+        self,
+        plan: Plan,
+        inv: Inventory,
+        info: RunInfo,
+        options: RunOptions,
+        reporter: Reporter,
+        dist: DistributedOptions,
+        *,
+        playbook: Path,
+        limit_hosts: Sequence[str] | None = None,
+        cancel: threading.Event | None = None,
+        progress: Callable[[SiteProgress], None] | None = None,
+    ) -> None:
+        if dist.batch_size < 1:
+            raise InputError("--batch-size must be at least 1")
+        if any(play.wake_on_lan for play in plan.plays):
+            raise InputError(
+                "wake_on_lan plays cannot run with --distributed yet",
+                hint="wake the PCs first (kmsfleet wake at the site), or run without --distributed",
+            )
+        self.plan = plan
+        self.inv = inv
+        self.info = info
+        self.options = options
+        self.reporter = reporter
+        self.dist = dist
+        self.playbook = playbook
+        self.limit = set(limit_hosts) if limit_hosts is not None else None
+        self.cancel = cancel or threading.Event()
+        self.progress = progress
+        self.final: dict[str, HostResult] = {}
+        self.duplicates = 0
+        self.requeued = 0
+        self._plays_seen: set[str] = set()
+        self._host_started: set[str] = set()
+        self.started_mono = time.monotonic()
+        self.started_at = utcnow()
+        self._last_id = "0-0"
+
+    # ------------------------------------------------------------------ planning
+
+    def _selections(self) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+        """(every targeted host in order, play name -> its hosts, host pattern -> its hosts)."""
+        by_pattern: dict[str, list[str]] = {}
+        by_play: dict[str, list[str]] = {}
+        targets: list[str] = []
+        seen: set[str] = set()
+        for play in self.plan.plays:
+            if play.hosts not in by_pattern:
+                hosts = self.inv.select(play.hosts)
+                if self.limit is not None:
+                    hosts = [h for h in hosts if h in self.limit]
+                by_pattern[play.hosts] = hosts
+            chosen = by_pattern[play.hosts]
+            by_play.setdefault(play.name, list(chosen))
+            for h in chosen:
+                if h not in seen:
+                    seen.add(h)
+                    targets.append(h)
+        return targets, by_play, by_pattern
+
+    def _site_of(self, hosts: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        missing: list[str] = []
+        for h in hosts:
+            value = self.inv.inventory_vars(h).get(SITE_VAR)
+            if value in (None, ""):
+                if self.dist.default_site is None:
+                    missing.append(h)
+                    continue
+                value = self.dist.default_site
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise InputError(f"host {h}: the variable 'site' must be a name, not {value!r}")
+            out[h] = check_site(str(value))
+        if missing:
+            shown = ", ".join(missing[:20]) + (f" … ({len(missing)} in all)" if len(missing) > 20 else "")
+            raise InputError(
+                f"--distributed: these hosts have no 'site' variable: {shown}",
+                hint="set site: NAME for each school (group vars are easiest), or give --default-site NAME",
+            )
+        return out
+
+    def _entries(self, hosts: Sequence[str]) -> tuple[dict[str, HostEntry], set[str]]:
+        entries: dict[str, HostEntry] = {}
+        withheld: set[str] = set()
+        for h in hosts:
+            safe, kept_back = sanitise_vars(self.inv.inventory_vars(h))
+            withheld |= kept_back
+            source = self.inv.host(h).source
+            entries[h] = HostEntry(
+                name=h,
+                groups=list(self.inv.host_groups(h)),
+                vars=encode_value(safe),
+                inventory_file=str(Path(source)) if source else None,
+            )
+        return entries, withheld
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> RunResult:
+        targets, by_play, by_pattern = self._selections()
+        site_of = self._site_of(targets)
+        bundle = bundle_playbook(self.plan, self.playbook)
+        opts, withheld = batch_options(self.options)
+        entries, host_withheld = self._entries(targets)
+        withheld |= host_withheld
+        self.by_play = by_play
+        self.targets = targets
+        self.sites: dict[str, _Site] = {}
+        for h in targets:
+            self.sites.setdefault(site_of[h], _Site(site_of[h], [])).hosts.append(h)
+        self.batches: dict[str, _Batch] = {}
+        for site in self.sites.values():
+            for start in range(0, len(site.hosts), self.dist.batch_size):
+                number = start // self.dist.batch_size + 1
+                batch = _Batch(f"{site.name}-{number:04d}", site.name, site.hosts[start : start + self.dist.batch_size])
+                site.batches.append(batch)
+                self.batches[batch.id] = batch
+        self.site_of = site_of
+        label = f"{self.info.controller} (distributed: {len(self.sites)} sites)"
+        self.info = dataclasses.replace(self.info, controller=label)
+
+        def message(batch: _Batch, hosts: list[str]) -> dict[str, Any]:
+            chosen = set(hosts)
+            msg = BatchMessage(
+                run_id=self.info.id,
+                batch_id=batch.id,
+                attempt=batch.attempt,
+                site=batch.site,
+                playbook=bundle,
+                options=opts,
+                hosts=[entries[h] for h in hosts],
+                selections={p: [h for h in sel if h in chosen] for p, sel in by_pattern.items()},
+                withheld=sorted(withheld),
+            )
+            return msg.model_dump(mode="json")
+
+        self._message = message
+        client = redis_client(self.dist.broker)
+        try:
+            client.ping()
+        except Exception as exc:
+            raise BrokerError(f"cannot reach the broker {_safe_url(self.dist.broker)}: {exc}") from None
+        self.client = client
+        self.keys = RunKeys(self.info.id)
+        client.set(self.keys.open, "1", ex=KEY_TTL)
+        self.app = make_app(self.dist.broker)
+        self.watcher = SiteWatcher(self.app, self.sites)
+        self.reporter.run_started(self.info, targets)
+        interrupted = False
+        try:
+            self.watcher.check_once(reply_timeout=0.5)  # a busy worker that misses it is seen 2 s later
+            self.watcher.start()
+            try:
+                self._loop()
+            except KeyboardInterrupt:
+                self.cancel.set()
+            if self.cancel.is_set():
+                interrupted = True
+                self._wind_down()
+        finally:
+            self.watcher.stop()
+            self._cleanup()
+        hosts = tuple(self.final[h] for h in targets if h in self.final)
+        result = RunResult(info=self.info, hosts=hosts, finished=utcnow(), interrupted=interrupted)
+        self.reporter.run_done(result)
+        return result
+
+    def _deadline(self) -> float:
+        budget = self.options.host_budget or DEFAULT_BUDGET
+        forks = max(1, self.options.forks)
+        work = sum(math.ceil(len(b.hosts) / forks) * (budget + 30.0) for b in self.batches.values())
+        return self.started_mono + self.dist.site_timeout + work + 60.0
+
+    def _pending(self) -> list[str]:
+        return [h for h in self.targets if h not in self.final]
+
+    def _loop(self) -> None:
+        deadline = self._deadline()
+        next_lease_check = 0.0
+        while self._pending():
+            now = time.monotonic()
+            if self.cancel.is_set():
+                return
+            if now > deadline:
+                for h in self._pending():
+                    self._finish(
+                        h, HostStatus.UNREACHABLE, "no result from the site's worker within the run's time limit"
+                    )
+                return
+            self._dispatch(now)
+            self._read(READ_BLOCK_MS)
+            if time.monotonic() >= next_lease_check:
+                self._check_leases()
+                next_lease_check = time.monotonic() + LEASE_CHECK_EVERY
+
+    # ------------------------------------------------------------------ dispatch and liveness
+
+    def _send(self, batch: _Batch, hosts: list[str]) -> None:
+        batch.attempt += 1
+        batch.started = False
+        self.app.send_task(
+            TASK_NAME,
+            args=[self._message(batch, hosts)],
+            queue=queue_name(batch.site),
+            argsrepr=f"[batch {batch.id} attempt {batch.attempt}: {len(hosts)} PCs]",  # logs: not the message
+        )
+
+    def _dispatch(self, now: float) -> None:
+        for site in self.sites.values():
+            if site.given_up or site.state == "done":
+                continue
+            unfinished = [h for h in site.hosts if h not in self.final]
+            if not unfinished:
+                continue
+            workers = self.watcher.workers(site.name)
+            last = self.watcher.last_seen(site.name)
+            if workers:
+                if site.state == "waiting":
+                    site.state = "running"
+                    self._report(site, force=True)
+                for batch in site.batches:
+                    if batch.attempt == 0:
+                        self._send(batch, batch.hosts)
+                continue
+            since = last if last is not None else self.started_mono
+            if now - since > self.dist.site_timeout:
+                self._give_up(site, last is None)
+
+    def _give_up(self, site: _Site, never: bool) -> None:
+        site.given_up = True
+        queue = queue_name(site.name)
+        if never:
+            msg = f"no worker for site {site.name}: nothing consumed queue {queue} within {self.dist.site_timeout:.0f}s"
+        else:
+            msg = f"no worker for site {site.name}: its workers stopped answering for {self.dist.site_timeout:.0f}s"
+        for h in site.hosts:
+            if h not in self.final:
+                self._finish(h, HostStatus.UNREACHABLE, msg)
+        site.state = "no_worker"
+        self._report(site, force=True, note=msg)
+
+    def _check_leases(self) -> None:
+        running = [b for b in self.batches.values() if b.started and not b.done]
+        if not running:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for b in running:
+            pipe.exists(self.keys.lease(b.id))
+            pipe.sismember(self.keys.batches_done, b.id)
+        replies = pipe.execute()
+        for i, b in enumerate(running):
+            alive, done = replies[2 * i], replies[2 * i + 1]
+            if alive or done:
+                continue  # running, or finished with its batch_done event still on the way
+            remaining = [h for h in b.hosts if h not in self.final]
+            site = self.sites[b.site]
+            if not remaining:
+                b.done = True
+                continue
+            if b.attempt >= self.dist.max_attempts:
+                b.done = True
+                text = f"the worker running this PC's batch {b.id} was lost {b.attempt} times"
+                for h in remaining:
+                    self._finish(h, HostStatus.UNREACHABLE, text)
+                self._report(site, force=True, note=text)
+                continue
+            self.requeued += 1
+            note = (
+                f"worker {b.worker or '?'} lost during batch {b.id} (attempt {b.attempt}); "
+                f"re-queued {len(remaining)} PCs without a result"
+            )
+            self._send(b, remaining)
+            self._report(site, force=True, note=note)
+
+    # ------------------------------------------------------------------ the stream
+
+    def _read(self, block_ms: int | None) -> None:
+        reply = self.client.xread({self.keys.events: self._last_id}, count=500, block=block_ms)
+        if isinstance(reply, dict):  # RESP3
+            reply = list(reply.items())
+        for _stream, entries in reply or ():
+            for entry_id, fields in entries:
+                self._last_id = _decode(entry_id)
+                raw = fields.get(b"e") if b"e" in fields else fields.get("e")
+                if raw is None:
+                    continue
+                try:
+                    event = json.loads(_decode(raw))
+                    self._handle(event)
+                except (ValueError, KeyError, TypeError):
+                    continue  # not ours or malformed: never let one bad entry stop the run
+
+    def _handle(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("t")
+        batch = self.batches.get(str(event.get("b")))
+        if batch is None:
+            return
+        self.watcher.seen(batch.site)
+        site = self.sites[batch.site]
+        if kind == "batch_started":
+            batch.started = True
+            batch.worker = str(event.get("worker") or "")
+            if site.state == "waiting":
+                site.state = "running"
+                self._report(site, force=True)
+        elif kind == "play":
+            name = str(event.get("name"))
+            if name not in self._plays_seen:
+                self._plays_seen.add(name)
+                self.reporter.play_started(name, self.by_play.get(name, []))
+        elif kind == "task":
+            task = task_result_from_json(event["r"])
+            if task.host in self.site_of and task.host not in self.final:
+                self._host_started.add(task.host)
+                self.reporter.task_done(task)
+        elif kind == "host":
+            result = host_result_from_json(event["r"])
+            if result.host not in self.site_of:
+                return
+            if result.host in self.final:
+                self.duplicates += 1
+                return
+            self._accept(result)
+        elif kind == "batch_done":
+            batch.done = True
+        elif kind == "batch_failed":
+            batch.done = True
+            error = str(event.get("error") or "unknown error")
+            text = f"the worker at site {batch.site} could not run batch {batch.id}: {error}"
+            for h in batch.hosts:
+                if h not in self.final:
+                    self._finish(h, HostStatus.FAILED, text, failure=FailureKind.INPUT)
+
+    def _accept(self, result: HostResult) -> None:
+        self.final[result.host] = result
+        site = self.sites[self.site_of[result.host]]
+        site.done += 1
+        if not result.status.succeeded:
+            site.problems += 1
+        self.reporter.host_done(result)
+        if site.done == len(site.hosts) and site.state not in ("no_worker",):
+            site.state = "done"
+            self._report(site, force=True)
+        else:
+            self._report(site)
+
+    def _finish(
+        self, host: str, status: HostStatus, msg: str, *, failure: FailureKind = FailureKind.UNREACHABLE
+    ) -> None:
+        """A final result made by the controller (no worker, lost worker, Ctrl-C, time limit)."""
+        tasks: tuple[HostTaskResult, ...] = ()
+        if status in (HostStatus.UNREACHABLE, HostStatus.FAILED):
+            tasks = (
+                HostTaskResult(
+                    host=host,
+                    play="",
+                    task="(distributed run)",
+                    module="",
+                    status=TaskStatus.UNREACHABLE if status is HostStatus.UNREACHABLE else TaskStatus.FAILED,
+                    msg=msg,
+                    failure=failure,
+                ),
+            )
+        address = self.inv.inventory_vars(host).get("ansible_host", host)
+        result = HostResult(
+            host=host,
+            status=status,
+            tasks=tasks,
+            msg=msg,
+            started=self.started_at,
+            finished=utcnow(),
+            address=str(address),
+            groups=tuple(self.inv.host_groups(host)),
+        )
+        self._accept(result)
+
+    def _report(self, site: _Site, *, force: bool = False, note: str = "") -> None:
+        if self.progress is None:
+            return
+        quarter = (4 * site.done) // max(1, len(site.hosts))
+        if not force and quarter == site.last_reported:
+            return
+        site.last_reported = quarter
+        self.progress(
+            SiteProgress(
+                site=site.name,
+                state=site.state,
+                workers=self.watcher.workers(site.name),
+                total=len(site.hosts),
+                done=site.done,
+                problems=site.problems,
+                note=note,
+            )
+        )
+
+    # ------------------------------------------------------------------ the end
+
+    def _wind_down(self) -> None:
+        """After Ctrl-C: workers see the cancel flag within a lease refresh, interrupt their hosts and stream
+        them; wait for that (bounded), then end every PC still without a result."""
+        try:
+            self.client.set(self.keys.cancel, "1", ex=KEY_TTL)
+            deadline = time.monotonic() + self.options.grace + CANCEL_WAIT_EXTRA
+            while self._pending() and time.monotonic() < deadline:
+                if not any(b.started and not b.done for b in self.batches.values()):
+                    break
+                self._read(READ_BLOCK_MS)
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting now
+        started_hosts = {h for b in self.batches.values() if b.started for h in b.hosts}
+        for h in self._pending():
+            if h in started_hosts or h in self._host_started:
+                self._finish(h, HostStatus.INTERRUPTED, "interrupted before the host finished")
+            else:
+                self._finish(h, HostStatus.NOT_RUN, "not started: the run was interrupted")
+
+    def _cleanup(self) -> None:
+        try:
+            keys = [*self.keys.all_fixed(), *(self.keys.lease(b) for b in self.batches)]
+            self.client.delete(*keys)
+        except Exception:
+            pass  # every key expires on its own (KEY_TTL)
+        try:
+            self.app.close()
+        except Exception:
+            pass
+
+
+def _safe_url(url: str) -> str:
+    from orchestrator.redact import redact_text
+
+    return redact_text(url)

@@ -1,0 +1,332 @@
+"""What one batch message carries over the broker, and how secrets are kept out of it.
+
+A batch message (JSON) holds:
+
+- ``playbook``: the *text* of every playbook file the run uses (the playbook, the playbooks and task files it
+  imports, its plain ``vars_files``), with paths relative to their common folder. The worker writes them to a
+  private temporary folder and compiles them with the same loader, so controller and workers need not share a
+  file system and always run the same playbook version.
+- ``hosts``: the batch's PCs with their group names and their merged inventory variables, *minus secrets*.
+- ``selections``: for each play's host pattern, which of the batch's PCs it selects (evaluated on the
+  controller against the whole inventory, so slices and intersections mean what they mean in a local run).
+- ``options``: check, diff, tags, extra vars (minus secrets), forks, budget, language.
+
+Secrets never cross the broker. Withheld: every variable whose name looks like a secret (``ansible_password``,
+``*_pass``, ``*token*`` …) unless its value is a template (e.g. ``{{ lookup('env', 'SCHOOL_A_PASSWORD') }}``,
+rendered on the worker), any variable such a template reads, and any variable whose value contains a
+registered secret. The worker supplies the password itself (``KMSFLEET_PASSWORD`` in its environment, or the
+template above). Playbook files that contain a literal secret are refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.errors import InputError, Location
+from orchestrator.executor.plan import BlockSpec, Node, Plan
+from orchestrator.executor.state import RunOptions
+from orchestrator.redact import SECRET_KEYS, known_secrets
+from orchestrator.yamlsource import UnsafeText
+
+MAX_BUNDLE_FILES = 200
+MAX_BUNDLE_BYTES = 4 * 1024 * 1024
+UNSAFE_MARK = "__kmsfleet_unsafe__"  # {"__kmsfleet_unsafe__": text}: an !unsafe string (never templated)
+_SECRET_NAME_EXTRA = ("_pass", "passwd")
+_IDENTITY_PREFIXES = ("ansible_", "kmsfleet_")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlaybookBundle(_Model):
+    main: str  # path of the playbook inside ``files``
+    files: dict[str, str]  # relative POSIX path -> UTF-8 text
+    source: str  # the playbook as the controller named it (for messages only)
+
+
+class HostEntry(_Model):
+    name: str
+    groups: list[str]  # group_names: every group of the host except "all"
+    vars: dict[str, Any]  # merged inventory variables, secrets withheld
+    inventory_file: str | None = None
+
+
+class BatchOptions(_Model):
+    check: bool = False
+    diff: bool = False
+    forks: int = 50
+    strategy: str = "free"
+    tags: list[str] = []
+    skip_tags: list[str] = []
+    extra_vars: dict[str, Any] = {}
+    verbosity: int = 0
+    host_budget: float | None = None
+    grace: float = 5.0
+    lang: str = "en"
+
+
+class BatchMessage(_Model):
+    v: Literal[1] = 1
+    run_id: str
+    batch_id: str
+    attempt: int = 1
+    site: str
+    playbook: PlaybookBundle
+    options: BatchOptions
+    hosts: list[HostEntry]
+    selections: dict[str, list[str]]
+    withheld: list[str] = []  # names of variables kept back as secrets (names only, never values)
+
+
+# ------------------------------------------------------------------------------------------------ secrets
+
+
+def is_secret_name(name: Any) -> bool:
+    if not isinstance(name, str):
+        return False
+    from orchestrator.inventory._util import SECRET_NAME
+
+    return bool(SECRET_NAME.search(name) or SECRET_KEYS.search(name)) or name.lower().endswith(_SECRET_NAME_EXTRA)
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and not isinstance(value, UnsafeText) and ("{{" in value or "{%" in value)
+
+
+def _strings(value: Any, depth: int = 0) -> Iterable[str]:
+    if depth > 50:
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(k, str):
+                yield k
+            yield from _strings(v, depth + 1)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for v in value:
+            yield from _strings(v, depth + 1)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+
+
+def mentions_secret(value: Any, secrets: Iterable[str] | None = None) -> bool:
+    """True when any string inside ``value`` contains a registered secret (or one of its encodings)."""
+    found = list(secrets if secrets is not None else known_secrets())
+    if not found:
+        return False
+    return any(s in text for text in _strings(value) for s in found)
+
+
+def _literal_secret(value: Any, depth: int = 0) -> bool:
+    """A mapping (at any depth) with a secret-named key holding a literal (non-template) value."""
+    if depth > 50 or not isinstance(value, Mapping | list | tuple):
+        return False
+    items = value.items() if isinstance(value, Mapping) else enumerate(value)
+    for k, v in items:
+        scalar = not isinstance(v, Mapping | list | tuple | bool) and v not in (None, "")
+        if is_secret_name(k) and scalar and not _is_template(v):
+            return True
+        if _literal_secret(v, depth + 1):
+            return True
+    return False
+
+
+def template_names(text: str) -> set[str] | None:
+    """The variables a template reads (None when it does not parse: treat it as reading anything)."""
+    from jinja2 import Environment, TemplateSyntaxError, meta
+
+    try:
+        parsed = Environment(autoescape=True).parse(text)  # parsed only, never rendered
+        return set(meta.find_undeclared_variables(parsed))
+    except TemplateSyntaxError:
+        return None
+
+
+def _template_texts(value: Any) -> list[str]:
+    return [s for s in _strings(value) if _is_template(s)]
+
+
+def sanitise_vars(variables: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """(variables safe to send, names withheld). See the module docstring for the rules."""
+    secrets = list(known_secrets())
+    out: dict[str, Any] = {}
+    withheld: set[str] = set()
+    secret_templates: list[str] = []
+    for key, value in variables.items():
+        literal = (
+            is_secret_name(key) and value not in (None, "") and not isinstance(value, bool) and not _is_template(value)
+        )
+        if literal or _literal_secret(value) or mentions_secret(value, secrets):
+            withheld.add(key)
+            continue
+        if is_secret_name(key):
+            secret_templates.extend(_template_texts(value))
+        out[key] = value
+    # Whatever a secret's template reads is a secret too ("{{ vault_school_a }}"); follow chains of templates.
+    # Connection identities (ansible_user, ansible_host …) are not secrets and stay.
+    pending = list(secret_templates)
+    for _ in range(len(variables) + 1):
+        if not pending:
+            break
+        text = pending.pop()
+        names = template_names(text)
+        targets = set(out) if names is None else names & set(out)
+        for name in sorted(targets):
+            if name.startswith(_IDENTITY_PREFIXES) and not is_secret_name(name):
+                continue
+            pending.extend(_template_texts(out.pop(name)))
+            withheld.add(name)
+    return out, withheld
+
+
+def encode_value(value: Any) -> Any:
+    """JSON-ready copy; ``!unsafe`` strings are wrapped so the worker never templates them."""
+    if isinstance(value, UnsafeText):
+        return {UNSAFE_MARK: str(value)}
+    if isinstance(value, Mapping):
+        return {str(k): encode_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [encode_value(v) for v in value]
+    return value
+
+
+def decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and UNSAFE_MARK in value and isinstance(value[UNSAFE_MARK], str):
+            return UnsafeText(value[UNSAFE_MARK])
+        return {k: decode_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_value(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+
+def batch_options(options: RunOptions) -> tuple[BatchOptions, set[str]]:
+    extra, withheld = sanitise_vars(options.extra_vars)
+    return (
+        BatchOptions(
+            check=options.check,
+            diff=options.diff,
+            forks=options.forks,
+            strategy=options.strategy,
+            tags=sorted(options.tags),
+            skip_tags=sorted(options.skip_tags),
+            extra_vars=encode_value(extra),
+            verbosity=options.verbosity,
+            host_budget=options.host_budget,
+            grace=options.grace,
+            lang=options.lang,
+        ),
+        withheld,
+    )
+
+
+def run_options(opts: BatchOptions, *, password: str | None, forks: int | None) -> RunOptions:
+    return RunOptions(
+        check=opts.check,
+        diff=opts.diff,
+        forks=forks or opts.forks,
+        strategy=opts.strategy,
+        tags=frozenset(opts.tags),
+        skip_tags=frozenset(opts.skip_tags),
+        extra_vars=decode_value(opts.extra_vars),
+        verbosity=opts.verbosity,
+        host_budget=opts.host_budget,
+        grace=opts.grace,
+        password=password,
+        lang=opts.lang,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ playbook files
+
+
+def _walk(nodes: Sequence[Node], out: set[str]) -> None:
+    for node in nodes:
+        out.add(node.location.file)
+        if isinstance(node, BlockSpec):
+            _walk((*node.block, *node.rescue, *node.always), out)
+
+
+def plan_files(plan: Plan, playbook: Path) -> list[Path]:
+    """Every file the compiled plan came from: the playbook, imported playbooks and task files, and plain
+    (non-template) ``vars_files``."""
+    names: set[str] = {str(playbook)}
+    for play in plan.plays:
+        names.add(play.location.file)
+        for section in play.all_sections():
+            _walk(section, names)
+        _walk(play.handlers, names)
+        for ref in play.vars_files:
+            for candidate in getattr(ref, "candidates", ()):
+                if isinstance(candidate, str) and not _is_template(candidate):
+                    path = Path(candidate)
+                    names.add(str(path if path.is_absolute() else Path(play.base_dir) / path))
+    found = {Path(n).resolve() for n in names if n and not n.startswith("<")}
+    return sorted(p for p in found if p.is_file())
+
+
+def bundle_playbook(plan: Plan, playbook: Path) -> PlaybookBundle:
+    files = plan_files(plan, playbook)
+    main = playbook.resolve()
+    if main not in files:
+        files.append(main)
+    if len(files) > MAX_BUNDLE_FILES:
+        raise InputError(f"--distributed: the playbook uses {len(files)} files (at most {MAX_BUNDLE_FILES})")
+    root = Path(os.path.commonpath([str(f.parent) for f in files]))
+    texts: dict[str, str] = {}
+    total = 0
+    secrets = list(known_secrets())
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"--distributed: cannot read {file}: {exc}", Location(str(file))) from None
+        total += len(text.encode("utf-8"))
+        if total > MAX_BUNDLE_BYTES:
+            raise InputError(f"--distributed: the playbook files exceed {MAX_BUNDLE_BYTES // 1024 // 1024} MiB")
+        _refuse_secrets(file, text, secrets)
+        texts[file.relative_to(root).as_posix()] = text
+    return PlaybookBundle(main=main.relative_to(root).as_posix(), files=texts, source=str(playbook))
+
+
+def _refuse_secrets(file: Path, text: str, secrets: list[str]) -> None:
+    from orchestrator.yamlsource import load_yaml_text
+
+    hint = (
+        "--distributed sends playbook files to the workers through the broker: keep passwords out of them "
+        "(the worker's KMSFLEET_PASSWORD, or a variable like \"{{ lookup('env', 'NAME') }}\" read on the worker)"
+    )
+    if any(s in text for s in secrets):
+        raise InputError("this playbook file contains a password", Location(str(file)), hint=hint)
+    try:
+        data = load_yaml_text(text, str(file))
+    except InputError:
+        return  # already loaded once by the playbook loader; a vars file it could not parse is not ours
+    if _literal_secret(data):
+        raise InputError("this playbook file sets a secret variable to a literal value", Location(str(file)), hint=hint)
+
+
+def unpack_playbook(bundle: PlaybookBundle, into: Path) -> Path:
+    """Write the bundle's files under ``into``; the path of the main playbook. Paths that would leave
+    ``into`` (absolute, ``..``) are refused."""
+    for rel, text in bundle.files.items():
+        pure = PurePosixPath(rel)
+        if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+            raise ValueError(f"refusing playbook file path {rel!r}")
+        target = into.joinpath(*pure.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    main = PurePosixPath(bundle.main)
+    if main.is_absolute() or ".." in main.parts or bundle.main not in bundle.files:
+        raise ValueError(f"refusing main playbook path {bundle.main!r}")
+    return into.joinpath(*main.parts)

@@ -1,0 +1,89 @@
+"""Starting a Celery worker for one site (``kmsfleet worker``).
+
+The worker consumes only ``kmsfleet.site.<SITE>``, runs ``concurrency`` batches at once (one prefork pool
+process each, so a worker uses several cores), and takes one message per pool process at a time. Celery's own
+signal handling gives the clean shutdown: SIGTERM or a first SIGINT is a warm shutdown (no new batches, the
+running ones finish and are acknowledged); a second SIGINT/SIGTERM is a cold shutdown, which puts unacknowledged
+batches back on the queue.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.distributed.celery_app import check_site, make_app, queue_name, redis_client
+from orchestrator.distributed.controller import BrokerError
+from orchestrator.distributed.worker import PASSWORD_ENV, sweep_batch_dirs
+from orchestrator.redact import redact_text, register_secret
+
+
+def node_name(site: str) -> str:
+    return f"kmsfleet-{site}-{os.getpid()}@{socket.gethostname()}"
+
+
+def _preload_engine() -> None:
+    """Import the engine once in the main process, so every pool process forked from it starts warm (the
+    first batch would otherwise pay for importing the transport, modules and templating)."""
+    import orchestrator.api
+    import orchestrator.distributed.worker
+    import orchestrator.executor.runner
+    import orchestrator.modules.base
+    import orchestrator.playbook.loader
+    import orchestrator.templating
+    import orchestrator.transport.winrm  # noqa: F401
+
+
+def serve_worker(
+    site: str,
+    broker: str,
+    *,
+    concurrency: int = 1,
+    forks: int | None = None,
+    loglevel: str = "info",
+    on_ready: Callable[[str], None] | None = None,
+) -> int:
+    """Run a worker until it is told to stop; its exit code."""
+    check_site(site)
+    register_secret(os.environ.get(PASSWORD_ENV) or None)
+    app = make_app(broker, forks=forks)
+    try:
+        redis_client(broker, timeout=5.0).ping()
+    except Exception as exc:
+        raise BrokerError(f"cannot reach the broker {redact_text(broker)}: {exc}") from None
+    _preload_engine()
+    sweep_batch_dirs()
+    node = node_name(site)
+    if on_ready is not None:
+        from celery.signals import worker_ready
+
+        def ready(sender: Any = None, **_: Any) -> None:
+            on_ready(node)
+
+        worker_ready.connect(ready, weak=False)
+    from celery.signals import worker_shutting_down
+
+    shutdown: dict[str, Any] = {}
+
+    def shutting_down(sig: Any = None, how: Any = None, exitcode: Any = None, **_: Any) -> None:
+        shutdown.setdefault("how", how)
+
+    worker_shutting_down.connect(shutting_down, weak=False)
+    worker = app.Worker(
+        hostname=node,
+        queues=[queue_name(site)],
+        concurrency=concurrency,
+        pool="prefork",
+        loglevel=loglevel.upper(),
+        without_gossip=True,
+        without_mingle=True,
+        without_heartbeat=True,
+        quiet=True,
+        optimization="fair",
+    )
+    worker.start()
+    if shutdown.get("how") == "Warm":
+        return 0  # SIGTERM or a first Ctrl-C: asked to stop, and every running batch finished (Celery says 1)
+    return int(getattr(worker, "exitcode", 0) or 0)

@@ -1,0 +1,352 @@
+"""The worker side of a distributed run: one batch through the ordinary engine, every event streamed to Redis.
+
+``run_batch`` (the Celery task body) validates the message, takes the batch's *lease* (a Redis key with a
+short TTL that a background thread keeps refreshing while the batch runs), skips PCs whose final result is
+already in the run's stream (a redelivered batch repeats only what was not finished), compiles the playbook
+files from the message with the same loader as a local run, and runs ``executor.Runner`` with a reporter that
+appends each event to the run's Redis stream the moment it happens.
+
+Duplicates are harmless by construction: a batch whose lease is held by a live process, a batch already
+done, or a run whose controller is gone is skipped; a lease left by a dead process on this machine is taken
+over at once (Celery's ``task_reject_on_worker_lost`` redelivers such a batch immediately).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import socket
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator import __version__
+from orchestrator.distributed.celery_app import KEY_TTL, LEASE_REFRESH, LEASE_TTL, RunKeys, redis_client
+from orchestrator.distributed.message import BatchMessage, HostEntry, decode_value, run_options
+from orchestrator.errors import InputError
+from orchestrator.executor.runner import InventoryView
+from orchestrator.redact import redact, redact_text, register_secret
+from orchestrator.results.models import HostResult, HostTaskResult, RunInfo, RunResult
+from orchestrator.results.store import host_result_to_json, task_result_to_json
+
+PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable
+BATCH_DIR_PREFIX = "kmsfleet-batch-"  # + pid: a folder left by a killed process is swept by the next worker
+MAX_STREAM_EVENTS = 2_000_000  # a safety cap only; a run's stream is deleted when its controller finishes
+
+_clients: dict[tuple[int, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_redis(url: str) -> Any:
+    """One client per process and URL (a prefork child gets its own after the fork)."""
+    key = (os.getpid(), url)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = redis_client(url)
+        return client
+
+
+def worker_name() -> str:
+    try:
+        from celery import current_task
+
+        request = getattr(current_task, "request", None)
+        hostname = getattr(request, "hostname", None)
+        if hostname:
+            return f"{hostname} pid {os.getpid()}"
+    except Exception:
+        pass
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+# ------------------------------------------------------------------------------------------------ the stream
+
+
+class EventStream:
+    """Appends events of one batch to the run's Redis stream. Thread-safe (redis-py pools connections)."""
+
+    def __init__(self, client: Any, keys: RunKeys, msg: BatchMessage) -> None:
+        self.client = client
+        self.keys = keys
+        self.tag = {"b": msg.batch_id, "a": msg.attempt, "s": msg.site}
+
+    def _entry(self, event: Mapping[str, Any]) -> dict[str, str]:
+        # Everything leaving the worker is scrubbed of the worker's own secrets (its password …).
+        return {"e": json.dumps(redact({**self.tag, **event}), ensure_ascii=False, separators=(",", ":"))}
+
+    def emit(self, event: Mapping[str, Any]) -> None:
+        self.client.xadd(self.keys.events, self._entry(event), maxlen=MAX_STREAM_EVENTS, approximate=True)
+
+    def start(self, event: Mapping[str, Any]) -> None:
+        """The first event of a batch; (re)arms the stream's expiry in case its controller never cleans up."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self.keys.events, self._entry(event), maxlen=MAX_STREAM_EVENTS, approximate=True)
+        pipe.expire(self.keys.events, KEY_TTL)
+        pipe.execute()
+
+    def host_done(self, result: HostResult) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(
+            self.keys.events,
+            self._entry({"t": "host", "r": host_result_to_json(result)}),
+            maxlen=MAX_STREAM_EVENTS,
+            approximate=True,
+        )
+        pipe.sadd(self.keys.hosts_done, result.host)
+        pipe.expire(self.keys.hosts_done, KEY_TTL)
+        pipe.execute()
+
+    def batch_done(self, summary: Mapping[str, Any]) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self.keys.events, self._entry({"t": "batch_done", **summary}))
+        pipe.sadd(self.keys.batches_done, self.tag["b"])
+        pipe.expire(self.keys.batches_done, KEY_TTL)
+        pipe.execute()
+
+
+class StreamReporter:
+    """A ``Reporter`` that streams: plays and task lines for live output, whole hosts as they finish."""
+
+    def __init__(self, stream: EventStream) -> None:
+        self.stream = stream
+
+    def run_started(self, info: RunInfo, hosts: Sequence[str]) -> None:
+        pass
+
+    def play_started(self, name: str, hosts: Sequence[str]) -> None:
+        self.stream.emit({"t": "play", "name": name, "hosts": len(hosts)})
+
+    def task_done(self, result: HostTaskResult) -> None:
+        self.stream.emit({"t": "task", "r": task_result_to_json(result, data=False)})
+
+    def host_done(self, result: HostResult) -> None:
+        self.stream.host_done(result)
+
+    def run_done(self, result: RunResult) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------ the lease
+
+# Keep the lease; take it back if it lapsed (Redis restarted, a long pause) and nobody else took it meanwhile.
+_REFRESH = (
+    "local v = redis.call('get', KEYS[1]) "
+    "if v == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end "
+    "if not v then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end "
+    "return 0"
+)
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_TAKE_OVER = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) end "
+    "return false"
+)
+
+
+def _pid_dead_here(owner: str) -> bool:
+    """True when ``owner`` (host|pid|nonce) is a process of this machine that no longer exists."""
+    host, _, rest = owner.partition("|")
+    pid_text = rest.partition("|")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Lease:
+    """Who runs a batch right now. Refreshed every ``LEASE_REFRESH`` s by a thread; while it refreshes it also
+    watches the run's cancel flag and whether the controller still waits (``open``), and sets ``cancel``."""
+
+    def __init__(self, client: Any, keys: RunKeys, batch_id: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.key = keys.lease(batch_id)
+        self.token = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}"
+        self.cancel = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refresh_errors = 0
+
+    def acquire(self) -> bool:
+        ttl = int(LEASE_TTL * 1000)
+        if self.client.set(self.key, self.token, nx=True, px=ttl):
+            return self._started()
+        current = self.client.get(self.key)
+        owner = current.decode() if isinstance(current, bytes) else str(current or "")
+        if owner and _pid_dead_here(owner) and self.client.eval(_TAKE_OVER, 1, self.key, owner, self.token, ttl):
+            return self._started()
+        return False
+
+    def _started(self) -> bool:
+        self._thread = threading.Thread(target=self._keep, name="kmsfleet-lease", daemon=True)
+        self._thread.start()
+        return True
+
+    def _keep(self) -> None:
+        ttl = int(LEASE_TTL * 1000)
+        while not self._stop.wait(LEASE_REFRESH):
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.eval(_REFRESH, 1, self.key, self.token, ttl)
+                pipe.exists(self.keys.cancel)
+                pipe.exists(self.keys.open)
+                _refreshed, cancelled, still_open = pipe.execute()
+                if cancelled or not still_open:
+                    self.cancel.set()
+            except Exception:
+                self.refresh_errors += 1  # Redis away for a moment: the next refresh may still make it
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(LEASE_REFRESH + 5)
+        with contextlib.suppress(Exception):
+            self.client.eval(_RELEASE, 1, self.key, self.token)
+
+
+# ------------------------------------------------------------------------------------------------ the batch
+
+
+def sweep_batch_dirs() -> int:
+    """Remove playbook folders left in the temporary directory by worker processes that were killed."""
+    import shutil
+
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(BATCH_DIR_PREFIX + "*"):
+        pid_text = folder.name[len(BATCH_DIR_PREFIX) :].split("-", 1)[0]
+        if not folder.is_dir() or not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _inventory_view(msg: BatchMessage) -> InventoryView:
+    entries: dict[str, HostEntry] = {h.name: h for h in msg.hosts}
+    names = [h.name for h in msg.hosts]
+    groups: dict[str, list[str]] = {"all": list(names)}
+    for h in msg.hosts:
+        for g in h.groups:
+            groups.setdefault(g, []).append(h.name)
+    host_vars = {h.name: decode_value(h.vars) for h in msg.hosts}
+
+    def vars_of(name: str) -> dict[str, Any]:
+        entry = entries[name]
+        out: dict[str, Any] = copy.deepcopy(host_vars[name])
+        out.update(
+            inventory_hostname=name,
+            inventory_hostname_short=name.split(".", 1)[0],
+            group_names=list(entry.groups),
+            groups={g: list(m) for g, m in groups.items()},
+            inventory_file=entry.inventory_file,
+            inventory_dir=str(Path(entry.inventory_file).parent) if entry.inventory_file else None,
+        )
+        return out
+
+    def select(pattern: str) -> list[str]:
+        return list(msg.selections.get(pattern, ()))
+
+    return InventoryView(
+        hosts=names,
+        host_vars=vars_of,
+        groups_of=lambda h: ("all", *entries[h].groups),
+        select=select,
+        groups=groups,
+    )
+
+
+def _run(
+    msg: BatchMessage, todo: list[str], stream: EventStream, cancel: threading.Event, forks: int | None
+) -> RunResult:
+    from orchestrator.api import load_plan, play_vars_loader
+    from orchestrator.executor.runner import Runner, new_run_info
+
+    password = os.environ.get(PASSWORD_ENV) or None
+    register_secret(password)
+    options = run_options(msg.options, password=password, forks=forks)
+    with tempfile.TemporaryDirectory(prefix=f"{BATCH_DIR_PREFIX}{os.getpid()}-") as tmp:
+        from orchestrator.distributed.message import unpack_playbook
+
+        plan = load_plan(unpack_playbook(msg.playbook, Path(tmp)))
+        info = new_run_info(msg.run_id, msg.playbook.source, (), options, None)
+        runner = Runner(
+            plan,
+            _inventory_view(msg),
+            info,
+            options,
+            StreamReporter(stream),
+            limit_hosts=todo,
+            cancel=cancel,
+            play_vars=play_vars_loader,
+        )
+        return runner.run()
+
+
+def _refuse(client: Any, raw: Mapping[str, Any], exc: Exception) -> dict[str, Any]:
+    """A message this worker cannot read (another kmsfleet version?): tell the controller, if it says who."""
+    run_id, batch_id = raw.get("run_id"), raw.get("batch_id")
+    error = f"this worker cannot read the batch message (kmsfleet {__version__}): {str(exc).splitlines()[0]}"
+    if isinstance(run_id, str) and isinstance(batch_id, str):
+        event = {"b": batch_id, "a": raw.get("attempt"), "s": raw.get("site"), "t": "batch_failed", "error": error}
+        with contextlib.suppress(Exception):
+            client.xadd(RunKeys(run_id).events, {"e": json.dumps(event)})
+    return {"batch": batch_id, "error": error}
+
+
+def run_batch(raw: Mapping[str, Any], broker: str, *, forks: int | None = None) -> dict[str, Any]:
+    """The body of the Celery task: run one batch, stream it, return a small summary (the task result)."""
+    client = shared_redis(broker)
+    try:
+        msg = BatchMessage.model_validate(raw)
+    except ValidationError as exc:
+        return _refuse(client, raw, exc)
+    keys = RunKeys(msg.run_id)
+    summary: dict[str, Any] = {"batch": msg.batch_id, "attempt": msg.attempt, "site": msg.site}
+    if not client.exists(keys.open):
+        return {**summary, "skipped": "the run is over (its controller no longer waits for it)"}
+    if client.sismember(keys.batches_done, msg.batch_id):
+        return {**summary, "skipped": "the batch was already done"}
+    lease = Lease(client, keys, msg.batch_id)
+    if not lease.acquire():
+        return {**summary, "skipped": "another live worker is running this batch"}
+    stream = EventStream(client, keys, msg)
+    try:
+        done = {m.decode() if isinstance(m, bytes) else str(m) for m in client.smembers(keys.hosts_done)}
+        todo = [h.name for h in msg.hosts if h.name not in done]
+        stream.start(
+            {"t": "batch_started", "worker": worker_name(), "hosts": len(todo), "skipped": len(msg.hosts) - len(todo)}
+        )
+        counts: dict[str, int] = {}
+        if todo:
+            result = _run(msg, todo, stream, lease.cancel, forks)
+            counts = {k: v for k, v in result.counts().items() if v}
+        summary.update(hosts=len(todo), counts=counts)
+        stream.batch_done({"hosts": len(todo), "counts": counts})
+        return summary
+    except Exception as exc:
+        text = exc.render() if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        error = redact_text(text)
+        with contextlib.suppress(Exception):
+            stream.emit({"t": "batch_failed", "error": error, "worker": worker_name()})
+        return {**summary, "error": error}
+    finally:
+        lease.release()

@@ -1,0 +1,230 @@
+"""Helpers for the distributed tests: a real ``redis-server`` on a free loopback port (no persistence), real
+``kmsfleet worker`` subprocesses, and a ``redis-cli monitor`` recording of everything sent to Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from labkit import KMSFLEET, PASSWORD
+
+READY_PREFIX = "worker ready:"
+
+
+def require_redis() -> str:
+    found = shutil.which("redis-server")
+    if found and shutil.which("redis-cli"):
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("CI is set but redis-server/redis-cli are not installed (dev.py test installs them with apt-get)")
+    pytest.skip("redis-server (and redis-cli) are not installed")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc: no procps needed)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+class RedisServer:
+    """``redis-server`` bound to 127.0.0.1 on a free port, nothing saved to disk. Stopped by ``stop()``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20.0) -> RedisServer:
+        binary = require_redis()
+        for _attempt in range(5):  # another process may take the free port between probe and bind
+            self.port = free_port()
+            log = open(self.workdir / f"redis-{self.port}.log", "wb")  # noqa: SIM115 - closed with the process
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--protected-mode",
+                    "yes",
+                    "--dir",
+                    str(self.workdir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            log.close()
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        import redis
+
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            while time.monotonic() < deadline:
+                if self.proc is None or self.proc.poll() is not None:
+                    return False
+                with contextlib.suppress(redis.RedisError):
+                    if client.ping():
+                        return True
+                time.sleep(0.05)
+        finally:
+            client.close()
+        return False
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2, socket_timeout=10)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+class WorkerProcess:
+    """``kmsfleet worker`` as a subprocess in its own process group (so a SIGKILL can take its pool too)."""
+
+    def __init__(self, site: str, broker: str, log: Path, *, forks: int | None = None, concurrency: int = 1) -> None:
+        self.site = site
+        self.broker = broker
+        self.log = log
+        self.forks = forks
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen[str] | None = None
+        self.ready_line = ""
+        self._terminated = False
+
+    def start(self, timeout: float = 60.0, env: dict[str, str] | None = None) -> WorkerProcess:
+        argv = [
+            KMSFLEET,
+            "worker",
+            "--site",
+            self.site,
+            "--broker",
+            self.broker,
+            "--concurrency",
+            str(self.concurrency),
+        ]
+        if self.forks:
+            argv += ["--forks", str(self.forks)]
+        # TMPDIR beside the log: what a SIGKILLed worker leaves behind stays in the test's own folder
+        full_env = {**os.environ, "KMSFLEET_PASSWORD": PASSWORD, "TMPDIR": str(self.log.parent), **(env or {})}
+        with open(self.log, "a", encoding="utf-8") as err:
+            self.proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=err, text=True, env=full_env, start_new_session=True
+            )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                line = self.proc.stdout.readline()
+                if line.startswith(READY_PREFIX):
+                    self.ready_line = line.strip()
+                    return self
+                if not line:
+                    break
+            if self.proc.poll() is not None:
+                break
+        self.kill()
+        raise RuntimeError(f"worker for {self.site} did not start: {self.log.read_text(errors='replace')[-2000:]}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool): a machine that vanished."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(15)
+
+    def terminate(self) -> None:
+        """SIGTERM: Celery's warm shutdown (running batches finish, then the worker exits 0)."""
+        if self.proc is not None and self.proc.poll() is None and not self._terminated:
+            self._terminated = True  # once: a second SIGTERM would be Celery's cold shutdown
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 40.0) -> int | None:
+        """SIGTERM; SIGKILL the group if it does not exit in time. Its exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+class Monitor:
+    """``redis-cli monitor``: every command any client sends to the server, recorded to a file."""
+
+    def __init__(self, port: int, path: Path) -> None:
+        self.path = path
+        self._out: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(port), "monitor"], stdout=self._out, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and path.stat().st_size == 0:  # "OK" once monitoring
+            time.sleep(0.05)
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._out.close()
+        return self.path.read_text(encoding="utf-8", errors="replace")
