@@ -10,13 +10,42 @@ from orchestrator import __version__
 
 HELP = """Activate and audit Windows and Office volume licences (KMS) on whole classrooms at once, over WinRM.
 
-Describe PCs in an Ansible-style inventory, pick a playbook (windows.yml, office2016.yml, site.yml,
-audit.yml …) and run it against every PC in parallel. Try it without any Windows PC: `kmsfleet demo`.
+Describe the PCs in an Ansible-style inventory, pick a playbook (site.yml does everything each PC has) and
+run it on every PC in parallel. No Windows PC at hand? `kmsfleet demo` shows it on a simulated classroom.
 """
+
+EPILOG = """[bold]Getting started[/]
+
+  kmsfleet demo                                   the whole story on a simulated classroom
+  kmsfleet audit -i school.yml                    every licence on every PC, nothing changed
+  kmsfleet run site.yml -i school.yml --check     what an activation run would change
+  kmsfleet run site.yml -i school.yml             activate; then --limit @failed to retry
+  kmsfleet explain 0xC004F074 --lang zh-TW        what an error code means and how to fix it
+
+Exit codes: 0 ok, 2 a task failed, 3 a PC unreachable, 4 invalid input, 5 sign-in refused, 99 interrupted.
+"""
+
+PANELS = {
+    "demo": "Start here",
+    "run": "Run on PCs",
+    "audit": "Run on PCs",
+    "ping": "Run on PCs",
+    "wake": "Run on PCs",
+    "history": "Results",
+    "show": "Results",
+    "report": "Results",
+    "due": "Results",
+    "schedule": "Results",
+    "explain": "Reference",
+    "inventory": "Reference",
+    "lab": "Lab and scale-out",
+    "worker": "Lab and scale-out",
+}
 
 app = typer.Typer(
     name="kmsfleet",
     help=HELP,
+    epilog=EPILOG,
     no_args_is_help=True,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -28,14 +57,14 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "orchestrator.cli.demo_cmd",
     "orchestrator.cli.run_cmd",
-    "orchestrator.cli.worker_cmd",
     "orchestrator.cli.audit_cmd",
+    "orchestrator.cli.wake_cmd",
     "orchestrator.cli.history_cmd",
     "orchestrator.cli.schedule_cmd",
-    "orchestrator.cli.wake_cmd",
-    "orchestrator.cli.inventory_cmd",
     "orchestrator.cli.explain_cmd",
+    "orchestrator.cli.inventory_cmd",
     "orchestrator.cli.lab_cmd",
+    "orchestrator.cli.worker_cmd",
 )
 
 
@@ -56,16 +85,24 @@ def root(
 
 def _register_all() -> None:
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # not built yet
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 _register_all()
+
+
+def _panels() -> None:
+    """Group the commands in `kmsfleet --help` (each module registers its own commands)."""
+    for command in app.registered_commands:
+        name = command.name or (command.callback.__name__ if command.callback else None)
+        if name in PANELS:
+            command.rich_help_panel = PANELS[name]
+    for group in app.registered_groups:
+        if group.name in PANELS:
+            group.rich_help_panel = PANELS[group.name]
+
+
+_panels()
 
 
 def _usage_errors_exit_4() -> None:

@@ -216,11 +216,7 @@ def _import_builtins() -> None:
     import importlib
 
     for name in BUILTIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a package still being built; never hides errors inside one
-            if exc.name != name:
-                raise
+        importlib.import_module(name)
 
 
 BUILTIN_MODULES = (
