@@ -24,7 +24,7 @@ from orchestrator.cli.licensing_texts import tr
 from orchestrator.cli.output import TerminalReporter
 from orchestrator.cli.run_cmd import PASSWORD_ENV, parse_extra_vars, read_password
 from orchestrator.errors import InputError
-from orchestrator.executor.state import RunOptions
+from orchestrator.executor.options import RunOptions
 from orchestrator.knowledge import catalogue
 from orchestrator.knowledge.i18n import t
 from orchestrator.results.models import HostStatus, HostTaskResult, LicenceRecord, RunResult, TaskStatus

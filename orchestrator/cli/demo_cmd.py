@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from orchestrator.cli.common import console, examples, handle_errors
 from orchestrator.cli.licensing_texts import tr
 from orchestrator.errors import InputError
-from orchestrator.executor.state import RunOptions
+from orchestrator.executor.options import RunOptions
 from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult
 
 STEPS = 5

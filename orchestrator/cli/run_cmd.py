@@ -15,7 +15,7 @@ import typer
 
 from orchestrator.cli.common import console, escape, examples, handle_errors
 from orchestrator.errors import InputError, Location
-from orchestrator.executor.state import RunOptions
+from orchestrator.executor.options import RunOptions
 from orchestrator.exitcodes import ExitCode
 from orchestrator.results.models import RunResult
 
