@@ -19,10 +19,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.common import console, examples, handle_errors
+from orchestrator.cli.common import (
+    ASK_PASS,
+    DB,
+    EXTRA_VARS,
+    FORKS,
+    HOST_TIMEOUT,
+    INVENTORY,
+    LANG,
+    REPORT,
+    console,
+    examples,
+    handle_errors,
+)
 from orchestrator.cli.licensing_texts import tr
 from orchestrator.cli.output import TerminalReporter
-from orchestrator.cli.run_cmd import PASSWORD_ENV, parse_extra_vars, read_password
+from orchestrator.cli.run_cmd import parse_extra_vars, read_password
 from orchestrator.errors import InputError
 from orchestrator.executor.options import RunOptions
 from orchestrator.knowledge import catalogue
@@ -224,18 +236,16 @@ def register(app: typer.Typer) -> None:
     )
     @handle_errors
     def audit(
-        inventory: list[str] = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list."),
+        inventory: list[str] = INVENTORY,
         limit: str | None = typer.Option(None, "-l", "--limit", help="Host pattern: room101, pc0*, @failed …"),
-        forks: int = typer.Option(50, "-f", "--forks", min=1, max=5000, help="PCs worked on at the same time."),
-        extra_vars: list[str] = typer.Option([], "-e", "--extra-vars", help="key=value, @vars.yml or JSON."),
-        report: list[str] = typer.Option([], "--report", help="Write a report: .json, .csv, .xml (JUnit), .html."),
-        db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help="History database path or URL."),
+        forks: int = FORKS,
+        extra_vars: list[str] = EXTRA_VARS,
+        report: list[str] = REPORT,
+        db: str | None = DB,
         no_history: bool = typer.Option(False, "--no-history", help="Do not record this audit in the history."),
-        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help="Output language: en or zh-TW."),
-        ask_pass: bool = typer.Option(
-            False, "-k", "--ask-pass", help=f"Prompt for the password (or set {PASSWORD_ENV})."
-        ),
-        host_timeout: float | None = typer.Option(None, "--host-timeout", min=1, help="Time budget per PC, seconds."),
+        lang: str = LANG,
+        ask_pass: bool = ASK_PASS,
+        host_timeout: float | None = HOST_TIMEOUT,
         verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More output (-v, -vv)."),
     ) -> None:
         from orchestrator.api import RunRequest, run_playbook

@@ -92,3 +92,17 @@ def not_none(value: Any, what: str) -> Any:
     if value is None:
         fail(f"{what} is required")
     return value
+
+
+# Options several commands share, defined once so they read (and behave) the same everywhere.
+PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+INVENTORY = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list (repeatable).")
+LIMIT = typer.Option(None, "-l", "--limit", help="Host pattern: room101, pc0*, room101:!pc05, @failed, @unreachable.")
+FORKS = typer.Option(50, "-f", "--forks", min=1, max=5000, help="PCs worked on at the same time.")
+EXTRA_VARS = typer.Option([], "-e", "--extra-vars", help="key=value, @vars.yml or JSON.")
+REPORT = typer.Option([], "--report", help="Write a report: .json, .csv, .xml (JUnit), .html.")
+DB = typer.Option(None, "--db", envvar="KMSFLEET_DB", help="History database path or URL.")
+NO_HISTORY = typer.Option(False, "--no-history", help="Do not record this run in the history.")
+LANG = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help="Output language: en or zh-TW.")
+ASK_PASS = typer.Option(False, "-k", "--ask-pass", help=f"Prompt for the password (or set {PASSWORD_ENV}).")
+HOST_TIMEOUT = typer.Option(None, "--host-timeout", min=1, help="Time budget per PC, seconds.")

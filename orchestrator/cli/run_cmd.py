@@ -13,13 +13,25 @@ from typing import Any
 
 import typer
 
-from orchestrator.cli.common import console, escape, examples, handle_errors
+from orchestrator.cli.common import (
+    ASK_PASS,
+    DB,
+    EXTRA_VARS,
+    FORKS,
+    HOST_TIMEOUT,
+    INVENTORY,
+    LANG,
+    PASSWORD_ENV,
+    REPORT,
+    console,
+    escape,
+    examples,
+    handle_errors,
+)
 from orchestrator.errors import InputError, Location
 from orchestrator.executor.options import RunOptions
 from orchestrator.exitcodes import ExitCode
 from orchestrator.results.models import RunResult
-
-PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 
 
 def parse_extra_vars(values: list[str]) -> dict[str, Any]:
@@ -216,25 +228,23 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def run(
         playbook: str = typer.Argument(..., help="Playbook file or bundled playbook name."),
-        inventory: list[str] = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list."),
+        inventory: list[str] = INVENTORY,
         limit: str | None = typer.Option(
             None, "-l", "--limit", help="Host pattern: room101, pc0*, room101:!pc05, @failed, @unreachable, @file."
         ),
         check: bool = typer.Option(False, "-C", "--check", help="Dry run: report what would change, change nothing."),
         diff: bool = typer.Option(False, "-D", "--diff", help="Show before/after where meaningful."),
-        forks: int = typer.Option(50, "-f", "--forks", min=1, max=5000, help="PCs worked on at the same time."),
+        forks: int = FORKS,
         strategy: str = typer.Option("free", "--strategy", help="free (default: no PC waits) or linear (lock-step)."),
         tags: list[str] = typer.Option([], "-t", "--tags", help="Only tasks with these tags (comma lists allowed)."),
         skip_tags: list[str] = typer.Option([], "--skip-tags", help="Skip tasks with these tags."),
-        extra_vars: list[str] = typer.Option([], "-e", "--extra-vars", help="key=value, @vars.yml or JSON."),
-        report: list[str] = typer.Option([], "--report", help="Write a report: .json, .csv, .xml (JUnit), .html."),
-        db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help="History database path or URL."),
+        extra_vars: list[str] = EXTRA_VARS,
+        report: list[str] = REPORT,
+        db: str | None = DB,
         no_history: bool = typer.Option(False, "--no-history", help="Do not record this run in the history."),
-        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help="Output language: en or zh-TW."),
-        ask_pass: bool = typer.Option(
-            False, "-k", "--ask-pass", help=f"Prompt for the password (or set {PASSWORD_ENV})."
-        ),
-        host_timeout: float | None = typer.Option(None, "--host-timeout", min=1, help="Time budget per PC, seconds."),
+        lang: str = LANG,
+        ask_pass: bool = ASK_PASS,
+        host_timeout: float | None = HOST_TIMEOUT,
         verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More output (-v, -vv, -vvv)."),
         retry_unreachable_for: str | None = typer.Option(
             None,
@@ -301,12 +311,10 @@ def register(app: typer.Typer) -> None:
     )
     @handle_errors
     def ping(
-        inventory: list[str] = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list."),
+        inventory: list[str] = INVENTORY,
         limit: str | None = typer.Option(None, "-l", "--limit", help="Host pattern."),
         forks: int = typer.Option(50, "-f", "--forks", min=1, max=5000),
-        ask_pass: bool = typer.Option(
-            False, "-k", "--ask-pass", help=f"Prompt for the password (or set {PASSWORD_ENV})."
-        ),
+        ask_pass: bool = ASK_PASS,
         lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG"),
         verbose: int = typer.Option(0, "-v", "--verbose", count=True),
         report: list[str] = typer.Option([], "--report", help="Write a report: .json, .csv, .xml, .html."),

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli.common import console, examples, handle_errors
+from orchestrator.cli.common import EXTRA_VARS, INVENTORY, LANG, console, examples, handle_errors
 from orchestrator.errors import InputError
 
 HELP = """Scheduled runs: a weekly licence audit, an activation pass every school morning …
@@ -55,12 +55,12 @@ def register(app: typer.Typer) -> None:
     def add(
         name: str = typer.Argument(..., help="Schedule name: letters, digits, '-' and '_'."),
         playbook: str = typer.Option(..., "--playbook", "-p", help="Playbook file or bundled playbook name."),
-        inventory: list[str] = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list."),
+        inventory: list[str] = INVENTORY,
         cron: str = typer.Option(..., "--cron", help='When: a cron expression such as "0 7 * * 1-5".'),
         check: bool = typer.Option(False, "-C", "--check", help="Dry runs: report, change nothing."),
         limit: str | None = typer.Option(None, "-l", "--limit", help="Host pattern (room101, @unreachable …)."),
         db: str | None = typer.Option(None, "--db", help="History database for these runs (default: the usual one)."),
-        extra_vars: list[str] = typer.Option([], "-e", "--extra-vars", help="key=value, @vars.yml or JSON."),
+        extra_vars: list[str] = EXTRA_VARS,
         backend: str = typer.Option("auto", "--backend", help="auto (default), systemd, cron or none (store only)."),
         replace_existing: bool = typer.Option(False, "--replace", help="Replace a schedule with the same name."),
     ) -> None:
@@ -217,7 +217,7 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def run_now(
         name: str = typer.Argument(..., help="Schedule name (kmsfleet schedule list)."),
-        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help="Output language: en or zh-TW."),
+        lang: str = LANG,
         verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More output."),
     ) -> None:
         from orchestrator.api import RunRequest

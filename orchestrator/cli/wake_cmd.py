@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.common import console, examples, handle_errors
+from orchestrator.cli.common import INVENTORY, LANG, console, examples, handle_errors
 from orchestrator.errors import InputError
 from orchestrator.exitcodes import ExitCode
 from orchestrator.knowledge.i18n import normalise_lang, t
@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
     )
     @handle_errors
     def wake(
-        inventory: list[str] = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list."),
+        inventory: list[str] = INVENTORY,
         limit: str | None = typer.Option(
             None, "-l", "--limit", help="Host pattern: room101, pc0*, @unreachable, @unreachable:RUN_ID."
         ),
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         port: int | None = typer.Option(None, "--port", min=1, max=65535, help="UDP port (usually 9 or 7)."),
         wait: str = typer.Option("120", "--wait", help="How long to wait for the PCs to answer: 120, 90s, 3m, 0."),
         db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help="History database (for MACs)."),
-        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help="Output language: en or zh-TW."),
+        lang: str = LANG,
     ) -> None:
         from orchestrator.followup import format_duration
         from orchestrator.inventory.loader import load_inventory

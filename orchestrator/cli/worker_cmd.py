@@ -7,9 +7,7 @@ import sys
 
 import typer
 
-from orchestrator.cli.common import err_console, escape, examples, handle_errors
-
-PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable, not a password
+from orchestrator.cli.common import PASSWORD_ENV, err_console, escape, examples, handle_errors
 
 WORKER_HELP = (
     "Run a worker for one site (school): it takes batches of PCs from the queue kmsfleet.site.SITE on the "

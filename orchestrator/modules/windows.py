@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
 from orchestrator.transport.errors import WSManFault
 from orchestrator.transport.winrm import CommandResult
+from orchestrator.winargs import quote_arg
 
 WINDOWS_APP_ID = "55c92734-d682-4d71-983e-d6ec3f16059f"
 OFFICE_APP_ID = "0ff1ce15-a989-479d-af46-f275c6370663"
@@ -44,25 +45,6 @@ class WinPing(Module[PingArgs]):
 # --------------------------------------------------------------------------- win_command / win_shell
 
 
-def _quote_windows(arg: str) -> str:
-    """Quote one argument the way CommandLineToArgvW reads it back."""
-    if arg and not re.search(r'[\s"]', arg):
-        return arg
-    out = ['"']
-    backslashes = 0
-    for ch in arg:
-        if ch == "\\":
-            backslashes += 1
-        elif ch == '"':
-            out.append("\\" * (backslashes * 2 + 1) + '"')
-            backslashes = 0
-        else:
-            out.append("\\" * backslashes + ch)
-            backslashes = 0
-    out.append("\\" * (backslashes * 2) + '"')
-    return "".join(out)
-
-
 class CommandArgs(ModuleArgs):
     cmd: str | None = None
     argv: list[str] | None = None
@@ -82,7 +64,7 @@ class CommandArgs(ModuleArgs):
 
     def command_line(self) -> str:
         if self.argv is not None:
-            return " ".join(_quote_windows(a) for a in self.argv)
+            return " ".join(quote_arg(a) for a in self.argv)
         return (self.cmd or "").strip()
 
 
@@ -145,7 +127,7 @@ class WinCommand(Module[CommandArgs]):
             return done
         if ctx.check_mode:
             return ModuleOutcome(changed=True, msg=f"would run: {cmd}")
-        line = f"cd /d {_quote_windows(args.chdir)} && {cmd}" if args.chdir else cmd
+        line = f"cd /d {quote_arg(args.chdir)} && {cmd}" if args.chdir else cmd
         started = datetime.now(UTC)
         stdin = args.stdin.encode() if args.stdin is not None else None
         if args.chdir:
@@ -197,7 +179,7 @@ class WinShell(Module[ShellArgs]):
         started = datetime.now(UTC)
         exe = (args.executable or "powershell").lower()
         if exe in ("cmd", "cmd.exe"):
-            line = f"cd /d {_quote_windows(args.chdir)} && {args.cmd}" if args.chdir else args.cmd
+            line = f"cd /d {quote_arg(args.chdir)} && {args.cmd}" if args.chdir else args.cmd
             res = ctx.conn.run_command("cmd.exe", ["/c", line], timeout=args.timeout)
         else:
             script = args.cmd if not args.chdir else f"Set-Location -LiteralPath '{args.chdir}'\n{args.cmd}"

@@ -166,25 +166,6 @@ def split_args(cmdline: str) -> list[str]:
     return args
 
 
-def quote_arg(arg: str) -> str:
-    """Quote one argument for a Windows command line (the inverse of ``split_args``)."""
-    if arg and not any(c in arg for c in ' \t"'):
-        return arg
-    out = ['"']
-    backslashes = 0
-    for ch in arg:
-        if ch == "\\":
-            backslashes += 1
-        elif ch == '"':
-            out.append("\\" * (backslashes * 2 + 1) + '"')
-            backslashes = 0
-        else:
-            out.append("\\" * backslashes + ch)
-            backslashes = 0
-    out.append("\\" * (backslashes * 2) + '"')
-    return "".join(out)
-
-
 def norm_path(path: str) -> str:
     return path.replace("/", "\\").strip().strip('"').rstrip("\\").lower()
 

@@ -26,7 +26,8 @@ import binascii
 import re
 from dataclasses import dataclass, field
 
-from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, quote_arg
+from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult
+from orchestrator.winargs import quote_arg
 
 _FLAGS = ("noprofile", "noninteractive", "nologo", "noexit", "sta", "mta")
 _VALUED = ("executionpolicy", "inputformat", "outputformat", "windowstyle", "version", "configurationname")
