@@ -55,6 +55,34 @@ MAX_PULLS = 1000
 RECEIVE_TIMED_OUT = 2150858793  # 0x80338029: no output within OperationTimeout, poll again
 INVALID_SELECTORS = 2150858843  # 0x8033805B: unknown shell / command id (stale shell)
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def _install_thread_safe_namespace_registration() -> None:
+    """pypsrp's ``WSMan()`` calls ``ElementTree.register_namespace`` for every WS-Man prefix, each time. The
+    stdlib implementation deletes the existing mapping and adds it back, so a request being serialized in another
+    thread at that instant gets a generated prefix (``ns0``) — for ``xml:lang`` that binds a prefix to the
+    reserved XML namespace, and the host rejects the request (fault 2150858819). With one ``WSMan`` per host
+    created while other hosts' requests are in flight, that hit 4 of 5,000 PCs (benchmarks/audit_scale.py).
+    Registering a mapping that is already in place is now a no-op (no window); other registrations are
+    serialized. Behaviour is otherwise unchanged."""
+    original = ET.register_namespace
+    if getattr(original, "_kmsfleet_safe", False):
+        return
+    lock = threading.Lock()
+
+    def register_namespace(prefix: str, uri: str) -> None:
+        if ET._namespace_map.get(uri) == prefix:  # type: ignore[attr-defined]  # the stdlib's registry
+            return
+        with lock:
+            original(prefix, uri)
+
+    register_namespace._kmsfleet_safe = True  # type: ignore[attr-defined]
+    ET.register_namespace = register_namespace
+    for prefix, uri in NAMESPACES.items():
+        ET.register_namespace(prefix, uri)
+
+
+_install_thread_safe_namespace_registration()
 _SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 _RSP = NAMESPACES["rsp"]
 _DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
@@ -228,9 +256,16 @@ class WinRMConnection:
         transport = client.transport
         original = transport.send
         host = self.spec.host
+        direct = self.spec.proxy is None
 
         def guarded_send(message: bytes, **kwargs: Any) -> bytes:
             self.requests_sent += 1
+            session = transport.session
+            if direct and session is not None and session.trust_env:
+                # pypsrp already resolved the environment (no proxy for this host, CA bundle) when it built the
+                # session; leaving trust_env on makes requests re-read every proxy variable of os.environ on
+                # every request (about 6 % of the client's CPU in a 40-PC run).
+                session.trust_env = False
             try:
                 data: bytes = original(message, **kwargs)
             except WinRMTransportError as exc:
@@ -277,6 +312,10 @@ class WinRMConnection:
             return ProtocolError(host, redact_text(str(exc))[:300])
         if isinstance(exc, OSError):
             return Unreachable(host, f"network error: {exc.strerror or exc}")
+        if isinstance(exc, KeyError | IndexError | AttributeError | TypeError | ArithmeticError | RecursionError):
+            # pypsrp (or our parsing) tripped over an answer of an unexpected shape, e.g. a 200 where an
+            # authentication challenge was due (pypsrp: KeyError) or XML nested thousands deep (RecursionError).
+            return ProtocolError(host, f"the host's answer could not be understood ({type(exc).__name__})")
         raise exc
 
     @staticmethod
