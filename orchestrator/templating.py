@@ -1078,6 +1078,30 @@ def _compile(source: str, expression: bool) -> tuple[Any, bool]:
     return template, native
 
 
+def _parse(source: str, expression: bool) -> nodes.Node:
+    """The template's syntax tree (``_compile`` succeeded on the same source, so this parses)."""
+    if expression:
+        return Parser(_ENV, source, state="variable").parse_expression()
+    return Parser(_ENV, source).parse()
+
+
+def _refuse_private_access(tree: nodes.Node) -> None:
+    """Refuse sandbox escapes while a playbook or inventory is validated, before anything renders:
+    ``x.__class__``, ``x._private`` (the sandbox refuses every attribute starting with '_' at render time
+    anyway) and ``x['__globals__']``-style dunder subscripts. So one is rejected with exit 4 before any PC is
+    contacted, not on each host at run time (where the sandbox still refuses it, with its own message)."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr):
+            name: Any = node.attr
+            unsafe = name.startswith("_")
+        else:
+            arg = node.arg if isinstance(node, nodes.Getitem) else None
+            name = arg.value if isinstance(arg, nodes.Const) else None
+            unsafe = isinstance(name, str) and name.startswith("__")
+        if unsafe:
+            raise SecurityError(f"access to attribute {name!r} is unsafe")
+
+
 def _syntax_message(exc: TemplateSyntaxError) -> str:
     text = (exc.message or "invalid template").rstrip(".")
     missing_name = re.search(r"No (filter|test) named '([^']+)'", text)
@@ -1098,10 +1122,13 @@ def check_template(text: Any, *, expression: bool = False) -> str | None:
         return None
     try:
         _compile(text, expression and not is_template(text))
+        _refuse_private_access(_parse(text, expression and not is_template(text)))
     except TemplateSyntaxError as exc:
         return _syntax_message(exc)
     except _Limit as exc:
         return str(exc)
+    except SecurityError as exc:
+        return f"refused by the template sandbox: {str(exc).rstrip('.')}"
     except (RecursionError, MemoryError):
         return "the template is nested too deeply"
     return None

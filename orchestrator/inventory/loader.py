@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import InputError, Location
 from orchestrator.hostranges import RangeError, expand
@@ -60,7 +61,35 @@ def load_inventory(sources: Sequence[str]) -> Inventory:
         source_vars.append(
             SourceVars(str(path), load_vars_dir(basedir / "group_vars"), load_vars_dir(basedir / "host_vars"))
         )
+    _check_templates(builder)
     return Inventory(builder, source_vars)
+
+
+def _check_templates(builder: InventoryBuilder) -> None:
+    """Compile (never render) every templated variable value of the inventory's hosts and groups, so a syntax
+    error or a sandbox escape (``{{ lipsum.__globals__ }}``) fails the load with exit 4 before any PC is
+    contacted, as it does in a playbook."""
+    from orchestrator.templating import check_template
+
+    def walk(value: Any, depth: int = 0) -> str | None:
+        if isinstance(value, str):
+            return check_template(value)
+        if depth < 20 and isinstance(value, dict | list | tuple):
+            for item in value.values() if isinstance(value, dict) else value:
+                problem = walk(item, depth + 1)
+                if problem:
+                    return problem
+        return None
+
+    entities: list[tuple[str, dict[str, Any], Location | None]] = [
+        (f"host '{h.name}'", h.vars, h.location) for h in builder.hosts.values()
+    ]
+    entities += [(f"group '{g.name}'", g.vars, g.location) for g in builder.groups.values()]
+    for what, variables, location in entities:
+        for key, value in variables.items():
+            problem = walk(value)
+            if problem:
+                raise InputError(f"{what}, variable '{key}': {problem}", location)
 
 
 def _directory_files(directory: Path) -> list[Path]:
