@@ -77,12 +77,22 @@ def load_plan(playbook: str | Path) -> Plan:
 
 
 def inventory_view(inv: Inventory) -> InventoryView:
+    groups = inv.groups_dict()
+
+    def host_vars(host: str) -> dict[str, Any]:
+        # Every host's variables include the magic `groups` (all groups → all their hosts). A copy per host is
+        # O(hosts²) memory: 210 MB of the 672 MB peak of a 5,000-PC audit. Nothing changes it (templates are
+        # sandboxed read-only, and the play's own magic `groups` wins in templates), so all hosts share one.
+        out = inv.host_vars(host)
+        out["groups"] = groups
+        return out
+
     return InventoryView(
         hosts=list(inv.hosts),
-        host_vars=inv.host_vars,
+        host_vars=host_vars,
         groups_of=lambda h: ("all", *inv.host_groups(h)),
         select=inv.select,
-        groups=inv.groups_dict(),
+        groups=groups,
     )
 
 

@@ -116,12 +116,12 @@ class InventoryBuilder:
                 )
             entry = HostEntry(name, location, source)
             self.hosts[name] = entry
-        if group is not None:
-            g = self.groups[group]
-            if name not in g.hosts:
-                g.hosts.append(name)
-            if group not in entry.groups:
-                entry.groups.append(group)
+        # The group's host list and the host's group list are only ever appended together (here), so the
+        # host's short group list answers "already a member?" without scanning the group's (possibly
+        # 10,000-long) host list: a range like pc[1:10000] loads in linear, not quadratic, time.
+        if group is not None and group not in entry.groups:
+            self.groups[group].hosts.append(name)
+            entry.groups.append(group)
         return entry
 
     def set_host_var(self, host: str, key: str, value: Any) -> None:
