@@ -1,0 +1,374 @@
+"""Audit at scale: kmsfleet against a bare-pypsrp FLOOR making the same WS-Management calls, same pool size.
+
+    .venv/bin/python benchmarks/audit_scale.py                 # 1,000 PCs (a few minutes)
+    .venv/bin/python benchmarks/audit_scale.py --hosts 5000    # the issue's size (about 20-30 minutes here)
+
+The lab runs in its own process (``kmsfleet lab serve --hosts N --no-https --inventory-out FILE``), so its CPU is
+not the client's. Then, on that one lab (the audit is read-only: ``audit.yml`` runs in check mode):
+
+1. Capture: ``audit.yml`` is run in this process against ONE PC with ``pypsrp.wsman.WSMan.invoke`` wrapped, which
+   records every WS-Management request kmsfleet makes (action, resource URI, body, selectors, options) and the
+   ids the answers hand out (ShellId, CommandId, EnumerationContext). Not measured.
+2. kmsfleet: ``kmsfleet run audit.yml -i INVENTORY --forks F --db FILE`` as a child process (history on, as users
+   run it). F = ``--forks`` (default 50, kmsfleet's default).
+3. FLOOR: this same file as a child process (``--floor``): a thread pool of the same size F; per PC one
+   ``WSMan`` (NTLM, message encryption, like kmsfleet), the captured requests replayed in order through bare
+   ``WSMan.invoke`` with the ids of this PC's answers substituted, then close. No templating, no modules, no
+   result objects, no database: the least any Python client on pypsrp must do for the same calls.
+
+The lab's request counters are read before and after each contender; the table shows the SOAP requests each
+made (they should match), so "the same calls" is checked, not assumed.
+
+CPU and peak RSS of each child come from ``os.wait4`` (exact for that process, lab excluded).
+Keys: hosts, wall_ratio = kmsfleet wall / floor wall, cpu_ratio = kmsfleet CPU / floor CPU (targets <= 1.3),
+rss_mb = kmsfleet's peak RSS (target <= 300); extras: the raw figures and request counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import (  # noqa: E402
+    BenchTimeout,
+    bench_env,
+    emit_json,
+    fmt,
+    kmsfleet_run,
+    playbook,
+    print_table,
+    run_measured,
+    running_lab,
+    time_limit,
+)
+
+Op = dict[str, Any]
+_ID_PATHS = (
+    ("ShellId", ".//{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}ShellId"),
+    ("CommandId", ".//{http://schemas.microsoft.com/wbem/wsman/1/windows/shell}CommandId"),
+    ("EnumerationContext", ".//{http://schemas.xmlsoap.org/ws/2004/09/enumeration}EnumerationContext"),
+)
+
+
+def _ids(envelope: ET.Element | None) -> list[str]:
+    out: list[str] = []
+    if envelope is None:
+        return out
+    for _name, path in _ID_PATHS:
+        for el in envelope.iterfind(path):
+            if el.text and el.text.strip():
+                out.append(el.text.strip())
+    return out
+
+
+def _set_values(value: Any) -> list[list[Any]] | None:
+    if value is None:
+        return None
+    return [[name, val, dict(attrs)] for name, val, attrs in value.values]
+
+
+# ---------------------------------------------------------------------------------------------------- capture
+
+
+def capture_ops(playbook_path: Path, inventory: Path, host: str, workdir: Path) -> list[Op]:
+    """Run the audit on one PC in this process and record every WSMan.invoke call."""
+    from pypsrp.wsman import WSMan
+
+    from orchestrator.api import RunRequest, run_playbook
+
+    ops: list[Op] = []
+    original: Callable[..., ET.Element] = WSMan.invoke
+
+    def recording(self: WSMan, action: str, resource_uri: str, resource: ET.Element | None, *args: Any, **kw: Any):  # type: ignore[no-untyped-def]
+        option_set = kw.get("option_set", args[0] if len(args) > 0 else None)
+        selector_set = kw.get("selector_set", args[1] if len(args) > 1 else None)
+        op: Op = {
+            "action": action,
+            "uri": resource_uri,
+            "body": ET.tostring(resource, encoding="unicode") if resource is not None else None,
+            "options": _set_values(option_set),
+            "selectors": _set_values(selector_set),
+            "ids": [],
+            "fault": False,
+        }
+        try:
+            response = original(self, action, resource_uri, copy.deepcopy(resource), *args, **kw)
+        except Exception:
+            op["fault"] = True
+            ops.append(op)
+            raise
+        op["ids"] = _ids(response)
+        ops.append(op)
+        return response
+
+    WSMan.invoke = recording  # type: ignore[method-assign]
+    try:
+        result = run_playbook(
+            RunRequest(playbook=str(playbook_path), inventory=[str(inventory)], limit=host, history=False)
+        )
+    finally:
+        WSMan.invoke = original  # type: ignore[method-assign]
+    if not result.hosts or result.hosts[0].status.value not in ("ok", "changed"):
+        status = result.hosts[0].status.value if result.hosts else "none"
+        raise RuntimeError(f"capture run on {host} ended {status}")
+    (workdir / "ops.json").write_text(json.dumps(ops, indent=1), encoding="utf-8")
+    return ops
+
+
+# ---------------------------------------------------------------------------------------------------- floor
+
+
+def _make_set(kind: Any, values: list[list[Any]] | None, ids: dict[str, str]) -> Any:
+    if values is None:
+        return None
+    out = kind()
+    for name, value, attrs in values:
+        out.add_option(name, ids.get(value, value), attrs or None)
+    return out
+
+
+def floor_host(host: dict[str, Any], ops: list[Op]) -> int:
+    """Replay the captured requests on one PC with bare pypsrp; returns the number of requests answered."""
+    from pypsrp.exceptions import WSManFaultError
+    from pypsrp.wsman import OptionSet as PsOptionSet
+    from pypsrp.wsman import SelectorSet as PsSelectorSet
+    from pypsrp.wsman import WSMan
+
+    wsman = WSMan(
+        host["ansible_host"],
+        port=int(host.get("ansible_port", 5985)),
+        username=host["ansible_user"],
+        password=host["ansible_password"],
+        ssl=False,
+        auth="ntlm",
+        cert_validation=False,
+        encryption="auto",
+        no_proxy=True,
+        reconnection_retries=0,
+        operation_timeout=20,
+        read_timeout=30,
+    )
+    ids: dict[str, str] = {}
+    answered = 0
+    try:
+        for op in ops:
+            body = op["body"]
+            if body is not None:
+                for old, new in ids.items():
+                    body = body.replace(old, new)
+            resource = ET.fromstring(body) if body is not None else None
+            try:
+                response = wsman.invoke(
+                    op["action"],
+                    op["uri"],
+                    resource,
+                    option_set=_make_set(PsOptionSet, op["options"], ids),
+                    selector_set=_make_set(PsSelectorSet, op["selectors"], ids),
+                )
+            except WSManFaultError:
+                if not op["fault"]:
+                    raise
+                continue
+            answered += 1
+            for old, new in zip(op["ids"], _ids(response), strict=False):
+                ids[old] = new
+    finally:
+        wsman.close()
+    return answered
+
+
+def floor_main(opts: argparse.Namespace) -> int:
+    import yaml
+
+    ops: list[Op] = json.loads(Path(opts.ops).read_text(encoding="utf-8"))
+    data = yaml.safe_load(Path(opts.inventory).read_text(encoding="utf-8"))
+    hosts = [
+        {**(group.get("vars") or {}), **hv}
+        for group in data["all"]["children"].values()
+        for hv in (group.get("hosts") or {}).values()
+    ]
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def one(host: dict[str, Any]) -> int:
+        try:
+            return floor_host(host, ops)
+        except Exception as exc:
+            with lock:
+                errors.append(f"{host['ansible_host']}: {type(exc).__name__}: {exc}")
+            return 0
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=opts.threads) as pool:
+        answered = sum(pool.map(one, hosts))
+    print(
+        json.dumps(
+            {
+                "hosts": len(hosts),
+                "answered": answered,
+                "errors": len(errors),
+                "first_errors": errors[:3],
+                "seconds": time.monotonic() - started,
+            }
+        )
+    )
+    # Bare pypsrp is not thread-safe everywhere (see _install_thread_safe_namespace_registration in the
+    # transport): a few PCs may fail; they are reported, and only a real failure (> 1 %) stops the benchmark.
+    return 0 if len(errors) <= len(hosts) // 100 else 1
+
+
+# ---------------------------------------------------------------------------------------------------- driver
+
+
+def _soap_total(stats: dict[str, Any]) -> int:
+    return int(stats.get("soap_requests", 0))
+
+
+def _statuses(db: Path) -> dict[str, int]:
+    """Host statuses of the (only) run in a kmsfleet history database, read after the run (not measured)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT status, count(*) FROM host_results GROUP BY status").fetchall()
+    return {str(status): int(count) for status, count in rows}
+
+
+def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    pb, real = playbook("audit.yml", standin_only=opts.standin)
+    out: dict[str, Any] = {"hosts": opts.hosts}
+    with running_lab(workdir / "lab", hosts=opts.hosts, seed=opts.seed, name="lab", timeout=600) as lab:
+        out["lab_start_s"] = lab.start_s
+        first = next(iter(lab.inventory_hosts()))
+        ops = capture_ops(pb, lab.inventory, first, workdir)
+        out["requests_per_pc_captured"] = len(ops)
+        runs: dict[str, Any] = {}
+        for rep in range(opts.repeat):
+            before = _soap_total(lab.ctl.stats())
+            usage = kmsfleet_run(
+                pb,
+                lab.inventory,
+                workdir,
+                timeout=opts.run_timeout,
+                args=["--forks", str(opts.forks), "--db", str(workdir / f"audit{rep}.db")],
+            )
+            middle = _soap_total(lab.ctl.stats())
+            if usage.returncode not in (0, 2):  # 2: some PC has a licensing problem (a finding, not an error)
+                raise RuntimeError(
+                    f"kmsfleet audit exit {usage.returncode}\n{usage.stdout[-1500:]}{usage.stderr[-1500:]}"
+                )
+            floor = run_measured(
+                [
+                    sys.executable,
+                    __file__,
+                    "--floor",
+                    "--ops",
+                    str(workdir / "ops.json"),
+                    "--inventory",
+                    str(lab.inventory),
+                    "--threads",
+                    str(opts.forks),
+                ],
+                timeout=opts.run_timeout,
+                env=bench_env(),
+                cwd=workdir,
+                out_dir=workdir,
+            )
+            after = _soap_total(lab.ctl.stats())
+            floor_report = json.loads(floor.stdout.strip().splitlines()[-1]) if floor.stdout.strip() else {}
+            if floor.returncode != 0:
+                raise RuntimeError(f"floor exit {floor.returncode}: {floor_report or floor.stderr[-1500:]}")
+            out["floor_errors"] = int(floor_report.get("errors", 0))
+            out["floor_first_errors"] = [e[:160] for e in floor_report.get("first_errors", [])]
+            out["kmsfleet_statuses"] = _statuses(workdir / f"audit{rep}.db")
+            runs.setdefault("k_wall", []).append(usage.wall_s)
+            runs.setdefault("k_cpu", []).append(usage.cpu_s)
+            runs.setdefault("k_rss", []).append(usage.maxrss_mb)
+            runs.setdefault("f_wall", []).append(floor.wall_s)
+            runs.setdefault("f_cpu", []).append(floor.cpu_s)
+            runs.setdefault("f_rss", []).append(floor.maxrss_mb)
+            out["kmsfleet_soap_requests"] = middle - before
+            out["floor_soap_requests"] = after - middle
+            out["kmsfleet_exit"] = usage.returncode
+
+    def best(key: str) -> float:
+        return float(min(runs[key]))
+
+    out["kmsfleet_wall_s"] = best("k_wall")
+    out["floor_wall_s"] = best("f_wall")
+    out["kmsfleet_cpu_s"] = best("k_cpu")
+    out["floor_cpu_s"] = best("f_cpu")
+    out["wall_ratio"] = out["kmsfleet_wall_s"] / out["floor_wall_s"]
+    out["cpu_ratio"] = out["kmsfleet_cpu_s"] / out["floor_cpu_s"]
+    out["rss_mb"] = max(runs["k_rss"])
+    out["floor_rss_mb"] = max(runs["f_rss"])
+    out["forks"] = opts.forks
+    out["playbook"] = pb.name
+    out["real_playbook"] = real
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--forks", type=int, default=50, help="kmsfleet --forks and the floor's pool size")
+    parser.add_argument("--repeat", type=int, default=1, help="measurements per contender (best of)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--standin", action="store_true", help="use the stand-in audit playbook")
+    parser.add_argument("--quick", action="store_true", help="200 PCs")
+    parser.add_argument("--run-timeout", type=float, default=3600.0, help="limit for one contender, seconds")
+    parser.add_argument("--timeout", type=float, default=7200.0, help="overall time limit, seconds")
+    # the floor child process
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ops", help=argparse.SUPPRESS)
+    parser.add_argument("--inventory", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=50, help=argparse.SUPPRESS)
+    opts = parser.parse_args(argv)
+    if opts.floor:
+        return floor_main(opts)
+    if opts.quick:
+        opts.hosts = min(opts.hosts, 200)
+    with tempfile.TemporaryDirectory(prefix="kmsfleet-audit-") as tmp:
+        try:
+            with time_limit(opts.timeout):
+                res = measure(opts, Path(tmp))
+        except BenchTimeout as exc:
+            print(f"audit_scale: {exc}", file=sys.stderr)
+            emit_json({"error": str(exc)})
+            return 1
+    print_table(
+        f"audit_scale: {res['hosts']} PCs, {res['playbook']}, pool {res['forks']} "
+        f"({res['requests_per_pc_captured']} WS-Man requests per PC)",
+        [
+            ("kmsfleet wall", fmt(res["kmsfleet_wall_s"], "s"), ""),
+            ("floor wall (bare pypsrp)", fmt(res["floor_wall_s"], "s"), ""),
+            ("wall ratio", fmt(res["wall_ratio"], "", 3), "<= 1.3"),
+            ("kmsfleet CPU", fmt(res["kmsfleet_cpu_s"], "s"), ""),
+            ("floor CPU", fmt(res["floor_cpu_s"], "s"), ""),
+            ("CPU ratio", fmt(res["cpu_ratio"], "", 3), "<= 1.3"),
+            ("kmsfleet peak RSS", fmt(res["rss_mb"], "MB", 0), "<= 300 MB"),
+            ("floor peak RSS", fmt(res["floor_rss_mb"], "MB", 0), ""),
+            ("SOAP requests kmsfleet / floor", f"{res['kmsfleet_soap_requests']} / {res['floor_soap_requests']}", ""),
+            ("kmsfleet PC statuses", json.dumps(res["kmsfleet_statuses"]), ""),
+            ("floor PCs with an error", str(res["floor_errors"]), ""),
+        ],
+    )
+    emit_json(res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
