@@ -23,7 +23,7 @@ from orchestrator.inventory.loader import load_inventory
 from orchestrator.inventory.model import Inventory
 from orchestrator.modules.base import REGISTRY
 from orchestrator.redact import register_secret
-from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult, new_run_id
+from orchestrator.results.models import HostStatus, RunInfo, RunResult, new_run_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from orchestrator.distributed.controller import DistributedOptions, SiteProgress
@@ -115,6 +115,12 @@ def _open_store(db: str | None) -> Any:
     return HistoryStore(db)
 
 
+def _open_recorder(db: str | None) -> Any:
+    from orchestrator.results.recorder import StoreReporter
+
+    return StoreReporter(_open_store(db))
+
+
 def resolve_limit(limit: str | None, playbook: Path, inventory: Sequence[str], db: str | None) -> str | None:
     """Turn ``@failed`` / ``@unreachable`` / ``@failed:RUN_ID`` into a host list from history."""
     if not limit:
@@ -138,32 +144,6 @@ def resolve_limit(limit: str | None, playbook: Path, inventory: Sequence[str], d
         else:
             parts.append(term)
     return ",".join(p for p in parts if p)
-
-
-class StoreReporter:
-    """Writes each host's results to the history database as soon as the host finishes."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.run_id: str | None = None
-        self.errors: list[str] = []
-
-    def run_started(self, info: RunInfo, hosts: Sequence[str]) -> None:
-        self.run_id = info.id
-        self.store.begin_run(info)
-
-    def play_started(self, name: str, hosts: Sequence[str]) -> None:
-        pass
-
-    def task_done(self, result: HostTaskResult) -> None:
-        pass
-
-    def host_done(self, result: HostResult) -> None:
-        if self.run_id is not None:
-            self.store.record_host(self.run_id, result)
-
-    def run_done(self, result: RunResult) -> None:
-        self.store.finish_run(result.info.id, result)
 
 
 def run_playbook(
@@ -217,15 +197,18 @@ def _execute(
     if wake:
         wake_before_run(plan, inv, limit_hosts, request, cancel=cancel)
     info = new_run_info(request.run_id or new_run_id(), playbook_name, inventory, options, request.limit)
-    store = _open_store(request.db) if request.history else None
-    all_reporters: list[Reporter] = list(reporters)
-    if store is not None:
-        all_reporters.insert(0, StoreReporter(store))
+    recorder = _open_recorder(request.db) if request.history else None
+    fanout = Fanout(([recorder] if recorder else []) + list(reporters))
     try:
-        result = engine(info, Fanout(all_reporters), limit_hosts)
+        result = engine(info, fanout, limit_hosts)
     finally:
-        if store is not None:
-            store.close()
+        if recorder is not None:
+            try:
+                recorder.close()
+            except Exception as exc:  # never hides the run's own outcome; told to the other reporters
+                fanout.report_error(recorder, exc)
+            finally:
+                recorder.store.close()
     if request.reports:
         from orchestrator.results.reports import write_report
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from orchestrator.knowledge import catalogue
 from orchestrator.knowledge.i18n import t
+from orchestrator.redact import redact_text
 from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult, TaskStatus
 
 STATUS_STYLE = {
@@ -137,6 +138,11 @@ class TerminalReporter:
                     f"[dim]{done}/{self.total} {t('progress.hosts_done', self.lang)}, "
                     f"{bad} {t('progress.failures_so_far', self.lang)}[/]"
                 )
+
+    def reporter_failed(self, name: str, error: BaseException) -> None:
+        """Another reporter (the history database) failed; the run and this output go on."""
+        key = "warning.history" if name == "history" else "warning.reporter"
+        self.console.print(f"[yellow]{escape(t(key, self.lang, name=name, error=redact_text(str(error))))}[/]")
 
     def run_done(self, result: RunResult) -> None:
         if self._progress is not None:

@@ -43,10 +43,12 @@ class NullReporter:
 
 
 class Fanout:
-    """Sends every event to several reporters. A failing reporter is reported once and then skipped, so a
-    broken terminal or a full disk never loses the other reporters' results."""
+    """Sends every event to several reporters. A failing reporter never stops the others (a broken terminal or
+    a full disk loses none of the other reporters' results); its first failure is passed on to the others'
+    ``reporter_failed(name, error)`` when they have one (the terminal prints it), and every failure is kept in
+    ``errors``."""
 
-    def __init__(self, reporters: Sequence[Reporter], on_error: object = None) -> None:
+    def __init__(self, reporters: Sequence[Reporter]) -> None:
         self.reporters = list(reporters)
         self.errors: list[tuple[str, BaseException]] = []
         self._lock = threading.Lock()
@@ -56,8 +58,23 @@ class Fanout:
             try:
                 getattr(r, method)(*args)
             except Exception as exc:
-                with self._lock:
-                    self.errors.append((type(r).__name__, exc))
+                self.report_error(r, exc)
+
+    def report_error(self, reporter: object, error: BaseException) -> None:
+        """Record that ``reporter`` failed; tell the other reporters the first time it happens."""
+        name = str(getattr(reporter, "label", type(reporter).__name__))
+        with self._lock:
+            first = all(n != name for n, _ in self.errors)
+            self.errors.append((name, error))
+        if not first:
+            return
+        for other in list(self.reporters):
+            tell = getattr(other, "reporter_failed", None)
+            if other is not reporter and callable(tell):
+                try:
+                    tell(name, error)
+                except Exception:  # a reporter that cannot even show a warning has nothing more to lose
+                    pass
 
     def run_started(self, info: RunInfo, hosts: Sequence[str]) -> None:
         self._each("run_started", info, hosts)

@@ -554,12 +554,16 @@ class HistoryStore:
 
     def record_host(self, run_id: str, host_result: HostResult) -> None:
         """Save one finished host in one short transaction (replacing an earlier record of the same host)."""
-        rows = _host_rows(run_id, host_result)  # built outside the lock
-        name = host_result.host
+        self.record_hosts(run_id, [host_result])
+
+    def record_hosts(self, run_id: str, host_results: Sequence[HostResult]) -> None:
+        """Save several finished hosts in one transaction (a later result of the same host replaces it)."""
+        latest = {h.host: h for h in host_results}  # one result per host: the last one given
+        batch = [_host_rows(run_id, h) for h in latest.values()]  # built outside the lock
 
         def work(conn: Connection) -> None:
-            existing = {name} if self._host_exists(conn, run_id, name) else set()
-            self._replace_hosts(conn, run_id, [rows], existing=existing)
+            existing = {name for name in latest if self._host_exists(conn, run_id, name)}
+            self._replace_hosts(conn, run_id, batch, existing=existing)
 
         try:
             self._write(work)

@@ -1,0 +1,162 @@
+"""The history recorder on real SQLite files: workers hand results over, one writer thread saves them."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from results_factory import make_run
+from sqlalchemy import text
+
+from orchestrator.executor.reporter import Fanout
+from orchestrator.results.models import HostResult, HostTaskResult, RunInfo, RunResult
+from orchestrator.results.recorder import HistoryWriteError, StoreReporter
+from orchestrator.results.store import HistoryStore
+
+
+def _stored_hosts(db: Path, run_id: str) -> set[str]:
+    with HistoryStore(db) as store:
+        return {h.host for h in store.load_run(run_id).hosts}
+
+
+def test_hosts_finished_on_many_threads_are_all_saved_before_the_run_is_finished(tmp_path: Path) -> None:
+    result = make_run(120)
+    db = tmp_path / "history.db"
+    recorder = StoreReporter(HistoryStore(db))
+    recorder.run_started(result.info, [h.host for h in result.hosts])
+    workers = [
+        threading.Thread(target=lambda part=part: [recorder.host_done(h) for h in part])
+        for part in (result.hosts[i::8] for i in range(8))
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    recorder.close()  # no run_done yet: a run that stopped on an internal error
+    assert _stored_hosts(db, result.info.id) == {h.host for h in result.hosts}
+    with HistoryStore(db) as store:
+        assert store.load_run(result.info.id).hosts  # readable while unfinished
+    recorder.store.close()
+
+
+def test_run_done_waits_for_the_writer_and_keeps_the_later_result_of_a_host(tmp_path: Path) -> None:
+    result = make_run(10)
+    db = tmp_path / "history.db"
+    recorder = StoreReporter(HistoryStore(db))
+    recorder.run_started(result.info, [h.host for h in result.hosts])
+    first = result.hosts[0]
+    recorder.host_done(dataclasses.replace(first, msg="an earlier attempt"))
+    for h in result.hosts:
+        recorder.host_done(h)
+    recorder.run_done(result)
+    recorder.store.close()
+    with HistoryStore(db) as store:
+        assert store.load_run(result.info.id) == result
+
+
+def test_a_failed_write_is_repaired_by_finish_run_and_reported_only_when_it_cannot_be(tmp_path: Path) -> None:
+    result = make_run(6)
+    store = HistoryStore(tmp_path / "history.db")
+    recorder = StoreReporter(store)
+    recorder.run_started(result.info, [h.host for h in result.hosts])
+    real = store.record_hosts
+    calls: list[int] = []
+
+    def failing(run_id: str, hosts: Any) -> None:
+        calls.append(len(hosts))
+        raise OSError("disk full")
+
+    store.record_hosts = failing  # type: ignore[method-assign]
+    for h in result.hosts:
+        recorder.host_done(h)
+    recorder.run_done(result)  # finish_run saves the hosts the writer could not: nothing to report
+    store.record_hosts = real  # type: ignore[method-assign]
+    assert sum(calls) == len(result.hosts)
+    assert store.load_run(result.info.id) == result
+
+    second = make_run(3, run_id="run0000000002")
+    recorder = StoreReporter(store)
+    recorder.run_started(second.info, [])
+    store.record_hosts = failing  # type: ignore[method-assign]
+    recorder.host_done(second.hosts[0])
+    with pytest.raises(HistoryWriteError, match="disk full"):
+        recorder.close()  # no run_done to repair it: the caller must be told
+    store.close()
+
+
+class _Broken:
+    label = "history"
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: object) -> None:
+            raise OSError(f"{name} failed")
+
+        return fail
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.failures: list[tuple[str, str]] = []
+        self.hosts: list[str] = []
+
+    def run_started(self, info: RunInfo, hosts: Any) -> None:
+        pass
+
+    def play_started(self, name: str, hosts: Any) -> None:
+        pass
+
+    def task_done(self, result: HostTaskResult) -> None:
+        pass
+
+    def host_done(self, result: HostResult) -> None:
+        self.hosts.append(result.host)
+
+    def run_done(self, result: RunResult) -> None:
+        pass
+
+    def reporter_failed(self, name: str, error: BaseException) -> None:
+        self.failures.append((name, str(error)))
+
+
+def test_fanout_keeps_going_past_a_broken_reporter_and_tells_the_others_once() -> None:
+    result = make_run(5)
+    listener = _Listener()
+    fanout = Fanout([_Broken(), listener])  # type: ignore[list-item]
+    fanout.run_started(result.info, [])
+    for h in result.hosts:
+        fanout.host_done(h)
+    fanout.run_done(result)
+    assert listener.hosts == [h.host for h in result.hosts]
+    assert listener.failures == [("history", "run_started failed")]
+    assert len(fanout.errors) == 2 + len(result.hosts)
+
+
+def test_the_writer_batches_hosts_that_arrive_together(tmp_path: Path) -> None:
+    result = make_run(200)
+    db = tmp_path / "history.db"
+    store = HistoryStore(db)
+    recorder = StoreReporter(store)
+    gate = threading.Event()
+    real = store.record_hosts
+    sizes: list[int] = []
+
+    def slow_first(run_id: str, hosts: Any) -> None:
+        sizes.append(len(hosts))
+        gate.wait(5)
+        real(run_id, hosts)
+
+    store.record_hosts = slow_first  # type: ignore[method-assign]
+    recorder.run_started(result.info, [])
+    recorder.host_done(result.hosts[0])
+    for h in result.hosts[1:]:
+        recorder.host_done(h)
+    gate.set()
+    recorder.run_done(result)
+    assert sum(sizes) == 200
+    assert len(sizes) < 20  # 199 hosts queued behind the first write go in a handful of transactions
+    with store._engine.connect() as conn:
+        assert conn.scalar(text("select count(*) from host_results")) == 200
+    store.close()
