@@ -249,3 +249,44 @@ def test_get_one_instance_by_selectors(start_lab: StartLab) -> None:
     missing.add_option("ID", "00000000-0000-0000-0000-000000000000")
     with pytest.raises(WSManFaultError):
         wsman.get(SLP, selector_set=missing)
+
+
+def test_long_commands_take_their_time_under_the_operation_timeout(start_lab: StartLab) -> None:
+    """Start-Sleep and ``ping -n`` really last (the Receive is held, then answered with the OperationTimeout
+    fault, as on Windows); timeout.exe refuses to run without a console; a non-loopback ping times out with no
+    traffic."""
+    lab = start_lab()
+    wsman = _wsman(lab.hosts[0].address, operation_timeout=1)
+    with WinRS(wsman) as shell:
+        for program, args, expected in (
+            ("powershell", ["-NoProfile", "-Command", "Start-Sleep -Seconds 2; Write-Output slept"], b"slept\r\n"),
+            ("ping", ["-n", "3", "127.0.0.1"], b"Received = 3, Lost = 0 (0% loss)"),
+        ):
+            proc = Process(shell, program, args)
+            proc.begin_invoke()
+            started = time.monotonic()
+            timeouts = 0
+            out = b""
+            for _ in range(20):
+                try:
+                    state, rc, streams = shell.receive("stdout stderr", proc.id, timeout=1)
+                except WSManFaultError as err:
+                    assert err.code == TIMEOUT_CODE
+                    timeouts += 1
+                    continue
+                out += streams["stdout"]
+                if state.endswith("/Done"):
+                    break
+            assert expected in out
+            assert time.monotonic() - started >= 1.8
+            assert timeouts >= 1
+            assert rc == 0
+        proc = Process(shell, "powershell", ["-Command", "Start-Sleep 1; Write-Output slept"])
+        proc.invoke()
+        assert proc.rc == 0 and proc.stdout == b"slept\r\n"
+        proc = Process(shell, "timeout", ["/t", "30", "/nobreak"])
+        proc.invoke()
+        assert proc.rc == 1 and b"Input redirection is not supported" in proc.stderr
+        proc = Process(shell, "ping", ["-n", "1", "-w", "300", "192.0.2.1"])
+        proc.invoke()
+        assert proc.rc == 1 and b"Request timed out." in proc.stdout

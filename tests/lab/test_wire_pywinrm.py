@@ -47,3 +47,40 @@ def test_ssl_transport(start_lab: StartLab) -> None:
     result = session.run_cmd("hostname")
     assert result.status_code == 0
     assert result.std_out.strip().decode().upper() == host.computer_name.upper()
+
+
+def test_protocol_api_shell_options_and_stdin_filters(start_lab: StartLab) -> None:
+    """pywinrm's Protocol API by hand: a shell with environment, working directory and codepage 65001;
+    ``findstr``/``more`` without a file read the stdin the client sends and run only once it is closed."""
+    from winrm.protocol import Protocol
+
+    lab = start_lab()
+    host = lab.hosts[0]
+    proto = Protocol(
+        f"http://{host.address}:5985/wsman",
+        transport="ntlm",
+        username=USER,
+        password=PASSWORD,
+        read_timeout_sec=30,
+        operation_timeout_sec=20,
+    )
+    shell_id = proto.open_shell(env_vars={"FOO": "bar"}, working_directory="C:\\Windows\\Temp", codepage=65001)
+    try:
+
+        def run(command: str, args: list[str], stdin: bytes | None = None) -> tuple[bytes, bytes, int]:
+            command_id = proto.run_command(shell_id, command, args)
+            if stdin is not None:
+                proto.send_command_input(shell_id, command_id, stdin[:4], end=False)
+                proto.send_command_input(shell_id, command_id, stdin[4:], end=True)
+            out, err, rc = proto.get_command_output(shell_id, command_id)
+            proto.cleanup_command(shell_id, command_id)
+            return out, err, rc
+
+        assert run("echo", ["%FOO%"]) == (b"bar\r\n", b"", 0)
+        assert run("cd", []) == (b"C:\\Windows\\Temp\r\n", b"", 0)
+        assert run("chcp", []) == (b"Active code page: 65001\r\n", b"", 0)
+        assert run("findstr", ["/i", "KMS"], b"line one\r\nkms host\r\nother\r\n") == (b"kms host\r\n", b"", 0)
+        assert run("findstr", ["nothing"], b"line one\r\n") == (b"", b"", 1)
+        assert run("more", [], b"a\nb\n") == (b"a\r\nb\r\n", b"", 0)
+    finally:
+        proto.close_shell(shell_id)

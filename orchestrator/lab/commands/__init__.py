@@ -3,11 +3,12 @@
 WinRS executes every command line through ``cmd.exe /c`` (unless a client asks to skip the shell), so
 ``run`` hands the line to the small cmd interpreter in ``cmd.py``, which finds programs by path, in the current
 directory or on PATH/PATHEXT like cmd.exe: cmd, cscript/wscript (slmgr.vbs, OSPP.VBS), powershell, w32tm,
-tzutil, reg, hostname, whoami, ipconfig, findstr, more, net. Output is CRLF text encoded in the shell's
-codepage (437 by default, 65001 = UTF-8); exit codes are unsigned 32-bit values.
+tzutil, reg, hostname, whoami, ipconfig, findstr, more, net, chcp, ping, timeout. Output is CRLF text encoded in
+the shell's codepage (437 by default, 65001 = UTF-8); exit codes are unsigned 32-bit values.
 
-``prepare`` decides whether the command reads stdin first (``powershell -`` / ``powershell -Command -`` and an
-interactive ``cmd`` without /c): the front end then collects the ``Send`` data before calling ``run``.
+``prepare`` decides whether the command reads stdin first (``powershell -`` / ``powershell -Command -``, an
+interactive ``cmd`` without /c, ``findstr`` and ``more`` without a file): the front end then collects the ``Send``
+data (until ``End``) before calling ``run``, so such a command runs only once its stdin is closed, as on Windows.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ PROGRAMS: dict[str, Program] = {
     "findstr": tools.prog_findstr,
     "more": tools.prog_more,
     "net": tools.prog_net,
+    "chcp": tools.prog_chcp,
+    "ping": tools.prog_ping,
+    "timeout": tools.prog_timeout,
 }
 
 
@@ -75,6 +79,14 @@ def _reads_stdin(machine: Machine, line: str, shell: ShellContext) -> bool:
         return mode == "stdin"
     if found[0] == "cmd":
         return not any(a.lower().startswith(("/c", "/k")) for a in argv)
+    if found[0] == "more":  # ``more`` without a file pages its stdin
+        return not any(not a.startswith(("/", "+")) for a in argv)
+    if found[0] == "findstr":  # findstr [options] strings [files]: without files it filters stdin
+        if any(a.lower().startswith("/f:") for a in argv):
+            return False
+        plain = [a for a in argv if not a.startswith("/")]
+        literal = any(a.lower().startswith(("/c:", "/g:")) for a in argv)
+        return len(plain) <= (0 if literal else 1)
     return False
 
 

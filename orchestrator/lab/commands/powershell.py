@@ -26,7 +26,7 @@ import binascii
 import re
 from dataclasses import dataclass, field
 
-from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult
+from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult
 from orchestrator.winargs import quote_arg
 
 _FLAGS = ("noprofile", "noninteractive", "nologo", "noexit", "sta", "mta")
@@ -223,6 +223,7 @@ class PsState:
     last_exit: int | None = None
     exit_code: int | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    duration: float = 0.0  # simulated run time: Start-Sleep and the programs the script ran
 
     def value_text(self, token: str) -> str:
         name = token[1:].lower()
@@ -262,7 +263,7 @@ async def run_script(ctx: Ctx, script: str) -> ProgResult:
     except _ExitScript:
         pass
     code = state.exit_code if state.exit_code is not None else (0 if state.ok else 1)
-    return ProgResult(state.out, state.err, code & 0xFFFFFFFF)
+    return ProgResult(state.out, state.err, code & 0xFFFFFFFF, duration=min(state.duration, HANG_SECONDS))
 
 
 async def _run_block(state: PsState, text: str) -> None:
@@ -530,7 +531,16 @@ async def _run_command(state: PsState, stmt: str) -> None:
         state.out += f"{CRLF}Path{CRLF}----{CRLF}{state.ctx.cwd}{CRLF}{CRLF}{CRLF}"
         state.ok = True
         return
-    if name in ("start-sleep", "set-strictmode", "set-location", "cd", "out-null", "clear-host"):
+    if name in ("start-sleep", "sleep"):
+        seconds = _sleep_seconds([w.text for w in args])
+        if seconds is None:
+            state.err += _SLEEP_BAD.format(stmt=stmt, marks="~" * max(1, len(stmt)))
+            state.ok = False
+            return
+        state.duration += seconds
+        state.ok = True
+        return
+    if name in ("set-strictmode", "set-location", "cd", "out-null", "clear-host"):
         if name in ("set-location", "cd") and args:
             state.ctx.cwd = args[0].text
         state.ok = True
@@ -552,12 +562,50 @@ async def _run_command(state: PsState, stmt: str) -> None:
     result = await run_program(state.ctx, found[0], args_text, found[1])
     state.out += result.stdout
     state.err += result.stderr
+    state.duration += result.duration
     code = result.code & 0xFFFFFFFF
     state.last_exit = code - (1 << 32) if code & 0x80000000 else code
     state.ok = code == 0
     if result.hang:
         state.ctx.extra["hang"] = True
         raise _ExitScript
+
+
+_SLEEP_BAD = (
+    "Start-Sleep : Cannot validate argument on parameter 'Seconds'. The argument is null, empty, or not a number.{crlf}"
+    "At line:1 char:1{crlf}+ {stmt}{crlf}+ {marks}{crlf}"
+    "    + CategoryInfo          : InvalidData: (:) [Start-Sleep], ParameterBindingValidationException{crlf}"
+    "    + FullyQualifiedErrorId : ParameterArgumentValidationError,Microsoft.PowerShell.Commands.StartSleepCommand"
+    "{crlf} {crlf}"
+).replace("{crlf}", CRLF)
+
+
+def _sleep_seconds(argv: list[str]) -> float | None:
+    """``Start-Sleep [-Seconds] n`` / ``-Milliseconds n`` (also ``-s`` / ``-m``) → seconds, None when invalid."""
+    scale = 1.0
+    value: str | None = None
+    i = 0
+    while i < len(argv):
+        low = argv[i].lower()
+        if low.startswith("-") and not re.fullmatch(r"-?[\d.]+", low):
+            name = low.lstrip("-")
+            if name and "milliseconds".startswith(name):
+                scale = 0.001
+            elif not (name and "seconds".startswith(name)):
+                return None
+            if i + 1 < len(argv):
+                value = argv[i + 1]
+            i += 2
+            continue
+        value = argv[i] if value is None else value
+        i += 1
+    try:
+        number = float(value) if value is not None else -1.0
+    except ValueError:
+        return None
+    if number < 0:
+        return None
+    return number * scale
 
 
 def _test_path(ctx: Ctx, argv: list[str]) -> bool:
@@ -669,8 +717,6 @@ async def prog_powershell(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResu
     ctx.extra.pop("hang", None)
     result = await run_script(ctx, script or "")
     if ctx.extra.pop("hang", False):
-        from orchestrator.lab.commands.base import HANG_SECONDS
-
         result.hang = True
         result.duration = HANG_SECONDS
     return result

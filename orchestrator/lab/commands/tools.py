@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, vb_date
+from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult, vb_date
 from orchestrator.lab.kms import is_loopback
 from orchestrator.lab.spec import KNOWN_TIMEZONES
 
@@ -354,6 +354,94 @@ async def prog_reg(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
 async def prog_hostname(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
     del args_text, argv
     return ProgResult(ctx.machine.computer_name + CRLF)
+
+
+async def prog_chcp(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    """``chcp [n]``: each WinRS command is a new console, so a change lasts only for that command line."""
+    del args_text
+    if not argv:
+        return ProgResult(f"Active code page: {ctx.shell.codepage}{CRLF}")
+    if len(argv) == 1 and argv[0].isdigit() and int(argv[0]) in _CODEPAGES:
+        return ProgResult(f"Active code page: {int(argv[0])}{CRLF}")
+    return ProgResult(stderr=f"Invalid code page{CRLF}", code=1)
+
+
+_CODEPAGES = frozenset({437, 850, 852, 866, 932, 936, 949, 950, 1250, 1251, 1252, 1253, 1254, 65000, 65001})
+
+
+async def prog_timeout(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    """timeout.exe needs a console for its input; under WinRS stdin is a pipe, so it quits at once."""
+    del ctx, args_text, argv
+    return ProgResult(
+        stderr=f"ERROR: Input redirection is not supported, exiting the process immediately.{CRLF}", code=1
+    )
+
+
+_PING_MAX = 4_294_967_295
+
+
+async def prog_ping(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    """``ping [-n count] [-w ms] [-t] target``, simulated without any ICMP traffic: loopback addresses (the
+    classroom) answer, one echo per second; any other address times out after ``-w`` ms per echo."""
+    del args_text
+    count, wait_ms, forever, target = 4, 4000, False, None
+    i = 0
+    while i < len(argv):
+        low = argv[i].lower()
+        if low in ("-n", "/n", "-w", "/w", "-l", "/l", "-i", "/i"):
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+            if not value.isdigit() or not 0 < int(value) <= _PING_MAX:
+                return ProgResult(
+                    f"Bad value for option {argv[i]}, valid range is from 1 to {_PING_MAX}.{CRLF}", code=1
+                )
+            if low[1] == "n":
+                count = int(value)
+            elif low[1] == "w":
+                wait_ms = int(value)
+            i += 2
+            continue
+        if low in ("-t", "/t"):
+            forever = True
+        elif low in ("-4", "/4", "-a", "/a"):
+            pass
+        elif low.startswith(("-", "/")):
+            return ProgResult(f"Bad option {argv[i]}.{CRLF}", code=1)
+        else:
+            target = argv[i]
+        i += 1
+    if target is None:
+        return ProgResult(f"IP address must be specified.{CRLF}", code=1)
+    low_target = target.lower()
+    if low_target in ("localhost", ctx.machine.computer_name.lower()):
+        shown, address, loop = f"{ctx.machine.computer_name} [::1]", "::1", True
+    elif all(p.isdigit() for p in target.split(".")) and len(target.split(".")) == 4:
+        shown, address, loop = target, target, is_loopback(target)
+    else:
+        text = f"Ping request could not find host {target}. Please check the name and try again.{CRLF}"
+        return ProgResult(text, code=1)
+    if loop:
+        reply = (
+            f"Reply from {address}: time<1ms"
+            if address == "::1"
+            else f"Reply from {address}: bytes=32 time<1ms TTL=128"
+        )
+    else:
+        reply = "Request timed out."
+    lines = ["", f"Pinging {shown} with 32 bytes of data:"]
+    if forever:
+        return ProgResult(CRLF.join([*lines, reply]) + CRLF, hang=True, duration=HANG_SECONDS)
+    lines += [reply] * min(count, 100)
+    received = count if loop else 0
+    lost = count - received
+    lines += [
+        "",
+        f"Ping statistics for {address}:",
+        f"    Packets: Sent = {count}, Received = {received}, Lost = {lost} ({lost * 100 // count}% loss),",
+    ]
+    if loop:
+        lines += ["Approximate round trip times in milli-seconds:", "    Minimum = 0ms, Maximum = 0ms, Average = 0ms"]
+    duration = (count - 1) * 1.0 if loop else count * wait_ms / 1000
+    return ProgResult(CRLF.join(lines) + CRLF, code=0 if loop else 1, duration=min(duration, HANG_SECONDS))
 
 
 async def prog_whoami(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
