@@ -98,10 +98,14 @@ def _bad_character(exc: yaml.reader.ReaderError) -> str:
     return f"not valid YAML text: character {exc.character!r} is not allowed"
 
 
+def _too_large(filename: str) -> InputError:
+    return InputError(f"file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB", Location(filename))
+
+
 def load_yaml_text(text: str, filename: str = "<string>") -> Any:
     """Parse one YAML document; syntax errors become ``InputError`` with file:line:column."""
     if len(text) > MAX_YAML_BYTES:
-        raise InputError(f"file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB", Location(filename))
+        raise _too_large(filename)
     try:
         loader = _Loader(text)
     except yaml.reader.ReaderError as exc:
@@ -130,13 +134,18 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
 def load_yaml_file(path: str | Path) -> Any:
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        # Read at most one byte more than the limit: a 300 MB file (or /dev/zero) must not be loaded whole
+        # into memory just to be refused.
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise InputError("file not found", Location(str(path))) from None
     except IsADirectoryError:
         raise InputError("is a directory, expected a YAML file", Location(str(path))) from None
     except OSError as exc:
         raise InputError(f"cannot read file: {exc.strerror}", Location(str(path))) from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise _too_large(str(path))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

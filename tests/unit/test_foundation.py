@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import threading
 import time
+import tracemalloc
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -14,7 +16,7 @@ from orchestrator.errors import InputError
 from orchestrator.executor.pool import WorkerPool
 from orchestrator.hostranges import RangeError, expand
 from orchestrator.redact import MASK, redact, redact_text, register_secret
-from orchestrator.yamlsource import LocatedDict, UnsafeText, load_yaml_text, location_of
+from orchestrator.yamlsource import MAX_YAML_BYTES, LocatedDict, UnsafeText, load_yaml_file, load_yaml_text, location_of
 
 
 def test_ranges() -> None:
@@ -47,6 +49,20 @@ def test_yaml_locations_and_duplicates() -> None:
     assert isinstance(load_yaml_text("x: !unsafe '{{ y }}'")["x"], UnsafeText)
     with pytest.raises(InputError, match="Vault"):
         load_yaml_text("x: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n")
+
+
+def test_a_huge_yaml_file_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yml"
+    with huge.open("wb") as fh:  # sparse: 256 MiB on paper, nothing on disk
+        fh.truncate(256 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=r"huge.yml: file is larger than 16 MiB"):
+            load_yaml_file(huge)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * MAX_YAML_BYTES  # not the 512 MiB of reading and decoding it all
 
 
 @given(st.text(max_size=200))
