@@ -187,6 +187,11 @@ def _execute(
     """What every run does around its engine: secrets registered, report paths checked, ``--limit`` resolved
     (history follow-ups included), the run recorded in the history as it goes, reports written at the end."""
     options = request.options
+    if not inv.hosts:  # an empty file, or hosts indented under the wrong key: not "all 0 PCs are fine"
+        raise InputError(
+            f"the inventory lists no PCs: {', '.join(request.inventory)}",
+            hint="list them under all: hosts: (or a group's hosts:); kmsfleet inventory -i INV --graph shows them",
+        )
     if options.password:
         register_secret(options.password)
     for path in request.reports:
@@ -213,7 +218,11 @@ def _execute(
         from orchestrator.results.reports import write_report
 
         for path in request.reports:
-            write_report(result, Path(path), lang=options.lang)
+            try:
+                write_report(result, Path(path), lang=options.lang)
+            except InputError as exc:  # checked before the run, yet failed now (a full disk): say where it is
+                kept = f"kmsfleet report {info.id} --output FILE" if request.history else "the recap above"
+                raise InputError(exc.message, exc.location, hint=f"the run's results are kept: {kept}") from None
     return result
 
 
@@ -331,12 +340,11 @@ def wake_before_run(
 
 
 def _check_report_path(path: str) -> None:
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.exists():
-        raise InputError(f"--report: folder {parent} does not exist", Location(path))
-    if p.suffix.lower() not in (".json", ".csv", ".xml", ".html", ".htm"):
+    from orchestrator.results.reports import check_writable
+
+    if Path(path).suffix.lower() not in (".json", ".csv", ".xml", ".html", ".htm"):
         raise InputError("--report: use a .json, .csv, .xml (JUnit) or .html file name", Location(path))
+    check_writable(path)  # a folder, a missing folder, one this user cannot write in
 
 
 def ad_hoc_plan(name: str, module: str, args: Mapping[str, Any], hosts: str = "all", gather: bool = False) -> Plan:

@@ -31,6 +31,7 @@ from orchestrator.cli.common import (
     console,
     examples,
     handle_errors,
+    output_lang,
 )
 from orchestrator.cli.licensing_texts import tr
 from orchestrator.cli.output import TerminalReporter
@@ -249,12 +250,8 @@ def register(app: typer.Typer) -> None:
         verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More output (-v, -vv)."),
     ) -> None:
         from orchestrator.api import RunRequest, run_playbook
-        from orchestrator.knowledge.i18n import normalise_lang
 
-        try:
-            lang = normalise_lang(lang)
-        except ValueError as exc:
-            raise InputError(str(exc), hint="use --lang en or --lang zh-TW") from None
+        lang = output_lang(lang)
         extra = parse_extra_vars(extra_vars)
         options = RunOptions(
             check=True,

@@ -88,6 +88,16 @@ def examples(*lines: str) -> str:
     return f"[bold]Examples[/]\n\n{body}"
 
 
+def output_lang(lang: str) -> str:
+    """``--lang`` / ``KMSFLEET_LANG`` as ``en`` or ``zh-TW``; anything else is an input error (exit 4)."""
+    from orchestrator.knowledge.i18n import normalise_lang
+
+    try:
+        return normalise_lang(lang)
+    except ValueError as exc:
+        raise InputError(str(exc), hint="use --lang en or --lang zh-TW") from None
+
+
 def not_none(value: Any, what: str) -> Any:
     if value is None:
         fail(f"{what} is required")

@@ -30,9 +30,8 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from orchestrator.cli.common import console, examples, handle_errors
+from orchestrator.cli.common import console, examples, handle_errors, output_lang
 from orchestrator.cli.licensing_texts import tr
-from orchestrator.errors import InputError
 from orchestrator.executor.options import RunOptions
 from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult
 
@@ -287,10 +286,6 @@ def register(app: typer.Typer) -> None:
         hosts: int = typer.Option(40, "--hosts", "-n", min=1, max=1000, help="PCs in the simulated classroom."),
         seed: int = typer.Option(7, "--seed", help="Where the problems sit in the room (any number)."),
     ) -> None:
-        from orchestrator.knowledge.i18n import normalise_lang
 
-        try:
-            lang = normalise_lang(lang)
-        except ValueError as exc:
-            raise InputError(str(exc), hint="use --lang en or --lang zh-TW") from None
+        lang = output_lang(lang)
         raise typer.Exit(run_demo(hosts, seed, lang, db, keep))

@@ -498,14 +498,14 @@ def register(app: typer.Typer) -> None:
         lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
         db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
     ) -> None:
-        from orchestrator.results.reports import format_for, render_report, write_report
+        from orchestrator.results.reports import check_writable, format_for, render_report, write_report
 
         code = _lang(lang)
         if fmt is None and output is None:
             raise InputError("give --format (json, csv, junit, html) or --output FILE", hint="e.g. --format html")
         kind = format_for(output or "", fmt)
-        if output is not None and not output.parent.exists():
-            raise InputError(f"--output: folder {output.parent} does not exist")
+        if output is not None:
+            check_writable(output, "--output")
         result, _ = load_stored_run(db, run_id)
         if output is not None:
             path = write_report(result, output, kind, lang=code)

@@ -150,6 +150,11 @@ def register(app: typer.Typer) -> None:
     lab_app = typer.Typer(
         name="lab",
         help=HELP,
+        epilog=examples(
+            "kmsfleet lab serve --hosts 40 -o lab.yml",
+            "kmsfleet lab serve --hosts 40 --profile mixed",
+            "kmsfleet lab serve --spec classroom.yml --seed 7",
+        ),
         no_args_is_help=True,
         rich_markup_mode="rich",
         context_settings={"help_option_names": ["-h", "--help"]},

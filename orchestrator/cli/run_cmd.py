@@ -27,6 +27,7 @@ from orchestrator.cli.common import (
     escape,
     examples,
     handle_errors,
+    output_lang,
 )
 from orchestrator.errors import InputError, Location
 from orchestrator.executor.options import RunOptions
@@ -36,13 +37,15 @@ from orchestrator.results.models import RunResult
 
 def parse_extra_vars(values: list[str]) -> dict[str, Any]:
     """Ansible's -e forms: key=value pairs, @file.yml, or a JSON/YAML mapping."""
-    from orchestrator.playbook.kv import parse_kv  # Ansible key=value rules (quotes, spaces)
+    from orchestrator.playbook.kv import KVError, parse_kv  # Ansible key=value rules (quotes, spaces)
     from orchestrator.yamlsource import load_yaml_file, load_yaml_text
 
     out: dict[str, Any] = {}
     for raw in values:
         text = raw.strip()
         if text.startswith("@"):
+            if not text[1:].strip():
+                raise InputError("-e @: give the name of a YAML file of variables", hint="e.g. -e @vars.yml")
             data = load_yaml_file(text[1:])
             if not isinstance(data, dict):
                 raise InputError("-e @FILE must contain a mapping of variables", Location(text[1:]))
@@ -53,7 +56,11 @@ def parse_extra_vars(values: list[str]) -> dict[str, Any]:
                 raise InputError(f"-e {text!r}: expected a mapping")
             out.update(data)
         elif "=" in text:
-            pairs, stray, _warnings = parse_kv(text, None)
+            try:
+                pairs, stray, _warnings = parse_kv(text, None)
+            except KVError as exc:
+                hint = "close every quote and {{ }}, e.g. -e 'school=\"Main Street\"'"
+                raise InputError(f"-e {text!r}: {exc}", hint=hint) from None
             if stray:
                 raise InputError(f"-e {text!r}: {stray[0]!r} is not key=value")
             out.update(pairs)
@@ -267,11 +274,10 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         from orchestrator.api import RunRequest
-        from orchestrator.knowledge.i18n import normalise_lang
 
         if strategy not in ("free", "linear"):
             raise InputError(f"--strategy must be free or linear, not {strategy!r}")
-        lang = normalise_lang(lang)
+        lang = output_lang(lang)
         options = RunOptions(
             check=check,
             diff=diff,
@@ -323,9 +329,8 @@ def register(app: typer.Typer) -> None:
         from orchestrator.api import RunRequest, ad_hoc_plan, run_plan
         from orchestrator.cli.output import TerminalReporter
         from orchestrator.inventory.loader import load_inventory
-        from orchestrator.knowledge.i18n import normalise_lang
 
-        lang = normalise_lang(lang)
+        lang = output_lang(lang)
         options = RunOptions(forks=forks, verbosity=verbose, password=read_password(ask_pass), lang=lang)
         request = RunRequest(
             playbook="<win_ping>", inventory=inventory, limit=limit, options=options, db=db, reports=report

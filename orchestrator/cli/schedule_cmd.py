@@ -35,6 +35,12 @@ def _print_install_notes(lines: list[str]) -> None:
 def register(app: typer.Typer) -> None:
     schedule_app = typer.Typer(
         help=HELP,
+        epilog=examples(
+            'kmsfleet schedule add weekday-audit --playbook audit.yml -i school.yml --cron "0 7 * * 1-5"',
+            "kmsfleet schedule list",
+            "kmsfleet schedule run weekday-audit",
+            "kmsfleet schedule remove weekday-audit",
+        ),
         no_args_is_help=True,
         rich_markup_mode="rich",
         context_settings={"help_option_names": ["-h", "--help"]},

@@ -426,13 +426,20 @@ def _relocalise(summary: ClassroomSummary, lang: str) -> ClassroomSummary:
     return replace(summary, lang=lang, groups=tuple(groups), licence_issues=tuple(issues))
 
 
+def all_ok_line(summary: ClassroomSummary, code: str) -> str:
+    """The all-fine line of a summary, or that no PC ran at all (``--limit @failed`` after a clean run)."""
+    if not summary.total:
+        return i18n.t("recap.no_hosts", code)
+    return i18n.t("recap.all_ok", code, total=summary.total)
+
+
 def headline(summary: ClassroomSummary, lang: str | None = None) -> str:
     """One line: "7 of 40 PCs failed — 4 PCs: Clock is off (pc3, pc11, …); 2 PCs: …"."""
     code = lang_code(lang or summary.lang)
     if code != summary.lang:
         summary = _relocalise(summary, code)
     if not summary.failed:
-        return i18n.t("recap.all_ok", code, total=summary.total)
+        return all_ok_line(summary, code)
     parts = [
         f"{i18n.t('recap.group', code, n=g.count, title=g.title)} ({host_list(g.hosts, code, limit=3)})"
         for g in summary.groups
@@ -452,7 +459,7 @@ def render_summary_text(summary: ClassroomSummary, lang: str | None = None) -> s
     if summary.failed:
         lines.append(i18n.t("recap.failed_of_total", code, failed=summary.failed, total=summary.total))
     else:
-        lines.append(i18n.t("recap.all_ok", code, total=summary.total))
+        lines.append(all_ok_line(summary, code))
     if summary.not_finished:
         lines.append(i18n.t("summary.not_finished", code, n=summary.not_finished))
     for g in summary.groups:
@@ -498,6 +505,7 @@ __all__ = [
     "CauseGroup",
     "ClassroomSummary",
     "Explanation",
+    "all_ok_line",
     "bucket_text",
     "cause_of",
     "day_bucket",

@@ -163,6 +163,14 @@ def test_an_all_good_run_says_so() -> None:
     assert headline(summary) == i18n.t("recap.all_ok", "en", total=2)
 
 
+@pytest.mark.parametrize("lang", ["en", "zh-TW"])
+def test_a_run_on_no_pc_does_not_say_all_zero_pcs_are_fine(lang: str) -> None:
+    summary = summarise(_run(), lang)  # e.g. --limit @failed after a clean run
+    line = i18n.t("recap.no_hosts", lang)
+    assert line != "recap.no_hosts" and "0" not in line
+    assert headline(summary) == line and render_summary_text(summary).startswith(line)
+
+
 def test_interrupted_run_counts_unfinished_pcs() -> None:
     hosts = (
         make_host(1),

@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from orchestrator.errors import InputError
+from orchestrator.errors import InputError, Location
 from orchestrator.results.models import RunResult
 from orchestrator.results.summary import ClassroomSummary, lang_code, summarise
 
@@ -67,6 +67,25 @@ def render_report(
     return render_html(result, code, summary)
 
 
+def check_writable(path: str | os.PathLike[str], option: str = "--report") -> None:
+    """Refuse a report file that could not be written, before anything runs: a folder, a missing folder, or a
+    folder where this user may not create files (the report is written there atomically, via a temp file)."""
+    target = Path(path)
+    where = Location(os.fspath(path))
+    if target.is_dir():
+        raise InputError(f"{option}: this is a folder; give a file name inside it", where, hint="e.g. out.html")
+    parent = target.parent
+    if not parent.is_dir():
+        problem = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise InputError(f"{option}: folder {parent} {problem}", where)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise InputError(f"{option}: cannot write in folder {parent}: {exc.strerror}", where) from None
+
+
 def write_report(
     result: RunResult,
     path: str | os.PathLike[str],
@@ -78,20 +97,25 @@ def write_report(
     target = Path(path)
     content = render_report(result, format_for(target, fmt), lang, summary)
     data = content if isinstance(content, bytes) else content.encode("utf-8")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write the report: {exc.strerror}", Location(str(target))) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):  # a full disk, or the file name is a folder
+            raise InputError(f"cannot write the report: {exc.strerror}", Location(str(target))) from None
         raise
     return target
 
 
-__all__ = ["FORMATS", "format_for", "render_report", "write_report"]
+__all__ = ["FORMATS", "check_writable", "format_for", "render_report", "write_report"]

@@ -21,6 +21,7 @@ from orchestrator.results.summary import (
     PROBLEM_STATUSES,
     CauseGroup,
     ClassroomSummary,
+    all_ok_line,
     bucket_text,
     host_list,
     licence_status_text,
@@ -342,7 +343,7 @@ def render_html(result: RunResult, lang: str = "en", summary: ClassroomSummary |
     if summary.failed:
         headline = i18n.t("recap.failed_of_total", code, failed=summary.failed, total=summary.total)
     else:
-        headline = i18n.t("recap.all_ok", code, total=summary.total)
+        headline = all_ok_line(summary, code)
     body = [
         f'<header><h1>{_e(title)}</h1><dl class="meta">',
         "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta if v),
