@@ -102,7 +102,11 @@ class InventoryBuilder:
 
     # ------------------------------------------------------------------------------------------- hosts
 
-    def add_host(self, name: str, location: Location, source: str, group: str | None) -> HostEntry:
+    def add_host(
+        self, name: str, location: Location, source: str, group: str | None, port: int | None = None
+    ) -> HostEntry:
+        """Add a host (or a group membership of a known one). A ``name:port`` port is kept only when the host is
+        new, as Ansible does: a later ``pc01:5999`` line does not change a known host's ``ansible_port``."""
         check_entity_name(name, "host", location)
         entry = self.hosts.get(name)
         if entry is None:
@@ -115,6 +119,8 @@ class InventoryBuilder:
                     hint="host patterns could not tell them apart: rename one of them",
                 )
             entry = HostEntry(name, location, source)
+            if port is not None:
+                entry.vars["ansible_port"] = port
             self.hosts[name] = entry
         # The group's host list and the host's group list are only ever appended together (here), so the
         # host's short group list answers "already a member?" without scanning the group's (possibly

@@ -135,9 +135,7 @@ def _host_line(builder: InventoryBuilder, group: str, raw: str, line: str, loc: 
     except RangeError as exc:
         raise InputError(f"bad host range: {exc}", loc) from None
     for host in names:
-        builder.add_host(host, loc, filename, group)
-        if port is not None:
-            builder.set_host_var(host, "ansible_port", port)
+        builder.add_host(host, loc, filename, group, port)
         for key, value in variables.items():
             builder.set_host_var(host, key, value)
     register_secrets(variables)

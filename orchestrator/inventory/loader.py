@@ -182,6 +182,4 @@ def _load_host_list(source: str, builder: InventoryBuilder) -> None:
         except RangeError as exc:
             raise InputError(f"bad host range: {exc}", loc) from None
         for host in names:
-            builder.add_host(host, loc, "", "ungrouped")
-            if port is not None:
-                builder.set_host_var(host, "ansible_port", port)
+            builder.add_host(host, loc, "", "ungrouped", port)

@@ -126,14 +126,17 @@ class Inventory:
                 name, tuple(host_entry.groups), types.MappingProxyType(own), host_entry.location, host_entry.source
             )
 
-        # descendants' hosts per group, in inventory order
+        # descendants' hosts per group, in Ansible's order (Group.get_hosts): the group's own hosts, then its
+        # children's, then grandchildren's …, each level in definition order, a host where it is first seen
         self._group_hosts: dict[str, tuple[str, ...]] = {}
         for name in groups:
-            members: set[str] = set()
-            for g in [name, *self._descendants(name)]:
-                members.update(groups[g].hosts)
-            self._group_hosts[name] = tuple(sorted(members, key=self._index.__getitem__))
-        self._group_hosts["all"] = self.hosts
+            members: dict[str, None] = {}
+            for g in self._descendants_by_level(name):
+                members.update(dict.fromkeys(groups[g].hosts))
+            self._group_hosts[name] = tuple(members)
+        all_members = dict.fromkeys(self._group_hosts["all"])
+        all_members.update(dict.fromkeys(self.hosts))
+        self._group_hosts["all"] = tuple(all_members)
 
         self._host_groups: dict[str, tuple[str, ...]] = {}
         for name, host in self._host_objs.items():
@@ -189,7 +192,8 @@ class Inventory:
         return {name: list(hosts) for name, hosts in self._group_hosts.items()}
 
     def group_hosts(self, group: str) -> list[str]:
-        """Hosts of ``group`` and of its descendants, in inventory order."""
+        """Hosts of ``group`` and of its descendants, in Ansible's order: the group's own, then its children's
+        (breadth first, each group's in definition order)."""
         if group not in self.groups:
             hint = did_you_mean(group, self.groups)
             raise InputError(f"unknown group '{group}'", hint=hint)
@@ -237,6 +241,22 @@ class Inventory:
 
     def _unknown_host(self, name: str) -> InputError:
         return InputError(f"unknown host '{name}'", hint=did_you_mean(name, self.hosts))
+
+    def _descendants_by_level(self, name: str) -> list[str]:
+        """``name``, its children, their children … (breadth first, each group once, definition order)."""
+        ordered = [name]
+        seen = {name}
+        level = [name]
+        while level:
+            following: list[str] = []
+            for g in level:
+                for child in self.groups[g].children:
+                    if child not in seen:
+                        seen.add(child)
+                        ordered.append(child)
+                        following.append(child)
+            level = following
+        return ordered
 
     def _descendants(self, name: str) -> list[str]:
         return self._walk(name, "children")

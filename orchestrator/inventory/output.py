@@ -9,13 +9,14 @@ from orchestrator.inventory._util import did_you_mean
 from orchestrator.redact import redact
 
 if TYPE_CHECKING:
-    from orchestrator.inventory.model import Inventory
+    from orchestrator.inventory.model import Group, Inventory
 
 
 def list_json(inventory: Inventory, *, limit: str | None = None, export: bool = False) -> dict[str, Any]:
     """``{"_meta": {"hostvars": …}, "all": {"children": […]}, "<group>": {"hosts": […], "children": […]}}``.
 
-    Without ``export`` (Ansible's default) group variables are merged into each host's ``hostvars``; with it,
+    Children and hosts keep inventory order, as ansible-core does. Without ``export`` (Ansible's default)
+    group variables are merged into each host's ``hostvars``; with it,
     ``hostvars`` hold only host-level variables and each group shows its own ``vars``. Empty keys and empty
     groups are left out, as Ansible does."""
     available = set(inventory.select(limit)) if limit else set(inventory.hosts)
@@ -38,13 +39,13 @@ def list_json(inventory: Inventory, *, limit: str | None = None, export: bool = 
         entry: dict[str, Any] = {}
         if name != "all":
             entry["hosts"] = [h for h in group.hosts if h in available]
-        entry["children"] = sorted(group.children)
+        entry["children"] = list(group.children)
         if export:
-            entry["vars"] = dict(group.vars)
+            entry["vars"] = _group_vars(group)
         entry = {k: v for k, v in entry.items() if v}
         if entry:
             out[name] = entry
-        stack.extend(sorted(group.children))
+        stack.extend(group.children)
     return out
 
 
@@ -56,7 +57,8 @@ def graph(
     limit: str | None = None,
     mask_secrets: bool = False,
 ) -> str:
-    """The ``@group:`` / ``|--host`` tree, children and hosts sorted by name; ``show_vars`` adds
+    """The ``@group:`` / ``|--host`` tree, children and hosts in inventory order (as ansible-core 2.19 prints
+    them); ``show_vars`` adds
     ``{name = value}`` lines (host vars merged, group vars as loaded)."""
     if pattern not in inventory.groups:
         hint = did_you_mean(pattern, inventory.groups)
@@ -80,17 +82,26 @@ def graph(
         lines.append(name(f"@{group_name}:", depth))
         if group_name in trail:
             return
-        for child in sorted(group.children):
+        for child in group.children:
             walk(child, depth + 1, (*trail, group_name))
         if group_name != "all":
-            for host in sorted(group.hosts):
+            for host in group.hosts:
                 if available is not None and host not in available:
                     continue
                 lines.append(name(host, depth + 1))
                 if show_vars:
                     show(inventory.inventory_vars(host), depth + 2)
         if show_vars:
-            show(dict(group.vars), depth + 1)
+            show(_group_vars(group), depth + 1)
 
     walk(pattern, 0, ())
     return "\n".join(lines)
+
+
+def _group_vars(group: Group) -> dict[str, Any]:
+    """A group's own variables as ansible-inventory shows them: ``ansible_group_priority`` is listed when it is
+    not the default 1."""
+    values = dict(group.vars)
+    if group.priority != 1:
+        values["ansible_group_priority"] = group.priority
+    return values

@@ -45,8 +45,7 @@ def match(inventory: Inventory, pattern: str | None, *, limit: str | None = None
         chosen = [h for h in chosen if h in keep]
         unmatched += l_unmatched
         hints += l_hints
-    ordered = sorted(set(chosen), key=inventory.index_of)
-    return Selection(tuple(ordered), tuple(unmatched), tuple(hints))
+    return Selection(tuple(dict.fromkeys(chosen)), tuple(unmatched), tuple(hints))
 
 
 def select(
@@ -107,11 +106,11 @@ def _evaluate(inventory: Inventory, pattern: str) -> tuple[list[str], list[str],
 
 def _file_term(inventory: Inventory, term: str) -> list[str]:
     """``@file``: the union of the patterns on each line (a retry file lists one host per line)."""
-    found: set[str] = set()
+    found: dict[str, None] = {}
     for line in _read_file(term):
         hosts, _unmatched, _hints = _evaluate(inventory, line)
-        found.update(hosts)
-    return sorted(found, key=inventory.index_of)
+        found.update(dict.fromkeys(hosts))
+    return list(found)
 
 
 def _read_file(term: str) -> list[str]:
@@ -177,10 +176,12 @@ def _enumerate(inventory: Inventory, expr: str) -> tuple[list[str], bool]:
 
 
 def _union(inventory: Inventory, groups: list[str], hosts: list[str]) -> list[str]:
-    out: set[str] = set(hosts)
+    """Ansible's order: the matching groups' hosts (group definition order), then the matching hosts."""
+    out: dict[str, None] = {}
     for g in groups:
-        out.update(inventory.group_hosts(g))
-    return sorted(out, key=inventory.index_of)
+        out.update(dict.fromkeys(inventory.group_hosts(g)))
+    out.update(dict.fromkeys(hosts))
+    return list(out)
 
 
 def _regex_hosts(inventory: Inventory, regex: re.Pattern[str]) -> list[str]:

@@ -113,9 +113,7 @@ def _parse_hosts(builder: InventoryBuilder, group: str, value: Any, loc: Locatio
         except RangeError as exc:
             raise InputError(f"bad host range: {exc}", host_loc) from None
         for host in names:
-            builder.add_host(host, host_loc, filename, group)
-            if port is not None:
-                builder.set_host_var(host, "ansible_port", port)
+            builder.add_host(host, host_loc, filename, group, port)
             for var, val in (host_vars or {}).items():
                 if not var:
                     raise InputError("empty variable name", _key_loc(host_vars, var, filename))

@@ -39,7 +39,7 @@ def inv(tmp_path: Path) -> Inventory:
 
 def test_list_json_shape(inv: Inventory) -> None:
     data = inv.to_list_json()
-    assert data["all"] == {"children": ["empty", "rooms", "ungrouped"]}
+    assert data["all"] == {"children": ["ungrouped", "rooms", "empty"]}  # definition order, as ansible-core 2.19
     assert data["rooms"] == {"children": ["room101"]}
     assert data["room101"] == {"hosts": ["pc02", "pc01"]}
     assert data["ungrouped"] == {"hosts": ["teacher"]}
@@ -71,13 +71,13 @@ def test_graph(inv: Inventory) -> None:
     assert inv.graph() == "\n".join(
         [
             "@all:",
-            "  |--@empty:",
-            "  |--@rooms:",
-            "  |  |--@room101:",
-            "  |  |  |--pc01",
-            "  |  |  |--pc02",
             "  |--@ungrouped:",
             "  |  |--teacher",
+            "  |--@rooms:",
+            "  |  |--@room101:",
+            "  |  |  |--pc02",
+            "  |  |  |--pc01",
+            "  |--@empty:",
         ]
     )
 
@@ -86,7 +86,7 @@ def test_graph_of_a_group_with_vars_masks_secrets(inv: Inventory) -> None:
     text = inv.graph("room101", show_vars=True, mask_secrets=True)
     lines = text.splitlines()
     assert lines[0] == "@room101:"
-    assert lines[1] == "  |--pc01"
+    assert lines[1] == "  |--pc02"
     assert f"  |  |--{{ansible_password = {MASK}}}" in lines
     assert "  |  |--{kms = kms.lab}" in lines
     assert "Graph-Secret-77" not in text
@@ -108,3 +108,12 @@ def test_unknown_host(inv: Inventory) -> None:
         inv.host_vars("pc1")
     assert info.value.message == "unknown host 'pc1'"
     assert info.value.hint == "did you mean 'pc01'?"
+
+
+def test_export_and_graph_vars_show_a_group_priority(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.ini"
+    path.write_text("[room]\npc01\n[room:vars]\nansible_group_priority=10\nlevel=room\n", encoding="utf-8")
+    inv = load_inventory([str(path)])
+    assert inv.to_list_json(export=True)["room"]["vars"] == {"level": "room", "ansible_group_priority": 10}
+    assert "  |--{ansible_group_priority = 10}" in inv.graph("room", show_vars=True).splitlines()
+    assert inv.inventory_vars("pc01") == {"level": "room"}  # never a host variable

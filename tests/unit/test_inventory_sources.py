@@ -119,3 +119,17 @@ def test_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"all:\n  hosts:\n    pc\xff:\n")
     with pytest.raises(InputError, match="not UTF-8"):
         load_inventory([str(path)])
+
+
+def test_a_port_in_a_later_host_line_does_not_change_a_known_host(tmp_path: Path) -> None:
+    """Ansible keeps ``host:port`` only when it creates the host: later ``pc01:5999`` lines (same or another
+    source) add group membership, not a new ``ansible_port``; explicit ``ansible_port=`` still overrides."""
+    first = tmp_path / "a.yml"
+    first.write_text("all:\n  hosts:\n    pc01:\n      ansible_port: 5985\n    pc02:5986:\n", encoding="utf-8")
+    second = tmp_path / "b.ini"
+    second.write_text("[room]\npc01:5999\npc02:5999 ansible_port=6000\npc03:5999\n", encoding="utf-8")
+    inv = load_inventory([str(first), str(second)])
+    assert inv.inventory_vars("pc01")["ansible_port"] == 5985
+    assert inv.inventory_vars("pc02")["ansible_port"] == 6000
+    assert inv.inventory_vars("pc03")["ansible_port"] == 5999
+    assert inv.group_hosts("room") == ["pc01", "pc02", "pc03"]

@@ -50,7 +50,7 @@ def inv(tmp_path_factory: pytest.TempPathFactory) -> Inventory:
         ("pc03", ["pc03"]),
         ("ungrouped", ["teacher"]),
         ("room101:room102", ROOM101 + ROOM102),
-        ("room102,room101", ROOM101 + ROOM102),  # inventory order, whatever the pattern order
+        ("room102,room101", ROOM102 + ROOM101),  # Ansible's order: term by term
         ("room101:&win10", ["pc02", "pc05"]),
         ("room101,&win10", ["pc02", "pc05"]),
         ("room101:!pc05", ["pc01", "pc02", "pc03", "pc04", "pc06"]),
@@ -119,7 +119,7 @@ def test_limit_from_a_file(inv: Inventory, tmp_path: Path, monkeypatch: pytest.M
     (tmp_path / "retry.txt").write_text("pc03\n\n# comment\npc07\nroom101:&win10\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert inv.select("all", limit="@retry.txt") == ["pc02", "pc03", "pc05", "pc07"]
-    assert inv.select("@retry.txt") == ["pc02", "pc03", "pc05", "pc07"]
+    assert inv.select("@retry.txt") == ["pc03", "pc07", "pc02", "pc05"]  # line by line
     assert inv.select("room101", limit="@retry.txt,pc01") == ["pc01", "pc02", "pc03", "pc05"]
 
 
@@ -144,3 +144,21 @@ def test_bad_patterns(
 
 def test_globs_are_case_sensitive(inv: Inventory) -> None:
     assert inv.match("PC0*").hosts == ()
+
+
+def test_group_hosts_in_ansibles_order(tmp_path: Path) -> None:
+    """A group lists its own hosts in its own order (not where they first appeared in the file), then its
+    children's, level by level: ``groups['room101'][0]`` and ``room101[0]`` are what Ansible gives."""
+    path = tmp_path / "hosts.ini"
+    path.write_text(
+        "[win10]\npc03\npc02\n[room101]\npc01\npc02\npc03\n[deep]\npc09\n[sub]\npc04\n"
+        "[sub:children]\ndeep\n[room101:children]\nsub\n",
+        encoding="utf-8",
+    )
+    inv = load_inventory([str(path)])
+    assert inv.group_hosts("room101") == ["pc01", "pc02", "pc03", "pc04", "pc09"]
+    assert inv.select("room101[0]") == ["pc01"]
+    assert inv.host_vars("pc01")["groups"]["room101"][0] == "pc01"
+    assert inv.select("win10,room101") == ["pc03", "pc02", "pc01", "pc04", "pc09"]
+    assert inv.select("room101", limit="win10") == ["pc02", "pc03"]
+    assert inv.select("all") == ["pc03", "pc02", "pc01", "pc04", "pc09"]
