@@ -50,6 +50,7 @@ from jinja2.exceptions import (
     UndefinedError,
 )
 from jinja2.filters import do_unique
+from jinja2.lexer import TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.parser import Parser
 from jinja2.runtime import Context, Undefined
@@ -344,9 +345,32 @@ def _text_concat(values: Iterable[Any]) -> str:
     return "".join(out)
 
 
+class _Lexer(Lexer):
+    r"""Ansible's lexer rule: inside ``{{ }}`` a string constant keeps its backslashes as written, so
+    ``regex_replace('^(.*)$', '\\1')`` in a YAML double-quoted string gets the back-reference ``\1``, not the
+    character U+0001 (backslashes are processed once, by YAML). ``{% %}`` statements and bare conditions
+    (``when``, ``until``, ``failed_when`` …) keep Jinja's own escapes, as in Ansible."""
+
+    def tokeniter(self, *args: Any, **kwargs: Any) -> Iterator[tuple[int, str, str]]:
+        in_variable = False
+        for lineno, token, value in super().tokeniter(*args, **kwargs):
+            if token == TOKEN_VARIABLE_BEGIN:
+                in_variable = True
+            elif token == TOKEN_VARIABLE_END:
+                in_variable = False
+            elif in_variable and token == TOKEN_STRING:
+                yield lineno, token, value.replace("\\", "\\\\")
+                continue
+            yield lineno, token, value
+
+
 class _Environment(ImmutableSandboxedEnvironment):
     code_generator_class = _CodeGenerator
     concat = staticmethod(_text_concat)
+
+    @functools.cached_property
+    def lexer(self) -> Lexer:
+        return _Lexer(self)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Undefined):

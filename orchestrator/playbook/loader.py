@@ -505,7 +505,7 @@ class _Loader:
                 args[spec.free_form] = value
             else:
                 try:
-                    parsed, rest, warnings = parse_kv(text, spec.free_form)
+                    parsed, rest, warnings = self._parse_kv_text(text, spec)
                 except KVError as exc:
                     raise InputError(f"cannot read the arguments of '{module_key}': {exc}", at) from None
                 if rest:
@@ -533,6 +533,20 @@ class _Loader:
             hint = ("also: " + "; ".join(problems[1:])) if len(problems) > 1 else None
             raise InputError(f"{spec.name}: {problems[0]}", where, hint)
         return args
+
+    @staticmethod
+    def _parse_kv_text(text: str, spec: ModuleSpec) -> tuple[dict[str, str], list[str], list[str]]:
+        """``key=value`` text as Ansible reads it. A module with a free-form argument takes text made only of
+        its own ``key=value`` arguments as arguments (``debug: var=result``, ``fail: msg="no {{ x }}"``),
+        anything else as its free-form text (``win_command: whoami chdir=C:\\``)."""
+        if spec.free_form is not None and "\n" not in text.strip():
+            try:
+                parsed, rest, warnings = parse_kv(text, None)
+            except KVError:
+                parsed, rest, warnings = {}, [], []
+            if parsed and not rest and not spec.check_args(parsed):
+                return parsed, rest, warnings
+        return parse_kv(text, spec.free_form)
 
     def _loop(self, value: Any, key: str, at: Location) -> Any:
         """A literal list, or a template that gives one (``with_items: word`` is ``[word]``; ``with_dict`` takes

@@ -197,6 +197,8 @@ class HostStats:
                 counts["rescued"] += 1
             elif t.ignored:
                 counts["ignored"] += 1
+                counts["ok"] += 1  # Ansible counts an ignored failure as ok too (and changed when it changed)
+                counts["changed"] += int(t.changed)
             elif t.status is TaskStatus.CHANGED:
                 counts["changed"] += 1
                 counts["ok"] += 1  # Ansible counts changed tasks as ok too

@@ -396,3 +396,25 @@ def test_should_run_with_inherited_tags(tmp_path: Path) -> None:
     assert run(set(), {"always"}) == ["untagged", "kms"]
     assert run(set(), {"all"}) == ["always"]
     assert run(set(), {"kms", "untagged"}) == ["always"]
+
+
+@pytest.mark.parametrize(
+    ("task", "args"),
+    [
+        ("debug: var=result", {"var": "result"}),
+        ('debug: msg="Hello {{ name }}" verbosity=1', {"msg": "Hello {{ name }}", "verbosity": "1"}),
+        ("debug: Hello world", {"msg": "Hello world"}),  # kmsfleet's free form (Ansible refuses it)
+        ("fail: msg='no {{ x }}'", {"msg": "no {{ x }}"}),
+        ("win_command: whoami chdir=C:\\\\Temp", {"cmd": "whoami", "chdir": "C:\\Temp"}),
+        ("win_command: echo msg=1", {"cmd": "echo msg=1"}),
+        ("wmi_query: SELECT Name FROM Win32_OS WHERE Name='x'", {"query": "SELECT Name FROM Win32_OS WHERE Name='x'"}),
+    ],
+)
+def test_key_value_text_with_the_real_modules(tmp_path: Path, task: str, args: dict[str, Any]) -> None:
+    """Modules with a free-form argument (debug, fail, win_command …) still take ``key=value`` text made only of
+    their own arguments as Ansible does: ``debug: var=result`` shows the variable, not the text 'var=result'."""
+    from orchestrator.modules.base import REGISTRY
+
+    (tmp_path / "p.yml").write_text(f"- hosts: all\n  tasks:\n    - {task}\n", encoding="utf-8")
+    book = load_playbook(tmp_path / "p.yml", REGISTRY)
+    assert dict(book.plays[0].tasks[0].args) == args

@@ -47,12 +47,12 @@ def t() -> Templar:
         ("{{ 'AbC' | lower }}|{{ 'AbC' | upper }}", "abc|ABC"),
         ("{{ '  x  ' | trim }}", "x"),
         ("{{ 'a-b-c' | replace('-', '+') }}", "a+b+c"),
-        ("{{ 'Activation succeeded' | regex_search('succ\\\\w+') }}", "succeeded"),
-        ("{{ version_output | regex_search('(\\\\d+)\\\\.(\\\\d+)', '\\\\1', '\\\\2') }}", ["10", "0"]),
+        ("{{ 'Activation succeeded' | regex_search('succ\\w+') }}", "succeeded"),
+        ("{{ version_output | regex_search('(\\d+)\\.(\\d+)', '\\1', '\\2') }}", ["10", "0"]),
         ("{{ 'abc' | regex_search('x') }}", None),
         ("{{ 'ABC' | regex_search('b', ignorecase=True) }}", "B"),
-        ("{{ 'a1b22' | regex_replace('\\\\d+', '#') }}", "a#b#"),
-        ("{{ 'a1b22' | regex_findall('\\\\d+') }}", ["1", "22"]),
+        ("{{ 'a1b22' | regex_replace('\\d+', '#') }}", "a#b#"),
+        ("{{ 'a1b22' | regex_findall('\\d+') }}", ["1", "22"]),
         ("{{ d | to_json }}", '{"x": 1, "y": 2}'),
         ("{{ '{\"a\": [1]}' | from_json }}", {"a": [1]}),
         ("{{ d | to_yaml }}", "{x: 1, y: 2}\n"),
@@ -126,7 +126,7 @@ def test_filters_and_tests(t: Templar, template: str, expected: Any) -> None:
         ("{{ undefined_x | mandatory('set kms_host first') }}", "set kms_host first"),
         ("{{ 'x' | from_json }}", "from_json: invalid JSON"),
         ("{{ '[' | from_yaml }}", "from_yaml: invalid YAML"),
-        ("{{ 'a: &x 1\\nb: *x' | from_yaml }}", "aliases"),
+        ("{{ 'a: &x 1\nb: *x' | from_yaml }}", "aliases"),
         ("{{ 'x' | regex_search('(') }}", "invalid regular expression"),
         ("{{ 1 | dict2items }}", "dict2items expects a dictionary"),
         ("{{ 'abc' | union([1]) }}", "union expects a list"),
@@ -140,3 +140,14 @@ def test_filter_errors(t: Templar, template: str, message: str) -> None:
     with pytest.raises(TemplateError) as info:
         t.render(template)
     assert message in info.value.message
+
+
+def test_backslashes_in_string_constants_are_kept_as_ansible_does(t: Templar) -> None:
+    """Inside ``{{ }}`` Ansible keeps a string constant's backslashes (YAML already processed them): the
+    classic ``regex_replace('^pc(\\d+)$', '\\1')`` from a double-quoted YAML string gives the number, and
+    ``'a\\nb'`` is four characters. Conditions (``when``) and ``{% %}`` keep Jinja's escapes."""
+    assert t.render("{{ 'pc042' | regex_replace('^pc(\\d+)$', '\\1') }}") == "042"
+    assert t.render("{{ 'pc042' | regex_search('pc(\\d+)', '\\1') }}") == ["042"]
+    assert t.render("{{ 'a\\nb' | length }}") == 4
+    assert t.render("{% set s = 'a\\nb' %}{{ s | length }}") == "3"
+    assert t.evaluate("'a\\nb' | length == 3") is True
