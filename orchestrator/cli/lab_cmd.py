@@ -78,6 +78,17 @@ def _load_spec(hosts: int | None, spec_file: Path | None, profile: str, seed: in
     return spec, claim
 
 
+def _check_inventory_out(path: Path) -> None:
+    """Refuse an inventory path the lab could not write before it starts (its folder is created if missing)."""
+    from orchestrator.results.reports import check_writable
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--inventory-out: cannot create folder {path.parent}: {exc.strerror}") from None
+    check_writable(path, "--inventory-out")
+
+
 async def _serve(lab: Lab, ready_line: Callable[[Lab], None]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -117,6 +128,7 @@ def serve(
         raise InputError(f"--profile must be classroom or mixed, not {profile!r}")
     if spec is not None and not spec.is_file():
         raise InputError(f"spec file not found: {spec}")
+    _check_inventory_out(inventory_out)
     from orchestrator.lab.runner import Lab
 
     lab_spec, claim = _load_spec(hosts, spec, profile, seed)

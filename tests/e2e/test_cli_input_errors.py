@@ -97,3 +97,9 @@ def test_command_group_help_teaches_with_examples(group: str) -> None:
     proc = run_cli(group, "--help")
     assert proc.returncode == 0, proc.stderr
     assert "Examples" in proc.stdout and f"kmsfleet {group} " in proc.stdout
+
+
+def test_lab_inventory_path_that_cannot_be_written_is_named_as_such() -> None:
+    proc = run_cli("lab", "serve", "--hosts", "1", "-o", "/proc/kmsfleet-lab.yml", timeout=60)
+    _refused(proc, "--inventory-out: cannot write in folder /proc")
+    assert "could not listen" not in proc.stderr

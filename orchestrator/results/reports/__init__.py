@@ -73,7 +73,7 @@ def check_writable(path: str | os.PathLike[str], option: str = "--report") -> No
     target = Path(path)
     where = Location(os.fspath(path))
     if target.is_dir():
-        raise InputError(f"{option}: this is a folder; give a file name inside it", where, hint="e.g. out.html")
+        raise InputError(f"{option}: this is a folder; give a file name inside it", where)
     parent = target.parent
     if not parent.is_dir():
         problem = "is a file, not a folder" if parent.exists() else "does not exist"
