@@ -72,9 +72,13 @@ def parse_extra_vars(values: list[str]) -> dict[str, Any]:
 def read_password(ask: bool) -> str | None:
     if ask:
         if sys.stdin.isatty():
-            return getpass.getpass("WinRM password: ")
-        line = sys.stdin.readline()
-        return line.rstrip("\r\n") if line else None
+            typed: str | None = getpass.getpass("WinRM password: ")
+        else:
+            line = sys.stdin.readline()
+            typed = line.rstrip("\r\n") if line else None
+        if not typed:  # not one sign-in attempt with an empty password (each counts towards a lockout)
+            raise InputError("--ask-pass: no password was given", hint=f"type it at the prompt, or set {PASSWORD_ENV}")
+        return typed
     return os.environ.get(PASSWORD_ENV) or None
 
 

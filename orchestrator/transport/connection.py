@@ -135,9 +135,11 @@ def connection_spec(host: str, hostvars: Mapping[str, Any]) -> ConnectionSpec:
         register_secret(password)
     if transport in ("ntlm", "negotiate", "basic", "credssp") and not user:
         raise InputError(f"host {host}: ansible_user is required for {transport} authentication")
-    if transport in ("ntlm", "negotiate", "basic", "credssp") and password is None:
+    # An empty password counts as none: Windows refuses blank passwords over the network, so trying it would
+    # only add a failed sign-in to the account's lockout count (typically KMSFLEET_PASSWORD not exported).
+    if transport in ("ntlm", "negotiate", "basic", "credssp") and not password:
         raise InputError(
-            f"host {host}: no password for {user}",
+            f"host {host}: no password for {user}" + (" (the password is empty)" if password == "" else ""),
             hint="use --ask-pass, set KMSFLEET_PASSWORD, or ansible_password: \"{{ lookup('env', 'NAME') }}\"",
         )
     if transport == "basic" and scheme == "http":

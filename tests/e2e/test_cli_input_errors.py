@@ -103,3 +103,10 @@ def test_lab_inventory_path_that_cannot_be_written_is_named_as_such() -> None:
     proc = run_cli("lab", "serve", "--hosts", "1", "-o", "/proc/kmsfleet-lab.yml", timeout=60)
     _refused(proc, "--inventory-out: cannot write in folder /proc")
     assert "could not listen" not in proc.stderr
+
+
+@pytest.mark.parametrize("typed", ["", "\n"])
+def test_ask_pass_with_nothing_typed_signs_in_nowhere(files: tuple[Path, Path], tmp_path: Path, typed: str) -> None:
+    playbook, inventory = files
+    proc = run_cli("run", str(playbook), "-i", str(inventory), "-k", "--db", str(tmp_path / "h.db"), stdin=typed)
+    _refused(proc, "--ask-pass: no password was given")

@@ -45,6 +45,7 @@ def test_basic_over_http_is_refused_unless_allowed() -> None:
         ({"ansible_winrm_operation_timeout_sec": 40, "ansible_winrm_read_timeout_sec": 30}, "greater than"),
         ({"ansible_password": None, "ansible_user": "x"}, None),
         ({"ansible_winrm_scheme": "ftp"}, "http or https"),
+        ({"ansible_password": ""}, r"no password for .* \(the password is empty\)"),  # an unset env lookup
     ],
 )
 def test_bad_connection_vars(extra: dict[str, object], needle: str | None) -> None:
