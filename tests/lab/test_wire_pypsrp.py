@@ -290,3 +290,20 @@ def test_long_commands_take_their_time_under_the_operation_timeout(start_lab: St
         proc = Process(shell, "ping", ["-n", "1", "-w", "300", "192.0.2.1"])
         proc.invoke()
         assert proc.rc == 1 and b"Request timed out." in proc.stdout
+
+
+def test_wmi_faults_carry_the_windows_codes(start_lab: StartLab) -> None:
+    """wbemcli.h codes for a missing method and missing parameters; a keyed class read without its key is the
+    InvalidSelectors fault (code 2150858843 with its own reason, as in samples/05)."""
+    lab = start_lab()
+    wsman = _wsman(lab.hosts[0].address)
+    with pytest.raises(WSManFaultError) as info:
+        wsman.invoke(f"{SLS}/NoSuchMethod", SLS, ET.Element(f"{{{SLS}}}NoSuchMethod_INPUT"))
+    assert info.value.code == 0x8004102E  # WBEM_E_INVALID_METHOD
+    with pytest.raises(WSManFaultError) as info:
+        wsman.invoke(f"{SLS}/InstallProductKey", SLS, ET.Element(f"{{{SLS}}}InstallProductKey_INPUT"))
+    assert info.value.code == 0x8004102F  # WBEM_E_INVALID_METHOD_PARAMETERS
+    with pytest.raises(WSManFaultError) as info:
+        wsman.get(SLP)
+    assert info.value.code == 2150858843
+    assert "invalid selectors" in (info.value.reason or "")

@@ -263,8 +263,8 @@ def test_service_and_product_methods(pcs: dict[str, Machine]) -> None:
     assert ok1 == ok2 == ok3
     assert [(p.name, p.type, p.value) for p in ok1] == [("ReturnValue", "uint32", 0)]
     assert port_range == port_text == 0x8007000D
-    assert no_method == (0x80041034, "invalid_parameter")
-    assert no_param == (0x80041043, "invalid_parameter")
+    assert no_method == (0x8004102E, "invalid_parameter")  # WBEM_E_INVALID_METHOD
+    assert no_param == (0x8004102F, "invalid_parameter")  # WBEM_E_INVALID_METHOD_PARAMETERS
     svc = pc.get_instance("SoftwareLicensingService", {})
     assert (
         svc.get("KeyManagementServiceMachine"),

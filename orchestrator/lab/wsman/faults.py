@@ -402,6 +402,18 @@ def from_wmi_error(err: WmiError, machine: str, *, query: str | None = None, res
             fault_detail=f"{ns.FAULT_DETAIL}/InvalidValue",
             message=message,
         )
+    if err.kind == "invalid_parameter" and err.hresult & 0xFFFFFFFF == E_UNEXPECTED_SELECTORS:
+        # a keyed class addressed without (all of) its key selectors: the code is ERROR_WSMAN_INVALID_SELECTORS,
+        # so the subcode and reason are the ones Windows pairs with it (samples/05)
+        return WSManFault(
+            "w:InvalidSelectors",
+            "The WS-Management service cannot process the request because the request contained invalid selectors "
+            "for the resource. ",
+            code=E_UNEXPECTED_SELECTORS,
+            fault_detail=f"{ns.FAULT_DETAIL}/InsufficientSelectors",
+            provider=WMI_PROVIDER,
+            message=message,
+        )
     if err.kind == "invalid_parameter":
         return WSManFault(
             "w:InvalidParameter",
