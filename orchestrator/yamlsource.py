@@ -146,11 +146,22 @@ def load_yaml_file(path: str | Path) -> Any:
         raise InputError(f"cannot read file: {exc.strerror}", Location(str(path))) from None
     if len(raw) > MAX_YAML_BYTES:
         raise _too_large(str(path))
+    return load_yaml_text(decode_utf8(raw, str(path)), str(path))
+
+
+def decode_utf8(raw: bytes, filename: str) -> str:
+    """A file's text (UTF-8, with or without a BOM); anything else is an ``InputError`` naming the line and
+    how to fix it (Windows editors often save "Unicode" (UTF-16) or Big5)."""
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text (byte {exc.start})", Location(str(path))) from None
-    return load_yaml_text(text, str(path))
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+        what = "this is UTF-16 text" if utf16 else "not UTF-8 text"
+        where = Location(filename) if utf16 else Location(filename, line, column)
+        hint = "save it as UTF-8 (Notepad: Save As, Encoding: UTF-8)"
+        raise InputError(f"{what}: kmsfleet reads UTF-8 files", where, hint=hint) from None
 
 
 def location_of(data: Any, path: Iterable[str | int]) -> Location | None:

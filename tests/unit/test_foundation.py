@@ -65,6 +65,21 @@ def test_a_huge_yaml_file_is_refused_without_reading_it_whole(tmp_path: Path) ->
     assert peak < 3 * MAX_YAML_BYTES  # not the 512 MiB of reading and decoding it all
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("a: 1\nroom: 教室\n".encode("big5"), r"vars.yml:2:7: not UTF-8 text: kmsfleet reads UTF-8 files"),
+        ("a: 1\n".encode("utf-16"), r"vars.yml: this is UTF-16 text"),  # Notepad's "Unicode"
+    ],
+)
+def test_a_file_in_another_encoding_says_where_and_how_to_fix_it(tmp_path: Path, raw: bytes, message: str) -> None:
+    path = tmp_path / "vars.yml"
+    path.write_bytes(raw)
+    with pytest.raises(InputError, match=message) as caught:
+        load_yaml_file(path)
+    assert caught.value.hint and "UTF-8" in caught.value.hint
+
+
 @given(st.text(max_size=200))
 def test_yaml_never_raises_anything_but_input_error(text: str) -> None:
     try:
