@@ -42,6 +42,7 @@ from orchestrator.lab.wsman.auth import (
     split_domain,
 )
 from orchestrator.lab.wsman.config import ServiceConfig
+from orchestrator.lab.wsman.identify import identify_response, is_identify
 from orchestrator.lab.wsman.request import peek_message_id
 from orchestrator.lab.wsman.service import Outcome, WSManService
 from orchestrator.lab.wsman.shell import CallerInfo
@@ -272,6 +273,12 @@ class WSManFrontEnd:
         await self._latency(pc)
         if not pc.power_on:
             return self._drop(request)
+
+        if request.headers.get("WSMANIDENTIFY", "").strip().lower() == "unauthenticated" and is_identify(body):
+            # Test-WSMan's anonymous probe: answered without a logon, the OS version hidden
+            pc.counters["Identify:anonymous"] += 1
+            headers = CIMultiDict([("Server", SERVER_HEADER), ("Content-Type", SOAP_CONTENT_TYPE)])
+            return web.Response(status=200, body=identify_response(None), headers=headers)
 
         header = request.headers.get("Authorization")
         extra_headers: list[tuple[str, str]] = []

@@ -84,3 +84,32 @@ def test_protocol_api_shell_options_and_stdin_filters(start_lab: StartLab) -> No
         assert run("more", [], b"a\nb\n") == (b"a\r\nb\r\n", b"", 0)
     finally:
         proto.close_shell(shell_id)
+
+
+IDENTIFY = (
+    '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+    'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'
+    "<s:Header/><s:Body><wsmid:Identify/></s:Body></s:Envelope>"
+)
+
+
+def test_identify_anonymous_and_after_logon(start_lab: StartLab) -> None:
+    """Test-WSMan's probe: anonymous with ``WSMANIDENTIFY: unauthenticated`` (OS version hidden), and through
+    pywinrm's NTLM-sealed transport after a logon (the real OS version)."""
+    import requests
+    from winrm.protocol import Protocol
+
+    lab = start_lab()
+    host = lab.hosts[0]
+    url = f"http://{host.address}:5985/wsman"
+    headers = {"Content-Type": "application/soap+xml;charset=UTF-8", "WSMANIDENTIFY": "unauthenticated"}
+    anonymous = requests.post(url, data=IDENTIFY.encode(), headers=headers, timeout=10)
+    assert anonymous.status_code == 200
+    assert b"<wsmid:ProductVendor>Microsoft Corporation</wsmid:ProductVendor>" in anonymous.content
+    assert b"OS: 0.0.0 SP: 0.0 Stack: 3.0" in anonymous.content
+    # without the header an Identify needs a logon like any other request
+    plain = {"Content-Type": "application/soap+xml;charset=UTF-8"}
+    assert requests.post(url, data=IDENTIFY.encode(), headers=plain, timeout=10).status_code == 401
+    proto = Protocol(url, transport="ntlm", username=USER, password=PASSWORD, read_timeout_sec=30)
+    answer = proto.transport.send_message(IDENTIFY)
+    assert b"IdentifyResponse" in answer and b"OS: 10.0." in answer and b"spnego-kerberos" in answer

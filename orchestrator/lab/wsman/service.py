@@ -10,6 +10,7 @@ from orchestrator.lab.provider import SimulatedHost, WmiError
 from orchestrator.lab.wsman import faults, ns, response
 from orchestrator.lab.wsman.config import ServiceConfig, config_xml
 from orchestrator.lab.wsman.faults import WSManFault
+from orchestrator.lab.wsman.identify import identify_response, is_identify
 from orchestrator.lab.wsman.request import MalformedRequest, WSManRequest, parse_request, peek_message_id
 from orchestrator.lab.wsman.shell import CallerInfo, ShellService
 from orchestrator.lab.wsman.wmi import WmiService
@@ -43,6 +44,8 @@ class WSManService:
         self.wmi.reset()
 
     async def handle(self, data: bytes, caller: CallerInfo) -> Outcome:
+        if is_identify(data):
+            return Outcome(200, identify_response(self._os_version()), "Identify")
         try:
             req = parse_request(data)
         except MalformedRequest as exc:
@@ -67,6 +70,13 @@ class WSManService:
             log.exception("WS-Management request %s on %s failed", label, self.machine)
             internal = faults.internal_error()
             return Outcome(internal.http_status, internal.render(self.machine, req.message_id), label, internal.code)
+
+    def _os_version(self) -> str:
+        try:
+            version = self.host.get_instance("Win32_OperatingSystem", {}).get("Version")
+        except WmiError:
+            version = None
+        return str(version) if version else "10.0.19041"
 
     async def _dispatch(self, req: WSManRequest, caller: CallerInfo, budget: int) -> tuple[str, str]:
         action = req.action
