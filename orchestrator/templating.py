@@ -36,6 +36,7 @@ import re
 import shlex
 import time
 import types
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -482,6 +483,19 @@ def f_bool(value: Any) -> bool:
     return value in ("yes", "on", "1", "true", "y", "t", 1)
 
 
+def f_bool_filter(value: Any) -> bool:
+    """The ``bool`` filter exactly as Ansible's: 'yes', 'on', 'true', '1' (any case), 1 and True are true;
+    everything else ('y', 't', ' yes', 'foo', None …) is false."""
+    if isinstance(value, str):
+        return value.lower() in ("yes", "on", "true", "1")
+    if isinstance(value, int):
+        return str(value).lower() in ("true", "1")
+    try:
+        return bool(value == 1)
+    except TypeError:
+        return False
+
+
 def f_to_json(value: Any, *args: Any, **kwargs: Any) -> str:
     kwargs.setdefault("default", str)
     try:
@@ -534,6 +548,17 @@ def f_from_yaml(value: Any) -> Any:
         return yaml.safe_load(value)
     except yaml.YAMLError as exc:
         _fail(f"from_yaml: invalid YAML: {exc}")
+
+
+def f_from_yaml_all(value: Any) -> list[Any]:
+    if not isinstance(value, str):
+        _fail(f"from_yaml_all expects a string, got {type(value).__name__}")
+    try:
+        if any(isinstance(tok, yaml.AliasToken) for tok in yaml.scan(value)):
+            _fail("from_yaml_all: YAML aliases (*name) are not supported in templates")
+        return list(yaml.safe_load_all(value))
+    except yaml.YAMLError as exc:
+        _fail(f"from_yaml_all: invalid YAML: {exc}")
 
 
 def _regex_flags(ignorecase: bool, multiline: bool) -> int:
@@ -779,6 +804,93 @@ def f_product(*lists: Any, repeat: int = 1) -> list[list[Any]]:
     return [list(t) for t in itertools.product(*seqs, repeat=repeat)]
 
 
+def f_log(value: Any, base: float = math.e) -> float:
+    return math.log(float(value), float(base))
+
+
+def f_pow(value: Any, exponent: Any) -> float:
+    if abs(float(exponent)) > 1024:
+        raise _Limit("pow: the exponent is too large")
+    return math.pow(float(value), float(exponent))
+
+
+def f_root(value: Any, base: float = 2) -> float:
+    return math.sqrt(float(value)) if float(base) == 2 else math.pow(float(value), 1.0 / float(base))
+
+
+def _choose(value: Any, r: Any, name: str, func: Callable[..., Iterable[tuple[Any, ...]]]) -> list[list[Any]]:
+    items = _seq(value, name)
+    n, k = len(items), int(r)
+    size = math.perm(n, k) if k <= n else 0
+    if size > MAX_ITEMS:
+        raise _Limit(f"{name} would build too many combinations")
+    return [list(t) for t in func(items, k)]
+
+
+def f_combinations(value: Any, r: Any) -> list[list[Any]]:
+    return _choose(value, r, "combinations", itertools.combinations)
+
+
+def f_permutations(value: Any, r: Any = None) -> list[list[Any]]:
+    items = _seq(value, "permutations")
+    return _choose(items, len(items) if r is None else r, "permutations", itertools.permutations)
+
+
+def f_subelements(value: Any, key: str, skip_missing: bool = False) -> list[list[Any]]:
+    """``users | subelements('groups')``: [user, group] for every group of every user (Ansible's filter)."""
+    out: list[list[Any]] = []
+    for element in _seq(value, "subelements"):
+        current: Any = element
+        for part in str(key).split("."):
+            if isinstance(current, Mapping) and part in current:
+                current = current[part]
+            elif skip_missing:
+                current = None
+                break
+            else:
+                _fail(f"subelements: could not find {key!r} in {element!r}")
+        if current is None:
+            continue
+        if not isinstance(current, list):
+            _fail(f"subelements: the key {key!r} should point to a list, got {type(current).__name__}")
+        out.extend([element, sub] for sub in current)
+        _check_size(out)
+    return out
+
+
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
+
+
+def f_human_readable(value: Any, isbits: bool = False, unit: str | None = None) -> str:
+    number = float(value)
+    suffix = "b" if isbits else "B"
+    for letter in ("E", "P", "T", "G", "M", "K"):
+        if (unit is None and abs(number) >= _BYTE_UNITS[letter]) or (unit or "")[:1].upper() == letter:
+            return f"{number / _BYTE_UNITS[letter]:.2f} {letter}{suffix}"
+    return f"{number:.2f} {'Bits' if isbits else 'Bytes'}"
+
+
+def f_human_to_bytes(value: Any, default_unit: str | None = None, isbits: bool = False) -> int:
+    m = re.fullmatch(r"\s*(-?[0-9.]+)\s*([KMGTPE]?)(i?[Bb]?|[Bb]ytes?|[Bb]its?)?\s*", str(value))
+    if m is None:
+        _fail(f"human_to_bytes: cannot read {value!r} as a size")
+    letter = m.group(2) or (default_unit or "")[:1].upper()
+    if letter not in _BYTE_UNITS:
+        _fail(f"human_to_bytes: unknown unit in {value!r}")
+    return round(float(m.group(1)) * _BYTE_UNITS[letter])
+
+
+def f_strftime(fmt: Any, second: Any = None, utc: bool = False) -> str:
+    moment = time.time() if second is None else float(second)
+    return time.strftime(str(fmt), time.gmtime(moment) if utc else time.localtime(moment))
+
+
+def f_to_datetime(value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> Any:
+    import datetime as _dt
+
+    return _dt.datetime.strptime(str(value), fmt)
+
+
 def f_dict(value: Any) -> dict[Any, Any]:
     if isinstance(value, Mapping):
         return dict(value)
@@ -803,6 +915,11 @@ def f_extract(item: Any, container: Any, morekeys: Any = None) -> Any:
 
 
 def f_type_debug(value: Any) -> str:
+    """The Python type name, as Ansible shows it: kmsfleet's own str/dict/list subclasses (values that remember
+    their file position, unsafe text) show as the plain type."""
+    for plain in (bool, int, float, str, dict, list, tuple):
+        if isinstance(value, plain) and type(value).__module__.startswith("orchestrator"):
+            return plain.__name__
     return type(value).__name__
 
 
@@ -986,7 +1103,7 @@ def _make_environment() -> _Environment:
     for name in ("lipsum", "cycler", "range"):
         env.globals.pop(name, None)
     filters: dict[str, Callable[..., Any]] = {
-        "bool": f_bool,
+        "bool": f_bool_filter,
         "to_json": f_to_json,
         "to_nice_json": f_to_nice_json,
         "from_json": f_from_json,
@@ -1029,6 +1146,20 @@ def _make_environment() -> _Environment:
         "dict": f_dict,
         "extract": f_extract,
         "type_debug": f_type_debug,
+        "log": f_log,
+        "pow": f_pow,
+        "root": f_root,
+        "combinations": f_combinations,
+        "permutations": f_permutations,
+        "subelements": f_subelements,
+        "human_readable": f_human_readable,
+        "human_to_bytes": f_human_to_bytes,
+        "strftime": f_strftime,
+        "to_datetime": f_to_datetime,
+        "splitext": lambda p: list(posixpath.splitext(str(p))),
+        "normpath": lambda p: posixpath.normpath(str(p)),
+        "urldecode": lambda v: urllib.parse.unquote_plus(str(v)),
+        "from_yaml_all": f_from_yaml_all,
         "version": t_version,
         "version_compare": t_version,
     }
@@ -1037,6 +1168,9 @@ def _make_environment() -> _Environment:
     tests: dict[str, Callable[..., Any]] = {
         "success": t_success,
         "succeeded": t_success,
+        "successful": t_success,
+        "nan": lambda v: isinstance(v, float) and math.isnan(v),
+        "isnan": lambda v: isinstance(v, float) and math.isnan(v),
         "failed": t_failed,
         "failure": t_failed,
         "changed": t_changed,
@@ -1573,8 +1707,8 @@ def _to_text(value: Any) -> str:
         return str(value)
     if isinstance(value, Undefined):
         return str(value)  # raises
-    if isinstance(value, types.GeneratorType):
-        value = _finalize(value, 0)
+    if isinstance(value, types.GeneratorType | list | tuple | Mapping):
+        value = _finalize(value, 0)  # as Ansible prints them: tuples (dictsort, items()) as lists
     return str(value)
 
 

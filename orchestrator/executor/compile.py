@@ -39,6 +39,7 @@ def compile_task(task: Task, parent: dict[str, Any]) -> TaskSpec:
         loop_var=lc.loop_var if lc else "item",
         index_var=lc.index_var if lc else None,
         label=lc.label if lc else None,
+        extended=lc.extended if lc else False,
         retries=task.retries,
         until=_conds(task.until),
         delay=task.delay if task.delay is not None else 5.0,

@@ -68,6 +68,26 @@ class _BlockFailed(Exception):
         super().__init__(result.msg)
 
 
+def _loop_info(items: Sequence[Any], index: int) -> dict[str, Any]:
+    """``ansible_loop`` of ``loop_control: {extended: true}``, with Ansible's keys."""
+    length = len(items)
+    info: dict[str, Any] = {
+        "allitems": items,
+        "index": index + 1,
+        "index0": index,
+        "revindex": length - index,
+        "revindex0": length - index - 1,
+        "first": index == 0,
+        "last": index == length - 1,
+        "length": length,
+    }
+    if index > 0:
+        info["previtem"] = items[index - 1]
+    if index < length - 1:
+        info["nextitem"] = items[index + 1]
+    return info
+
+
 class HostPipeline:
     def __init__(
         self,
@@ -123,7 +143,7 @@ class HostPipeline:
         self.flush_handlers(run)
 
     def flush_handlers(self, run: PlayRun) -> None:
-        if not self.state.notified or not self.state.active:
+        if not self.state.notified or not self.state.active or self.state.ended_play is run.play:
             return
         notified, self.state.notified = self.state.notified, set()
         for handler in run.play.handlers:
@@ -142,7 +162,7 @@ class HostPipeline:
         inherited_ignore: bool = False,
     ) -> None:
         for node in nodes:
-            if not self.state.active:
+            if not self.state.active or self.state.ended_play is run.play:
                 return
             if self.cancel.is_set():
                 self.state.interrupted = True
@@ -235,6 +255,9 @@ class HostPipeline:
         try:
             templar = self.templar(variables, run, context)
             task = self._resolve(task, templar, run)
+            if task.module == "meta":
+                self._meta(task, run, templar)
+                return None
             items: list[Any] | None = None
             if task.loop is not None:
                 items = self._loop_items(task, templar)
@@ -292,6 +315,20 @@ class HostPipeline:
             # Values from the host are data, never templates: a PC answering "{{ ... }}" must not run code.
             state.set_var(task.register, mark_unsafe(self._registered(result, data)))
         return result
+
+    def _meta(self, task: TaskSpec, run: PlayRun, templar: Any) -> None:
+        """``meta`` steers this host's play and, as in Ansible, leaves no result: ``flush_handlers`` runs the
+        notified handlers now; ``end_host`` (and ``end_play``, which ends the play for every host that reaches
+        it) stops this host's play without failing it, skipping its pending handlers; ``noop`` does nothing."""
+        action = str(templar.render(task.args.get("action", "")))
+        if action == "flush_handlers":
+            self.flush_handlers(run)
+            return
+        if task.when and not all(templar.evaluate(c) for c in task.when):
+            return
+        if action in ("end_host", "end_play"):
+            self.state.ended_play = run.play
+            self.state.notified.clear()
 
     def _resolve(self, task: TaskSpec, templar: Any, run: PlayRun) -> TaskSpec:
         """Keywords that may be templates (retries, delay, ignore_errors, no_log, …) → concrete values."""
@@ -361,6 +398,8 @@ class HostPipeline:
             item_vars["ansible_loop_var"] = task.loop_var
             if task.index_var:
                 item_vars[task.index_var] = index
+            if task.extended:
+                item_vars["ansible_loop"] = _loop_info(items, index)
             templar = self.templar(item_vars, run, f'task "{task.name}" item {index} on host {self.state.name}')
             if task.when and not all(templar.evaluate(c) for c in task.when):
                 results.append(
@@ -373,6 +412,9 @@ class HostPipeline:
             except TaskFailed as tf:
                 outcome = ModuleOutcome(failed=True, msg=tf.msg, error_code=tf.error_code, diagnosis=tf.diagnosis)
                 data = {**tf.data, "failed": True, "msg": tf.msg}
+            if task.module == "set_fact" and outcome.facts and not outcome.failed:
+                # as in Ansible, the next item sees the facts this one set (acc: "{{ acc + [item] }}")
+                variables = {**variables, **outcome.facts, **self.options.extra_vars}
             entry = {**data, task.loop_var: item, "ansible_loop_var": task.loop_var}
             if task.label is not None:
                 entry["_ansible_item_label"] = templar.render(task.label)

@@ -27,6 +27,7 @@ class TaskSpec:
     loop_var: str = "item"
     index_var: str | None = None
     label: Any = None
+    extended: bool = False  # loop_control.extended: the ansible_loop variable
     retries: int | str | None = None  # str = a template, resolved per host
     until: tuple[Any, ...] | None = None
     delay: float | str = 5.0

@@ -425,18 +425,20 @@ class Runner:
 
 
 class _HostVars(Mapping[str, Any]):
-    """``hostvars[name]``: another host's inventory variables and facts (read-only)."""
+    """``hostvars[name]``: another host's inventory variables and facts (read-only); ``-e`` extra variables
+    win over them, as everywhere in Ansible."""
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
 
     def __getitem__(self, key: str) -> Any:
         st = self._runner.states.get(key)
+        extra = self._runner.options.extra_vars
         if st is None:
             if key in self._runner.inventory.hosts:
-                return dict(self._runner.inventory.host_vars(key))
+                return {**self._runner.inventory.host_vars(key), **extra}
             raise KeyError(key)
-        return st.vars_snapshot()
+        return {**st.vars_snapshot(), **extra}
 
     def __iter__(self) -> Any:
         return iter(self._runner.inventory.hosts)

@@ -32,6 +32,7 @@ class HostState:
         self.results: list[HostTaskResult] = []
         self.licences: dict[tuple[str, str], LicenceRecord] = {}
         self.stopped: FailureKind | None = None  # why the host stopped running tasks (unreachable, auth, …)
+        self.ended_play: object | None = None  # the play `meta: end_host`/`end_play` ended for this host
         self.failed = False
         self.interrupted = False
         self.started: datetime = utcnow()

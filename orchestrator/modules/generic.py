@@ -144,3 +144,40 @@ class Pause(Module[PauseArgs]):
             msg="pause interrupted" if interrupted else f"paused for {seconds:g}s",
             data={"delta": seconds, "user_input": ""},
         )
+
+
+META_ACTIONS = ("flush_handlers", "end_host", "end_play", "noop")
+
+
+class MetaArgs(ModuleArgs):
+    action: str
+
+    @model_validator(mode="after")
+    def _known(self) -> MetaArgs:
+        if self.action not in META_ACTIONS:
+            raise ValueError(f"meta action {self.action!r} is not supported (supported: {', '.join(META_ACTIONS)})")
+        return self
+
+
+@register
+class Meta(Module[MetaArgs]):
+    """``meta: flush_handlers | end_host | end_play | noop``. The host pipeline carries these out itself
+    (they steer the play, not the PC) and, as in Ansible, they add nothing to the recap."""
+
+    name = "meta"
+    args_model = MetaArgs
+    free_form = "action"
+    supports_check = True
+    uses_connection = False
+    description = "Steer the play: run notified handlers now, end the play for this host, or do nothing."
+
+    @classmethod
+    def check_args(cls, args: Any) -> list[str]:
+        problems = super().check_args(args)
+        action = args.get("action")
+        if not problems and isinstance(action, str) and action not in META_ACTIONS:
+            problems.append(f"meta action {action!r} is not supported (supported: {', '.join(META_ACTIONS)})")
+        return problems
+
+    def run(self, ctx: ModuleContext, args: MetaArgs) -> ModuleOutcome:
+        return ModuleOutcome(msg=args.action)  # carried out by the host pipeline

@@ -92,6 +92,29 @@ def test_set_fact_register_when_and_assert() -> None:
     assert len(rec.hosts) == 3 and rec.done is result
 
 
+def test_set_fact_in_a_loop_sees_the_previous_items_facts_and_extended_loop_info() -> None:
+    """As Ansible: ``set_fact: acc="{{ acc | default([]) + [item] }}"`` in a loop accumulates, and
+    ``loop_control: {extended: true}`` gives ``ansible_loop``."""
+    result, _ = run(
+        [
+            play(
+                task("acc", "set_fact", args={"acc": "{{ (acc | default([])) + [item * 2] }}"}, loop=[3, 1, 2]),
+                task(
+                    "ext",
+                    args={"msg": "{{ ansible_loop.index }}/{{ ansible_loop.length }} {{ ansible_loop.last }}"},
+                    loop=["a", "b"],
+                    extended=True,
+                ),
+                task("check", "assert", args={"that": ["acc == [6, 2, 4]"]}),
+            )
+        ],
+        n=1,
+    )
+    h = result.host("pc01")
+    assert h is not None and h.status is HostStatus.OK, [t.msg for t in h.tasks] if h else None
+    assert [r["msg"] for r in h.tasks[1].data["results"]] == ["1/2 False", "2/2 True"]
+
+
 def test_block_rescue_always_and_ignore_errors() -> None:
     result, _ = run(
         [
@@ -182,6 +205,41 @@ def test_changed_when_failed_when_and_handlers() -> None:
         ("not really failed", "ok"),
         ("restart", "ok"),
     ]
+
+
+@pytest.mark.parametrize("strategy", ["free", "linear"])
+def test_meta_flush_handlers_and_end_host(strategy: str) -> None:
+    """As Ansible: ``meta: flush_handlers`` runs notified handlers at once; ``meta: end_host`` ends the play for
+    the hosts whose ``when`` holds (their pending handlers are dropped) and they go on with the next play; meta
+    tasks leave no result in the recap."""
+    notify = {"changed_when": ("true",), "notify": ("h",)}
+    result, _ = run(
+        [
+            play(
+                task("a", **notify),
+                task("flush", "meta", args={"action": "flush_handlers"}),
+                task("b", **notify),
+                task("end", "meta", args={"action": "end_host"}, when=("inventory_hostname == 'pc01'",)),
+                task("noop", "meta", args={"action": "noop"}),
+                task("after"),
+                handlers=(task("h"),),
+            ),
+            play(task("next"), name="second"),
+        ],
+        n=2,
+        options=RunOptions(forks=4, strategy=strategy),
+    )
+    assert statuses(result, "pc01") == [("a", "changed"), ("h", "ok"), ("b", "changed"), ("next", "ok")]
+    assert statuses(result, "pc02") == [
+        ("a", "changed"),
+        ("h", "ok"),
+        ("b", "changed"),
+        ("after", "ok"),
+        ("h", "ok"),
+        ("next", "ok"),
+    ]
+    h1 = result.host("pc01")
+    assert h1 is not None and h1.status is HostStatus.CHANGED and h1.stats.ok == 4
 
 
 @pytest.mark.parametrize(
@@ -288,3 +346,19 @@ def test_ctrl_c_keeps_results_and_marks_the_rest() -> None:
     kept = [t for h in result.hosts for t in h.tasks if t.task == "first"]
     assert len(kept) >= 2, "results gathered before Ctrl-C are kept"
     assert not any(t.task == "never" for h in result.hosts for t in h.tasks)
+
+
+def test_extra_vars_win_in_hostvars_too() -> None:
+    """``-e pv=extra`` beats set_fact everywhere, ``hostvars[inventory_hostname]`` included (as Ansible)."""
+    result, _ = run(
+        [
+            play(
+                task("fact", "set_fact", args={"pv": "fact"}),
+                task("check", "assert", args={"that": ["pv == 'extra'", "hostvars[inventory_hostname].pv == 'extra'"]}),
+            )
+        ],
+        n=1,
+        options=RunOptions(forks=4, extra_vars={"pv": "extra"}),
+    )
+    h = result.host("pc01")
+    assert h is not None and h.status is HostStatus.OK, [t.msg for t in h.tasks] if h else None

@@ -407,6 +407,7 @@ def test_should_run_with_inherited_tags(tmp_path: Path) -> None:
         ("fail: msg='no {{ x }}'", {"msg": "no {{ x }}"}),
         ("win_command: whoami chdir=C:\\\\Temp", {"cmd": "whoami", "chdir": "C:\\Temp"}),
         ("win_command: echo msg=1", {"cmd": "echo msg=1"}),
+        ("meta: flush_handlers", {"action": "flush_handlers"}),
         ("wmi_query: SELECT Name FROM Win32_OS WHERE Name='x'", {"query": "SELECT Name FROM Win32_OS WHERE Name='x'"}),
     ],
 )
@@ -418,3 +419,11 @@ def test_key_value_text_with_the_real_modules(tmp_path: Path, task: str, args: d
     (tmp_path / "p.yml").write_text(f"- hosts: all\n  tasks:\n    - {task}\n", encoding="utf-8")
     book = load_playbook(tmp_path / "p.yml", REGISTRY)
     assert dict(book.plays[0].tasks[0].args) == args
+
+
+def test_unsupported_meta_action_is_refused_at_load_time(tmp_path: Path) -> None:
+    from orchestrator.modules.base import REGISTRY
+
+    (tmp_path / "p.yml").write_text("- hosts: all\n  tasks:\n    - meta: refresh_inventory\n", encoding="utf-8")
+    with pytest.raises(InputError, match="meta action 'refresh_inventory' is not supported"):
+        load_playbook(tmp_path / "p.yml", REGISTRY)

@@ -151,3 +151,49 @@ def test_backslashes_in_string_constants_are_kept_as_ansible_does(t: Templar) ->
     assert t.render("{{ 'a\\nb' | length }}") == 4
     assert t.render("{% set s = 'a\\nb' %}{{ s | length }}") == "3"
     assert t.evaluate("'a\\nb' | length == 3") is True
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        # Ansible's bool filter: only yes/on/true/1 (any case) are true
+        (
+            "{{ 'Yes' | bool }}|{{ 'ON' | bool }}|{{ '1' | bool }}|{{ 1 | bool }}|{{ true | bool }}",
+            "True|True|True|True|True",
+        ),
+        (
+            "{{ 'y' | bool }}|{{ 't' | bool }}|{{ ' yes' | bool }}|{{ None | bool }}|{{ 'foo' | bool }}",
+            "False|False|False|False|False",
+        ),
+        ("{{ d | dictsort }}", [["x", 1], ["y", 2]]),
+        ("{{ d | dictsort }} and {{ d.items() | list }}", "[['x', 1], ['y', 2]] and [['x', 1], ['y', 2]]"),
+        (
+            "{{ 10 | log(10) }} {{ 8 | log(2) }} {{ 16 | root }} {{ 27 | root(3) }} {{ 2 | pow(10) }}",
+            "1.0 3.0 4.0 3.0 1024.0",
+        ),
+        ("{{ [1, 2, 3] | combinations(2) | list }}", [[1, 2], [1, 3], [2, 3]]),
+        ("{{ [1, 2] | permutations | list }}", [[1, 2], [2, 1]]),
+        ("{{ users | subelements('groups') | map('last') | list }}", ["x", "y", "z"]),
+        (
+            "{{ 1024 | human_readable }}|{{ '2 MB' | human_to_bytes }}|{{ '10' | human_to_bytes('K') }}",
+            "1.00 KB|2097152|10240",
+        ),
+        (
+            "{{ 'a/b.txt' | splitext }}|{{ 'a//b/../c' | normpath }}|{{ 'a%20b+c' | urldecode }}",
+            "['a/b', '.txt']|a/c|a b c",
+        ),
+        ("{{ (('2024-01-10' | to_datetime('%Y-%m-%d')) - ('2024-01-01' | to_datetime('%Y-%m-%d'))).days }}", 9),
+        ("{{ 'a: 1\n---\nb: 2' | from_yaml_all }}", [{"a": 1}, {"b": 2}]),
+        ("{{ skipped_result is successful }}", True),
+    ],
+)
+def test_ansible_filters_added_for_compatibility(template: str, expected: Any) -> None:
+    users = [{"name": "a", "groups": ["x", "y"]}, {"name": "b", "groups": ["z"]}]
+    assert Templar({**VARS, "users": users}).render(template) == expected
+
+
+def test_type_debug_names_plain_types_for_values_read_from_yaml(tmp_path: Any) -> None:
+    from orchestrator.yamlsource import load_yaml_text
+
+    data = load_yaml_text("d: {a: 1}\nl: [1]\ns: text\n", "x.yml")
+    assert Templar(data).render("{{ d | type_debug }} {{ l | type_debug }} {{ s | type_debug }}") == "dict list str"
