@@ -121,8 +121,18 @@ def _open_recorder(db: str | None) -> Any:
     return StoreReporter(_open_store(db))
 
 
+def check_limit(limit: str | None) -> None:
+    """A ``--limit`` that names nothing (``''`` from an empty shell variable, ``,``) must not mean every PC."""
+    if limit is not None and not limit.replace(",", " ").strip():
+        raise InputError(
+            f"--limit {limit!r} names no PC",
+            hint="give a host pattern such as room101 or pc01,pc02; leave out --limit to work on every PC",
+        )
+
+
 def resolve_limit(limit: str | None, playbook: Path, inventory: Sequence[str], db: str | None) -> str | None:
     """Turn ``@failed`` / ``@unreachable`` / ``@failed:RUN_ID`` into a host list from history."""
+    check_limit(limit)
     if not limit:
         return limit
     parts = []

@@ -53,9 +53,11 @@ def last_run_on(inventory: Sequence[str], db: str | None) -> str | None:
 
 def resolve_wake_limit(limit: str | None, inventory: Sequence[str], db: str | None) -> str | None:
     """``@unreachable``/``@failed`` (of the newest run on this inventory, or of ``:RUN_ID``) → host names."""
+    from orchestrator.api import FOLLOW_UP, check_limit, resolve_limit
+
+    check_limit(limit)
     if not limit or "@" not in limit:
         return limit
-    from orchestrator.api import FOLLOW_UP, resolve_limit
 
     terms = []
     for term in limit.split(","):

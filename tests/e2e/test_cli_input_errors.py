@@ -24,6 +24,7 @@ def files(lab_block: Claim, tmp_path: Path) -> tuple[Path, Path]:
     inventory = tmp_path / "inv.yml"
     inventory.write_text(
         "all:\n  vars:\n    ansible_port: 5985\n    ansible_user: administrator\n    ansible_password: x\n"
+        f"    wol_broadcast: {lab_block.prefix}.0.255\n"  # should a wake ever get through: loopback only
         f"  hosts:\n    pc01:\n      ansible_host: {lab_block.prefix}.1.1\n"
     )
     return playbook, inventory
@@ -110,3 +111,16 @@ def test_ask_pass_with_nothing_typed_signs_in_nowhere(files: tuple[Path, Path], 
     playbook, inventory = files
     proc = run_cli("run", str(playbook), "-i", str(inventory), "-k", "--db", str(tmp_path / "h.db"), stdin=typed)
     _refused(proc, "--ask-pass: no password was given")
+
+
+@pytest.mark.parametrize("limit", ["", ",", " , "])
+@pytest.mark.parametrize("command", ["run", "wake"])
+def test_a_limit_that_names_nothing_is_not_every_pc(
+    files: tuple[Path, Path], tmp_path: Path, limit: str, command: str
+) -> None:
+    """`--limit "$PCS"` with PCS unset must not activate the whole school."""
+    playbook, inventory = files
+    args = [str(playbook)] if command == "run" else ["--wait", "1s"]
+    proc = run_cli(command, *args, "-i", str(inventory), "--limit", limit, "--db", str(tmp_path / "h.db"))
+    _refused(proc, f"--limit {limit!r} names no PC")
+    assert "Already on" not in proc.stdout and "Waking" not in proc.stdout
