@@ -258,12 +258,12 @@ class WSManFrontEnd:
             return self._drop(request)
         pc = conn.pc
         self.totals["http"] += 1
-        if request.method != "POST":
-            await request.read()
-            return _plain(405, extra=[("Allow", "POST")])
-        if request.path.rstrip("/").lower() != "/wsman":
+        if request.path.rstrip("/").lower() != "/wsman":  # HTTP.sys: no listener registered for this URL
             await _drain(request, self.max_http_body)
             return _plain(404)
+        if request.method != "POST":
+            await _drain(request, self.max_http_body)
+            return _plain(405, extra=[("Allow", "POST")])
         body = await _read_body(request, self.max_http_body)
         if body is None:
             pc.counters["http:413"] += 1

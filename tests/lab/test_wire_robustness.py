@@ -218,3 +218,13 @@ def test_fault_injection_is_reproducible_with_a_seed(start_lab: StartLab) -> Non
     assert first == second
     assert {"ok", "500", "drop", "hang"} <= set(first)
     assert other != first
+
+
+def test_urls_other_than_wsman_are_not_found_whatever_the_method(start_lab: StartLab) -> None:
+    """HTTP.sys answers 404 for a URL no listener registered (GET / included); only /wsman says 405 to a GET."""
+    lab = start_lab()
+    base = f"http://{lab.hosts[0].address}:5985"
+    assert requests.get(base + "/", timeout=10).status_code == 404
+    assert requests.post(base + "/other", data=b"x", timeout=10).status_code == 404
+    wrong_method = requests.get(base + "/wsman", timeout=10)
+    assert wrong_method.status_code == 405 and wrong_method.headers.get("Allow") == "POST"
