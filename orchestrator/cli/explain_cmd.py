@@ -270,7 +270,7 @@ def explain(
             raise _reject(t("explain.need_code", language))
         _list(language, seed_only, as_json)
         return
-    if code is None:
+    if code is None or not code.strip():  # also `kmsfleet explain "$CODE"` with CODE unset
         raise _reject(t("explain.need_code", language))
     try:
         entry, value, read_as_hex = _resolve(code, language)

@@ -108,6 +108,8 @@ def test_bad_language_and_missing_code_exit_4() -> None:
     _no_traceback(proc)
     proc = run()
     assert proc.returncode == 4 and "--list" in proc.stderr
+    proc = run("")  # `kmsfleet explain "$CODE"` with CODE unset: not "error:  is not an error code."
+    assert proc.returncode == 4 and "Give an error code" in proc.stderr and "is not an error code" not in proc.stderr
 
 
 def test_list_seed_only_json_matches_the_bureau_codes() -> None:
