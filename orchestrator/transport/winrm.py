@@ -37,7 +37,7 @@ from pypsrp.wsman import SelectorSet as _SelectorSet
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from orchestrator.redact import redact_text
-from orchestrator.transport import wmi
+from orchestrator.transport import clixml, wmi
 from orchestrator.transport.connection import ConnectionSpec
 from orchestrator.transport.errors import (
     AuthFailed,
@@ -577,8 +577,8 @@ class WinRMConnection:
 
 
 def _decode(data: bytes) -> str:
-    if data.startswith(b"#< CLIXML"):
-        return data.decode("utf-8", "replace")
+    if data.lstrip().startswith(b"#< CLIXML"):
+        return clixml.decode(data.decode("utf-8", "replace"))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
