@@ -56,6 +56,9 @@ def parse_ini_inventory(text: str, filename: str, builder: InventoryBuilder) -> 
     group = "ungrouped"
     state = "hosts"
     vars_seen: dict[str, Location] = {}
+    # Ansible's rule: [g] or [g:children] declares a group; [g:vars] and a [p:children] entry may name a group
+    # only if it is declared (here, before or after, or in an earlier source). name -> (kind, where, parents)
+    pending: dict[str, tuple[str, Location, list[str]]] = {}
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#;":
@@ -77,6 +80,13 @@ def parse_ini_inventory(text: str, filename: str, builder: InventoryBuilder) -> 
                     Location(filename, lineno, col + len(group) + 2),
                     hint="use [group], [group:vars] or [group:children]",
                 )
+            if group not in builder.groups and kind == "vars" and group not in pending:
+                pending[group] = ("vars", loc, [])
+            if group in pending and kind != "vars":
+                waiting_kind, _where, parents = pending.pop(group)
+                builder.add_group(group, loc)
+                for parent in parents if waiting_kind == "children" else ():
+                    builder.add_child(parent, group, loc)
             builder.add_group(group, loc)
             state = kind
             if kind == "vars":
@@ -91,8 +101,12 @@ def parse_ini_inventory(text: str, filename: str, builder: InventoryBuilder) -> 
                     f"expected one group name per line in [{group}:children], got {line!r}",
                     loc,
                 )
-            builder.add_group(child, loc)
-            builder.add_child(group, child, loc)
+            if child in builder.groups:
+                builder.add_child(group, child, loc)
+            elif child in pending:
+                pending[child][2].append(group)
+            else:
+                pending[child] = ("children", loc, [group])
         else:
             if "=" not in line:
                 raise InputError(
@@ -103,6 +117,18 @@ def parse_ini_inventory(text: str, filename: str, builder: InventoryBuilder) -> 
                 raise InputError("empty variable name", loc)
             builder.set_group_var(group, key, parse_value(value), loc)
             register_secrets({key: builder.groups[group].vars.get(key)})
+    for name, (waiting_kind, where, parents) in pending.items():
+        if waiting_kind == "vars":
+            raise InputError(
+                f"section [{name}:vars] is for a group that is never declared",
+                where,
+                hint=f"declare it with [{name}] (hosts) or [{name}:children], as Ansible requires",
+            )
+        raise InputError(
+            f"section [{parents[-1]}:children] names group '{name}', which is never declared",
+            where,
+            hint=f"add a [{name}] section with its hosts (or [{name}:children]), as Ansible requires",
+        )
     for group_name, loc in vars_seen.items():
         entry = builder.groups[group_name]
         if group_name not in ("all", "ungrouped") and not entry.hosts and not entry.children and not entry.parents:

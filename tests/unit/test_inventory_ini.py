@@ -89,8 +89,36 @@ def test_children_and_vars_create_groups(tmp_path: Path) -> None:
 
 
 def test_vars_for_an_empty_group_is_a_warning(tmp_path: Path) -> None:
-    inv = load_inventory([write(tmp_path, "[room11:vars]\nk=v\n[room101]\npc01\n")])
+    inv = load_inventory([write(tmp_path, "[room11]\n[room11:vars]\nk=v\n[room101]\npc01\n")])
     assert any("room11" in w for w in inv.warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        ("[room11:vars]\nk=v\n[room101]\npc01\n", "section [room11:vars] is for a group that is never declared", 1),
+        ("[school:children]\nroom101\nroom11\n[room101]\npc01\n", "names group 'room11', which is never", 3),
+        ("[school:children]\nroom101\n[room101:vars]\nk=v\n", "names group 'room101', which is never", 2),
+    ],
+)
+def test_undeclared_groups_are_refused_as_ansible_does(tmp_path: Path, text: str, message: str, line: int) -> None:
+    """Ansible's INI rule: [g:vars] and [parent:children] entries need g declared by [g] or [g:children]
+    somewhere in the file (before or after) or in an earlier source; a typo is an error, not a new group."""
+    with pytest.raises(InputError) as info:
+        load_inventory([write(tmp_path, text)])
+    assert message in info.value.message and info.value.location is not None
+    assert info.value.location.line == line
+
+
+def test_forward_references_and_earlier_sources_declare_groups(tmp_path: Path) -> None:
+    first = write(tmp_path, "[app:children]\nzeta\nalpha\n[beta]\nh0\n[zeta]\nh2\n[alpha:children]\nsub\n[sub]\nh1\n")
+    second = tmp_path / "b.ini"
+    second.write_text("[beta:vars]\nc=2\n", encoding="utf-8")
+    inv = load_inventory([str(first), str(second)])
+    assert inv.groups["app"].children == ("zeta", "alpha")
+    assert list(inv.groups) == ["all", "ungrouped", "app", "beta", "zeta", "alpha", "sub"]  # Ansible's order
+    assert inv.select("all") == ["h0", "h2", "h1"]
+    assert inv.inventory_vars("h0") == {"c": 2}
 
 
 @pytest.mark.parametrize(
