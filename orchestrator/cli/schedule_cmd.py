@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from dataclasses import replace
 
-        from orchestrator.api import resolve_playbook
+        from orchestrator.api import check_limit, load_plan, resolve_playbook
         from orchestrator.cli.run_cmd import parse_extra_vars
         from orchestrator.inventory.loader import load_inventory
         from orchestrator.schedule import (
@@ -89,8 +89,9 @@ def register(app: typer.Typer) -> None:
         check_name(name)
         expr = parse_cron(cron)
         # Everything is checked now, not at 07:00 on Monday with nobody watching.
-        resolve_playbook(playbook)
+        load_plan(resolve_playbook(playbook))  # the whole playbook: a typo in a module name fails here
         load_inventory(list(inventory))
+        check_limit(limit)
         parse_extra_vars(list(extra_vars))
         stored_playbook = str(Path(playbook).resolve()) if Path(playbook).exists() else playbook
         schedule = Schedule(

@@ -178,3 +178,18 @@ def test_schedule_names_and_duplicates(env: dict[str, str], tmp_path: Path) -> N
                        env=env)  # fmt: skip
     assert missing.returncode == 4 and "playbook not found" in missing.stderr
     assert not (tmp_path / "crontab.txt").exists()  # --backend none touched no scheduler
+
+
+def test_schedule_add_checks_the_whole_playbook_and_the_limit_now(env: dict[str, str], tmp_path: Path) -> None:
+    """Not at 07:00 on Monday with nobody watching: a typo in a module name fails `schedule add` itself."""
+    inventory = tmp_path / "school.yml"
+    inventory.write_text("all:\n  hosts:\n    pc01:\n", encoding="utf-8")
+    typo = tmp_path / "typo.yml"
+    typo.write_text("- hosts: all\n  tasks:\n    - win_pingg:\n", encoding="utf-8")
+    common = ("-i", inventory, "--cron", "@daily", "--backend", "none")
+    bad = kmsfleet("schedule", "add", "nightly", "--playbook", typo, *common, env=env)
+    assert bad.returncode == 4 and "typo.yml:3:7: unknown module 'win_pingg'" in bad.stderr
+    empty = kmsfleet("schedule", "add", "nightly", "--playbook", PLAYBOOK, *common, "--limit", "", env=env)
+    assert empty.returncode == 4 and "names no PC" in empty.stderr
+    listed = kmsfleet("schedule", "list", "--json", env=env)
+    assert listed.returncode == 0 and "nightly" not in listed.stdout
