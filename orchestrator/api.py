@@ -164,8 +164,14 @@ def run_playbook(
 ) -> RunResult:
     playbook = resolve_playbook(request.playbook)
     plan = load_plan(playbook)
-    inv = load_inventory(list(request.inventory))
+    inv = load_inventory(list(request.inventory), playbook_dir=_playbook_dir(playbook))
     return run_plan(plan, inv, request, reporters, cancel=cancel, playbook_path=playbook)
+
+
+def _playbook_dir(playbook: Path | str) -> Path | None:
+    """The folder of a playbook file (its ``group_vars/``/``host_vars/`` apply, as in Ansible)."""
+    path = Path(playbook)
+    return path.resolve().parent if path.is_file() else None
 
 
 def canonical_playbook(path: Path | str) -> str:
@@ -280,7 +286,7 @@ def run_distributed(
 
     playbook = resolve_playbook(request.playbook)
     plan = load_plan(playbook)
-    inv = load_inventory(list(request.inventory))
+    inv = load_inventory(list(request.inventory), playbook_dir=_playbook_dir(playbook))
 
     def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:
         controller = Controller(

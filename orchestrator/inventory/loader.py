@@ -29,8 +29,12 @@ _YAML_START = re.compile(r"^[\w.-]+:\s*(#.*)?$")
 _INI_SECTION = re.compile(r"^\[[^\]]+\]\s*([#;].*)?$")
 
 
-def load_inventory(sources: Sequence[str]) -> Inventory:
-    """Load and merge inventory sources (in order: later sources add hosts and override variables)."""
+def load_inventory(sources: Sequence[str], *, playbook_dir: str | Path | None = None) -> Inventory:
+    """Load and merge inventory sources (in order: later sources add hosts and override variables).
+
+    ``playbook_dir``: the ``group_vars/`` and ``host_vars/`` beside the playbook count too, as in Ansible, each
+    tier after the inventory's own (inventory ``group_vars/all`` < playbook ``group_vars/all`` < inventory
+    ``group_vars/<group>`` < playbook ``group_vars/<group>`` …)."""
     if isinstance(sources, str):
         sources = [sources]
     if not sources:
@@ -61,6 +65,16 @@ def load_inventory(sources: Sequence[str]) -> Inventory:
         source_vars.append(
             SourceVars(str(path), load_vars_dir(basedir / "group_vars"), load_vars_dir(basedir / "host_vars"))
         )
+    if playbook_dir is not None:
+        pb_dir = Path(playbook_dir)
+        known = {
+            Path(sv.source).resolve() if Path(sv.source).is_dir() else Path(sv.source).resolve().parent
+            for sv in source_vars
+        }
+        if pb_dir.resolve() not in known:
+            source_vars.append(
+                SourceVars(str(pb_dir), load_vars_dir(pb_dir / "group_vars"), load_vars_dir(pb_dir / "host_vars"))
+            )
     _check_templates(builder)
     return Inventory(builder, source_vars)
 

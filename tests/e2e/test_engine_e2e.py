@@ -177,6 +177,23 @@ def test_undefined_variable_names_variable_task_and_host(lab40: tuple[LabThread,
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
+def test_group_vars_beside_the_playbook_apply(lab40: tuple[LabThread, Claim], tmp_path: Path) -> None:
+    """As in Ansible, ``group_vars/`` and ``host_vars/`` in the playbook's folder apply (over the inventory's)."""
+    lab, _ = lab40
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "room101.yml").write_text("room_note: from the playbook folder\n")
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "host_vars" / "pc001.yml").write_text("kms_port: 1699\n")
+    pb = tmp_path / "vars.yml"
+    pb.write_text(
+        "- hosts: pc001\n  gather_facts: false\n  tasks:\n"
+        '    - assert:\n        that: ["room_note == \'from the playbook folder\'", "kms_port == 1699"]\n'
+    )
+    out = tmp_path / "r.json"
+    proc = run_cli("run", str(pb), "-i", str(lab.inventory_path), "--no-history", "--report", str(out), timeout=60)
+    assert proc.returncode == 0, read_report(out)["hosts"][0]["tasks"]
+
+
 def test_sigint_keeps_finished_hosts_in_report_and_history(tmp_path: Path) -> None:
     import signal
     import sqlite3

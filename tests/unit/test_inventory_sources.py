@@ -133,3 +133,25 @@ def test_a_port_in_a_later_host_line_does_not_change_a_known_host(tmp_path: Path
     assert inv.inventory_vars("pc02")["ansible_port"] == 6000
     assert inv.inventory_vars("pc03")["ansible_port"] == 5999
     assert inv.group_hosts("room") == ["pc01", "pc02", "pc03"]
+
+
+def test_group_vars_and_host_vars_beside_the_playbook(tmp_path: Path) -> None:
+    """Ansible's precedence with a playbook folder: inventory file < inventory group_vars/all < playbook
+    group_vars/all < inventory group_vars/<group> < playbook group_vars/<group> < host vars < inventory
+    host_vars < playbook host_vars."""
+    inv_file = put(
+        tmp_path / "inv" / "hosts.yml",
+        "all:\n  vars: {a: inv, b: inv, c: inv, d: inv, e: inv, f: inv}\n  children:\n    room101:\n"
+        "      vars: {b: room, c: room, d: room, e: room, f: room}\n      hosts:\n        pc01: {e: host, f: host}\n",
+    )
+    put(tmp_path / "inv" / "group_vars" / "all.yml", "b: igv_all\nc: igv_all\nd: igv_all\n")
+    put(tmp_path / "inv" / "group_vars" / "room101.yml", "d: igv_room\n")
+    put(tmp_path / "inv" / "host_vars" / "pc01.yml", "f: ihv\n")
+    put(tmp_path / "pb" / "group_vars" / "all.yml", "b: pgv_all\nc: pgv_all\n")
+    put(tmp_path / "pb" / "group_vars" / "room101.yml", "d: pgv_room\ne: pgv_room\n")
+    put(tmp_path / "pb" / "host_vars" / "pc01.yml", "f: phv\ng: phv\n")
+    inv = load_inventory([str(inv_file)], playbook_dir=tmp_path / "pb")
+    assert inv.inventory_vars("pc01") == {
+        "a": "inv", "b": "pgv_all", "c": "pgv_all", "d": "pgv_room", "e": "host", "f": "phv", "g": "phv"
+    }  # fmt: skip
+    assert "g" not in load_inventory([str(inv_file)]).inventory_vars("pc01")
