@@ -54,6 +54,7 @@ class PlayRun:
     play_hosts: Sequence[str]
     magic: Mapping[str, Any]
     aborted: Callable[[], bool] = lambda: False
+    abort: Callable[[], None] = lambda: None  # any_errors_fatal: stop the play for every host at once
 
 
 class _Stop(Exception):
@@ -616,6 +617,10 @@ class HostPipeline:
         )
         if self.state.add(result):
             self.reporter.task_done(result)
+        if run.play.any_errors_fatal and (
+            self.state.failed or (status is TaskStatus.UNREACHABLE and not ignored and not rescued)
+        ):
+            run.abort()  # as Ansible: no host starts another task of this play
         return result
 
     def _from_exception(

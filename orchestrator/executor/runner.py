@@ -278,12 +278,17 @@ class Runner:
                 break  # a second Ctrl-C: stop waiting now
             pending = [f for f in pending if not f.done()]
 
-    def _play_run(self, play: PlaySpec, hosts: list[str], aborted: threading.Event) -> PlayRun:
+    def _play_run(
+        self, play: PlaySpec, hosts: list[str], aborted: threading.Event, play_hosts: list[str] | None = None
+    ) -> PlayRun:
+        """``hosts`` is the batch (``serial``); ``play_hosts`` every host of the play."""
+        everyone = play_hosts if play_hosts is not None else hosts
+        still = [h for h in everyone if h in hosts or self.states[h].active]  # failed in an earlier batch: gone
         magic = {
-            "play_hosts": hosts,
-            "ansible_play_hosts": hosts,
+            "play_hosts": still,
+            "ansible_play_hosts": still,
             "ansible_play_batch": hosts,
-            "ansible_play_hosts_all": hosts,
+            "ansible_play_hosts_all": everyone,
             "groups": {g: list(m) for g, m in self.inventory.groups.items()},
             "playbook_dir": play.base_dir,
             "ansible_run_tags": sorted(self.options.tags) or ["all"],
@@ -293,7 +298,9 @@ class Runner:
             "hostvars": _HostVars(self),
         }
         play_vars = self.play_vars(play, self.options.extra_vars)
-        return PlayRun(play=play, play_vars=play_vars, play_hosts=hosts, magic=magic, aborted=aborted.is_set)
+        return PlayRun(
+            play=play, play_vars=play_vars, play_hosts=hosts, magic=magic, aborted=aborted.is_set, abort=aborted.set
+        )
 
     def _run_play(self, play: PlaySpec, hosts: list[str], index: int, last_play: dict[str, int]) -> None:
         strategy = (play.strategy or self.options.strategy or "free").lower()
@@ -301,7 +308,7 @@ class Runner:
         for batch in _batches(hosts, play.serial):
             if self.cancel.is_set() or aborted.is_set():
                 break
-            run = self._play_run(play, batch, aborted)
+            run = self._play_run(play, batch, aborted, hosts)
             if strategy == "linear":
                 self._linear(run, batch, index, last_play, aborted)
             else:
@@ -416,6 +423,7 @@ class Runner:
 
             futures = {self.pool.submit(self._host_job(h, work, False)): h for h in active}
             self._supervise(futures)
+            self._check_failures(run.play, batch, aborted)  # Ansible checks max_fail_percentage after each task
         active = [h for h in batch if not self.states[h].finished]
         futures = {
             self.pool.submit(self._host_job(h, lambda p: p.flush_handlers(run), last_play.get(h) == index)): h

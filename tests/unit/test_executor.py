@@ -302,6 +302,52 @@ def test_serial_batches_and_any_errors_fatal() -> None:
     assert ran == ["pc01"], "later batches must not run after a fatal error"
 
 
+@pytest.mark.parametrize("strategy", ["free", "linear"])
+def test_any_errors_fatal_stops_the_other_hosts_at_the_next_task(strategy: str) -> None:
+    """As Ansible: when a host fails in an any_errors_fatal play, no host starts another task of the play."""
+    fatal, _ = run(
+        [
+            play(
+                task("wait", "pause", args={"seconds": 0.2}, when=("inventory_hostname != 'pc01'",)),
+                task("boom", "fail", when=("inventory_hostname == 'pc01'",)),
+                task("after"),
+                any_errors_fatal=True,
+            )
+        ],
+        n=3,
+        options=RunOptions(forks=4, strategy=strategy),
+    )
+    assert all("after" not in [t.task for t in h.tasks] for h in fatal.hosts)
+
+
+def test_linear_max_fail_percentage_is_checked_after_each_task() -> None:
+    result, _ = run(
+        [play(task("boom", "fail", when=("inventory_hostname == 'pc01'",)), task("after"), max_fail_percentage=10)],
+        n=3,
+        options=RunOptions(forks=4, strategy="linear"),
+    )
+    assert all("after" not in [t.task for t in h.tasks] for h in result.hosts)
+
+
+def test_play_host_variables_with_serial() -> None:
+    """ansible_play_hosts_all: every host of the play; ansible_play_batch: this batch; ansible_play_hosts: the
+    play's hosts without those that failed in earlier batches."""
+    msg = "{{ ansible_play_hosts_all | length }} {{ ansible_play_batch | join(',') }} {{ ansible_play_hosts | length }}"
+    result, _ = run(
+        [
+            play(
+                task("boom", "fail", when=("inventory_hostname == 'pc01'",)),
+                task("show", args={"msg": msg}),
+                serial=(2,),
+            )
+        ],
+        n=5,
+        options=RunOptions(forks=4, strategy="linear"),
+    )
+    shown = {h.host: h.tasks[-1].data.get("msg") for h in result.hosts if h.tasks[-1].task == "show"}
+    assert shown == {"pc02": "5 pc01,pc02 5", "pc03": "5 pc03,pc04 4", "pc04": "5 pc03,pc04 4", "pc05": "5 pc05 4"}
+
+
 def test_unknown_module_at_run_time_fails_the_task_not_the_run() -> None:
     result, _ = run([play(task("bad", "no_such_module", args={}))], n=1)
     h = result.host("pc01")
