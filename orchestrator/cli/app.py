@@ -105,6 +105,32 @@ def _panels() -> None:
 _panels()
 
 
+def _flags_show_no_value() -> None:
+    """Recent typer prints a type beside every option, so `--check <bool>` reads as if it took a value. Flags
+    (and counters like -vvv) take none: show nothing there, as `--help` always did. A repeatable option shows
+    the type of one value (`-i <str>`, not `<list[str]>`); its help says it can be repeated."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - older typer has no such column
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:  # pragma: no cover
+        return
+
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+        if (self.is_flag or self.count) and self.metavar is None:
+            return None
+        result: str | None = shown(self, ctx)
+        if result and result.startswith("<list[") and result.endswith("]>"):
+            return f"<{result[6:-2]}>"
+        return result
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_value()
+
+
 def _usage_errors_exit_4() -> None:
     """Usage mistakes (unknown option, missing argument) exit 4 like every other input error, not Click's
     default 2, which kmsfleet reserves for "a task failed". `kmsfleet` alone prints the help and exits 0."""

@@ -124,3 +124,11 @@ def test_a_limit_that_names_nothing_is_not_every_pc(
     proc = run_cli(command, *args, "-i", str(inventory), "--limit", limit, "--db", str(tmp_path / "h.db"))
     _refused(proc, f"--limit {limit!r} names no PC")
     assert "Already on" not in proc.stdout and "Waking" not in proc.stdout
+
+
+@pytest.mark.parametrize("command", [["run"], ["audit"], ["schedule", "add"], ["lab", "serve"]])
+def test_help_shows_no_value_for_flags_and_one_value_type_for_repeatable_options(command: list[str]) -> None:
+    proc = run_cli(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "<bool>" not in proc.stdout and "<list[" not in proc.stdout
+    assert "--help" in proc.stdout
