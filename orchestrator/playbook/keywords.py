@@ -11,6 +11,18 @@ FQCN_PREFIXES = (
     "kmsfleet.",
 )
 
+#: a task's loop keywords (Ansible's ``with_<lookup>`` that kmsfleet knows, see ``playbook/loops.py``)
+LOOP_KEYWORDS = (
+    "loop",
+    "with_items",
+    "with_list",
+    "with_dict",
+    "with_nested",
+    "with_together",
+    "with_indexed_items",
+    "with_subelements",
+    "with_sequence",
+)
 #: keywords that apply to a block/import and are inherited by every task inside
 INHERITED = ("ignore_errors", "ignore_unreachable", "no_log", "check_mode", "diff", "timeout", "any_errors_fatal")
 
@@ -19,10 +31,7 @@ TASK_KEYWORDS = frozenset(
         "name",
         "when",
         "register",
-        "loop",
-        "with_items",
-        "with_list",
-        "with_dict",
+        *LOOP_KEYWORDS,
         "loop_control",
         "retries",
         "until",

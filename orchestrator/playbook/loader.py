@@ -330,7 +330,7 @@ class _Loader:
         for other in raw:
             if other == key:
                 continue
-            if other in ("loop", "with_items", "with_list", "with_dict") or other.startswith("with_"):
+            if other in kw.LOOP_KEYWORDS or other.startswith("with_"):
                 raise InputError(
                     f"looping over {_short(key)} is not supported",
                     _key_loc(raw, other, file),
@@ -409,7 +409,7 @@ class _Loader:
         if handlers and raw.get("name") is None and raw.get("listen") is None:
             raise InputError("a handler needs a name (or 'listen') so tasks can notify it", _loc(raw, name))
         args = self._args(raw, module_key, spec, file)
-        loop_keys = [k for k in ("loop", "with_items", "with_list", "with_dict") if k in raw]
+        loop_keys = [k for k in kw.LOOP_KEYWORDS if k in raw]
         if len(loop_keys) > 1:
             raise InputError(f"use only one of {', '.join(loop_keys)}", _key_loc(raw, loop_keys[1], file))
         fields: dict[str, Any] = {
@@ -552,6 +552,9 @@ class _Loader:
         """A literal list, or a template that gives one (``with_items: word`` is ``[word]``; ``with_dict`` takes
         a mapping too)."""
         if isinstance(value, str) and not is_template(value):
+            if key == "with_sequence":
+                self._check_strings(value, at)
+                return value
             if key != "with_items":
                 raise InputError(
                     f"'{key}' needs a list, not {_kind(value)}", at, f'did you mean {key}: "{{{{ {value} }}}}"?'

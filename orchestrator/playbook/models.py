@@ -141,7 +141,7 @@ with warnings.catch_warnings():
         when: tuple[Condition, ...] = ()  # effective: inherited conditions first (all must hold)
         register: str | None = None
         loop: Raw = None  # list or template string; None = no loop
-        loop_with: Literal["loop", "with_items", "with_list", "with_dict"] | None = None
+        loop_with: str | None = None  # one of keywords.LOOP_KEYWORDS (the loader checks)
         loop_control: LoopControl | None = None
         retries: IntOrTemplate | None = None  # Ansible: 3 when only ``until`` is given
         delay: NumberOrTemplate | None = None  # Ansible: 5 seconds

@@ -427,3 +427,37 @@ def test_unsupported_meta_action_is_refused_at_load_time(tmp_path: Path) -> None
     (tmp_path / "p.yml").write_text("- hosts: all\n  tasks:\n    - meta: refresh_inventory\n", encoding="utf-8")
     with pytest.raises(InputError, match="meta action 'refresh_inventory' is not supported"):
         load_playbook(tmp_path / "p.yml", REGISTRY)
+
+
+def test_ansible_with_lookups(tmp_path: Path) -> None:
+    """with_nested, with_together, with_indexed_items, with_subelements and with_sequence give Ansible's items."""
+    book = load(
+        tmp_path,
+        """
+- hosts: all
+  tasks:
+    - debug: var=item
+      with_nested: [[a, b], [1, 2]]
+    - debug: var=item
+      with_together: [[a, b], [1]]
+    - debug: var=item
+      with_indexed_items: [x, [y]]
+    - debug: var=item
+      with_subelements: ["{{ users }}", groups]
+    - debug: var=item
+      with_sequence: start=1 end=5 stride=2 format=pc%02d
+    - debug: var=item
+      with_sequence: count={{ n }}
+""",
+    )
+    users = [{"name": "a", "groups": ["x", "y"]}, {"name": "b", "groups": ["z"]}]
+    t = Templar({"users": users, "n": 2})
+    tasks = list(iter_tasks(book.plays[0].tasks))
+    assert [loop_items(task, t) for task in tasks] == [
+        [["a", 1], ["a", 2], ["b", 1], ["b", 2]],
+        [["a", 1], ["b", None]],
+        [[0, "x"], [1, "y"]],
+        [[users[0], "x"], [users[0], "y"], [users[1], "z"]],
+        ["pc01", "pc03", "pc05"],
+        ["1", "2"],
+    ]
