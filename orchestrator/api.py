@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InputError, Location
-from orchestrator.executor.compile import compile_playbook
+from orchestrator.executor.compile import compile_playbook, render_play_hosts
 from orchestrator.executor.plan import Plan, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import Fanout, Reporter
 from orchestrator.executor.runner import InventoryView, Runner, new_run_info
@@ -251,6 +251,8 @@ def run_plan(
     cancel: threading.Event | None = None,
     playbook_path: Path | None = None,
 ) -> RunResult:
+    plan = render_play_hosts(plan, request.options.extra_vars)
+
     def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:
         runner = Runner(
             plan,
@@ -285,7 +287,7 @@ def run_distributed(
     from orchestrator.distributed.controller import Controller
 
     playbook = resolve_playbook(request.playbook)
-    plan = load_plan(playbook)
+    plan = render_play_hosts(load_plan(playbook), request.options.extra_vars)
     inv = load_inventory(list(request.inventory), playbook_dir=_playbook_dir(playbook))
 
     def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:

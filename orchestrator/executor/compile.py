@@ -6,6 +6,8 @@ and imports gave it), so blocks here carry only their structure and rescue/alway
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.executor.plan import BlockSpec, Node, Plan, PlaySpec, TaskSpec
@@ -128,3 +130,21 @@ def compile_play(play: Play) -> PlaySpec:
 
 def compile_playbook(playbook: Playbook) -> Plan:
     return Plan(path=str(playbook.path), plays=tuple(compile_play(p) for p in playbook.plays))
+
+
+def render_play_hosts(plan: Plan, extra_vars: Mapping[str, Any]) -> Plan:
+    """Plays whose ``hosts:`` is a template (``hosts: "{{ target | default('all') }}"``) get their pattern, as
+    Ansible renders it, from the play's ``vars`` and the ``-e`` extra variables."""
+    from orchestrator.templating import Templar, is_template
+
+    if not any(is_template(play.hosts) for play in plan.plays):
+        return plan
+    plays = []
+    for play in plan.plays:
+        if is_template(play.hosts):
+            rendered = Templar({**play.vars, **extra_vars}, context=f"hosts of play {play.name!r}").render(play.hosts)
+            pattern = ",".join(str(p) for p in rendered) if isinstance(rendered, list) else str(rendered)
+            plays.append(dataclasses.replace(play, hosts=pattern))
+        else:
+            plays.append(play)
+    return dataclasses.replace(plan, plays=tuple(plays))

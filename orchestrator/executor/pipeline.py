@@ -135,13 +135,14 @@ class HostPipeline:
     # ---------------------------------------------------------------- play
 
     def run_play(self, run: PlayRun, sections: Iterable[Sequence[Node]] | None = None) -> None:
-        """Run every section of the play (or the given ones) for this host, then its notified handlers."""
+        """Run every section of the play (or the given ones) for this host, each followed by its notified
+        handlers."""
         if run.play.gather_facts and not self.state.facts.get("kmsfleet_facts_gathered"):
             setup = TaskSpec(name="Gathering Facts", module="setup", args={}, location=run.play.location)
             self.run_nodes([setup], run, (), in_block=False, forced=True)
         for section in sections if sections is not None else run.play.all_sections():
             self.run_nodes(section, run, (), in_block=False)
-        self.flush_handlers(run)
+            self.flush_handlers(run)  # as Ansible: after pre_tasks, after tasks, after post_tasks
 
     def flush_handlers(self, run: PlayRun) -> None:
         if not self.state.notified or not self.state.active or self.state.ended_play is run.play:

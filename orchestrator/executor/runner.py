@@ -26,7 +26,7 @@ from typing import Any
 
 from orchestrator import __version__
 from orchestrator.executor.pipeline import HostPipeline, PlayRun, stop_exception
-from orchestrator.executor.plan import BlockSpec, Node, Plan, PlaySpec, TaskSpec
+from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
 from orchestrator.executor.pool import WorkerPool
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.state import HostState, RunOptions
@@ -396,7 +396,7 @@ class Runner:
     def _linear(
         self, run: PlayRun, batch: list[str], index: int, last_play: dict[str, int], aborted: threading.Event
     ) -> None:
-        steps: list[Sequence[Node]] = []
+        steps: list[Any] = []  # node lists, and `flush` markers
         if run.play.gather_facts:
             steps.append(
                 [
@@ -409,8 +409,10 @@ class Runner:
                     )
                 ]
             )
+        flush = object()  # after each section: the notified handlers (as Ansible after pre_tasks, tasks, post_tasks)
         for section in run.play.all_sections():
             steps.extend([node] for node in section)
+            steps.append(flush)
         for step in steps:
             if self.cancel.is_set() or aborted.is_set():
                 return
@@ -418,8 +420,11 @@ class Runner:
             if not active:
                 break
 
-            def work(p: HostPipeline, nodes: Sequence[Node] = step) -> None:
-                p.run_nodes(nodes, run, (), in_block=False)
+            def work(p: HostPipeline, nodes: Any = step) -> None:
+                if nodes is flush:
+                    p.flush_handlers(run)
+                else:
+                    p.run_nodes(nodes, run, (), in_block=False)
 
             futures = {self.pool.submit(self._host_job(h, work, False)): h for h in active}
             self._supervise(futures)

@@ -348,6 +348,42 @@ def test_play_host_variables_with_serial() -> None:
     assert shown == {"pc02": "5 pc01,pc02 5", "pc03": "5 pc03,pc04 4", "pc04": "5 pc03,pc04 4", "pc05": "5 pc05 4"}
 
 
+@pytest.mark.parametrize("strategy", ["free", "linear"])
+def test_handlers_run_after_pre_tasks_tasks_and_post_tasks(strategy: str) -> None:
+    notify = {"changed_when": ("true",), "notify": ("h",)}
+    result, _ = run(
+        [
+            PlaySpec(
+                name="p",
+                hosts="all",
+                gather_facts=False,
+                pre_tasks=(task("pre", **notify),),
+                tasks=(task("main", **notify),),
+                post_tasks=(task("post", **notify),),
+                handlers=(task("h"),),
+            )
+        ],
+        n=1,
+        options=RunOptions(forks=4, strategy=strategy),
+    )
+    assert [t for t, _ in statuses(result, "pc01")] == ["pre", "h", "main", "h", "post", "h"]
+
+
+def test_templated_play_hosts_use_play_vars_and_extra_vars() -> None:
+    from orchestrator.executor.compile import render_play_hosts
+
+    plan = Plan(
+        "<t>",
+        (
+            PlaySpec(name="a", hosts="{{ target | default('all') }}"),
+            PlaySpec(name="b", hosts="{{ rooms }}", vars={"rooms": ["room101", "room102"]}),
+            PlaySpec(name="c", hosts="room101"),
+        ),
+    )
+    assert [p.hosts for p in render_play_hosts(plan, {}).plays] == ["all", "room101,room102", "room101"]
+    assert render_play_hosts(plan, {"target": "pc02"}).plays[0].hosts == "pc02"
+
+
 def test_unknown_module_at_run_time_fails_the_task_not_the_run() -> None:
     result, _ = run([play(task("bad", "no_such_module", args={}))], n=1)
     h = result.host("pc01")
