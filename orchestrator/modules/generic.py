@@ -1,4 +1,4 @@
-"""Controller-side modules: they never contact the host (debug, set_fact, assert, fail, pause)."""
+"""Controller-side modules: they never contact the host (debug, set_fact, assert, fail, pause, meta)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, Field, model_validator
 
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
+
+UNDEFINED_TEXT = "VARIABLE IS NOT DEFINED!"
 
 
 class DebugArgs(ModuleArgs):
@@ -34,6 +36,9 @@ class Debug(Module[DebugArgs]):
         if args.verbosity > ctx.verbosity:
             return ModuleOutcome(skipped=True, msg=f"verbosity threshold not met ({args.verbosity})")
         if args.var is not None:
+            if not ctx.evaluate(f"({args.var}) is defined"):
+                # as Ansible: showing an undefined variable is not an error
+                return ModuleOutcome(data={args.var: UNDEFINED_TEXT}, msg=f"{args.var} = {UNDEFINED_TEXT}")
             value = ctx.render("{{ " + args.var + " }}")
             return ModuleOutcome(data={args.var: value}, msg=f"{args.var} = {value!r}")
         msg = "Hello world!" if args.msg is None else args.msg

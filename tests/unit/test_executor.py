@@ -444,3 +444,11 @@ def test_extra_vars_win_in_hostvars_too() -> None:
     )
     h = result.host("pc01")
     assert h is not None and h.status is HostStatus.OK, [t.msg for t in h.tasks] if h else None
+
+
+def test_debug_var_of_an_undefined_variable_is_ok() -> None:
+    """As Ansible: ``debug: var=x`` with x undefined shows that it is not defined and does not fail."""
+    result, _ = run([play(task("show", args={"var": "nope"}), task("show attr", args={"var": "groups.nope"}))], n=1)
+    assert statuses(result, "pc01") == [("show", "ok"), ("show attr", "ok")]
+    h = result.host("pc01")
+    assert h is not None and h.tasks[0].data["nope"] == "VARIABLE IS NOT DEFINED!"
