@@ -68,6 +68,8 @@ def _evaluate(inventory: Inventory, pattern: str) -> tuple[list[str], list[str],
     if not pattern.strip():
         raise InputError("empty host pattern", hint="use 'all' for every host")
     terms = split_pattern(pattern)
+    if not terms:  # only separators, e.g. ',' from an unset shell variable: never "every host"
+        raise InputError(f"the host pattern {pattern!r} names no host or group", hint="use 'all' for every host")
     regular = [t for t in terms if t[0] not in "!&"]
     intersect = [t for t in terms if t[0] == "&"]
     exclude = [t for t in terms if t[0] == "!"]
@@ -118,9 +120,11 @@ def _read_file(term: str) -> list[str]:
     if not term[1:]:
         raise InputError("'@' must be followed by a file name", hint="e.g. --limit @failed-hosts.txt")
     try:
-        if path.stat().st_size > MAX_LIMIT_FILE:
+        with path.open("rb") as fh:  # a bounded read: /dev/zero or a FIFO reports no size
+            data = fh.read(MAX_LIMIT_FILE + 1)
+        if len(data) > MAX_LIMIT_FILE:
             raise InputError("the limit file is larger than 1 MiB", Location(str(path)))
-        text = path.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"limit file not found: {path}", hint="'@FILE' reads one host or pattern per line") from None
     except IsADirectoryError:

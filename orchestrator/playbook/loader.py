@@ -21,7 +21,7 @@ from orchestrator.playbook import keywords as kw
 from orchestrator.playbook.catalog import ModuleCatalog, ModuleSpec, did_you_mean
 from orchestrator.playbook.kv import KVError, parse_kv
 from orchestrator.playbook.models import Block, Condition, LoopControl, Play, Playbook, Task, VarsFileRef
-from orchestrator.playbook.varsfiles import check_vars, load_vars_file
+from orchestrator.playbook.varsfiles import check_vars, load_vars_file, vars_file_missing
 from orchestrator.templating import check_template, is_template
 from orchestrator.yamlsource import LocatedDict, LocatedList, UnsafeText, load_yaml_file, location_of
 
@@ -226,9 +226,10 @@ class _Loader:
                 self._check_strings(c, where)
             static = [c for c in candidates if not is_template(c)]
             if len(static) == len(candidates):
-                found = next((file.parent / c for c in candidates if (file.parent / c).is_file()), None)
+                paths = [file.parent / c for c in candidates]
+                found = next((p for p in paths if p.is_file()), None)
                 if found is None:
-                    raise InputError(f"vars file not found: {', '.join(candidates)}", where)
+                    raise vars_file_missing(paths, candidates, where)
                 load_vars_file(found)  # validate now; loaded again per run by load_vars_files()
             refs.append(VarsFileRef(candidates=tuple(candidates), location=where))
         return tuple(refs)

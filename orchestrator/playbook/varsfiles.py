@@ -30,6 +30,18 @@ def check_vars(variables: Mapping[str, Any], at: Location) -> None:
     register_secrets(variables)
 
 
+def vars_file_missing(candidates: list[Path], named: list[str], at: Location | None) -> InputError:
+    """The error for a vars_files entry none of whose ``candidates`` is a file (``named`` as the user wrote them)."""
+    folder = next((c for c in candidates if c.is_dir()), None)
+    if folder is not None:
+        return InputError(
+            f"vars_files entry {folder.name!r} is a folder; vars_files takes YAML files",
+            at,
+            hint=f"name a file inside it, e.g. {folder / 'main.yml'}",
+        )
+    return InputError(f"vars file not found: {', '.join(named)}", at)
+
+
 def load_vars_file(path: str | Path) -> dict[str, Any]:
     """A YAML/JSON file holding a mapping of variables (an empty file is an empty mapping)."""
     data = load_yaml_file(path)
@@ -62,6 +74,6 @@ def load_vars_files(play: Play, templar: Templar | None = None) -> dict[str, Any
             candidates.append(path if path.is_absolute() else play.base_dir / path)
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise InputError(f"vars file not found: {', '.join(str(c) for c in candidates)}", ref.location)
+            raise vars_file_missing(candidates, [str(c) for c in candidates], ref.location)
         merged.update(load_vars_file(found))
     return merged

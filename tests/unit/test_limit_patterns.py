@@ -162,3 +162,15 @@ def test_group_hosts_in_ansibles_order(tmp_path: Path) -> None:
     assert inv.select("win10,room101") == ["pc03", "pc02", "pc01", "pc04", "pc09"]
     assert inv.select("room101", limit="win10") == ["pc02", "pc03"]
     assert inv.select("all") == ["pc03", "pc02", "pc01", "pc04", "pc09"]
+
+
+@pytest.mark.parametrize("pattern", [",", " , ", ",,:", "&", "!"])
+def test_a_pattern_of_separators_only_is_refused_never_every_host(inv: Inventory, pattern: str) -> None:
+    with pytest.raises(InputError):
+        inv.select(pattern)
+
+
+def test_a_limit_file_without_a_size_is_read_with_a_bound(inv: Inventory) -> None:
+    # /dev/zero reports size 0 and never ends: reading it whole would exhaust memory
+    with pytest.raises(InputError, match="larger than 1 MiB"):
+        inv.select("all", limit="@/dev/zero")

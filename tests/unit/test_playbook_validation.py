@@ -201,3 +201,10 @@ def test_empty_playbook(tmp_path: Path) -> None:
 def test_missing_playbook(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="file not found"):
         load_playbook(tmp_path / "nope.yml", CATALOG)
+
+
+def test_a_folder_in_vars_files_is_named_as_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "vars").mkdir()
+    err = error_of(tmp_path, "- hosts: all\n  vars_files: [vars]\n")
+    assert "is a folder; vars_files takes YAML files" in err.message
+    assert err.hint is not None and "main.yml" in err.hint
