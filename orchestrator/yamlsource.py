@@ -132,6 +132,11 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
 
 
 def load_yaml_file(path: str | Path) -> Any:
+    return load_yaml_text(read_text_file(path), str(path))
+
+
+def read_text_file(path: str | Path) -> str:
+    """A UTF-8 file's text, read with a bound; every problem is an ``InputError`` naming the file."""
     p = Path(path)
     try:
         # Read at most one byte more than the limit: a 300 MB file (or /dev/zero) must not be loaded whole
@@ -139,14 +144,14 @@ def load_yaml_file(path: str | Path) -> Any:
         with p.open("rb") as fh:
             raw = fh.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
-        raise InputError("file not found", Location(str(path))) from None
+        raise InputError("file not found", Location(str(p))) from None
     except IsADirectoryError:
-        raise InputError("is a directory, expected a YAML file", Location(str(path))) from None
+        raise InputError("is a directory, expected a YAML file", Location(str(p))) from None
     except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror}", Location(str(path))) from None
+        raise InputError(f"cannot read file: {exc.strerror}", Location(str(p))) from None
     if len(raw) > MAX_YAML_BYTES:
-        raise _too_large(str(path))
-    return load_yaml_text(decode_utf8(raw, str(path)), str(path))
+        raise _too_large(str(p))
+    return decode_utf8(raw, str(p))
 
 
 def decode_utf8(raw: bytes, filename: str) -> str:

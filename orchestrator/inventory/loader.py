@@ -17,7 +17,7 @@ from orchestrator.inventory.ini_source import parse_ini_inventory
 from orchestrator.inventory.model import Inventory, SourceVars
 from orchestrator.inventory.vars_dirs import load_vars_dir
 from orchestrator.inventory.yaml_source import parse_yaml_inventory
-from orchestrator.yamlsource import MAX_YAML_BYTES, load_yaml_text
+from orchestrator.yamlsource import load_yaml_text, read_text_file
 
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
 INI_EXTENSIONS = (".ini",)
@@ -122,17 +122,7 @@ def _directory_files(directory: Path) -> list[Path]:
 
 def _load_file(path: Path, builder: InventoryBuilder) -> None:
     filename = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise InputError(f"file is larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB", Location(filename))
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read inventory: {exc.strerror}", Location(filename)) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text (byte {exc.start})", Location(filename)) from None
+    text = read_text_file(path)
     if text.startswith("#!") and os.access(path, os.X_OK):
         raise InputError(
             "dynamic inventory scripts are not supported", Location(filename, 1, 1), hint="use a YAML or INI file"

@@ -155,3 +155,19 @@ def test_group_vars_and_host_vars_beside_the_playbook(tmp_path: Path) -> None:
         "a": "inv", "b": "pgv_all", "c": "pgv_all", "d": "pgv_room", "e": "host", "f": "phv", "g": "phv"
     }  # fmt: skip
     assert "g" not in load_inventory([str(inv_file)]).inventory_vars("pc01")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "line"),
+    [
+        ("big5.ini", "[room101]\npc01 note=中文\n".encode("big5"), 2),
+        ("big5.yml", "all:\n  hosts:\n    pc01:\n      note: 中文\n".encode("big5"), 4),
+    ],
+)
+def test_an_inventory_not_in_utf8_names_the_line_and_the_fix(tmp_path: Path, name: str, data: bytes, line: int) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(InputError, match="not UTF-8 text") as info:
+        load_inventory([str(path)])
+    assert info.value.location is not None and info.value.location.line == line
+    assert info.value.hint is not None and "UTF-8" in info.value.hint
