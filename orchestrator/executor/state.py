@@ -21,6 +21,18 @@ from orchestrator.transport.winrm import WinRMConnection
 __all__ = ["HostState", "RunOptions"]
 
 
+# A PC has one Windows (or Windows Server) licence with a key: installing a GVLK over a retail/MAK key gives the
+# same product a new ActivationID, and the re-read must replace the old record, not sit beside it.
+SINGLE_LICENCE_PRODUCTS = frozenset({"windows", "server"})
+
+
+def licence_slot(lic: LicenceRecord) -> tuple[str, str]:
+    """Key of a licence in the PC's latest-known licence table."""
+    if lic.product in SINGLE_LICENCE_PRODUCTS:
+        return (lic.product, "")
+    return (lic.product, lic.activation_id or lic.name)
+
+
 class HostState:
     def __init__(self, name: str, inventory_vars: Mapping[str, Any], groups: tuple[str, ...]) -> None:
         self.name = name
@@ -62,7 +74,7 @@ class HostState:
                 return False
             self.results.append(result)
             for lic in result.licences:
-                self.licences[(lic.product, lic.activation_id or lic.name)] = lic
+                self.licences[licence_slot(lic)] = lic
         if result.status is TaskStatus.FAILED and not (result.ignored or result.rescued):
             self.failed = True
         return True

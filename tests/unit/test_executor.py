@@ -452,3 +452,25 @@ def test_debug_var_of_an_undefined_variable_is_ok() -> None:
     assert statuses(result, "pc01") == [("show", "ok"), ("show attr", "ok")]
     h = result.host("pc01")
     assert h is not None and h.tasks[0].data["nope"] == "VARIABLE IS NOT DEFINED!"
+
+
+def test_a_new_windows_key_replaces_the_old_licence_record() -> None:
+    """install_gvlk: the re-read after a GVLK over a MAK has a new ActivationID; the PC keeps one Windows licence
+    (was: the stale MAK record in grace stayed beside the licensed one, in the summary, reports and `due`)."""
+    from orchestrator.executor.state import HostState
+    from orchestrator.results.models import LicenceRecord
+
+    st = HostState("pc01", {}, ("all",))
+    mak = LicenceRecord(
+        "windows", "Windows(R), Professional edition", "Volume:MAK", "OOBGrace", 2, 30, activation_id="A"
+    )
+    office = LicenceRecord("office", "Office 16, Office16ProPlusVL_KMS_Client edition", "Volume:GVLK", "Licensed", 1)
+    gvlk = LicenceRecord(
+        "windows", "Windows(R), Professional edition", "Volume:GVLK", "Licensed", 1, 180, activation_id="B"
+    )
+    for lics in ((mak, office), (gvlk,)):
+        st.add(HostTaskResult(host="pc01", play="p", task="t", module="m", status=TaskStatus.OK, licences=lics))
+    assert sorted((lic.product, lic.status) for lic in st.licences.values()) == [
+        ("office", "Licensed"),
+        ("windows", "Licensed"),
+    ]
