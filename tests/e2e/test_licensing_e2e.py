@@ -126,6 +126,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         sc.snapshot("after-site")
         sc.run("gvlk", "run", "site.yml", "--limit", "proretail", "-e", "install_gvlk=true")
         sc.snapshot("after-gvlk")
+        sc.run("seed", "run", "seed-procedure.yml", "--limit", ",".join(SEED_EXPECTED))
         yield sc
     finally:
         sc.close()
@@ -183,10 +184,14 @@ EXPECTED = {
 }
 
 
+def assert_outcomes(report: dict[str, Any], expected: dict[str, tuple[str, str | None, str | None]]) -> None:
+    hosts = hosts_by_name(report)
+    got = {h: (hosts[h]["status"], hosts[h]["error_code"], hosts[h]["diagnosis"]) for h in expected}
+    assert got == expected, {h: hosts[h]["msg"] for h in expected if got[h] != expected[h]}
+
+
 def each_fault_class_ends_with_its_status_code_and_diagnosis(faults: Scenario) -> None:
-    report = hosts_by_name(faults.reports["site"])
-    got = {h: (report[h]["status"], report[h]["error_code"], report[h]["diagnosis"]) for h in EXPECTED}
-    assert got == EXPECTED, {h: report[h]["msg"] for h in EXPECTED if got[h] != EXPECTED[h]}
+    assert_outcomes(faults.reports["site"], EXPECTED)
 
 
 def failed_pcs_are_left_as_they_were_where_nothing_could_be_done(faults: Scenario) -> None:
@@ -233,6 +238,19 @@ def install_gvlk_converts_a_retail_pro(faults: Scenario) -> None:
     assert (win["channel"], win["license_status"], win["days_left"]) == ("Volume:GVLK", 1, 180)
     assert win["partial_key"] == "T83GX"  # the published Windows 10/11 Pro GVLK ends in T83GX
     assert [h["host"] for h in faults.reports["gvlk"]["hosts"]] == ["proretail"]
+    # one Windows licence per PC: the re-read replaces the retail record (was: both, the stale one in grace)
+    records = [(r["channel"], r["status"]) for r in got["licences"] if r["product"] == "windows"]
+    assert records == [("Volume:GVLK", "Licensed")]
+
+
+# The bureau's command path: the code slmgr / ospp printed, so the summary groups PCs by cause (was: no code, all
+# under "Task failed").
+SEED_EXPECTED = {h: EXPECTED[h] for h in ("slic", "notadmin", "blocked", "oemoffice", "m365", "corrupt", "healthy")}
+
+
+def seed_procedure_failures_carry_the_code_and_diagnosis(faults: Scenario) -> None:
+    assert_outcomes(faults.reports["seed"], SEED_EXPECTED)
+    assert "Task failed" not in faults.outputs["seed"].stdout
 
 
 def summary_groups_failures_by_cause_with_the_fix(faults: Scenario) -> None:
@@ -248,6 +266,7 @@ def test_faults_room(faults: Scenario) -> None:
     check_mode_changes_nothing(faults)
     audit_changes_nothing_and_shows_the_table(faults)
     each_fault_class_ends_with_its_status_code_and_diagnosis(faults)
+    seed_procedure_failures_carry_the_code_and_diagnosis(faults)
     failed_pcs_are_left_as_they_were_where_nothing_could_be_done(faults)
     one_product_failing_does_not_stop_the_other(faults)
     healthy_pcs_end_licensed_with_180_days(faults)

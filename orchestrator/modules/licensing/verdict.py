@@ -16,6 +16,7 @@ from pydantic import Field
 
 from orchestrator.knowledge import catalogue
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
+from orchestrator.modules.licensing.diagnose import E_ACCESS_DENIED, SL_E_ACCESS_DENIED
 
 
 class VerdictArgs(ModuleArgs):
@@ -36,6 +37,14 @@ def failures(results: list[Any]) -> list[Mapping[str, Any]]:
     return [r for r in results if isinstance(r, Mapping) and r.get("failed") and not r.get("skipped")]
 
 
+def default_diagnosis(code: int | None) -> str:
+    """The diagnosis of a problem that came with a code only (e.g. the one slmgr printed), as the licensing
+    modules would give it: access denied means the account is not an (elevated) administrator."""
+    if code in (E_ACCESS_DENIED, SL_E_ACCESS_DENIED):
+        return "KF_NOT_ADMIN"
+    return catalogue.diagnose(code, None) or "KF_UNKNOWN_ERROR"
+
+
 @register
 class LicenseVerdict(Module[VerdictArgs]):
     name = "license_verdict"
@@ -54,7 +63,7 @@ class LicenseVerdict(Module[VerdictArgs]):
         ]
         first = problems[0]
         code = _code(first["error_code"])
-        key = str(first["diagnosis"] or catalogue.diagnose(code, None) or "KF_UNKNOWN_ERROR")
+        key = str(first["diagnosis"] or default_diagnosis(code))
         msg = str(first["msg"])
         if len(problems) > 1:
             msg += f" (and {len(problems) - 1} more: " + "; ".join(str(p["msg"]) for p in problems[1:]) + ")"
