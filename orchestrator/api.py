@@ -141,13 +141,16 @@ def resolve_limit(limit: str | None, playbook: Path, inventory: Sequence[str], d
         if word in FOLLOW_UP:
             store = _open_store(db)
             try:
-                rid = run_id or store.last_run(str(playbook), list(inventory))
-                if rid is None:
+                if run_id:  # the id, a unique prefix of it or `last`, as `show` and `report` take it
+                    found: list[str] | None = store.hosts_with_status(store.resolve_run(run_id), FOLLOW_UP[word])
+                else:  # each PC's latest result from this playbook on this inventory
+                    found = store.hosts_last_status(str(playbook), list(inventory), FOLLOW_UP[word])
+                if found is None:
                     raise InputError(
                         f"--limit {word}: no earlier run of {playbook.name} with this inventory in the history",
                         hint="run the playbook once first, or name a run: --limit @failed:RUN_ID",
                     )
-                hosts = store.hosts_with_status(rid, FOLLOW_UP[word])
+                hosts = found
             finally:
                 store.close()
             parts.append(",".join(hosts) if hosts else "!all")

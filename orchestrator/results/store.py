@@ -723,6 +723,32 @@ class HistoryStore:
 
         return self._read(work)
 
+    def hosts_last_status(
+        self, playbook: str, inventory: Sequence[str], statuses: Iterable[HostStatus | str]
+    ) -> list[str] | None:
+        """PCs whose newest result in the runs of this playbook on this inventory has one of ``statuses`` (for
+        ``--limit @failed`` without a run id), in natural order; None when there is no such run. Each PC's own
+        latest result counts, so a follow-up that included only some PCs does not hide the others."""
+        wanted = {HostStatus(s).value for s in statuses}
+        runs, hr = _T.runs, _T.host_results
+        same = and_(runs.c.playbook == playbook, runs.c.inventory == list(inventory))
+        stmt = (
+            select(hr.c.host, hr.c.status)
+            .join_from(hr, runs, hr.c.run_id == runs.c.id)
+            .where(same)
+            .order_by(runs.c.started.desc(), runs.c.id.desc())
+        )
+
+        def work(conn: Connection) -> list[str] | None:
+            if conn.scalar(select(runs.c.id).where(same).limit(1)) is None:
+                return None
+            latest: dict[str, str] = {}
+            for host, status in conn.execute(stmt):
+                latest.setdefault(str(host), str(status))
+            return natural_sorted(h for h, status in latest.items() if status in wanted)
+
+        return self._read(work)
+
     def resolve_run(self, ref: str) -> str:
         """A run id from what a user typed: the id, ``last``/``latest``, or a unique prefix of an id."""
         runs = _T.runs

@@ -346,3 +346,31 @@ def test_retry_gives_up_when_the_window_closes(classroom: Callable[..., Any], tm
     runs = runs_in(db)
     assert 2 <= len(runs) <= 4  # the first run and at most one pass per second of the window
     assert all(r.hosts == 1 and r.counts["unreachable"] == 1 for r in runs[1:])
+
+
+def test_failed_means_each_pcs_latest_result_and_takes_a_run_prefix(
+    classroom: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A follow-up pass with only the PCs that were off must not hide the PCs that failed before it:
+    `--limit @failed` is every PC whose latest result from this playbook here is not ok. `@failed:RUN_ID` takes
+    a unique prefix of the id and `last`, as `show` and `report` do."""
+    lab, ctl = classroom([{"name": "pc01"}, {"name": "pc02", "faults": {"unauthorized": 1.0}}, {"name": "pc03"}])
+    ctl.power("pc03", False)
+    inv, db = lab.inventory_path, tmp_path / "history.db"
+
+    def hosts_run(*limit: str) -> set[str]:
+        report = tmp_path / "pass.json"
+        done = kmsfleet("run", PLAYBOOK, "-i", inv, "--db", db, "--report", report, *limit, home=tmp_path)
+        assert done.returncode in (0, 3, 5), done.stdout + done.stderr
+        return set(statuses(report))
+
+    first = kmsfleet("run", PLAYBOOK, "-i", inv, "--db", db, "--report", tmp_path / "first.json", home=tmp_path)
+    assert statuses(tmp_path / "first.json") == {"pc01": "ok", "pc02": "auth_refused", "pc03": "unreachable"}, (
+        first.stdout
+    )
+    first_id = json.loads((tmp_path / "first.json").read_text(encoding="utf-8"))["run"]["id"]
+    ctl.power("pc03", True)
+    assert hosts_run("--limit", "@unreachable") == {"pc03"}  # pc03 is ok now; pc02 was not in this pass
+    assert hosts_run("--limit", "@failed") == {"pc02"}
+    assert hosts_run("--limit", f"@failed:{first_id[:6]}") == {"pc02", "pc03"}
+    assert hosts_run("--limit", "@failed:last") == {"pc02"}
