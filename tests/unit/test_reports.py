@@ -183,6 +183,26 @@ def test_csv_one_row_per_pc_and_product(lang: str) -> None:
     assert hosts_in_order == [f"pc{i}" for i in range(1, 41)]  # natural order: pc2 before pc10
 
 
+@pytest.mark.parametrize("lang", ["en", "zh-TW"])
+def test_a_licence_still_in_grace_shows_why_the_pc_failed(lang: str) -> None:
+    """0x4004F00C (initial grace) is information: the PC's failure (the clock) is why it is not activated, so
+    the CSV and HTML rows give that cause and its fix, not 'activate before the grace period ends'."""
+    pc3 = make_host(3)  # failed: the clock (0xC004F06C)
+    grace = [dataclasses.replace(lic, status="OOBGrace", last_error=0x4004F00C) for lic in pc3.licences]
+    result = RunResult(make_info(), (dataclasses.replace(pc3, licences=tuple(grace)),), finished=BASE)
+    col = {k.split(".")[1]: i18n.t(k, lang) for k in CSV_HEADER_KEYS}
+    clock = catalogue.lookup("0xC004F06C")
+    assert clock is not None
+    rows = _csv(render_report(result, "csv", lang))  # type: ignore[arg-type]
+    assert [(r[col["error"]], r[col["diagnosis"]]) for r in rows] == [("0xC004F06C", clock.text(lang).title)] * 2
+    html_text = str(render_report(result, "html", lang))
+    assert "0x4004F00C" not in html_text.split("<table", 1)[1]
+    # with no failure to point at (an audit), the grace code is the explanation
+    ok = dataclasses.replace(result.hosts[0], status=HostStatus.OK, tasks=())
+    rows = _csv(render_report(RunResult(make_info(), (ok,), finished=BASE), "csv", lang))  # type: ignore[arg-type]
+    assert {r[col["error"]] for r in rows} == {"0x4004F00C"}
+
+
 def test_csv_cells_cannot_start_a_formula() -> None:
     evil = dataclasses.replace(make_host(3), host='=HYPERLINK("http://x")', msg="@SUM(A1)")
     result = RunResult(make_info(), (evil,), finished=BASE + timedelta(hours=1))

@@ -10,6 +10,8 @@ from orchestrator.results.models import HostResult, LicenceRecord, RunResult, fo
 from orchestrator.results.sorting import natural_key, room_of
 from orchestrator.results.summary import ClassroomSummary, explain
 
+_SEVERITY_ERROR = 0x80000000  # an HRESULT with this bit clear is a success or information code
+
 
 @dataclass(frozen=True)
 class ReportRow:
@@ -34,7 +36,9 @@ def host_message(host: HostResult) -> str:
 
 def report_rows(result: RunResult, summary: ClassroomSummary) -> list[ReportRow]:
     """PCs in natural order. A product that is not licensed is explained by its own last error, else by the
-    PC's failure cause; a licensed product carries no diagnosis; a PC without licence data gets its cause."""
+    PC's failure cause; a licensed product carries no diagnosis; a PC without licence data gets its cause.
+    A status that is information, not an error (0x4004F00C: still in the initial grace), gives way to the
+    cause that stopped the PC (the clock, the account …), which is why the product is not activated."""
     lang = summary.lang
     rows: list[ReportRow] = []
     for host in sorted(result.hosts, key=lambda h: natural_key(h.host)):
@@ -46,7 +50,7 @@ def report_rows(result: RunResult, summary: ClassroomSummary) -> list[ReportRow]
             fix: tuple[str, ...] = ()
             if lic is not None and lic.status == "Licensed":
                 pass  # this product is fine whatever else failed on the PC
-            elif lic is not None and lic.last_error:
+            elif lic is not None and lic.last_error and (group is None or lic.last_error & _SEVERITY_ERROR):
                 exp = explain(lic.last_error, lang)
                 code = format_hresult(lic.last_error)
                 if exp is not None:
