@@ -168,7 +168,8 @@ def retry_unreachable(
     returns its result. A pass starts
     ``every`` seconds after the previous pass *started* (at once if that pass took longer), and only while
     the window is open. ``cancel`` stops the loop between passes (``wait(seconds)``, default ``cancel.wait``,
-    sleeps and returns True when cancelled). A pass that was interrupted (Ctrl-C) ends the loop."""
+    sleeps and returns True when cancelled). A pass that was interrupted (Ctrl-C), or a Ctrl-C while waiting
+    (KeyboardInterrupt from ``wait``), ends the loop as interrupted, with every PC's latest result."""
     if every <= 0 or window <= 0:
         raise ValueError("window and every must be positive")
     window = min(window, MAX_WINDOW_SECONDS)
@@ -201,7 +202,12 @@ def retry_unreachable(
         delay = max(0.0, start_at - current)
         if on_wait is not None:
             on_wait(Waiting(pending, delay, max(0.0, deadline - current), len(runs)))
-        if delay > 0 and sleep(delay):
+        try:
+            cancelled = delay > 0 and sleep(delay)
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) between passes: every PC keeps its latest result
+            interrupted, reason = True, "interrupted"
+            break
+        if cancelled:
             reason = "cancelled"
             break
         if stop.is_set():

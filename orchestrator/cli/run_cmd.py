@@ -192,8 +192,8 @@ def run_with_followups(request: Any, lang: str, verbosity: int, window: float, e
     outcome = retry_unreachable(
         first, run_pass, window=window, every=every, history=request.history, on_wait=on_wait, started=started
     )
+    combined = outcome.combined
     if len(outcome.runs) > 1:
-        combined = outcome.combined
         if outcome.still_unreachable:
             still = outcome.still_unreachable
             console.print(f"[red]{escape(t('followup.gave_up', lang, n=len(still), hosts=host_list(still, lang)))}[/]")
@@ -202,11 +202,11 @@ def run_with_followups(request: Any, lang: str, verbosity: int, window: float, e
         counts = ", ".join(f"{t('status.' + k, lang)} {v}" for k, v in combined.counts().items() if v)
         ids = ", ".join(r.info.id for r in outcome.runs)
         console.print(escape(t("followup.final", lang, runs=len(outcome.runs), ids=ids, counts=counts)))
-        if request.reports:
-            from orchestrator.results.reports import write_report
+    if request.reports and (len(outcome.runs) > 1 or outcome.interrupted):  # Ctrl-C while waiting: say so
+        from orchestrator.results.reports import write_report
 
-            for path in request.reports:
-                write_report(combined, Path(path), lang=lang)
+        for path in request.reports:
+            write_report(combined, Path(path), lang=lang)
     return outcome.exit_code
 
 

@@ -108,6 +108,29 @@ def statuses(report: Path) -> dict[str, str]:
     return {h["host"]: h["status"] for h in data["hosts"]}
 
 
+def start_retry_with_two_pcs_off(
+    classroom: Callable[..., Any], tmp_path: Path, window: str, every: str
+) -> tuple[LabControl, Path, Path, subprocess.Popen[str]]:
+    """pc01 on, pc02 and pc03 off; `kmsfleet run --retry-unreachable-for WINDOW --every EVERY` started on them.
+    Returns the lab control, the history database, the --report file and the process."""
+    lab, ctl = classroom([{"name": "pc01"}, {"name": "pc[02:03]", "power": "off"}])
+    db, report = tmp_path / "history.db", tmp_path / "final.json"
+    proc = start_kmsfleet(
+        "run", PLAYBOOK, "-i", lab.inventory_path, "--db", db, "--report", report,
+        "--retry-unreachable-for", window, "--every", every,
+        home=tmp_path,
+    )  # fmt: skip
+    return ctl, db, report, proc
+
+
+def power_on_pc02_between_passes(ctl: LabControl, db: Path) -> None:
+    """During a --retry-unreachable-for run: once the first pass is saved, switch pc02 on and wait for the
+    follow-up pass that reaches it."""
+    wait_for(lambda: [r for r in runs_in(db) if r.state == "finished"], "the first pass")
+    ctl.power("pc02", True)
+    wait_for(lambda: [r for r in runs_in(db) if r.limit and r.counts["ok"]], "a pass that reaches pc02")
+
+
 def power(ctl: LabControl) -> dict[str, str]:
     return {h["name"]: h["power"] for h in ctl.hosts()}
 
@@ -300,18 +323,10 @@ def test_wake_brings_pcs_up_and_the_run_reaches_them(classroom: Callable[..., An
 
 
 def test_retry_unreachable_until_the_pcs_answer(classroom: Callable[..., Any], tmp_path: Path) -> None:
-    lab, ctl = classroom([{"name": "pc01"}, {"name": "pc[02:03]", "power": "off"}])
-    db, report = tmp_path / "history.db", tmp_path / "final.json"
     started = time.monotonic()
-    proc = start_kmsfleet(
-        "run", PLAYBOOK, "-i", lab.inventory_path, "--db", db, "--report", report,
-        "--retry-unreachable-for", "90s", "--every", "1s",
-        home=tmp_path,
-    )  # fmt: skip
+    ctl, db, report, proc = start_retry_with_two_pcs_off(classroom, tmp_path, "90s", "1s")
     try:
-        wait_for(lambda: [r for r in runs_in(db) if r.state == "finished"], "the first pass")
-        ctl.power("pc02", True)
-        wait_for(lambda: [r for r in runs_in(db) if r.limit and r.counts["ok"]], "a pass that reaches pc02")
+        power_on_pc02_between_passes(ctl, db)
         ctl.power("pc03", True)
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -374,3 +389,24 @@ def test_failed_means_each_pcs_latest_result_and_takes_a_run_prefix(
     assert hosts_run("--limit", "@failed") == {"pc02"}
     assert hosts_run("--limit", f"@failed:{first_id[:6]}") == {"pc02", "pc03"}
     assert hosts_run("--limit", "@failed:last") == {"pc02"}
+
+
+def test_ctrl_c_while_waiting_keeps_every_pass_in_the_report(classroom: Callable[..., Any], tmp_path: Path) -> None:
+    """Ctrl-C between follow-up passes: exit 99, and the --report holds every PC's latest result (pc02 reached
+    by the second pass), marked interrupted, not the first pass's view."""
+    ctl, db, report, proc = start_retry_with_two_pcs_off(classroom, tmp_path, "5m", "2s")
+    try:
+        power_on_pc02_between_passes(ctl, db)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 99, output
+    assert "Traceback" not in output
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["run"]["interrupted"] is True and data["run"]["exit_code"] == 99
+    found = statuses(report)
+    assert found["pc01"] == "ok" and found["pc02"] == "ok", found
+    assert found["pc03"] in ("unreachable", "interrupted")

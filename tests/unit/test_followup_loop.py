@@ -172,6 +172,25 @@ def test_cancel_between_passes() -> None:
     assert out.reason == "cancelled" and out.exit_code == ExitCode.UNREACHABLE
 
 
+def test_ctrl_c_while_waiting_ends_the_loop_with_99_and_the_latest_results() -> None:
+    clock = FakeClock()
+    first = run_of({"pc1": HostStatus.UNREACHABLE, "pc2": HostStatus.UNREACHABLE})
+    waits = iter([False])
+
+    def wait(seconds: float) -> bool:
+        if next(waits, None) is None:
+            raise KeyboardInterrupt
+        return clock.wait(seconds)
+
+    def run_pass(limit: str, hosts: tuple[str, ...]) -> RunResult:
+        return run_of({"pc1": HostStatus.OK, "pc2": HostStatus.UNREACHABLE})
+
+    out = retry_unreachable(first, run_pass, window=600, every=10, now=clock.now, wait=wait)
+    assert out.reason == "interrupted" and out.exit_code == ExitCode.INTERRUPTED
+    assert [h.status for h in out.final] == [HostStatus.OK, HostStatus.UNREACHABLE]
+    assert out.combined.interrupted
+
+
 def test_without_history_the_limit_names_the_hosts() -> None:
     first = run_of({"pc1": HostStatus.UNREACHABLE})
     assert followup_limit(first, ("pc1", "pc7"), history=False) == "pc1,pc7"
