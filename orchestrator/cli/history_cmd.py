@@ -373,7 +373,15 @@ def due_rows(rows: Sequence[LicenceRow], window: timedelta, now: datetime) -> li
         expiry, _ = expiry_of(row)
         if expiry is not None and expiry - now <= window:
             out.append(row)
-    out.sort(key=lambda r: (expiry_of(r)[0] or now, natural_key(r.host), r.licence.product))
+    # by the expiry as shown (to the minute), then PC and product: a room read in one run lists pc1, pc2, pc10
+    # with each PC's products together, not in the order of the microseconds at which they were read
+    out.sort(
+        key=lambda r: (
+            (expiry_of(r)[0] or now).replace(second=0, microsecond=0),
+            natural_key(r.host),
+            r.licence.product,
+        )
+    )
     return out
 
 

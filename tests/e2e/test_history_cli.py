@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -261,6 +262,27 @@ def test_due_uses_the_latest_state_of_each_pc(history: tuple[Path, list[str]], t
     assert "有 2 個授權將在 30 天 內到期" in table and "pcB" in table and "pcE" in table and "pcA" not in table
     proc = kmsfleet("due", "--within", "soon", "--db", str(db), home=tmp_path)
     assert proc.returncode == 4 and b"--within" in proc.stderr
+
+
+def test_due_lists_a_room_read_together_by_pc_then_product(tmp_path: Path) -> None:
+    """Licences read in one run expire microseconds apart: `due` lists them as shown (to the minute), by PC in
+    natural order with each PC's products together, not by the microseconds at which they were read."""
+    db = tmp_path / "history.db"
+    base = (utcnow() + timedelta(days=20)).replace(second=5, microsecond=0)
+    hosts = []
+    for i, name in enumerate(("pc10", "pc2", "pc1")):  # pc10 read first, expires first (seconds apart)
+        records = [
+            dataclasses.replace(licence(product), expires=base + timedelta(seconds=3 * i + j), days_left=20)
+            for j, product in enumerate(("windows", "office"))
+        ]
+        hosts.append(host(name, HostStatus.OK, *records))
+    run = RunResult(RunInfo(id="d0e1f2a3b4c5", playbook="/srv/audit.yml", inventory=("school.yml",)), tuple(hosts))
+    with HistoryStore(db) as store:
+        store.save(run)
+    rows = json.loads(kmsfleet("due", "--within", "30d", "--db", str(db), "--json", home=tmp_path).stdout)
+    assert [(r["host"], r["product"]) for r in rows] == [
+        (name, product) for name in ("pc1", "pc2", "pc10") for product in ("office", "windows")
+    ]
 
 
 def test_help_has_examples(tmp_path: Path) -> None:
