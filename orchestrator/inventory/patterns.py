@@ -126,6 +126,12 @@ def _read_file(term: str) -> list[str]:
             raise InputError("the limit file is larger than 1 MiB", Location(str(path)))
         text = data.decode("utf-8-sig")
     except FileNotFoundError:
+        if term[1:].partition(":")[0] in ("failed", "unreachable"):  # the history's words, where they do not apply
+            raise InputError(
+                f"{term.partition(':')[0]} (from the history) works only as a whole --limit term of run, audit "
+                "or wake, e.g. --limit @failed or --limit @failed,pc10",
+                hint="not inside :& or :! patterns, nor with kmsfleet inventory; '@FILE' reads a file of hosts",
+            ) from None
         raise InputError(f"limit file not found: {path}", hint="'@FILE' reads one host or pattern per line") from None
     except IsADirectoryError:
         raise InputError(f"'@{path}' is a directory, expected a file of host names") from None

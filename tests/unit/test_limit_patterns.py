@@ -127,6 +127,8 @@ def test_limit_from_a_file(inv: Inventory, tmp_path: Path, monkeypatch: pytest.M
     ("pattern", "message"),
     [
         ("@missing.txt", "limit file not found"),
+        ("room101:&@failed", "@failed .from the history. works only as a whole --limit term"),
+        ("@unreachable:1a2b3c", "@unreachable .from the history. works only as a whole --limit term"),
         ("~pc[", "invalid regular expression"),
         ("", "empty host pattern"),
         ("room101[:]", "invalid subscript"),
