@@ -63,9 +63,22 @@ class RedactedText(TypeDecorator[str]):
         return redact_text(str(value))
 
 
-class RedactedJSON(TypeDecorator[Any]):
-    """JSON stored as TEXT (the same on every backend). Secret-looking keys and registered secrets are masked
+class EncodedJSON(str):
+    """A value already redacted and encoded by ``encode_json``, stored by ``RedactedJSON`` as it is."""
+
+    __slots__ = ()
+
+
+def encode_json(value: Any) -> EncodedJSON:
+    """Redact and encode a value for a ``RedactedJSON`` column now, on the calling thread (the history writer
+    then only stores text; see ``results/recorder.py``). Secret-looking keys and registered secrets are masked
     *before* encoding, so escapes cannot hide a secret from the scrubber."""
+    return EncodedJSON(json.dumps(redact(thaw(value)), ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+class RedactedJSON(TypeDecorator[Any]):
+    """JSON stored as TEXT (the same on every backend), redacted as ``encode_json`` does (values encoded by it
+    ahead of time are stored as they are)."""
 
     impl = Text
     cache_ok = True
@@ -73,7 +86,9 @@ class RedactedJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return json.dumps(redact(thaw(value)), ensure_ascii=False, separators=(",", ":"), default=str)
+        if isinstance(value, EncodedJSON):
+            return str(value)
+        return str(encode_json(value))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         if value is None:

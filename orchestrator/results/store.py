@@ -59,7 +59,7 @@ from orchestrator.results.models import (
     thaw,
     utcnow,
 )
-from orchestrator.results.schema import LATEST_VERSION, MIGRATIONS, TABLES, latest_licence_select
+from orchestrator.results.schema import LATEST_VERSION, MIGRATIONS, TABLES, encode_json, latest_licence_select
 from orchestrator.results.sorting import natural_key, natural_sorted, room_of
 
 T = TypeVar("T")
@@ -294,10 +294,22 @@ def _licence_from_row(row: Mapping[Any, Any]) -> LicenceRecord:
 
 
 @dataclass(frozen=True)
-class _HostRows:
+class HostRows:
+    """One finished host as database rows, redacted and encoded (``prepare_host``): the costly part of saving a
+    host, done on the thread that finished it."""
+
     host: dict[str, Any]
     tasks: list[dict[str, Any]]
     licences: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return str(self.host["host"])
+
+
+def prepare_host(run_id: str, h: HostResult) -> HostRows:
+    """``h`` as the rows ``HistoryStore.record_prepared`` saves."""
+    return _host_rows(run_id, h)
 
 
 # Statements built once: the hot path (record_host) only binds values to already-compiled statements.
@@ -305,8 +317,11 @@ _INSERT_RUN = insert(_T.runs)
 _INSERT_HOST = insert(_T.host_results)
 _INSERT_TASKS = insert(_T.task_results)
 _INSERT_LICENCES = insert(_T.licence_state)
-_HOST_EXISTS = select(_T.host_results.c.id).where(
-    and_(_T.host_results.c.run_id == bindparam("b_run"), _T.host_results.c.host == bindparam("b_host"))
+_EXISTING_HOSTS = select(_T.host_results.c.host).where(
+    and_(
+        _T.host_results.c.run_id == bindparam("b_run"),
+        _T.host_results.c.host.in_(bindparam("b_hosts", expanding=True)),
+    )
 )
 _DELETE_HOST = tuple(
     delete(table).where(and_(table.c.run_id == bindparam("b_run"), table.c.host == bindparam("b_host")))
@@ -314,7 +329,9 @@ _DELETE_HOST = tuple(
 )
 
 
-def _host_rows(run_id: str, h: HostResult, position: int | None = None) -> _HostRows:
+def _host_rows(run_id: str, h: HostResult, position: int | None = None, *, encode: bool = True) -> HostRows:
+    """``encode``: JSON columns redacted and encoded for the database now; without, plain values (the wire)."""
+    enc = encode_json if encode else _as_is
     failed = h.failed_task
     host_row = {
         "run_id": run_id,
@@ -323,15 +340,15 @@ def _host_rows(run_id: str, h: HostResult, position: int | None = None) -> _Host
         "status": h.status.value,
         "msg": h.msg,
         "address": h.address,
-        "groups": list(h.groups),
+        "groups": enc(list(h.groups)),
         "room": room_of(h.groups),
         "started": h.started,
         "finished": h.finished,
         "error_code": failed.error_code if failed else None,
         "diagnosis": failed.diagnosis if failed else None,
-        "facts": h.facts,
+        "facts": enc(h.facts),
     }
-    tasks = [_task_row(run_id, h.host, seq, t) for seq, t in enumerate(h.tasks)]
+    tasks = [_task_row(run_id, h.host, seq, t, encode=encode) for seq, t in enumerate(h.tasks)]
     licences = [
         {
             "run_id": run_id,
@@ -342,10 +359,15 @@ def _host_rows(run_id: str, h: HostResult, position: int | None = None) -> _Host
         }
         for seq, lic in enumerate(h.licences)
     ]
-    return _HostRows(host_row, tasks, licences)
+    return HostRows(host_row, tasks, licences)
 
 
-def _task_row(run_id: str, host: str, seq: int, t: HostTaskResult) -> dict[str, Any]:
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _task_row(run_id: str, host: str, seq: int, t: HostTaskResult, *, encode: bool = True) -> dict[str, Any]:
+    enc = encode_json if encode else _as_is
     return {
         "run_id": run_id,
         "host": host,
@@ -363,9 +385,9 @@ def _task_row(run_id: str, host: str, seq: int, t: HostTaskResult) -> dict[str, 
         "rescued": t.rescued,
         "started": t.started,
         "duration_ms": t.duration_ms,
-        "data": t.data,
-        "diff": t.diff,
-        "licences": [_licence_json(lic) for lic in t.licences],
+        "data": enc(t.data),
+        "diff": None if t.diff is None else enc(t.diff),
+        "licences": enc([_licence_json(lic) for lic in t.licences]),
         "no_log": t.no_log,
     }
 
@@ -558,12 +580,16 @@ class HistoryStore:
 
     def record_hosts(self, run_id: str, host_results: Sequence[HostResult]) -> None:
         """Save several finished hosts in one transaction (a later result of the same host replaces it)."""
-        latest = {h.host: h for h in host_results}  # one result per host: the last one given
-        batch = [_host_rows(run_id, h) for h in latest.values()]  # built outside the lock
+        self.record_prepared(run_id, [_host_rows(run_id, h) for h in host_results])
+
+    def record_prepared(self, run_id: str, prepared: Sequence[HostRows]) -> None:
+        """``record_hosts`` for hosts already turned into rows by ``prepare_host``."""
+        latest = {rows.name: rows for rows in prepared}  # one record per host: the last one given
 
         def work(conn: Connection) -> None:
-            existing = {name for name in latest if self._host_exists(conn, run_id, name)}
-            self._replace_hosts(conn, run_id, batch, existing=existing)
+            stored = set(conn.scalars(_EXISTING_HOSTS, {"b_run": run_id, "b_hosts": list(latest)}))
+            existing = {name for name in latest if redact_text(name) in stored}
+            self._replace_hosts(conn, run_id, list(latest.values()), existing=existing)
 
         try:
             self._write(work)
@@ -622,12 +648,7 @@ class HistoryStore:
         self.finish_run(result.info.id, result)
 
     @staticmethod
-    def _host_exists(conn: Connection, run_id: str, host: str) -> bool:
-        # The bind goes through the column's RedactedText, so it matches what record_host stored.
-        return conn.execute(_HOST_EXISTS, {"b_run": run_id, "b_host": host}).first() is not None
-
-    @staticmethod
-    def _replace_hosts(conn: Connection, run_id: str, batch: Sequence[_HostRows], existing: set[str]) -> None:
+    def _replace_hosts(conn: Connection, run_id: str, batch: Sequence[HostRows], existing: set[str]) -> None:
         if not batch:
             return
         for host in existing:
@@ -866,7 +887,7 @@ def _when(value: Any) -> datetime | None:
 
 def task_result_to_json(t: HostTaskResult, *, data: bool = True) -> dict[str, Any]:
     """One task result as plain JSON (``data=False``: without ``data``/``diff``, for progress events)."""
-    row = _task_row("", t.host, 0, t)
+    row = _task_row("", t.host, 0, t, encode=False)
     if not data:
         row.update(data={}, diff=None)
     return _wire(row)
@@ -878,7 +899,7 @@ def task_result_from_json(d: Mapping[str, Any]) -> HostTaskResult:
 
 def host_result_to_json(h: HostResult) -> dict[str, Any]:
     """One finished host as plain JSON (datetimes in ISO 8601); ``host_result_from_json`` is its inverse."""
-    rows = _host_rows("", h)
+    rows = _host_rows("", h, encode=False)
     return {
         "host": _wire(rows.host),
         "tasks": [_wire(t) for t in rows.tasks],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,25 +63,25 @@ def test_a_failed_write_is_repaired_by_finish_run_and_reported_only_when_it_cann
     store = HistoryStore(tmp_path / "history.db")
     recorder = StoreReporter(store)
     recorder.run_started(result.info, [h.host for h in result.hosts])
-    real = store.record_hosts
+    real = store.record_prepared
     calls: list[int] = []
 
     def failing(run_id: str, hosts: Any) -> None:
         calls.append(len(hosts))
         raise OSError("disk full")
 
-    store.record_hosts = failing  # type: ignore[method-assign]
+    store.record_prepared = failing  # type: ignore[method-assign]
     for h in result.hosts:
         recorder.host_done(h)
     recorder.run_done(result)  # finish_run saves the hosts the writer could not: nothing to report
-    store.record_hosts = real  # type: ignore[method-assign]
+    store.record_prepared = real  # type: ignore[method-assign]
     assert sum(calls) == len(result.hosts)
     assert store.load_run(result.info.id) == result
 
     second = make_run(3, run_id="run0000000002")
     recorder = StoreReporter(store)
     recorder.run_started(second.info, [])
-    store.record_hosts = failing  # type: ignore[method-assign]
+    store.record_prepared = failing  # type: ignore[method-assign]
     recorder.host_done(second.hosts[0])
     with pytest.raises(HistoryWriteError, match="disk full"):
         recorder.close()  # no run_done to repair it: the caller must be told
@@ -134,29 +135,34 @@ def test_fanout_keeps_going_past_a_broken_reporter_and_tells_the_others_once() -
     assert len(fanout.errors) == 2 + len(result.hosts)
 
 
-def test_the_writer_batches_hosts_that_arrive_together(tmp_path: Path) -> None:
+def test_workers_never_wait_for_the_seat_and_hosts_queued_meanwhile_are_saved_together(tmp_path: Path) -> None:
     result = make_run(200)
-    db = tmp_path / "history.db"
-    store = HistoryStore(db)
+    store = HistoryStore(tmp_path / "history.db")
     recorder = StoreReporter(store)
-    gate = threading.Event()
-    real = store.record_hosts
+    entered, gate = threading.Event(), threading.Event()
+    real = store.record_prepared
     sizes: list[int] = []
 
     def slow_first(run_id: str, hosts: Any) -> None:
         sizes.append(len(hosts))
-        gate.wait(5)
+        if len(sizes) == 1:
+            entered.set()
+            gate.wait(10)
         real(run_id, hosts)
 
-    store.record_hosts = slow_first  # type: ignore[method-assign]
+    store.record_prepared = slow_first  # type: ignore[method-assign]
     recorder.run_started(result.info, [])
-    recorder.host_done(result.hosts[0])
+    seated = threading.Thread(target=recorder.host_done, args=(result.hosts[0],))
+    seated.start()
+    assert entered.wait(10)
+    started = time.monotonic()
     for h in result.hosts[1:]:
-        recorder.host_done(h)
+        recorder.host_done(h)  # the seat is taken: queue and go on
+    assert time.monotonic() - started < 5
     gate.set()
+    seated.join(10)
+    assert sizes[0] == 1 and sum(sizes) == 200 and len(sizes) <= 3  # the worker in the seat took the rest
     recorder.run_done(result)
-    assert sum(sizes) == 200
-    assert len(sizes) < 20  # 199 hosts queued behind the first write go in a handful of transactions
     with store._engine.connect() as conn:
         assert conn.scalar(text("select count(*) from host_results")) == 200
     store.close()
