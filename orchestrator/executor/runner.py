@@ -283,7 +283,8 @@ class Runner:
     ) -> PlayRun:
         """``hosts`` is the batch (``serial``); ``play_hosts`` every host of the play."""
         everyone = play_hosts if play_hosts is not None else hosts
-        still = [h for h in everyone if h in hosts or self.states[h].active]  # failed in an earlier batch: gone
+        in_batch = set(hosts)
+        still = [h for h in everyone if h in in_batch or self.states[h].active]  # failed in an earlier batch: gone
         magic = {
             "play_hosts": still,
             "ansible_play_hosts": still,
