@@ -312,7 +312,7 @@ def prepare_host(run_id: str, h: HostResult) -> HostRows:
     return _host_rows(run_id, h)
 
 
-# Statements built once: the hot path (record_host) only binds values to already-compiled statements.
+# Statements built once: the hot path (record_prepared) only binds values to already-compiled statements.
 _INSERT_RUN = insert(_T.runs)
 _INSERT_HOST = insert(_T.host_results)
 _INSERT_TASKS = insert(_T.task_results)
@@ -576,14 +576,11 @@ class HistoryStore:
 
     def record_host(self, run_id: str, host_result: HostResult) -> None:
         """Save one finished host in one short transaction (replacing an earlier record of the same host)."""
-        self.record_hosts(run_id, [host_result])
-
-    def record_hosts(self, run_id: str, host_results: Sequence[HostResult]) -> None:
-        """Save several finished hosts in one transaction (a later result of the same host replaces it)."""
-        self.record_prepared(run_id, [_host_rows(run_id, h) for h in host_results])
+        self.record_prepared(run_id, [prepare_host(run_id, host_result)])
 
     def record_prepared(self, run_id: str, prepared: Sequence[HostRows]) -> None:
-        """``record_hosts`` for hosts already turned into rows by ``prepare_host``."""
+        """Save hosts already turned into rows by ``prepare_host``, in one transaction (a later record of the same
+        host replaces it)."""
         latest = {rows.name: rows for rows in prepared}  # one record per host: the last one given
 
         def work(conn: Connection) -> None:
