@@ -39,7 +39,9 @@ FOLLOW_UP = {
         HostStatus.INTERRUPTED,
         HostStatus.NOT_RUN,
     ),
-    "@unreachable": (HostStatus.UNREACHABLE,),
+    # A PC the run never reached (stopped first, even by kill -9) was never shown to be reachable either: it
+    # is retried by both follow-ups, so no PC silently drops out of the retry workflow.
+    "@unreachable": (HostStatus.UNREACHABLE, HostStatus.NOT_RUN),
 }
 
 

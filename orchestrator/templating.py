@@ -61,7 +61,7 @@ from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
 from orchestrator.errors import Location, TemplateError
-from orchestrator.redact import SECRET_KEYS, register_secret
+from orchestrator.redact import SECRET_KEYS, is_secret_name, is_secret_value, redact_text, register_secret
 from orchestrator.yamlsource import UnsafeText
 
 __all__ = [
@@ -1379,7 +1379,10 @@ class _Scope(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         if key in self.templar.variables:
-            return self.templar._resolve(key)
+            value = self.templar._resolve(key)
+            if is_secret_name(key) or is_secret_value(value):
+                self.templar._touched_secret = True
+            return value
         return self.templar._globals[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -1410,6 +1413,7 @@ class Templar:
         self._resolving: list[str] = []
         self._budget: _Budget | None = None
         self._lookup_log: list[str] = []
+        self._touched_secret = False
         self._scope = _Scope(self)
         self._globals: dict[str, Any] = {
             **_ENV.globals,
@@ -1446,6 +1450,18 @@ class Templar:
             if secret:
                 self._register_secrets(result, log_start)
             return result
+
+    def render_tracked(self, value: Any) -> tuple[Any, bool]:
+        """``render(value)``, and whether the result derives from a secret: the template read a secret-named
+        variable or a registered secret's value, or the result contains a registered secret."""
+        before = self._touched_secret
+        self._touched_secret = False
+        try:
+            result = self.render(value)
+            derived = self._touched_secret or _contains_secret(result)
+        finally:
+            self._touched_secret = before
+        return result, derived
 
     def evaluate(self, expr: str | bool | list[Any] | tuple[Any, ...] | None) -> bool:
         """Truth of a ``when``-style condition (a list is an AND, evaluated left to right)."""
@@ -1686,6 +1702,18 @@ class _TopLevel:
         if isinstance(exc, TemplateError) or not isinstance(exc, Exception):
             return
         raise self.templar._error(exc, self.source) from None
+
+
+def _contains_secret(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return redact_text(value) != value
+    if depth > MAX_DATA_DEPTH:
+        return False
+    if isinstance(value, Mapping) and not isinstance(value, LazyMapping):
+        return any(_contains_secret(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_contains_secret(v, depth + 1) for v in value)
+    return False
 
 
 def _snippet(source: Any) -> str:
