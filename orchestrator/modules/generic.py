@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, model_validator
 
-from orchestrator.redact import MASK, is_secret_name, redact
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
+from orchestrator.redact import MASK, is_secret_name, redact
 
 UNDEFINED_TEXT = "VARIABLE IS NOT DEFINED!"
 

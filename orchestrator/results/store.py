@@ -640,9 +640,8 @@ class HistoryStore:
             if not self._run_exists_in(conn, run_id):
                 conn.execute(_INSERT_RUN, [_run_row(result.info)])
             hr = _T.host_results
-            stored: dict[str, str] = {
-                str(host): str(msg) for host, msg in conn.execute(select(hr.c.host, hr.c.msg).where(hr.c.run_id == run_id))
-            }
+            rows = conn.execute(select(hr.c.host, hr.c.msg).where(hr.c.run_id == run_id))
+            stored: dict[str, str] = {str(host): str(msg) for host, msg in rows}
             pending = {host for host, msg in stored.items() if msg == PENDING_MSG}
             missing = [
                 _host_rows(run_id, h, position)
