@@ -236,6 +236,29 @@ def redact(value: Any, extra_names: frozenset[str] = frozenset()) -> Any:
     return value
 
 
+def mask_url(url: str) -> str:
+    """A URL with its password (``scheme://user:PASSWORD@host``) registered as a secret and shown as MASK."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return redact_text(url)
+    if not password:
+        return redact_text(url)
+    register_secret(urllib.parse.unquote(password))
+    register_secret(password)
+    userinfo, _, hostpart = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostpart}"))
+
+
+def url_has_password(url: str) -> bool:
+    try:
+        return bool(urllib.parse.urlsplit(url).password)
+    except ValueError:
+        return False
+
+
 def known_secrets() -> frozenset[str]:
     """Every rendering of every registered secret."""
     with _lock:

@@ -461,7 +461,7 @@ class HostPipeline:
         state = self.state
 
         def connect() -> Any:
-            return state.connection(templar.render, self.cancel, self.options.password)
+            return state.connection(templar.render, self.cancel, self.options.password, self.options.extra_vars)
 
         ctx = ModuleContext(
             host=state.name,
