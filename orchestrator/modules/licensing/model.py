@@ -83,6 +83,7 @@ def channel_in_description(description: str) -> str | None:
             return description[start:end]
     return None
 
+
 # Win32_OperatingSystem.OperatingSystemSKU -> EditionID (used when no Windows key is installed, so there is no
 # LicenseFamily to read). Public SKU numbers; the list covers the editions schools meet.
 OS_SKU_EDITIONS: Mapping[int, str] = {
