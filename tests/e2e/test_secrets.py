@@ -12,6 +12,7 @@ Also: Jinja2 sandbox escapes in a playbook or an inventory are refused with exit
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -421,3 +422,37 @@ def test_scanner_sees_escaped_forms() -> None:
     shown = repr({"ansible_password": HARD}) + json.dumps({"p": HARD}) + json.dumps(repr(HARD))
     found = {name for name, form in HARD_FORMS.items() if form in shown.encode()}
     assert {"secret repr-quoted", "secret json", "secret json-of-repr"} <= found
+
+
+def test_extra_vars_connection_variables_win_over_the_inventory(lab: tuple[LabThread, Claim], tmp_path: Path) -> None:
+    """Ansible precedence: ``-e ansible_password=…`` wins over the inventory's (a wrong one here) and works when
+    the inventory has none; the value given with -e is masked like any other secret."""
+    running, _ = lab
+    playbook = tmp_path / "ping.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - win_ping:\n", encoding="utf-8")
+    for password in ("Wrong-Password-1", None):
+        inv = _inventory(running, tmp_path / "inventory.yml", password)
+        proc = run_cli(
+            "run", str(playbook), "-i", str(inv), "--limit", "pc01", "--db", str(tmp_path / "h.db"),
+            "-e", f"ansible_password={SECRET}", "-vvv", env={"KMSFLEET_PASSWORD": ""},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert _hits((proc.stdout + proc.stderr).encode(), "run") == []
+
+
+def test_message_encryption_never_says_the_pc_requires_encryption(lab: tuple[LabThread, Claim], tmp_path: Path) -> None:
+    running, _ = lab
+    data = yaml.safe_load(_inventory(running, tmp_path / "inventory.yml", SECRET).read_text(encoding="utf-8"))
+    data["all"].setdefault("vars", {})["ansible_winrm_message_encryption"] = "never"
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(data), encoding="utf-8")
+    playbook = tmp_path / "ping.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - win_ping:\n", encoding="utf-8")
+    report = tmp_path / "r.json"
+    proc = run_cli(
+        "run", str(playbook), "-i", str(inv), "--limit", "pc01", "--db", str(tmp_path / "h.db"), "-v",
+        "--report", str(report),
+    )  # fmt: skip
+    assert proc.returncode == 5, proc.stdout[-2000:] + proc.stderr[-2000:]
+    host = yaml.safe_load(report.read_text(encoding="utf-8"))["hosts"][0]
+    assert "requires message encryption" in host["msg"] + json.dumps(host["tasks"]), host
