@@ -22,7 +22,7 @@ from orchestrator.executor.state import RunOptions
 from orchestrator.inventory.loader import load_inventory
 from orchestrator.inventory.model import Inventory
 from orchestrator.modules.base import REGISTRY
-from orchestrator.redact import register_secret
+from orchestrator.redact import register_secret, register_secret_name, register_secret_values
 from orchestrator.results.models import HostStatus, RunInfo, RunResult, new_run_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +39,9 @@ FOLLOW_UP = {
         HostStatus.INTERRUPTED,
         HostStatus.NOT_RUN,
     ),
-    "@unreachable": (HostStatus.UNREACHABLE,),
+    # A PC the run never reached (stopped first, even by kill -9) was never shown to be reachable either: it
+    # is retried by both follow-ups, so no PC silently drops out of the retry workflow.
+    "@unreachable": (HostStatus.UNREACHABLE, HostStatus.NOT_RUN),
 }
 
 
@@ -113,6 +115,23 @@ def _open_store(db: str | None) -> Any:
     from orchestrator.results.store import HistoryStore
 
     return HistoryStore(db)
+
+
+def mark_inventory_secrets(inv: Inventory, extra_vars: Mapping[str, Any]) -> None:
+    """Mark secret at the source, before any task runs: every variable a secret variable reads (directly or
+    through others: ``ansible_password: "{{ winrm_pw }}"``) by name, and its literal values, as well as
+    secret-named ``-e`` values; templates are registered when they render."""
+    from orchestrator.inventory.output import secret_names
+
+    sets: list[Mapping[str, Any]] = [inv.host(h).vars for h in inv.hosts]
+    sets += [g.vars for g in inv.groups.values()]
+    sets.append(extra_vars)
+    names = secret_names(sets)
+    for name in names:
+        register_secret_name(name)
+    register_secret_values(
+        [v for variables in sets for k, v in variables.items() if k in names and not (isinstance(v, str) and "{{" in v)]
+    )
 
 
 def _open_recorder(db: str | None) -> Any:
@@ -213,6 +232,7 @@ def _execute(
         )
     if options.password:
         register_secret(options.password)
+    mark_inventory_secrets(inv, options.extra_vars)
     for path in request.reports:
         _check_report_path(path)
     inventory = canonical_inventory(request.inventory)

@@ -1,45 +1,213 @@
 """Keeping secrets out of everything kmsfleet writes: logs, reports, the history database, exceptions.
 
-Passwords are registered here as soon as they are known (inventory vars, --ask-pass, environment lookups);
-``redact_text`` replaces them, and their base64 and UTF-16 forms, with ``********``. A leaf module.
+Secrets are marked where they enter (inventory variables by name, ``-e``, ``--ask-pass``, ``KMSFLEET_PASSWORD``,
+``lookup``s rendered into a secret variable, facts set from a secret). ``register_secret`` remembers each one in
+every form a formatter can give it — Python ``repr``/``ascii`` escapes, JSON escapes (``\\"``, ``\\\\``,
+``\\uXXXX``), YAML/CSV/HTML quoting, URL-encoding, UTF-16-LE/BE, hex and base64 at each of the three byte
+alignments, and the text escapes of those escapes (a ``repr`` inside a JSON column) — so that ``redact_text``
+replaces whichever form appears with ``********``. ``redact`` on structured data also masks whole values whose
+key names a secret (``ansible_password``, ``api_token``, and names marked with ``register_secret_name``), before
+anything formats them. A leaf module.
 """
 
 from __future__ import annotations
 
 import base64
+import html
+import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 MASK = "********"
 SECRET_KEYS = re.compile(r"(pass(word|wd)?|secret|token|credential|api[_-]?key)", re.IGNORECASE)
 
+#: Shortest secret worth hiding (hiding every "a" would make output unreadable without protecting anything).
+MIN_SECRET = 4
+#: Shortest encoded form (base64 core, hex) worth hiding: shorter ones would match unrelated text.
+MIN_ENCODED = 6
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_forms: set[str] = set()
+_names: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
 
-def _forms(secret: str) -> Iterable[str]:
-    yield secret
-    raw = secret.encode("utf-8")
-    yield base64.b64encode(raw).decode()
-    yield base64.b64encode(secret.encode("utf-16-le")).decode()
-    yield secret.encode("utf-16-le").decode("latin-1")
+def _py_repr(s: str) -> str:
+    return repr(s)[1:-1]
+
+
+def _py_repr_quoted(s: str) -> str:
+    # repr() picks its quote: with both kinds present it uses ' and escapes every ' (strip the 3 added chars)
+    return repr(s + "'\"")[1:-4]
+
+
+def _py_ascii(s: str) -> str:
+    return ascii(s + "'\"")[1:-4]
+
+
+def _json(s: str) -> str:
+    return json.dumps(s)[1:-1]
+
+
+def _json_utf8(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)[1:-1]
+
+
+def _json_upper(s: str) -> str:
+    return re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), json.dumps(s)[1:-1])
+
+
+def _doubled_single(s: str) -> str:  # YAML single-quoted, SQL
+    return s.replace("'", "''")
+
+
+def _doubled_double(s: str) -> str:  # CSV
+    return s.replace('"', '""')
+
+
+def _html(s: str) -> str:
+    return html.escape(s, quote=True)
+
+
+def _url(s: str) -> str:
+    return urllib.parse.quote(s, safe="")
+
+
+def _url_plus(s: str) -> str:
+    return urllib.parse.quote_plus(s)
+
+
+def _url_lower(s: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), urllib.parse.quote(s, safe=""))
+
+
+def _url_path(s: str) -> str:
+    return urllib.parse.quote(s)
+
+
+#: Text escapes a formatter may apply; applied once, and twice (an escape of an escape: repr inside JSON).
+_TEXT_ESCAPES: tuple[Callable[[str], str], ...] = (
+    _py_repr,
+    _py_repr_quoted,
+    _py_ascii,
+    _json,
+    _json_utf8,
+    _json_upper,
+    _doubled_single,
+    _doubled_double,
+    _html,
+    _url,
+    _url_plus,
+    _url_lower,
+    _url_path,
+)
+
+
+def b64_cores(data: bytes) -> list[bytes]:
+    """The base64 text of ``data`` at each of the 3 byte alignments it can have inside a longer encoded string
+    (a password inside a PowerShell ``-EncodedCommand`` or a Basic header): the characters that do not depend on
+    the neighbouring bytes."""
+    cores = []
+    for k in range(3):
+        encoded = base64.b64encode(b"\0" * k + data)
+        start = (k * 4 + 2) // 3  # characters touched by the k leading bytes
+        end = len(encoded) - (4 if (k + len(data)) % 3 else 0)  # the last group mixes with what follows
+        cores.append(encoded[start:end])
+    return cores
+
+
+def _byte_forms(secret: str) -> Iterable[str]:
+    for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
+        raw = secret.encode(encoding, "surrogatepass")
+        if encoding != "utf-8":
+            yield raw.decode("latin-1")  # UTF-16 bytes read as 8-bit text
+        yield raw.hex()
+        yield raw.hex().upper()
+        whole = base64.b64encode(raw).decode("ascii")  # the value encoded on its own, padding and all
+        yield whole
+        yield whole.replace("+", "-").replace("/", "_")
+        for core in b64_cores(raw):
+            text = core.decode("ascii")
+            yield text
+            yield text.replace("+", "-").replace("/", "_")  # urlsafe alphabet
+
+
+def renderings(secret: str) -> set[str]:
+    """Every form of ``secret`` that ``redact_text`` hides."""
+    first = {escape(secret) for escape in _TEXT_ESCAPES} | {secret}
+    text_forms = set(first)
+    for form in first:
+        text_forms.update(escape(form) for escape in _TEXT_ESCAPES)
+    out = {f for f in text_forms if len(f) >= MIN_SECRET}
+    out.update(f for f in _byte_forms(secret) if len(f) >= MIN_ENCODED)
+    return out
+
+
+def _trie_regex(words: Iterable[str]) -> str:
+    """One regular expression matching any of ``words``, longest first, as a prefix tree: a text is scanned
+    once whatever the number of forms (a flat alternation tries each form at every position)."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = True
+
+    def build(node: dict[str, Any]) -> str:
+        end = "" in node
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch != ""]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if end else body
+
+    return build(trie)
 
 
 def register_secret(secret: str | None) -> None:
-    """Remember a secret so that every later ``redact_*`` call hides it. Very short strings are ignored
-    (hiding every "a" would make output unreadable without protecting anything)."""
+    """Remember a secret so that every later ``redact_*`` call hides it in any rendering."""
     global _pattern
-    if not secret or len(secret) < 4:
+    if not secret or len(secret) < MIN_SECRET:
         return
     with _lock:
-        before = len(_secrets)
-        _secrets.update(f for f in _forms(secret) if len(f) >= 4)
-        if len(_secrets) != before:
-            ordered = sorted(_secrets, key=len, reverse=True)
-            _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        if secret in _secrets:
+            return
+        _secrets.add(secret)
+        _forms.update(renderings(secret))
+        _pattern = re.compile(_trie_regex(_forms))
+
+
+def register_secret_values(value: Any, depth: int = 0) -> None:
+    """Register every string and number inside ``value`` (a fact set from a secret)."""
+    if depth > 50 or isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str | int | float):
+        register_secret(str(value))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            register_secret_values(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            register_secret_values(item, depth + 1)
+
+
+def register_secret_name(name: str) -> None:
+    """Mark a variable name as secret (a fact set from a secret): ``redact`` masks its value whole."""
+    with _lock:
+        _names.add(name)
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_KEYS.search(name)) or name in _names
+
+
+def is_secret_value(value: Any) -> bool:
+    """True for a registered secret itself (not for a text that merely contains one)."""
+    return isinstance(value, str) and value in _secrets
 
 
 def redact_text(text: str) -> str:
@@ -49,20 +217,49 @@ def redact_text(text: str) -> str:
     return pattern.sub(MASK, text)
 
 
-def redact(value: Any) -> Any:
-    """Redact a JSON-like value: secret-looking keys are masked whole, every string is scrubbed."""
+def redact(value: Any, extra_names: frozenset[str] = frozenset()) -> Any:
+    """Redact a JSON-like value: secret-named keys (and ``extra_names``) are masked whole, every string is
+    scrubbed. Mappings come back as dicts, tuples as lists."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
         return {
-            k: (MASK if isinstance(k, str) and SECRET_KEYS.search(k) and v not in (None, "") else redact(v))
+            (redact_text(k) if isinstance(k, str) else k): (
+                MASK
+                if isinstance(k, str) and (is_secret_name(k) or k in extra_names) and v not in (None, "")
+                else redact(v, extra_names)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
+        return [redact(v, extra_names) for v in value]
     return value
 
 
+def mask_url(url: str) -> str:
+    """A URL with its password (``scheme://user:PASSWORD@host``) registered as a secret and shown as MASK."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return redact_text(url)
+    if not password:
+        return redact_text(url)
+    register_secret(urllib.parse.unquote(password))
+    register_secret(password)
+    userinfo, _, hostpart = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostpart}"))
+
+
+def url_has_password(url: str) -> bool:
+    try:
+        return bool(urllib.parse.urlsplit(url).password)
+    except ValueError:
+        return False
+
+
 def known_secrets() -> frozenset[str]:
+    """Every rendering of every registered secret."""
     with _lock:
-        return frozenset(_secrets)
+        return frozenset(_forms)

@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 import yaml
 
 from orchestrator.errors import InputError, KmsfleetError, Location
+from orchestrator.redact import MASK, mask_url, url_has_password
 
 # ============================================================================================ cron expressions
 
@@ -412,6 +413,17 @@ class Schedule:
             args += ["--db", self.db]
         return args
 
+    def shown_args(self) -> list[str]:
+        """``run_args`` as shown to people (``schedule list``, the schtasks line): a database password masked."""
+        shown = []
+        for arg in self.run_args():
+            key, eq, _ = arg.partition("=")
+            if eq and key.isidentifier() and _SECRET_VAR.search(key):  # stored before secrets were refused
+                shown.append(f"{key}={MASK}")
+            else:
+                shown.append(mask_url(arg) if "://" in arg else arg)
+        return shown
+
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "playbook": self.playbook,
@@ -549,9 +561,38 @@ def schedule_run_command(name: str) -> list[str]:
 
 
 def _environment() -> dict[str, str]:
-    """Variables a scheduled run needs to find the same schedules file and history as ``schedule add`` did."""
+    """Variables a scheduled run needs to find the same schedules file and history as ``schedule add`` did. A
+    ``KMSFLEET_DB`` URL carrying a password is left out (unit files and crontab lines are readable): ``schedule
+    add`` keeps it in the schedule itself, in the 0600 schedules file (``db_for_schedule``)."""
     keep = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "KMSFLEET_DB", "KMSFLEET_LANG")
-    return {k: os.environ[k] for k in keep if os.environ.get(k)}
+    return {k: os.environ[k] for k in keep if os.environ.get(k) and not url_has_password(os.environ[k])}
+
+
+def db_for_schedule(db: str | None) -> str | None:
+    """The database a schedule records: ``--db`` as given, else a ``KMSFLEET_DB`` URL with a password (which
+    ``_environment`` keeps out of the scheduler's files)."""
+    if db:
+        return db
+    env = os.environ.get("KMSFLEET_DB", "")
+    return env if url_has_password(env) else None
+
+
+#: Variables a schedule refuses inline: they would be stored in schedules.yml and shown on every command line.
+_SECRET_VAR = re.compile(r"(password|passwd|(^|_)pass$|secret|token|credential|api_?key)", re.IGNORECASE)
+
+
+def refuse_secret_vars(extra_vars: Mapping[str, Any], given: str) -> None:
+    """A schedule never stores a secret given with ``-e``: it points to KMSFLEET_PASSWORD or a credentials file."""
+    for key, value in extra_vars.items():
+        if isinstance(key, str) and _SECRET_VAR.search(key) and value not in (None, "") and "{{" not in str(value):
+            raise InputError(
+                f"-e {key}=…: a schedule does not store secrets (schedules.yml, the timer's command line and "
+                "`kmsfleet schedule list` would all show it)",
+                Location(given[:40] if key not in given else f"-e {key}"),
+                hint="give the scheduler KMSFLEET_PASSWORD (systemd: a 0600 EnvironmentFile= drop-in, cron: a "
+                "0600 file it sources), or keep the password in a 0600 credentials file read with "
+                f'-e \'{key}={{{{ lookup("file", "/path/to/credentials") }}}}\'',
+            )
 
 
 def _run(args: Sequence[str], *, stdin: str | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -775,12 +816,18 @@ class SystemdBackend:
         return {p.name[len("kmsfleet-") : -len(".timer")] for p in self.unit_dir.glob("kmsfleet-*.timer")}
 
 
+def _umask() -> int:
+    current = os.umask(0o077)
+    os.umask(current)
+    return current
+
+
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644 & ~_umask())  # readable as unit files are, never wider than the user's umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import regex
 import yaml
 from jinja2 import nodes, pass_environment
 from jinja2.exceptions import (
@@ -61,7 +62,7 @@ from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
 from orchestrator.errors import Location, TemplateError
-from orchestrator.redact import SECRET_KEYS, register_secret
+from orchestrator.redact import SECRET_KEYS, is_secret_name, is_secret_value, redact_text, register_secret
 from orchestrator.yamlsource import UnsafeText
 
 __all__ = [
@@ -88,6 +89,7 @@ MAX_VAR_DEPTH = 40  # variables whose templates use variables whose templates us
 MAX_DATA_DEPTH = 200  # nesting of dicts/lists walked by render()
 MAX_LOOKUP_FILE = 1024 * 1024
 MAX_POW_BITS = 100_000
+REGEX_SECONDS = 2.0  # one regular-expression call from a template (regex_search, match, regex_replace …)
 
 #: Ansible's ``omit``: an argument whose rendered value is exactly this is dropped (see ``remove_omitted``).
 OMIT = "__omit_place_holder__kmsfleet__"
@@ -562,15 +564,51 @@ def f_from_yaml_all(value: Any) -> list[Any]:
 
 
 def _regex_flags(ignorecase: bool, multiline: bool) -> int:
-    return (re.IGNORECASE if ignorecase else 0) | (re.MULTILINE if multiline else 0)
+    return int(regex.IGNORECASE if ignorecase else 0) | int(regex.MULTILINE if multiline else 0)
 
 
-def _compile_regex(pattern: Any, flags: int) -> re.Pattern[str]:
+class _BoundedRegex:
+    """A template's regular expression, run by the ``regex`` package with a time limit. Python's ``re`` cannot
+    be interrupted: ``'^(a|aa)+$'`` on 40 characters backtracks for hours, holding the GIL, so the whole
+    process (and its SIGTERM handler) would hang. ``regex`` keeps ``re``'s syntax and semantics (back-references,
+    look-arounds, ``\\g<name>``, which RE2 lacks and Ansible playbooks use) and stops a match after
+    ``REGEX_SECONDS``."""
+
+    def __init__(self, pattern: str, flags: int) -> None:
+        self.text = pattern
+        self.compiled = regex.compile(pattern, flags)
+
+    def _bounded(self, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except TimeoutError:
+            raise _Limit(
+                f"regular expression {_snippet(self.text)} took longer than {REGEX_SECONDS:g} s "
+                "(nested repetition such as (a+)+ backtracks exponentially)"
+            ) from None
+
+    def search(self, text: str) -> Any:
+        return self._bounded(lambda: self.compiled.search(text, timeout=REGEX_SECONDS))
+
+    def match(self, text: str) -> Any:
+        return self._bounded(lambda: self.compiled.match(text, timeout=REGEX_SECONDS))
+
+    def fullmatch(self, text: str) -> Any:
+        return self._bounded(lambda: self.compiled.fullmatch(text, timeout=REGEX_SECONDS))
+
+    def findall(self, text: str) -> list[Any]:
+        return self._bounded(lambda: self.compiled.findall(text, timeout=REGEX_SECONDS))
+
+    def subn(self, replacement: str, text: str, count: int = 0) -> tuple[str, int]:
+        return self._bounded(lambda: self.compiled.subn(replacement, text, count=count, timeout=REGEX_SECONDS))
+
+
+def _compile_regex(pattern: Any, flags: int) -> _BoundedRegex:
     if not isinstance(pattern, str):
         _fail(f"regular expression must be a string, got {type(pattern).__name__}")
     try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
+        return _BoundedRegex(pattern, flags)
+    except (regex.error, re.error) as exc:
         _fail(f"invalid regular expression {pattern!r}: {exc}")
 
 
@@ -608,10 +646,10 @@ def f_regex_replace(
     text = str(value)
     if len(text) + (len(text) + 1) * len(str(replacement)) > MAX_STRING:
         raise _Limit("regex_replace could build a string that is too large")
-    regex = _compile_regex(pattern, _regex_flags(ignorecase, multiline))
+    compiled = _compile_regex(pattern, _regex_flags(ignorecase, multiline))
     try:
-        result, n = regex.subn(str(replacement), text, count=count)
-    except (re.error, IndexError) as exc:
+        result, n = compiled.subn(str(replacement), text, count=count)
+    except (regex.error, re.error, IndexError) as exc:
         _fail(f"regex_replace: {exc}")
     if mandatory_count and n != mandatory_count:
         _fail(f"regex_replace: expected {mandatory_count} replacements, made {n}")
@@ -1004,10 +1042,10 @@ def t_search(value: Any, pattern: str, ignorecase: bool = False, multiline: bool
 def t_regex(
     value: Any, pattern: str, ignorecase: bool = False, multiline: bool = False, match_type: str = "search"
 ) -> bool:
-    regex = _compile_regex(pattern, _regex_flags(ignorecase, multiline))
+    compiled = _compile_regex(pattern, _regex_flags(ignorecase, multiline))
     if match_type not in ("search", "match", "fullmatch"):
         _fail("regex test: match_type must be search, match or fullmatch")
-    return getattr(regex, match_type)(str(value)) is not None
+    return getattr(compiled, match_type)(str(value)) is not None
 
 
 _VERSION_OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -1379,7 +1417,10 @@ class _Scope(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         if key in self.templar.variables:
-            return self.templar._resolve(key)
+            value = self.templar._resolve(key)
+            if is_secret_name(key) or is_secret_value(value):
+                self.templar._touched_secret = True
+            return value
         return self.templar._globals[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -1410,6 +1451,7 @@ class Templar:
         self._resolving: list[str] = []
         self._budget: _Budget | None = None
         self._lookup_log: list[str] = []
+        self._touched_secret = False
         self._scope = _Scope(self)
         self._globals: dict[str, Any] = {
             **_ENV.globals,
@@ -1446,6 +1488,18 @@ class Templar:
             if secret:
                 self._register_secrets(result, log_start)
             return result
+
+    def render_tracked(self, value: Any) -> tuple[Any, bool]:
+        """``render(value)``, and whether the result derives from a secret: the template read a secret-named
+        variable or a registered secret's value, or the result contains a registered secret."""
+        before = self._touched_secret
+        self._touched_secret = False
+        try:
+            result = self.render(value)
+            derived = self._touched_secret or _contains_secret(result)
+        finally:
+            self._touched_secret = before
+        return result, derived
 
     def evaluate(self, expr: str | bool | list[Any] | tuple[Any, ...] | None) -> bool:
         """Truth of a ``when``-style condition (a list is an AND, evaluated left to right)."""
@@ -1686,6 +1740,18 @@ class _TopLevel:
         if isinstance(exc, TemplateError) or not isinstance(exc, Exception):
             return
         raise self.templar._error(exc, self.source) from None
+
+
+def _contains_secret(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return redact_text(value) != value
+    if depth > MAX_DATA_DEPTH:
+        return False
+    if isinstance(value, Mapping) and not isinstance(value, LazyMapping):
+        return any(_contains_secret(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_contains_secret(v, depth + 1) for v in value)
+    return False
 
 
 def _snippet(source: Any) -> str:

@@ -19,6 +19,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from orchestrator.errors import InputError, Location
 
 MAX_YAML_BYTES = 16 * 1024 * 1024
+#: Aliases (``*name``) in one document, and the nodes they may add once expanded: a "billion laughs" document
+#: (each level aliasing the one before nine times) is 600 bytes of text and 10**9 values once walked.
+MAX_ALIASES = 10_000
+MAX_ALIAS_EXPANSION = 1_000_000
 
 
 class UnsafeText(str):
@@ -94,6 +98,57 @@ _Loader.add_constructor("!vault", _construct_vault)
 _Loader.add_constructor("!vault-encrypted", _construct_vault)
 
 
+def check_alias_budget(root: Node, filename: str) -> None:
+    """Refuse a composed document whose aliases make it much larger than its text: more than ``MAX_ALIASES``
+    aliases, more than ``MAX_ALIAS_EXPANSION`` nodes added by expanding them, or an alias inside itself. Linear
+    in the number of distinct nodes (each node's expanded size is computed once), iterative (no recursion)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    distinct = 0
+    references = 0
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[Node] = []
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            continue
+        if key in sizes:
+            references += 1  # the same node reached again: an alias
+            if references > MAX_ALIASES:
+                raise InputError(f"YAML uses more than {MAX_ALIASES} aliases", _loc(filename, node))
+            continue
+        if key in on_path:
+            raise InputError("YAML alias refers to a node that contains it (a recursive alias)", _loc(filename, node))
+        distinct += 1
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children)
+    expanded = sizes[id(root)]
+    if expanded - distinct > MAX_ALIAS_EXPANSION:
+        raise InputError(
+            f"YAML aliases expand this document to {expanded:,} values (at most {MAX_ALIAS_EXPANSION:,} "
+            "may come from aliases): refusing an alias bomb",
+            _loc(filename, root),
+            hint="write the repeated values out, or use fewer nested aliases",
+        )
+
+
+class _BudgetLoader(_Loader):
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        check_alias_budget(node, self.filename)
+        return self.construct_document(node)
+
+
 def _bad_character(exc: yaml.reader.ReaderError) -> str:
     return f"not valid YAML text: character {exc.character!r} is not allowed"
 
@@ -107,7 +162,7 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
     if len(text) > MAX_YAML_BYTES:
         raise _too_large(filename)
     try:
-        loader = _Loader(text)
+        loader = _BudgetLoader(text)
     except yaml.reader.ReaderError as exc:
         raise InputError(_bad_character(exc), Location(filename)) from None
     loader.filename = filename

@@ -506,11 +506,19 @@ def register(app: typer.Typer) -> None:
         lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
         db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
     ) -> None:
-        from orchestrator.results.reports import check_writable, format_for, render_report, write_report
+        from orchestrator.results.reports import (
+            check_writable,
+            format_for,
+            refuse_database,
+            render_report,
+            write_report,
+        )
 
         code = _lang(lang)
         if fmt is None and output is None:
             raise InputError("give --format (json, csv, junit, html) or --output FILE", hint="e.g. --format html")
+        if output is not None:
+            refuse_database(Path(output), "--output")  # before the format: "H.db" is the history, not a typo
         kind = format_for(output or "", fmt)
         if output is not None:
             check_writable(output, "--output")

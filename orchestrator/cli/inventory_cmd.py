@@ -61,7 +61,7 @@ def inventory_command(
     show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Show passwords instead of ********.")] = False,
 ) -> None:
     from orchestrator.inventory import load_inventory
-    from orchestrator.redact import redact
+    from orchestrator.inventory.output import mask_secrets
 
     chosen = [name for name, on in (("--list", list_), ("--graph", graph), ("--host", host is not None)) if on]
     if len(chosen) != 1:
@@ -76,7 +76,7 @@ def inventory_command(
         err_console.print(f"[yellow]warning:[/] {escape(warning)}")
 
     def secret_safe(data: Any) -> Any:
-        return data if show_secrets else redact(data)
+        return data if show_secrets else mask_secrets(inv, data)  # indirect ones too (a var a password reads)
 
     if list_:
         _print_json(secret_safe(inv.to_list_json(limit, export=export)))

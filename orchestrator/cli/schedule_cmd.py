@@ -81,7 +81,9 @@ def register(app: typer.Typer) -> None:
             backend_named,
             check_name,
             choose_backend,
+            db_for_schedule,
             parse_cron,
+            refuse_secret_vars,
             schtasks_lines,
             to_on_calendar,
         )
@@ -93,6 +95,9 @@ def register(app: typer.Typer) -> None:
         load_inventory(list(inventory))
         check_limit(limit)
         parse_extra_vars(list(extra_vars))
+        for given in extra_vars:
+            if not given.strip().startswith("@"):  # a vars file keeps its secrets to itself: only its path is stored
+                refuse_secret_vars(parse_extra_vars([given]), given)
         stored_playbook = str(Path(playbook).resolve()) if Path(playbook).exists() else playbook
         schedule = Schedule(
             name=name,
@@ -101,7 +106,7 @@ def register(app: typer.Typer) -> None:
             cron=expr.text,
             check=check,
             limit=limit,
-            db=str(Path(db).resolve()) if db and "://" not in db else db,
+            db=str(Path(db).resolve()) if db and "://" not in db else db_for_schedule(db),
             extra_vars=tuple(
                 "@" + str(Path(e.strip()[1:]).resolve()) if e.strip().startswith("@") else e for e in extra_vars
             ),
@@ -132,7 +137,7 @@ def register(app: typer.Typer) -> None:
         if nxt is not None:
             console.print(f"next run: {nxt:%Y-%m-%d %H:%M} (controller's local time)")
         console.print("systemd: " + escape("; ".join(f"OnCalendar={c}" for c in to_on_calendar(expr))))
-        lines, why = schtasks_lines(name, expr, ["kmsfleet", *schedule.run_args()])
+        lines, why = schtasks_lines(name, expr, ["kmsfleet", *schedule.shown_args()])
         console.print("Windows controller (Task Scheduler):")
         for line in lines:
             console.print("  " + escape(line))
@@ -150,6 +155,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         import json
 
+        from orchestrator.redact import mask_url
         from orchestrator.schedule import Schedule, ScheduleError, ScheduleFile, backend_named, parse_cron
 
         store = ScheduleFile()
@@ -171,9 +177,10 @@ def register(app: typer.Typer) -> None:
                 {
                     "name": s.name,
                     **s.to_data(),
+                    "db": mask_url(s.db) if s.db else None,
                     "installed": state,
                     "next_run": nxt.isoformat() if nxt else None,
-                    "command": ["kmsfleet", *s.run_args()],
+                    "command": ["kmsfleet", *s.shown_args()],
                 }
                 for s, state, nxt in rows
             ]
@@ -194,7 +201,7 @@ def register(app: typer.Typer) -> None:
                 escape(s.name),
                 escape(s.cron),
                 f"{nxt:%Y-%m-%d %H:%M}" if nxt else "never",
-                escape(" ".join(["kmsfleet", *s.run_args()])),
+                escape(" ".join(["kmsfleet", *s.shown_args()])),
                 s.backend,
                 shown,
             )

@@ -15,7 +15,7 @@ from orchestrator.executor.plan import BlockSpec, Node, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.state import HostState, RunOptions
 from orchestrator.modules.base import REGISTRY, ModuleContext, ModuleOutcome, TaskFailed
-from orchestrator.redact import redact, redact_text
+from orchestrator.redact import redact, redact_text, register_secret_name, register_secret_values
 from orchestrator.results.models import FailureKind, HostTaskResult, TaskStatus, thaw, utcnow
 from orchestrator.templating import OMIT, mark_unsafe, remove_omitted
 from orchestrator.transport.errors import (
@@ -446,7 +446,7 @@ class HostPipeline:
         module_cls = REGISTRY.get(task.module)
         if module_cls is None:
             raise InputError(f"unknown module '{task.module}'", task.location)
-        args = remove_omitted(templar.render(dict(task.args)))
+        args = remove_omitted(self._render_args(task, templar))
         try:
             parsed = module_cls.parse_args(args)
         except ValueError as exc:
@@ -461,7 +461,7 @@ class HostPipeline:
         state = self.state
 
         def connect() -> Any:
-            return state.connection(templar.render, self.cancel, self.options.password)
+            return state.connection(templar.render, self.cancel, self.options.password, self.options.extra_vars)
 
         ctx = ModuleContext(
             host=state.name,
@@ -517,6 +517,24 @@ class HostPipeline:
             if self.cancel.wait(max(0.0, float(task.delay))):
                 raise Cancelled(self.state.name, "the run is stopping")
         return outcome, data
+
+    def _render_args(self, task: TaskSpec, templar: Any) -> dict[str, Any]:
+        """The task's arguments rendered. A value derived from a secret is marked secret at its source: a
+        set_fact variable (its name and value), a registered variable (its name), so no later rendering of it
+        (``debug: var=``, ``hostvars``, a report) shows it."""
+        if task.module != "set_fact":
+            args, derived = templar.render_tracked(dict(task.args))
+            if derived and task.register:
+                register_secret_name(task.register)
+            return dict(args)
+        out: dict[str, Any] = {}
+        for key, raw in task.args.items():
+            value, derived = templar.render_tracked(raw)
+            if derived and key != "cacheable":
+                register_secret_name(str(key))
+                register_secret_values(value)
+            out[key] = value
+        return out
 
     def _data(self, outcome: ModuleOutcome) -> dict[str, Any]:
         data = dict(outcome.data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -109,12 +109,18 @@ class HostState:
             return tuple(self.results)
 
     def connection(
-        self, render: Callable[[Any], Any], cancel: threading.Event, password: str | None
+        self,
+        render: Callable[[Any], Any],
+        cancel: threading.Event,
+        password: str | None,
+        extra_vars: Iterable[str] = (),
     ) -> WinRMConnection:
-        """The host's one connection, created on first use from its (templated) connection variables."""
+        """The host's one connection, created on first use from its (templated) connection variables: the
+        inventory's, those set by the play, and ``-e`` ones (which win, as in Ansible, through ``render``)."""
         if self.conn is None:
             keys = [k for k in self.inventory_vars if k.startswith(("ansible_", "kmsfleet_"))]
             keys += [k for k in self.scope if k.startswith(("ansible_", "kmsfleet_")) and k not in keys]
+            keys += [k for k in extra_vars if k.startswith(("ansible_", "kmsfleet_")) and k not in keys]
             conn_vars = {k: render("{{ " + k + " }}") for k in keys}
             if password is not None and "ansible_password" not in conn_vars:
                 conn_vars["ansible_password"] = password

@@ -2,14 +2,63 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InputError
 from orchestrator.inventory._util import did_you_mean
-from orchestrator.redact import redact
+from orchestrator.redact import is_secret_name, redact
 
 if TYPE_CHECKING:
     from orchestrator.inventory.model import Group, Inventory
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TEMPLATE_BODY = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.DOTALL)
+
+
+def _referenced(value: Any) -> set[str]:
+    """Names a template value may read (every identifier inside its ``{{ }}``/``{% %}``: over-approximate)."""
+    if isinstance(value, str):
+        return {name for m in _TEMPLATE_BODY.finditer(value) for name in _IDENTIFIER.findall(m.group(0))}
+    if isinstance(value, Mapping):
+        return set().union(*(_referenced(v) for v in value.values())) if value else set()
+    if isinstance(value, list | tuple):
+        return set().union(*(_referenced(v) for v in value)) if value else set()
+    return set()
+
+
+def secret_names(variable_sets: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """Variable names holding secrets directly or indirectly: ``ansible_password: "{{ winrm_pw }}"`` makes
+    ``winrm_pw`` secret too (and whatever ``winrm_pw``'s own template reads), across every host and group."""
+    sets = list(variable_sets)
+    values: dict[str, list[Any]] = {}
+    for variables in sets:
+        for key, value in variables.items():
+            values.setdefault(str(key), []).append(value)
+    found = {name for name in values if is_secret_name(name)}
+    todo = list(found)
+    while todo:
+        name = todo.pop()
+        for value in values.get(name, ()):
+            for ref in _referenced(value):
+                if ref in values and ref not in found:
+                    found.add(ref)
+                    todo.append(ref)
+    return frozenset(found)
+
+
+def inventory_secret_names(inventory: Inventory) -> frozenset[str]:
+    """``secret_names`` over every host's and group's own variables."""
+    sets: list[Mapping[str, Any]] = [inventory.host(h).vars for h in inventory.hosts]
+    sets += [g.vars for g in inventory.groups.values()]
+    return secret_names(sets)
+
+
+def mask_secrets(inventory: Inventory, data: Any) -> Any:
+    """``data`` (a ``--list``/``--host`` view) with direct and indirect secrets masked."""
+    return redact(data, inventory_secret_names(inventory))
 
 
 def list_json(inventory: Inventory, *, limit: str | None = None, export: bool = False) -> dict[str, Any]:
@@ -67,13 +116,14 @@ def graph(
             hint=hint or f"groups: {', '.join(sorted(inventory.groups))}",
         )
     available = set(inventory.select(limit)) if limit else None
+    hidden = inventory_secret_names(inventory) if mask_secrets else frozenset()
     lines: list[str] = []
 
     def name(text: str, depth: int) -> str:
         return ("  |" * depth + "--" + text) if depth else text
 
     def show(values: dict[str, Any], depth: int) -> None:
-        shown = redact(values) if mask_secrets else values
+        shown = redact(values, hidden) if mask_secrets else values
         for key in sorted(shown):
             lines.append(name(f"{{{key} = {shown[key]}}}", depth))
 

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, Field, model_validator
 
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
+from orchestrator.redact import MASK, is_secret_name, redact
 
 UNDEFINED_TEXT = "VARIABLE IS NOT DEFINED!"
 
@@ -39,7 +40,8 @@ class Debug(Module[DebugArgs]):
             if not ctx.evaluate(f"({args.var}) is defined"):
                 # as Ansible: showing an undefined variable is not an error
                 return ModuleOutcome(data={args.var: UNDEFINED_TEXT}, msg=f"{args.var} = {UNDEFINED_TEXT}")
-            value = ctx.render("{{ " + args.var + " }}")
+            # masked before it is formatted: repr() would escape a secret's quotes and backslashes
+            value = MASK if is_secret_name(args.var) else redact(ctx.render("{{ " + args.var + " }}"))
             return ModuleOutcome(data={args.var: value}, msg=f"{args.var} = {value!r}")
         msg = "Hello world!" if args.msg is None else args.msg
         return ModuleOutcome(data={"msg": msg}, msg=str(msg))

@@ -47,7 +47,7 @@ class StoreReporter:
     # ------------------------------------------------------------------ Reporter
 
     def run_started(self, info: RunInfo, hosts: Sequence[str]) -> None:
-        self.store.begin_run(info)
+        self.store.begin_run(info, hosts)  # every targeted host pending: a killed run still lists them
         self.run_id = info.id
 
     def play_started(self, name: str, hosts: Sequence[str]) -> None:

@@ -118,6 +118,18 @@ def resolve_db_url(url_or_path: str | os.PathLike[str] | None = None) -> URL:
     return URL.create("sqlite+pysqlite", database=str(path))
 
 
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (SQLite would create it 0644 minus the umask, and
+    gives its -wal/-shm files the database's mode): the history holds every PC's results. An existing file
+    keeps the mode its owner chose; the umask can only narrow 0600."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        pass  # SQLite reports the real problem (a missing folder, no permission) with its own message
+
+
 # ----------------------------------------------------------------------------------------------- values
 
 
@@ -307,6 +319,19 @@ class HostRows:
         return str(self.host["host"])
 
 
+#: The message of a host written when its run starts; replaced when the host finishes. Still there after the
+#: run: kmsfleet was stopped (``kill -9``, a power cut) before this PC's turn.
+PENDING_MSG = "not run: kmsfleet stopped before this PC's turn came (the run never finished)"
+
+
+def _pending_rows(run_id: str, host: str, position: int, started: datetime) -> HostRows:
+    return _host_rows(
+        run_id,
+        HostResult(host=host, status=HostStatus.NOT_RUN, msg=PENDING_MSG, started=started, finished=started),
+        position,
+    )
+
+
 def prepare_host(run_id: str, h: HostResult) -> HostRows:
     """``h`` as the rows ``HistoryStore.record_prepared`` saves."""
     return _host_rows(run_id, h)
@@ -475,6 +500,8 @@ class HistoryStore:
             kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
         elif self._is_sqlite:
             kwargs.update(connect_args={"timeout": busy_timeout_ms / 1000})
+        if self._is_sqlite and not memory and self.url.database:
+            create_private_file(Path(self.url.database).expanduser())
         try:
             self._engine: Engine = create_engine(self.url, **kwargs)
         except (ArgumentError, ImportError) as exc:
@@ -562,12 +589,17 @@ class HistoryStore:
 
     # -- writing
 
-    def begin_run(self, info: RunInfo) -> None:
-        """Record that a run started. Its hosts are then recorded one by one with ``record_host``."""
+    def begin_run(self, info: RunInfo, hosts: Sequence[str] = ()) -> None:
+        """Record that a run started, with every targeted host as *pending* (``not_run``, ``PENDING_MSG``) in
+        the same transaction: a run killed before reaching a PC (``kill -9``, a power cut) still lists it, so
+        ``--limit @failed`` retries it. Each host's row is replaced when it finishes (``record_prepared``)."""
         row = _run_row(info)
+        pending = [_pending_rows(info.id, name, position, info.started) for position, name in enumerate(hosts)]
 
         def work(conn: Connection) -> None:
             conn.execute(_INSERT_RUN, [row])
+            if pending:
+                conn.execute(_INSERT_HOST, [p.host for p in pending])
 
         try:
             self._write(work)
@@ -608,13 +640,16 @@ class HistoryStore:
             if not self._run_exists_in(conn, run_id):
                 conn.execute(_INSERT_RUN, [_run_row(result.info)])
             hr = _T.host_results
-            stored = set(conn.scalars(select(hr.c.host).where(hr.c.run_id == run_id)))
+            rows = conn.execute(select(hr.c.host, hr.c.msg).where(hr.c.run_id == run_id))
+            stored: dict[str, str] = {str(host): str(msg) for host, msg in rows}
+            pending = {host for host, msg in stored.items() if msg == PENDING_MSG}
             missing = [
                 _host_rows(run_id, h, position)
                 for position, h in enumerate(result.hosts)
-                if redact_text(h.host) not in stored
+                if redact_text(h.host) not in stored or redact_text(h.host) in pending
             ]
-            self._replace_hosts(conn, run_id, missing, existing=set())
+            replaced = {h.name for h in missing if redact_text(h.name) in pending}
+            self._replace_hosts(conn, run_id, missing, existing=replaced)
             positions = [
                 {"b_run": run_id, "b_host": h.host, "b_pos": position} for position, h in enumerate(result.hosts)
             ]

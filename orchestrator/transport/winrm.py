@@ -286,7 +286,7 @@ class WinRMConnection:
         if isinstance(exc, TransportError):
             return exc
         if isinstance(exc, AuthenticationError):
-            return AuthFailed(host, f"the host refused the credentials of {self.spec.user!r} ({self.spec.transport})")
+            return AuthFailed(host, self._refused_message())
         if isinstance(exc, requests.exceptions.SSLError):
             return Unreachable(
                 host,
@@ -319,6 +319,18 @@ class WinRMConnection:
             # authentication challenge was due (pypsrp: KeyError) or XML nested thousands deep (RecursionError).
             return ProtocolError(host, f"the host's answer could not be understood ({type(exc).__name__})")
         raise exc
+
+    def _refused_message(self) -> str:
+        s = self.spec
+        if s.message_encryption == "never" and s.scheme == "http" and s.transport in ("ntlm", "negotiate", "kerberos"):
+            # A PC that requires encryption (AllowUnencrypted=false, Windows' default) answers an unencrypted
+            # message with 401, as it does a wrong password: name the likelier cause first.
+            return (
+                "the PC refused the unencrypted request: it requires message encryption (AllowUnencrypted=false, "
+                "the Windows default) and ansible_winrm_message_encryption is 'never' — set it to auto, or use "
+                f"HTTPS (if this PC does allow unencrypted traffic, the credentials of {s.user!r} were refused)"
+            )
+        return f"the host refused the credentials of {s.user!r} ({s.transport})"
 
     @staticmethod
     def _transient(err: TransportError) -> bool:

@@ -12,6 +12,7 @@ Also: Jinja2 sandbox escapes in a playbook or an inventory are refused with exit
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,165 @@ def test_sandbox_escape_in_inventory_is_refused(lab: tuple[LabThread, Claim], tm
     assert "sandbox" in proc.stderr and var in proc.stderr
     assert not (tmp_path / "MARKER").exists()
     assert control.stats()["soap_requests"] == before
+
+
+# ------------------------------------------------------------------ escaped, encoded and derived renderings
+
+HARD = "Q'uo\"te\\back-Pässwörd-密碼"
+DERIVED_PLAYBOOK = """\
+- name: show everything
+  hosts: all
+  gather_facts: false
+  tasks:
+    - win_ping:
+    - name: every host variable, as Python repr
+      debug: var=hostvars[inventory_hostname]
+    - name: the indirect variable
+      debug: var=winrm_pw
+    - name: derived facts
+      set_fact:
+        shouted: "{{ ansible_password | upper }}"
+        packed: "{{ ansible_password | b64encode }}"
+        backwards: "{{ ansible_password[::-1] }}"
+        wrapped: "{{ {'pw': ansible_password} | to_json }}"
+    - name: a registered copy
+      debug:
+        msg: "{{ ansible_password }}"
+      register: echoed
+    - debug: var=echoed
+    - debug: var=shouted
+    - debug: var=packed
+    - debug:
+        msg: "{{ backwards }} {{ wrapped }} {{ hostvars[inventory_hostname] | to_json }}"
+    - debug:
+        msg: "{{ ansible_password | urlencode }} {{ ansible_password | to_json }} {{ ansible_password | b64encode }}"
+"""
+
+
+def _independent_forms(secret: str) -> dict[str, bytes]:
+    """The renderings a formatter can give ``secret``, computed here without kmsfleet's code."""
+    import json
+    import urllib.parse
+
+    raw = secret.encode()
+    utf16 = secret.encode("utf-16-le")
+    forms = {
+        "plain": raw,
+        "repr": repr(secret)[1:-1].encode(),
+        "repr-quoted": repr(secret + "'\"")[1:-4].encode(),
+        "ascii": ascii(secret)[1:-1].encode(),
+        "json": json.dumps(secret)[1:-1].encode(),
+        "json-utf8": json.dumps(secret, ensure_ascii=False)[1:-1].encode(),
+        "json-of-repr": json.dumps(repr(secret)[1:-1])[1:-1].encode(),
+        "url": urllib.parse.quote(secret, safe="").encode(),
+        "url-plus": urllib.parse.quote_plus(secret).encode(),
+        "hex": raw.hex().encode(),
+        "utf-16-le": utf16,
+        "utf-16-le-hex": utf16.hex().encode(),
+    }
+    for k, core in enumerate(_b64_cores(raw)):
+        forms[f"base64@{k}"] = core
+    for k, core in enumerate(_b64_cores(utf16)):
+        forms[f"base64(utf-16-le)@{k}"] = core
+    return forms
+
+
+HARD_FORMS = {
+    **{f"secret {k}": v for k, v in _independent_forms(HARD).items()},
+    **{f"upper {k}": v for k, v in _independent_forms(HARD.upper()).items() if k in ("plain", "repr", "json")},
+    **{f"reversed {k}": v for k, v in _independent_forms(HARD[::-1]).items() if k in ("plain", "repr", "json")},
+    "b64 fact": base64.b64encode(HARD.encode()),
+}
+
+
+def test_escaped_and_derived_renderings_never_leak(tmp_path: Path) -> None:
+    """A password with quotes, a backslash and non-ASCII, behind an indirect variable: shown through
+    ``debug var=hostvars[...]`` (Python repr), set_fact-derived (upper, base64, reversed, inside JSON), a
+    registered copy, to_json/urlencode: 0 hits in stdout/stderr, every report format, the database files, in any
+    of the forms above. Reports and the database are created 0600."""
+    claim = claim_prefix()
+    lab = start_lab({"rooms": [room_spec(claim, [{"name": "pc[01:02]"}], password=HARD)], "seed": 5})
+    try:
+        data = yaml.safe_load(lab.inventory_path.read_text(encoding="utf-8"))
+        for group in data["all"]["children"].values():
+            for host in group["hosts"].values():
+                host.pop("ansible_password", None)
+        data["all"].setdefault("vars", {})["ansible_password"] = "{{ winrm_pw }}"
+        env = {"TMPDIR": str(tmp_path), "KMSFLEET_DB": str(tmp_path / "history.db"), "WINRM_PW": HARD}
+        data["all"]["vars"]["winrm_pw"] = "{{ lookup('env', 'WINRM_PW') }}"
+        inv = tmp_path / "inventory.yml"
+        inv.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        playbook = tmp_path / "show.yml"
+        playbook.write_text(DERIVED_PLAYBOOK, encoding="utf-8")
+        db = tmp_path / "history.db"
+        reports = [tmp_path / f"out.{ext}" for ext in ("json", "csv", "xml", "html")]
+        run = run_cli(
+            "run", str(playbook), "-i", str(inv), "-vvv", "--db", str(db),
+            *[a for r in reports for a in ("--report", str(r))], env=env, timeout=240,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        assert "********" in run.stdout
+        outputs = [("run stdout", run.stdout), ("run stderr", run.stderr)]
+        for fmt in ("json", "csv", "junit", "html"):
+            rep = run_cli("report", "last", "--format", fmt, "--db", str(db), env=env)
+            assert rep.returncode == 0, rep.stderr
+            outputs.append((f"report {fmt}", rep.stdout + rep.stderr))
+        listed = run_cli("inventory", "-i", str(inv), "--list", env=env)
+        outputs.append(("inventory --list", listed.stdout + listed.stderr))
+        hits: list[str] = []
+        for where, text in outputs:
+            blob = text.encode("utf-8", "surrogateescape")
+            hits += [f"{where}: {name}" for name, form in HARD_FORMS.items() if form in blob]
+        for file in sorted(tmp_path.rglob("*")):
+            if file.is_file() and file != inv:
+                blob = file.read_bytes()
+                hits += [f"{file.name}: {name}" for name, form in HARD_FORMS.items() if form in blob]
+        assert hits == [], hits
+        for path in [db, *reports]:
+            assert path.stat().st_mode & 0o777 == 0o600, (path, oct(path.stat().st_mode))
+    finally:
+        lab.stop()
+        claim.release()
+
+
+def test_scanner_sees_escaped_forms() -> None:
+    """The forms above do occur when the password is printed as Python or JSON would (the scan can fail)."""
+    import json
+
+    shown = repr({"ansible_password": HARD}) + json.dumps({"p": HARD}) + json.dumps(repr(HARD))
+    found = {name for name, form in HARD_FORMS.items() if form in shown.encode()}
+    assert {"secret repr-quoted", "secret json", "secret json-of-repr"} <= found
+
+
+def test_extra_vars_connection_variables_win_over_the_inventory(lab: tuple[LabThread, Claim], tmp_path: Path) -> None:
+    """Ansible precedence: ``-e ansible_password=…`` wins over the inventory's (a wrong one here) and works when
+    the inventory has none; the value given with -e is masked like any other secret."""
+    running, _ = lab
+    playbook = tmp_path / "ping.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - win_ping:\n", encoding="utf-8")
+    for password in ("Wrong-Password-1", None):
+        inv = _inventory(running, tmp_path / "inventory.yml", password)
+        proc = run_cli(
+            "run", str(playbook), "-i", str(inv), "--limit", "pc01", "--db", str(tmp_path / "h.db"),
+            "-e", f"ansible_password={SECRET}", "-vvv", env={"KMSFLEET_PASSWORD": ""},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert _hits((proc.stdout + proc.stderr).encode(), "run") == []
+
+
+def test_message_encryption_never_says_the_pc_requires_encryption(lab: tuple[LabThread, Claim], tmp_path: Path) -> None:
+    running, _ = lab
+    data = yaml.safe_load(_inventory(running, tmp_path / "inventory.yml", SECRET).read_text(encoding="utf-8"))
+    data["all"].setdefault("vars", {})["ansible_winrm_message_encryption"] = "never"
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(data), encoding="utf-8")
+    playbook = tmp_path / "ping.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - win_ping:\n", encoding="utf-8")
+    report = tmp_path / "r.json"
+    proc = run_cli(
+        "run", str(playbook), "-i", str(inv), "--limit", "pc01", "--db", str(tmp_path / "h.db"), "-v",
+        "--report", str(report),
+    )  # fmt: skip
+    assert proc.returncode == 5, proc.stdout[-2000:] + proc.stderr[-2000:]
+    host = yaml.safe_load(report.read_text(encoding="utf-8"))["hosts"][0]
+    assert "requires message encryption" in host["msg"] + json.dumps(host["tasks"]), host

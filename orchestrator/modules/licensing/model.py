@@ -62,7 +62,27 @@ _DESCRIPTION_CHANNELS = {
     "OEM_NONSLP": OEM_NONSLP,
     "TIMEBASED_SUB": SUBSCRIPTION,
 }
-_CHANNEL_IN_DESCRIPTION = re.compile(r"([A-Z0-9_()]+)\s+channel", re.IGNORECASE)
+_CHANNEL_WORD = re.compile("channel", re.IGNORECASE)
+_CHANNEL_TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_()")
+
+
+def channel_in_description(description: str) -> str | None:
+    """The word before "channel" in a WMI ``Description`` ("Windows(R) Operating System, VOLUME_KMSCLIENT
+    channel" → ``VOLUME_KMSCLIENT``): what ``([A-Z0-9_()]+)\\s+channel`` would find, in linear time. The text
+    comes from the PC; the regular expression retries its ``+`` from every start position, quadratic on a long
+    run of token characters with no "channel" after it."""
+    for found in _CHANNEL_WORD.finditer(description):  # a literal: linear
+        at = found.start()
+        end = at
+        while end > 0 and description[end - 1].isspace():
+            end -= 1
+        start = end
+        while start > 0 and description[start - 1] in _CHANNEL_TOKEN:
+            start -= 1
+        if end < at and start < end:
+            return description[start:end]
+    return None
+
 
 # Win32_OperatingSystem.OperatingSystemSKU -> EditionID (used when no Windows key is installed, so there is no
 # LicenseFamily to read). Public SKU numbers; the list covers the editions schools meet.
@@ -146,9 +166,9 @@ def channel_of(description: str, product_key_channel: str | None, name: str = ""
         if pkc.lower().startswith("retail:tb"):
             return SUBSCRIPTION if pkc.lower().endswith("sub") else RETAIL
         return pkc
-    match = _CHANNEL_IN_DESCRIPTION.search(description)
-    if match:
-        return _DESCRIPTION_CHANNELS.get(match.group(1).upper(), match.group(1))
+    word = channel_in_description(description)
+    if word:
+        return _DESCRIPTION_CHANNELS.get(word.upper(), word)
     return UNKNOWN_CHANNEL
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -67,11 +68,33 @@ def render_report(
     return render_html(result, code, summary)
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def refuse_database(target: Path, option: str = "--report") -> None:
+    """Never replace a database with a report: an existing SQLite file (the history itself, given by mistake
+    as ``--output H.db``) or its ``-wal``/``-shm``/``-journal`` companion is refused."""
+    companion = re.sub(r"-(wal|shm|journal)$", "", target.name)
+    for candidate in {target, target.with_name(companion)}:
+        try:
+            with open(candidate, "rb") as fh:
+                head = fh.read(len(_SQLITE_MAGIC))
+        except OSError:
+            continue
+        if head == _SQLITE_MAGIC:
+            raise InputError(
+                f"{option}: {target} is a database (SQLite), not a report file; refusing to replace it",
+                Location(str(target)),
+                hint="give a new file name ending in .json, .csv, .xml or .html",
+            )
+
+
 def check_writable(path: str | os.PathLike[str], option: str = "--report") -> None:
     """Refuse a report file that could not be written, before anything runs: a folder, a missing folder, or a
     folder where this user may not create files (the report is written there atomically, via a temp file)."""
     target = Path(path)
     where = Location(os.fspath(path))
+    refuse_database(target, option)
     if target.is_dir():
         raise InputError(f"{option}: this is a folder; give a file name inside it", where)
     parent = target.parent
@@ -95,6 +118,7 @@ def write_report(
 ) -> Path:
     """Write the report to ``path`` atomically (a reader never sees half a file); returns the path."""
     target = Path(path)
+    refuse_database(target)
     content = render_report(result, format_for(target, fmt), lang, summary)
     data = content if isinstance(content, bytes) else content.encode("utf-8")
     try:
@@ -105,8 +129,7 @@ def write_report(
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        os.replace(tmp, target)  # mkstemp made it 0600: a report names every PC and its problems
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -118,4 +141,4 @@ def write_report(
     return target
 
 
-__all__ = ["FORMATS", "check_writable", "format_for", "render_report", "write_report"]
+__all__ = ["FORMATS", "check_writable", "format_for", "refuse_database", "render_report", "write_report"]
