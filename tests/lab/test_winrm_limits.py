@@ -264,3 +264,47 @@ def test_encoding_limit_fault_text() -> None:
     ns = {**NAMESPACES, "f": "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"}
     assert root.find(".//f:WSManFault", ns).get("Code") == "2150858824"  # type: ignore[union-attr]
     assert "computed response packet size (9000) exceeds the maximum envelope size that is allowed (8192)" in xml
+
+
+def test_winrm3_operations_fault_carries_the_code_in_msft_wmierror() -> None:
+    """The 1500-operation quota of WinRM 3.0, scaled down to 3 to reach it: the code travels in an MSFT_WmiError
+    (what Ansible's winrm plugin reads as ``wmierror_code``); kmsfleet's fault parser sees it as infrastructure."""
+    import asyncio
+    from dataclasses import replace
+
+    from fake_host import FakeUnitTestHost
+    from wsman_requests import RSP, SHELL_CMD, create_shell, envelope
+
+    from orchestrator.lab.spec import parse_spec, resolve
+    from orchestrator.lab.wsman.config import WINRM3
+    from orchestrator.lab.wsman.service import WSManService
+    from orchestrator.lab.wsman.shell import CallerInfo
+    from orchestrator.modules.licensing.diagnose import is_licensing_fault
+    from orchestrator.transport.winrm import parse_fault
+
+    room = {"room": "r", "subnet": "127.250.1", "credentials": {"password": "pw-123456"}, "hosts": [{"name": "pc"}]}
+    spec = parse_spec(room)
+    host = FakeUnitTestHost(resolve(spec).hosts[0])
+    service = WSManService(host, host.address, replace(WINRM3, max_concurrent_operations_per_user=3))
+    caller = CallerInfo(user="administrator", client_ip="127.0.0.1", endpoint="http://127.250.1.1:5985/wsman")
+    command = "<rsp:CommandLine><rsp:Command>hostname</rsp:Command></rsp:CommandLine>"
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        created = await service.handle(create_shell().encode(), caller)
+        shell_id = ET.fromstring(created.body).findtext(".//rsp:ShellId", namespaces={"rsp": RSP})
+        assert shell_id
+        out = []
+        for _ in range(3):
+            req = envelope(f"{RSP}/Command", SHELL_CMD, command, selectors={"ShellId": shell_id})
+            outcome = await service.handle(req.encode(), caller)
+            out.append((outcome.status, outcome.body))
+        return out
+
+    (s1, _), (s2, _), (s3, body) = asyncio.run(scenario())
+    assert (s1, s2, s3) == (200, 200, 500)  # the shell holds one operation, each command one more
+    fault = parse_fault("pc", 500, body.decode())
+    assert isinstance(fault, WSManFault)
+    assert fault.wmi_code == QUOTA_MAX_OPERATIONS and fault.code is None
+    assert fault.subcode == "w:InternalError"
+    assert "maximum number of 3 concurrent operations" in body.decode()
+    assert not is_licensing_fault(fault)

@@ -8,7 +8,11 @@ Else {…}`` with ``-not``, ``!``, ``-eq/-ne/-gt/-ge/-lt/-le``, ``-and/-or`` and
 ``Write-Host`` (LF-terminated, like the console host under WinRS), ``Write-Output``/``echo`` and bare
 values (CRLF-terminated); ``Set-StrictMode``, ``$ProgressPreference = …`` and similar preferences (ignored);
 ``| Out-Null``; ``Test-NetConnection -ComputerName H -Port P [-InformationLevel Quiet]``; ``Test-Path [-LiteralPath] P``
-(as a statement printing True/False, or inside an ``If`` condition) over the lab's small file system.
+(as a statement printing True/False, or inside an ``If`` condition) over the lab's small file system; a
+``System.Net.Sockets.TcpClient`` port test (``ps_tcpclient``); ``$PSVersionTable`` (``ps_versions``).
+
+The version is the PC's: Windows PowerShell 2.0 on Windows 7, 5.1 elsewhere. On 2.0, cmdlets and syntax of 3.0+
+fail with 2.0's own error texts (``ps_versions``).
 
 Deviations/choices:
 - A native program's stderr is passed through as is; PowerShell 5.1 in a redirected host would wrap it in
