@@ -308,3 +308,28 @@ def test_winrm3_operations_fault_carries_the_code_in_msft_wmierror() -> None:
     assert fault.subcode == "w:InternalError"
     assert "maximum number of 3 concurrent operations" in body.decode()
     assert not is_licensing_fault(fault)
+
+
+def test_kmsfleet_transport_reports_the_shell_quota_without_retrying(start_lab: StartLab) -> None:
+    """Five shells held by another session of the same account: kmsfleet's Create is refused with the quota
+    fault, reported as a WinRM fault (not a licensing result) and not retried (the shells are not its own)."""
+    from orchestrator.modules.licensing.diagnose import is_licensing_fault
+
+    lab = start_lab(hosts=[{"name": "w7", "os": WIN7}])
+    address = lab.hosts[0].address
+    wsman = _wsman(address)
+    held = [WinRS(wsman) for _ in range(5)]
+    for shell in held:
+        shell.open()
+    conn = _conn(address)
+    try:
+        before = conn.requests_sent
+        with pytest.raises(WSManFault) as info:
+            conn.run_command("hostname", read_only=True)
+        assert info.value.code == QUOTA_MAX_SHELLS
+        assert not is_licensing_fault(info.value)
+        assert conn.requests_sent - before == 1  # one Create, no retry
+    finally:
+        conn.close()
+        for shell in held:
+            shell.close()
