@@ -115,6 +115,25 @@ def test_fifteen_operations_per_user_on_windows7(start_lab: StartLab) -> None:
     assert "maximum number of 15 concurrent operations" in str(info.value.reason)
 
 
+def test_pywinrm_sees_the_winrm2_operations_fault_code(start_lab: StartLab) -> None:
+    lab = start_lab(hosts=[{"name": "w7", "os": WIN7}])
+    proto = winrm.Protocol(
+        f"http://{lab.hosts[0].address}:5985/wsman", transport="ntlm", username=USER, password=PASSWORD
+    )
+    shell_id = proto.open_shell()
+    for _ in range(14):
+        command_id = proto.run_command(shell_id, "hostname")
+        assert proto.get_command_output(shell_id, command_id)[2] == 0
+        proto.cleanup_command(shell_id, command_id)  # Signal terminate gives nothing back (MS-WSMV <118>)
+    with pytest.raises(winrm.exceptions.WSManFaultError) as info:
+        proto.run_command(shell_id, "hostname")
+    assert info.value.wsman_fault_code == QUOTA_MAX_OPERATIONS
+    assert info.value.fault_subcode == "w:InternalError"
+    proto.close_shell(shell_id)
+    shell_id = proto.open_shell()  # a new shell starts from zero
+    assert proto.get_command_output(shell_id, proto.run_command(shell_id, "hostname"))[2] == 0
+
+
 def test_kmsfleet_transport_recreates_the_shell_when_operations_run_out(start_lab: StartLab) -> None:
     lab = start_lab(hosts=[{"name": "w7", "os": WIN7}])
     conn = _conn(lab.hosts[0].address)
