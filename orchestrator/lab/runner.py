@@ -27,7 +27,7 @@ from orchestrator.lab.provider import SimulatedHost
 from orchestrator.lab.spec import Faults, LabHostConfig, LabSpec, ResolvedLab, resolve
 from orchestrator.lab.world import LabWorld
 from orchestrator.lab.wsman import tls
-from orchestrator.lab.wsman.config import ServiceConfig
+from orchestrator.lab.wsman.config import service_config_for
 from orchestrator.lab.wsman.service import WSManService
 
 HostFactory = Callable[[LabHostConfig, LabWorld], SimulatedHost]
@@ -65,7 +65,7 @@ class Lab:
         wol_port: int = 0,
         http_port: int = 5985,
         https_port: int = 5986,
-        max_envelope_kb: int = 500,
+        max_envelope_kb: int | None = None,
         host_factory: HostFactory | None = None,
     ) -> None:
         if seed is not None:
@@ -80,7 +80,11 @@ class Lab:
         self._inventory_request = Path(inventory_path) if inventory_path is not None else None
         self._control_port = control_port
         self._wol_port = wol_port
-        self.service_config = ServiceConfig(max_envelope_kb=max_envelope_kb, allow_unencrypted=allow_unencrypted)
+        # the listeners' settings; each PC answers with its own OS's WinRM defaults (service_config_for)
+        self.max_envelope_kb = max_envelope_kb
+        self.service_config = service_config_for(
+            "Windows 10", allow_unencrypted=allow_unencrypted, max_envelope_kb=max_envelope_kb
+        )
         self._factory = host_factory
         self.world: LabWorld | None = None
         self.kms: Any = None
@@ -145,7 +149,10 @@ class Lab:
                 if register is not None and world.machine(cfg.name) is None:
                     with contextlib.suppress(Exception):
                         register(host)
-                service = WSManService(host, cfg.address, self.service_config)
+                pc_config = service_config_for(
+                    cfg.os, allow_unencrypted=self.allow_unencrypted, max_envelope_kb=self.max_envelope_kb
+                )
+                service = WSManService(host, cfg.address, pc_config)
                 pc = PcRuntime(
                     config=cfg,
                     host=host,

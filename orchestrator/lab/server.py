@@ -338,7 +338,7 @@ class WSManFrontEnd:
                 # AllowUnencrypted=false: an NTLM session on plain HTTP must seal its messages.
                 return self._unauthorized(pc, conn, "Unencrypted traffic is disabled on this host (AllowUnencrypted).")
             plain = body
-        if len(plain) > self.config.max_envelope_bytes:
+        if len(plain) > pc.service.config.max_envelope_bytes:  # the PC's own MaxEnvelopeSizekb (150 KB on WinRM 2.0)
             pc.counters["http:413"] += 1
             return _plain(413, extra=extra_headers)
 

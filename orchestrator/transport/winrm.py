@@ -54,6 +54,9 @@ MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 MAX_PULLS = 1000
 RECEIVE_TIMED_OUT = 2150858793  # 0x80338029: no output within OperationTimeout, poll again
 INVALID_SELECTORS = 2150858843  # 0x8033805B: unknown shell / command id (stale shell)
+# 0x803381A6 ERROR_WSMAN_QUOTA_MAX_OPERATIONS: the shell has used up MaxConcurrentOperationsPerUser (15 on Windows 7,
+# 1500 later); WinRS gives a command's operation back only when the shell is deleted (MS-WSMV Appendix B <118>)
+QUOTA_MAX_OPERATIONS = 2150859174
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
@@ -478,6 +481,17 @@ class WinRMConnection:
             self._shell = shell
         return self._shell
 
+    def _delete_shell(self) -> None:
+        """Best effort: delete the current shell on the host (its operations and its shell count are freed)."""
+        shell, self._shell = self._shell, None
+        if shell is None:
+            return
+        try:
+            self._call_timeout()
+            shell.close()
+        except Exception:
+            pass
+
     def _shell_call(self, action: str, body: ET.Element, options: dict[str, str] | None = None) -> ET.Element:
         shell = self._open_shell()
         opt = None
@@ -516,9 +530,12 @@ class WinRMConnection:
             try:
                 return self._run_once(command, arguments or [], stdin, limit)
             except WSManFault as fault:
-                if fault.code != INVALID_SELECTORS:
+                if fault.code != INVALID_SELECTORS and fault.hresult != QUOTA_MAX_OPERATIONS:
                     raise
-            # The shell went stale (idle timeout, host restarted WinRM): reopen once. The command never started.
+                if fault.hresult == QUOTA_MAX_OPERATIONS:
+                    self._delete_shell()  # give the shell's operations back (what Ansible's winrm plugin does)
+            # The shell went stale (idle timeout, host restarted WinRM) or ran out of operations: reopen once.
+            # Safe for any command: Windows refused the Command, so it never started.
             self._shell = None
             return self._run_once(command, arguments or [], stdin, limit)
 

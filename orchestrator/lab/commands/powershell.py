@@ -8,7 +8,11 @@ Else {…}`` with ``-not``, ``!``, ``-eq/-ne/-gt/-ge/-lt/-le``, ``-and/-or`` and
 ``Write-Host`` (LF-terminated, like the console host under WinRS), ``Write-Output``/``echo`` and bare
 values (CRLF-terminated); ``Set-StrictMode``, ``$ProgressPreference = …`` and similar preferences (ignored);
 ``| Out-Null``; ``Test-NetConnection -ComputerName H -Port P [-InformationLevel Quiet]``; ``Test-Path [-LiteralPath] P``
-(as a statement printing True/False, or inside an ``If`` condition) over the lab's small file system.
+(as a statement printing True/False, or inside an ``If`` condition) over the lab's small file system; a
+``System.Net.Sockets.TcpClient`` port test (``ps_tcpclient``); ``$PSVersionTable`` (``ps_versions``).
+
+The version is the PC's: Windows PowerShell 2.0 on Windows 7, 5.1 elsewhere. On 2.0, cmdlets and syntax of 3.0+
+fail with 2.0's own error texts (``ps_versions``).
 
 Deviations/choices:
 - A native program's stderr is passed through as is; PowerShell 5.1 in a redirected host would wrap it in
@@ -26,6 +30,7 @@ import binascii
 import re
 from dataclasses import dataclass, field
 
+from orchestrator.lab.commands import ps_tcpclient, ps_versions
 from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult
 from orchestrator.winargs import quote_arg
 
@@ -223,6 +228,7 @@ class PsState:
     last_exit: int | None = None
     exit_code: int | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    objects: dict[str, object] = field(default_factory=dict)  # .NET objects a script made (ps_tcpclient)
     duration: float = 0.0  # simulated run time: Start-Sleep and the programs the script ran
 
     def value_text(self, token: str) -> str:
@@ -258,6 +264,10 @@ class _ExitScript(Exception):
 
 async def run_script(ctx: Ctx, script: str) -> ProgResult:
     state = PsState(ctx)
+    if ps_versions.is_ps2(ctx.machine):
+        parse_error = ps_versions.parse_error_v2(script)
+        if parse_error is not None:  # PowerShell parses the whole script first: nothing runs
+            return ProgResult("", parse_error, 1)
     try:
         await _run_block(state, script)
     except _ExitScript:
@@ -273,6 +283,14 @@ async def _run_block(state: PsState, text: str) -> None:
 
 async def _run_statement(state: PsState, stmt: str) -> None:
     low = stmt.lower()
+    if ps_versions.is_ps2(state.ctx.machine):
+        error = ps_versions.runtime_error_v2(stmt)
+        if error is not None:
+            state.err += error
+            state.ok = False
+            return
+    if await ps_tcpclient.run_statement(state, stmt):
+        return
     if re.match(r"if\s*\(", low):
         await _run_if(state, stmt)
         return
@@ -387,6 +405,8 @@ async def _condition(state: PsState, cond: str) -> bool:
             return False if low == "$false" else None
         if low == "$lastexitcode":
             return state.last_exit
+        if low.startswith("$psversiontable"):
+            return ps_versions.psversion_value(state.ctx.machine, raw)
         if low.startswith("$"):
             return state.variables.get(low[1:])
         if raw[:1] in "'\"":
@@ -478,6 +498,11 @@ async def _run_pipeline(state: PsState, stmt: str) -> None:
     state.out = saved
     for sink in parts[1:]:
         name = sink.split()[0].lower()
+        if name in ps_versions.NEWER_CMDLETS and ps_versions.is_ps2(state.ctx.machine):
+            state.err += ps_versions.not_recognized_v2(sink.split()[0], sink)
+            state.ok = False
+            produced = ""
+            break
         if name in ("out-null",):
             produced = ""
         elif name in ("out-string", "out-host", "out-default", "write-output"):
@@ -489,6 +514,11 @@ async def _run_command(state: PsState, stmt: str) -> None:
     from orchestrator.lab.commands import run_program
     from orchestrator.lab.commands.cmd import resolve_program
 
+    version_text = ps_versions.psversiontable(state.ctx.machine, stmt)
+    if version_text is not None:
+        state.out += version_text
+        state.ok = True
+        return
     words = tokenize(stmt, state)
     if not words:
         return
@@ -501,6 +531,11 @@ async def _run_command(state: PsState, stmt: str) -> None:
     head = words[0]
     args = words[1:]
     name = head.text.lower()
+    ps2 = ps_versions.is_ps2(state.ctx.machine)
+    if ps2 and not call and name in ps_versions.NEWER_CMDLETS:
+        state.err += ps_versions.not_recognized_v2(head.text, stmt)
+        state.ok = False
+        return
     if (not call and (head.quoted or head.variable is not None)) or (re.fullmatch(r"-?\d+", head.text) and not call):
         state.out += " ".join(w.text for w in words) + CRLF
         state.ok = True
@@ -555,7 +590,10 @@ async def _run_command(state: PsState, stmt: str) -> None:
     found = resolve_program(state.ctx, head.text if not head.quoted else '"' + head.text + '"')
     if found is None:
         marks = "~" * max(1, len(head.text))
-        state.err += _NOT_FOUND.format(name=head.text, stmt=stmt, marks=marks)
+        if ps2:
+            state.err += ps_versions.not_recognized_v2(head.text, stmt)
+        else:
+            state.err += _NOT_FOUND.format(name=head.text, stmt=stmt, marks=marks)
         state.ok = False
         return
     args_text = " ".join(quote_arg(w.text) if w.quoted or " " in w.text else w.text for w in args)

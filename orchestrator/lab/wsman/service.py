@@ -35,7 +35,7 @@ class WSManService:
         self.host = host
         self.machine = machine  # what faults carry in WSManFault@Machine (the PC's address)
         self.config = config
-        self.shells = ShellService(host, machine)
+        self.shells = ShellService(host, machine, config)
         self.wmi = WmiService(host, machine)
 
     def reset(self) -> None:
@@ -59,7 +59,7 @@ class WSManService:
             body, decl = await self._dispatch(req, caller, budget)
             out = response.envelope(response.response_action(req.action), req.message_id, body, decl)
             if len(out) > budget:
-                raise faults.encoding_limit(budget)
+                raise faults.encoding_limit(budget, len(out))
             return Outcome(200, out, label)
         except WSManFault as fault:
             return Outcome(fault.http_status, fault.render(self.machine, req.message_id), label, fault.code)

@@ -1,7 +1,14 @@
 """WinRS (``.../windows/shell/cmd``) as Windows runs it (NOTES §2, recorded-winrs/*):
 
 - Create → ``x:ResourceCreated`` with the ShellId selector, plus ``rsp:Shell`` (Owner, ClientIP, Environment,
-  WorkingDirectory, IdleTimeOut …). At most 30 shells per user (samples/09 quota fault); idle shells expire.
+  WorkingDirectory, IdleTimeOut …). Quotas from the PC's ``ServiceConfig`` (docs/lab-winrm-limits.md):
+  MaxShellsPerUser (30 on WinRM 3.0, 5 on WinRM 2.0) → the QuotaLimit fault on Create; the shell's IdleTimeOut
+  (the client's value, at most the service's IdleTimeout: 7200 s on 3.0, 180 s on 2.0; Microsoft "Quotas") →
+  afterwards the shell is gone and any request naming it gets the unknown-ShellId fault;
+  MaxConcurrentOperationsPerUser (1500 on 3.0, 15 on 2.0) → the operations fault on Command. WinRS keeps a
+  command's operation until its shell is deleted, also after Signal terminate (MS-WSMV Appendix B <118>;
+  diyan/pywinrm#124, ansible/ansible#83656), so a reused shell runs out: the open shell counts as one operation
+  and each Command as one more [whether the shell itself counts is unconfirmed].
 - Command → ``rsp:CommandId`` (the client's CommandId when it sent one). Arguments are passed to the machine
   as sent (pypsrp: one element per argument; pywinrm: one space-joined element).
 - Receive long-polls until output is ready or OperationTimeout passes (→ fault 2150858793). Output is split over
@@ -20,13 +27,12 @@ from dataclasses import dataclass, field
 
 from orchestrator.lab.provider import CommandOutcome, PreparedCommand, ShellContext, SimulatedHost, WmiError
 from orchestrator.lab.wsman import faults, ns
+from orchestrator.lab.wsman.config import WINRM3, ServiceConfig
 from orchestrator.lab.wsman.ns import q
 from orchestrator.lab.wsman.request import WSManRequest, parse_duration
 from orchestrator.lab.wsman.xmltext import attr, esc, new_id
 
-MAX_SHELLS_PER_USER = 30
-DEFAULT_IDLE_TIMEOUT_S = 7200.0
-MAX_IDLE_TIMEOUT_S = 2147483.647
+MIN_IDLE_TIMEOUT_S = 1.0  # Microsoft "Quotas": IdleTimeout minimum 1000 ms
 MAX_COMMANDS_PER_SHELL = 1000
 MAX_STDIN_BYTES = 16 * 1024 * 1024
 CTRL_C_EXIT = -1073741510  # STATUS_CONTROL_C_EXIT as cmd.exe reports it
@@ -79,6 +85,7 @@ class Shell:
     created: float
     last_activity: float
     commands: dict[str, Command] = field(default_factory=dict)
+    operations: int = 1  # the shell, plus one per Command ever started in it (never given back)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +98,10 @@ class CallerInfo:
 class ShellService:
     """The WinRS shells of one simulated PC."""
 
-    def __init__(self, host: SimulatedHost, machine_name: str) -> None:
+    def __init__(self, host: SimulatedHost, machine_name: str, config: ServiceConfig = WINRM3) -> None:
         self.host = host
         self.machine_name = machine_name
+        self.config = config
         self.shells: dict[str, Shell] = {}
 
     # ---- lifecycle ----------------------------------------------------------------------------------
@@ -110,6 +118,10 @@ class ShellService:
             self._drop_shell(shell)
             del self.shells[shell.id]
         return len(expired)
+
+    def _operations(self, owner: str) -> int:
+        """The user's operations in progress: every open shell with the commands it has started."""
+        return sum(s.operations for s in self.shells.values() if s.owner.lower() == owner.lower())
 
     def _drop_shell(self, shell: Shell) -> None:
         for cmd in shell.commands.values():
@@ -137,8 +149,11 @@ class ShellService:
         self.expire_idle()
         owner = caller.user
         mine = sum(1 for s in self.shells.values() if s.owner.lower() == owner.lower())
-        if mine >= MAX_SHELLS_PER_USER:
-            raise faults.shell_quota(MAX_SHELLS_PER_USER)
+        cfg = self.config
+        if mine >= cfg.max_shells_per_user:
+            raise faults.shell_quota(cfg.max_shells_per_user, cfg.winrm_version)
+        if self._operations(owner) + 1 > cfg.max_concurrent_operations_per_user:
+            raise faults.operations_quota(cfg.max_concurrent_operations_per_user, cfg.winrm_version)
         env: dict[str, str] = {}
         env_elem = body.find(_ENVIRONMENT)
         if env_elem is not None:
@@ -147,11 +162,11 @@ class ShellService:
                 if name is not None:
                     env[name] = var.text or ""
         workdir = (body.findtext(_WORKING_DIR) or "").strip() or None
-        idle = DEFAULT_IDLE_TIMEOUT_S
+        idle = cfg.idle_timeout_s
         idle_text = body.findtext(_IDLE)
         if idle_text:
             try:
-                idle = min(max(parse_duration(idle_text), 1.0), MAX_IDLE_TIMEOUT_S)
+                idle = min(max(parse_duration(idle_text), MIN_IDLE_TIMEOUT_S), cfg.idle_timeout_s)
             except ValueError:
                 raise faults.invalid_header(f"The IdleTimeOut value is not valid: {idle_text}.") from None
         codepage = 437
@@ -238,6 +253,9 @@ class ShellService:
         if req.option_bool("WINRS_SKIP_CMD_SHELL") and program and not any(c in program for c in "\\/:"):
             # CreateProcess without cmd.exe does not search PATH (test_winrs_no_cmd_shell).
             raise faults.file_not_found()
+        limit = self.config.max_concurrent_operations_per_user
+        if self._operations(shell.owner) + 1 > limit:
+            raise faults.operations_quota(limit, self.config.winrm_version)
         if len(shell.commands) >= MAX_COMMANDS_PER_SHELL:
             self._forget_finished(shell)
         command_id = (body.get("CommandId") or new_id()).upper()
@@ -249,6 +267,7 @@ class ShellService:
             raise faults.shell_error(err.hresult, err.message) from None
         cmd = Command(command_id, prepared)
         shell.commands[command_id] = cmd
+        shell.operations += 1
         if not prepared.needs_stdin:
             self._start(shell, cmd)
         return f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"

@@ -42,7 +42,8 @@ def is_licensing_fault(fault: WSManFault) -> bool:
     """A fault that carries the licensing provider's HRESULT (e.g. 0xC004F074, 0x80070005), as opposed to a
     WS-Management infrastructure fault (0x8033xxxx, an internal error without a WMI error code)."""
     if fault.wmi_code is not None:
-        return True
+        # WinRM 3.0 reports its own quota faults (0x803381A5/A6) in an MSFT_WmiError too: still infrastructure
+        return (fault.wmi_code & 0xFFFF0000) != 0x80330000
     code = fault.code
     return code is not None and (code & 0xFFFF0000) in (0xC0040000, 0x80070000)
 

@@ -151,12 +151,23 @@ def is_admin(ctx: ModuleContext) -> bool | None:
     return any(sid in text for sid in _ELEVATED_LABELS)
 
 
+# A TCP port test that runs on every Windows PowerShell from 2.0 on (Windows 7 has 2.0 and no
+# Test-NetConnection, which needs 4.0 / Windows 8.1): TcpClient.BeginConnect, then wait at most the timeout.
+# WaitOne is True when the attempt ended (connected or refused) in time; Connected only after a connect.
+_PORT_TEST = """$tcp = New-Object System.Net.Sockets.TcpClient
+$wait = $tcp.BeginConnect('{host}', {port}, $null, $null)
+$open = $wait.AsyncWaitHandle.WaitOne({timeout_ms}, $false) -and $tcp.Connected
+$tcp.Close()
+$open"""
+PORT_TEST_TIMEOUT_MS = 3000
+
+
 def kms_port_open(ctx: ModuleContext, target: KmsTarget, os_info: OsInfo) -> bool | None:
-    """Can the PC open TCP to the KMS host? ``Test-NetConnection … -InformationLevel Quiet`` prints True/False.
-    None where the test cannot run (Windows 7 has no Test-NetConnection)."""
-    if os_info.is_win7:
-        return None
-    script = f"Test-NetConnection -ComputerName {target.host} -Port {target.port} -InformationLevel Quiet"
+    """Can the PC open TCP to the KMS host? A PowerShell 2.0-compatible TcpClient connect prints True/False.
+    None when the answer cannot be read."""
+    del os_info  # the same script runs on Windows 7 (PowerShell 2.0) and later
+    host = target.host.replace("'", "''")
+    script = _PORT_TEST.format(host=host, port=int(target.port), timeout_ms=PORT_TEST_TIMEOUT_MS)
     res = ctx.conn.run_powershell(script, read_only=True)
     words = res.stdout.strip().split()
     if not words:

@@ -234,7 +234,7 @@ def parse_kms_target(host: str, port: int | None = None) -> KmsTarget:
 
     An explicit ``port`` wins over one written in ``host``. Raises ``ValueError`` for anything that is not a
     host name or IP address (the value ends up on a Windows command line in the seed procedure and in
-    Test-NetConnection, so it is checked strictly)."""
+    the PC's TCP port test, so it is checked strictly)."""
     text = host.strip()
     written_port: int | None = None
     if text.startswith("["):

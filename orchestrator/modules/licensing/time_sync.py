@@ -3,11 +3,11 @@ account's admin rights and TCP to the KMS host from the PC.
 
 Checks (read-only): the time zone ID (Win32_TimeZone; ``tzutil /g`` when WMI's name differs, since WMI's names
 are localised); the clock against the controller's (reference = the machine running kmsfleet; the round trip is
-halved); ``whoami /groups`` for an elevated token (``require_admin``); ``Test-NetConnection <kms_host> -Port
-<kms_port> -InformationLevel Quiet`` run *on the PC* (``check_kms_port``; Windows 7 has no Test-NetConnection,
-so the check is skipped there). Each problem fails the task with its diagnosis and the code activation would
-end with (the seed's): KF_WRONG_TIMEZONE and KF_CLOCK_SKEW with 0xC004F06C (the KMS host rejects the request's
-timestamp), KF_NOT_ADMIN with 0x80070005, KF_KMS_PORT_BLOCKED with 0xC004F074.
+halved); ``whoami /groups`` for an elevated token (``require_admin``); a TCP connect to <kms_host>:<kms_port>
+run *on the PC* (``check_kms_port``; a TcpClient script that PowerShell 2.0 on Windows 7 runs too). Each
+problem fails the task with its diagnosis and the code activation would end with (the seed's):
+KF_WRONG_TIMEZONE and KF_CLOCK_SKEW with 0xC004F06C (the KMS host rejects the request's timestamp),
+KF_NOT_ADMIN with 0x80070005, KF_KMS_PORT_BLOCKED with 0xC004F074.
 
 Fixes (off unless asked): ``fix_timezone`` runs ``tzutil /s "<zone>"``; ``fix_clock`` runs ``w32tm /resync``
 (needs an administrator and a reachable time source). Windows keeps the UTC clock when the zone changes, so a PC
@@ -144,7 +144,7 @@ def plan_time(facts: TimeFacts, args: TimeSyncArgs) -> Plan:
             )
         )
     if args.check_kms_port and facts.kms_reachable is None and args.target is not None:
-        notes.append(f"TCP {args.target.text} not tested (Test-NetConnection is not available)")
+        notes.append(f"TCP {args.target.text} not tested (the PC's port test gave no answer)")
     if zone_ok:
         notes.append(f"time zone {facts.timezone_id}")
     if clock_ok and facts.offset_seconds is not None:
