@@ -30,6 +30,7 @@ from spnego.exceptions import SpnegoError
 
 from orchestrator.lab.provider import SimulatedHost
 from orchestrator.lab.spec import Faults, LabHostConfig
+from orchestrator.lab.timing import PcTiming, instant_pc
 from orchestrator.lab.wsman import encryption, faults
 from orchestrator.lab.wsman.auth import (
     CredentialStore,
@@ -73,6 +74,7 @@ class PcRuntime:
     power_on: bool
     latency_ms: float | tuple[float, float]
     faults: Faults
+    timing: PcTiming = field(default_factory=instant_pc)  # lab/timing.py: sign-in time is spent here
     counters: Counter[str] = field(default_factory=Counter)
     listeners: list[asyncio.Server] = field(default_factory=list)
     connections: set[Any] = field(default_factory=set)
@@ -288,6 +290,7 @@ class WSManFrontEnd:
                 user = self._basic_user(conn, auth.token)
                 if user is None:
                     return self._unauthorized(pc, conn)
+                await _spend(pc.timing.get("signin"))  # Basic: every request is a logon
                 conn.reset_auth()
                 caller_user = user
             elif auth.scheme in ("negotiate", "ntlm"):
@@ -303,6 +306,7 @@ class WSManFrontEnd:
                     pc.counters["auth:challenge"] += 1
                     return _plain(401, extra=extra_headers)
                 pc.counters["auth:ok"] += 1
+                await _spend(pc.timing.get("signin"))
                 if not body:
                     return _plain(200, extra=extra_headers)
                 caller_user = conn.user
@@ -477,6 +481,11 @@ class WSManFrontEnd:
             "soap_requests": self.totals["soap"],
             "requests": dict(sorted(requests.items())),
         }
+
+
+async def _spend(seconds: float) -> None:
+    if seconds > 0:
+        await asyncio.sleep(seconds)
 
 
 def _plain(status: int, extra: list[tuple[str, str]] | None = None) -> web.Response:
