@@ -3,7 +3,8 @@ served by one aiohttp low-level server in one event loop. The handler finds the 
 address.
 
 Per request: the body is read in full (also before a 401), then the PC's latency is waited, then
-authentication (per TCP connection for NTLM/Negotiate, per request for Basic), decryption, fault injection
+authentication (per TCP connection for NTLM/Negotiate, per request for Basic; a completed sign-in spends the
+PC's ``signin`` time, lab/timing.py), decryption, fault injection
 (drop / http500 / hang / unauthorized, drawn from the PC's seeded generator), the WS-Management service, and
 encryption of the answer. Power off closes the PC's listeners (connection refused) and its open connections.
 

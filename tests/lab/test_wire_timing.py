@@ -16,7 +16,7 @@ from pypsrp.shell import Process, WinRS
 from pypsrp.wsman import SelectorSet, WSMan
 from test_wire_pypsrp import SLP, TIMEOUT_CODE, WINDOWS_APP_ID, _activate, _prop, _wql
 
-from orchestrator.lab.control_client import LabControl
+from orchestrator.lab.control_client import LabControl, LabControlError
 
 SLP_QUERY = f"SELECT * FROM SoftwareLicensingProduct WHERE ApplicationID='{WINDOWS_APP_ID}'"
 KMS_UNREACHABLE = 0xC004F074
@@ -53,6 +53,7 @@ def test_a_windows_timed_powershell_command_lasts_at_least_its_modelled_start(st
             assert proc.rc == 0 and proc.stdout == b"timed\r\n"
             assert elapsed >= expected_start + pc.get("cmd_start")
     assert pc.get("powershell_cold_start") > pc.get("powershell_start")
+    assert LabControl(lab.control_url).stats()["timing"] == {"mode": "windows", "scale": 0.2}
 
 
 def test_the_same_command_is_immediate_with_instant_timing(start_lab: StartLab) -> None:
@@ -96,6 +97,9 @@ def test_activate_against_a_dropping_kms_host_waits_then_fails_c004f074(start_la
     assert time.monotonic() - started >= wait
     kms = LabControl(lab.control_url).kms()
     assert kms["drop"] is True and kms["requests"]["dropped"] >= 1
+    with pytest.raises(LabControlError) as bad:
+        LabControl(lab.control_url).set_kms(drop="yes")
+    assert bad.value.status == 400 and "drop must be true or false" in str(bad.value)
     # the firewall is opened again: the same PC activates
     LabControl(lab.control_url).set_kms(drop=False)
     rv, after = _activate(_wsman(host.address), lab.lab.resolved.kms_address)
