@@ -223,6 +223,7 @@ class KmsSpec(_Strict):
     clock_skew_minutes: int = Field(0, ge=-525600, le=525600)
     products: tuple[Product, ...] = ("windows", "office", "server")
     count: int = Field(30, ge=0, le=50, description="distinct CMIDs the host already counted (last 30 days)")
+    drop: bool = Field(False, description="a firewall drops every packet to the host: clients wait, then 0xC004F074")
 
     @field_validator("address")
     @classmethod

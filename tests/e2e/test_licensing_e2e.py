@@ -501,7 +501,7 @@ def test_flaky_network_reports_the_truth_and_converges(flaky: Scenario) -> None:
 
 def test_demo_tells_the_story_and_the_second_run_changes_nothing() -> None:
     started = time.monotonic()
-    proc = run_cli("demo", timeout=240)
+    proc = run_cli("demo", "--timing", "instant", timeout=240)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout

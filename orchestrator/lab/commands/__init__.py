@@ -27,6 +27,7 @@ from orchestrator.lab.commands.base import (
     split_args,
 )
 from orchestrator.lab.provider import CommandOutcome, PreparedCommand, ShellContext
+from orchestrator.lab.timing import PcTiming
 
 if TYPE_CHECKING:  # pragma: no cover
     from orchestrator.lab.machine import Machine
@@ -54,10 +55,28 @@ PROGRAMS: dict[str, Program] = {
 
 
 async def run_program(ctx: Ctx, prog_id: str, args_text: str, path: str) -> ProgResult:
-    """Run one resolved program with its raw argument text."""
+    """Run one resolved program with its raw argument text. Its start-up time (lab/timing.py) is added to the
+    simulated run time that Receive waits for."""
     del path
     program = PROGRAMS[prog_id]
-    return await program(ctx, args_text, split_args(args_text))
+    argv = split_args(args_text)
+    result = await program(ctx, args_text, argv)
+    if not result.hang:
+        result.duration += _timing(ctx).program_start(prog_id, _what_it_runs(ctx, prog_id, args_text, argv))
+    return result
+
+
+def _what_it_runs(ctx: Ctx, prog_id: str, args_text: str, argv: list[str]) -> str:
+    """The text the timing model reads: PowerShell's script (decoded from -EncodedCommand or read from stdin),
+    else the arguments."""
+    if prog_id != "powershell":
+        return args_text
+    mode, script = powershell.parse_command_line(argv)
+    return ctx.stdin if mode == "stdin" else script or ""
+
+
+def _timing(ctx: Ctx) -> PcTiming:
+    return ctx.machine.world.timing.pc(ctx.machine.name)
 
 
 def command_line(command: str, arguments: list[str]) -> str:
@@ -99,6 +118,8 @@ async def run(machine: Machine, prepared: PreparedCommand, stdin: bytes, shell: 
     ctx = new_ctx(machine, shell, decode_input(stdin, shell.codepage))
     line = cmd.cmd_c_rest(prepared.command_line, ctx)
     result = await cmd.run_line(ctx, line)
+    if not result.hang:  # WinRS starts every command line through cmd.exe /c
+        result.duration += _timing(ctx).program_start("cmd")
     return CommandOutcome(
         stdout=encode_output(result.stdout, shell.codepage),
         stderr=encode_output(result.stderr, shell.codepage),
