@@ -155,15 +155,11 @@ class Lab:
                 if register is not None and world.machine(cfg.name) is None:
                     with contextlib.suppress(Exception):
                         register(host)
-<<<<<<< HEAD
                 pc_config = service_config_for(
                     cfg.os, allow_unencrypted=self.allow_unencrypted, max_envelope_kb=self.max_envelope_kb
                 )
-                service = WSManService(host, cfg.address, pc_config)
-=======
                 pc_timing = self.timing.pc(cfg.name)
-                service = WSManService(host, cfg.address, self.service_config, timing=pc_timing)
->>>>>>> h/timing
+                service = WSManService(host, cfg.address, pc_config, timing=pc_timing)
                 pc = PcRuntime(
                     config=cfg,
                     host=host,
