@@ -444,7 +444,8 @@ class _Script:
             if verbose:
                 self.line(self.t("Activation ID: {id}", id=sku.id))
                 self.line(self.t("Application ID: {id}", id=sku.application_id))
-                self.line(self.t("Extended PID: {pid}", pid=product_key_id(key, self.m.os) if view.has_key else ""))
+                pid = product_key_id(key, self.m.os, language=self.m.locale.os_language) if view.has_key else ""
+                self.line(self.t("Extended PID: {pid}", pid=pid))
                 if not win7:
                     self.line(
                         self.t(

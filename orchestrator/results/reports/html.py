@@ -15,7 +15,7 @@ from orchestrator import __version__
 from orchestrator.knowledge import i18n
 from orchestrator.redact import redact_text
 from orchestrator.results.models import HostResult, HostStatus, RunResult
-from orchestrator.results.reports._common import local_time, report_rows
+from orchestrator.results.reports._common import local_time, os_caption, report_rows
 from orchestrator.results.sorting import natural_key, room_of
 from orchestrator.results.summary import (
     PROBLEM_STATUSES,
@@ -277,6 +277,7 @@ def _table(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
         ("column.host", "text"),
         ("column.room", "text"),
         ("column.address", "text"),
+        ("column.os", "text"),
         ("column.status", "text"),
         ("column.product", "text"),
         ("column.licence", "text"),
@@ -313,6 +314,7 @@ def _table(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
             f'<td data-sort="{rank:06d}">{_e(h.host)}</td>',
             f"<td>{_e(row.room or '')}</td>",
             f"<td>{_e(h.address or '')}</td>",
+            f"<td>{_e(os_caption(h))}</td>",
             f'<td><span class="st" style="background:var(--{status})">{_e(_status_label(status, lang))}</span></td>',
             f"<td>{_e(product_text(lic.product, lang) if lic else '')}</td>",
             f'<td title="{_e(lic.name if lic else "")}">{_e(lic_status)}</td>',
