@@ -131,49 +131,57 @@ def test_cscript_writes_cp950_whatever_winrs_codepage_says(lab_block: Claim) -> 
     assert "License Status: Initial grace period" in raw(pcs["en"], f"{SLMGR} /dlv").stdout.decode("utf-8")
 
 
-def test_other_programs_honour_winrs_codepage(lab_block: Claim) -> None:
+def test_other_programs_honour_winrs_codepage_and_speak_chinese_only_where_it_can_show_it(lab_block: Claim) -> None:
     pcs = machines(lab_block)
-    utf8 = raw(pcs["tw"], "whoami /groups", codepage=65001)
-    assert "群組資訊" in utf8.stdout.decode("utf-8") and "S-1-16-12288" in utf8.stdout.decode("utf-8")
-    big5 = raw(pcs["tw"], "whoami /groups", codepage=950)
-    assert big5.stdout.decode("cp950") == utf8.stdout.decode("utf-8")
-    missing = raw(pcs["tw"], "kmsfleet-nothing", codepage=65001)
-    assert missing.stderr.decode("utf-8") == "'kmsfleet-nothing' 不是內部或外部命令、可執行的程式或批次檔。\r\n"
+    big5 = raw(pcs["tw"], "whoami /groups", codepage=950).stdout.decode("cp950")
+    assert "群組資訊" in big5 and "知名群組" in big5 and "S-1-16-12288" in big5  # names and SIDs stay
+    # under UTF-8 (kmsfleet's WINRS_CODEPAGE) a zh-TW PC's console tools fall back to English, in UTF-8
+    utf8 = raw(pcs["tw"], "whoami /groups", codepage=65001).stdout.decode("utf-8")
+    assert "GROUP INFORMATION" in utf8 and "S-1-16-12288" in utf8
+    missing = raw(pcs["tw"], "kmsfleet-nothing", codepage=950)
+    assert missing.stderr.decode("cp950") == "'kmsfleet-nothing' 不是內部或外部命令、可執行的程式或批次檔。\r\n"
     assert missing.exit_code == 1
-    # one command line, two encodings, as on Windows: cmd's programs in UTF-8, cscript's in cp950
-    mixed_line = raw(pcs["tw"], f"ipconfig & {SLMGR} /skms 127.0.0.2:1688", codepage=65001).stdout
-    head, _, tail = mixed_line.partition(b"\r\n\r\n\r\n")
-    assert "Windows IP 設定" in mixed_line.split(b"\r\n")[1].decode("utf-8")
-    assert "金鑰管理服務電腦名稱已成功設定為 127.0.0.2:1688。".encode("cp950") in mixed_line
-    del head, tail
+    english = raw(pcs["tw"], "kmsfleet-nothing", codepage=65001).stderr.decode("utf-8")
+    assert english.startswith("'kmsfleet-nothing' is not recognized as an internal or external command")
+    ipconfig = raw(pcs["tw"], "ipconfig", codepage=950).stdout.decode("cp950").splitlines()
+    assert ipconfig[1] == "Windows IP 設定" and "   子網路遮罩 . . . . . . . . . . . .: 255.255.255.0" in ipconfig
+    # one command line, two encodings, as on Windows: ipconfig in UTF-8 (English), cscript in cp950 (Chinese)
+    line = raw(pcs["tw"], f"ipconfig & {SLMGR} /skms 127.0.0.2:1688", codepage=65001).stdout
+    assert line.split(b"\r\n")[1] == b"Windows IP Configuration"
+    assert "金鑰管理服務電腦名稱已成功設定為 127.0.0.2:1688。".encode("cp950") in line
+    with pytest.raises(UnicodeDecodeError):
+        line.decode("utf-8")
 
 
 def test_zh_tw_tool_texts(lab_block: Claim) -> None:
     pcs = machines(lab_block, admin=False)
     tw = pcs["tw"]
-    resync = raw(tw, "w32tm /resync")
-    assert resync.stdout.decode("utf-8").splitlines() == [
+    resync = raw(tw, "w32tm /resync", codepage=950)
+    assert resync.stdout.decode("cp950").splitlines() == [
         "正在傳送重新同步命令到本機電腦",
         "發生下列錯誤: 存取被拒。 (0x80070005)",
     ]
     assert resync.exit_code == 0x80070005
-    ato = raw(tw, f"{SLMGR} /ato")
+    assert "Access is denied. (0x80070005)" in raw(tw, "w32tm /resync", codepage=65001).stdout.decode("utf-8")
+    ato = raw(tw, f"{SLMGR} /ato")  # slmgr.vbs speaks the PC's language whatever the console's code page
     lines = ato.stdout.decode("cp950").splitlines()
     assert lines[0].startswith("正在啟用 Windows(R), Education edition (")
     assert lines[1] == "錯誤: 0x80070005 存取被拒: 要求的動作需要提高權限"  # the code stays hex
     assert ato.exit_code == 0x80070005
     assert raw(tw, "tzutil /g").stdout == b"Taipei Standard Time"  # the ID is language-neutral
-    assert raw(tw, "chcp").stdout.decode("utf-8") == "使用中的字碼頁: 65001\r\n"
-    banner = raw(tw, "cscript C:\\Windows\\System32\\slmgr.vbs /xpr").stdout.decode("cp950")
+    assert raw(tw, "chcp", codepage=950).stdout.decode("cp950") == "使用中的字碼頁: 950\r\n"
+    assert raw(tw, "chcp", codepage=65001).stdout == b"Active code page: 65001\r\n"
+    assert raw(tw, "chcp 65001", codepage=950).stdout == b"Active code page: 65001\r\n"
+    banner = raw(tw, "cscript C:\\Windows\\System32\\slmgr.vbs /xpr", codepage=950).stdout.decode("cp950")
     assert "著作權所有" in banner and "初始寬限期將於 " in banner and " 結束" in banner
-    en = raw(pcs["en"], "w32tm /resync").stdout.decode("utf-8")
+    en = raw(pcs["en"], "w32tm /resync", codepage=437).stdout.decode("cp437")
     assert "The following error occurred: Access is denied. (0x80070005)" in en
 
 
 def test_ospp_stays_english_on_a_zh_tw_pc(lab_block: Claim) -> None:
     pcs = machines(lab_block, office={"version": 2016})
     path = '"C:\\Program Files (x86)\\Microsoft Office\\Office16\\OSPP.VBS"'
-    out = raw(pcs["tw"], f"cscript {path} /dstatus").stdout.decode("cp950")
+    out = raw(pcs["tw"], f"cscript {path} /dstatus", codepage=950).stdout.decode("cp950")
     assert "著作權所有" in out  # cscript's own banner is Chinese …
     assert "LICENSE NAME: Office 16, Office16ProPlusVL_KMS_Client edition" in out  # … ospp.vbs' texts are not
 
@@ -217,8 +225,8 @@ def test_the_client_reads_a_zh_tw_pc_over_winrm(lab_block: Claim) -> None:
         assert conn.oem_code_page() == 950
         both = conn.run_command(f"hostname & {SLMGR} /skms {lab_block.prefix}.0.2")
         assert both.stdout.splitlines()[:2] == ["TW", f"金鑰管理服務電腦名稱已成功設定為 {lab_block.prefix}.0.2。"]
-        nope = conn.run_command("nothing-here")
-        assert nope.stderr.strip() == "'nothing-here' 不是內部或外部命令、可執行的程式或批次檔。"
+        nope = conn.run_command("nothing-here")  # cmd in a UTF-8 console: English on a zh-TW PC too
+        assert nope.stderr.startswith("'nothing-here' is not recognized as an internal or external command")
     finally:
         conn.close()
         lab.stop()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from orchestrator.lab.locales import DEFAULT_LOCALE, Locale, locale_for
 from orchestrator.lab.provider import ShellContext
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,9 +105,23 @@ def new_ctx(machine: Machine, shell: ShellContext, stdin: str = "") -> Ctx:
     return Ctx(machine=machine, shell=shell, env=env, cwd=cwd, admin=machine.is_admin(shell.user), stdin=stdin)
 
 
-def tr(ctx: Ctx, english: str, **values: object) -> str:
-    """What a program prints in the PC's display language for an English template (``lab/locales.yaml``)."""
-    return ctx.machine.locale.text(english, **values)
+def console_locale(ctx: Ctx, codepage: int | None = None) -> Locale:
+    """The language a console program (cmd, w32tm, whoami, ipconfig, net, chcp, cscript's own messages) prints
+    in: the PC's display language when the console's code page can show it (its OEM or ANSI code page), else
+    English. Such programs ask ``SetThreadUILanguage(0)``, which picks "the language that best supports the
+    console display" (Microsoft's SetThreadUILanguage reference); on zh-TW Windows ``chcp`` answers
+    "使用中的字碼頁: 950" but, after ``chcp 65001``, "Active code page: 65001" and ``help`` prints English
+    (a public transcript from Windows 10.0.26200). So under kmsfleet's WINRS_CODEPAGE 65001 a zh-TW PC's console
+    tools speak English, and Chinese in a cp950 shell. Scripts choose their own language (slmgr.vbs: the PC's;
+    ospp.vbs: always English)."""
+    own = ctx.machine.locale
+    page = ctx.shell.codepage if codepage is None else codepage
+    return own if page in (own.oem_codepage, own.ansi_codepage) else locale_for(DEFAULT_LOCALE)
+
+
+def tr(ctx: Ctx, english: str, *, codepage: int | None = None, **values: object) -> str:
+    """What a console program prints for an English template (``lab/locales.yaml``), in ``console_locale``."""
+    return console_locale(ctx, codepage).text(english, **values)
 
 
 # Console output crosses the lab as text. A program that writes bytes in another code page than the console's

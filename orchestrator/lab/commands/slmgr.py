@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import NoReturn
 
-from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, tr, vb_date
+from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, vb_date
 from orchestrator.lab.licensing import (
     SLMGR_TEXTS,
     WINDOWS_APP_ID,
@@ -154,8 +154,9 @@ class _Script:
 
     # -- WScript plumbing ------------------------------------------------------------------------------
     def t(self, english: str, **values: object) -> str:
-        """The script's text in the PC's display language (slmgr loads it from System32\\slmgr\\<LANGID>)."""
-        return tr(self.ctx, english, **values)
+        """The script's text in the PC's display language, whatever the console's code page (slmgr.vbs loads its
+        texts from System32\\slmgr\\<LANGID>; a zh-TW PC prints Chinese, which cscript writes in cp950)."""
+        return self.m.locale.text(english, **values)
 
     def line(self, text: str = "") -> None:
         self.buf.append(text + CRLF)

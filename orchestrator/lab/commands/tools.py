@@ -365,7 +365,8 @@ async def prog_chcp(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
     if not argv:
         return ProgResult(tr(ctx, "Active code page: {cp}", cp=ctx.shell.codepage) + CRLF)
     if len(argv) == 1 and argv[0].isdigit() and int(argv[0]) in _CODEPAGES:
-        return ProgResult(tr(ctx, "Active code page: {cp}", cp=int(argv[0])) + CRLF)
+        page = int(argv[0])  # chcp reports in the language of the code page it just set
+        return ProgResult(tr(ctx, "Active code page: {cp}", codepage=page, cp=page) + CRLF)
     return ProgResult(stderr=f"Invalid code page{CRLF}", code=1)
 
 
@@ -529,7 +530,7 @@ async def prog_ipconfig(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult
             "   DHCP Enabled. . . . . . . . . . . : No",
             "   Autoconfiguration Enabled . . . . : Yes",
         ]
-    suffix = "(Preferred) " if full else ""
+    suffix = tr(ctx, "(Preferred) ") if full else ""
     lines += [
         tr(ctx, "   IPv4 Address. . . . . . . . . . . : {address}", address=m.address + suffix),
         tr(ctx, "   Subnet Mask . . . . . . . . . . . : {mask}", mask="255.255.255.0"),
