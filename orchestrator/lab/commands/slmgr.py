@@ -153,7 +153,7 @@ class _Script:
         self.text = ""
 
     # -- WScript plumbing ------------------------------------------------------------------------------
-    def t(self, english: str, **values: object) -> str:
+    def say(self, english: str, **values: object) -> str:
         """The script's text in the PC's display language, whatever the console's code page (slmgr.vbs loads its
         texts from System32\\slmgr\\<LANGID>; a zh-TW PC prints Chinese, which cscript writes in cp950)."""
         return self.m.locale.text(english, **values)
@@ -176,19 +176,19 @@ class _Script:
 
     def show_error(self, code: int, message: str | None = None) -> None:
         if message is None:
-            message = self.t("Error: ")
+            message = self.say("Error: ")
         code &= 0xFFFFFFFF
         signed = code - (1 << 32) if code & 0x80000000 else code
         number = f"0x{code:X}" if signed < 0 else str(code)
         text = SLMGR_TEXTS.get(code)
         if text is None:
-            text = self.t(
+            text = self.say(
                 "On a computer running Microsoft Windows non-core edition, run 'slui.exe 0x2a {number}' to "
                 "display the error text.",
                 number=number,
             )
         else:
-            text = self.t(text)
+            text = self.say(text)
         if "0x%ERRCODE%" not in message:
             message += "0x%ERRCODE%"
         if "%ERRTEXT%" not in message:
@@ -372,7 +372,7 @@ class _Script:
                 self.lic.install_product_key(self.lic.spp, key, self.ctx.admin)
         except WmiError as exc:
             self.quit_error(exc)
-        self.line(self.t("Installed product key {key} successfully.", key=key))
+        self.line(self.say("Installed product key {key} successfully.", key=key))
 
     def uninstall_key(self, act_id: str) -> None:
         done = False
@@ -385,17 +385,17 @@ class _Script:
                     self.quit_error(exc)
                 if act_id != "" or self.is_primary(view):
                     done = True
-                self.line(self.t("Uninstalled product key successfully."))
+                self.line(self.say("Uninstalled product key successfully."))
                 if done:
                     break
         if not done:
-            self.line(self.t("Error: product key not found."))
+            self.line(self.say("Error: product key not found."))
 
     async def activate(self, act_id: str) -> None:
         for view in self.keyed():
             if not self.matches(view, act_id):
                 continue
-            self.line(self.t("Activating {name} ({id}) ...", name=view.sku.name, id=view.sku.id))
+            self.line(self.say("Activating {name} ({id}) ...", name=view.sku.name, id=view.sku.id))
             if "MAK" not in view.sku.description or view.license_status != 1:
                 try:
                     await self.lic.activate(view.product, view.sku, self.ctx.admin, self.m.lock)
@@ -403,7 +403,7 @@ class _Script:
                     self.quit_error(exc)
             after = self.view_of(view.product, view.sku)
             if after.license_status == 1:
-                self.line(self.t("Product activated successfully."))
+                self.line(self.say("Product activated successfully."))
             elif after.license_status == 4:
                 self.line(
                     "Error: The machine is running within the non-genuine grace period. Run 'slui.exe' to go online "
@@ -415,19 +415,19 @@ class _Script:
                     "online and validate Windows."
                 )
             elif after.license_status == 6:
-                self.line(self.t("Product activated successfully."))
-                self.line(self.t("License Status: Extended grace period"))
+                self.line(self.say("Product activated successfully."))
+                self.line(self.say("License Status: Extended grace period"))
             else:
-                self.line(self.t("Error: Product activation failed."))
+                self.line(self.say("Error: Product activation failed."))
             if act_id != "" or self.is_primary(view):
                 return
-        self.line(self.t("Error: product not found."))
+        self.line(self.say("Error: product not found."))
 
     def display(self, param: str, verbose: bool) -> None:
         win7 = self.m.os.is_win7
         spp = self.lic.spp
         if verbose:
-            self.line(self.t("Software licensing service version: {version}", version=spp.version))
+            self.line(self.say("Software licensing service version: {version}", version=spp.version))
         found = False
         for view in self.views():
             sku, product = view.sku, view.product
@@ -437,24 +437,24 @@ class _Script:
                 continue
             found = True
             self.line("")
-            self.line(self.t("Name: {name}", name=sku.name))
-            self.line(self.t("Description: {text}", text=sku.description))
+            self.line(self.say("Name: {name}", name=sku.name))
+            self.line(self.say("Description: {text}", text=sku.description))
             kms_client = "VOLUME_KMSCLIENT" in sku.description
             tbl = "TIMEBASED_" in sku.description
             key = product.key or ""
             if verbose:
-                self.line(self.t("Activation ID: {id}", id=sku.id))
-                self.line(self.t("Application ID: {id}", id=sku.application_id))
+                self.line(self.say("Activation ID: {id}", id=sku.id))
+                self.line(self.say("Application ID: {id}", id=sku.application_id))
                 pid = product_key_id(key, self.m.os, language=self.m.locale.os_language) if view.has_key else ""
-                self.line(self.t("Extended PID: {pid}", pid=pid))
+                self.line(self.say("Extended PID: {pid}", pid=pid))
                 if not win7:
                     self.line(
-                        self.t(
+                        self.say(
                             "Product Key Channel: {channel}", channel=sku.product_key_channel if view.has_key else ""
                         )
                     )
                 iid = installation_id(key, product.service.cmid) if view.has_key else ""
-                self.line(self.t("Installation ID: {iid}", iid=iid))
+                self.line(self.say("Installation ID: {iid}", iid=iid))
                 if not kms_client and view.has_key and product.app == "windows":
                     self.line("Processor Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88338")
                     self.line("Machine Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88339")
@@ -462,24 +462,24 @@ class _Script:
                     self.line("Product Key Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88340")
                     self.line("Validation URL: http://go.microsoft.com/fwlink/?LinkID=88342")
             if view.partial_key:
-                self.line(self.t("Partial Product Key: {key}", key=view.partial_key))
+                self.line(self.say("Partial Product Key: {key}", key=view.partial_key))
             else:
-                self.line(self.t("This license is not in use."))
+                self.line(self.say("This license is not in use."))
             self.status_lines(view, tbl)
             if verbose:
                 if sku.application_id == WINDOWS_APP_ID:
-                    self.line(self.t("Remaining Windows rearm count: {count}", count=spp.rearm_count))
+                    self.line(self.say("Remaining Windows rearm count: {count}", count=spp.rearm_count))
                 else:
-                    self.line(self.t("Remaining App rearm count: {count}", count=product.sku_rearm))
-                self.line(self.t("Remaining SKU rearm count: {count}", count=product.sku_rearm))
+                    self.line(self.say("Remaining App rearm count: {count}", count=product.sku_rearm))
+                self.line(self.say("Remaining SKU rearm count: {count}", count=product.sku_rearm))
                 if not win7 and view.has_key and view.license_status != 0:
-                    self.line(self.t("Trusted time: {time}", time=vb_date(self.ctx, self.m.local_now())))
+                    self.line(self.say("Trusted time: {time}", time=vb_date(self.ctx, self.m.local_now())))
             if kms_client:
                 if not win7:
-                    self.line(self.t("Configured Activation Type: All"))
+                    self.line(self.say("Configured Activation Type: All"))
                 if view.license_status != 1:
                     self.line(
-                        self.t(
+                        self.say(
                             "Please use slmgr.vbs /ato to activate and update KMS client information in order to "
                             "update values."
                         )
@@ -490,66 +490,66 @@ class _Script:
                 break
             self.line("")
         if not found:
-            self.line(self.t("Error: product key not found."))
+            self.line(self.say("Error: product key not found."))
 
     def status_lines(self, view: SkuView, tbl: bool) -> None:
         ls, minutes = view.license_status, view.grace_minutes
         days = (minutes + 1439) // 1440
-        t = self.t
-        remaining = t("Time remaining: {minutes} minute(s) ({days} day(s))", minutes=minutes, days=days)
+        say = self.say
+        remaining = say("Time remaining: {minutes} minute(s) ({days} day(s))", minutes=minutes, days=days)
         if ls == 0:
-            self.line(t("License Status: Unlicensed"))
+            self.line(say("License Status: Unlicensed"))
         elif ls == 1:
-            self.line(t("License Status: Licensed"))
+            self.line(say("License Status: Licensed"))
             if minutes:
                 kind = "Timebased activation expiration" if tbl else "Volume activation expiration"
-                self.line(t(kind + ": {minutes} minute(s) ({days} day(s))", minutes=minutes, days=days))
+                self.line(say(kind + ": {minutes} minute(s) ({days} day(s))", minutes=minutes, days=days))
         elif ls == 2:
-            self.line(t("License Status: Initial grace period"))
+            self.line(say("License Status: Initial grace period"))
             self.line(remaining)
         elif ls == 3:
-            self.line(t("License Status: Additional grace period (KMS license expired or hardware out of tolerance)"))
+            self.line(say("License Status: Additional grace period (KMS license expired or hardware out of tolerance)"))
             self.line(remaining)
         elif ls == 4:
-            self.line(t("License Status: Non-genuine grace period."))
+            self.line(say("License Status: Non-genuine grace period."))
             self.line(remaining)
         elif ls == 5:
-            self.line(t("License Status: Notification"))
+            self.line(say("License Status: Notification"))
             reason = view.reason & 0xFFFFFFFF
             if reason == SL_E_NOT_GENUINE:
-                self.line(t("Notification Reason: 0x{code} (non-genuine).", code=f"{reason:X}"))
+                self.line(say("Notification Reason: 0x{code} (non-genuine).", code=f"{reason:X}"))
             elif reason == SL_E_GRACE_TIME_EXPIRED:
-                self.line(t("Notification Reason: 0x{code} (grace time expired).", code=f"{reason:X}"))
+                self.line(say("Notification Reason: 0x{code} (grace time expired).", code=f"{reason:X}"))
             else:
-                self.line(t("Notification Reason: 0x{code}.", code=f"{reason:X}"))
+                self.line(say("Notification Reason: 0x{code}.", code=f"{reason:X}"))
         elif ls == 6:
-            self.line(t("License Status: Extended grace period"))
+            self.line(say("License Status: Extended grace period"))
             self.line(remaining)
         else:
-            self.line(t("License Status: Unknown"))
+            self.line(say("License Status: Unknown"))
 
     def kms_client_info(self, view: SkuView) -> None:
         product, service = view.product, view.service
         self.line("")
-        t = self.t
-        self.line(t("Most recent activation information:"))
-        self.line(t("Key Management Service client information"))
-        self.line(t("    Client Machine ID (CMID): {cmid}", cmid=service.cmid))
+        say = self.say
+        self.line(say("Most recent activation information:"))
+        self.line(say("Key Management Service client information"))
+        self.line(say("    Client Machine ID (CMID): {cmid}", cmid=service.cmid))
         if service.lookup_domain:
-            self.line(t("    Registered KMS SRV record lookup domain: {domain}", domain=service.lookup_domain))
+            self.line(say("    Registered KMS SRV record lookup domain: {domain}", domain=service.lookup_domain))
         if view.kms.machine:
             host = f"{view.kms.machine}:{view.kms.port or 1688}"
-            self.line(t("    Registered KMS machine name: {host}", host=host))
+            self.line(say("    Registered KMS machine name: {host}", host=host))
         else:
-            self.line(t("    DNS auto-discovery: KMS name not available"))
+            self.line(say("    DNS auto-discovery: KMS name not available"))
         if product.kms_ip and not self.m.os.is_win7:
-            self.line(t("    KMS machine IP address: {ip}", ip=product.kms_ip))
+            self.line(say("    KMS machine IP address: {ip}", ip=product.kms_ip))
         else:
-            self.line(t("    KMS machine IP address: not available"))
-        self.line(t("    KMS machine extended PID: {pid}", pid=product.kms_epid or ""))
-        self.line(t("    Activation interval: {minutes} minutes", minutes=service.activation_interval))
-        self.line(t("    Renewal interval: {minutes} minutes", minutes=service.renewal_interval))
-        self.line(t("    KMS host caching is " + ("enabled" if service.host_caching else "disabled")))
+            self.line(say("    KMS machine IP address: not available"))
+        self.line(say("    KMS machine extended PID: {pid}", pid=product.kms_epid or ""))
+        self.line(say("    Activation interval: {minutes} minutes", minutes=service.activation_interval))
+        self.line(say("    Renewal interval: {minutes} minutes", minutes=service.renewal_interval))
+        self.line(say("    KMS host caching is " + ("enabled" if service.host_caching else "disabled")))
         if service.lookup_domain and view.kms.machine:
             self.line("")
             self.line(
@@ -566,33 +566,33 @@ class _Script:
             found = True
             ends = vb_date(self.ctx, now + timedelta(minutes=view.grace_minutes))
             ls = view.license_status
-            t = self.t
+            say = self.say
             text = ""
             if ls == 0:
-                text = t("Unlicensed")
+                text = say("Unlicensed")
             elif ls == 1:
                 if view.grace_minutes:
-                    kind = t("Timebased" if "TIMEBASED_" in view.sku.description else "Volume")
-                    text = t("{kind} activation will expire {ends}", kind=kind, ends=ends)
+                    kind = say("Timebased" if "TIMEBASED_" in view.sku.description else "Volume")
+                    text = say("{kind} activation will expire {ends}", kind=kind, ends=ends)
                 elif self.m.os.build.startswith("22"):
-                    text = t("Windows is Activated for the lifespan of your device.")
+                    text = say("Windows is Activated for the lifespan of your device.")
                 else:
-                    text = t("The machine is permanently activated.")
+                    text = say("The machine is permanently activated.")
             elif ls == 2:
-                text = t("Initial grace period ends {ends}", ends=ends)
+                text = say("Initial grace period ends {ends}", ends=ends)
             elif ls == 3:
-                text = t("Additional grace period ends {ends}", ends=ends)
+                text = say("Additional grace period ends {ends}", ends=ends)
             elif ls == 4:
-                text = t("Non-genuine grace period ends {ends}", ends=ends)
+                text = say("Non-genuine grace period ends {ends}", ends=ends)
             elif ls == 5:
-                text = t("Windows is in Notification mode")
+                text = say("Windows is in Notification mode")
             elif ls == 6:
-                text = t("Extended grace period ends {ends}", ends=ends)
+                text = say("Extended grace period ends {ends}", ends=ends)
             if text:
                 self.line(view.sku.name + ":")
                 self.line("    " + text)
         if not found:
-            self.line(self.t("Error: product key not found."))
+            self.line(self.say("Error: product key not found."))
 
     def display_iid(self, act_id: str) -> None:
         found = False
@@ -606,7 +606,7 @@ class _Script:
             self.line("")
             self.line(PHONE_TEXT)
         else:
-            self.line(self.t("Error: product not found."))
+            self.line(self.say("Error: product not found."))
 
     def _target(self, act_id: str) -> ServiceState | tuple[ProductLicense, Sku] | None:
         if act_id == "":
@@ -664,7 +664,7 @@ class _Script:
         except WmiError as exc:
             restore()
             self.quit_error(exc)
-        self.line(self.t("Key Management Service machine name set to {host} successfully.", host=name_port))
+        self.line(self.say("Key Management Service machine name set to {host} successfully.", host=name_port))
         domain = target.lookup_domain if isinstance(target, ServiceState) else target[0].service.lookup_domain
         if domain:
             self.line(
@@ -681,7 +681,7 @@ class _Script:
                 self.lic.clear_kms_port(target, self.ctx.admin)
         except WmiError as exc:
             self.quit_error(exc)
-        self.line(self.t("Key Management Service machine name cleared successfully."))
+        self.line(self.say("Key Management Service machine name cleared successfully."))
         service = target if isinstance(target, ServiceState) else target[0].service
         if service.lookup_domain:
             self.line(
@@ -718,7 +718,7 @@ class _Script:
                 self.lic.set_host_caching(self.lic.spp, disable, self.ctx.admin)
         except WmiError as exc:
             self.quit_error(exc)
-        self.line(self.t("KMS host caching is disabled" if disable else "KMS host caching is enabled"))
+        self.line(self.say("KMS host caching is disabled" if disable else "KMS host caching is enabled"))
 
     def rearm(self) -> None:
         try:
