@@ -277,7 +277,6 @@ def _table(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
         ("column.host", "text"),
         ("column.room", "text"),
         ("column.address", "text"),
-        ("column.os", "text"),
         ("column.status", "text"),
         ("column.product", "text"),
         ("column.licence", "text"),
@@ -285,6 +284,7 @@ def _table(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
         ("column.expires", "text"),
         ("column.error", "text"),
         ("column.diagnosis", "text"),
+        ("column.os", "text"),  # last: links into the report (#sort=N) keep their column numbers
     )
     statuses = [s for s in HostStatus if summary.status_counts.get(s.value, 0)]
     options = "".join(f'<option value="{s.value}">{_e(_status_label(s.value, lang))}</option>' for s in statuses)
@@ -314,7 +314,6 @@ def _table(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
             f'<td data-sort="{rank:06d}">{_e(h.host)}</td>',
             f"<td>{_e(row.room or '')}</td>",
             f"<td>{_e(h.address or '')}</td>",
-            f"<td>{_e(os_caption(h))}</td>",
             f'<td><span class="st" style="background:var(--{status})">{_e(_status_label(status, lang))}</span></td>',
             f"<td>{_e(product_text(lic.product, lang) if lic else '')}</td>",
             f'<td title="{_e(lic.name if lic else "")}">{_e(lic_status)}</td>',
@@ -322,6 +321,7 @@ def _table(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
             f"<td>{_e(local_time(lic.expires) if lic else '')}</td>",
             f"<td>{_e(row.error_code or '')}</td>",
             f"<td>{_e(row.diagnosis or (row.message if h.status in PROBLEM_STATUSES else ''))}</td>",
+            f"<td>{_e(os_caption(h))}</td>",
         ]
         out.append(f'<tr data-status="{status}" data-host="{_e(h.host)}">' + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
