@@ -76,7 +76,7 @@ def twins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinRooms]:
         rooms.run("audit", "audit")
         rooms.run("site", "run", "site.yml")
         seed_limit = ",".join(f"{p}-{h}" for p in ("en", "tw") for h in SEED_PCS)
-        rooms.run("seed", "run", "seed-procedure.yml", "--limit", seed_limit)
+        rooms.run("seed", "run", "seed-procedure.yml", "--limit", seed_limit, "-v")
         rooms.run("audit-csv", "audit", "--lang", "zh-TW", ext="csv")
         rooms.run("audit-html", "audit", "--lang", "zh-TW", ext="html")
         yield rooms
@@ -127,6 +127,9 @@ def the_pcs_chinese_is_readable_in_every_report(twins: TwinRooms) -> None:
     outputs = " ".join(str(t.get("data", {}).get("stdout", "")) for t in seed["tw-healthy"]["tasks"])
     assert "金鑰管理服務電腦名稱已成功設定為" in outputs and "產品已成功啟用。" in outputs
     assert "\ufffd" not in outputs  # no replacement characters: nothing was decoded in the wrong code page
+    # the terminal (-v): slmgr's Chinese answer on the PC without admin rights, read from cp950
+    refused = [ln for ln in twins.stdout["seed"].splitlines() if "[tw-notadmin] Activate Windows" in ln]
+    assert len(refused) == 1 and "錯誤: 0x80070005 存取被拒" in refused[0], refused
     # CSV (UTF-8 with BOM for Excel): the OS column as the PC names itself
     data = twins.files["audit-csv"].read_bytes()
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
