@@ -493,12 +493,13 @@ def digest_int(*parts: str) -> int:
 
 
 @lru_cache(maxsize=32768)
-def product_key_id(key: str, os: OsInfo, group: str = "03612") -> str:
-    """A Windows-style extended PID for an installed key, e.g. 03612-03290-000-000003-03-1033-19042.0000-0122021."""
+def product_key_id(key: str, os: OsInfo, group: str = "03612", language: int = 1033) -> str:
+    """A Windows-style extended PID for an installed key, e.g. 03612-03290-000-000003-03-1033-19042.0000-0122021;
+    ``language`` is the install's LANGID (1028 on zh-TW Windows: the seed's slmgr /dlv shows …-03-1028-19042…)."""
     n = digest_int("pid", key)
     build = os.build
     return (
-        f"{group}-{n % 100000:05d}-{(n >> 17) % 1000:03d}-{(n >> 27) % 1000000:06d}-03-1033-{build}.0000-"
+        f"{group}-{n % 100000:05d}-{(n >> 17) % 1000:03d}-{(n >> 27) % 1000000:06d}-03-{language}-{build}.0000-"
         f"{(n >> 47) % 365 + 1:03d}{2019 + (n >> 56) % 3}"
     )
 

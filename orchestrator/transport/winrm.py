@@ -38,6 +38,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from orchestrator.redact import redact_text
 from orchestrator.transport import clixml, wmi
+from orchestrator.transport.codepages import DEFAULT_OEM, decode_console, oem_for_codeset
 from orchestrator.transport.connection import ConnectionSpec
 from orchestrator.transport.errors import (
     AuthFailed,
@@ -208,6 +209,7 @@ class WinRMConnection:
         self.retries = max(1, retries)
         self._wsman: WSMan | None = None
         self._shell: WinRS | None = None
+        self._oem_codepage: int | None = None
         self.requests_sent = 0
 
     # ------------------------------------------------------------------ plumbing
@@ -526,7 +528,7 @@ class WinRMConnection:
         started = time.monotonic()
         limit = started + timeout if timeout else None
 
-        def op() -> CommandResult:
+        def op() -> tuple[int, bytes, bytes]:
             try:
                 return self._run_once(command, arguments or [], stdin, limit)
             except WSManFault as fault:
@@ -539,10 +541,27 @@ class WinRMConnection:
             self._shell = None
             return self._run_once(command, arguments or [], stdin, limit)
 
-        result = self._do(op, read_only=read_only)
-        return CommandResult(result.rc, result.stdout, result.stderr, int((time.monotonic() - started) * 1000))
+        rc, out, err = self._do(op, read_only=read_only)
+        took = int((time.monotonic() - started) * 1000)
+        return CommandResult(rc, self._decode(out), self._decode(err), took)
 
-    def _run_once(self, command: str, arguments: list[str], stdin: bytes | None, limit: float | None) -> CommandResult:
+    def oem_code_page(self) -> int:
+        """The PC's OEM code page (what cscript writes in), from Win32_OperatingSystem.CodeSet; read once, only
+        when some output is not UTF-8. 437 when it cannot be read."""
+        if self._oem_codepage is None:
+            try:
+                rows = self.wql("SELECT CodeSet FROM Win32_OperatingSystem")
+                self._oem_codepage = oem_for_codeset(rows[0].get("CodeSet") if rows else None)
+            except TransportError:
+                self._oem_codepage = DEFAULT_OEM
+        return self._oem_codepage
+
+    def _decode(self, data: bytes) -> str:
+        return _decode(data, self.oem_code_page)
+
+    def _run_once(
+        self, command: str, arguments: list[str], stdin: bytes | None, limit: float | None
+    ) -> tuple[int, bytes, bytes]:
         cmd = ET.Element(f"{{{_RSP}}}CommandLine")
         ET.SubElement(cmd, f"{{{_RSP}}}Command").text = command
         for arg in arguments:
@@ -584,7 +603,7 @@ class WinRMConnection:
                 rc = int(code) if code not in (None, "") else 0
                 break
         self._terminate(command_id)
-        return CommandResult(rc, _decode(bytes(out)), _decode(bytes(err)), 0)
+        return rc, bytes(out), bytes(err)
 
     def _terminate(self, command_id: str) -> None:
         try:
@@ -605,10 +624,9 @@ class WinRMConnection:
         )
 
 
-def _decode(data: bytes) -> str:
+def _decode(data: bytes, oem: Callable[[], int] = lambda: DEFAULT_OEM) -> str:
+    """Output bytes as text: PowerShell's CLIXML error stream, else UTF-8 or the PC's OEM code page per line
+    (``codepages.decode_console``)."""
     if data.lstrip().startswith(b"#< CLIXML"):
         return clixml.decode(data.decode("utf-8", "replace"))
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp437", "replace")
+    return decode_console(data, oem)

@@ -4,7 +4,9 @@ WinRS executes every command line through ``cmd.exe /c`` (unless a client asks t
 ``run`` hands the line to the small cmd interpreter in ``cmd.py``, which finds programs by path, in the current
 directory or on PATH/PATHEXT like cmd.exe: cmd, cscript/wscript (slmgr.vbs, OSPP.VBS), powershell, w32tm,
 tzutil, reg, hostname, whoami, ipconfig, findstr, more, net, chcp, ping, timeout. Output is CRLF text encoded in
-the shell's codepage (437 by default, 65001 = UTF-8); exit codes are unsigned 32-bit values.
+the shell's codepage (437 by default, 65001 = UTF-8), except cscript's, which is in the PC's OEM code page (cp950 on
+a zh-TW PC; ``base.as_code_page``); texts are in the PC's language where ``lab/locales.yaml`` has them (see
+``base.console_locale``); exit codes are unsigned 32-bit values.
 
 ``prepare`` decides whether the command reads stdin first (``powershell -`` / ``powershell -Command -``, an
 interactive ``cmd`` without /c, ``findstr`` and ``more`` without a file): the front end then collects the ``Send``

@@ -213,7 +213,9 @@ def _run_fix(ctx: ModuleContext, change: Change) -> tuple[bool, int | None, str]
         res = ctx.conn.run_command("w32tm", ["/resync"])
     text = (res.stdout + res.stderr).strip()
     code = res.rc & 0xFFFFFFFF if res.rc else None
-    if res.rc == 0 and change.action == "resync_clock" and "error" in text.lower():
+    if res.rc == 0 and change.action == "resync_clock":
+        # w32tm's texts are localized ("The following error occurred: …" / "發生下列錯誤: …"); the HRESULT it
+        # prints in hex is not, so a failure is recognised by the code alone.
         code = to_int(_hresult_in(text))
     return res.rc == 0 and code is None, code, text.splitlines()[-1] if text else ""
 
