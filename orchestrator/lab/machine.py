@@ -267,6 +267,11 @@ class Machine:
         )
 
     @property
+    def oem_codepage(self) -> int:
+        """The PC's OEM code page: what a console (and a WinRS shell without WINRS_CODEPAGE) writes in."""
+        return self.locale.oem_codepage
+
+    @property
     def os_caption(self) -> str:
         """Win32_OperatingSystem.Caption in the PC's display language."""
         return self.locale.caption(self.config.os, self.os.caption)

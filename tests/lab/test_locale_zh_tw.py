@@ -230,3 +230,40 @@ def test_the_client_reads_a_zh_tw_pc_over_winrm(lab_block: Claim) -> None:
     finally:
         conn.close()
         lab.stop()
+
+
+def test_a_shell_opened_without_winrs_codepage_uses_the_pcs_oem_code_page(lab_block: Claim) -> None:
+    """Windows gives a shell without WINRS_CODEPAGE the PC's OEM code page: 950 on zh-TW, 437 on en-US."""
+    from pypsrp.shell import Process, WinRS
+    from pypsrp.wsman import WSMan
+
+    spec = parse_spec(
+        {
+            "room": "r",
+            "subnet": f"{lab_block.prefix}.1",
+            "credentials": {"user": "administrator", "password": PASSWORD},
+            "hosts": [{"name": "tw", "locale": "zh-TW"}, {"name": "en"}],
+        }
+    )
+    lab = LabThread(spec)
+    lab.start(timeout=60)
+    try:
+        seen = {}
+        for n, name in ((1, "tw"), (2, "en")):
+            wsman = WSMan(
+                f"{lab_block.prefix}.1.{n}",
+                port=5985,
+                ssl=False,
+                auth="ntlm",
+                username="administrator",
+                password=PASSWORD,
+                cert_validation=False,
+            )
+            with wsman, WinRS(wsman) as shell:  # codepage None: no WINRS_CODEPAGE option is sent
+                proc = Process(shell, "chcp")
+                proc.invoke()
+                seen[name] = proc.stdout
+        assert seen["tw"].decode("cp950").strip() == "使用中的字碼頁: 950"
+        assert seen["en"].decode("ascii").strip() == "Active code page: 437"
+    finally:
+        lab.stop()
