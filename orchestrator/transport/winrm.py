@@ -37,7 +37,7 @@ from pypsrp.wsman import SelectorSet as _SelectorSet
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from orchestrator.redact import redact_text
-from orchestrator.transport import clixml, wmi
+from orchestrator.transport import clixml, guard, wmi
 from orchestrator.transport.connection import ConnectionSpec
 from orchestrator.transport.errors import (
     AuthFailed,
@@ -47,6 +47,7 @@ from orchestrator.transport.errors import (
     Unreachable,
     WSManFault,
 )
+from orchestrator.transport.session import BoundedSession, StopRequested
 
 T = TypeVar("T")
 
@@ -95,6 +96,7 @@ class CommandResult:
     stdout: str
     stderr: str
     duration_ms: int
+    truncated: bool = False  # output went past kmsfleet_max_output_bytes: cut there, the command was stopped
 
 
 class Cancelled(TransportError):
@@ -206,6 +208,7 @@ class WinRMConnection:
         self._wsman: WSMan | None = None
         self._shell: WinRS | None = None
         self.requests_sent = 0
+        self._hostile: TransportError | None = None  # a bound this host broke: it is not contacted again
 
     # ------------------------------------------------------------------ plumbing
 
@@ -259,9 +262,22 @@ class WinRMConnection:
         original = transport.send
         host = self.spec.host
         direct = self.spec.proxy is None
+        bounded = BoundedSession(
+            host,
+            guard.Bounds(max_response_bytes=MAX_RESPONSE_BYTES),
+            deadline=lambda: self.deadline,
+            cancel=self.cancel,
+            budget=self.spec.budget,
+        )
 
         def guarded_send(message: bytes, **kwargs: Any) -> bytes:
+            if self._hostile is not None:
+                raise type(self._hostile)(host, f"{self._hostile.message} (earlier in this run; not contacted again)")
             self.requests_sent += 1
+            if transport.session is None:
+                transport.session = transport._build_session()
+                bounded.install(transport.session)
+            bounded.begin()
             session = transport.session
             if direct and session is not None and session.trust_env:
                 # pypsrp already resolved the environment (no proxy for this host, CA bundle) when it built the
@@ -272,6 +288,11 @@ class WinRMConnection:
                 data: bytes = original(message, **kwargs)
             except WinRMTransportError as exc:
                 raise parse_fault(host, int(exc.code), exc.response_text or "") from None
+            except StopRequested as exc:
+                raise Cancelled(host, exc.message) from None
+            except (guard.ResponseTooLarge, guard.EncodedResponse, guard.SignInLoop, guard.Redirected) as exc:
+                self._hostile = exc
+                raise
             if len(data) > MAX_RESPONSE_BYTES:
                 raise ProtocolError(host, f"response of {len(data)} bytes is larger than allowed")
             if _DTD.search(data):
@@ -511,7 +532,8 @@ class WinRMConnection:
             return self._run_once(command, arguments or [], stdin, limit)
 
         result = self._do(op, read_only=read_only)
-        return CommandResult(result.rc, result.stdout, result.stderr, int((time.monotonic() - started) * 1000))
+        duration_ms = int((time.monotonic() - started) * 1000)
+        return CommandResult(result.rc, result.stdout, result.stderr, duration_ms, truncated=result.truncated)
 
     def _run_once(self, command: str, arguments: list[str], stdin: bytes | None, limit: float | None) -> CommandResult:
         cmd = ET.Element(f"{{{_RSP}}}CommandLine")
@@ -527,8 +549,7 @@ class WinRMConnection:
             stream = ET.SubElement(send, f"{{{_RSP}}}Stream", Name="stdin", CommandId=command_id, End="True")
             stream.text = base64.b64encode(stdin).decode()
             self._shell_call(WSManAction.SEND, send)
-        out = bytearray()
-        err = bytearray()
+        output = guard.OutputBuffer(self.spec.max_output_bytes)
         rc: int | None = None
         polls = 0
         while True:
@@ -548,14 +569,18 @@ class WinRMConnection:
                 raise
             for s in body.findall("rsp:ReceiveResponse/rsp:Stream", NAMESPACES):
                 if s.text:
-                    (out if s.attrib.get("Name") == "stdout" else err).extend(base64.b64decode(s.text))
+                    output.add(s.attrib.get("Name", ""), base64.b64decode(s.text))
+            if output.truncated:
+                rc = -1  # stopped by us: it never finished
+                break
             state = body.find("rsp:ReceiveResponse/rsp:CommandState", NAMESPACES)
             if state is not None and state.attrib.get("State") == _DONE:
                 code = state.findtext("rsp:ExitCode", default=None, namespaces=NAMESPACES)
                 rc = int(code) if code not in (None, "") else 0
                 break
         self._terminate(command_id)
-        return CommandResult(rc, _decode(bytes(out)), _decode(bytes(err)), 0)
+        stdout = _decode(bytes(output.stdout)) + (guard.output_marker(output.cap) if output.truncated else "")
+        return CommandResult(rc, stdout, _decode(bytes(output.stderr)), 0, truncated=output.truncated)
 
     def _terminate(self, command_id: str) -> None:
         try:

@@ -1,0 +1,137 @@
+"""A bounded HTTP session for one host: every exchange — sign-in rounds included — goes through ``BoundedSession``.
+
+pypsrp builds a ``requests.Session`` whose adapters read each body whole (``response.content``) and let urllib3
+decompress it, and its Negotiate/NTLM handler (``handle_401``) loops for as long as the host sends challenge
+tokens, reading each 401 body on the way. ``BoundedSession.install`` wraps the session's adapters' ``send`` so that,
+for every HTTP exchange, before requests or pypsrp look at the answer:
+
+- the run's cancel event and the host's deadline are checked, and the socket timeouts are clamped to what is left
+  of the exchange's wall time (its connect + read timeout, never past the host's deadline);
+- redirects and any ``Content-Encoding`` are refused unread (``Accept-Encoding: identity`` is what we ask for);
+- the body is read undecoded, as it arrives, up to the byte limit and the wall time — then handed to requests as
+  the response's content, so ``response.content``/``.text`` never read the socket again;
+- consecutive 401 answers are counted: past the limit the sign-in is stopped (``SignInLoop``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+import urllib3.exceptions
+
+from orchestrator.transport import guard
+from orchestrator.transport.errors import OperationTimeout, TransportError
+
+Timeout = float | tuple[float | None, float | None] | None
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+
+
+class StopRequested(TransportError):
+    """The run is stopping (Ctrl-C) while a request was being signed in or read."""
+
+
+class BoundedSession:
+    """The bounds of one host's HTTP traffic; ``install`` it on the session pypsrp built, ``begin`` each request."""
+
+    def __init__(
+        self,
+        host: str,
+        bounds: guard.Bounds,
+        *,
+        deadline: Callable[[], float],
+        cancel: threading.Event,
+        budget: float,
+    ) -> None:
+        self.host = host
+        self.bounds = bounds
+        self._deadline = deadline
+        self._cancel = cancel
+        self._budget = budget
+        self.rounds = 0  # 401 answers in a row
+        self.exchanges = 0
+
+    def begin(self) -> None:
+        """A new WS-Man request starts: its sign-in rounds are counted afresh."""
+        self.rounds = 0
+
+    def install(self, session: requests.Session) -> None:
+        session.headers["Accept-Encoding"] = "identity"
+        for adapter in session.adapters.values():
+            if not getattr(adapter.send, "_kmsfleet_bounded", False):
+                adapter.send = self._wrap(adapter.send)  # type: ignore[method-assign]
+
+    # ------------------------------------------------------------------ per exchange
+
+    def _wrap(self, original: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
+        def send(request: requests.PreparedRequest, stream: bool = False, timeout: Timeout = None, **kw: Any) -> Any:
+            del stream  # always streamed: the body is read here, bounded
+            until = self._exchange_until(timeout)
+            response = original(request, stream=True, timeout=_clamp(timeout, until - time.monotonic()), **kw)
+            try:
+                self._check_answer(response)
+                body = self._read(response, until)
+            except BaseException:
+                response.close()  # the connection is not reused: the rest of the answer stays unread
+                raise
+            response._content = body
+            response._content_consumed = True
+            response.raw.release_conn()
+            return response
+
+        send._kmsfleet_bounded = True  # type: ignore[attr-defined]
+        return send
+
+    def _exchange_until(self, timeout: Timeout) -> float:
+        """Check the cancel event and the deadline; the monotonic time this exchange must be over by."""
+        if self._cancel.is_set():
+            raise StopRequested(self.host, "the run is stopping")
+        now = time.monotonic()
+        deadline = self._deadline()
+        if now >= deadline:
+            raise OperationTimeout(self.host, f"the host's time budget of {self._budget:.0f}s ran out")
+        self.exchanges += 1
+        connect, read = _split(timeout)
+        return min(deadline, now + connect + read)
+
+    def _check_answer(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status in _REDIRECTS:
+            raise guard.Redirected(self.host, f"the host answered with a redirect (HTTP {status}); WinRM never does")
+        guard.check_encoding(self.host, response.headers.get("Content-Encoding"))
+        guard.check_declared_length(self.host, response.headers.get("Content-Length"), self.bounds.max_response_bytes)
+        if status == 401:
+            self.rounds += 1
+            guard.check_signin_round(self.host, self.rounds, self.bounds.max_signin_rounds)
+        else:
+            self.rounds = 0
+
+    def _read(self, response: requests.Response, until: float) -> bytes:
+        try:
+            return guard.read_capped(self.host, response.raw, self.bounds.max_response_bytes, until)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ReadTimeout(exc) from None
+        except urllib3.exceptions.SSLError as exc:
+            raise requests.exceptions.SSLError(exc) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.exceptions.ConnectionError(exc) from None
+
+
+def _split(timeout: Timeout) -> tuple[float, float]:
+    """(connect, read) seconds of a requests timeout; None counts as a minute each (pypsrp always sets one)."""
+    if timeout is None:
+        return 60.0, 60.0
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return float(connect if connect is not None else 60.0), float(read if read is not None else 60.0)
+    return float(timeout), float(timeout)
+
+
+def _clamp(timeout: Timeout, left: float) -> tuple[float, float]:
+    """The socket timeouts, never longer than what is left of the exchange (at least a tenth of a second)."""
+    connect, read = _split(timeout)
+    left = max(0.1, left)
+    return min(connect, left), min(read, left)
