@@ -73,6 +73,7 @@ class BoundedSession:
             response = original(request, stream=True, timeout=_clamp(timeout, until - time.monotonic()), **kw)
             try:
                 self._check_answer(response)
+                peer = _peer_socket(response)
                 body = self._read(response, until)
             except BaseException:
                 response.close()  # the connection is not reused: the rest of the answer stays unread
@@ -80,6 +81,8 @@ class BoundedSession:
             response._content = body
             response._content_consumed = True
             response.raw.release_conn()
+            if peer is not None and getattr(response.raw._fp, "fp", None) is None:
+                response.raw._fp = _PeerSocket(peer)
             return response
 
         send._kmsfleet_bounded = True  # type: ignore[attr-defined]
@@ -135,3 +138,30 @@ def _clamp(timeout: Timeout, left: float) -> tuple[float, float]:
     connect, read = _split(timeout)
     left = max(0.1, left)
     return min(connect, left), min(read, left)
+
+
+class _PeerSocket:
+    """Where pypsrp's Negotiate handler looks for the TLS socket (``raw._fp.fp.raw._sock``) to bind the sign-in to
+    the server's certificate (channel binding, RFC 5929). http.client drops that reference once a body is read
+    whole — as it is here, before the handler runs — so the read-out http.client response under the urllib3 one is
+    replaced by this stand-in: closed (the connection is back in urllib3's pool), holding only the socket."""
+
+    def __init__(self, sock: object) -> None:
+        self.fp = _Holder(_Holder(sock))
+
+    def isclosed(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        return None
+
+
+class _Holder:
+    def __init__(self, inner: object) -> None:
+        self.raw = inner
+        self._sock = inner
+
+
+def _peer_socket(response: requests.Response) -> object | None:
+    fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    return getattr(getattr(fp, "raw", None), "_sock", None)
