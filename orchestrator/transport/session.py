@@ -79,7 +79,7 @@ class BoundedSession:
                 response.close()  # the connection is not reused: the rest of the answer stays unread
                 raise
             response._content = body
-            response._content_consumed = True
+            response._content_consumed = True  # type: ignore[attr-defined]  # requests has it, its stubs not
             response.raw.release_conn()
             if peer is not None and getattr(response.raw._fp, "fp", None) is None:
                 response.raw._fp = _PeerSocket(peer)
