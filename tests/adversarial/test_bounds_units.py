@@ -5,11 +5,13 @@ the lab's HTTPS after a 401 body was read by the bounded session."""
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from labkit import PASSWORD, room_spec, start_lab
 from pypsrp.negotiate import HTTPNegotiateAuth
 
@@ -18,7 +20,8 @@ from orchestrator.errors import InputError
 from orchestrator.lab.addresses import claim_prefix
 from orchestrator.transport import guard
 from orchestrator.transport.connection import connection_spec
-from orchestrator.transport.session import _clamp
+from orchestrator.transport.errors import OperationTimeout
+from orchestrator.transport.session import BoundedSession, StopRequested, _clamp
 from orchestrator.transport.winrm import WinRMConnection
 
 
@@ -175,3 +178,21 @@ def test_channel_binding_survives_the_bounded_401_read(https_lab: Any, monkeypat
     finally:
         conn.close()
     assert seen and all(v is not None and v.startswith(b"tls-server-end-point:") for v in seen), seen
+
+
+def test_gate_stops_an_abandoned_or_cancelled_host_before_it_sends() -> None:
+    """The gate sits in the session's adapters, so it also stops the sign-in rounds pypsrp sends on its own."""
+    cancel = threading.Event()
+    deadline = [time.monotonic() - 1.0]
+    session = requests.Session()
+    gate = BoundedSession("pc", guard.Bounds(), deadline=lambda: deadline[0], cancel=cancel, budget=5)
+    gate.install(session)
+    gate.install(session)  # idempotent: one wrapper per adapter
+    assert session.headers["Accept-Encoding"] == "identity"
+    with pytest.raises(OperationTimeout, match="time budget of 5s ran out"):
+        session.post("http://127.0.0.1:9/wsman", data=b"x", timeout=1)  # never connected: the gate refused
+    deadline[0] = time.monotonic() + 100
+    cancel.set()
+    with pytest.raises(StopRequested):
+        session.post("http://127.0.0.1:9/wsman", data=b"x", timeout=1)
+    assert gate.exchanges == 0
