@@ -6,7 +6,8 @@ tokens, reading each 401 body on the way. ``BoundedSession.install`` wraps the s
 for every HTTP exchange, before requests or pypsrp look at the answer:
 
 - the run's cancel event and the host's deadline are checked, and the socket timeouts are clamped to what is left
-  of the exchange's wall time (its connect + read timeout, never past the host's deadline);
+  of the exchange's wall time (its connect + read timeout, never past the host's deadline); past that time the
+  watchdog shuts the exchange's socket down, even mid-headers;
 - redirects and any ``Content-Encoding`` are refused unread (``Accept-Encoding: identity`` is what we ask for);
 - the body is read undecoded, as it arrives, up to the byte limit and the wall time — then handed to requests as
   the response's content, so ``response.content``/``.text`` never read the socket again;
@@ -21,10 +22,12 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+import requests.adapters
 import urllib3.exceptions
 
 from orchestrator.transport import guard
 from orchestrator.transport.errors import OperationTimeout, TransportError
+from orchestrator.transport.watchdog import WATCHDOG
 
 Timeout = float | tuple[float | None, float | None] | None
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
@@ -53,6 +56,7 @@ class BoundedSession:
         self._budget = budget
         self.rounds = 0  # 401 answers in a row
         self.exchanges = 0
+        self._conn: Any = None  # the urllib3 connection of the exchange in flight (for the watchdog)
 
     def begin(self) -> None:
         """A new WS-Man request starts: its sign-in rounds are counted afresh."""
@@ -61,8 +65,12 @@ class BoundedSession:
     def install(self, session: requests.Session) -> None:
         session.headers["Accept-Encoding"] = "identity"
         for adapter in session.adapters.values():
+            if not isinstance(adapter, requests.adapters.HTTPAdapter):  # pypsrp mounts HTTPAdapters only
+                raise TypeError(f"cannot bound a {type(adapter).__name__}")
             if not getattr(adapter.send, "_kmsfleet_bounded", False):
                 adapter.send = self._wrap(adapter.send)  # type: ignore[method-assign]
+                pool_of = adapter.get_connection_with_tls_context
+                adapter.get_connection_with_tls_context = self._track(pool_of)  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ per exchange
 
@@ -70,14 +78,31 @@ class BoundedSession:
         def send(request: requests.PreparedRequest, stream: bool = False, timeout: Timeout = None, **kw: Any) -> Any:
             del stream  # always streamed: the body is read here, bounded
             until = self._exchange_until(timeout)
-            response = original(request, stream=True, timeout=_clamp(timeout, until - time.monotonic()), **kw)
+            started = time.monotonic()
+            self._conn = None
+            watch = WATCHDOG.watch(until, self._socket)
             try:
-                self._check_answer(response)
-                peer = _peer_socket(response)
-                body = self._read(response, until)
-            except BaseException:
-                response.close()  # the connection is not reused: the rest of the answer stays unread
+                response = original(request, stream=True, timeout=_clamp(timeout, until - started), **kw)
+                try:
+                    self._check_answer(response)
+                    peer = _peer_socket(response)
+                    body = self._read(response, until)
+                    WATCHDOG.release(watch)  # from here on ``fired`` cannot change
+                    if watch.fired:  # a body without a length ends at the shutdown: it is cut, not whole
+                        raise requests.exceptions.ConnectionError("cut by the watchdog")
+                except BaseException:
+                    response.close()  # the connection is not reused: the rest of the answer stays unread
+                    raise
+            except requests.exceptions.RequestException:
+                if watch.fired:  # the watchdog ended it: say so, not "connection dropped"
+                    raise guard.SlowResponse(
+                        self.host,
+                        f"the answer was still arriving after {time.monotonic() - started:.0f}s; one exchange may "
+                        "not take longer than its connect + read timeout",
+                    ) from None
                 raise
+            finally:
+                WATCHDOG.release(watch)
             response._content = body
             response._content_consumed = True  # type: ignore[attr-defined]  # requests has it, its stubs not
             response.raw.release_conn()
@@ -87,6 +112,28 @@ class BoundedSession:
 
         send._kmsfleet_bounded = True  # type: ignore[attr-defined]
         return send
+
+    def _track(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap the adapter's pool lookup so each pool tells us which connection an exchange got."""
+
+        def get_pool(*args: Any, **kwargs: Any) -> Any:
+            pool = original(*args, **kwargs)
+            if not getattr(pool, "_kmsfleet_tracked", False):
+                get_conn = pool._get_conn
+
+                def tracked_get_conn(*a: Any, **k: Any) -> Any:
+                    conn = get_conn(*a, **k)
+                    self._conn = conn
+                    return conn
+
+                pool._get_conn = tracked_get_conn
+                pool._kmsfleet_tracked = True
+            return pool
+
+        return get_pool
+
+    def _socket(self) -> object | None:
+        return getattr(self._conn, "sock", None)
 
     def _exchange_until(self, timeout: Timeout) -> float:
         """Check the cancel event and the deadline; the monotonic time this exchange must be over by."""

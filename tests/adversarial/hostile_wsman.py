@@ -10,6 +10,7 @@ Behaviours (``kind``):
 - ``ntlm_loop``: every request gets a 401 carrying a fresh NTLM CHALLENGE, forever (pypsrp's ``handle_401`` keeps
   answering a completed NTLM context with another token).
 - ``slowloris``: a 200 announcing 100 kB, then one byte every 0.2 s.
+- ``slow_headers``: a status line, then one header line that grows by a byte every 0.2 s and never ends.
 - ``endless_stdout``: a WinRS (Basic sign-in) whose command never ends: every Receive answers 8 MiB of stdout.
 - ``escapes``: a WinRS whose command prints terminal escape sequences (window title, clear screen, colours, C1
   CSI) and exits 1.
@@ -158,6 +159,13 @@ class Hostile:
         await self._write(writer, head.encode())
         for _ in range(100000):  # bounded by the send cap's spirit: 5 bytes a second, until the client hangs up
             await self._write(writer, b"<")
+            await asyncio.sleep(0.2)
+        return False
+
+    async def _slow_headers(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        await self._write(writer, b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100000):  # a header line that never ends, 5 bytes a second, until the client hangs up
+            await self._write(writer, b"X" if _ else b"X-Trickle: ")
             await asyncio.sleep(0.2)
         return False
 

@@ -5,6 +5,7 @@ the lab's HTTPS after a 401 body was read by the bounded session."""
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from orchestrator.transport import guard
 from orchestrator.transport.connection import connection_spec
 from orchestrator.transport.errors import OperationTimeout
 from orchestrator.transport.session import BoundedSession, StopRequested, _clamp
+from orchestrator.transport.watchdog import Watchdog
 from orchestrator.transport.winrm import WinRMConnection
 
 
@@ -196,3 +198,25 @@ def test_gate_stops_an_abandoned_or_cancelled_host_before_it_sends() -> None:
     with pytest.raises(StopRequested):
         session.post("http://127.0.0.1:9/wsman", data=b"x", timeout=1)
     assert gate.exchanges == 0
+
+
+def test_watchdog_shuts_down_late_exchanges_only() -> None:
+    """A real socket pair: the watched read that outlives its time is ended; a released watch never fires."""
+    dog = Watchdog()
+    late_a, late_b = socket.socketpair()
+    early_a, early_b = socket.socketpair()
+    try:
+        early = dog.watch(time.monotonic() + 0.2, lambda: early_a)
+        dog.release(early)
+        late = dog.watch(time.monotonic() + 0.3, lambda: late_a)
+        started = time.monotonic()
+        late_a.settimeout(10)
+        assert late_a.recv(10) == b""  # blocked until the watchdog shut the socket down
+        assert 0.2 < time.monotonic() - started < 3
+        assert late.fired and not early.fired
+        early_b.sendall(b"ok")
+        early_a.settimeout(2)
+        assert early_a.recv(10) == b"ok"  # the released exchange's socket is untouched
+    finally:
+        for s in (late_a, late_b, early_a, early_b):
+            s.close()

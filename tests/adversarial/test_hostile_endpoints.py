@@ -27,7 +27,7 @@ RSS_LIMIT = 500 * 1024 * 1024  # peak resident memory of the kmsfleet process
 HOSTILE_SECONDS = 30.0  # each hostile PC's result within this (its own duration)
 RUN_SECONDS = 60.0  # the whole run
 REPORT_LIMIT = 64 * 1024 * 1024  # the JSON report (one PC's output is kept up to the 16 MiB cap)
-KINDS = ("gzip_bomb", "huge_body", "ntlm_loop", "slowloris", "endless_stdout", "escapes")
+KINDS = ("gzip_bomb", "huge_body", "ntlm_loop", "slowloris", "slow_headers", "endless_stdout", "escapes")
 WINRS_KINDS = ("endless_stdout", "escapes")  # sign in with Basic (the fake WinRS has no NTLM)
 
 PLAYBOOK = """\
@@ -130,6 +130,7 @@ def test_hostile_endpoints_beside_healthy_pcs(claim: Claim, tmp_path: Path) -> N
         "huge-body": "over the limit of 16 MiB",
         "ntlm-loop": "sign-in round",
         "slowloris": "still arriving",
+        "slow-headers": "still arriving",
         "endless-stdout": "kmsfleet_max_output_bytes",
         "escapes": "rc 1",
     }
