@@ -86,19 +86,24 @@ class _Readable(Protocol):
     def read1(self, amt: int | None = None, decode_content: bool | None = None) -> bytes: ...
 
 
-def read_capped(host: str, raw: _Readable, cap: int, until: float) -> bytes:
-    """Read a body as it arrives (undecoded), stopping at ``cap`` bytes or at the monotonic time ``until``."""
+def slow_response(host: str, started: float, received: int | None = None) -> SlowResponse:
+    """The error of an exchange (begun at the monotonic time ``started``) that ran past its wall time."""
+    got = f" ({size_text(received)} of its body so far)" if received else ""
+    return SlowResponse(
+        host,
+        f"the answer was still arriving after {time.monotonic() - started:.0f}s{got}; one HTTP exchange may take "
+        "at most its connect + read timeout (a trickling, hostile endpoint?)",
+    )
+
+
+def read_capped(host: str, raw: _Readable, cap: int, until: float, started: float) -> bytes:
+    """Read a body as it arrives (undecoded), stopping at ``cap`` bytes or at the monotonic time ``until``
+    (``started``: when the exchange began, for the message)."""
     chunks: list[bytes] = []
     total = 0
-    started = time.monotonic()
     while True:
-        now = time.monotonic()
-        if now > until:
-            raise SlowResponse(
-                host,
-                f"the answer was still arriving after {now - started:.0f}s ({size_text(total)} so far); "
-                "one exchange may not take longer than its read timeout",
-            )
+        if time.monotonic() > until:
+            raise slow_response(host, started, total)
         data = raw.read1(READ_CHUNK, decode_content=False)
         if not data:
             return b"".join(chunks)

@@ -86,7 +86,7 @@ class BoundedSession:
                 try:
                     self._check_answer(response)
                     peer = _peer_socket(response)
-                    body = self._read(response, until)
+                    body = self._read(response, until, started)
                     WATCHDOG.release(watch)  # from here on ``fired`` cannot change
                     if watch.fired:  # a body without a length ends at the shutdown: it is cut, not whole
                         raise requests.exceptions.ConnectionError("cut by the watchdog")
@@ -95,11 +95,7 @@ class BoundedSession:
                     raise
             except requests.exceptions.RequestException:
                 if watch.fired:  # the watchdog ended it: say so, not "connection dropped"
-                    raise guard.SlowResponse(
-                        self.host,
-                        f"the answer was still arriving after {time.monotonic() - started:.0f}s; one exchange may "
-                        "not take longer than its connect + read timeout",
-                    ) from None
+                    raise guard.slow_response(self.host, started) from None
                 raise
             finally:
                 WATCHDOG.release(watch)
@@ -159,9 +155,9 @@ class BoundedSession:
         else:
             self.rounds = 0
 
-    def _read(self, response: requests.Response, until: float) -> bytes:
+    def _read(self, response: requests.Response, until: float, started: float) -> bytes:
         try:
-            return guard.read_capped(self.host, response.raw, self.bounds.max_response_bytes, until)
+            return guard.read_capped(self.host, response.raw, self.bounds.max_response_bytes, until, started)
         except urllib3.exceptions.ReadTimeoutError as exc:
             raise requests.exceptions.ReadTimeout(exc) from None
         except urllib3.exceptions.SSLError as exc:

@@ -43,21 +43,21 @@ class FakeRaw:
 
 
 def test_body_read_whole_under_the_cap() -> None:
-    assert guard.read_capped("pc", FakeRaw([b"ab", b"cd"]), 4, time.monotonic() + 5) == b"abcd"
+    assert guard.read_capped("pc", FakeRaw([b"ab", b"cd"]), 4, time.monotonic() + 5, time.monotonic()) == b"abcd"
 
 
 def test_body_over_the_cap_stops_reading() -> None:
     raw = FakeRaw([b"x" * 10] * 1000)
     with pytest.raises(guard.ResponseTooLarge, match="over the limit of 64 bytes"):
-        guard.read_capped("pc", raw, 64, time.monotonic() + 5)
+        guard.read_capped("pc", raw, 64, time.monotonic() + 5, time.monotonic())
     assert raw.reads == 7  # 70 bytes read, then stopped; 930 pieces never read
 
 
 def test_trickled_body_stops_at_the_exchange_time() -> None:
     raw = FakeRaw([b"<"] * 1000, delay=0.05)
     started = time.monotonic()
-    with pytest.raises(guard.SlowResponse, match="still arriving"):
-        guard.read_capped("pc", raw, 1 << 20, started + 0.3)
+    with pytest.raises(guard.SlowResponse, match=r"still arriving after 0s \(\d+ bytes of its body so far\)"):
+        guard.read_capped("pc", raw, 1 << 20, started + 0.3, started)
     assert time.monotonic() - started < 1.0
 
 
