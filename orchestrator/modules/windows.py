@@ -101,6 +101,13 @@ def _creates_removes(ctx: ModuleContext, args: CommandArgs, cmd: str) -> ModuleO
 
 def _finish(res: CommandResult, cmd: str, started: datetime, what: str) -> ModuleOutcome:
     data = _command_data(res, cmd, started)
+    if res.truncated:
+        data["truncated"] = True
+        raise TaskFailed(
+            f"{what} printed more than kmsfleet_max_output_bytes allows; its output was cut there and the {what} "
+            "was stopped",
+            data=data,
+        )
     if res.rc != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()
         detail = f": {tail[-1]}" if tail else ""

@@ -37,7 +37,7 @@ from pypsrp.wsman import SelectorSet as _SelectorSet
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from orchestrator.redact import redact_text
-from orchestrator.transport import clixml, wmi
+from orchestrator.transport import clixml, guard, wmi
 from orchestrator.transport.codepages import DEFAULT_OEM, decode_console, oem_for_codeset
 from orchestrator.transport.connection import ConnectionSpec
 from orchestrator.transport.errors import (
@@ -48,6 +48,7 @@ from orchestrator.transport.errors import (
     Unreachable,
     WSManFault,
 )
+from orchestrator.transport.session import BoundedSession, StopRequested
 
 T = TypeVar("T")
 
@@ -99,6 +100,7 @@ class CommandResult:
     stdout: str
     stderr: str
     duration_ms: int
+    truncated: bool = False  # output went past kmsfleet_max_output_bytes: cut there, the command was stopped
 
 
 class Cancelled(TransportError):
@@ -211,6 +213,7 @@ class WinRMConnection:
         self._shell: WinRS | None = None
         self._oem_codepage: int | None = None
         self.requests_sent = 0
+        self._hostile: TransportError | None = None  # a bound this host broke: it is not contacted again
 
     # ------------------------------------------------------------------ plumbing
 
@@ -264,9 +267,22 @@ class WinRMConnection:
         original = transport.send
         host = self.spec.host
         direct = self.spec.proxy is None
+        bounded = BoundedSession(
+            host,
+            guard.Bounds(max_response_bytes=MAX_RESPONSE_BYTES),
+            deadline=lambda: self.deadline,
+            cancel=self.cancel,
+            budget=self.spec.budget,
+        )
 
         def guarded_send(message: bytes, **kwargs: Any) -> bytes:
+            if self._hostile is not None:
+                raise type(self._hostile)(host, f"{self._hostile.message} (earlier in this run; not contacted again)")
             self.requests_sent += 1
+            if transport.session is None:
+                transport.session = transport._build_session()
+                bounded.install(transport.session)
+            bounded.begin()
             session = transport.session
             if direct and session is not None and session.trust_env:
                 # pypsrp already resolved the environment (no proxy for this host, CA bundle) when it built the
@@ -277,6 +293,11 @@ class WinRMConnection:
                 data: bytes = original(message, **kwargs)
             except WinRMTransportError as exc:
                 raise parse_fault(host, int(exc.code), exc.response_text or "") from None
+            except StopRequested as exc:
+                raise Cancelled(host, exc.message) from None
+            except (guard.ResponseTooLarge, guard.EncodedResponse, guard.SignInLoop, guard.Redirected) as exc:
+                self._hostile = exc
+                raise
             if len(data) > MAX_RESPONSE_BYTES:
                 raise ProtocolError(host, f"response of {len(data)} bytes is larger than allowed")
             if _DTD.search(data):
@@ -528,7 +549,7 @@ class WinRMConnection:
         started = time.monotonic()
         limit = started + timeout if timeout else None
 
-        def op() -> tuple[int, bytes, bytes]:
+        def op() -> tuple[int, guard.OutputBuffer]:
             try:
                 return self._run_once(command, arguments or [], stdin, limit)
             except WSManFault as fault:
@@ -541,9 +562,10 @@ class WinRMConnection:
             self._shell = None
             return self._run_once(command, arguments or [], stdin, limit)
 
-        rc, out, err = self._do(op, read_only=read_only)
+        rc, output = self._do(op, read_only=read_only)
         took = int((time.monotonic() - started) * 1000)
-        return CommandResult(rc, self._decode(out), self._decode(err), took)
+        stdout = self._decode(bytes(output.stdout)) + (guard.output_marker(output.cap) if output.truncated else "")
+        return CommandResult(rc, stdout, self._decode(bytes(output.stderr)), took, truncated=output.truncated)
 
     def oem_code_page(self) -> int:
         """The PC's OEM code page (what cscript writes in), from Win32_OperatingSystem.CodeSet; read once, only
@@ -561,7 +583,7 @@ class WinRMConnection:
 
     def _run_once(
         self, command: str, arguments: list[str], stdin: bytes | None, limit: float | None
-    ) -> tuple[int, bytes, bytes]:
+    ) -> tuple[int, guard.OutputBuffer]:
         cmd = ET.Element(f"{{{_RSP}}}CommandLine")
         ET.SubElement(cmd, f"{{{_RSP}}}Command").text = command
         for arg in arguments:
@@ -575,8 +597,7 @@ class WinRMConnection:
             stream = ET.SubElement(send, f"{{{_RSP}}}Stream", Name="stdin", CommandId=command_id, End="True")
             stream.text = base64.b64encode(stdin).decode()
             self._shell_call(WSManAction.SEND, send)
-        out = bytearray()
-        err = bytearray()
+        output = guard.OutputBuffer(self.spec.max_output_bytes)
         rc: int | None = None
         polls = 0
         while True:
@@ -596,14 +617,17 @@ class WinRMConnection:
                 raise
             for s in body.findall("rsp:ReceiveResponse/rsp:Stream", NAMESPACES):
                 if s.text:
-                    (out if s.attrib.get("Name") == "stdout" else err).extend(base64.b64decode(s.text))
+                    output.add(s.attrib.get("Name", ""), base64.b64decode(s.text))
+            if output.truncated:
+                rc = -1  # stopped by us: it never finished
+                break
             state = body.find("rsp:ReceiveResponse/rsp:CommandState", NAMESPACES)
             if state is not None and state.attrib.get("State") == _DONE:
                 code = state.findtext("rsp:ExitCode", default=None, namespaces=NAMESPACES)
                 rc = int(code) if code not in (None, "") else 0
                 break
         self._terminate(command_id)
-        return rc, bytes(out), bytes(err)
+        return rc, output
 
     def _terminate(self, command_id: str) -> None:
         try:
