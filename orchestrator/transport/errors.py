@@ -29,8 +29,37 @@ class ProtocolError(TransportError):
     """The host answered with something that is not acceptable WS-Management (malformed, hostile, too big)."""
 
 
+# WinRM's own HRESULTs (facility 0x33, ``wsmerror.h``). A fault is classified by these numbers wherever the answer
+# carries them - ``f:WSManFault@Code`` or ``MSFT_WmiError/error_Code`` - never by which element carries them.
+FACILITY_WINRM_MASK, FACILITY_WINRM = 0xFFFF0000, 0x80330000
+ERROR_WSMAN_OPERATION_TIMEDOUT = 0x80338029  # 2150858793, subcode w:TimedOut: no answer within OperationTimeout
+# The quota family (names from wsmerror.h as PowerShell's CimChildJobBase.cs lists them, plus QUOTA_LIMIT, the code
+# of the w:QuotaLimit subcode). Recorded: 0x803381A5 in MSFT_WmiError (WinRb/WinRM's wmi_error_v2 stub) and
+# 0x803381A6 in WSManFault@Code under a w:InternalError subcode (Zenoss txwinrm's max_concurrent.xml).
+WSMAN_QUOTA_CODES: dict[int, str] = {
+    0x8033803F: "ERROR_WSMAN_QUOTA_LIMIT",
+    0x803381A5: "ERROR_WSMAN_QUOTA_MAX_SHELLS",
+    0x803381A6: "ERROR_WSMAN_QUOTA_MAX_OPERATIONS",
+    0x803381A7: "ERROR_WSMAN_QUOTA_USER",
+    0x803381A8: "ERROR_WSMAN_QUOTA_SYSTEM",
+    0x803381AB: "ERROR_WSMAN_QUOTA_MAX_SHELLUSERS",
+    0x803381E4: "ERROR_WSMAN_QUOTA_MAX_SHELLS_PPQ",
+    0x803381E5: "ERROR_WSMAN_QUOTA_MAX_USERS_PPQ",
+    0x803381E6: "ERROR_WSMAN_QUOTA_MAX_PLUGINSHELLS_PPQ",
+    0x803381E7: "ERROR_WSMAN_QUOTA_MAX_PLUGINOPERATIONS_PPQ",
+    0x803381E8: "ERROR_WSMAN_QUOTA_MAX_OPERATIONS_USER_PPQ",
+    0x803381E9: "ERROR_WSMAN_QUOTA_MAX_COMMANDS_PER_SHELL_PPQ",
+    0x803381EA: "ERROR_WSMAN_QUOTA_MIN_REQUIREMENT_NOT_AVAILABLE_PPQ",
+}
+
+
 class WSManFault(TransportError):
-    """A WS-Management SOAP fault. ``code`` is the unsigned ``WSManFault@Code`` (an HRESULT) when present."""
+    """A WS-Management SOAP fault. ``code`` is the unsigned ``WSManFault@Code`` (an HRESULT) when present,
+    ``wmi_code`` the ``MSFT_WmiError/error_Code``.
+
+    ``kind`` classifies it by its numbers: ``quota`` (a WinRM quota), ``timed_out`` (w:TimedOut), ``wsman`` (any
+    other WinRM/infrastructure fault: a 0x8033xxxx code, or no code at all) or ``provider`` (the WMI provider's
+    own HRESULT, e.g. 0xC004F074 from the licensing service). All but ``provider`` are infrastructure."""
 
     def __init__(
         self,
@@ -47,6 +76,36 @@ class WSManFault(TransportError):
         self.wmi_code = wmi_code
         shown = f"0x{code:08X}" if code is not None else (subcode or "fault")
         super().__init__(host, f"WS-Management fault {shown}: {reason}")
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        return tuple(c for c in (self.wmi_code, self.code) if c is not None)
+
+    @property
+    def kind(self) -> str:
+        codes = self.codes
+        sub = (self.subcode or "").rsplit(":", 1)[-1]
+        if any(c in WSMAN_QUOTA_CODES for c in codes) or (not codes and sub == "QuotaLimit"):
+            return "quota"
+        if ERROR_WSMAN_OPERATION_TIMEDOUT in codes or (not codes and sub == "TimedOut"):
+            return "timed_out"
+        if any(c & FACILITY_WINRM_MASK != FACILITY_WINRM for c in codes):
+            return "provider"
+        return "wsman"
+
+    @property
+    def infrastructure(self) -> bool:
+        """WinRM itself failed (quota, time-out, internal error …), not the WMI provider behind it."""
+        return self.kind != "provider"
+
+    @property
+    def transient(self) -> bool:
+        """May go away when asked again (on a fresh connection): a quota, a time-out, an internal error, 503/429."""
+        kind = self.kind
+        if kind in ("quota", "timed_out"):
+            return True
+        sub = self.subcode or ""
+        return kind == "wsman" and (sub.endswith("InternalError") or sub in ("http503", "http429"))
 
     @property
     def hresult(self) -> int | None:

@@ -7,6 +7,20 @@
       <p:When><cim:Datetime>2014-04-03T14:45:50.46875+08:00</cim:Datetime></p:When>
 
 An empty array is sent as NULL (WMI itself does not distinguish them for these classes).
+
+A WQL query that *names* its properties is answered differently: each instance is a ``w:XmlFragment`` whose
+children are unqualified, untyped property elements, a datetime being an unqualified ``<Datetime>`` child
+(recorded from Windows Server 2003, 2008 R2 and 2012 by Zenoss txwinrm, ``txwinrm/test/data/server_*/
+*_all_000.xml`` against ``*_star_000.xml`` of the same class)::
+
+    <w:XmlFragment xmlns:xsi="..." xmlns:w=".../wsman.xsd">
+      <Caption>Microsoft Windows Server 2012 Standard</Caption>
+      <CSDVersion xsi:nil="true"/>                NULL
+      <Roles>LM_Workstation</Roles><Roles>NT</Roles>   array: the element repeated
+      <LocalDateTime><Datetime>2013-04-15T20:28:21.085Z</Datetime></LocalDateTime>
+    </w:XmlFragment>
+
+Property order is the class's (case-insensitive alphabetical), not the query's, in both shapes.
 """
 
 from __future__ import annotations
@@ -92,3 +106,26 @@ def method_output_xml(class_name: str, method: str, properties: list[CimProperty
     uri = class_uri(class_name, namespace)
     props = "".join(_property(p) for p in properties)
     return f'<p:{method}_OUTPUT xmlns:p="{uri}" xmlns:cim="{ns.CIM}" xmlns:xsi="{ns.XSI}">{props}</p:{method}_OUTPUT>'
+
+
+def _fragment_property(prop: CimProperty) -> str:
+    name = prop.name
+    value = prop.value
+    if value is None or (isinstance(value, tuple) and not value):
+        return f'<{name} xsi:nil="true"/>'
+    values = value if isinstance(value, tuple) else (value,)
+    out: list[str] = []
+    for v in values:
+        if v is None:
+            out.append(f'<{name} xsi:nil="true"/>')
+        elif prop.type == "datetime":
+            out.append(f"<{name}><Datetime>{esc(scalar_text(v, prop.type))}</Datetime></{name}>")
+        else:
+            out.append(f"<{name}>{esc(scalar_text(v, prop.type))}</{name}>")
+    return "".join(out)
+
+
+def fragment_xml(inst: CimInstance) -> str:
+    """The instance as Windows answers a WQL query that names its properties (see the module docstring)."""
+    props = "".join(_fragment_property(p) for p in inst.properties)
+    return f'<w:XmlFragment xmlns:xsi="{ns.XSI}" xmlns:w="{ns.WSMAN}">{props}</w:XmlFragment>'
