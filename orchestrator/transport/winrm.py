@@ -46,6 +46,7 @@ from orchestrator.transport.errors import (
     TransportError,
     Unreachable,
     WSManFault,
+    wsman_fault,
 )
 
 T = TypeVar("T")
@@ -196,7 +197,7 @@ def parse_fault(host: str, http_status: int, text: str) -> TransportError:
         m = _HRESULT_ID.search(ids)
         wmi_code = int(m.group(1), 16) if m else None
     text_reason = (message or reason or f"HTTP {http_status}").strip()
-    return WSManFault(host, code, text_reason, subcode=subcode, wmi_code=wmi_code)
+    return wsman_fault(host, code, text_reason, subcode=subcode, wmi_code=wmi_code)
 
 
 class WinRMConnection:
@@ -316,7 +317,7 @@ class WinRMConnection:
             return Unreachable(host, "the connection dropped before the host answered")
         if isinstance(exc, WSManFaultError):
             code = exc.code if isinstance(exc.code, int) else None
-            return WSManFault(host, code, str(exc.reason or exc.message), subcode=None if code else str(exc.code))
+            return wsman_fault(host, code, str(exc.reason or exc.message), subcode=None if code else str(exc.code))
         if isinstance(exc, WinRMError):
             return ProtocolError(host, redact_text(str(exc))[:300])
         if isinstance(exc, ET.ParseError | DefusedXmlException):

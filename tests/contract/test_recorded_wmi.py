@@ -39,7 +39,7 @@ from orchestrator.modules.licensing.time_sync import TimeSync, TimeSyncArgs
 from orchestrator.modules.licensing.windows_kms import WindowsKms, WindowsKmsArgs
 from orchestrator.transport import wmi
 from orchestrator.transport.connection import ConnectionSpec
-from orchestrator.transport.errors import WSManFault
+from orchestrator.transport.errors import WSManFault, WSManQuotaExceeded
 from orchestrator.transport.winrm import WinRMConnection
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "recordings"
@@ -130,7 +130,7 @@ class Replay:
         self._thread.join(10)
         self._loop.close()
 
-    def connection(self) -> WinRMConnection:
+    def connection(self, retries: int = 1) -> WinRMConnection:
         spec = ConnectionSpec(
             host="pc",
             address="127.0.0.1",
@@ -144,7 +144,7 @@ class Replay:
             read_timeout=20,
             budget=120,
         )
-        return WinRMConnection(spec, retries=1)
+        return WinRMConnection(spec, retries=retries)
 
 
 def recorded(path: Path) -> bytes:
@@ -285,7 +285,23 @@ def test_recorded_quota_faults_are_infrastructure_by_code() -> None:
         finally:
             conn.close()
     assert [f.hresult for f in faults] == [0x803381A5, 0x803381A6]
-    assert all(f.kind == "quota" and f.infrastructure and f.transient for f in faults)
+    assert all(isinstance(f, WSManQuotaExceeded) and f.infrastructure and f.transient for f in faults)
+
+
+def test_a_quota_fault_on_a_read_only_query_is_retried() -> None:
+    with Replay(
+        script=[
+            (500, recorded(TX / "data_error" / "max_concurrent.xml")),
+            (200, recorded(TX / "server_2012" / "Win32_OperatingSystem_all_000.xml")),
+        ]
+    ) as replay:
+        conn = replay.connection(retries=3)
+        try:
+            (row,) = conn.wql(OS_QUERY)
+        finally:
+            conn.close()
+        assert len(replay.requests) == 2
+    assert row["Version"] == "6.2.9200"
 
 
 # ------------------------------------------------------------------------------------------------ lab side

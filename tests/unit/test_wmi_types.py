@@ -12,7 +12,7 @@ from orchestrator.lab.provider import CimInstance, CimProperty
 from orchestrator.lab.wsman import cim
 from orchestrator.modules.licensing.time_sync import CLOCK_UNKNOWN, TimeFacts, TimeSyncArgs, plan_time
 from orchestrator.transport import cim_types
-from orchestrator.transport.errors import WSManFault
+from orchestrator.transport.errors import WSManFault, WSManQuotaExceeded, WSManTimedOut, wsman_fault
 from orchestrator.transport.wmi import parse_instance
 
 
@@ -104,13 +104,17 @@ def test_the_client_table_agrees_with_the_lab_classes() -> None:
         (0xC004F074, 0xC004F074, "w:InternalError", "provider"),
         (0x8033801A, 0x80041017, "w:CannotProcessFilter", "provider"),
         (0x80338000, None, "w:InternalError", "wsman"),
+        (0x80004005, None, "w:InternalError", "wsman"),  # E_FAIL without a provider error: WinRM's own
+        (0x80070005, None, "w:AccessDenied", "provider"),
         (None, None, "http500", "wsman"),
     ],
 )
 def test_faults_are_classified_by_code(code: int | None, wmi_code: int | None, subcode: str, kind: str) -> None:
-    fault = WSManFault("pc", code, "reason", subcode=subcode, wmi_code=wmi_code)
+    fault = wsman_fault("pc", code, "reason", subcode=subcode, wmi_code=wmi_code)
     assert fault.kind == kind
     assert fault.infrastructure is (kind != "provider")
+    expected = {"quota": WSManQuotaExceeded, "timed_out": WSManTimedOut}.get(kind, WSManFault)
+    assert type(fault) is expected
 
 
 def test_an_unknown_clock_is_reported_as_unknown_never_as_in_sync() -> None:

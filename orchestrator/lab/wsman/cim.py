@@ -68,28 +68,37 @@ def scalar_text(value: CimScalar, cim_type: str) -> str:
     return str(value)
 
 
-def _property(prop: CimProperty) -> str:
-    name = prop.name
+def _property(prop: CimProperty, prefix: str = "p:", datetime_tag: str = "cim:Datetime") -> str:
+    """A typed instance's property (``p:`` elements, ``cim:Datetime``) or, with ``prefix=""`` and ``Datetime``,
+    an XmlFragment's."""
+    tag = prefix + prop.name
     value = prop.value
     kind = type(value)
     if prop.type != "datetime":  # fast paths for the common scalar types
         if kind is str:
-            return f"<p:{name}>{esc(value)}</p:{name}>"  # type: ignore[arg-type]
+            return f"<{tag}>{esc(value)}</{tag}>"  # type: ignore[arg-type]
         if kind is int:
-            return f"<p:{name}>{value}</p:{name}>"
+            return f"<{tag}>{value}</{tag}>"
         if kind is bool:
-            return f"<p:{name}>{'true' if value else 'false'}</p:{name}>"
-    if value is None or (kind is tuple and not value):
-        return f'<p:{name} xsi:nil="true"/>'
+            return f"<{tag}>{'true' if value else 'false'}</{tag}>"
+    return _elements(prop, tag, datetime_tag)
+
+
+def _elements(prop: CimProperty, tag: str, datetime_tag: str) -> str:
+    """A property as its element(s) ``tag``: NULL as xsi:nil, an array repeated, a datetime inside
+    ``datetime_tag``."""
+    value = prop.value
+    if value is None or (isinstance(value, tuple) and not value):
+        return f'<{tag} xsi:nil="true"/>'
     values = value if isinstance(value, tuple) else (value,)
     out: list[str] = []
     for v in values:
         if v is None:
-            out.append(f'<p:{name} xsi:nil="true"/>')
+            out.append(f'<{tag} xsi:nil="true"/>')
         elif prop.type == "datetime":
-            out.append(f"<p:{name}><cim:Datetime>{esc(scalar_text(v, prop.type))}</cim:Datetime></p:{name}>")
+            out.append(f"<{tag}><{datetime_tag}>{esc(scalar_text(v, prop.type))}</{datetime_tag}></{tag}>")
         else:
-            out.append(f"<p:{name}>{esc(scalar_text(v, prop.type))}</p:{name}>")
+            out.append(f"<{tag}>{esc(scalar_text(v, prop.type))}</{tag}>")
     return "".join(out)
 
 
@@ -108,24 +117,7 @@ def method_output_xml(class_name: str, method: str, properties: list[CimProperty
     return f'<p:{method}_OUTPUT xmlns:p="{uri}" xmlns:cim="{ns.CIM}" xmlns:xsi="{ns.XSI}">{props}</p:{method}_OUTPUT>'
 
 
-def _fragment_property(prop: CimProperty) -> str:
-    name = prop.name
-    value = prop.value
-    if value is None or (isinstance(value, tuple) and not value):
-        return f'<{name} xsi:nil="true"/>'
-    values = value if isinstance(value, tuple) else (value,)
-    out: list[str] = []
-    for v in values:
-        if v is None:
-            out.append(f'<{name} xsi:nil="true"/>')
-        elif prop.type == "datetime":
-            out.append(f"<{name}><Datetime>{esc(scalar_text(v, prop.type))}</Datetime></{name}>")
-        else:
-            out.append(f"<{name}>{esc(scalar_text(v, prop.type))}</{name}>")
-    return "".join(out)
-
-
 def fragment_xml(inst: CimInstance) -> str:
     """The instance as Windows answers a WQL query that names its properties (see the module docstring)."""
-    props = "".join(_fragment_property(p) for p in inst.properties)
+    props = "".join(_property(p, "", "Datetime") for p in inst.properties)
     return f'<w:XmlFragment xmlns:xsi="{ns.XSI}" xmlns:w="{ns.WSMAN}">{props}</w:XmlFragment>'
