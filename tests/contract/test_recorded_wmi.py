@@ -30,8 +30,10 @@ from pypsrp.wsman import NAMESPACES, WSMan
 from shared_data import SHARED
 
 from orchestrator.lab.addresses import claim_prefix
+from orchestrator.lab.provider import CimInstance, CimProperty
 from orchestrator.lab.runner import LabThread
 from orchestrator.lab.spec import parse_spec
+from orchestrator.lab.wsman import cim
 from orchestrator.modules.base import ModuleContext, TaskFailed
 from orchestrator.modules.licensing import gather
 from orchestrator.modules.licensing.diagnose import diagnose_activation
@@ -401,10 +403,18 @@ def test_lab_answers_named_properties_in_the_recorded_xml_fragment_shape(lab: La
         theirs = recorded_item.find(name)
         assert mine is not None and theirs is not None, name
         assert _prop_shape(mine) == _prop_shape(theirs), name  # unqualified; a datetime as an unqualified <Datetime>
-    # a NULL is written as Windows writes it there
-    (nul,) = _items(_lab_enumerate(lab, "SELECT CSDVersion FROM Win32_OperatingSystem")[0])
-    csd = nul.find("CSDVersion")
-    assert csd is not None and (csd.get(f"{{{XSI}}}nil") == "true" or (csd.text or "").strip())
+    # a NULL is written as Windows writes it there (CSDVersion is NULL on the recorded 2012 server)
+    theirs_null = recorded_item.find("CSDVersion")
+    assert theirs_null is not None and theirs_null.get(f"{{{XSI}}}nil") == "true"
+    null_instance = CimInstance("Win32_OperatingSystem", (CimProperty("CSDVersion", "string", None),))
+    lab_null = ET.fromstring(cim.fragment_xml(null_instance))
+    assert _prop_shape(lab_null[0]) == _prop_shape(theirs_null)
+    # an array is the element repeated, as recorded (Win32_ComputerSystem.Roles)
+    recorded_cs = _items(_recorded_body(TX / "server_2012" / "Win32_ComputerSystem_all_000.xml"))[0]
+    (cs,) = _items(_lab_enumerate(lab, "SELECT Roles FROM Win32_ComputerSystem")[0])
+    mine_roles, their_roles = cs.findall("Roles"), recorded_cs.findall("Roles")
+    assert len(mine_roles) > 1 and len(their_roles) > 1
+    assert {_prop_shape(r) for r in mine_roles} == {_prop_shape(r) for r in their_roles}
 
 
 def test_lab_answers_select_star_typed_as_recorded(lab: LabThread) -> None:
@@ -455,6 +465,9 @@ def test_lab_pc_six_hours_ahead_is_diagnosed_as_the_clock(lab: LabThread) -> Non
         assert info.value.error_code == 0xC004F06C
         diag = diagnose_activation(_ctx(conn), _facts_stub(), 0xC004F074, None)
         assert diag.key == "KF_CLOCK_SKEW"
+        with pytest.raises(TaskFailed) as activation:  # the lab's KMS host rejects the time stamp
+            WindowsKms().run(_ctx(conn), WindowsKmsArgs(kms_host=lab.lab.resolved.kms_address))
+        assert activation.value.diagnosis == "KF_CLOCK_SKEW", activation.value.msg
     finally:
         conn.close()
 
