@@ -26,13 +26,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from labkit import plain_http_lab
 from pypsrp.wsman import NAMESPACES, WSMan
 from shared_data import SHARED
 
-from orchestrator.lab.addresses import claim_prefix
 from orchestrator.lab.provider import CimInstance, CimProperty
 from orchestrator.lab.runner import LabThread
-from orchestrator.lab.spec import parse_spec
 from orchestrator.lab.wsman import cim
 from orchestrator.modules.base import ModuleContext, TaskFailed
 from orchestrator.modules.licensing import gather
@@ -311,27 +310,9 @@ def test_a_quota_fault_on_a_read_only_query_is_retried() -> None:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabThread]:
-    claim = claim_prefix()
-    spec = parse_spec(
-        {
-            "room": "wmi",
-            "subnet": f"{claim.prefix}.1",
-            "credentials": {"user": USER, "password": PASSWORD},
-            "hosts": [
-                {"name": "ok1"},
-                {"name": "ok2"},
-                {"name": "ok3"},
-                {"name": "ahead6h", "clock_skew_minutes": 360},
-            ],
-        }
-    )
-    thread = LabThread(spec, allow_unencrypted=True, https=False)
-    try:
-        thread.start(timeout=60)
+    hosts = [{"name": "ok1"}, {"name": "ok2"}, {"name": "ok3"}, {"name": "ahead6h", "clock_skew_minutes": 360}]
+    with plain_http_lab("wmi", hosts, USER, PASSWORD) as thread:
         yield thread
-    finally:
-        thread.stop()
-        claim.release()
 
 
 def _host(lab: LabThread, name: str) -> Any:
