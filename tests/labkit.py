@@ -9,10 +9,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator.lab.addresses import Claim
+from orchestrator.lab.addresses import Claim, claim_prefix
 from orchestrator.lab.runner import LabThread
 from orchestrator.lab.spec import LabSpec, parse_spec
 
@@ -113,3 +115,25 @@ def read_report(path: str | Path) -> dict[str, Any]:
 
 def hosts_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {h["host"]: h for h in report["hosts"]}
+
+
+@contextmanager
+def plain_http_lab(room: str, hosts: list[dict[str, Any]], user: str, password: str) -> Iterator[LabThread]:
+    """One room on a claimed loopback block, HTTP only, accepting unencrypted (Basic) SOAP, as the contract tests
+    need to read and splice the traffic."""
+    claim = claim_prefix()
+    spec = parse_spec(
+        {
+            "room": room,
+            "subnet": f"{claim.prefix}.1",
+            "credentials": {"user": user, "password": password},
+            "hosts": hosts,
+        }
+    )
+    thread = LabThread(spec, allow_unencrypted=True, https=False)
+    try:
+        thread.start(timeout=60)
+        yield thread
+    finally:
+        thread.stop()
+        claim.release()

@@ -47,6 +47,7 @@ from orchestrator.transport.errors import (
     TransportError,
     Unreachable,
     WSManFault,
+    wsman_fault,
 )
 from orchestrator.transport.session import BoundedSession, StopRequested
 
@@ -149,6 +150,19 @@ def _first_attr(root: ET.Element, local: str, attr: str) -> list[str]:
     return out
 
 
+_HRESULT_ID = re.compile(r"HRESULT\s+0x([0-9A-Fa-f]{8})\b")
+
+
+def _fault_code(text: str) -> int | None:
+    """An HRESULT as a fault writes it: unsigned or signed decimal, or 0x-hex → unsigned 32-bit; None if not."""
+    t = text.strip()
+    try:
+        value = int(t, 16) if t.lower().startswith("0x") else int(t)
+    except ValueError:
+        return None
+    return value & 0xFFFFFFFF
+
+
 def parse_fault(host: str, http_status: int, text: str) -> TransportError:
     """A non-200 answer → ``WSManFault`` (or ``ProtocolError`` when it is not acceptable XML)."""
     data = text.encode("utf-8", "replace") if isinstance(text, str) else bytes(text)
@@ -170,28 +184,26 @@ def parse_fault(host: str, http_status: int, text: str) -> TransportError:
             "s:Code/s:Value", default=None, namespaces=wmi.NS
         )
         reason = fault.findtext("s:Reason/s:Text", default=None, namespaces=wmi.NS)
-    codes = _first_attr(root, "WSManFault", "Code")
+        subcode = subcode.strip() if subcode else None
     code: int | None = None
-    for c in codes:
-        try:
-            code = int(c) & 0xFFFFFFFF
+    for c in _first_attr(root, "WSManFault", "Code"):
+        code = _fault_code(c)
+        if code is not None:
             break
-        except ValueError:
-            continue
     # The most specific message: the innermost WSManFault message, else the SOAP reason.
     message = None
     for el in root.iter():
         if el.tag.rsplit("}", 1)[-1] == "Message" and el.text and el.text.strip():
             message = el.text.strip()
-    wmi_code: int | None = None
-    err_code = _first_text(root, "error_Code")
-    if err_code:
-        try:
-            wmi_code = int(err_code) & 0xFFFFFFFF
-        except ValueError:
-            wmi_code = None
+    # MSFT_WmiError's error_Code (decimal as Windows writes it; hex/signed tolerated), else its "HRESULT 0x…"
+    # MessageID: classification goes by the number wherever it is (transport.errors.WSManFault.kind).
+    wmi_code = _fault_code(_first_text(root, "error_Code") or "")
+    if wmi_code is None:
+        ids = " ".join(el.text or "" for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "MessageID")
+        m = _HRESULT_ID.search(ids)
+        wmi_code = int(m.group(1), 16) if m else None
     text_reason = (message or reason or f"HTTP {http_status}").strip()
-    return WSManFault(host, code, text_reason, subcode=subcode, wmi_code=wmi_code)
+    return wsman_fault(host, code, text_reason, subcode=subcode, wmi_code=wmi_code)
 
 
 class WinRMConnection:
@@ -331,7 +343,7 @@ class WinRMConnection:
             return Unreachable(host, "the connection dropped before the host answered")
         if isinstance(exc, WSManFaultError):
             code = exc.code if isinstance(exc.code, int) else None
-            return WSManFault(host, code, str(exc.reason or exc.message), subcode=None if code else str(exc.code))
+            return wsman_fault(host, code, str(exc.reason or exc.message), subcode=None if code else str(exc.code))
         if isinstance(exc, WinRMError):
             return ProtocolError(host, redact_text(str(exc))[:300])
         if isinstance(exc, ET.ParseError | DefusedXmlException):
@@ -367,8 +379,7 @@ class WinRMConnection:
         if isinstance(err, OperationTimeout):
             return "budget" not in err.message
         if isinstance(err, WSManFault):
-            sub = err.subcode or ""
-            return (sub.endswith("InternalError") or sub in ("http503", "http429")) and err.wmi_code is None
+            return err.transient  # classified by its codes (transport.errors)
         return False
 
     def _do(self, op: Callable[[], T], *, read_only: bool) -> T:
@@ -434,14 +445,15 @@ class WinRMConnection:
             client = self._client()
             uri = wmi.enumerate_uri(namespace)
             body = client.enumerate(uri, wmi.enumerate_body(query), timeout=self._call_timeout())
-            items, context, end = wmi.parse_enumeration(body)
+            cls = wmi.query_class(query)  # names the class of XmlFragment items
+            items, context, end = wmi.parse_enumeration(body, cls)
             pulls = 0
             while not end and context:
                 pulls += 1
                 if pulls > MAX_PULLS:
                     raise ProtocolError(self.spec.host, f"enumeration did not end after {MAX_PULLS} pulls")
                 body = client.pull(uri, wmi.pull_body(context), timeout=self._call_timeout())
-                more, context, end = wmi.parse_enumeration(body)
+                more, context, end = wmi.parse_enumeration(body, cls)
                 items.extend(more)
             return items
 
@@ -455,7 +467,7 @@ class WinRMConnection:
             sel = self._selectors(selectors)
             body = client.get(wmi.class_uri(class_name, namespace), selector_set=sel, timeout=self._call_timeout())
             for child in body:
-                return wmi.parse_instance(child)
+                return wmi.parse_instance(child, class_name)
             raise ProtocolError(self.spec.host, f"Get of {class_name} returned an empty body")
 
         return self._do(op, read_only=True)

@@ -46,11 +46,10 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from labkit import plain_http_lab
 from shared_data import SHARED
 
-from orchestrator.lab.addresses import claim_prefix
 from orchestrator.lab.runner import LabThread
-from orchestrator.lab.spec import parse_spec
 
 RECORDINGS = SHARED / "wsman" / "recorded-winrs"
 FILES = sorted(p.name for p in RECORDINGS.glob("*.yml"))
@@ -76,22 +75,8 @@ MACHINE_GAPS: dict[tuple[str, int], str] = {}
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LabThread]:
-    claim = claim_prefix()
-    spec = parse_spec(
-        {
-            "room": "contract",
-            "subnet": f"{claim.prefix}.1",
-            "credentials": {"user": USER, "password": PASSWORD},
-            "hosts": [{"name": f"rec[01:{len(FILES):02d}]"}],
-        }
-    )
-    thread = LabThread(spec, allow_unencrypted=True, https=False)
-    try:
-        thread.start(timeout=60)
+    with plain_http_lab("contract", [{"name": f"rec[01:{len(FILES):02d}]"}], USER, PASSWORD) as thread:
         yield thread
-    finally:
-        thread.stop()
-        claim.release()
 
 
 def _strip_ns(tag: str) -> str:
