@@ -108,7 +108,11 @@ class WSManFault(TransportError):
     def transient(self) -> bool:
         """May go away when asked again (on a fresh connection): a quota, a time-out, an internal error, 503/429."""
         kind = self.kind
-        if kind in ("quota", "timed_out"):
+        if kind == "quota":
+            # another try opens another shell: with MaxShellsPerUser used up (by other sessions, or shells a
+            # broken connection left behind until their idle timeout) that only fails again
+            return ERROR_WSMAN_QUOTA_MAX_SHELLS not in self.codes
+        if kind == "timed_out":
             return True
         sub = self.subcode or ""
         return kind == "wsman" and (sub.endswith("InternalError") or sub in ("http503", "http429"))
@@ -117,6 +121,9 @@ class WSManFault(TransportError):
     def hresult(self) -> int | None:
         """The most specific error number: the WMI error code when the provider gave one."""
         return self.wmi_code if self.wmi_code is not None else self.code
+
+
+ERROR_WSMAN_QUOTA_MAX_SHELLS = 0x803381A5
 
 
 class WSManQuotaExceeded(WSManFault):
