@@ -1,4 +1,4 @@
-"""Replay every request of ``/work/shared/wsman/recorded-winrs/*.yml`` (pypsrp's recordings of real Windows
+"""Replay every request of ``tests/data/shared/wsman/recorded-winrs/*.yml`` (pypsrp's recordings of real Windows
 hosts) against the lab over real HTTP (Basic, the lab started with ``allow_unencrypted``) and compare each
 response's STRUCTURE with what Windows answered: HTTP status, ``wsa:Action``, RelatesTo = the request's
 MessageID, a fresh ``uuid:UPPER`` MessageID, ``a:To`` anonymous, the body's element names and attribute names,
