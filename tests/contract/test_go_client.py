@@ -34,6 +34,8 @@ GOPATH = Path("/usr/share/gocode")
 KMSFLEET = str(Path(sys.executable).parent / "kmsfleet")
 READY_TIMEOUT = 120.0
 RUN_TIMEOUT = 120.0
+# one worker builds the Go program once and runs every test of this module (dev.py test runs --dist loadgroup)
+pytestmark = [pytest.mark.xdist_group("go_client"), pytest.mark.timeout(600)]
 
 
 def _require_go() -> str:
