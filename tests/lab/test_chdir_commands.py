@@ -63,6 +63,8 @@ def test_cd_d_and_chain_run_in_the_one_cmd(pc: Machine) -> None:
     assert out.stdout == "C:\\Program Files\r\n"
     missing = run(pc, 'cd /d "C:\\nope" && echo ran')
     assert (missing.stdout, missing.stderr, missing.rc) == ("", "The system cannot find the path specified.\r\n", 1)
+    unc = run(pc, 'cd /d "\\\\server\\share" && echo ran')
+    assert (unc.stdout, unc.stderr, unc.rc) == ("", "CMD does not support UNC paths as current directories.\r\n", 1)
 
 
 def test_nested_cmd_c_splits_at_the_outer_ampersands(pc: Machine) -> None:
@@ -116,3 +118,5 @@ def test_set_location_to_a_missing_folder(pc: Machine) -> None:
     assert "Cannot find path 'C:\\nope'" in stop.stderr
     relative = run(pc, ps("Set-Location nope"))
     assert f"Cannot find path '{PROFILE}\\nope'" in relative.stderr
+    unc = run(pc, ps("Set-Location -LiteralPath '\\\\server\\share'"))  # no share in the lab
+    assert "Cannot find path '\\\\server\\share' because it does not exist." in unc.stderr
