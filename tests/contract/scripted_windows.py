@@ -31,6 +31,7 @@ class Seen:
     action: str
     selectors: dict[str, str]
     body: ET.Element
+    raw: bytes
 
 
 @dataclass
@@ -81,8 +82,9 @@ def scripted_windows(script: Script) -> Iterator[int]:
             if length > MAX_REQUEST:
                 self._reply(413, b"")
                 return
-            action, message_id, selectors, body = _parse(self.rfile.read(length))
-            script.seen.append(Seen(action, selectors, body))
+            raw = self.rfile.read(length)
+            action, message_id, selectors, body = _parse(raw)
+            script.seen.append(Seen(action, selectors, body, raw))
             answer = script.next_answer(action)
             if answer is None:
                 self._reply(400, b"")

@@ -37,7 +37,10 @@ Deliberate differences (the README lists these too)
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
+import subprocess
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -49,7 +52,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from scripted_windows import Script, scripted_windows
+from scripted_windows import Script, Seen, scripted_windows
 from shared_data import SHARED
 
 from orchestrator.lab.addresses import claim_prefix
@@ -603,3 +606,57 @@ def test_lab_times_out_a_receive_like_windows(corpus_lab: LabThread) -> None:
     _check_header(ours, mid, recorded.findtext("s:Header/a:Action", namespaces=NS))
     assert _fault_codes(ours) == _fault_codes(recorded) == ("s:Receiver", "w:TimedOut", TIMED_OUT)
     assert _contains(_body_structure(recorded), _body_structure(ours))
+
+
+MASTERZEN_CONVERSATION = {  # masterzen's recorded answers, in the order its client asks
+    "Create": ["masterzen-winrm/create_shell_response.xml"],
+    "Command": ["masterzen-winrm/execute_command_response.xml"],
+    "Receive": ["masterzen-winrm/output_response.xml", "masterzen-winrm/done_command_response.xml"],
+    **_SIGNAL_DELETE,
+}
+
+
+@pytest.mark.xdist_group("go_client")
+def test_lab_answers_masterzen_requests_like_windows(winrmrun: Path, corpus_lab: LabThread) -> None:
+    """masterzen's own client against its recorded answers (as its tests run it): it reads them as the reference
+    reader does, and the requests it sent are then sent to the lab, whose answers must hold the recorded ones'
+    structure."""
+    answers = {action: [_recorded(ref) for ref in refs] for action, refs in MASTERZEN_CONVERSATION.items()}
+    script = Script({action: list(texts) for action, texts in answers.items()})
+    with scripted_windows(script) as port:
+        proc = subprocess.run(
+            [str(winrmrun), "-host", "127.0.0.1", "-port", str(port), "-user", "u", "-auth", "basic", "--", "hostname"],
+            env={"PATH": os.environ.get("PATH", ""), "WINRMRUN_PASSWORD": "p"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (result,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    out, err, code = _reference_read(answers["Receive"])
+    assert (result["stdout"], result["stderr"], result["exit_code"], result["error"]) == (
+        out.decode(),
+        err.decode(),
+        code,
+        "",
+    )
+
+    host = corpus_lab.hosts[0]
+    session = requests.Session()
+    session.auth = (USER, PASSWORD)
+    ids: dict[str, str] = {}
+    firsts: dict[str, Seen] = {}
+    for seen in script.seen:
+        firsts.setdefault(seen.action, seen)
+    for action, answer in (
+        ("Create", answers["Create"][0]),
+        ("Command", answers["Command"][0]),
+        ("Receive", answers["Receive"][-1]),
+    ):
+        recorded = ET.fromstring(answer.encode("utf-8"))
+        status, ours, mid = _send_until_done(session, host.address, firsts[action].raw.decode("utf-8"), ids)
+        assert status == 200, (action, ET.tostring(ours)[:600])
+        _check_header(ours, mid, recorded.findtext("s:Header/a:Action", namespaces=NS))
+        assert _contains(_body_structure(recorded), _body_structure(ours)), (action, _body_structure(ours))
+        _learn_ids(recorded, ours, ids)
