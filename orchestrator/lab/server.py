@@ -405,7 +405,7 @@ class WSManFrontEnd:
             if conn.ctx is None or conn.authed:
                 conn.reset_auth()
                 conn.ctx = self.acceptor.new_context(path)
-            out = self.acceptor.step(conn.ctx, token, path)
+            out = self.acceptor.step(conn.ctx, token, path, pc.config.computer_name)
         except (SpnegoError, ValueError, KeyError, IndexError, TypeError):
             conn.reset_auth()
             return None
