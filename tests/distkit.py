@@ -1,5 +1,6 @@
 """Helpers for the distributed tests: a real ``redis-server`` on a free loopback port (no persistence), real
-``kmsfleet worker`` subprocesses, and a ``redis-cli monitor`` recording of everything sent to Redis."""
+``kmsfleet worker`` subprocesses, their signing keys, and a ``redis-cli monitor`` recording of everything sent
+to Redis."""
 
 from __future__ import annotations
 
@@ -17,7 +18,36 @@ from typing import IO, Any
 import pytest
 from labkit import KMSFLEET, PASSWORD
 
+from orchestrator.distributed.keys import private_path, public_path, site_key_path
+from orchestrator.distributed.signing import generate
+
 READY_PREFIX = "worker ready:"
+LOOPBACK = "127.0.0.0/8"
+
+
+class Keyring:
+    """A controller key folder, and one worker key folder per site, each side pinning the other's public key
+    (what ``kmsfleet keys init`` / ``keys trust`` set up on real machines)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.controller = root / "controller"
+        generate(private_path(self.controller, "controller"), public_path(self.controller, "controller"))
+
+    def worker(self, site: str) -> Path:
+        """The key folder of ``site``'s worker (created, and pinned on the controller, on first use)."""
+        folder = self.root / f"worker-{site}"
+        if not private_path(folder, "worker").exists():
+            generate(private_path(folder, "worker"), public_path(folder, "worker"))
+            shutil.copyfile(public_path(self.controller, "controller"), public_path(folder, "controller"))
+            pinned = site_key_path(self.controller, site)
+            pinned.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(public_path(folder, "worker"), pinned)
+        return folder
+
+    def pin_sites(self, *sites: str) -> None:
+        for site in sites:
+            self.worker(site)
 
 
 def require_redis() -> str:
@@ -125,12 +155,26 @@ class RedisServer:
 class WorkerProcess:
     """``kmsfleet worker`` as a subprocess in its own process group (so a SIGKILL can take its pool too)."""
 
-    def __init__(self, site: str, broker: str, log: Path, *, forks: int | None = None, concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        site: str,
+        broker: str,
+        log: Path,
+        keys: Path,
+        *,
+        forks: int | None = None,
+        concurrency: int = 1,
+        allow: str = LOOPBACK,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.site = site
         self.broker = broker
         self.log = log
+        self.keys = keys
         self.forks = forks
         self.concurrency = concurrency
+        self.allow = allow
+        self.extra = extra
         self.proc: subprocess.Popen[str] | None = None
         self.ready_line = ""
         self._terminated = False
@@ -141,15 +185,26 @@ class WorkerProcess:
             "worker",
             "--site",
             self.site,
-            "--broker",
-            self.broker,
+            "--allow-hosts",
+            self.allow,
+            "--keys",
+            str(self.keys),
             "--concurrency",
             str(self.concurrency),
+            *self.extra,
         ]
         if self.forks:
             argv += ["--forks", str(self.forks)]
-        # TMPDIR beside the log: what a SIGKILLed worker leaves behind stays in the test's own folder
-        full_env = {**os.environ, "KMSFLEET_PASSWORD": PASSWORD, "TMPDIR": str(self.log.parent), **(env or {})}
+        # The broker URL from the environment (as the docs say: never on the command line). TMPDIR beside the
+        # log: what a SIGKILLed worker leaves behind stays in the test's own folder.
+        full_env = {
+            **os.environ,
+            "KMSFLEET_PASSWORD": PASSWORD,
+            "KMSFLEET_BROKER_URL": self.broker,
+            "TMPDIR": str(self.log.parent),
+            **(env or {}),
+        }
+        full_env.pop("KMSFLEET_KEYS", None)
         with open(self.log, "a", encoding="utf-8") as err:
             self.proc = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=err, text=True, env=full_env, start_new_session=True

@@ -65,6 +65,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.inventory_cmd",
     "orchestrator.cli.lab_cmd",
     "orchestrator.cli.worker_cmd",
+    "orchestrator.cli.keys_cmd",
 )
 
 
