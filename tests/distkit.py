@@ -202,6 +202,7 @@ class WorkerProcess:
             "KMSFLEET_PASSWORD": PASSWORD,
             "KMSFLEET_BROKER_URL": self.broker,
             "TMPDIR": str(self.log.parent),
+            "XDG_STATE_HOME": str(self.log.parent / f"state-{self.site}"),  # its record of finished batches
             **(env or {}),
         }
         full_env.pop("KMSFLEET_KEYS", None)

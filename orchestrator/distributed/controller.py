@@ -82,6 +82,7 @@ READ_BLOCK_MS = 500
 LEASE_CHECK_EVERY = 1.0
 CANCEL_WAIT_EXTRA = 15.0
 OPEN_REFRESH = 1.0
+CLOSED_TTL = 600  # seconds the signed "closed" token stays (longer than a worker accepts an old open token)
 
 log = logging.getLogger("kmsfleet.controller")
 
@@ -547,6 +548,8 @@ class Controller:
             self._accept(result)
         elif kind == "batch_done":
             batch.done = True
+        elif kind == "batch_refused":
+            self._refused_batch(batch, str(event.error or "refused"))
         elif kind == "batch_failed":
             batch.done = True
             error = str(event.error or "unknown error")
@@ -554,6 +557,23 @@ class Controller:
             for h in batch.hosts:
                 if h not in self.final:
                     self._finish(h, HostStatus.FAILED, text, failure=FailureKind.INPUT)
+
+    def _refused_batch(self, batch: _Batch, reason: str) -> None:
+        """The site's worker refused a message claiming to be ``batch`` (tampered, forged, outside its policy …).
+        Send the genuine batch again (a copy still queued is harmless), at most ``max_attempts`` times."""
+        site = self.sites[batch.site]
+        remaining = [h for h in batch.hosts if h not in self.final]
+        if batch.done or batch.started or not remaining or batch.attempt == 0:
+            return
+        if batch.attempt >= self.dist.max_attempts:
+            batch.done = True
+            text = f"the worker at site {batch.site} refused batch {batch.id} {batch.attempt} times: {reason}"
+            for h in remaining:
+                self._finish(h, HostStatus.FAILED, text, failure=FailureKind.INPUT)
+            self._report(site, force=True, note=text)
+            return
+        self._send(batch, remaining)
+        self._report(site, force=True, note=f"the worker refused a copy of batch {batch.id} ({reason}); sent again")
 
     def _accept(self, result: HostResult) -> None:
         self.final[result.host] = result
@@ -642,7 +662,10 @@ class Controller:
     def _cleanup(self) -> None:
         try:
             keys = [*self.keys.all_fixed(), *(self.keys.lease(b) for b in self.batches)]
-            self.client.delete(*keys)
+            self.client.delete(*[k for k in keys if k != self.keys.open])
+            # The open key now says "closed" (signed): a batch of this run replayed later is refused at once.
+            closed = {"run": self.info.id, "n": self.nonce, "ts": time.time(), "closed": True}
+            self.client.set(self.keys.open, json.dumps(self.crypto.signer.sign(DOMAIN_OPEN, closed)), ex=CLOSED_TTL)
         except Exception:
             pass  # every key expires on its own (KEY_TTL)
         try:

@@ -91,7 +91,7 @@ class BatchMessage(_Model):
     withheld: list[str] = []  # names of variables kept back as secrets (names only, never values)
 
 
-EventKind = Literal["batch_started", "play", "task", "host", "batch_done", "batch_failed"]
+EventKind = Literal["batch_started", "play", "task", "host", "batch_done", "batch_failed", "batch_refused"]
 
 
 class StreamEvent(BaseModel):

@@ -20,6 +20,7 @@ from orchestrator.distributed.controller import BrokerError
 from orchestrator.distributed.keys import load_worker_keys
 from orchestrator.distributed.liveness import Announcer
 from orchestrator.distributed.policy import PASSWORD_ENV, WorkerPolicy, guard_connections, guard_lookups
+from orchestrator.distributed.replay import DoneBatches
 from orchestrator.distributed.worker import WorkerContext, run_batch, sweep_batch_dirs
 from orchestrator.redact import redact_text, register_secret
 
@@ -53,7 +54,7 @@ def serve_worker(
     """Run a worker until it is told to stop; its exit code."""
     site = check_site(policy.site)
     register_secret(os.environ.get(PASSWORD_ENV) or None)
-    ctx = WorkerContext(load_worker_keys(keys), policy, forks)
+    ctx = WorkerContext(load_worker_keys(keys), policy, DoneBatches.for_site(site), forks)
 
     def task(message: Any) -> dict[str, Any]:
         return run_batch(message, broker, ctx)

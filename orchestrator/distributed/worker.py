@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from orchestrator.distributed.celery_app import KEY_TTL, LEASE_REFRESH, LEASE_TT
 from orchestrator.distributed.keys import WorkerKeys
 from orchestrator.distributed.message import BatchMessage, HostEntry, decode_value, run_options
 from orchestrator.distributed.policy import PASSWORD_ENV, PolicyError, WorkerPolicy, check_inside
+from orchestrator.distributed.replay import DoneBatches
 from orchestrator.distributed.signing import DOMAIN_BATCH, DOMAIN_EVENT, DOMAIN_OPEN, SignatureError, Signer
 from orchestrator.errors import InputError
 from orchestrator.executor.runner import InventoryView
@@ -50,8 +51,8 @@ from orchestrator.results.store import host_result_to_json, task_result_to_json
 
 BATCH_DIR_PREFIX = "kmsfleet-batch-"  # + pid: a folder left by a killed process is swept by the next worker
 MAX_STREAM_EVENTS = 2_000_000  # a safety cap only; a run's stream is deleted when its controller finishes
-CLOCK_SKEW = 300.0  # seconds a controller's clock may be ahead of this worker's
-OPEN_MAX_AGE = 120.0  # the run's open token must have been signed this recently (the controller re-signs every ~1 s)
+CLOCK_SKEW = 60.0  # seconds the clocks of controller and worker may differ (both NTP-synced in practice)
+OPEN_MAX_AGE = 60.0  # the run's open token must have been signed this recently (the controller re-signs every ~1 s)
 
 log = logging.getLogger("kmsfleet.worker")
 
@@ -62,6 +63,7 @@ class WorkerContext:
 
     keys: WorkerKeys
     policy: WorkerPolicy
+    done: DoneBatches
     forks: int | None = None
 
 
@@ -200,9 +202,10 @@ class Lease:
     """Who runs a batch right now. Refreshed every ``LEASE_REFRESH`` s by a thread; while it refreshes it also
     watches the run's cancel flag and whether the controller still waits (``open``), and sets ``cancel``."""
 
-    def __init__(self, client: Any, keys: RunKeys, batch_id: str) -> None:
+    def __init__(self, client: Any, keys: RunKeys, batch_id: str, is_open: Callable[[Any], bool]) -> None:
         self.client = client
         self.keys = keys
+        self.is_open = is_open
         self.key = keys.lease(batch_id)
         self.token = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}"
         self.cancel = threading.Event()
@@ -232,9 +235,9 @@ class Lease:
                 pipe = self.client.pipeline(transaction=False)
                 pipe.eval(_REFRESH, 1, self.key, self.token, ttl)
                 pipe.exists(self.keys.cancel)
-                pipe.exists(self.keys.open)
-                _refreshed, cancelled, still_open = pipe.execute()
-                if cancelled or not still_open:
+                pipe.get(self.keys.open)
+                _refreshed, cancelled, token = pipe.execute()
+                if cancelled or not self.is_open(token):
                     self.cancel.set()
             except Exception:
                 self.refresh_errors += 1  # Redis away for a moment: the next refresh may still make it
@@ -350,15 +353,21 @@ def _run(
         return runner.run()
 
 
-def _open_token(client: Any, keys: RunKeys, ctx: WorkerContext) -> Mapping[str, Any] | None:
-    raw = client.get(keys.open)
+def open_token(raw: Any, ctx: WorkerContext, run_id: str) -> Mapping[str, Any] | None:
+    """The run's open token if the pinned controller key signed it recently for ``run_id`` and the run is not
+    closed; else None."""
     if raw is None:
         return None
     try:
         token = ctx.keys.controller.open(DOMAIN_OPEN, json.loads(raw))
-    except (SignatureError, ValueError):
+    except (SignatureError, ValueError, TypeError):
         return None
-    return token if isinstance(token, dict) else None
+    if not isinstance(token, dict) or token.get("run") != run_id or token.get("closed"):
+        return None
+    ts = token.get("ts")
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or abs(time.time() - ts) > OPEN_MAX_AGE + CLOCK_SKEW:
+        return None
+    return token
 
 
 def accept(raw: Any, client: Any, ctx: WorkerContext) -> BatchMessage:
@@ -381,17 +390,42 @@ def accept(raw: Any, client: Any, ctx: WorkerContext) -> BatchMessage:
         raise Refused(f"batch {msg.batch_id} of run {msg.run_id} expired {now - msg.expires:.0f}s ago")
     if msg.issued > now + CLOCK_SKEW:
         raise Refused(f"batch {msg.batch_id} is dated {msg.issued - now:.0f}s in the future")
-    token = _open_token(client, RunKeys(msg.run_id), ctx)
-    fresh = (
-        token is not None
-        and token.get("run") == msg.run_id
-        and token.get("n") == msg.nonce
-        and isinstance(token.get("ts"), int | float)
-        and abs(now - float(token["ts"])) <= OPEN_MAX_AGE + CLOCK_SKEW
-    )
-    if not fresh:
+    token = open_token(client.get(RunKeys(msg.run_id).open), ctx, msg.run_id)
+    if token is None or token.get("n") != msg.nonce:
         raise Refused(f"run {msg.run_id} has no fresh signed open token: its controller is not waiting for it")
+    if ctx.done.contains(DoneBatches.key(msg.run_id, msg.nonce, msg.batch_id, msg.attempt)):
+        raise Refused(f"batch {msg.batch_id} attempt {msg.attempt} of run {msg.run_id} was already run here (replay)")
     return msg
+
+
+def _report_refusal(raw: Any, client: Any, ctx: WorkerContext, reason: str) -> None:
+    """A refused message that names a batch of a live run of this site: tell that run's controller (signed), so
+    it can send the batch again instead of waiting for it. The message itself is not trusted: the run must be
+    open (fresh token signed by the controller, whose nonce is used), and the event names this worker's site."""
+    try:
+        body = json.loads(raw["body"]) if isinstance(raw, dict) and isinstance(raw.get("body"), str) else None
+    except ValueError:
+        return
+    if not isinstance(body, dict):
+        return
+    run_id, batch_id, attempt = body.get("run_id"), body.get("batch_id"), body.get("attempt")
+    if not isinstance(run_id, str) or not isinstance(batch_id, str) or len(run_id) > 64 or len(batch_id) > 80:
+        return
+    token = open_token(client.get(RunKeys(run_id).open), ctx, run_id)
+    if token is None or not isinstance(token.get("n"), str):
+        return
+    event = {
+        "run": run_id,
+        "n": token["n"],
+        "b": batch_id,
+        "a": attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and 1 <= attempt <= 100 else 1,
+        "s": ctx.policy.site,
+        "t": "batch_refused",
+        "error": reason[:2000],
+        "worker": worker_name(),
+    }
+    envelope = ctx.keys.signer.sign(DOMAIN_EVENT, event)
+    client.xadd(RunKeys(run_id).events, {"m": json.dumps(envelope)}, maxlen=MAX_STREAM_EVENTS, approximate=True)
 
 
 def _check_policy(msg: BatchMessage, ctx: WorkerContext) -> None:
@@ -407,6 +441,8 @@ def run_batch(raw: Any, broker: str, ctx: WorkerContext) -> dict[str, Any]:
         msg = accept(raw, client, ctx)
     except Refused as exc:
         log.warning("refused a batch message: %s", exc)
+        with contextlib.suppress(Exception):
+            _report_refusal(raw, client, ctx, str(exc))
         return {"refused": str(exc)}
     except Exception as exc:  # Redis away, …: refuse this one, keep serving
         log.warning("could not check a batch message: %s", redact_text(f"{type(exc).__name__}: {exc}"))
@@ -423,7 +459,7 @@ def run_batch(raw: Any, broker: str, ctx: WorkerContext) -> dict[str, Any]:
         return {**summary, "refused": str(exc)}
     if client.sismember(keys.batches_done, msg.batch_id):
         return {**summary, "skipped": "the batch was already done"}
-    lease = Lease(client, keys, msg.batch_id)
+    lease = Lease(client, keys, msg.batch_id, lambda raw: open_token(raw, ctx, msg.run_id) is not None)
     if not lease.acquire():
         return {**summary, "skipped": "another live worker is running this batch"}
     try:
@@ -438,6 +474,8 @@ def run_batch(raw: Any, broker: str, ctx: WorkerContext) -> dict[str, Any]:
             counts = {k: v for k, v in result.counts().items() if v}
         summary.update(hosts=len(todo), counts=counts)
         stream.batch_done({"hosts": len(todo), "counts": counts})
+        with contextlib.suppress(OSError):
+            ctx.done.add(DoneBatches.key(msg.run_id, msg.nonce, msg.batch_id, msg.attempt))
         return summary
     except Exception as exc:
         text = exc.render() if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
