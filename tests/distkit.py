@@ -4,8 +4,10 @@ to Redis."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import re
 import select
 import shutil
 import signal
@@ -284,3 +286,11 @@ class Monitor:
             self.proc.wait(5)
         self._out.close()
         return self.path.read_text(encoding="utf-8", errors="replace")
+
+
+def kombu_bodies(monitor_log: str) -> list[str]:
+    """The decoded bodies of every task message seen by MONITOR (kombu base64-encodes them)."""
+    bodies = []
+    for match in re.finditer(r'\\"body\\": \\"([A-Za-z0-9+/=]+)\\"', monitor_log):
+        bodies.append(base64.b64decode(match.group(1)).decode("utf-8", "replace"))
+    return bodies

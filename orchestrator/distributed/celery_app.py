@@ -138,6 +138,8 @@ def make_app(broker: str, *, task: Callable[[Any], dict[str, Any]] | None = None
     )
 
     if task is not None:
+        # The worker's consumer: kombu's Redis transport with malformed entries dropped (``kombu_guard``).
+        app.conf.broker_transport = "orchestrator.distributed.kombu_guard:GuardedTransport"
 
         def run_batch_task(*args: Any, **kwargs: Any) -> dict[str, Any]:
             # Any argument shape is accepted here and judged by ``task`` (a poison message is refused, not fatal).

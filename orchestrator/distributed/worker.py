@@ -425,7 +425,10 @@ def _report_refusal(raw: Any, client: Any, ctx: WorkerContext, reason: str) -> N
         "worker": worker_name(),
     }
     envelope = ctx.keys.signer.sign(DOMAIN_EVENT, event)
-    client.xadd(RunKeys(run_id).events, {"m": json.dumps(envelope)}, maxlen=MAX_STREAM_EVENTS, approximate=True)
+    pipe = client.pipeline(transaction=True)
+    pipe.xadd(RunKeys(run_id).events, {"m": json.dumps(envelope)}, maxlen=MAX_STREAM_EVENTS, approximate=True)
+    pipe.expire(RunKeys(run_id).events, KEY_TTL)
+    pipe.execute()
 
 
 def _check_policy(msg: BatchMessage, ctx: WorkerContext) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from distkit import Keyring, Monitor, RedisServer, WorkerProcess, children_of, require_redis
+from distkit import Keyring, Monitor, RedisServer, WorkerProcess, children_of, kombu_bodies, require_redis
 from labkit import KMSFLEET, PASSWORD, hosts_by_name, read_report, room_spec, run_cli, start_lab
 
 from orchestrator.lab.addresses import Claim, claim_prefix
@@ -154,14 +154,6 @@ def history_rows(db: Path, run_id: str) -> dict[str, int]:
 def password_forms() -> list[str]:
     raw = PASSWORD.encode()
     return [PASSWORD, base64.b64encode(raw).decode(), base64.b64encode(PASSWORD.encode("utf-16-le")).decode()]
-
-
-def kombu_bodies(monitor_log: str) -> list[str]:
-    """The decoded bodies of every task message seen by MONITOR (kombu base64-encodes them)."""
-    bodies = []
-    for match in re.finditer(r'\\"body\\": \\"([A-Za-z0-9+/=]+)\\"', monitor_log):
-        bodies.append(base64.b64decode(match.group(1)).decode("utf-8", "replace"))
-    return bodies
 
 
 def redis_contents(client: Any) -> str:
