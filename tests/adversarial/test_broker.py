@@ -70,6 +70,8 @@ EVIL_PLAYBOOK = f"""- name: injected
         params:
           MachineName: "{EVIL_KMS}"
 """
+ENV_MARK = "env-" + secrets.token_hex(8)  # in the worker's environment
+FILE_MARK = "file-" + secrets.token_hex(8)  # in a file beside the worker
 redis_tests = pytest.mark.redis
 
 
@@ -250,7 +252,8 @@ def worker(
     redis_server: RedisServer, keyring: Keyring, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     log = tmp_path_factory.mktemp("worker") / f"{SITE}.log"
-    proc = WorkerProcess(SITE, redis_server.url, log, keyring.worker(SITE)).start()
+    (log.parent / "worker-secret.txt").write_text(FILE_MARK)
+    proc = WorkerProcess(SITE, redis_server.url, log, keyring.worker(SITE)).start(env={"WORKER_MARK": ENV_MARK})
     try:
         yield proc
     finally:
@@ -419,9 +422,10 @@ def test_a_stolen_controller_key_still_meets_the_workers_own_policy(
     peek = """- hosts: all
   gather_facts: false
   tasks:
-    - debug: {msg: "{{ lookup('env', 'HOME') }}"}
-    - debug: {msg: "{{ lookup('file', '/etc/hostname') }}"}
-"""
+    - debug: {msg: "{{ lookup('env', 'WORKER_MARK') }}"}
+      ignore_errors: true
+    - debug: {msg: "{{ lookup('file', '%s') }}"}
+""" % (worker.log.parent / "worker-secret.txt")
     run_id = "steal0000100"
     open_run(client, signer, run_id, nonce)
     send(redis_server.url, signer.sign(DOMAIN_BATCH, batch(hosts, run_id=run_id, nonce=nonce, playbook=peek)))
@@ -429,9 +433,9 @@ def test_a_stolen_controller_key_still_meets_the_workers_own_policy(
         lambda: any(e["t"] == "batch_done" for e in signed_events(client, run_id, keyring)), 60, "the lookup batch"
     )
     text = json.dumps(signed_events(client, run_id, keyring))
-    assert "refused by the worker's policy: lookup('env', 'HOME')" in text
+    assert "refused by the worker's policy: lookup('env', 'WORKER_MARK')" in text
     assert "refused by the worker's policy: lookup('file'" in text
-    assert os.environ["HOME"] not in text and Path("/etc/hostname").read_text().strip() not in text
+    assert ENV_MARK not in text and FILE_MARK not in text
     assert truth(lab)[1] == before[1]  # no PC was pointed anywhere
 
 
@@ -447,11 +451,16 @@ def _controller_run(keyring: Keyring, url: str, inv: Path, tmp_path: Path, *extr
     )  # fmt: skip
 
 
-def _run_id(client: Any, timeout: float = 30) -> str:
+def _open_runs(client: Any) -> set[str]:
+    return {k.decode().split(":")[2] for k in client.scan_iter(match="kmsfleet:run:*:open")}
+
+
+def _run_id(client: Any, before: set[str], timeout: float = 30) -> str:
+    """The id of the run a controller just opened (``before``: the runs open before it started)."""
     found: list[str] = []
 
     def check() -> bool:
-        found.extend(k.decode().split(":")[2] for k in client.scan_iter(match="kmsfleet:run:*:open"))
+        found.extend(_open_runs(client) - before)
         return bool(found)
 
     wait_for(check, timeout, "the controller to open its run")
@@ -530,8 +539,9 @@ def test_an_old_batch_replayed_is_refused(
     monitor = Monitor(redis_server.port, tmp_path / "monitor.log")
     tokens: list[bytes] = []
     try:
+        before_runs = _open_runs(client)
         proc = _controller_run(keyring, redis_server.url, inv, tmp_path)
-        run_id = _run_id(client)
+        run_id = _run_id(client, before_runs)
         while proc.poll() is None:
             token = client.get(f"kmsfleet:run:{run_id}:open")
             if token:
@@ -563,7 +573,9 @@ def test_an_old_batch_replayed_is_refused(
         send(redis_server.url, envelopes[0])
         wait_for(lambda i=i: log_count(worker, "refused a batch message") >= base + i, 30, f"replay {i} refused")  # type: ignore[misc]
     log_text = worker.log.read_text()
-    assert log_text.count("has no fresh signed open token") >= 3 and "was already run here (replay)" in log_text
+    refusals = re.findall(r"refused a batch message: (.*)", log_text)[-4:]
+    assert [bool(re.search("has no fresh signed open token", r)) for r in refusals] == [True, True, False, True], refusals
+    assert "was already run here (replay)" in refusals[2], refusals
     assert truth(lab) == before
 
 
@@ -593,9 +605,10 @@ def test_forged_results_for_a_site_without_worker_are_not_believed(
     stolen_a = load_private(private_path(keyring.worker(SITE), "worker"), "worker")  # a *different* site's key
     before = truth(lab)
     inv = inventory(lab, tmp_path / "inv.yml", site)
+    before_runs = _open_runs(client)
     proc = _controller_run(keyring, redis_server.url, inv, tmp_path, "--site-timeout", "8")
     try:
-        run_id = _run_id(client)
+        run_id = _run_id(client, before_runs)
         token = json.loads(client.get(f"kmsfleet:run:{run_id}:open"))
         nonce = json.loads(token["body"])["n"]  # the nonce is no secret: anyone reading the broker sees it
         stream = f"kmsfleet:run:{run_id}:events"
