@@ -574,7 +574,8 @@ def test_an_old_batch_replayed_is_refused(
         wait_for(lambda i=i: log_count(worker, "refused a batch message") >= base + i, 30, f"replay {i} refused")  # type: ignore[misc]
     log_text = worker.log.read_text()
     refusals = re.findall(r"refused a batch message: (.*)", log_text)[-4:]
-    assert [bool(re.search("has no fresh signed open token", r)) for r in refusals] == [True, True, False, True], refusals
+    stale = [bool(re.search("has no fresh signed open token", r)) for r in refusals]
+    assert stale == [True, True, False, True], refusals
     assert "was already run here (replay)" in refusals[2], refusals
     assert truth(lab) == before
 
