@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
+import ipaddress
 import os
 import re
+import secrets
 import select
 import shutil
 import signal
@@ -15,7 +18,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import pytest
 from labkit import KMSFLEET, PASSWORD
@@ -79,17 +82,80 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+class TlsFiles(NamedTuple):
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls(folder: Path) -> TlsFiles:
+    """A throw-away CA and a server certificate for 127.0.0.1 (what an administrator would get from their CA)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kmsfleet test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    files = TlsFiles(folder / "ca.pem", folder / "redis.pem", folder / "redis.key")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    files.key.write_bytes(pem)
+    files.key.chmod(0o600)
+    return files
+
+
 class RedisServer:
     """``redis-server`` bound to 127.0.0.1 on a free port, nothing saved to disk. Stopped by ``stop()``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, tls: bool = False, acl: list[str] | None = None) -> None:
+        """``tls``: listen with TLS only (a throw-away CA in ``workdir``); ``acl``: ACL file lines (users)."""
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.tls = make_tls(workdir) if tls else None
+        self.acl = acl
+        self.admin = ("admin", secrets.token_hex(16)) if acl is not None else None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_for()
+
+    def url_for(self, user: str | None = None, password: str | None = None) -> str:
+        auth = f"{user}:{password}@" if user and password else ""
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={self.tls.ca}"
+
+    def _args(self) -> list[str]:
+        args = ["--port", str(self.port)]
+        if self.tls is not None:
+            args = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert)]
+            args += ["--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca)]
+            args += ["--tls-auth-clients", "no"]
+        if self.acl is not None and self.admin is not None:
+            aclfile = self.workdir / "users.acl"
+            lines = [*self.acl, f"user {self.admin[0]} on >{self.admin[1]} ~* &* +@all", "user default off"]
+            aclfile.write_text("\n".join(lines) + "\n")
+            args += ["--aclfile", str(aclfile)]
+        return args
 
     def start(self, timeout: float = 20.0) -> RedisServer:
         binary = require_redis()
@@ -99,8 +165,7 @@ class RedisServer:
             self.proc = subprocess.Popen(
                 [
                     binary,
-                    "--port",
-                    str(self.port),
+                    *self._args(),
                     "--bind",
                     "127.0.0.1",
                     "--save",
@@ -125,7 +190,7 @@ class RedisServer:
         import redis
 
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1, socket_timeout=1)
+        client = self.client(timeout=1)
         try:
             while time.monotonic() < deadline:
                 if self.proc is None or self.proc.poll() is not None:
@@ -138,10 +203,12 @@ class RedisServer:
             client.close()
         return False
 
-    def client(self) -> Any:
+    def client(self, timeout: float = 10) -> Any:
+        """A client with every right (the ACL's admin user when there is an ACL)."""
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2, socket_timeout=10)
+        user, password = self.admin if self.admin is not None else (None, None)
+        return redis.Redis.from_url(self.url_for(user, password), socket_connect_timeout=2, socket_timeout=timeout)
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

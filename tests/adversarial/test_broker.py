@@ -698,3 +698,70 @@ def test_celery_remote_control_cannot_stop_or_inspect_a_worker(
     time.sleep(3)
     assert worker.proc is not None and worker.proc.poll() is None
     assert "shutdown" not in worker.log.read_text().lower().replace("shutting_down", "")
+
+
+def _redis_tls_supported() -> bool:
+    """Whether this redis-server build has TLS: asked for a TLS port without a certificate, a TLS build
+    complains about the missing certificate (Debian's does); a build without TLS rejects the option itself."""
+    from distkit import free_port
+
+    argv = [require_redis(), "--port", "0", "--tls-port", str(free_port()), "--save", ""]
+    try:
+        proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return "tls-cert-file" in proc.stdout + proc.stderr
+
+
+@redis_tests
+def test_a_run_over_tls_with_one_acl_user_per_side(lab: LabThread, keyring: Keyring, tmp_path: Path) -> None:
+    """Redis with TLS only and ACL users (no default user): the controller's user and a per-site worker user
+    whose keys are its own queue, the runs' keys and its own presence key; no dangerous commands."""
+    import redis
+
+    if not _redis_tls_supported():
+        pytest.skip("this redis-server build has no TLS")
+    ctl_pw, wrk_pw = secrets.token_hex(16), secrets.token_hex(16)
+    common = "~kmsfleet:run:* ~_kombu.* ~unacked* &* +@all -@dangerous"
+    acl = [
+        f"user kmsfleet-controller on >{ctl_pw} ~kmsfleet.site.* ~kmsfleet:presence:* {common}",
+        # kombu keeps priority sub-queues beside each queue: NAME + "\x06\x16" + 3, 6 or 9
+        f"user kmsfleet-{SITE} on >{wrk_pw} ~kmsfleet.site.{SITE} ~kmsfleet.site.{SITE}??[369] "
+        f"~kmsfleet:presence:{SITE}:* {common}",
+    ]
+    server = RedisServer(tmp_path, tls=True, acl=acl).start()
+    try:
+        ctl_url = server.url_for("kmsfleet-controller", ctl_pw)
+        wrk_url = server.url_for(f"kmsfleet-{SITE}", wrk_pw)
+        with pytest.raises(redis.ConnectionError):  # no plain-text listener at all
+            redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=3, socket_connect_timeout=3).ping()
+        with pytest.raises(redis.AuthenticationError):  # no default user
+            redis.Redis.from_url(server.url_for(), socket_timeout=3).ping()
+        site_a = redis.Redis.from_url(wrk_url, socket_timeout=3)
+        for forbidden in (
+            lambda: site_a.lpush(queue_name("school_b"), "x"),
+            lambda: site_a.set(presence_key("school_b", "n"), "x"),
+            lambda: site_a.config_get("*"),
+            site_a.flushall,
+        ):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                forbidden()
+        url_file = tmp_path / "broker.url"
+        url_file.write_text(ctl_url + "\n")
+        url_file.chmod(0o600)
+        worker = WorkerProcess(SITE, wrk_url, tmp_path / "worker.log", keyring.worker(SITE)).start()
+        try:
+            inv = inventory(lab, tmp_path / "inv.yml")
+            proc = run_cli(
+                "run", str(PLAYBOOK), "-i", str(inv), "--distributed", "--broker-url-file", str(url_file),
+                "--keys", str(keyring.controller), "--report", str(tmp_path / "run.json"),
+                "--db", str(tmp_path / "run.db"),
+            )  # fmt: skip
+        finally:
+            assert worker.stop() == 0
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-3000:]
+        assert {h["status"] for h in read_report(tmp_path / "run.json")["hosts"]} <= {"ok", "changed"}
+        assert ctl_pw not in out and wrk_pw not in worker.log.read_text()
+    finally:
+        server.stop()
