@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -361,3 +362,13 @@ def kombu_bodies(monitor_log: str) -> list[str]:
     for match in re.finditer(r'\\"body\\": \\"([A-Za-z0-9+/=]+)\\"', monitor_log):
         bodies.append(base64.b64decode(match.group(1)).decode("utf-8", "replace"))
     return bodies
+
+
+def serve_redis(workdir: Path) -> Iterator[RedisServer]:
+    """The body of a module's ``redis_server`` fixture: a plain server for the module, stopped afterwards."""
+    require_redis()
+    server = RedisServer(workdir).start()
+    try:
+        yield server
+    finally:
+        server.stop()

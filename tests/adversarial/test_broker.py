@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from distkit import Keyring, Monitor, RedisServer, WorkerProcess, kombu_bodies, require_redis
+from distkit import Keyring, Monitor, RedisServer, WorkerProcess, kombu_bodies, require_redis, serve_redis
 from labkit import KMSFLEET, hosts_by_name, read_report, room_spec, run_cli, start_lab
 
 from orchestrator.distributed.celery_app import TASK_NAME, make_app, presence_key, queue_name
@@ -226,12 +226,7 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> Keyring:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    require_redis()
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve_redis(tmp_path_factory.mktemp("redis"))
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from distkit import Keyring, Monitor, RedisServer, WorkerProcess, children_of, kombu_bodies, require_redis
+from distkit import Keyring, Monitor, RedisServer, WorkerProcess, children_of, kombu_bodies, serve_redis
 from labkit import KMSFLEET, PASSWORD, hosts_by_name, read_report, room_spec, run_cli, start_lab
 
 from orchestrator.lab.addresses import Claim, claim_prefix
@@ -72,12 +72,7 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> Keyring:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    require_redis()
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve_redis(tmp_path_factory.mktemp("redis"))
 
 
 def _spec(claim: Claim) -> dict[str, Any]:
