@@ -40,6 +40,7 @@ PANELS = {
     "inventory": "Reference",
     "lab": "Lab and scale-out",
     "worker": "Lab and scale-out",
+    "keys": "Lab and scale-out",
 }
 
 app = typer.Typer(

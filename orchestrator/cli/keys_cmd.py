@@ -17,7 +17,18 @@ DIR_OPTION = typer.Option(None, "--keys", envvar="KMSFLEET_KEYS", help="Key fold
 
 
 def register(app: typer.Typer) -> None:
-    keys_app = typer.Typer(help=KEYS_HELP, no_args_is_help=True)
+    keys_app = typer.Typer(
+        name="keys",
+        help=KEYS_HELP,
+        epilog=examples(
+            "kmsfleet keys init --role controller",
+            "kmsfleet keys init --role worker --keys /etc/kmsfleet/keys",
+            "kmsfleet keys trust --site school_a worker-school_a.pub",
+        ),
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
     app.add_typer(keys_app, name="keys")
 
     @keys_app.command(
