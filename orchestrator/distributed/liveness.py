@@ -12,6 +12,7 @@ make the controller send a site's batches into a queue nobody consumes for longe
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import threading
 import time
@@ -23,6 +24,7 @@ from orchestrator.distributed.signing import DOMAIN_PRESENCE, SignatureError, Si
 
 PRESENCE_REFRESH = 2.0
 PRESENCE_TTL = 10
+MAX_NODES = 200  # presence keys read per site and check (a flood of fake ones costs the controller nothing more)
 PRESENCE_MAX_AGE = 30.0  # seconds (both ways: clocks of controller and workers are assumed NTP-synced)
 
 
@@ -99,7 +101,8 @@ class SiteWatcher:
         found: dict[str, set[str]] = {s: set() for s in self.sites}
         try:
             for site in self.sites:
-                keys = list(self.client.scan_iter(match=f"{PRESENCE_PREFIX}{site}:*", count=200))[:1000]
+                found_keys = self.client.scan_iter(match=f"{PRESENCE_PREFIX}{site}:*", count=200)
+                keys = list(itertools.islice(found_keys, MAX_NODES))
                 values = self.client.mget(keys) if keys else []
                 for key, raw in zip(keys, values, strict=True):
                     node = self._live(site, key, raw) if raw is not None else None
