@@ -50,7 +50,7 @@ Deviations/choices:
 - The 4-hour clock tolerance comes from public KMS emulators; Microsoft publishes no number.
 - The spec's pre-filled ``kms.count`` never ages out (it stands for other PCs that keep renewing); lab CMIDs age
   out after 30 days of lab time.
-- Office pool cap 10 (2 x its threshold) and Windows pool cap 50, as FACTS §1.2 describes for real hosts.
+- Office pool cap 10 (2 x its threshold) and Windows pool cap 50, as docs/reference.md §1.2 describes for real hosts.
 """
 
 from __future__ import annotations

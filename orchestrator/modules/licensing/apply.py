@@ -1,10 +1,11 @@
 """Applying a licensing plan through WMI methods, and what the module reports afterwards.
 
-Methods (FACTS §2.1/§2.2): ``SoftwareLicensingService.InstallProductKey``, ``SetKeyManagementServiceMachine``,
-``SetKeyManagementServicePort``, ``RefreshLicenseStatus``; ``SoftwareLicensingProduct.Activate`` (and the same
-names on the OSPP classes for Office on Windows 7). Method calls are never retried (the transport does not retry
-invokes); a failing call arrives as a WS-Management fault carrying the HRESULT, or as a non-zero ReturnValue
-(FACTS §2.4) - both end the apply step, and the module then re-reads the state, which is the record.
+Methods (docs/reference.md §2.1/§2.2): ``SoftwareLicensingService.InstallProductKey``,
+``SetKeyManagementServiceMachine``, ``SetKeyManagementServicePort``, ``RefreshLicenseStatus``;
+``SoftwareLicensingProduct.Activate`` (and the same names on the OSPP classes for Office on Windows 7). Method
+calls are never retried (the transport does not retry invokes); a failing call arrives as a WS-Management fault
+carrying the HRESULT, or as a non-zero ReturnValue (docs/reference.md §2.4) - both end the apply step, and the
+module then re-reads the state, which is the record.
 """
 
 from __future__ import annotations

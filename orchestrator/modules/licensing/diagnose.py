@@ -1,9 +1,9 @@
 """Why did an activation fail? The HRESULT Windows reported, refined with what kmsfleet can check itself.
 
-FACTS §1.5: slmgr usually shows the outer 0xC004F074 ("no KMS could be contacted") when the real reason is a
+docs/reference.md §1.5: slmgr usually shows the outer 0xC004F074 ("no KMS could be contacted") when the real reason is a
 clock the KMS host rejects (0xC004F06C), so kmsfleet checks the clock before blaming the network, and then tests
 TCP from the PC to the KMS host. 0xC004F038 (count too low) on PCs that share one CMID is a cloned image
-(FACTS §1.4). 0x80070005 over WinRM means the account is not an (elevated) administrator.
+(docs/reference.md §1.4). 0x80070005 over WinRM means the account is not an (elevated) administrator.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Checks (read-only): the time zone ID (Win32_TimeZone; ``tzutil /g`` when WMI's n
 are localised); the clock against the controller's (reference = the machine running kmsfleet; the round trip is
 halved); ``whoami /groups`` for an elevated token (``require_admin``); a TCP connect to <kms_host>:<kms_port>
 run *on the PC* (``check_kms_port``; a TcpClient script that PowerShell 2.0 on Windows 7 runs too). Each
-problem fails the task with its diagnosis and the code activation would end with (the seed's):
+problem fails the task with its diagnosis and the code activation would end with (the bureau's Q&A's):
 KF_WRONG_TIMEZONE and KF_CLOCK_SKEW with 0xC004F06C (the KMS host rejects the request's timestamp),
 KF_NOT_ADMIN with 0x80070005, KF_KMS_PORT_BLOCKED with 0xC004F074.
 
