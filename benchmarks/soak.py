@@ -127,12 +127,14 @@ def build_spec(hosts: int, fault_rate: float, latency_ms: float, seed: int) -> t
 
 
 def _recorded(db: Path) -> int:
-    """Hosts recorded so far (any run), read-only; 0 while the database does not exist yet."""
+    """Hosts finished so far (any run), read-only; 0 while the database does not exist yet. A run writes every
+    targeted PC as pending (``not_run``) when it starts: those rows are not counted."""
     if not db.exists():
         return 0
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)) as conn:
-            return int(conn.execute("SELECT count(*) FROM host_results").fetchone()[0])
+            query = "SELECT count(*) FROM host_results WHERE status != 'not_run'"
+            return int(conn.execute(query).fetchone()[0])
     except sqlite3.Error:
         return 0
 

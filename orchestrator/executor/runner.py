@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
@@ -234,9 +235,12 @@ class Runner:
         last_play = {h: i for i, hosts in enumerate(targets) for h in hosts}
         for h in all_hosts:
             self._state(h)
-        self.reporter.run_started(self.info, all_hosts)
+        with _interrupts_held() as held:  # every targeted PC is recorded before Ctrl-C can cut in
+            self.reporter.run_started(self.info, all_hosts)
         interrupted = False
         try:
+            if held:
+                raise KeyboardInterrupt
             for index, (play, hosts) in enumerate(zip(plays, targets, strict=True)):
                 if self.cancel.is_set():
                     break
@@ -483,3 +487,22 @@ def new_run_info(
         kmsfleet_version=__version__,
         lang=options.lang,
     )
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C and SIGTERM while a block runs (the run's start is being recorded): the signals that arrived
+    are listed in the yielded list for the caller to act on afterwards. Outside the main thread (a run driven
+    in-process by tests or a worker) signals cannot be handled here, and nothing is held."""
+    held: list[int] = []
+    previous: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, _frame: held.append(signum))
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield held
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -430,6 +430,8 @@ def all_ok_line(summary: ClassroomSummary, code: str) -> str:
     """The all-fine line of a summary, or that no PC ran at all (``--limit @failed`` after a clean run)."""
     if not summary.total:
         return i18n.t("recap.no_hosts", code)
+    if summary.not_finished:  # interrupted or never started: not "all fine"
+        return i18n.t("recap.some_ok", code, ok=summary.total - summary.not_finished, total=summary.total)
     return i18n.t("recap.all_ok", code, total=summary.total)
 
 
