@@ -84,11 +84,16 @@ def _construct_unsafe(loader: _Loader, node: Node) -> UnsafeText:
 
 
 def _construct_vault(loader: _Loader, node: Node) -> Any:
-    raise InputError(
-        "Ansible Vault values are not supported",
-        _loc(loader.filename, node),
-        hint="keep secrets out of files: use \"{{ lookup('env', 'KMSFLEET_PASSWORD') }}\" or --ask-pass",
-    )
+    """``!vault |`` inline values: decrypted with the process's vault passwords and marked secret."""
+    from orchestrator import vault
+    from orchestrator.redact import register_secret
+
+    where = _loc(loader.filename, node)
+    if not isinstance(node, ScalarNode):
+        raise InputError("!vault applies to a single encrypted text", where)
+    plain = vault.decrypt_text(str(loader.construct_scalar(node)), where, "this !vault value")
+    register_secret(plain)
+    return plain
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -187,7 +192,17 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
 
 
 def load_yaml_file(path: str | Path) -> Any:
-    return load_yaml_text(read_text_file(path), str(path))
+    """A YAML file; an Ansible Vault encrypted file is decrypted first and all its values are marked secret."""
+    text = read_text_file(path)
+    from orchestrator import vault
+
+    if not vault.is_encrypted(text):
+        return load_yaml_text(text, str(path))
+    from orchestrator.redact import register_secret_values
+
+    data = load_yaml_text(vault.decrypt_text(text, Location(str(path)), "this file"), str(path))
+    register_secret_values(data)
+    return data
 
 
 def read_text_file(path: str | Path) -> str:
