@@ -9,6 +9,7 @@ the last to win silently, which hides typos). ``!unsafe`` marks a string that mu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,14 @@ def _construct_mapping(loader: _Loader, node: MappingNode) -> LocatedDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, list | dict):
-            raise InputError("a mapping key must be a plain value", _loc(loader.filename, key_node))
+            hint = None
+            if isinstance(key_node, MappingNode) and key_node.flow_style and node.flow_style:
+                # ``msg: {{ x }}`` parses as a mapping inside a mapping; Ansible's own hint for it
+                hint = (
+                    "this looks like a missing quote: always quote a value that starts with {{, "
+                    'e.g. msg: "{{ x }}" rather than msg: {{ x }}'
+                )
+            raise InputError("a mapping key must be a plain value", _loc(loader.filename, key_node), hint)
         skey = "" if key is None else str(key) if not isinstance(key, bool) else str(key).lower()
         if skey in out:
             raise InputError(
@@ -180,7 +188,7 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
         where = Location(filename, mark.line + 1, mark.column + 1) if mark else Location(filename)
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
-        raise InputError(f"YAML syntax error: {problem}{context}", where) from None
+        raise InputError(f"YAML syntax error: {problem}{context}", where, _quote_hint(text, mark)) from None
     except yaml.reader.ReaderError as exc:
         raise InputError(_bad_character(exc), Location(filename)) from None
     except yaml.YAMLError as exc:
@@ -189,6 +197,17 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
         raise InputError("YAML nesting is too deep", Location(filename)) from None
     finally:
         loader.dispose()
+
+
+def _quote_hint(text: str, mark: Any) -> str | None:
+    """Ansible's hint when a value starts with an unquoted ``{{`` (YAML reads ``{`` as a mapping)."""
+    if mark is None:
+        return None
+    lines = text.splitlines()
+    near = lines[max(0, mark.line - 1) : mark.line + 1]
+    if any(re.search(r"(^|:|-)\s*\{\{", line) for line in near):
+        return 'always quote a value that starts with {{, e.g. msg: "{{ x }} there" rather than msg: {{ x }} there'
+    return None
 
 
 def load_yaml_file(path: str | Path) -> Any:

@@ -42,8 +42,16 @@ def corpus_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     def run(label: str, *extra: str) -> None:
         report = tmp / f"{label}.json"
         proc = run_cli(
-            "run", "kms_site.yml", "-i", str(lab.inventory_path), "--no-history", "--report", str(report), *extra,
-            cwd=work, env={"ANSIBLE_CONFIG": ""},
+            "run",
+            "kms_site.yml",
+            "-i",
+            str(lab.inventory_path),
+            "--no-history",
+            "--report",
+            str(report),
+            *extra,
+            cwd=work,
+            env={"ANSIBLE_CONFIG": ""},
         )
         out[label] = (proc, read_report(report) if report.exists() else None)
 
