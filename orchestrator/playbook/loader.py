@@ -817,6 +817,7 @@ class _Loader:
             check_vars(params, at)
             self._check_strings(params, at)
         role = find_role(name, self._play_dir, self.roles_path, at)
+        self._check_role_loop(role, at)
         if dedupe:
             seen = (str(role.path.resolve()), repr(sorted(params.items())), "main")
             if seen in self._roles_done:
@@ -836,10 +837,7 @@ class _Loader:
         sources: Mapping[str, str | None],
         handlers_section: bool = False,
     ) -> Block:
-        resolved = role.path.resolve()
-        if resolved in self._role_stack:
-            chain = " → ".join(p.name for p in (*self._role_stack[self._role_stack.index(resolved) :], resolved))
-            raise InputError(f"role dependency loop: {chain}", at)
+        resolved = self._check_role_loop(role, at)
         self._role_stack = (*self._role_stack, resolved)
         try:
             deps, deps_at = role_dependencies(role)
@@ -898,6 +896,13 @@ class _Loader:
             **inherit.values,
         }
         return Block(**fields)
+
+    def _check_role_loop(self, role: RoleDir, at: Location) -> Path:
+        resolved = role.path.resolve()
+        if resolved in self._role_stack:
+            chain = " → ".join(p.name for p in (*self._role_stack[self._role_stack.index(resolved) :], resolved))
+            raise InputError(f"role dependency loop: {chain}", at)
+        return resolved
 
     def _import_role(
         self,
