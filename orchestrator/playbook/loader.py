@@ -89,6 +89,9 @@ class _Loader:
         self._seen_errors: set[str] = set()
         self._play_dir = Path(".")
         self._role_handlers: list[Task | Block] = []
+        self._public_defaults: dict[str, Any] = {}  # roles:/import_role defaults and vars: visible play-wide
+        self._public_vars: dict[str, Any] = {}
+        self._public = True  # include_role is private (Ansible's ``public: false`` default)
         self._roles_done: set[tuple[str, str, str]] = set()
         self._role_stack: tuple[Path, ...] = ()
         self._handler_files: set[str] = set()
@@ -200,6 +203,8 @@ class _Loader:
         inherit = _Inherit(tags=own_tags, values=self._validated_inherited(values, raw, file))
         self._play_dir = file.parent
         self._role_handlers = []
+        self._public_defaults = {}
+        self._public_vars = {}
         self._roles_done = set()
         self._handler_files = set()
         sections: dict[str, Any] = {}
@@ -216,6 +221,11 @@ class _Loader:
                 sections["roles"] = self._collecting(lambda: self._play_roles(raw, file, inherit), ())
         sections["tasks"] = (*sections.pop("roles", ()), *sections["tasks"])
         sections["handlers"] = (*sections["handlers"], *self._role_handlers)
+        if self._public_defaults or self._public_vars:
+            for section in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+                sections[section] = tuple(
+                    _with_public_role_vars(n, self._public_defaults, self._public_vars) for n in sections[section]
+                )
         remote_user = self._remote_user(raw, file)
         prompts = self._collecting(lambda: self._vars_prompt(raw, file), ())
         fields: dict[str, Any] = {
@@ -854,6 +864,9 @@ class _Loader:
                 **role_vars_file(role, "defaults", sources.get("defaults_from"), at),
             }
             role_vars = role_vars_file(role, "vars", sources.get("vars_from"), at)
+            if self._public:
+                self._public_defaults.update(defaults)
+                self._public_vars.update(role_vars)
             magic = {"role_path": str(role.path), "role_name": role.path.name}
             inner = _Inherit(
                 when=inherit.when,
@@ -951,7 +964,12 @@ class _Loader:
             raise InputError("role names cannot be templates (roles are read before the run)", at)
         role = find_role(name, self._play_dir, self.roles_path, at)
         child = self._child_inherit(raw, file, inherit)
-        block = self._role_block(role, child, {}, at, file, stack, sources, handlers)
+        public = spec.get("public")
+        self._public = _short(key) == "import_role" if public is None else str(public).lower() in ("true", "yes", "1")
+        try:
+            block = self._role_block(role, child, {}, at, file, stack, sources, handlers)
+        finally:
+            self._public = True
         return block.model_copy(update={"name": raw.get("name") or block.name, "key_locations": _key_locations(raw)})
 
     def _ignored(self, raw: dict[str, Any], key: str, file: Path) -> None:
@@ -1095,6 +1113,18 @@ def _first_defaults(block: Block) -> dict[str, Any]:
     for task in _walk((block,)):
         return dict(task.defaults)
     return {}
+
+
+def _with_public_role_vars(node: Task | Block, defaults: Mapping[str, Any], variables: Mapping[str, Any]) -> Any:
+    """Ansible makes the defaults and vars of ``roles:`` and ``import_role`` visible to the whole play; a task's
+    own role vars, block vars and task vars still win (they are applied after these)."""
+    if isinstance(node, Block):
+        update: dict[str, Any] = {
+            part: tuple(_with_public_role_vars(n, defaults, variables) for n in getattr(node, part))
+            for part in ("block", "rescue", "always")
+        }
+        return node.model_copy(update=update)
+    return node.model_copy(update={"defaults": {**defaults, **node.defaults}, "vars": {**variables, **node.vars}})
 
 
 def _with_role_alias(node: Task | Block, role: str) -> Task | Block:

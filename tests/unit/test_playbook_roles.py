@@ -131,7 +131,7 @@ def test_dependency_loops_and_missing_tasks_from(tmp_path: Path) -> None:
     role(tmp_path / "roles", "c", tasks="- debug: msg=c\n")
     with pytest.raises(InputError, match="role dependency loop: a → b → a"):
         load_playbook(write(tmp_path, "- hosts: all\n  roles: [a]\n"), CATALOG)
-    with pytest.raises(InputError, match="has no tasks/nope.yml"):
+    with pytest.raises(InputError, match=r"has no tasks/nope\.yml"):
         load_playbook(
             write(tmp_path, "- hosts: all\n  tasks:\n    - import_role: {name: c, tasks_from: nope}\n"), CATALOG
         )
@@ -217,3 +217,16 @@ def test_play_user_become_false_and_vars_prompt(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         load_playbook(write(tmp_path, "- hosts: all\n  become: yes\n  become_method: runas\n"), CATALOG)
     assert "WinRM already signs in" in (err.value.hint or "")
+
+
+def test_roles_defaults_and_vars_are_public_but_include_role_is_private(tmp_path: Path) -> None:
+    role(tmp_path / "roles", "pub", defaults="kms_host: kms.example\n", vars="v: pub\n", tasks="- debug: msg=r\n")
+    role(tmp_path / "roles", "priv", defaults="hidden: yes\n", tasks="- debug: msg=p\n")
+    text = (
+        "- hosts: all\n  roles: [pub]\n  tasks:\n    - include_role: {name: priv}\n"
+        "  post_tasks:\n    - debug: msg=after\n"
+    )
+    book = load_playbook(write(tmp_path, text), CATALOG)
+    (after,) = tasks_of(book, "post_tasks")
+    assert after.defaults == {"kms_host": "kms.example"} and after.vars == {"v": "pub"}
+    assert "hidden" not in after.defaults
