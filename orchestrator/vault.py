@@ -84,6 +84,7 @@ def decrypt_text(text: str, where: Location, what: str = "this file") -> str:
         raise InputError(f"{what} uses vault format {version};{cipher}; kmsfleet reads 1.1 and 1.2 with AES256", where)
     label = header[3].strip() if len(header) > 3 and version == "1.2" else None
     if not _secrets:
+        # Ansible: "Attempting to decrypt but no vault secrets found"
         raise InputError(f"{what} is encrypted with Ansible Vault and no vault password was given", where, _HINT)
     try:
         inner = binascii.unhexlify("".join(line.strip() for line in lines[1:])).decode("ascii")

@@ -63,8 +63,8 @@ def _construct_mapping(loader: _Loader, node: MappingNode) -> LocatedDict:
             if isinstance(key_node, MappingNode) and key_node.flow_style and node.flow_style:
                 # ``msg: {{ x }}`` parses as a mapping inside a mapping; Ansible's own hint for it
                 hint = (
-                    "this looks like a missing quote: always quote a value that starts with {{, "
-                    'e.g. msg: "{{ x }}" rather than msg: {{ x }}'
+                    "this looks like an issue with missing quotes (as Ansible says): always quote template "
+                    'expression brackets when they start a value, e.g. msg: "{{ x }}" rather than msg: {{ x }}'
                 )
             raise InputError("a mapping key must be a plain value", _loc(loader.filename, key_node), hint)
         skey = "" if key is None else str(key) if not isinstance(key, bool) else str(key).lower()
@@ -206,7 +206,10 @@ def _quote_hint(text: str, mark: Any) -> str | None:
     lines = text.splitlines()
     near = lines[max(0, mark.line - 1) : mark.line + 1]
     if any(re.search(r"(^|:|-)\s*\{\{", line) for line in near):
-        return 'always quote a value that starts with {{, e.g. msg: "{{ x }} there" rather than msg: {{ x }} there'
+        return (
+            "this looks like an issue with missing quotes (as Ansible says): always quote template expression "
+            'brackets when they start a value, e.g. msg: "{{ x }} there" rather than msg: {{ x }} there'
+        )
     return None
 
 

@@ -1,5 +1,7 @@
-"""``load_playbook(path, catalog)``: YAML → validated ``Playbook``, entirely before any host is contacted.
+"""``load_playbook(path, catalog, roles_path)``: YAML → validated ``Playbook``, entirely before any host is
+contacted. Roles (``roles:``, ``import_role``/``include_role``, meta dependencies) are read here too, statically.
 
+Every problem is collected in one pass (at most ``MAX_ERRORS`` listed) and raised together as ``PlaybookErrors``.
 Everything a typo can break fails here with file:line:column and a did-you-mean: unknown play/task keywords,
 unknown modules (``ansible.windows.win_command`` and other FQCNs resolve to the short name), two modules in
 one task or none, bad types (``retries: many``), module arguments (checked by the catalogue), Jinja2 syntax in
@@ -642,7 +644,9 @@ class _Loader:
             )
         suggestion = did_you_mean(_short(key), self.module_names(), cutoff=_CLOSE)
         message = f"unknown module '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else "")
-        hint = None if suggestion else f"known modules: {', '.join(self.module_names())}"
+        # Ansible says "couldn't resolve module/action 'x'. This often indicates a misspelling, missing
+        # collection, or incorrect module path."
+        hint = None if suggestion else f"a misspelling? kmsfleet's modules: {', '.join(self.module_names())}"
         raise InputError(message, _key_loc(raw, key, file), hint=hint)
 
     def _args(self, raw: dict[str, Any], module_key: str, spec: ModuleSpec, file: Path) -> dict[str, Any]:
@@ -716,7 +720,7 @@ class _Loader:
                 self._check_strings(value, at)
                 return value
             if key != "with_items":
-                needs = "a mapping" if key == "with_dict" else "a list"
+                needs = "a mapping (Ansible: 'with_dict expects a dict')" if key == "with_dict" else "a list"
                 raise InputError(
                     f"'{key}' needs {needs}, not {_kind(value)}", at, f'did you mean {key}: "{{{{ {value} }}}}"?'
                 )
@@ -724,7 +728,11 @@ class _Loader:
         elif isinstance(value, dict) and key != "with_dict":
             raise InputError(f"'{key}' needs a list, not a mapping", at, hint='use loop: "{{ d | dict2items }}"')
         elif key == "with_dict" and not isinstance(value, dict | str):
-            raise InputError(f"'with_dict' needs a mapping, not {_kind(value)}", at, "write a mapping: {a: 1, b: 2}")
+            raise InputError(
+                f"'with_dict' needs a mapping (Ansible: 'with_dict expects a dict'), not {_kind(value)}",
+                at,
+                "write a mapping ({a: 1, b: 2}) or a template that gives one",
+            )
         elif not isinstance(value, list | str | dict):
             raise InputError(f"'{key}' needs a list, not {_kind(value)}", at, "write a list: loop: [a, b]")
         self._check_strings(value, at)

@@ -193,8 +193,11 @@ def test_errors_are_bounded(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("tasks", "message"),
     [
-        ("    - debug: msg=x\n      with_dict: mydict\n", "'with_dict' needs a mapping, not the text 'mydict'"),
-        ("    - debug: msg=x\n      with_dict: [a]\n", "'with_dict' needs a mapping, not a list"),
+        (
+            "    - debug: msg=x\n      with_dict: mydict\n",
+            "'with_dict' needs a mapping (Ansible: 'with_dict expects a dict'), not the text 'mydict'",
+        ),
+        ("    - debug: msg=x\n      with_dict: [a]\n", "expects a dict'), not a list"),
         ("    - win_servise: {name: x}\n", "unknown module 'win_servise'"),
     ],
 )
