@@ -98,3 +98,14 @@ def test_empty_password_file_is_an_error(tmp_path: Path) -> None:
 
 def test_secret_repr_hides_the_password() -> None:
     assert "kmsfleet-test-vault" not in repr(secret())
+
+
+def test_a_whole_inventory_file_may_be_vault_encrypted() -> None:
+    from orchestrator.inventory.loader import load_inventory
+
+    with vault.using_secrets([]), pytest.raises(InputError, match="inventory file is encrypted"):
+        load_inventory([str(DATA / "inventory.yml")])
+    with vault.using_secrets([secret()]):
+        inv = load_inventory([str(DATA / "inventory.yml")])
+    assert list(inv.hosts) == ["pc01"]
+    assert inv.host_vars("pc01")["ansible_password"] == "Inventory-Vault-Pw-7"
