@@ -325,6 +325,15 @@ def run_plan(
 # ------------------------------------------------------------------------------ distributed runs
 
 
+def _no_prompt_when_distributed(prompt: Any) -> Any:
+    """Workers read the playbook again and cannot be told a typed answer: vars_prompt needs ``-e`` there."""
+    raise InputError(
+        f"vars_prompt '{prompt.name}' cannot be asked with --distributed",
+        prompt.location,
+        hint=f"pass the answer with -e {prompt.name}=…",
+    )
+
+
 def run_distributed(
     request: RunRequest,
     dist: DistributedOptions,
@@ -340,6 +349,7 @@ def run_distributed(
 
     playbook = resolve_playbook(request.playbook)
     plan = render_play_hosts(load_plan(playbook), request.options.extra_vars)
+    answer_vars_prompts(plan, request.options.extra_vars, _no_prompt_when_distributed)
     inv = load_inventory(list(request.inventory), playbook_dir=_playbook_dir(playbook))
 
     def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:

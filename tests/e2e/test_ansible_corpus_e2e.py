@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from labkit import hosts_by_name, read_report, room_spec, run_cli, start_lab
 
 from orchestrator.lab.addresses import claim_prefix
@@ -24,6 +25,23 @@ HOSTS = [{"name": "pc01", "office": "none"}, {"name": "pc02", "office": "none"}]
 
 def windows(snap: dict[str, Any], host: str) -> dict[str, Any]:
     return next(p for p in snap[host]["products"] if p["product"] == "windows")
+
+
+def run_users(tmp: Path, inventory: Path, out: dict[str, Any]) -> None:
+    """pc01 loses its ansible_user: the play's remote_user (or -u) signs it in; pc02 keeps its own, which wins."""
+    data = yaml.safe_load(inventory.read_text())
+    del data["all"]["children"]["room101"]["hosts"]["pc01"]["ansible_user"]
+    edited = tmp / "users.yml"
+    edited.write_text(yaml.safe_dump(data))
+    for label, user in (("user-right", "administrator"), ("user-wrong", "nobody")):
+        book = tmp / f"{label}.yml"
+        book.write_text(
+            f"- hosts: all\n  gather_facts: false\n  remote_user: {user}\n  tasks:\n    - win_command: whoami\n"
+        )
+        report = tmp / f"{label}.json"
+        proc = run_cli("run", str(book), "-i", str(edited), "-u", "ignored-by-the-play", "--no-history",
+                       "--report", str(report), cwd=tmp)  # fmt: skip
+        out[label] = (proc, read_report(report) if report.exists() else None)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +79,7 @@ def corpus_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         out["after-check"] = snap()
         run("real")
         out["after-real"] = snap()
+        run_users(tmp, Path(lab.inventory_path), out)
         yield out
     finally:
         lab.stop()
@@ -100,3 +119,13 @@ def test_every_pc_is_licensed_through_the_lab_kms_host(corpus_runs: dict[str, An
     assert proc.stdout.count("stdout_callback is not used by kmsfleet") == 1
     # the vault file's values never reach the output
     assert "Campus KMS key rotation" not in proc.stdout + proc.stderr
+
+
+def test_remote_user_is_below_the_hosts_ansible_user(corpus_runs: dict[str, Any]) -> None:
+    proc, report = corpus_runs["user-right"]
+    assert report is not None and proc.returncode == 0, proc.stdout[-3000:]
+    proc, report = corpus_runs["user-wrong"]
+    assert report is not None, proc.stdout[-3000:]
+    by_host = hosts_by_name(report)
+    assert by_host["pc02"]["status"] in ("ok", "changed")  # its inventory ansible_user beat the play's remote_user
+    assert by_host["pc01"]["status"] not in ("ok", "changed")  # signed in as the play's 'nobody' and was refused
