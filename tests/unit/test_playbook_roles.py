@@ -233,3 +233,18 @@ def test_roles_defaults_and_vars_are_public_but_include_role_is_private(tmp_path
     (after,) = tasks_of(book, "post_tasks")
     assert after.defaults == {"kms_host": "kms.example"} and after.vars == {"v": "pub"}
     assert "hidden" not in after.defaults
+
+
+@pytest.mark.parametrize(
+    "value", ["        msg: {{ greeting }}\n", "        msg: {{ greeting }} there\n", "      with_items: {{ pcs }}\n"]
+)
+def test_unquoted_template_gets_ansibles_quoting_hint(tmp_path: Path, value: str) -> None:
+    text = (
+        "- hosts: all\n  tasks:\n    - debug:\n" + value
+        if "msg" in value
+        else ("- hosts: all\n  tasks:\n    - debug: msg=x\n" + value)
+    )
+    with pytest.raises(InputError) as err:
+        load_playbook(write(tmp_path, text), CATALOG)
+    assert "missing quotes" in (err.value.hint or "")
+    assert err.value.location is not None and err.value.location.line == 4
