@@ -6,6 +6,7 @@ milliseconds with file:line, not after 40 connections).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -72,10 +73,38 @@ def resolve_playbook(name: str) -> Path:
     raise InputError("playbook not found", Location(name), hint="give a path, or a bundled playbook such as site.yml")
 
 
-def load_plan(playbook: str | Path) -> Plan:
+def load_plan(playbook: str | Path, roles_path: Sequence[Path] | None = None) -> Plan:
+    """The compiled plan of a playbook; roles are looked up on ``roles_path`` (default: ansible.cfg's
+    ``roles_path`` / ``ANSIBLE_ROLES_PATH``) after the playbook's own ``roles/`` folder."""
+    from orchestrator.ansiblecfg import load_config
     from orchestrator.playbook.loader import load_playbook
 
-    return compile_playbook(load_playbook(Path(playbook), REGISTRY))
+    if roles_path is None:
+        roles_path = load_config().roles_path
+    return compile_playbook(load_playbook(Path(playbook), REGISTRY, roles_path))
+
+
+def answer_vars_prompts(plan: Plan, extra_vars: Mapping[str, Any], ask: Callable[[Any], Any] | None = None) -> Plan:
+    """Each play's ``vars_prompt`` answered before the run (as Ansible does): ``-e name=…`` skips the prompt;
+    on a terminal the user is asked (``private`` prompts do not echo); without one the ``default`` is used,
+    else it is an error saying to pass ``-e name=…``. Answers join the play's vars; private ones are secrets."""
+    if not any(play.vars_prompt for play in plan.plays):
+        return plan
+    from orchestrator.playbook.prompts import ask_on_terminal
+
+    asker = ask or ask_on_terminal
+    plays = []
+    for play in plan.plays:
+        answers: dict[str, Any] = {}
+        for prompt in play.vars_prompt:
+            if prompt.name in extra_vars:
+                continue
+            value = asker(prompt)
+            if prompt.private and isinstance(value, str):
+                register_secret(value)
+            answers[prompt.name] = value
+        plays.append(dataclasses.replace(play, vars={**play.vars, **answers}) if answers else play)
+    return dataclasses.replace(plan, plays=tuple(plays))
 
 
 def inventory_view(inv: Inventory) -> InventoryView:
@@ -185,7 +214,7 @@ def run_playbook(
     cancel: threading.Event | None = None,
 ) -> RunResult:
     playbook = resolve_playbook(request.playbook)
-    plan = load_plan(playbook)
+    plan = answer_vars_prompts(load_plan(playbook), request.options.extra_vars)
     inv = load_inventory(list(request.inventory), playbook_dir=_playbook_dir(playbook))
     return run_plan(plan, inv, request, reporters, cancel=cancel, playbook_path=playbook)
 
@@ -296,6 +325,15 @@ def run_plan(
 # ------------------------------------------------------------------------------ distributed runs
 
 
+def _no_prompt_when_distributed(prompt: Any) -> Any:
+    """Workers read the playbook again and cannot be told a typed answer: vars_prompt needs ``-e`` there."""
+    raise InputError(
+        f"vars_prompt '{prompt.name}' cannot be asked with --distributed",
+        prompt.location,
+        hint=f"pass the answer with -e {prompt.name}=…",
+    )
+
+
 def run_distributed(
     request: RunRequest,
     dist: DistributedOptions,
@@ -311,6 +349,7 @@ def run_distributed(
 
     playbook = resolve_playbook(request.playbook)
     plan = render_play_hosts(load_plan(playbook), request.options.extra_vars)
+    answer_vars_prompts(plan, request.options.extra_vars, _no_prompt_when_distributed)
     inv = load_inventory(list(request.inventory), playbook_dir=_playbook_dir(playbook))
 
     def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:

@@ -9,6 +9,7 @@ the last to win silently, which hides typos). ``!unsafe`` marks a string that mu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,14 @@ def _construct_mapping(loader: _Loader, node: MappingNode) -> LocatedDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, list | dict):
-            raise InputError("a mapping key must be a plain value", _loc(loader.filename, key_node))
+            hint = None
+            if isinstance(key_node, MappingNode) and key_node.flow_style and node.flow_style:
+                # ``msg: {{ x }}`` parses as a mapping inside a mapping; Ansible's own hint for it
+                hint = (
+                    "this looks like an issue with missing quotes (as Ansible says): always quote template "
+                    'expression brackets when they start a value, e.g. msg: "{{ x }}" rather than msg: {{ x }}'
+                )
+            raise InputError("a mapping key must be a plain value", _loc(loader.filename, key_node), hint)
         skey = "" if key is None else str(key) if not isinstance(key, bool) else str(key).lower()
         if skey in out:
             raise InputError(
@@ -84,11 +92,16 @@ def _construct_unsafe(loader: _Loader, node: Node) -> UnsafeText:
 
 
 def _construct_vault(loader: _Loader, node: Node) -> Any:
-    raise InputError(
-        "Ansible Vault values are not supported",
-        _loc(loader.filename, node),
-        hint="keep secrets out of files: use \"{{ lookup('env', 'KMSFLEET_PASSWORD') }}\" or --ask-pass",
-    )
+    """``!vault |`` inline values: decrypted with the process's vault passwords and marked secret."""
+    from orchestrator import vault
+    from orchestrator.redact import register_secret
+
+    where = _loc(loader.filename, node)
+    if not isinstance(node, ScalarNode):
+        raise InputError("!vault applies to a single encrypted text", where)
+    plain = vault.decrypt_text(str(loader.construct_scalar(node)), where, "this !vault value")
+    register_secret(plain)
+    return plain
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -175,7 +188,7 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
         where = Location(filename, mark.line + 1, mark.column + 1) if mark else Location(filename)
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
-        raise InputError(f"YAML syntax error: {problem}{context}", where) from None
+        raise InputError(f"YAML syntax error: {problem}{context}", where, _quote_hint(text, mark)) from None
     except yaml.reader.ReaderError as exc:
         raise InputError(_bad_character(exc), Location(filename)) from None
     except yaml.YAMLError as exc:
@@ -186,8 +199,32 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
         loader.dispose()
 
 
+def _quote_hint(text: str, mark: Any) -> str | None:
+    """Ansible's hint when a value starts with an unquoted ``{{`` (YAML reads ``{`` as a mapping)."""
+    if mark is None:
+        return None
+    lines = text.splitlines()
+    near = lines[max(0, mark.line - 1) : mark.line + 1]
+    if any(re.search(r"(^|:|-)\s*\{\{", line) for line in near):
+        return (
+            "this looks like an issue with missing quotes (as Ansible says): always quote template expression "
+            'brackets when they start a value, e.g. msg: "{{ x }} there" rather than msg: {{ x }} there'
+        )
+    return None
+
+
 def load_yaml_file(path: str | Path) -> Any:
-    return load_yaml_text(read_text_file(path), str(path))
+    """A YAML file; an Ansible Vault encrypted file is decrypted first and all its values are marked secret."""
+    text = read_text_file(path)
+    from orchestrator import vault
+
+    if not vault.is_encrypted(text):
+        return load_yaml_text(text, str(path))
+    from orchestrator.redact import register_secret_values
+
+    data = load_yaml_text(vault.decrypt_text(text, Location(str(path)), "this file"), str(path))
+    register_secret_values(data)
+    return data
 
 
 def read_text_file(path: str | Path) -> str:

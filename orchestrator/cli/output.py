@@ -184,8 +184,6 @@ class TerminalReporter:
         parts = [f"{styled(k, lang, result.info.check)} {v}" for k, v in counts.items() if v]
         self.console.print("  ".join(parts))
         self.print_summary(result)
-        if result.info.check:
-            self.console.print(f"[cyan]{escape(t('check.banner', lang))}[/]")
 
     def print_summary(self, result: RunResult) -> None:
         from orchestrator.results.summary import render_summary_text, summarise

@@ -13,11 +13,20 @@ from typing import Any
 
 import typer
 
+from orchestrator.cli.ansible_opts import (
+    ASK_VAULT_PASS,
+    REMOTE_USER,
+    VAULT_ID,
+    VAULT_PASSWORD_FILE,
+    connection_defaults,
+    inventory_sources,
+    read_config,
+    setup_vault,
+)
 from orchestrator.cli.common import (
     ASK_PASS,
     DB,
     EXTRA_VARS,
-    FORKS,
     HOST_TIMEOUT,
     INVENTORY,
     LANG,
@@ -247,13 +256,17 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def run(
         playbook: str = typer.Argument(..., help="Playbook file or bundled playbook name."),
-        inventory: list[str] = INVENTORY,
+        inventory: list[str] = typer.Option(
+            [], "-i", "--inventory", help="Inventory file, directory or host list (repeatable; ansible.cfg's if none)."
+        ),
         limit: str | None = typer.Option(
             None, "-l", "--limit", help="Host pattern: room101, pc0*, room101:!pc05, @failed, @unreachable, @file."
         ),
         check: bool = typer.Option(False, "-C", "--check", help="Dry run: report what would change, change nothing."),
         diff: bool = typer.Option(False, "-D", "--diff", help="Show before/after where meaningful."),
-        forks: int = FORKS,
+        forks: int | None = typer.Option(
+            None, "-f", "--forks", min=1, max=5000, help="PCs worked on at the same time (default 50 or ansible.cfg)."
+        ),
         strategy: str = typer.Option("free", "--strategy", help="free (default: no PC waits) or linear (lock-step)."),
         tags: list[str] = typer.Option([], "-t", "--tags", help="Only tasks with these tags (comma lists allowed)."),
         skip_tags: list[str] = typer.Option([], "--skip-tags", help="Skip tasks with these tags."),
@@ -265,6 +278,10 @@ def register(app: typer.Typer) -> None:
         ask_pass: bool = ASK_PASS,
         host_timeout: float | None = HOST_TIMEOUT,
         verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More output (-v, -vv, -vvv)."),
+        vault_password_file: list[str] = VAULT_PASSWORD_FILE,
+        vault_id: list[str] = VAULT_ID,
+        ask_vault_pass: bool = ASK_VAULT_PASS,
+        user: str | None = REMOTE_USER,
         retry_unreachable_for: str | None = typer.Option(
             None,
             "--retry-unreachable-for",
@@ -296,10 +313,17 @@ def register(app: typer.Typer) -> None:
         if strategy not in ("free", "linear"):
             raise InputError(f"--strategy must be free or linear, not {strategy!r}")
         lang = output_lang(lang)
+        notes: list[str] = []
+        config = read_config(notes)
+        for note in notes:
+            console.print(f"[dim]note: {escape(note)}[/]")
+        setup_vault(config, vault_password_file, vault_id, ask_vault_pass)
+        inventory = inventory_sources(inventory, config)
         options = RunOptions(
             check=check,
             diff=diff,
-            forks=forks,
+            forks=forks or config.forks or 50,
+            connection_defaults=connection_defaults(config, user),
             strategy=strategy,
             tags=frozenset(t.strip() for v in tags for t in v.split(",") if t.strip()),
             skip_tags=frozenset(t.strip() for v in skip_tags for t in v.split(",") if t.strip()),

@@ -58,6 +58,7 @@ def compile_task(task: Task, parent: dict[str, Any]) -> TaskSpec:
         tags=frozenset(task.tags),
         listen=tuple(task.listen),
         loop_with=task.loop_with,
+        defaults=dict(task.defaults),
         source=task,
     )
 
@@ -121,6 +122,8 @@ def compile_play(play: Play) -> PlaySpec:
         ignore_unreachable=play.ignore_unreachable if play.ignore_unreachable is not None else False,
         check_mode=play.check_mode,
         wake_on_lan=play.wake_on_lan,
+        remote_user=play.remote_user,
+        vars_prompt=tuple(play.vars_prompt),
         location=play.location,
         base_dir=str(play.base_dir),
         tags=frozenset(play.tags),

@@ -21,3 +21,6 @@ class RunOptions:
     grace: float = 5.0  # after Ctrl-C: how long in-flight requests may take before hosts are abandoned
     password: str | None = field(default=None, repr=False)  # --ask-pass / KMSFLEET_PASSWORD
     lang: str = "en"
+    #: connection variables used where a host sets none (ansible.cfg remote_user → ansible_user, timeout →
+    #: ansible_winrm_connection_timeout_sec); a play's remote_user comes between these and the host's own
+    connection_defaults: Mapping[str, Any] = field(default_factory=dict)

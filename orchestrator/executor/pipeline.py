@@ -106,9 +106,11 @@ class HostPipeline:
 
     # ---------------------------------------------------------------- variables and templating
 
-    def variables(self, run: PlayRun, scopes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def variables(
+        self, run: PlayRun, scopes: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         s = self.state
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = dict(defaults or {})  # role defaults: Ansible's lowest precedence
         out.update(s.inventory_vars)
         out.update(s.facts)
         if s.facts:
@@ -250,7 +252,7 @@ class HostPipeline:
     ) -> HostTaskResult | None:
         state = self.state
         scopes = (*scopes, task.vars)
-        variables = self.variables(run, scopes)
+        variables = self.variables(run, scopes, task.defaults)
         context = f'task "{task.name}" on host {state.name}'
         started = utcnow()
         t0 = time.monotonic()
@@ -461,7 +463,15 @@ class HostPipeline:
         state = self.state
 
         def connect() -> Any:
-            return state.connection(templar.render, self.cancel, self.options.password, self.options.extra_vars)
+            return state.connection(
+                templar.render,
+                self.cancel,
+                self.options.password,
+                self.options.extra_vars,
+                {**self.options.connection_defaults, "ansible_user": run.play.remote_user}
+                if run.play.remote_user
+                else self.options.connection_defaults,
+            )
 
         ctx = ModuleContext(
             host=state.name,

@@ -44,6 +44,7 @@ class TaskSpec:
     tags: frozenset[str] = frozenset()
     listen: tuple[str, ...] = ()  # handlers only
     loop_with: str | None = None  # loop | with_items | with_list | with_dict (None = no loop)
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # role defaults: below the inventory
     source: Any = field(default=None, compare=False, repr=False)  # the playbook loader's Task, if any
 
 
@@ -81,6 +82,8 @@ class PlaySpec:
     ignore_unreachable: bool | str = False
     check_mode: bool | str | None = None
     wake_on_lan: bool = False
+    remote_user: str | None = None  # WinRM user for hosts without ansible_user (play remote_user / user)
+    vars_prompt: tuple[Any, ...] = ()  # the loader's VarPrompt entries; asked by the API before the run
     location: Location = field(default_factory=lambda: Location("<play>"))
     base_dir: str = "."
     tags: frozenset[str] = frozenset()

@@ -114,6 +114,7 @@ class HostState:
         cancel: threading.Event,
         password: str | None,
         extra_vars: Iterable[str] = (),
+        defaults: Mapping[str, Any] | None = None,
     ) -> WinRMConnection:
         """The host's one connection, created on first use from its (templated) connection variables: the
         inventory's, those set by the play, and ``-e`` ones (which win, as in Ansible, through ``render``)."""
@@ -122,6 +123,11 @@ class HostState:
             keys += [k for k in self.scope if k.startswith(("ansible_", "kmsfleet_")) and k not in keys]
             keys += [k for k in extra_vars if k.startswith(("ansible_", "kmsfleet_")) and k not in keys]
             conn_vars = {k: render("{{ " + k + " }}") for k in keys}
+            for key, value in (defaults or {}).items():
+                # Ansible: connection variables (ansible_user …) win over play keywords (remote_user) and
+                # ansible.cfg, which only fill in what the host leaves unset
+                if value is not None and key not in conn_vars:
+                    conn_vars[key] = render(value)
             if password is not None and "ansible_password" not in conn_vars:
                 conn_vars["ansible_password"] = password
             spec = connection_spec(self.name, conn_vars)

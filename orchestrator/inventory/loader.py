@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from orchestrator import vault
 from orchestrator.errors import InputError, Location
 from orchestrator.hostranges import RangeError, expand
 from orchestrator.inventory.builder import InventoryBuilder
@@ -123,6 +124,8 @@ def _directory_files(directory: Path) -> list[Path]:
 def _load_file(path: Path, builder: InventoryBuilder) -> None:
     filename = str(path)
     text = read_text_file(path)
+    if vault.is_encrypted(text):  # a whole inventory file encrypted with Ansible Vault
+        text = vault.decrypt_text(text, Location(filename), "this inventory file")
     if text.startswith("#!") and os.access(path, os.X_OK):
         raise InputError(
             "dynamic inventory scripts are not supported", Location(filename, 1, 1), hint="use a YAML or INI file"

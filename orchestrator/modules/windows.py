@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from orchestrator.modules.ansible_facts import gather_ansible_facts
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
 from orchestrator.transport.errors import WSManFault
 from orchestrator.transport.winrm import CommandResult
@@ -377,6 +378,7 @@ class Setup(Module[SetupArgs]):
         facts.update(gather_os_facts(ctx))
         if every or "network" in subset:
             facts.update(gather_network_facts(ctx))
+        facts.update(gather_ansible_facts(ctx, facts, subset))  # Ansible's key names: date_time, env, addresses …
         if every or "licensing" in subset or "products" in subset:
             facts.update(gather_product_facts(ctx, str(facts.get("ansible_distribution_version") or "")))
         facts["kmsfleet_facts_gathered"] = datetime.now(UTC).isoformat()

@@ -1,5 +1,7 @@
-"""``load_playbook(path, catalog)``: YAML → validated ``Playbook``, entirely before any host is contacted.
+"""``load_playbook(path, catalog, roles_path)``: YAML → validated ``Playbook``, entirely before any host is
+contacted. Roles (``roles:``, ``import_role``/``include_role``, meta dependencies) are read here too, statically.
 
+Every problem is collected in one pass (at most ``MAX_ERRORS`` listed) and raised together as ``PlaybookErrors``.
 Everything a typo can break fails here with file:line:column and a did-you-mean: unknown play/task keywords,
 unknown modules (``ansible.windows.win_command`` and other FQCNs resolve to the short name), two modules in
 one task or none, bad types (``retries: many``), module arguments (checked by the catalogue), Jinja2 syntax in
@@ -20,12 +22,15 @@ from orchestrator.errors import InputError, Location
 from orchestrator.playbook import keywords as kw
 from orchestrator.playbook.catalog import ModuleCatalog, ModuleSpec, did_you_mean
 from orchestrator.playbook.kv import KVError, parse_kv
-from orchestrator.playbook.models import Block, Condition, LoopControl, Play, Playbook, Task, VarsFileRef
+from orchestrator.playbook.models import Block, Condition, LoopControl, Play, Playbook, Task, VarPrompt, VarsFileRef
+from orchestrator.playbook.roles import RoleDir, find_role, role_dependencies, role_file, role_vars_file
 from orchestrator.playbook.varsfiles import check_vars, load_vars_file, vars_file_missing
 from orchestrator.templating import check_template, is_template
 from orchestrator.yamlsource import LocatedDict, LocatedList, UnsafeText, load_yaml_file, location_of
 
 _M = TypeVar("_M", bound=BaseModel)
+#: did-you-mean only for really close words (difflib ratio): 'win_service' is not a typo of 'win_shell'
+_CLOSE = 0.8
 _RESERVED_NAMES = frozenset({"True", "False", "None", "and", "or", "not", "in", "is", "if", "else", "for"})
 
 
@@ -37,23 +42,80 @@ class _Inherit:
     tags: frozenset[str] = frozenset()
     vars: Mapping[str, Any] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)  # kw.INHERITED keys that are set
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # role defaults (the lowest precedence)
+    role: str | None = None
 
 
-def load_playbook(path: str | Path, catalog: ModuleCatalog) -> Playbook:
-    """Load, resolve imports of, and validate a playbook. Raises ``InputError`` on the first problem."""
-    loader = _Loader(catalog)
+#: at most this many problems are listed (then "… and N more")
+MAX_ERRORS = 50
+
+
+class PlaybookErrors(InputError):
+    """Every problem found in one pass over a playbook (the first one is this error's location and message)."""
+
+    def __init__(self, errors: list[InputError], total: int) -> None:
+        self.errors = errors
+        self.total = total
+        first = errors[0]
+        super().__init__(first.message, first.location, first.hint)
+
+    def render(self) -> str:
+        parts = [InputError.render(e) for e in self.errors]
+        if self.total > len(self.errors):
+            parts.append(f"… and {self.total - len(self.errors)} more")
+        if self.total > 1:
+            parts.append(f"{self.total} problems found in the playbook")
+        return "\n".join(parts)
+
+
+def load_playbook(path: str | Path, catalog: ModuleCatalog, roles_path: Iterable[Path] = ()) -> Playbook:
+    """Load, resolve imports and roles of, and validate a playbook. Raises ``InputError`` listing every
+    problem found (``PlaybookErrors`` when there are several)."""
+    loader = _Loader(catalog, tuple(roles_path))
     file = Path(path)
     plays = loader.load_plays(file, (), frozenset(), {}, None)
+    loader.raise_errors()
     if not plays:
         raise InputError("the playbook has no plays", Location(str(file)))
     return Playbook(path=file, plays=tuple(plays), warnings=tuple(loader.warnings))
 
 
 class _Loader:
-    def __init__(self, catalog: ModuleCatalog) -> None:
+    def __init__(self, catalog: ModuleCatalog, roles_path: tuple[Path, ...] = ()) -> None:
         self.catalog = catalog
+        self.roles_path = roles_path
         self.warnings: list[str] = []
         self._module_names: list[str] | None = None
+        self.errors: list[InputError] = []
+        self.error_count = 0
+        self._seen_errors: set[str] = set()
+        self._play_dir = Path(".")
+        self._role_handlers: list[Task | Block] = []
+        self._public_defaults: dict[str, Any] = {}  # roles:/import_role defaults and vars: visible play-wide
+        self._public_vars: dict[str, Any] = {}
+        self._public = True  # include_role is private (Ansible's ``public: false`` default)
+        self._roles_done: set[tuple[str, str, str]] = set()
+        self._role_stack: tuple[Path, ...] = ()
+        self._handler_files: set[str] = set()
+
+    # ------------------------------------------------------------------------------------------- errors
+
+    def add_error(self, exc: InputError) -> None:
+        if isinstance(exc, PlaybookErrors):
+            for one in exc.errors:
+                self.add_error(one)
+            return
+        key = exc.render()
+        if key in self._seen_errors:
+            return
+        self._seen_errors.add(key)
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(exc)
+
+    def raise_errors(self) -> None:
+        if self.errors:
+            raise PlaybookErrors(self.errors, self.error_count)
 
     # ------------------------------------------------------------------------------------------- playbooks
 
@@ -84,10 +146,13 @@ class _Loader:
             if not isinstance(item, dict):
                 raise InputError(f"each play must be a mapping, not {_kind(item)}", where)
             imported = [k for k in item if _short(k) == "import_playbook"]
-            if imported:
-                plays.extend(self._import_playbook(item, imported[0], file, (*stack, resolved), tags, import_vars))
-            else:
-                plays.append(self.parse_play(item, file, tags, import_vars))
+            try:
+                if imported:
+                    plays.extend(self._import_playbook(item, imported[0], file, (*stack, resolved), tags, import_vars))
+                else:
+                    plays.append(self.parse_play(item, file, tags, import_vars))
+            except InputError as exc:
+                self.add_error(exc)
         return plays
 
     def _import_playbook(
@@ -122,8 +187,12 @@ class _Loader:
 
     def parse_play(self, raw: dict[str, Any], file: Path, tags: frozenset[str], import_vars: Mapping[str, Any]) -> Play:
         name = str(file)
+        errors_before = self.error_count
         for key in raw:
-            self._check_keyword(raw, key, file, kw.PLAY_KEYWORDS, "play")
+            try:
+                self._check_keyword(raw, key, file, kw.PLAY_KEYWORDS, "play")
+            except InputError as exc:
+                self.add_error(exc)
         if "hosts" not in raw:
             hint = "add 'hosts: all' (or a group) to the play"
             if "tasks" not in raw and any(self._module(k) for k in raw):
@@ -134,11 +203,33 @@ class _Loader:
         own_tags = self._tags(raw, file) | tags
         values = {k: raw[k] for k in kw.INHERITED if k in raw and raw[k] is not None}
         inherit = _Inherit(tags=own_tags, values=self._validated_inherited(values, raw, file))
+        self._play_dir = file.parent
+        self._role_handlers = []
+        self._public_defaults = {}
+        self._public_vars = {}
+        self._roles_done = set()
+        self._handler_files = set()
         sections: dict[str, Any] = {}
         for section in ("pre_tasks", "tasks", "post_tasks", "handlers"):
-            sections[section] = self.parse_tasks(
-                raw.get(section), raw, section, file, inherit, (), section == "handlers"
-            )
+            try:
+                sections[section] = self.parse_tasks(
+                    raw.get(section), raw, section, file, inherit, (), section == "handlers"
+                )
+            except InputError as exc:
+                self.add_error(exc)
+                sections[section] = ()
+            if section == "pre_tasks" and raw.get("roles") is not None:
+                # Ansible runs the play's roles after pre_tasks and before tasks
+                sections["roles"] = self._collecting(lambda: self._play_roles(raw, file, inherit), ())
+        sections["tasks"] = (*sections.pop("roles", ()), *sections["tasks"])
+        sections["handlers"] = (*sections["handlers"], *self._role_handlers)
+        if self._public_defaults or self._public_vars:
+            for section in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+                sections[section] = tuple(
+                    _with_public_role_vars(n, self._public_defaults, self._public_vars) for n in sections[section]
+                )
+        remote_user = self._remote_user(raw, file)
+        prompts = self._collecting(lambda: self._vars_prompt(raw, file), ())
         fields: dict[str, Any] = {
             "location": _loc(raw, name),
             "file": name,
@@ -146,7 +237,9 @@ class _Loader:
             "name": raw.get("name"),
             "hosts": hosts,
             "vars": play_vars,
-            "vars_files": self._vars_files(raw, file),
+            "vars_files": self._collecting(lambda: self._vars_files(raw, file), ()),
+            "remote_user": remote_user,
+            "vars_prompt": prompts,
             "tags": own_tags,
             "key_locations": _key_locations(raw),
             **sections,
@@ -168,8 +261,58 @@ class _Loader:
         self._check_strings(raw.get("name"), _key_loc(raw, "name", file))
         self._check_strings(hosts, _key_loc(raw, "hosts", file))
         play = self._build(Play, fields, raw, file)
-        self._check_notify(play)
+        if self.error_count == errors_before:  # notify targets are only meaningful when every task was read
+            self._check_notify(play)
         return play
+
+    def _collecting(self, fn: Any, default: Any) -> Any:
+        """``fn()``, or ``default`` after recording its error (so the pass goes on and finds the others)."""
+        try:
+            return fn()
+        except InputError as exc:
+            self.add_error(exc)
+            return default
+
+    def _remote_user(self, raw: dict[str, Any], file: Path) -> Any:
+        keys = [k for k in ("remote_user", "user") if raw.get(k) is not None]
+        if not keys:
+            return None
+        value = raw[keys[0]]
+        at = _key_loc(raw, keys[0], file)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"'{keys[0]}' must be a user name (the WinRM account)", at)
+        self._check_strings(value, at)
+        return value
+
+    def _vars_prompt(self, raw: dict[str, Any], file: Path) -> tuple[VarPrompt, ...]:
+        value = raw.get("vars_prompt")
+        if value is None:
+            return ()
+        at = _key_loc(raw, "vars_prompt", file)
+        if not isinstance(value, list):
+            raise InputError("'vars_prompt' must be a list of prompts (- name: …  prompt: …)", at)
+        allowed = ("name", "prompt", "default", "private", "confirm", "encrypt", "salt_size", "salt", "unsafe")
+        out: list[VarPrompt] = []
+        for index, item in enumerate(value):
+            where = value.item_locations[index] if isinstance(value, LocatedList) else at
+            if not isinstance(item, dict) or "name" not in item:
+                raise InputError("each vars_prompt entry needs a 'name'", where)
+            for key in item:
+                if key not in allowed:
+                    suggestion = did_you_mean(key, allowed, cutoff=0.8)
+                    raise InputError(
+                        f"unknown vars_prompt key '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else ""),
+                        _key_loc(item, key, file),
+                    )
+            if "encrypt" in item:
+                raise InputError(
+                    "vars_prompt 'encrypt' is not supported (kmsfleet has no passlib hashing)",
+                    _key_loc(item, "encrypt", file),
+                )
+            self._identifier(item["name"], _key_loc(item, "name", file), "name")
+            fields = {k: item[k] for k in ("name", "prompt", "default", "private", "confirm") if k in item}
+            out.append(self._build(VarPrompt, {**fields, "location": where}, item, file))
+        return tuple(out)
 
     def _hosts(self, value: Any, at: Location) -> Any:
         if isinstance(value, list):
@@ -260,8 +403,12 @@ class _Loader:
                 hint = "a task is a mapping such as '- win_command: whoami'"
                 if isinstance(item, str):
                     hint = f"did you mean '- {item}:' (a module call) or '- name: {item}' followed by a module?"
-                raise InputError(f"each task must be a mapping, not {_kind(item)}", where, hint)
-            nodes.append(self.parse_node(item, file, inherit, stack, handlers))
+                self.add_error(InputError(f"each task must be a mapping, not {_kind(item)}", where, hint))
+                continue
+            try:
+                nodes.append(self.parse_node(item, file, inherit, stack, handlers))
+            except InputError as exc:
+                self.add_error(exc)
         return tuple(nodes)
 
     def parse_node(
@@ -269,6 +416,9 @@ class _Loader:
     ) -> Task | Block:
         if any(k in raw for k in ("block", "rescue", "always")):
             return self._block(raw, file, inherit, stack, handlers)
+        role_imports = [k for k in raw if _short(k) in kw.ROLE_IMPORTS]
+        if role_imports:
+            return self._import_role(raw, role_imports[0], file, inherit, stack, handlers)
         imports = [k for k in raw if _short(k) in kw.IMPORT_TASKS]
         if imports:
             return self._import_tasks(raw, imports, file, inherit, stack, handlers)
@@ -281,6 +431,8 @@ class _Loader:
             tags=inherit.tags | self._tags(raw, file),
             vars={**inherit.vars, **self._vars(raw, file)},
             values={**inherit.values, **self._validated_inherited(own, raw, file)},
+            defaults=inherit.defaults,
+            role=inherit.role,
         )
 
     def _block(
@@ -423,6 +575,8 @@ class _Loader:
             "when": inherit.when + self._conditions(raw, "when", file),
             "tags": inherit.tags | self._tags(raw, file),
             "vars": {**inherit.vars, **self._vars(raw, file)},
+            "defaults": dict(inherit.defaults),
+            "role": inherit.role,
             "key_locations": _key_locations(raw),
             **inherit.values,
         }
@@ -471,8 +625,8 @@ class _Loader:
                 hint="add a module such as 'win_command: whoami' or 'debug: msg=…'",
             )
         for key in unknown:
-            kw_match = did_you_mean(key, kw.TASK_KEYWORDS | set(kw.IGNORED))
-            mod_match = did_you_mean(_short(key), self.module_names())
+            kw_match = did_you_mean(key, kw.TASK_KEYWORDS | set(kw.IGNORED), cutoff=_CLOSE)
+            mod_match = did_you_mean(_short(key), self.module_names(), cutoff=_CLOSE)
             if mod_match is not None or kw_match is None:
                 continue
             raise InputError(
@@ -481,9 +635,18 @@ class _Loader:
                 hint="and the task calls no module" if len(unknown) == 1 else None,
             )
         key = unknown[0]
-        suggestion = did_you_mean(_short(key), self.module_names())
+        short = _ansible_short(key)
+        if short in kw.KNOWN_ANSIBLE_MODULES:
+            raise InputError(
+                f"{short} is an Ansible module kmsfleet does not support (yet)",
+                _key_loc(raw, key, file),
+                hint=f"modules kmsfleet runs: {', '.join(self.module_names())}",
+            )
+        suggestion = did_you_mean(_short(key), self.module_names(), cutoff=_CLOSE)
         message = f"unknown module '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else "")
-        hint = None if suggestion else f"known modules: {', '.join(self.module_names())}"
+        # Ansible says "couldn't resolve module/action 'x'. This often indicates a misspelling, missing
+        # collection, or incorrect module path."
+        hint = None if suggestion else f"a misspelling? kmsfleet's modules: {', '.join(self.module_names())}"
         raise InputError(message, _key_loc(raw, key, file), hint=hint)
 
     def _args(self, raw: dict[str, Any], module_key: str, spec: ModuleSpec, file: Path) -> dict[str, Any]:
@@ -557,12 +720,19 @@ class _Loader:
                 self._check_strings(value, at)
                 return value
             if key != "with_items":
+                needs = "a mapping (Ansible: 'with_dict expects a dict')" if key == "with_dict" else "a list"
                 raise InputError(
-                    f"'{key}' needs a list, not {_kind(value)}", at, f'did you mean {key}: "{{{{ {value} }}}}"?'
+                    f"'{key}' needs {needs}, not {_kind(value)}", at, f'did you mean {key}: "{{{{ {value} }}}}"?'
                 )
             value = [value]
         elif isinstance(value, dict) and key != "with_dict":
             raise InputError(f"'{key}' needs a list, not a mapping", at, hint='use loop: "{{ d | dict2items }}"')
+        elif key == "with_dict" and not isinstance(value, dict | str):
+            raise InputError(
+                f"'with_dict' needs a mapping (Ansible: 'with_dict expects a dict'), not {_kind(value)}",
+                at,
+                "write a mapping ({a: 1, b: 2}) or a template that gives one",
+            )
         elif not isinstance(value, list | str | dict):
             raise InputError(f"'{key}' needs a list, not {_kind(value)}", at, "write a list: loop: [a, b]")
         self._check_strings(value, at)
@@ -608,16 +778,216 @@ class _Loader:
             return
         if key in kw.REFUSED:
             raise InputError(f"'{key}' is not supported", at, hint=kw.REFUSED[key])
-        suggestion = did_you_mean(key, allowed)
+        suggestion = did_you_mean(key, allowed, cutoff=_CLOSE)
         message = f"unknown {what} keyword '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else "")
         hint = None
         if suggestion is None and what == "play" and (self._module(key) is not None or key in kw.TASK_KEYWORDS):
             hint = "tasks go under 'tasks:'"
         raise InputError(message, at, hint=hint)
 
+    # ------------------------------------------------------------------------------------------- roles
+
+    def _play_roles(self, raw: dict[str, Any], file: Path, inherit: _Inherit) -> tuple[Block, ...]:
+        value = raw["roles"]
+        at = _key_loc(raw, "roles", file)
+        if not isinstance(value, list):
+            raise InputError("'roles' must be a list of role names or mappings (- role: name)", at)
+        blocks: list[Block] = []
+        for index, entry in enumerate(value):
+            where = value.item_locations[index] if isinstance(value, LocatedList) else at
+            try:
+                block = self._role_entry(entry, where, file, inherit, (), dedupe=True)
+            except InputError as exc:
+                self.add_error(exc)
+                continue
+            if block is not None:
+                blocks.append(block)
+        return tuple(blocks)
+
+    def _role_entry(
+        self, entry: Any, at: Location, file: Path, inherit: _Inherit, stack: tuple[Path, ...], *, dedupe: bool
+    ) -> Block | None:
+        """One ``roles:`` or ``dependencies:`` entry: ``name``, or a mapping with ``role:`` and keywords/params."""
+        if isinstance(entry, str) and entry.strip():
+            entry_raw: dict[str, Any] = {}
+            name = entry.strip()
+        elif isinstance(entry, dict):
+            keys = [k for k in ("role", "name") if k in entry]
+            if not keys or not isinstance(entry[keys[0]], str) or not entry[keys[0]].strip():
+                raise InputError("a role entry needs 'role: <name>'", at)
+            name = entry[keys[0]].strip()
+            entry_raw = entry
+        else:
+            raise InputError(f"a role entry must be a name or a mapping, not {_kind(entry)}", at)
+        if is_template(name):
+            raise InputError("role names cannot be templates (roles are read before the run)", at)
+        params: dict[str, Any] = {}
+        for key, val in entry_raw.items():
+            if key in ("role", "name") or key in kw.ROLE_ENTRY_KEYWORDS:
+                continue
+            if key in kw.IGNORED:
+                self._ignored(entry_raw, key, file)
+            elif key in kw.REFUSED:
+                raise InputError(f"'{key}' is not supported", _key_loc(entry_raw, key, file), hint=kw.REFUSED[key])
+            else:
+                params[key] = val
+        if params:
+            check_vars(params, at)
+            self._check_strings(params, at)
+        role = find_role(name, self._play_dir, self.roles_path, at)
+        self._check_role_loop(role, at)
+        if dedupe:
+            seen = (str(role.path.resolve()), repr(sorted(params.items())), "main")
+            if seen in self._roles_done:
+                return None  # Ansible runs a role once per play unless its parameters differ
+            self._roles_done.add(seen)
+        child = self._child_inherit(entry_raw, file, inherit) if entry_raw else inherit
+        return self._role_block(role, child, params, at, file, stack, {})
+
+    def _role_block(
+        self,
+        role: RoleDir,
+        inherit: _Inherit,
+        params: Mapping[str, Any],
+        at: Location,
+        file: Path,
+        stack: tuple[Path, ...],
+        sources: Mapping[str, str | None],
+        handlers_section: bool = False,
+    ) -> Block:
+        resolved = self._check_role_loop(role, at)
+        self._role_stack = (*self._role_stack, resolved)
+        try:
+            deps, deps_at = role_dependencies(role)
+            dep_blocks: list[Block] = []
+            dep_defaults: dict[str, Any] = {}
+            for dep in deps:
+                block = self._role_entry(dep, deps_at, file, inherit, stack, dedupe=True)
+                if block is not None:
+                    dep_blocks.append(block)
+                    dep_defaults.update(_first_defaults(block))
+            defaults = {
+                **inherit.defaults,
+                **dep_defaults,
+                **role_vars_file(role, "defaults", sources.get("defaults_from"), at),
+            }
+            role_vars = role_vars_file(role, "vars", sources.get("vars_from"), at)
+            if self._public:
+                self._public_defaults.update(defaults)
+                self._public_vars.update(role_vars)
+            magic = {"role_path": str(role.path), "role_name": role.path.name}
+            inner = _Inherit(
+                when=inherit.when,
+                tags=inherit.tags,
+                vars={**inherit.vars, **role_vars, **params, **magic},
+                values=inherit.values,
+                defaults=defaults,
+                role=role.path.name,
+            )
+            tasks_file = role_file(
+                role, "tasks", sources.get("tasks_from"), at, required=sources.get("tasks_from") is not None
+            )
+            tasks: tuple[Task | Block, ...] = ()
+            if tasks_file is not None:
+                data = load_yaml_file(tasks_file)
+                tasks = self.parse_tasks(
+                    data, {"tasks": data}, "tasks", tasks_file, inner, (*stack, tasks_file.resolve()), handlers_section
+                )
+            handlers_file = role_file(
+                role, "handlers", sources.get("handlers_from"), at, required=sources.get("handlers_from") is not None
+            )
+            if handlers_file is not None and str(handlers_file.resolve()) not in self._handler_files:
+                self._handler_files.add(str(handlers_file.resolve()))
+                data = load_yaml_file(handlers_file)
+                handler_nodes = self.parse_tasks(
+                    data, {"handlers": data}, "handlers", handlers_file, inner, (handlers_file.resolve(),), True
+                )
+                self._role_handlers.extend(_with_role_alias(n, role.path.name) for n in handler_nodes)
+        finally:
+            self._role_stack = self._role_stack[:-1]
+        fields: dict[str, Any] = {
+            "location": at,
+            "file": str(file),
+            "name": f"role {role.name}",
+            "origin": "role",
+            "block": (*dep_blocks, *tasks),
+            "when": inherit.when,
+            "tags": inherit.tags,
+            "vars": dict(inner.vars),
+            **inherit.values,
+        }
+        return Block(**fields)
+
+    def _check_role_loop(self, role: RoleDir, at: Location) -> Path:
+        resolved = role.path.resolve()
+        if resolved in self._role_stack:
+            chain = " → ".join(p.name for p in (*self._role_stack[self._role_stack.index(resolved) :], resolved))
+            raise InputError(f"role dependency loop: {chain}", at)
+        return resolved
+
+    def _import_role(
+        self,
+        raw: dict[str, Any],
+        key: str,
+        file: Path,
+        inherit: _Inherit,
+        stack: tuple[Path, ...],
+        handlers: bool,
+    ) -> Block:
+        at = _key_loc(raw, key, file)
+        for other in raw:
+            if other == key:
+                continue
+            if other in kw.LOOP_KEYWORDS or other.startswith("with_"):
+                raise InputError(
+                    f"looping over {_short(key)} is not supported",
+                    _key_loc(raw, other, file),
+                    hint="kmsfleet reads roles before the run; put the loop on the role's tasks",
+                )
+            self._check_keyword(raw, other, file, kw.IMPORT_KEYWORDS, _short(key))
+        spec = raw[key]
+        if isinstance(spec, str):
+            spec = {"name": spec}
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"].strip():
+            raise InputError(f"{_short(key)} needs 'name: <role>'", at)
+        for arg in spec:
+            if arg not in kw.ROLE_IMPORT_ARGS:
+                suggestion = did_you_mean(arg, kw.ROLE_IMPORT_ARGS, cutoff=_CLOSE)
+                raise InputError(
+                    f"unknown {_short(key)} argument '{arg}'"
+                    + (f" — did you mean '{suggestion}'?" if suggestion else ""),
+                    _key_loc(spec, arg, file),
+                    hint=f"{_short(key)} takes: {', '.join(sorted(kw.ROLE_IMPORT_ARGS))}",
+                )
+        sources: dict[str, str | None] = {}
+        for part in ("tasks", "defaults", "vars", "handlers"):
+            value = spec.get(f"{part}_from")
+            if value is not None and (not isinstance(value, str) or is_template(value)):
+                raise InputError(
+                    f"'{part}_from' must be a file name (not a template)", _key_loc(spec, f"{part}_from", file)
+                )
+            sources[f"{part}_from"] = value.removesuffix(".yml").removesuffix(".yaml") if value else None
+        name = spec["name"].strip()
+        if is_template(name):
+            raise InputError("role names cannot be templates (roles are read before the run)", at)
+        role = find_role(name, self._play_dir, self.roles_path, at)
+        child = self._child_inherit(raw, file, inherit)
+        public = spec.get("public")
+        self._public = _short(key) == "import_role" if public is None else str(public).lower() in ("true", "yes", "1")
+        try:
+            block = self._role_block(role, child, {}, at, file, stack, sources, handlers)
+        finally:
+            self._public = True
+        return block.model_copy(update={"name": raw.get("name") or block.name, "key_locations": _key_locations(raw)})
+
     def _ignored(self, raw: dict[str, Any], key: str, file: Path) -> None:
         if key == "connection" and str(raw.get(key)) in kw.WINRM_CONNECTIONS:
             return
+        if key == "become":
+            value = raw.get(key)
+            if value is None or value is False or str(value).strip().lower() in ("no", "false", "0", "off"):
+                return
+            raise InputError("'become' is not supported", _key_loc(raw, key, file), hint=kw.BECOME_REFUSED)
         self.warnings.append(f"{_key_loc(raw, key, file)}: {kw.IGNORED[key]}")
 
     def _validated_inherited(self, values: dict[str, Any], raw: dict[str, Any], file: Path) -> dict[str, Any]:
@@ -746,6 +1116,39 @@ def _walk(nodes: Iterable[Task | Block]) -> Iterator[Task]:
             yield from _walk((*node.block, *node.rescue, *node.always))
 
 
+def _first_defaults(block: Block) -> dict[str, Any]:
+    """The role defaults its tasks see (a dependency's defaults are visible to the role that needs it)."""
+    for task in _walk((block,)):
+        return dict(task.defaults)
+    return {}
+
+
+def _with_public_role_vars(node: Task | Block, defaults: Mapping[str, Any], variables: Mapping[str, Any]) -> Any:
+    """Ansible makes the defaults and vars of ``roles:`` and ``import_role`` visible to the whole play; a task's
+    own role vars, block vars and task vars still win (they are applied after these)."""
+    if isinstance(node, Block):
+        update: dict[str, Any] = {
+            part: tuple(_with_public_role_vars(n, defaults, variables) for n in getattr(node, part))
+            for part in ("block", "rescue", "always")
+        }
+        return node.model_copy(update=update)
+    return node.model_copy(update={"defaults": {**defaults, **node.defaults}, "vars": {**variables, **node.vars}})
+
+
+def _with_role_alias(node: Task | Block, role: str) -> Task | Block:
+    """A role's handler also answers ``notify: "<role> : <handler name>"`` as in Ansible."""
+    if isinstance(node, Block):
+        return node.model_copy(
+            update={
+                part: tuple(_with_role_alias(n, role) for n in getattr(node, part))
+                for part in ("block", "rescue", "always")
+            }
+        )
+    if node.name and not is_template(node.name):
+        return node.model_copy(update={"listen": (*node.listen, f"{role} : {node.name}")})
+    return node
+
+
 def iter_tasks(nodes: Iterable[Task | Block]) -> Iterator[Task]:
     """Every task in a task tree, depth first (block, then rescue, then always)."""
     return _walk(nodes)
@@ -756,6 +1159,11 @@ def _short(key: str) -> str:
         if key.startswith(prefix):
             return key[len(prefix) :]
     return key
+
+
+def _ansible_short(key: str) -> str:
+    """``community.windows.win_xml`` → ``win_xml`` (any collection prefix)."""
+    return key.rsplit(".", 1)[-1] if key.count(".") >= 2 else key
 
 
 def _loc(value: Any, file: str) -> Location:

@@ -159,6 +159,8 @@ with warnings.catch_warnings():
         listen: tuple[Text, ...] = ()  # handlers only
         tags: frozenset[str] = frozenset()  # effective (own ∪ inherited)
         vars: RawDict = Field(default_factory=dict)  # effective: block/import vars, then the task's own
+        defaults: RawDict = Field(default_factory=dict)  # role defaults: below the inventory (Ansible's lowest)
+        role: str | None = None  # the role the task comes from
         key_locations: dict[str, Location] = Field(default_factory=dict)
 
         def key_location(self, key: str) -> Location:
@@ -173,7 +175,7 @@ class Block(_Frozen):
     location: Location
     file: str
     name: Text | None = None
-    origin: Literal["block", "import_tasks", "include_tasks"] = "block"
+    origin: Literal["block", "import_tasks", "include_tasks", "role"] = "block"
     block: tuple[TaskNode, ...]
     rescue: tuple[TaskNode, ...] = ()
     always: tuple[TaskNode, ...] = ()
@@ -198,6 +200,17 @@ class VarsFileRef(_Frozen):
     Paths may be templates; relative paths are relative to the play's file."""
 
     candidates: tuple[Raw, ...]
+    location: Location
+
+
+class VarPrompt(_Frozen):
+    """One ``vars_prompt`` entry: asked on a terminal before the run (``-e name=…`` skips it)."""
+
+    name: str
+    prompt: Text | None = None
+    default: Raw = None
+    private: StrictBool = True
+    confirm: StrictBool = False
     location: Location
 
 
@@ -226,6 +239,8 @@ class Play(_Frozen):
     no_log: BoolOrTemplate | None = None
     timeout: IntOrTemplate | None = None
     wake_on_lan: StrictBool = False
+    remote_user: Text | None = None  # the WinRM user when the host has no ansible_user
+    vars_prompt: tuple[VarPrompt, ...] = ()
     key_locations: dict[str, Location] = Field(default_factory=dict)
 
 

@@ -1,0 +1,250 @@
+"""Ansible roles: layout, search order, variables and their precedence, handlers, dependencies, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_executor import Recorder, inventory, statuses
+from test_playbook_load import CATALOG, write
+
+from orchestrator.errors import InputError
+from orchestrator.executor.compile import compile_playbook
+from orchestrator.executor.runner import Runner, new_run_info
+from orchestrator.executor.state import RunOptions
+from orchestrator.exitcodes import ExitCode
+from orchestrator.modules.base import REGISTRY
+from orchestrator.playbook import Block, Task, iter_tasks, load_playbook
+from orchestrator.playbook.loader import PlaybookErrors
+
+
+def role(base: Path, name: str, **files: str) -> Path:
+    """``files``: ``tasks="…"`` → tasks/main.yml, ``tasks__extra="…"`` → tasks/extra.yml."""
+    root = base / name
+    for key, text in files.items():
+        section, _, stem = key.partition("__")
+        write(root, text, f"{section}/{stem or 'main'}.yml")
+    return root
+
+
+def tasks_of(book: Any, section: str = "tasks") -> list[Task]:
+    return list(iter_tasks(getattr(book.plays[0], section)))
+
+
+def test_role_layout_defaults_vars_params_handlers_and_role_path(tmp_path: Path) -> None:
+    root = role(
+        tmp_path / "roles",
+        "kms",
+        defaults="kms_host: kms.example\nkms_port: 1688\n",
+        vars="slmgr: slmgr.vbs\n",
+        tasks="- name: point\n  win_command: cscript {{ slmgr }} /skms {{ kms_host }}\n  notify: activate\n",
+        handlers="- name: activate\n  win_command: cscript slmgr.vbs /ato\n",
+    )
+    book = load_playbook(
+        write(tmp_path, "- hosts: all\n  roles:\n    - role: kms\n      kms_port: 1700\n      tags: [kms]\n"), CATALOG
+    )
+    (point,) = tasks_of(book)
+    assert point.defaults == {"kms_host": "kms.example", "kms_port": 1688}
+    assert point.vars["slmgr"] == "slmgr.vbs" and point.vars["kms_port"] == 1700  # params beat defaults
+    assert point.vars["role_path"] == str(root.absolute()) and point.vars["role_name"] == "kms"
+    assert point.tags == frozenset({"kms"}) and point.role == "kms"
+    assert point.location.file.endswith("roles/kms/tasks/main.yml") and point.location.line == 1
+    (handler,) = tasks_of(book, "handlers")
+    assert handler.name == "activate" and "kms : activate" in handler.listen
+
+
+def test_roles_run_after_pre_tasks_and_before_tasks_once_each(tmp_path: Path) -> None:
+    role(tmp_path / "roles", "r", tasks="- debug: msg=in-role\n")
+    book = load_playbook(
+        write(
+            tmp_path,
+            "- hosts: all\n  pre_tasks: [{debug: msg=pre}]\n  roles: [r, r]\n  tasks: [{debug: msg=task}]\n",
+        ),
+        CATALOG,
+    )
+    play = book.plays[0]
+    assert [t.args["msg"] for t in iter_tasks(play.pre_tasks)] == ["pre"]
+    assert [t.args["msg"] for t in iter_tasks(play.tasks)] == ["in-role", "task"]  # the same role runs once
+
+
+def test_meta_dependencies_run_first_with_their_params(tmp_path: Path) -> None:
+    role(tmp_path / "roles", "base", defaults="label: none\n", tasks="- debug: msg='base {{ label }}'\n")
+    role(
+        tmp_path / "roles",
+        "app",
+        meta="galaxy_info: {author: x}\ndependencies:\n  - role: base\n    label: from-app\n",
+        tasks="- debug: msg=app\n",
+    )
+    book = load_playbook(write(tmp_path, "- hosts: all\n  roles: [app]\n"), CATALOG)
+    first, second = tasks_of(book)
+    assert first.args["msg"] == "base {{ label }}" and first.vars["label"] == "from-app"
+    assert second.args["msg"] == "app" and second.defaults["label"] == "none"  # a dependency's defaults are seen
+
+
+def test_import_role_with_from_files_and_when(tmp_path: Path) -> None:
+    role(
+        tmp_path / "roles",
+        "kms",
+        tasks__office="- debug: msg='office {{ port }}'\n",
+        defaults__office="port: 1688\n",
+        vars__office="kind: office\n",
+        handlers__office="- name: office handler\n  debug: msg=h\n",
+    )
+    text = (
+        "- hosts: all\n  tasks:\n    - name: office part\n      include_role:\n        name: kms\n"
+        "        tasks_from: office\n        defaults_from: office.yml\n        vars_from: office\n"
+        "        handlers_from: office\n      when: do_office\n"
+    )
+    book = load_playbook(write(tmp_path, text), CATALOG)
+    block = book.plays[0].tasks[0]
+    assert isinstance(block, Block) and block.origin == "role" and block.name == "office part"
+    (inner,) = tasks_of(book)
+    assert [c.expr for c in inner.when] == ["do_office"]
+    assert inner.defaults == {"port": 1688} and inner.vars["kind"] == "office"
+    assert [h.name for h in tasks_of(book, "handlers")] == ["office handler"]
+
+
+def test_roles_path_and_collection_style_names(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    role(shared, "baseline", tasks="- debug: msg=shared\n")
+    book = load_playbook(write(tmp_path, "- hosts: all\n  roles: [acme.windows.baseline]\n"), CATALOG, [shared])
+    assert [t.args["msg"] for t in tasks_of(book)] == ["shared"]
+    with pytest.raises(InputError) as err:
+        load_playbook(write(tmp_path, "- hosts: all\n  roles: [acme.windows.missing]\n"), CATALOG, [shared])
+    assert "role 'acme.windows.missing' not found" in err.value.message
+    assert "collections are not installed" in (err.value.hint or "")
+
+
+def test_an_error_in_a_role_file_names_the_role_file(tmp_path: Path) -> None:
+    role(tmp_path / "roles", "bad", tasks="- name: x\n  win_comand: whoami\n")
+    with pytest.raises(InputError) as err:
+        load_playbook(write(tmp_path, "- hosts: all\n  roles: [bad]\n"), CATALOG)
+    assert err.value.location is not None
+    assert err.value.location.file.endswith("roles/bad/tasks/main.yml")
+    assert (err.value.location.line, err.value.location.column) == (2, 3)
+
+
+def test_dependency_loops_and_missing_tasks_from(tmp_path: Path) -> None:
+    role(tmp_path / "roles", "a", meta="dependencies: [b]\n", tasks="- debug: msg=a\n")
+    role(tmp_path / "roles", "b", meta="dependencies: [a]\n", tasks="- debug: msg=b\n")
+    role(tmp_path / "roles", "c", tasks="- debug: msg=c\n")
+    with pytest.raises(InputError, match="role dependency loop: a → b → a"):
+        load_playbook(write(tmp_path, "- hosts: all\n  roles: [a]\n"), CATALOG)
+    with pytest.raises(InputError, match=r"has no tasks/nope\.yml"):
+        load_playbook(
+            write(tmp_path, "- hosts: all\n  tasks:\n    - import_role: {name: c, tasks_from: nope}\n"), CATALOG
+        )
+
+
+# ------------------------------------------------------------------------------------------ precedence (run)
+
+
+def run_book(tmp_path: Path, text: str, **inventory_vars: Any) -> Any:
+    plan = compile_playbook(load_playbook(write(tmp_path, text), REGISTRY))
+    options = RunOptions(forks=2)
+    rec = Recorder()
+    info = new_run_info("t", "<t>", ["<inv>"], options, None)
+    return Runner(plan, inventory(1, **inventory_vars), info, options, rec).run()
+
+
+def test_ansible_precedence_defaults_inventory_play_vars_role_vars_params(tmp_path: Path) -> None:
+    role(
+        tmp_path / "roles",
+        "r",
+        defaults="a: default\nb: default\nc: default\nd: default\ne: default\n",
+        vars="d: role-vars\ne: role-vars\n",
+        tasks="- assert:\n    that:\n      - a == 'default'\n      - b == 'inventory'\n      - c == 'play'\n"
+        "      - d == 'role-vars'\n      - e == 'param'\n",
+    )
+    text = "- hosts: all\n  gather_facts: false\n  vars: {c: play, d: play}\n  roles:\n    - {role: r, e: param}\n"
+    result = run_book(tmp_path, text, b="inventory", c="inventory")
+    assert result.exit_code == ExitCode.OK, statuses(result, "pc01")
+
+
+# ------------------------------------------------------------------------------------------ errors in one pass
+
+
+def test_every_error_is_reported_in_one_pass(tmp_path: Path) -> None:
+    text = (
+        "- hosts: all\n  tasks:\n    - win_comand: whoami\n    - debug: msg=ok\n    - name: t\n      debug: msg=x\n"
+        "      whenn: y\n    - win_service: {name: sppsvc}\n- hosts: all\n  strategy: host_pinned\n"
+    )
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), CATALOG)
+    exc = err.value
+    assert exc.total == 4
+    lines = [e.location.line for e in exc.errors if e.location]
+    assert lines == [3, 7, 8, 10]
+    text_out = str(exc)
+    assert "4 problems found" in text_out
+    assert "win_service is an Ansible module kmsfleet does not support (yet)" in text_out
+    assert "did you mean 'win_shell'" not in text_out
+
+
+def test_errors_are_bounded(tmp_path: Path) -> None:
+    text = "- hosts: all\n  tasks:\n" + "".join(f"    - win_bad{i}: x\n" for i in range(70))
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), CATALOG)
+    assert len(err.value.errors) == 50 and err.value.total == 70
+    assert "… and 20 more" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        (
+            "    - debug: msg=x\n      with_dict: mydict\n",
+            "'with_dict' needs a mapping (Ansible: 'with_dict expects a dict'), not the text 'mydict'",
+        ),
+        ("    - debug: msg=x\n      with_dict: [a]\n", "expects a dict'), not a list"),
+        ("    - win_servise: {name: x}\n", "unknown module 'win_servise'"),
+    ],
+)
+def test_messages(tmp_path: Path, tasks: str, message: str) -> None:
+    with pytest.raises(InputError) as err:
+        load_playbook(write(tmp_path, "- hosts: all\n  tasks:\n" + tasks), CATALOG)
+    assert message in str(err.value)
+
+
+def test_play_user_become_false_and_vars_prompt(tmp_path: Path) -> None:
+    text = (
+        "- hosts: all\n  user: labadmin\n  become: false\n  vars_prompt:\n    - name: kms_key\n"
+        "      prompt: KMS key?\n      private: yes\n      default: none\n  tasks: [{debug: msg=x}]\n"
+    )
+    book = load_playbook(write(tmp_path, text), CATALOG)
+    play = book.plays[0]
+    assert play.remote_user == "labadmin"
+    (prompt,) = play.vars_prompt
+    assert (prompt.name, prompt.prompt, prompt.private, prompt.default) == ("kms_key", "KMS key?", True, "none")
+    with pytest.raises(InputError) as err:
+        load_playbook(write(tmp_path, "- hosts: all\n  become: yes\n  become_method: runas\n"), CATALOG)
+    assert "WinRM already signs in" in (err.value.hint or "")
+
+
+def test_roles_defaults_and_vars_are_public_but_include_role_is_private(tmp_path: Path) -> None:
+    role(tmp_path / "roles", "pub", defaults="kms_host: kms.example\n", vars="v: pub\n", tasks="- debug: msg=r\n")
+    role(tmp_path / "roles", "priv", defaults="hidden: yes\n", tasks="- debug: msg=p\n")
+    text = (
+        "- hosts: all\n  roles: [pub]\n  tasks:\n    - include_role: {name: priv}\n"
+        "  post_tasks:\n    - debug: msg=after\n"
+    )
+    book = load_playbook(write(tmp_path, text), CATALOG)
+    (after,) = tasks_of(book, "post_tasks")
+    assert after.defaults == {"kms_host": "kms.example"} and after.vars == {"v": "pub"}
+    assert "hidden" not in after.defaults
+
+
+@pytest.mark.parametrize(
+    "value", ["        msg: {{ greeting }}\n", "        msg: {{ greeting }} there\n", "      with_items: {{ pcs }}\n"]
+)
+def test_unquoted_template_gets_ansibles_quoting_hint(tmp_path: Path, value: str) -> None:
+    text = (
+        "- hosts: all\n  tasks:\n    - debug:\n" + value
+        if "msg" in value
+        else ("- hosts: all\n  tasks:\n    - debug: msg=x\n" + value)
+    )
+    with pytest.raises(InputError) as err:
+        load_playbook(write(tmp_path, text), CATALOG)
+    assert "missing quotes" in (err.value.hint or "")
+    assert err.value.location is not None and err.value.location.line == 4
