@@ -26,11 +26,10 @@ ERROR_ACCESS_DENIED (a standard user writing under HKLM), 87 ERROR_INVALID_PARAM
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from weakref import WeakKeyDictionary
 
+from orchestrator.lab.per_pc import PerPc
 from orchestrator.lab.provider import CimProperty, WmiError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,16 +98,11 @@ class Op:
     display: str = ""  # the value as reg.exe shows it
 
 
-_OPS: WeakKeyDictionary[Machine, list[Op]] = WeakKeyDictionary()
-_GUARD = threading.Lock()
+_OPS: PerPc[list[Op]] = PerPc(list)
 
 
 def _ops(m: Machine) -> list[Op]:
-    with _GUARD:
-        found = _OPS.get(m)
-        if found is None:
-            found = _OPS[m] = []
-        return found
+    return _OPS.of(m)
 
 
 def tree(m: Machine) -> RegKey:

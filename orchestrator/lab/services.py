@@ -26,11 +26,10 @@ registry (``lab.registry``) when that value has been written.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from weakref import WeakKeyDictionary
 
+from orchestrator.lab.per_pc import PerPc
 from orchestrator.lab.provider import CimProperty, CimValue, WmiError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,16 +57,11 @@ class ServiceChanges:
     pending_delete: set[str] = field(default_factory=set)
 
 
-_CHANGES: WeakKeyDictionary[Machine, ServiceChanges] = WeakKeyDictionary()
-_GUARD = threading.Lock()
+_CHANGES: PerPc[ServiceChanges] = PerPc(ServiceChanges)
 
 
 def changes(m: Machine) -> ServiceChanges:
-    with _GUARD:
-        found = _CHANGES.get(m)
-        if found is None:
-            found = _CHANGES[m] = ServiceChanges()
-        return found
+    return _CHANGES.of(m)
 
 
 def standard_rows(m: Machine) -> list[dict[str, CimValue]]:

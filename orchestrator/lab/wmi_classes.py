@@ -1004,11 +1004,13 @@ def _services_methods() -> tuple[str, ...]:
 
 
 def _extra_classes() -> list[WmiClass]:
-    """Classes modelled in their own modules (StdRegProv, Win32_ServerFeature)."""
-    from orchestrator.lab import features, registry
+    """Classes modelled in their own modules (StdRegProv, CIM_DataFile, Win32_Directory, Win32_ServerFeature)."""
+    from orchestrator.lab import features, files, registry
 
     return [
         WmiClass("StdRegProv", (), (), lambda _m: [], registry.REG_METHODS),
+        WmiClass("CIM_DataFile", _p(files.DATAFILE_PROPS), ("Name",), files.datafile_rows),
+        WmiClass("Win32_Directory", _p(files.DIRECTORY_PROPS), ("Name",), files.directory_rows),
         WmiClass("Win32_ServerFeature", _p(features.FEATURE_PROPS), ("ID",), features.rows),
     ]
 

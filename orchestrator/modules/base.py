@@ -226,5 +226,6 @@ BUILTIN_MODULES = (
     "orchestrator.modules.win_service",
     "orchestrator.modules.win_registry",
     "orchestrator.modules.win_misc",
+    "orchestrator.modules.win_files",
     "orchestrator.modules.licensing",
 )

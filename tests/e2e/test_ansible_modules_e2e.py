@@ -6,6 +6,7 @@ over WMI), including --check (nothing changes) and --diff."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from labkit import hosts_by_name, read_report, room_spec, run_cli, start_lab
 
-from orchestrator.lab import registry, services
+from orchestrator.lab import files, registry, services
 from orchestrator.lab.addresses import claim_prefix
 from orchestrator.lab.machine import Machine
 from orchestrator.lab.runner import LabThread
@@ -154,3 +155,56 @@ def test_unsupported_module_refused_at_load(lab: LabThread, tmp_path: Path) -> N
     text = proc.stdout + proc.stderr
     assert "win_updates is not supported by kmsfleet" in text and "refused.yml:" in text
     assert "Traceback" not in text
+
+
+def test_file_deployment(lab: LabThread, tmp_path: Path) -> None:
+    pc7 = _machine(lab, "pc02")  # Windows 7: PowerShell 2.0, 150 KB envelopes
+    code, report, out = _run(lab, tmp_path, "deploy.yml", "--limit", "pc01,pc02", "--check", "--diff")
+    assert files.lookup(pc7, "C:\\School\\conf") is None, out  # --check wrote nothing
+    assert code == 2  # in check mode the folder is not created, so win_stat finds no file: the assert fails
+    assert _task(hosts_by_name(report)["pc02"], "KMS settings file")["status"] == "changed"
+
+    code, report, out = _run(lab, tmp_path, "deploy.yml", "--limit", "pc01,pc02")
+    assert code == 0, out
+    hosts = hosts_by_name(report)
+    for name in ("pc01", "pc02"):
+        machine = _machine(lab, name)
+        ini = files.read(machine, "C:\\School\\conf\\kms.ini")
+        assert ini is not None and ini.startswith(f"; generated for {name}\r\n".encode())
+        assert b"\r\nport=" in ini
+        assert files.read(machine, "C:\\School\\conf\\rules.txt") == (BOOKS / "files" / "rules.txt").read_bytes()
+        assert files.read(machine, "C:\\School\\conf\\deployed.txt") == b"deployed\r\n"
+        assert _task(hosts[name], "KMS settings file")["data"]["checksum"] == hashlib.sha1(ini).hexdigest()
+    code, report, out = _run(lab, tmp_path, "deploy.yml", "--limit", "pc02")
+    statuses = {t["task"]: t["status"] for t in hosts_by_name(report)["pc02"]["tasks"]}
+    assert statuses["KMS settings file"] == "ok" and statuses["Exam rules"] == "ok", out
+    assert statuses["Last-run stamp"] == "changed"  # touch always changes, as in Ansible
+
+
+def test_win_copy_chunks_a_large_file_and_refuses_too_large(lab: LabThread, tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 600  # 150 KiB: four chunks
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "blob.bin").write_bytes(payload)
+    (tmp_path / "files" / "huge.bin").write_bytes(b"x" * (1024 * 1024 + 1))
+    book = tmp_path / "copy.yml"
+    book.write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - win_copy: {src: blob.bin, dest: 'C:\\Windows\\Temp\\blob.bin'}\n"
+        "    - win_copy: {src: huge.bin, dest: 'C:\\Windows\\Temp\\huge.bin'}\n",
+        encoding="utf-8",
+    )
+    proc = run_cli(
+        "run",
+        str(book),
+        "-i",
+        str(lab.inventory_path),
+        "--limit",
+        "pc02",
+        "--db",
+        str(tmp_path / "h.db"),
+        "--report",
+        str(tmp_path / "r.json"),
+    )
+    assert files.read(_machine(lab, "pc02"), "C:\\Windows\\Temp\\blob.bin") == payload, proc.stdout[-3000:]
+    tasks = hosts_by_name(read_report(tmp_path / "r.json"))["pc02"]["tasks"]
+    assert tasks[1]["status"] == "failed" and "kmsfleet's win_copy sends" in tasks[1]["msg"]
