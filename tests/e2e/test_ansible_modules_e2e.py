@@ -208,3 +208,20 @@ def test_win_copy_chunks_a_large_file_and_refuses_too_large(lab: LabThread, tmp_
     assert files.read(_machine(lab, "pc02"), "C:\\Windows\\Temp\\blob.bin") == payload, proc.stdout[-3000:]
     tasks = hosts_by_name(read_report(tmp_path / "r.json"))["pc02"]["tasks"]
     assert tasks[1]["status"] == "failed" and "kmsfleet's win_copy sends" in tasks[1]["msg"]
+
+
+def test_feature_and_script(lab: LabThread, tmp_path: Path) -> None:
+    code, report, out = _run(lab, tmp_path, "server.yml", "--limit", "srv01,pc01")
+    hosts = hosts_by_name(report)
+    assert hosts["srv01"]["status"] == "changed", out  # script tasks report changed
+    feature = _task(hosts["pc01"], "File server role present")
+    assert feature["status"] == "failed" and "only works on Windows Server" in feature["msg"]
+    assert code == 2
+
+
+def test_win_powershell_on_powershell_2(lab: LabThread, tmp_path: Path) -> None:
+    code, report, out = _run(lab, tmp_path, "misc.yml", "--limit", "pc02")
+    assert code == 0, out
+    ps = _task(hosts_by_name(report)["pc02"], "A PowerShell step")
+    assert ps["status"] == "changed", out
+    assert ps["data"]["output"] == ["ready"] and ps["data"]["error"] == []
