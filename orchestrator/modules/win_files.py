@@ -143,8 +143,7 @@ class WinStat(Module[StatArgs]):
 
     @classmethod
     def check_args(cls, args: Any) -> list[str]:
-        mapped = {"path" if k in ("dest", "name") else k: v for k, v in dict(args).items()}
-        return super().check_args(mapped)
+        return super().check_args(winwmi.canonical_names(cls.args_model, args))
 
     def run(self, ctx: ModuleContext, args: StatArgs) -> ModuleOutcome:
         path = _windows_path(args.path)
@@ -171,8 +170,7 @@ class WinFile(Module[FileArgs]):
 
     @classmethod
     def check_args(cls, args: Any) -> list[str]:
-        mapped = {"path" if k in ("dest", "name") else k: v for k, v in dict(args).items()}
-        return super().check_args(mapped)
+        return super().check_args(winwmi.canonical_names(cls.args_model, args))
 
     def run(self, ctx: ModuleContext, args: FileArgs) -> ModuleOutcome:
         path = _windows_path(args.path)

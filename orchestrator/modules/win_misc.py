@@ -316,6 +316,10 @@ class WinReboot(Module[RebootArgs]):
     description = "Restart the PC and wait until it answers again (bounded by reboot_timeout)."
     FLAGS_FORCED_REBOOT: ClassVar[int] = 6
 
+    @classmethod
+    def check_args(cls, args: Any) -> list[str]:
+        return super().check_args(winwmi.canonical_names(cls.args_model, args))
+
     def run(self, ctx: ModuleContext, args: RebootArgs) -> ModuleOutcome:
         if ctx.check_mode:
             return ModuleOutcome(changed=True, msg="would reboot", data={"rebooted": True, "elapsed": 0})

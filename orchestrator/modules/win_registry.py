@@ -38,7 +38,7 @@ class WinRegStat(Module[RegStatArgs]):
 
     @classmethod
     def check_args(cls, args: Any) -> list[str]:
-        return _check_aliases(args, {"key": "path", "entry": "name", "value": "name"}, super().check_args)
+        return super().check_args(winwmi.canonical_names(cls.args_model, args))
 
     def run(self, ctx: ModuleContext, args: RegStatArgs) -> ModuleOutcome:
         hive, _, key = winwmi.split_registry_path(args.path)
@@ -119,9 +119,7 @@ class WinRegEdit(Module[RegEditArgs]):
 
     @classmethod
     def check_args(cls, args: Any) -> list[str]:
-        return _check_aliases(
-            args, {"key": "path", "entry": "name", "value": "name", "datatype": "type"}, super().check_args
-        )
+        return super().check_args(winwmi.canonical_names(cls.args_model, args))
 
     def run(self, ctx: ModuleContext, args: RegEditArgs) -> ModuleOutcome:
         hive, hive_name, key = winwmi.split_registry_path(args.path)
@@ -200,10 +198,3 @@ class WinRegEdit(Module[RegEditArgs]):
             return ModuleOutcome(changed=True, msg=f"would {what}", data=data, diff=diff)
         apply()
         return ModuleOutcome(changed=True, msg=what, data=data, diff=diff)
-
-
-def _check_aliases(args: Any, aliases: dict[str, str], base: Any) -> list[str]:
-    """Static checks with Ansible's aliases mapped to the canonical names (pydantic validates aliases itself)."""
-    mapped = {aliases.get(k, k): v for k, v in dict(args).items()}
-    problems: list[str] = base(mapped)
-    return problems

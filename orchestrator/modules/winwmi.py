@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.modules.base import ModuleContext, TaskFailed
+from pydantic import AliasChoices
+
+from orchestrator.modules.base import ModuleArgs, ModuleContext, TaskFailed
 from orchestrator.results.models import thaw
 from orchestrator.transport.errors import WSManFault
 
@@ -169,3 +171,14 @@ class Registry:
             87: "invalid parameter",
         }.get(code, f"Win32 error {code}")
         raise TaskFailed(f"StdRegProv.{method} on {what} failed: {reason}", data={"return_value": code})
+
+
+def canonical_names(model: type[ModuleArgs], args: Any) -> dict[str, Any]:
+    """Arguments with Ansible's aliases (the fields' ``AliasChoices``) renamed to the field names, so that the
+    static argument check knows them."""
+    aliases: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        choices = info.validation_alias
+        if isinstance(choices, AliasChoices):
+            aliases.update({str(c): name for c in choices.choices if isinstance(c, str)})
+    return {aliases.get(str(k), str(k)): v for k, v in dict(args).items()}
