@@ -15,6 +15,7 @@ knows only by name (programs) have a null ``FileSize``: the lab does not model t
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -162,6 +163,18 @@ def remove(m: Machine, path: str) -> None:
     with st.lock:
         for key in [k for k in st.entries if k == low or k.startswith(low + "\\")]:
             del st.entries[key]
+
+
+def snapshot(m: Machine) -> dict[str, dict[str, object]]:
+    """Ground truth for tests and the control API: written path -> kind, size and SHA-1."""
+    st = store(m)
+    with st.lock:
+        return {
+            e.path: {"dir": True}
+            if e.is_dir
+            else {"size": len(e.data), "sha1": hashlib.sha1(e.data, usedforsecurity=False).hexdigest()}
+            for e in st.entries.values()
+        }
 
 
 def _split(path: str) -> tuple[str, str, str, str]:

@@ -518,6 +518,7 @@ class Machine:
                     for s in self.sql_instances()
                 ],
                 "products": products,
+                **system_methods.snapshot(self),
             }
 
     def license_status_name(self, status: int) -> str:

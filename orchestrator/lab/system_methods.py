@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orchestrator.lab import reboot, registry, services, wmi_classes
+from orchestrator.lab import files, reboot, registry, services, wmi_classes
 from orchestrator.lab.provider import CimProperty
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,3 +25,8 @@ def invoke(
         return reboot.invoke(m, method, args, admin)
     rows = wmi_classes.select_instances(m, cls, selectors)
     return services.result(services.invoke(m, rows, method, args, admin))
+
+
+def snapshot(m: Machine) -> dict[str, object]:
+    """What the control API's host view adds: services (state, start mode) and the files written to the PC."""
+    return {"services": services.snapshot(m), "files": files.snapshot(m)}

@@ -116,7 +116,16 @@ def read_service(ctx: ModuleContext, name: str) -> dict[str, Any] | None:
     found = winwmi.rows(ctx, f"SELECT * FROM Win32_Service WHERE Name = '{winwmi.wql_quote(name)}'")
     if not found:  # Ansible's win_service also accepts the display name
         found = winwmi.rows(ctx, f"SELECT * FROM Win32_Service WHERE DisplayName = '{winwmi.wql_quote(name)}'")
-    return found[0] if found else None
+    if not found:
+        return None
+    row = found[0]
+    if str(row.get("StartMode") or "").lower() == "auto" and not row.get("DelayedAutoStart"):
+        # Win32_Service.DelayedAutoStart exists from Windows 10/Server 2016 on; before (Windows 7), and as a
+        # cross-check, the SCM's own record is the service key's DelayedAutostart value.
+        key = f"SYSTEM\\CurrentControlSet\\Services\\{row.get('Name')}"
+        value = winwmi.Registry(ctx).get(winwmi.HIVES["HKLM"], key, "DelayedAutostart", "dword")
+        row["DelayedAutoStart"] = bool(value)
+    return row
 
 
 def service_result(row: dict[str, Any] | None, name: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from labkit import hosts_by_name, read_report, room_spec, run_cli, start_lab
 
 from orchestrator.lab import files, registry, services
 from orchestrator.lab.addresses import claim_prefix
+from orchestrator.lab.control_client import LabControl
 from orchestrator.lab.machine import Machine
 from orchestrator.lab.runner import LabThread
 
@@ -96,8 +97,12 @@ def test_service_playbook_check_then_run(lab: LabThread, tmp_path: Path) -> None
     assert services.snapshot(_machine(lab, "std01"))["Spooler"]["state"] == "Running"
     assert code == 2
 
-    code, report, out = _run(lab, tmp_path, "services.yml", "--limit", "pc01")
-    assert hosts_by_name(report)["pc01"]["status"] == "ok", out  # second run: nothing to change
+    code, report, out = _run(lab, tmp_path, "services.yml", "--limit", "pc01,pc02")
+    hosts = hosts_by_name(report)
+    assert hosts["pc01"]["status"] == "ok", out  # second run: nothing to change
+    assert hosts["pc02"]["status"] == "ok", out  # Windows 7: delayed start read back from the registry
+    truth = LabControl(lab.control_url).host("pc02")["machine"]  # the control API's ground truth
+    assert truth["services"]["Spooler"] == {"state": "Stopped", "start_mode": "Disabled"}
     assert code == 0
 
 
@@ -161,6 +166,8 @@ def test_file_deployment(lab: LabThread, tmp_path: Path) -> None:
     pc7 = _machine(lab, "pc02")  # Windows 7: PowerShell 2.0, 150 KB envelopes
     code, report, out = _run(lab, tmp_path, "deploy.yml", "--limit", "pc01,pc02", "--check", "--diff")
     assert files.lookup(pc7, "C:\\School\\conf") is None, out  # --check wrote nothing
+    written = LabControl(lab.control_url).host("pc02")["machine"]["files"]
+    assert not [p for p in written if p.lower().startswith("c:\\school")]
     assert code == 2  # in check mode the folder is not created, so win_stat finds no file: the assert fails
     assert _task(hosts_by_name(report)["pc02"], "KMS settings file")["status"] == "changed"
 
