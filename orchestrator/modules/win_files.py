@@ -135,15 +135,11 @@ class StatArgs(ModuleArgs):
 
 
 @register
-class WinStat(Module[StatArgs]):
+class WinStat(winwmi.AliasedModule[StatArgs]):
     name = "win_stat"
     args_model = StatArgs
     supports_check = True
     description = "Facts about a file or folder (WMI CIM_DataFile/Win32_Directory; SHA-1 checksum)."
-
-    @classmethod
-    def check_args(cls, args: Any) -> list[str]:
-        return super().check_args(winwmi.canonical_names(cls.args_model, args))
 
     def run(self, ctx: ModuleContext, args: StatArgs) -> ModuleOutcome:
         path = _windows_path(args.path)
@@ -162,15 +158,11 @@ class FileArgs(ModuleArgs):
 
 
 @register
-class WinFile(Module[FileArgs]):
+class WinFile(winwmi.AliasedModule[FileArgs]):
     name = "win_file"
     args_model = FileArgs
     supports_check = True
     description = "Create folders, touch or remove files and folders (state file/directory/absent/touch)."
-
-    @classmethod
-    def check_args(cls, args: Any) -> list[str]:
-        return super().check_args(winwmi.canonical_names(cls.args_model, args))
 
     def run(self, ctx: ModuleContext, args: FileArgs) -> ModuleOutcome:
         path = _windows_path(args.path)

@@ -305,7 +305,7 @@ class RebootArgs(ModuleArgs):
 
 
 @register
-class WinReboot(Module[RebootArgs]):
+class WinReboot(winwmi.AliasedModule[RebootArgs]):
     """``ansible.windows.win_reboot`` over WMI: ``Win32_OperatingSystem.Win32Shutdown`` (forced reboot, flags
     6) after ``pre_reboot_delay``, then wait, bounded by ``reboot_timeout``, until WinRM answers with a new
     ``LastBootUpTime`` and ``test_command`` (default ``whoami``) succeeds."""
@@ -315,10 +315,6 @@ class WinReboot(Module[RebootArgs]):
     supports_check = True
     description = "Restart the PC and wait until it answers again (bounded by reboot_timeout)."
     FLAGS_FORCED_REBOOT: ClassVar[int] = 6
-
-    @classmethod
-    def check_args(cls, args: Any) -> list[str]:
-        return super().check_args(winwmi.canonical_names(cls.args_model, args))
 
     def run(self, ctx: ModuleContext, args: RebootArgs) -> ModuleOutcome:
         if ctx.check_mode:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, model_validator
 
 from orchestrator.modules import winwmi
-from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
+from orchestrator.modules.base import ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
 
 
 class RegStatArgs(ModuleArgs):
@@ -30,15 +30,11 @@ def _entry(reg_type: str, value: Any) -> dict[str, Any]:
 
 
 @register
-class WinRegStat(Module[RegStatArgs]):
+class WinRegStat(winwmi.AliasedModule[RegStatArgs]):
     name = "win_reg_stat"
     args_model = RegStatArgs
     supports_check = True
     description = "Read a registry key (its values and sub keys) or one value, through WMI StdRegProv."
-
-    @classmethod
-    def check_args(cls, args: Any) -> list[str]:
-        return super().check_args(winwmi.canonical_names(cls.args_model, args))
 
     def run(self, ctx: ModuleContext, args: RegStatArgs) -> ModuleOutcome:
         hive, _, key = winwmi.split_registry_path(args.path)
@@ -111,15 +107,11 @@ def normalise_data(reg_type: str, data: Any) -> Any:
 
 
 @register
-class WinRegEdit(Module[RegEditArgs]):
+class WinRegEdit(winwmi.AliasedModule[RegEditArgs]):
     name = "win_regedit"
     args_model = RegEditArgs
     supports_check = True
     description = "Create, change or remove a registry key or value, through WMI StdRegProv."
-
-    @classmethod
-    def check_args(cls, args: Any) -> list[str]:
-        return super().check_args(winwmi.canonical_names(cls.args_model, args))
 
     def run(self, ctx: ModuleContext, args: RegEditArgs) -> ModuleOutcome:
         hive, hive_name, key = winwmi.split_registry_path(args.path)

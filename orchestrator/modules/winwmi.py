@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import AliasChoices
 
-from orchestrator.modules.base import ModuleArgs, ModuleContext, TaskFailed
+from orchestrator.modules.base import A, Module, ModuleArgs, ModuleContext, TaskFailed
 from orchestrator.results.models import thaw
 from orchestrator.transport.errors import WSManFault
 
@@ -182,3 +182,11 @@ def canonical_names(model: type[ModuleArgs], args: Any) -> dict[str, Any]:
         if isinstance(choices, AliasChoices):
             aliases.update({str(c): name for c in choices.choices if isinstance(c, str)})
     return {aliases.get(str(k), str(k)): v for k, v in dict(args).items()}
+
+
+class AliasedModule(Module[A]):
+    """A module whose arguments have Ansible's aliases (``AliasChoices``): the static check knows them."""
+
+    @classmethod
+    def check_args(cls, args: Any) -> list[str]:
+        return super().check_args(canonical_names(cls.args_model, args))
