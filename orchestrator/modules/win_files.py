@@ -130,7 +130,7 @@ class StatArgs(ModuleArgs):
     @model_validator(mode="after")
     def _sha1(self) -> StatArgs:
         if self.get_checksum and self.checksum_algorithm != "sha1":
-            raise ValueError("win_stat: only checksum_algorithm sha1 is supported by kmsfleet")
+            raise ValueError("only checksum_algorithm sha1 is supported by kmsfleet")
         return self
 
 
@@ -217,9 +217,9 @@ class CopyArgs(ModuleArgs):
     @model_validator(mode="after")
     def _one(self) -> CopyArgs:
         if (self.src is None) == (self.content is None):
-            raise ValueError("win_copy: give exactly one of 'src' or 'content'")
+            raise ValueError("give exactly one of 'src' or 'content'")
         if self.backup or self.remote_src:
-            raise ValueError("win_copy: 'backup' and 'remote_src' are not supported by kmsfleet")
+            raise ValueError("'backup' and 'remote_src' are not supported by kmsfleet")
         return self
 
 
@@ -315,7 +315,7 @@ class TemplateArgs(ModuleArgs):
     @model_validator(mode="after")
     def _supported(self) -> TemplateArgs:
         if self.backup:
-            raise ValueError("win_template: 'backup' is not supported by kmsfleet")
+            raise ValueError("'backup' is not supported by kmsfleet")
         return self
 
 

@@ -175,11 +175,9 @@ class PowershellArgs(ModuleArgs):
     @model_validator(mode="after")
     def _supported(self) -> PowershellArgs:
         if self.executable is not None or self.arguments is not None:
-            raise ValueError(
-                "win_powershell: 'executable'/'arguments' (another PowerShell) are not supported by kmsfleet"
-            )
+            raise ValueError("'executable'/'arguments' (another PowerShell) are not supported by kmsfleet")
         if self.sensitive_parameters is not None:
-            raise ValueError("win_powershell: 'sensitive_parameters' is not supported by kmsfleet")
+            raise ValueError("'sensitive_parameters' is not supported by kmsfleet")
         return self
 
 
@@ -298,9 +296,7 @@ class RebootArgs(ModuleArgs):
     @model_validator(mode="after")
     def _supported(self) -> RebootArgs:
         if self.boot_time_command is not None:
-            raise ValueError(
-                "win_reboot: 'boot_time_command' is not supported (kmsfleet reads LastBootUpTime over WMI)"
-            )
+            raise ValueError("'boot_time_command' is not supported (kmsfleet reads LastBootUpTime over WMI)")
         return self
 
 
@@ -459,7 +455,7 @@ class _Refused(Module[_AnyArgs]):
 
     @classmethod
     def check_args(cls, args: Any) -> list[str]:
-        return [f"{cls.name} is not supported by kmsfleet: {cls.reason}"]
+        return [f"not supported by kmsfleet: {cls.reason}"]
 
     def run(self, ctx: ModuleContext, args: _AnyArgs) -> ModuleOutcome:
         raise TaskFailed(f"{self.name} is not supported by kmsfleet: {self.reason}")

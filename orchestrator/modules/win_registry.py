@@ -68,9 +68,9 @@ class RegEditArgs(ModuleArgs):
     @model_validator(mode="after")
     def _supported(self) -> RegEditArgs:
         if self.hive is not None:
-            raise ValueError("win_regedit: 'hive' (loading a hive file) is not supported by kmsfleet")
+            raise ValueError("'hive' (loading a hive file) is not supported by kmsfleet")
         if self.type == "none":
-            raise ValueError("win_regedit: type 'none' is not supported by kmsfleet (StdRegProv cannot write it)")
+            raise ValueError("type 'none' is not supported by kmsfleet (StdRegProv cannot write it)")
         return self
 
 

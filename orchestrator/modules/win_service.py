@@ -92,11 +92,11 @@ class ServiceArgs(ModuleArgs):
         given = [n for n in UNSUPPORTED if getattr(self, n) is not None]
         if given:
             raise ValueError(
-                f"win_service: {', '.join(given)} not supported by kmsfleet (it starts, stops, removes services "
+                f"{', '.join(given)} not supported by kmsfleet (it starts, stops, removes services "
                 "and sets their start mode over WMI; it does not create or reconfigure them)"
             )
         if self.state == "paused":
-            raise ValueError("win_service: state 'paused' is not supported by kmsfleet")
+            raise ValueError("state 'paused' is not supported by kmsfleet")
         return self
 
 

@@ -158,7 +158,7 @@ def test_unsupported_module_refused_at_load(lab: LabThread, tmp_path: Path) -> N
     proc = run_cli("run", str(BOOKS / "refused.yml"), "-i", str(lab.inventory_path), "--db", str(tmp_path / "h.db"))
     assert proc.returncode == 4
     text = proc.stdout + proc.stderr
-    assert "win_updates is not supported by kmsfleet" in text and "refused.yml:" in text
+    assert "win_updates: not supported by kmsfleet" in text and "refused.yml:" in text
     assert "Traceback" not in text
 
 
