@@ -14,9 +14,9 @@ ERROR_ACCESS_DENIED (a standard user writing under HKLM), 87 ERROR_INVALID_PARAM
 - ``EnumKey`` → ``sNames[]``; ``EnumValues`` → ``sNames[]`` and ``Types[]`` (REG_SZ 1, REG_EXPAND_SZ 2,
   REG_BINARY 3, REG_DWORD 4, REG_MULTI_SZ 7, REG_QWORD 11). On a key without values both are null.
 - ``GetStringValue``/``GetExpandedStringValue`` → ``sValue``; ``GetDWORDValue``/``GetQWORDValue`` → ``uValue``;
-  ``GetMultiStringValue`` → ``sValue[]``; ``GetBinaryValue`` → ``uValue[]`` (uint8). A value of another type
-  answers 1 (ERROR_INVALID_FUNCTION), as Windows does (observed with GetStringValue on a DWORD; Microsoft's page
-  only says "a nonzero error code").
+  ``GetMultiStringValue`` → ``sValue[]``; ``GetBinaryValue`` → ``uValue[]`` (uint8). Reading a value of another
+  type answers 2147749893 (WBEM_E_TYPE_MISMATCH of WbemErrorEnum): Microsoft documents only "a nonzero error
+  code" (WinError.h or WbemErrorEnum); the exact value follows administrators' reports and is unconfirmed.
 - ``SetStringValue``, ``SetExpandedStringValue``, ``SetDWORDValue``, ``SetQWORDValue``: the key must exist
   ("If the key does not exist, then the call … fails": 2). Multi-string and binary values are set with an array
   argument, which the lab's WS-Man front end does not parse: ``SetMultiStringValue``/``SetBinaryValue`` answer 87.
@@ -48,7 +48,7 @@ TYPE_CODES = {"REG_SZ": 1, "REG_EXPAND_SZ": 2, "REG_BINARY": 3, "REG_DWORD": 4, 
 TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
 
 SUCCESS = 0
-INVALID_FUNCTION = 1
+TYPE_MISMATCH = 0x80041005  # WBEM_E_TYPE_MISMATCH
 FILE_NOT_FOUND = 2
 ACCESS_DENIED = 5
 INVALID_PARAMETER = 87
@@ -253,7 +253,7 @@ def invoke(m: Machine, method: str, args: dict[str, str], admin: bool) -> list[C
         if found is None:
             return _rv(FILE_NOT_FOUND)
         if found[1] != reg_type:
-            return _rv(INVALID_FUNCTION)
+            return _rv(TYPE_MISMATCH)
         cim_type = {"REG_DWORD": "uint32", "REG_QWORD": "uint64", "REG_BINARY": "uint8"}.get(reg_type, "string")
         return [*_rv(SUCCESS), CimProperty(out_name, cim_type, typed_value(reg_type, found[2]))]  # type: ignore[arg-type]
     if method in _SETTERS:

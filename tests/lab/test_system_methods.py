@@ -82,8 +82,9 @@ def test_stdregprov_and_reg_query_share_the_tree(pcs: dict[str, Machine]) -> Non
         == 0
     )
     assert (
-        _call(pc, "StdRegProv", "GetStringValue", hDefKey=HKLM, sSubKeyName=key, sValueName="Seats")["ReturnValue"] == 1
-    )  # wrong type
+        _call(pc, "StdRegProv", "GetStringValue", hDefKey=HKLM, sSubKeyName=key, sValueName="Seats")["ReturnValue"]
+        == 0x80041005  # wrong type: WBEM_E_TYPE_MISMATCH
+    )
     assert _call(pc, "StdRegProv", "GetDWORDValue", sSubKeyName=key, sValueName="Seats")["uValue"] == 30
     assert "Seats    REG_DWORD    0x1e" in _cmd(pc, "reg query HKLM\\SOFTWARE\\School")
     assert _call(pc, "StdRegProv", "DeleteKey", hDefKey=HKLM, sSubKeyName=key + "\\Room")["ReturnValue"] == 5
