@@ -2,7 +2,7 @@
 """One-command set-up for kmsfleet on a fresh machine (needs only Python 3.11+ and git).
 
     python3 dev.py demo        # create .venv, install kmsfleet, run `kmsfleet demo` on the embedded lab
-    python3 dev.py test        # create .venv, install kmsfleet[test] (+ chromium, redis-server), run every check
+    python3 dev.py test        # create .venv, install kmsfleet[test] (+ chromium, redis-server, Go), run every check
     python3 dev.py bench       # run every benchmark (see README "Benchmarks and proofs")
 
 Each command is idempotent: a second run reuses the virtualenv and only installs what changed.
@@ -44,10 +44,19 @@ def ensure_venv(extras: str = "") -> None:
     stamp.touch()
 
 
+GOCODE = Path("/usr/share/gocode/src")  # where Debian's golang-*-dev packages put Go sources
+
+
 def ensure_system_tools() -> None:
-    """Chromium (HTML report tests) and redis-server (distributed tests) come from Debian packages."""
-    wanted = {"chromium": "chromium", "redis-server": "redis-server"}
-    missing = [pkg for binary, pkg in wanted.items() if shutil.which(binary) is None]
+    """Debian packages the tests need: chromium (HTML report tests), redis-server (distributed tests), and Go
+    with the masterzen/winrm client library (a non-Python WinRM client against the lab, tests/clients/go)."""
+    wanted = {
+        "chromium": lambda: shutil.which("chromium") is not None,
+        "redis-server": lambda: shutil.which("redis-server") is not None,
+        "golang-go": lambda: shutil.which("go") is not None,
+        "golang-github-masterzen-winrm-dev": (GOCODE / "github.com" / "masterzen" / "winrm").is_dir,
+    }
+    missing = [pkg for pkg, present in wanted.items() if not present()]
     if not missing:
         return
     can_apt = shutil.which("apt-get") is not None and hasattr(os, "geteuid") and os.geteuid() == 0

@@ -264,10 +264,12 @@ def start_lab(
     name: str = "lab",
     timeout: float = 240.0,
     attempts: int = 5,
+    timing: str = "windows",
 ) -> LabProcess:
     """Start ``kmsfleet lab serve`` (``--spec`` written from ``spec`` on a freshly claimed block, or ``--hosts``)
     and wait for its ready line. The claim is released just before the child claims the same block itself;
-    if another lab grabs it in that instant, the child exits and we try the next free block."""
+    if another lab grabs it in that instant, the child exits and we try the next free block. ``timing``: the
+    lab's ``--timing`` (windows by default, so figures include Windows' own start-up and query times)."""
     workdir.mkdir(parents=True, exist_ok=True)
     inventory = workdir / f"{name}-inventory.yml"
     last_error = ""
@@ -275,6 +277,7 @@ def start_lab(
         claim = claim_prefix(low=60, high=240)
         octet = claim.octet
         argv = [*KMSFLEET, "lab", "serve", "--no-https", "--seed", str(seed), "--inventory-out", str(inventory)]
+        argv += ["--timing", timing]
         if spec is not None:
             spec_path = workdir / f"{name}-spec.yml"
             spec_path.write_text(yaml.safe_dump(_spec_with_octet(spec, octet), sort_keys=False), encoding="utf-8")

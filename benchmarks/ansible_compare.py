@@ -217,7 +217,7 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def kmsfleet(name: str, pb: Path) -> ChildUsage:
-        with running_lab(workdir / name, spec=spec, seed=opts.seed, name=name) as lab:
+        with running_lab(workdir / name, spec=spec, seed=opts.seed, timing=opts.timing, name=name) as lab:
             inv = write_inventory(lab.inventory, workdir / f"{name}.yml")
             usage = kmsfleet_run(pb, inv, workdir, timeout=opts.run_timeout, args=["--db", str(workdir / f"{name}.db")])
             if usage.returncode != 0:
@@ -226,7 +226,9 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             return usage
 
     def ansible(forks: int) -> ChildUsage:
-        with running_lab(workdir / f"ansible{forks}", spec=spec, seed=opts.seed, name=f"ansible{forks}") as lab:
+        with running_lab(
+            workdir / f"ansible{forks}", spec=spec, seed=opts.seed, timing=opts.timing, name=f"ansible{forks}"
+        ) as lab:
             inv = ansible_inventory(lab, workdir / f"ansible-inventory-{forks}.yml")
             usage = run_measured(
                 [str(bin_dir / "ansible-playbook"), "-i", str(inv), str(ansible_pb)],
@@ -273,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument(
         "--latency-ms", type=float, default=0.0, help="per-request latency of every PC, drawn from [0.6, 1.4] x this"
+    )
+    parser.add_argument(
+        "--timing", choices=("windows", "instant"), default="windows", help="the lab's timing (docs/lab-timing.md)"
     )
     parser.add_argument("--standin", action="store_true", help="use the stand-in playbooks even if real ones exist")
     parser.add_argument("--quick", action="store_true", help="10 PCs instead of 40")

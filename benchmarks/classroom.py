@@ -128,7 +128,7 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     for rep in range(opts.repeat):
         # Solo runs: every candidate PC alone, on one fresh lab (PCs do not share state or latency draws).
-        with running_lab(workdir / f"solo{rep}", spec=spec, seed=opts.seed, name="solo") as lab:
+        with running_lab(workdir / f"solo{rep}", spec=spec, seed=opts.seed, timing=opts.timing, name="solo") as lab:
             inv = write_inventory(lab.inventory, workdir / f"solo{rep}.yml")
             run_in_process(pb, inv, workdir, limit=fastest)  # warm-up (imports, template cache); not measured
             for host in slowest:
@@ -136,7 +136,9 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 _check(result, 1, f"solo run of {host}")
                 solo_walls[host].append(wall)
         for strategy, walls in (("free", free_walls), ("linear", linear_walls)):
-            with running_lab(workdir / f"{strategy}{rep}", spec=spec, seed=opts.seed, name=strategy) as lab:
+            with running_lab(
+                workdir / f"{strategy}{rep}", spec=spec, seed=opts.seed, timing=opts.timing, name=strategy
+            ) as lab:
                 inv = write_inventory(lab.inventory, workdir / f"{strategy}{rep}.yml")
                 wall, result = run_in_process(pb, inv, workdir, strategy=strategy)
                 _check(result, opts.hosts, f"{strategy} run")
@@ -177,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solo", type=int, default=3, help="how many of the slowest PCs to time alone")
     parser.add_argument("--repeat", type=int, default=1, help="measurements per contender (median)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--timing", choices=("windows", "instant"), default="windows", help="the lab's timing (docs/lab-timing.md)"
+    )
     parser.add_argument("--standin", action="store_true", help="use the stand-in playbook even if site.yml exists")
     parser.add_argument("--quick", action="store_true", help="same sizes (the run is short already)")
     parser.add_argument("--timeout", type=float, default=900.0, help="overall time limit, seconds")

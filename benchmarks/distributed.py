@@ -132,12 +132,27 @@ def cpu_s(pid: int) -> float:
     return total
 
 
+def make_keys(workdir: Path) -> tuple[Path, Path]:
+    """(controller key folder, worker key folder), each pinning the other's public key (docs/distributed.md)."""
+    from orchestrator.distributed.keys import private_path, public_path, site_key_path
+    from orchestrator.distributed.signing import generate
+
+    ctl, wrk = workdir / "keys-controller", workdir / "keys-worker"
+    generate(private_path(ctl, "controller"), public_path(ctl, "controller"))
+    generate(private_path(wrk, "worker"), public_path(wrk, "worker"))
+    shutil.copyfile(public_path(ctl, "controller"), public_path(wrk, "controller"))
+    site_key_path(ctl, SITE).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(public_path(wrk, "worker"), site_key_path(ctl, SITE))
+    return ctl, wrk
+
+
 def start_workers(count: int, url: str, workdir: Path, forks: int) -> list[subprocess.Popen[str]]:
-    env = bench_env(KMSFLEET_PASSWORD=PASSWORD)
+    env = bench_env(KMSFLEET_PASSWORD=PASSWORD, KMSFLEET_BROKER_URL=url, XDG_STATE_HOME=str(workdir / "state"))
     procs: list[subprocess.Popen[str]] = []
     for i in range(count):
         log = open(workdir / f"worker-{count}-{i}.log", "w", encoding="utf-8")  # noqa: SIM115 - child owns it
-        argv = [*KMSFLEET, "worker", "--site", SITE, "--broker", url, "--concurrency", "1", "--forks", str(forks)]
+        argv = [*KMSFLEET, "worker", "--site", SITE, "--allow-hosts", "127.0.0.0/8", "--keys"]
+        argv += [str(workdir / "keys-worker"), "--concurrency", "1", "--forks", str(forks)]
         procs.append(
             subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True)
         )
@@ -202,6 +217,7 @@ def main() -> int:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kmsfleet-bench-dist-") as tmp, time_limit(opts.time_limit):
         workdir = Path(tmp)
+        make_keys(workdir)
         playbook = workdir / "light-audit.yml"
         playbook.write_text(PLAYBOOK, encoding="utf-8")
         redis = Redis(workdir)
@@ -226,6 +242,7 @@ def main() -> int:
                     procs = start_workers(count, redis.url, workdir, opts.forks)
                     try:
                         args = ["--distributed", "--broker", redis.url, "--batch-size", str(batch)]
+                        args += ["--keys", str(workdir / "keys-controller")]
                         lab_before = cpu_s(lab.proc.pid)
                         workers_before = sum(cpu_s(p.pid) for p in procs)
                         result = one_pass(f"w{count}", playbook, inventory, workdir, args, opts.hosts)

@@ -17,7 +17,7 @@ Targets (cases split by ``--cases``: 30 % inventories, 30 % playbooks, 15 % lab 
   (malformed and truncated XML, entity-expansion bombs and external entities, 17 MB bodies, lying
   Content-Length, wrong RelatesTo, truncated ``multipart/encrypted``, faults with garbage codes, 401s with garbage
   challenges, never-ending enumerations and commands, slow drips past the read timeout, dropped connections),
-  mutated from real Windows answers (``/work/shared/wsman/samples`` shapes). The client is the real transport:
+  mutated from real Windows answers (``tests/data/shared/wsman/samples`` shapes). The client is the real transport:
   ``orchestrator.transport.winrm.WinRMConnection`` doing ``wql``, ``get_instance``, ``invoke``, ``run_command``.
 
 Documented error types (not counted): ``orchestrator.errors.KmsfleetError`` (``InputError`` …) from loaders,

@@ -70,6 +70,9 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+LAB_SERVE = (sys.executable, "-m", "orchestrator", "lab", "serve")
+
+
 def start_lab(count: int, workdir: Path) -> RunningLab:
     claim = claim_prefix(low=150, high=250)  # a block far from the test fixtures' range
     prefix = claim.prefix
@@ -90,7 +93,7 @@ def start_lab(count: int, workdir: Path) -> RunningLab:
     inventory = workdir / f"inventory{count}.yml"
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "lab", "serve", "--spec", str(spec), "--inventory-out", str(inventory)],
+        [*LAB_SERVE, "--spec", str(spec), "--inventory-out", str(inventory), "--timing", "windows"],
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,23 +1,59 @@
 """Helpers for the distributed tests: a real ``redis-server`` on a free loopback port (no persistence), real
-``kmsfleet worker`` subprocesses, and a ``redis-cli monitor`` recording of everything sent to Redis."""
+``kmsfleet worker`` subprocesses, their signing keys, and a ``redis-cli monitor`` recording of everything sent
+to Redis."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime
+import ipaddress
 import os
+import re
+import secrets
 import select
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import pytest
 from labkit import KMSFLEET, PASSWORD
 
+from orchestrator.distributed.keys import private_path, public_path, site_key_path
+from orchestrator.distributed.signing import generate
+
 READY_PREFIX = "worker ready:"
+LOOPBACK = "127.0.0.0/8"
+
+
+class Keyring:
+    """A controller key folder, and one worker key folder per site, each side pinning the other's public key
+    (what ``kmsfleet keys init`` / ``keys trust`` set up on real machines)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.controller = root / "controller"
+        generate(private_path(self.controller, "controller"), public_path(self.controller, "controller"))
+
+    def worker(self, site: str) -> Path:
+        """The key folder of ``site``'s worker (created, and pinned on the controller, on first use)."""
+        folder = self.root / f"worker-{site}"
+        if not private_path(folder, "worker").exists():
+            generate(private_path(folder, "worker"), public_path(folder, "worker"))
+            shutil.copyfile(public_path(self.controller, "controller"), public_path(folder, "controller"))
+            pinned = site_key_path(self.controller, site)
+            pinned.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(public_path(folder, "worker"), pinned)
+        return folder
+
+    def pin_sites(self, *sites: str) -> None:
+        for site in sites:
+            self.worker(site)
 
 
 def require_redis() -> str:
@@ -47,17 +83,80 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+class TlsFiles(NamedTuple):
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls(folder: Path) -> TlsFiles:
+    """A throw-away CA and a server certificate for 127.0.0.1 (what an administrator would get from their CA)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kmsfleet test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    files = TlsFiles(folder / "ca.pem", folder / "redis.pem", folder / "redis.key")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    files.key.write_bytes(pem)
+    files.key.chmod(0o600)
+    return files
+
+
 class RedisServer:
     """``redis-server`` bound to 127.0.0.1 on a free port, nothing saved to disk. Stopped by ``stop()``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, tls: bool = False, acl: list[str] | None = None) -> None:
+        """``tls``: listen with TLS only (a throw-away CA in ``workdir``); ``acl``: ACL file lines (users)."""
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.tls = make_tls(workdir) if tls else None
+        self.acl = acl
+        self.admin = ("admin", secrets.token_hex(16)) if acl is not None else None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_for()
+
+    def url_for(self, user: str | None = None, password: str | None = None) -> str:
+        auth = f"{user}:{password}@" if user and password else ""
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={self.tls.ca}"
+
+    def _args(self) -> list[str]:
+        args = ["--port", str(self.port)]
+        if self.tls is not None:
+            args = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert)]
+            args += ["--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca)]
+            args += ["--tls-auth-clients", "no"]
+        if self.acl is not None and self.admin is not None:
+            aclfile = self.workdir / "users.acl"
+            lines = [*self.acl, f"user {self.admin[0]} on >{self.admin[1]} ~* &* +@all", "user default off"]
+            aclfile.write_text("\n".join(lines) + "\n")
+            args += ["--aclfile", str(aclfile)]
+        return args
 
     def start(self, timeout: float = 20.0) -> RedisServer:
         binary = require_redis()
@@ -67,8 +166,7 @@ class RedisServer:
             self.proc = subprocess.Popen(
                 [
                     binary,
-                    "--port",
-                    str(self.port),
+                    *self._args(),
                     "--bind",
                     "127.0.0.1",
                     "--save",
@@ -93,7 +191,7 @@ class RedisServer:
         import redis
 
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1, socket_timeout=1)
+        client = self.client(timeout=1)
         try:
             while time.monotonic() < deadline:
                 if self.proc is None or self.proc.poll() is not None:
@@ -106,10 +204,12 @@ class RedisServer:
             client.close()
         return False
 
-    def client(self) -> Any:
+    def client(self, timeout: float = 10) -> Any:
+        """A client with every right (the ACL's admin user when there is an ACL)."""
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=2, socket_timeout=10)
+        user, password = self.admin if self.admin is not None else (None, None)
+        return redis.Redis.from_url(self.url_for(user, password), socket_connect_timeout=2, socket_timeout=timeout)
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -125,12 +225,26 @@ class RedisServer:
 class WorkerProcess:
     """``kmsfleet worker`` as a subprocess in its own process group (so a SIGKILL can take its pool too)."""
 
-    def __init__(self, site: str, broker: str, log: Path, *, forks: int | None = None, concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        site: str,
+        broker: str,
+        log: Path,
+        keys: Path,
+        *,
+        forks: int | None = None,
+        concurrency: int = 1,
+        allow: str = LOOPBACK,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.site = site
         self.broker = broker
         self.log = log
+        self.keys = keys
         self.forks = forks
         self.concurrency = concurrency
+        self.allow = allow
+        self.extra = extra
         self.proc: subprocess.Popen[str] | None = None
         self.ready_line = ""
         self._terminated = False
@@ -141,15 +255,27 @@ class WorkerProcess:
             "worker",
             "--site",
             self.site,
-            "--broker",
-            self.broker,
+            "--allow-hosts",
+            self.allow,
+            "--keys",
+            str(self.keys),
             "--concurrency",
             str(self.concurrency),
+            *self.extra,
         ]
         if self.forks:
             argv += ["--forks", str(self.forks)]
-        # TMPDIR beside the log: what a SIGKILLed worker leaves behind stays in the test's own folder
-        full_env = {**os.environ, "KMSFLEET_PASSWORD": PASSWORD, "TMPDIR": str(self.log.parent), **(env or {})}
+        # The broker URL from the environment (as the docs say: never on the command line). TMPDIR beside the
+        # log: what a SIGKILLed worker leaves behind stays in the test's own folder.
+        full_env = {
+            **os.environ,
+            "KMSFLEET_PASSWORD": PASSWORD,
+            "KMSFLEET_BROKER_URL": self.broker,
+            "TMPDIR": str(self.log.parent),
+            "XDG_STATE_HOME": str(self.log.parent / f"state-{self.site}"),  # its record of finished batches
+            **(env or {}),
+        }
+        full_env.pop("KMSFLEET_KEYS", None)
         with open(self.log, "a", encoding="utf-8") as err:
             self.proc = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=err, text=True, env=full_env, start_new_session=True
@@ -228,3 +354,21 @@ class Monitor:
             self.proc.wait(5)
         self._out.close()
         return self.path.read_text(encoding="utf-8", errors="replace")
+
+
+def kombu_bodies(monitor_log: str) -> list[str]:
+    """The decoded bodies of every task message seen by MONITOR (kombu base64-encodes them)."""
+    bodies = []
+    for match in re.finditer(r'\\"body\\": \\"([A-Za-z0-9+/=]+)\\"', monitor_log):
+        bodies.append(base64.b64decode(match.group(1)).decode("utf-8", "replace"))
+    return bodies
+
+
+def serve_redis(workdir: Path) -> Iterator[RedisServer]:
+    """The body of a module's ``redis_server`` fixture: a plain server for the module, stopped afterwards."""
+    require_redis()
+    server = RedisServer(workdir).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,14 +9,52 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator.lab.addresses import Claim
+from orchestrator.lab.addresses import Claim, claim_prefix
 from orchestrator.lab.runner import LabThread
 from orchestrator.lab.spec import LabSpec, parse_spec
 
 KMSFLEET = str(Path(sys.executable).parent / "kmsfleet")
+OFFICE16 = {"version": 2016, "bitness": "x86", "channel": "volume", "state": "unlicensed"}
+
+# One PC per fault class the bureau's Q&A describes (with OFFICE16 as the room's default Office) …
+FAULT_HOSTS: list[dict[str, Any]] = [
+    {"name": "healthy"},
+    {"name": "wrongzone", "timezone": "Pacific Standard Time", "clock_skew_minutes": 960},
+    {"name": "skewed", "clock_skew_minutes": 310},
+    {"name": "slic", "os": "Windows 7 Professional", "windows_channel": "oem_slic", "office": "none"},
+    {"name": "notadmin", "admin": False},
+    {"name": "blocked", "blocked_key": True},
+    {"name": "proretail", "os": "Windows 10 Pro", "windows_channel": "retail"},
+    {"name": "prolicensed", "os": "Windows 10 Pro", "windows_channel": "retail", "windows_state": "licensed"},
+    {"name": "home", "os": "Windows 10 Home", "windows_channel": "retail", "office": "none"},
+    {"name": "oemoffice", "office": {"version": 2016, "bitness": "x64", "channel": "oem", "state": "licensed"}},
+    {"name": "m365", "office": {"version": 2016, "bitness": "x64", "channel": "subscription", "state": "licensed"}},
+    {"name": "corrupt", "office": {"version": 2016, "bitness": "x86", "channel": "volume", "state": "corrupt"}},
+    {"name": "off", "power": "off"},
+]
+
+# … and each one's final status, error code and diagnosis after site.yml (the bureau's Q&A).
+FAULT_EXPECTED: dict[str, tuple[str, str | None, str | None]] = {
+    "wrongzone": ("failed", "0xC004F06C", "KF_WRONG_TIMEZONE"),
+    "skewed": ("failed", "0xC004F06C", "KF_CLOCK_SKEW"),
+    "slic": ("failed", "0xC004F035", "0xC004F035"),
+    "notadmin": ("failed", "0x80070005", "KF_NOT_ADMIN"),
+    "blocked": ("failed", "0xC004C003", "0xC004C003"),
+    "proretail": ("failed", "0xC004F057", "KF_NON_VOLUME_WINDOWS"),
+    "home": ("failed", "0xC004F057", "KF_NON_VOLUME_WINDOWS"),
+    "oemoffice": ("failed", "0xC004F017", "KF_OEM_OFFICE"),
+    "m365": ("failed", "0xC004F017", "KF_SUBSCRIPTION_OFFICE"),
+    "corrupt": ("failed", "0xC004F056", "0xC004F056"),
+    "off": ("unreachable", None, "KF_UNREACHABLE"),
+    "healthy": ("changed", None, None),
+    "prolicensed": ("changed", None, None),
+}
+
 PASSWORD = "Lab-Passw0rd!"
 
 
@@ -77,3 +115,25 @@ def read_report(path: str | Path) -> dict[str, Any]:
 
 def hosts_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {h["host"]: h for h in report["hosts"]}
+
+
+@contextmanager
+def plain_http_lab(room: str, hosts: list[dict[str, Any]], user: str, password: str) -> Iterator[LabThread]:
+    """One room on a claimed loopback block, HTTP only, accepting unencrypted (Basic) SOAP, as the contract tests
+    need to read and splice the traffic."""
+    claim = claim_prefix()
+    spec = parse_spec(
+        {
+            "room": room,
+            "subnet": f"{claim.prefix}.1",
+            "credentials": {"user": user, "password": password},
+            "hosts": hosts,
+        }
+    )
+    thread = LabThread(spec, allow_unencrypted=True, https=False)
+    try:
+        thread.start(timeout=60)
+        yield thread
+    finally:
+        thread.stop()
+        claim.release()

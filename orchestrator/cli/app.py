@@ -40,6 +40,7 @@ PANELS = {
     "inventory": "Reference",
     "lab": "Lab and scale-out",
     "worker": "Lab and scale-out",
+    "keys": "Lab and scale-out",
 }
 
 app = typer.Typer(
@@ -65,6 +66,7 @@ COMMAND_MODULES = (
     "orchestrator.cli.inventory_cmd",
     "orchestrator.cli.lab_cmd",
     "orchestrator.cli.worker_cmd",
+    "orchestrator.cli.keys_cmd",
 )
 
 

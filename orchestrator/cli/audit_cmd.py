@@ -147,7 +147,7 @@ def audit_rows(result: RunResult, lang: str, renew_below_days: int = 30) -> list
 
 
 def cloned_groups(result: RunResult) -> list[list[str]]:
-    """PCs that report the same CMID (cloned without sysprep /generalize; FACTS §1.4)."""
+    """PCs that report the same CMID (cloned without sysprep /generalize; docs/reference.md §1.4)."""
     by_cmid: dict[str, set[str]] = defaultdict(set)
     for host in result.hosts:
         for rec in host.licences:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 
+from orchestrator.cli.safe_console import SafeConsole
 from orchestrator.errors import InputError, KmsfleetError
 from orchestrator.exitcodes import ExitCode
 
@@ -22,8 +22,9 @@ R = TypeVar("R")
 
 # Not a terminal (a log file, CI, a pipe): use a wide fixed width so tables are not squeezed to 80 columns.
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
-console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+# SafeConsole: text that came from a PC never reaches the terminal with its control sequences.
+console = SafeConsole(highlight=False, soft_wrap=True, width=_WIDTH)
+err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 def fail(message: str, code: ExitCode = ExitCode.INVALID_INPUT) -> NoReturn:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -34,6 +34,9 @@ from orchestrator.cli.common import console, examples, handle_errors, output_lan
 from orchestrator.cli.licensing_texts import tr
 from orchestrator.executor.options import RunOptions
 from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from orchestrator.lab.timing import TimingMode
 
 STEPS = 5
 SLOW_CAP_MS = 100.0  # the profile's slow PC (1.5 s per request) would make the demo last minutes
@@ -224,7 +227,7 @@ def _cap_slow_pcs(lab: Any, cap_ms: float) -> float | None:
     return capped
 
 
-def run_demo(hosts: int, seed: int, lang: str, db: str | None, keep: bool) -> int:
+def run_demo(hosts: int, seed: int, lang: str, db: str | None, keep: bool, timing: TimingMode = "windows") -> int:
     from orchestrator.lab import profiles
     from orchestrator.lab.addresses import claim_prefix
     from orchestrator.lab.runner import LabThread
@@ -235,7 +238,7 @@ def run_demo(hosts: int, seed: int, lang: str, db: str | None, keep: bool) -> in
     lab: LabThread | None = None
     try:
         spec = profiles.mixed(hosts, claim.octet, seed)
-        lab = LabThread(spec, inventory_path=workdir / "lab-inventory.yml")
+        lab = LabThread(spec, inventory_path=workdir / "lab-inventory.yml", timing=timing)
         console.print(f"[bold]{escape(tr('demo.title', lang))}[/]")
         lab.start(timeout=120)
         resolved = lab.lab.resolved
@@ -285,7 +288,15 @@ def register(app: typer.Typer) -> None:
         db: str | None = typer.Option(None, "--db", help="History database (default: a temporary one)."),
         hosts: int = typer.Option(40, "--hosts", "-n", min=1, max=1000, help="PCs in the simulated classroom."),
         seed: int = typer.Option(7, "--seed", help="Where the problems sit in the room (any number)."),
+        timing: str = typer.Option(
+            "windows",
+            "--timing",
+            help="windows: the PCs take as long as real Windows (docs/lab-timing.md); instant: they answer at once.",
+        ),
     ) -> None:
+        from orchestrator.cli.lab_cmd import parse_timing
+
+        timing_mode = parse_timing(timing)
 
         lang = output_lang(lang)
-        raise typer.Exit(run_demo(hosts, seed, lang, db, keep))
+        raise typer.Exit(run_demo(hosts, seed, lang, db, keep, timing_mode))

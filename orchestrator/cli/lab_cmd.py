@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from orchestrator.lab.addresses import Claim
     from orchestrator.lab.runner import Lab
     from orchestrator.lab.spec import LabSpec
+    from orchestrator.lab.timing import TimingMode
 
 HELP = """Run the simulated classroom: Windows PCs on loopback addresses that speak real WS-Management."""
 
@@ -78,6 +79,16 @@ def _load_spec(hosts: int | None, spec_file: Path | None, profile: str, seed: in
     return spec, claim
 
 
+def parse_timing(value: str) -> TimingMode:
+    """``--timing``: windows or instant (a clear error for anything else)."""
+    from orchestrator.lab.timing import TIMING_MODES
+
+    for mode in TIMING_MODES:
+        if value.strip().lower() == mode:
+            return mode
+    raise InputError(f"--timing must be windows or instant, not {value!r}")
+
+
 def _check_inventory_out(path: Path) -> None:
     """Refuse an inventory path the lab could not write before it starts (its folder is created if missing)."""
     from orchestrator.results.reports import check_writable
@@ -123,9 +134,18 @@ def serve(
     no_https: Annotated[bool, typer.Option("--no-https", help="Do not listen on 5986.")] = False,
     control_port: Annotated[int, typer.Option("--control-port", help="Control API port (default: any free).")] = 0,
     wol_port: Annotated[int, typer.Option("--wol-port", help="Wake-on-LAN UDP port (default: any free).")] = 0,
+    timing: Annotated[
+        str,
+        typer.Option(
+            "--timing",
+            help="windows: PCs take as long as real Windows (PowerShell start, licensing queries, KMS round trips; "
+            "docs/lab-timing.md). instant: everything answers at once.",
+        ),
+    ] = "windows",
 ) -> None:
     if profile not in ("classroom", "mixed"):
         raise InputError(f"--profile must be classroom or mixed, not {profile!r}")
+    timing_mode = parse_timing(timing)
     if spec is not None and not spec.is_file():
         raise InputError(f"spec file not found: {spec}")
     _check_inventory_out(inventory_out)
@@ -141,6 +161,7 @@ def serve(
             inventory_path=inventory_out,
             control_port=control_port,
             wol_port=wol_port,
+            timing=timing_mode,
         )
 
         def ready(running: Lab) -> None:
@@ -179,6 +200,7 @@ def register(app: typer.Typer) -> None:
             "kmsfleet lab serve --spec classroom.yml --inventory-out lab.yml",
             "kmsfleet lab serve --hosts 500 --profile mixed --seed 3 --no-https",
             "kmsfleet lab serve --hosts 4 --allow-unencrypted   # for pywinrm's default plaintext transport",
+            "kmsfleet lab serve --hosts 40 --timing instant     # answer at once (no Windows start-up times)",
         ),
     )(serve)
     app.add_typer(lab_app, name="lab")

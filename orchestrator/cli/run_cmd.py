@@ -107,25 +107,33 @@ def execute(request: Any, lang: str, verbosity: int, dist: Any = None) -> RunRes
 
 
 def distributed_options(
-    distributed: bool, broker: str | None, site_timeout: float, batch_size: int, default_site: str | None
+    distributed: bool,
+    broker: str | None,
+    site_timeout: float,
+    batch_size: int,
+    default_site: str | None,
+    broker_file: str | None = None,
+    keys: str | None = None,
 ) -> Any:
     """``--distributed`` and its options (None for a local run)."""
     if not distributed:
         if default_site is not None:
             raise InputError("--default-site goes with --distributed")
-        return None  # a --broker (or KMSFLEET_BROKER) alone changes nothing
-    if not broker:
-        raise InputError(
-            "--distributed needs --broker (or KMSFLEET_BROKER)", hint="e.g. --broker redis://127.0.0.1:6379/0"
-        )
-    from orchestrator.distributed.celery_app import check_broker, check_site
+        return None  # a --broker (or KMSFLEET_BROKER_URL) alone changes nothing
+    from orchestrator.distributed.celery_app import check_site, resolve_broker
     from orchestrator.distributed.controller import DistributedOptions
 
-    check_broker(broker)
+    url = resolve_broker(broker, broker_file)
+    if not url:
+        raise InputError(
+            "--distributed needs the broker's URL",
+            hint="--broker-url-file FILE (keeps the password off the command line), KMSFLEET_BROKER_URL, "
+            "or --broker redis://127.0.0.1:6379/0",
+        )
     if default_site is not None:
         check_site(default_site)
     return DistributedOptions(
-        broker=broker, site_timeout=site_timeout, batch_size=batch_size, default_site=default_site
+        broker=url, site_timeout=site_timeout, batch_size=batch_size, default_site=default_site, keys=keys
     )
 
 
@@ -233,7 +241,7 @@ def register(app: typer.Typer) -> None:
             "kmsfleet run office2016.yml -i school.yml --limit @failed --report out.html --lang zh-TW",
             "kmsfleet run site.yml -i school.yml -e kms_host=163.30.0.166 -e fix_timezone=true --ask-pass",
             "kmsfleet run audit.yml -i school.yml --retry-unreachable-for 2h --every 10m",
-            "kmsfleet run site.yml -i inventories/city --distributed --broker redis://127.0.0.1:6379/0",
+            "kmsfleet run site.yml -i inventories/city --distributed --broker-url-file /etc/kmsfleet/broker.url",
         ),
     )
     @handle_errors
@@ -267,7 +275,13 @@ def register(app: typer.Typer) -> None:
             False, "--distributed", help="Run on per-site workers (kmsfleet worker) through --broker."
         ),
         broker: str | None = typer.Option(
-            None, "--broker", envvar="KMSFLEET_BROKER", help="With --distributed: Redis URL of the broker."
+            None, "--broker", help="With --distributed: Redis URL of the broker (or KMSFLEET_BROKER_URL)."
+        ),
+        broker_file: str | None = typer.Option(
+            None, "--broker-url-file", help="With --distributed: a file holding the broker URL (with its password)."
+        ),
+        keys: str | None = typer.Option(
+            None, "--keys", envvar="KMSFLEET_KEYS", help="With --distributed: the key folder (kmsfleet keys init)."
         ),
         site_timeout: float = typer.Option(
             60.0, "--site-timeout", min=1, help="With --distributed: give up on a site without a worker after this."
@@ -296,7 +310,7 @@ def register(app: typer.Typer) -> None:
             lang=lang,
         )
         followup = followup_window(retry_unreachable_for, every)
-        dist = distributed_options(distributed, broker, site_timeout, batch_size, default_site)
+        dist = distributed_options(distributed, broker, site_timeout, batch_size, default_site, broker_file, keys)
         from orchestrator.cli.wake_cmd import WakePrinter
 
         request = RunRequest(

@@ -15,6 +15,10 @@ WORKER_HELP = (
     "controller.\n\n"
     f"Passwords come from this machine, never from the broker: set {PASSWORD_ENV}, or give the inventory a "
     "template such as ansible_password: \"{{ lookup('env', 'SCHOOL_A_PASSWORD') }}\" (read here).\n\n"
+    "It runs only batches signed by the controller key pinned in its key folder (kmsfleet keys), signs every "
+    "result it sends back, and keeps its own policy whatever a batch asks: only its --site, only addresses in "
+    "--allow-hosts, no Basic over HTTP, no certificate 'ignore', no proxies, no lookup of its files or of "
+    "environment variables other than the password variable (and --allow-env names).\n\n"
     "SIGTERM or Ctrl-C: finish the running batches, then exit; a second Ctrl-C stops at once and puts the "
     "unfinished batches back on the queue."
 )
@@ -25,15 +29,27 @@ def register(app: typer.Typer) -> None:
         "worker",
         help=WORKER_HELP,
         epilog=examples(
-            "kmsfleet worker --site school_a --broker redis://127.0.0.1:6379/0",
-            "KMSFLEET_PASSWORD=… kmsfleet worker --site school_b --broker redis://10.1.2.3:6379/0 --concurrency 2",
+            "kmsfleet worker --site school_a --allow-hosts 10.1.0.0/16 --broker-url-file /etc/kmsfleet/broker.url",
+            "KMSFLEET_BROKER_URL=… kmsfleet worker --site school_b --allow-hosts 10.2.0.0/16 --concurrency 2",
         ),
     )
     @handle_errors
     def worker(
         site: str = typer.Option(..., "--site", help="The site (school) whose PCs this worker can reach."),
-        broker: str = typer.Option(
-            ..., "--broker", envvar="KMSFLEET_BROKER", help="Redis URL, e.g. redis://127.0.0.1:6379/0."
+        allow_hosts: list[str] = typer.Option(
+            [], "--allow-hosts", help="Address ranges this worker may sign in to (CIDR, repeat or comma-separate)."
+        ),
+        allow_env: list[str] = typer.Option(
+            [], "--allow-env", help="More environment variables templates may read here (besides KMSFLEET_PASSWORD)."
+        ),
+        broker: str | None = typer.Option(
+            None, "--broker", help="Redis URL (better: --broker-url-file or KMSFLEET_BROKER_URL)."
+        ),
+        broker_file: str | None = typer.Option(
+            None, "--broker-url-file", help="A file holding the broker URL (with its password)."
+        ),
+        keys: str | None = typer.Option(
+            None, "--keys", envvar="KMSFLEET_KEYS", help="The key folder (default ~/.config/kmsfleet/keys)."
         ),
         concurrency: int = typer.Option(
             1, "--concurrency", min=1, max=64, help="Batches run at the same time (one process each)."
@@ -43,12 +59,32 @@ def register(app: typer.Typer) -> None:
         ),
         loglevel: str = typer.Option("info", "--loglevel", help="debug, info, warning or error."),
     ) -> None:
+        from orchestrator.distributed.celery_app import check_site, resolve_broker
+        from orchestrator.distributed.keys import keys_dir
+        from orchestrator.distributed.policy import PASSWORD_ENV as PASSWORD_VAR
+        from orchestrator.distributed.policy import WorkerPolicy, parse_networks
         from orchestrator.distributed.service import serve_worker
+        from orchestrator.errors import InputError
 
         if loglevel.lower() not in ("debug", "info", "warning", "error"):
-            from orchestrator.errors import InputError
-
             raise InputError(f"--loglevel must be debug, info, warning or error, not {loglevel!r}")
+        url = resolve_broker(broker, broker_file)
+        if not url:
+            raise InputError(
+                "kmsfleet worker needs the broker's URL",
+                hint="--broker-url-file FILE (keeps the password off the command line), or KMSFLEET_BROKER_URL",
+            )
+        networks = parse_networks(allow_hosts)
+        if not networks:
+            raise InputError(
+                "kmsfleet worker needs --allow-hosts: the address ranges of this site's PCs",
+                hint="e.g. --allow-hosts 10.12.0.0/16 (a batch naming any other address is refused)",
+            )
+        names = {n.strip() for v in allow_env for n in v.split(",") if n.strip()}
+        bad = sorted(n for n in names if not n.isidentifier())
+        if bad:
+            raise InputError(f"--allow-env: {bad[0]!r} is not an environment variable name")
+        policy = WorkerPolicy(check_site(site), tuple(networks), frozenset({PASSWORD_VAR, *names}))
         if not os.environ.get(PASSWORD_ENV):
             err_console.print(
                 f"[yellow]note:[/] {PASSWORD_ENV} is not set: PCs are signed in to only with passwords the "
@@ -61,7 +97,9 @@ def register(app: typer.Typer) -> None:
             )
             sys.stdout.flush()
 
-        code = serve_worker(site, broker, concurrency=concurrency, forks=forks, loglevel=loglevel, on_ready=ready)
+        code = serve_worker(
+            policy, url, keys_dir(keys), concurrency=concurrency, forks=forks, loglevel=loglevel, on_ready=ready
+        )
         if code:
             err_console.print(f"[red]worker stopped with exit code {code}[/] ({escape(site)})")
         sys.stdout.flush()

@@ -1,6 +1,9 @@
 """The Celery app, the per-site queues and the Redis keys of a distributed run.
 
-Broker and result backend are the same Redis URL. Messages are JSON only (pickle is refused both ways). Tasks
+Redis is the broker (no result backend: task results are ignored, every result travels on the run's signed
+stream). Workers do not listen to Celery's remote control (``worker_enable_remote_control=False``): a
+``shutdown`` or ``pool_restart`` broadcast through the broker reaches no worker. Messages are JSON only (pickle is
+refused both ways) and each batch argument is an Ed25519-signed envelope (``signing``). Tasks
 are acknowledged late (after the batch finished) and rejected back to the queue when the pool process running
 them dies (``task_reject_on_worker_lost``); each worker process reserves one message at a time. A message
 that was taken by a worker which then vanished entirely is restored by Redis after ``VISIBILITY_TIMEOUT``; the
@@ -10,7 +13,10 @@ controller does not wait that long: it re-queues a batch as soon as the batch's 
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -20,6 +26,9 @@ from orchestrator.redact import register_secret
 TASK_NAME = "kmsfleet.run_batch"
 QUEUE_PREFIX = "kmsfleet.site."
 KEY_PREFIX = "kmsfleet:run:"
+PRESENCE_PREFIX = "kmsfleet:presence:"  # + site + ":" + node: a worker's signed "I consume this queue"
+BROKER_ENV = "KMSFLEET_BROKER_URL"
+BROKER_ENV_OLD = "KMSFLEET_BROKER"
 # Longer than a batch can run (a batch is at most `forks` PCs, each bounded by its time budget, 600 s by
 # default): a message is only restored by Redis when its worker died; the controller re-queues much earlier.
 VISIBILITY_TIMEOUT = 3600
@@ -56,6 +65,28 @@ def check_broker(url: str) -> str:
     return url
 
 
+def resolve_broker(url: str | None, url_file: str | Path | None) -> str | None:
+    """The broker URL from ``--broker-url-file`` (first line), ``--broker``, or the environment
+    (``KMSFLEET_BROKER_URL``, then ``KMSFLEET_BROKER``); None when none is given. A file keeps the password off
+    the command line (where ``ps`` shows it to every user) and out of shell history."""
+    if url_file:
+        path = Path(url_file).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"--broker-url-file: cannot read {path}: {getattr(exc, 'strerror', exc)}") from None
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        if not lines:
+            raise InputError(f"--broker-url-file: {path} holds no URL")
+        return check_broker(lines[0])
+    found = url or os.environ.get(BROKER_ENV) or os.environ.get(BROKER_ENV_OLD)
+    return check_broker(found) if found else None
+
+
+def presence_key(site: str, node: str) -> str:
+    return f"{PRESENCE_PREFIX}{site}:{node}"
+
+
 class RunKeys:
     """Redis keys of one run. Everything a worker writes for the run lives under ``kmsfleet:run:<id>:``."""
 
@@ -76,13 +107,13 @@ class RunKeys:
         return [self.events, self.open, self.cancel, self.hosts_done, self.batches_done]
 
 
-def make_app(broker: str, *, forks: int | None = None) -> Any:
-    """The Celery app for ``broker`` with the batch task registered. ``forks``: a worker's own limit of PCs
-    worked on at once per batch (None: what the controller asked for)."""
+def make_app(broker: str, *, task: Callable[[Any], dict[str, Any]] | None = None) -> Any:
+    """The Celery app for ``broker``; on a worker, ``task`` is the body of the batch task (the controller only
+    sends by name)."""
     from celery import Celery
 
     check_broker(broker)
-    app = Celery("kmsfleet", broker=broker, backend=broker, set_as_current=False)
+    app = Celery("kmsfleet", broker=broker, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -94,6 +125,8 @@ def make_app(broker: str, *, forks: int | None = None) -> Any:
         worker_prefetch_multiplier=1,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
         result_expires=RESULT_EXPIRES,
+        task_ignore_result=True,
+        worker_enable_remote_control=False,  # no inspect/shutdown/pool_restart broadcasts through the broker
         task_create_missing_queues=True,
         task_default_queue=QUEUE_PREFIX + "default",
         broker_connection_retry_on_startup=True,
@@ -104,12 +137,15 @@ def make_app(broker: str, *, forks: int | None = None) -> Any:
         worker_redirect_stdouts=False,
     )
 
-    def run_batch_task(message: dict[str, Any]) -> dict[str, Any]:
-        from orchestrator.distributed.worker import run_batch
+    if task is not None:
+        # The worker's consumer: kombu's Redis transport with malformed entries dropped (``kombu_guard``).
+        app.conf.broker_transport = "orchestrator.distributed.kombu_guard:GuardedTransport"
 
-        return run_batch(message, broker, forks=forks)
+        def run_batch_task(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            # Any argument shape is accepted here and judged by ``task`` (a poison message is refused, not fatal).
+            return task(args[0] if len(args) == 1 and not kwargs else {"args": len(args), "kwargs": sorted(kwargs)})
 
-    app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)(run_batch_task)
+        app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)(run_batch_task)
     return app
 
 

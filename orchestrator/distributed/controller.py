@@ -4,11 +4,15 @@
 
 1. groups the targeted PCs by their inventory variable ``site`` (``default_site`` for PCs without one, else an
    error listing them) and cuts each site's PCs into batches of ``batch_size``;
-2. asks Celery which sites have a live worker and sends each such site's batches to its queue
-   ``kmsfleet.site.<NAME>``; a site without a worker is polled until ``site_timeout`` runs out, then its PCs end
-   ``unreachable`` ("no worker for site X") while the other sites go on;
-3. reads the run's Redis stream and feeds every event to the reporters (history database, terminal): the first
-   final result of a PC wins, later copies are counted and ignored;
+2. watches which sites have a live worker (signed presence keys, ``liveness``) and sends each such site's
+   batches, signed with the controller's key, to its queue ``kmsfleet.site.<NAME>``; a site without a worker
+   is polled until ``site_timeout`` runs out, then its PCs end ``unreachable`` ("no worker for site X") while
+   the other sites go on; the run's ``open`` key holds a token the controller re-signs every second, without
+   which no worker starts a batch of the run;
+3. reads the run's Redis stream and feeds every event to the reporters (history database, terminal) after
+   checking it: signed by the pinned key of the batch's site, valid against the event schema, carrying this
+   run's id and nonce, about a PC of that batch. Anything else is refused and counted (a forged "all fine"
+   never reaches the history). The first final result of a PC wins, later copies are counted and ignored;
 4. re-queues a started batch whose lease expired (its worker died: SIGKILL, power cut) with the PCs that have
    no final result yet, at most ``max_attempts`` times;
 5. on Ctrl-C sets the run's cancel flag (workers interrupt their hosts and stream them), waits a bounded time,
@@ -22,13 +26,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
+import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from orchestrator.distributed.celery_app import (
     KEY_TTL,
@@ -39,15 +47,18 @@ from orchestrator.distributed.celery_app import (
     queue_name,
     redis_client,
 )
+from orchestrator.distributed.keys import ControllerKeys, keys_dir, load_controller_keys
 from orchestrator.distributed.liveness import SiteWatcher
 from orchestrator.distributed.message import (
     BatchMessage,
     HostEntry,
+    StreamEvent,
     batch_options,
     bundle_playbook,
     encode_value,
     sanitise_vars,
 )
+from orchestrator.distributed.signing import DOMAIN_BATCH, DOMAIN_EVENT, DOMAIN_OPEN, SignatureError
 from orchestrator.errors import InputError, KmsfleetError
 from orchestrator.executor.plan import Plan
 from orchestrator.executor.reporter import Reporter
@@ -70,10 +81,18 @@ SITE_VAR = "site"
 READ_BLOCK_MS = 500
 LEASE_CHECK_EVERY = 1.0
 CANCEL_WAIT_EXTRA = 15.0
+OPEN_REFRESH = 1.0
+CLOSED_TTL = 600  # seconds the signed "closed" token stays (longer than a worker accepts an old open token)
+
+log = logging.getLogger("kmsfleet.controller")
 
 
 class BrokerError(KmsfleetError):
     """The broker cannot be reached or used."""
+
+
+class _Refused(Exception):
+    """A stream entry the controller does not accept (the text says why; counted and logged)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,7 @@ class DistributedOptions:
     batch_size: int = 50
     default_site: str | None = None
     max_attempts: int = 3
+    keys: str | None = None  # the key folder (None: $KMSFLEET_KEYS or ~/.config/kmsfleet/keys)
 
 
 @dataclass(frozen=True)
@@ -165,6 +185,9 @@ class Controller:
         self.started_mono = time.monotonic()
         self.started_at = utcnow()
         self._last_id = "0-0"
+        self.nonce = secrets.token_hex(16)
+        self.refused = 0
+        self._refused_reasons: dict[str, int] = {}
 
     # ------------------------------------------------------------------ planning
 
@@ -246,23 +269,30 @@ class Controller:
                 site.batches.append(batch)
                 self.batches[batch.id] = batch
         self.site_of = site_of
+        self.crypto: ControllerKeys = load_controller_keys(keys_dir(self.dist.keys), self.sites)
+        self._kid_sites = self.crypto.sites_of_kid()
+        self._verifiers = {site: self.crypto.verifier(site) for site in self.sites}
         label = f"{self.info.controller} (distributed: {len(self.sites)} sites)"
         self.info = dataclasses.replace(self.info, controller=label)
 
         def message(batch: _Batch, hosts: list[str]) -> dict[str, Any]:
             chosen = set(hosts)
+            now = time.time()
             msg = BatchMessage(
                 run_id=self.info.id,
+                nonce=self.nonce,
                 batch_id=batch.id,
                 attempt=batch.attempt,
                 site=batch.site,
+                issued=now,
+                expires=now + max(60.0, self._deadline() - time.monotonic()),
                 playbook=bundle,
                 options=opts,
                 hosts=[entries[h] for h in hosts],
                 selections={p: [h for h in sel if h in chosen] for p, sel in by_pattern.items()},
                 withheld=sorted(withheld),
             )
-            return msg.model_dump(mode="json")
+            return self.crypto.signer.sign(DOMAIN_BATCH, msg.model_dump(mode="json"))
 
         self._message = message
         client = redis_client(self.dist.broker)
@@ -272,13 +302,14 @@ class Controller:
             raise BrokerError(f"cannot reach the broker {_safe_url(self.dist.broker)}: {exc}") from None
         self.client = client
         self.keys = RunKeys(self.info.id)
-        client.set(self.keys.open, "1", ex=KEY_TTL)
+        self._next_open = 0.0
+        self._refresh_open()
         self.app = make_app(self.dist.broker)
-        self.watcher = SiteWatcher(self.app, self.sites)
+        self.watcher = SiteWatcher(client, self._verifiers, self.sites)
         self.reporter.run_started(self.info, targets)
         interrupted = False
         try:
-            self.watcher.check_once(reply_timeout=0.5)  # a busy worker that misses it is seen 2 s later
+            self.watcher.check_once()
             self.watcher.start()
             try:
                 self._loop()
@@ -290,6 +321,8 @@ class Controller:
         finally:
             self.watcher.stop()
             self._cleanup()
+        if self.refused or self.watcher.refused:
+            self._warn_refused()
         hosts = tuple(self.final[h] for h in targets if h in self.final)
         result = RunResult(info=self.info, hosts=hosts, finished=utcnow(), interrupted=interrupted)
         self.reporter.run_done(result)
@@ -317,6 +350,7 @@ class Controller:
                         h, HostStatus.UNREACHABLE, "no result from the site's worker within the run's time limit"
                     )
                 return
+            self._refresh_open()
             self._dispatch(now)
             self._read(READ_BLOCK_MS)
             if time.monotonic() >= next_lease_check:
@@ -324,6 +358,18 @@ class Controller:
                 next_lease_check = time.monotonic() + LEASE_CHECK_EVERY
 
     # ------------------------------------------------------------------ dispatch and liveness
+
+    def _refresh_open(self) -> None:
+        """Re-sign the run's open token (workers start a batch of this run only while it is fresh)."""
+        now = time.monotonic()
+        if now < self._next_open:
+            return
+        self._next_open = now + OPEN_REFRESH
+        token = self.crypto.signer.sign(DOMAIN_OPEN, {"run": self.info.id, "n": self.nonce, "ts": time.time()})
+        try:
+            self.client.set(self.keys.open, json.dumps(token), ex=KEY_TTL)
+        except Exception as exc:
+            log.warning("could not refresh the run's open token: %s", type(exc).__name__)
 
     def _send(self, batch: _Batch, hosts: list[str]) -> None:
         batch.attempt += 1
@@ -411,55 +457,123 @@ class Controller:
         for _stream, entries in reply or ():
             for entry_id, fields in entries:
                 self._last_id = _decode(entry_id)
-                raw = fields.get(b"e") if b"e" in fields else fields.get("e")
-                if raw is None:
-                    continue
+                raw = fields.get(b"m") if b"m" in fields else fields.get("m")
                 try:
-                    event = json.loads(_decode(raw))
-                    self._handle(event)
-                except (ValueError, KeyError, TypeError):
-                    continue  # not ours or malformed: never let one bad entry stop the run
+                    event, batch = self._verify(raw)
+                    self._handle(event, batch)
+                except _Refused as exc:
+                    self._refuse(str(exc))
+                except Exception as exc:  # a signed event the engine cannot read: never stop the run for it
+                    self._refuse(f"unreadable event ({type(exc).__name__})")
 
-    def _handle(self, event: Mapping[str, Any]) -> None:
-        kind = event.get("t")
-        batch = self.batches.get(str(event.get("b")))
-        if batch is None:
-            return
+    def _verify(self, raw: Any) -> tuple[StreamEvent, _Batch]:
+        """The event in a stream entry, if a site's pinned key signed it for this run and batch."""
+        if raw is None:
+            raise _Refused("an entry without a signed message")
+        try:
+            envelope = json.loads(_decode(raw))
+        except ValueError:
+            raise _Refused("an entry that is not JSON") from None
+        kid = envelope.get("kid") if isinstance(envelope, dict) else None
+        sites = self._kid_sites.get(kid, set()) if isinstance(kid, str) else set()
+        sites &= self.sites.keys()
+        if not sites:
+            raise _Refused("an event not signed by any pinned worker key of this run's sites")
+        site = sorted(sites)[0]
+        try:
+            body = self._verifiers[site].open(DOMAIN_EVENT, envelope)
+            event = StreamEvent.model_validate(body)
+        except SignatureError as exc:
+            raise _Refused(f"an event with {exc}") from None
+        except ValidationError as exc:
+            raise _Refused(f"an event that does not match the schema ({exc.error_count()} errors)") from None
+        if event.run != self.info.id or event.n != self.nonce:
+            raise _Refused("an event of another run (or replayed from one)")
+        batch = self.batches.get(event.b)
+        if batch is None or batch.site != event.s or event.s not in sites:
+            raise _Refused(f"an event for batch {event.b!r} of site {event.s!r}, which its key does not serve")
+        return event, batch
+
+    def _refuse(self, reason: str) -> None:
+        self.refused += 1
+        count = self._refused_reasons.get(reason, 0)
+        self._refused_reasons[reason] = count + 1
+        if count == 0:
+            log.warning("refused %s", reason)
+
+    def _warn_refused(self) -> None:
+        parts = [f"{n}× {reason}" for reason, n in sorted(self._refused_reasons.items())]
+        if self.watcher.refused:
+            parts.append(f"{self.watcher.refused}× a worker presence key not signed by its site's pinned key")
+        note = "refused from the broker: " + "; ".join(parts)
+        log.warning(note)
+        if self.progress is not None:
+            self.progress(
+                SiteProgress(site="(broker)", state="warning", workers=0, total=0, done=0, problems=0, note=note)
+            )
+
+    def _handle(self, event: StreamEvent, batch: _Batch) -> None:
+        kind = event.t
         self.watcher.seen(batch.site)
         site = self.sites[batch.site]
         if kind == "batch_started":
             batch.started = True
-            batch.worker = str(event.get("worker") or "")
+            batch.worker = event.worker or ""
             if site.state == "waiting":
                 site.state = "running"
                 self._report(site, force=True)
         elif kind == "play":
-            name = str(event.get("name"))
+            name = str(event.name)
             if name not in self._plays_seen:
                 self._plays_seen.add(name)
                 self.reporter.play_started(name, self.by_play.get(name, []))
         elif kind == "task":
-            task = task_result_from_json(event["r"])
-            if task.host in self.site_of and task.host not in self.final:
+            if event.r is None:
+                raise _Refused("a task event without its task")
+            task = task_result_from_json(event.r)
+            if task.host not in batch.hosts:
+                raise _Refused(f"a task event for {task.host!r}, which is not in batch {batch.id}")
+            if task.host not in self.final:
                 self._host_started.add(task.host)
                 self.reporter.task_done(task)
         elif kind == "host":
-            result = host_result_from_json(event["r"])
-            if result.host not in self.site_of:
-                return
+            if event.r is None:
+                raise _Refused("a host event without its result")
+            result = host_result_from_json(event.r)
+            if result.host not in batch.hosts:
+                raise _Refused(f"a result for {result.host!r}, which is not in batch {batch.id}")
             if result.host in self.final:
                 self.duplicates += 1
                 return
             self._accept(result)
         elif kind == "batch_done":
             batch.done = True
+        elif kind == "batch_refused":
+            self._refused_batch(batch, str(event.error or "refused"))
         elif kind == "batch_failed":
             batch.done = True
-            error = str(event.get("error") or "unknown error")
+            error = str(event.error or "unknown error")
             text = f"the worker at site {batch.site} could not run batch {batch.id}: {error}"
             for h in batch.hosts:
                 if h not in self.final:
                     self._finish(h, HostStatus.FAILED, text, failure=FailureKind.INPUT)
+
+    def _refused_batch(self, batch: _Batch, reason: str) -> None:
+        """The site's worker refused a message claiming to be ``batch`` (tampered, forged, outside its policy …).
+        Send the genuine batch again (a copy still queued is harmless), at most ``max_attempts`` times."""
+        site = self.sites[batch.site]
+        remaining = [h for h in batch.hosts if h not in self.final]
+        if batch.done or batch.started or not remaining or batch.attempt == 0:
+            return
+        if batch.attempt >= self.dist.max_attempts:
+            batch.done = True
+            text = f"the worker at site {batch.site} refused batch {batch.id} {batch.attempt} times: {reason}"
+            for h in remaining:
+                self._finish(h, HostStatus.FAILED, text, failure=FailureKind.INPUT)
+            self._report(site, force=True, note=text)
+            return
+        self._send(batch, remaining)
+        self._report(site, force=True, note=f"the worker refused a copy of batch {batch.id} ({reason}); sent again")
 
     def _accept(self, result: HostResult) -> None:
         self.final[result.host] = result
@@ -534,6 +648,7 @@ class Controller:
             while self._pending() and time.monotonic() < deadline:
                 if not any(b.started and not b.done for b in self.batches.values()):
                     break
+                self._refresh_open()
                 self._read(READ_BLOCK_MS)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: stop waiting now
@@ -547,7 +662,10 @@ class Controller:
     def _cleanup(self) -> None:
         try:
             keys = [*self.keys.all_fixed(), *(self.keys.lease(b) for b in self.batches)]
-            self.client.delete(*keys)
+            self.client.delete(*[k for k in keys if k != self.keys.open])
+            # The open key now says "closed" (signed): a batch of this run replayed later is refused at once.
+            closed = {"run": self.info.id, "n": self.nonce, "ts": time.time(), "closed": True}
+            self.client.set(self.keys.open, json.dumps(self.crypto.signer.sign(DOMAIN_OPEN, closed)), ex=CLOSED_TTL)
         except Exception:
             pass  # every key expires on its own (KEY_TTL)
         try:

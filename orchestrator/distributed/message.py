@@ -10,6 +10,8 @@ A batch message (JSON) holds:
 - ``selections``: for each play's host pattern, which of the batch's PCs it selects (evaluated on the
   controller against the whole inventory, so slices and intersections mean what they mean in a local run).
 - ``options``: check, diff, tags, extra vars (minus secrets), forks, budget, language.
+- ``nonce``, ``issued``, ``expires``: the run's random nonce and the message's validity window (see
+  ``signing`` for how the whole message is signed, and ``worker`` for how a replay is refused).
 
 Secrets never cross the broker. Withheld: every variable whose name looks like a secret (``ansible_password``,
 ``*_pass``, ``*token*`` …) unless its value is a template (e.g. ``{{ lookup('env', 'SCHOOL_A_PASSWORD') }}``,
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import InputError, Location
 from orchestrator.executor.plan import BlockSpec, Node, Plan
@@ -38,6 +40,8 @@ MAX_BUNDLE_BYTES = 4 * 1024 * 1024
 UNSAFE_MARK = "__kmsfleet_unsafe__"  # {"__kmsfleet_unsafe__": text}: an !unsafe string (never templated)
 _SECRET_NAME_EXTRA = ("_pass", "passwd")
 _IDENTITY_PREFIXES = ("ansible_", "kmsfleet_")
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+_NONCE = r"^[0-9a-f]{32}$"
 
 
 class _Model(BaseModel):
@@ -72,16 +76,41 @@ class BatchOptions(_Model):
 
 
 class BatchMessage(_Model):
-    v: Literal[1] = 1
-    run_id: str
-    batch_id: str
-    attempt: int = 1
-    site: str
+    v: Literal[2] = 2
+    run_id: str = Field(pattern=_ID, max_length=64)
+    nonce: str = Field(pattern=_NONCE)  # random per run; every event and the run's open token echo it
+    batch_id: str = Field(pattern=_ID, max_length=80)
+    attempt: int = Field(default=1, ge=1, le=100)
+    site: str = Field(pattern=_ID, max_length=64)
+    issued: float  # Unix time the controller signed it
+    expires: float  # Unix time after which no worker starts it
     playbook: PlaybookBundle
     options: BatchOptions
     hosts: list[HostEntry]
     selections: dict[str, list[str]]
     withheld: list[str] = []  # names of variables kept back as secrets (names only, never values)
+
+
+EventKind = Literal["batch_started", "play", "task", "host", "batch_done", "batch_failed", "batch_refused"]
+
+
+class StreamEvent(BaseModel):
+    """One entry of a run's result stream, as signed by a worker (validated after the signature)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    run: str = Field(max_length=64)
+    n: str = Field(pattern=_NONCE)
+    b: str = Field(max_length=80)
+    a: int = Field(ge=1, le=100)
+    s: str = Field(max_length=64)
+    t: EventKind
+    worker: str | None = Field(default=None, max_length=300)
+    hosts: int | None = Field(default=None, ge=0)
+    skipped: int | None = Field(default=None, ge=0)
+    name: str | None = Field(default=None, max_length=10_000)
+    r: dict[str, Any] | None = None  # a task line or a whole host result (store JSON rows)
+    counts: dict[str, int] | None = None
+    error: str | None = Field(default=None, max_length=20_000)
 
 
 # ------------------------------------------------------------------------------------------------ secrets

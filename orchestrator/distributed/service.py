@@ -12,11 +12,16 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from orchestrator.distributed.celery_app import check_site, make_app, queue_name, redis_client
 from orchestrator.distributed.controller import BrokerError
-from orchestrator.distributed.worker import PASSWORD_ENV, sweep_batch_dirs
+from orchestrator.distributed.keys import load_worker_keys
+from orchestrator.distributed.liveness import Announcer
+from orchestrator.distributed.policy import PASSWORD_ENV, WorkerPolicy, guard_connections, guard_lookups
+from orchestrator.distributed.replay import DoneBatches
+from orchestrator.distributed.worker import WorkerContext, run_batch, sweep_batch_dirs
 from orchestrator.redact import redact_text, register_secret
 
 
@@ -37,8 +42,9 @@ def _preload_engine() -> None:
 
 
 def serve_worker(
-    site: str,
+    policy: WorkerPolicy,
     broker: str,
+    keys: Path,
     *,
     concurrency: int = 1,
     forks: int | None = None,
@@ -46,29 +52,40 @@ def serve_worker(
     on_ready: Callable[[str], None] | None = None,
 ) -> int:
     """Run a worker until it is told to stop; its exit code."""
-    check_site(site)
+    site = check_site(policy.site)
     register_secret(os.environ.get(PASSWORD_ENV) or None)
-    app = make_app(broker, forks=forks)
+    ctx = WorkerContext(load_worker_keys(keys), policy, DoneBatches.for_site(site), forks)
+
+    def task(message: Any) -> dict[str, Any]:
+        return run_batch(message, broker, ctx)
+
+    app = make_app(broker, task=task)
+    client = redis_client(broker, timeout=5.0)
     try:
-        redis_client(broker, timeout=5.0).ping()
+        client.ping()
     except Exception as exc:
         raise BrokerError(f"cannot reach the broker {redact_text(broker)}: {exc}") from None
     _preload_engine()
+    guard_connections(policy)  # before the pool forks: every pool process inherits them
+    guard_lookups(policy)
     sweep_batch_dirs()
     node = node_name(site)
-    if on_ready is not None:
-        from celery.signals import worker_ready
+    announcer = Announcer(client, ctx.keys.signer, site, node)
+    from celery.signals import worker_ready
 
-        def ready(sender: Any = None, **_: Any) -> None:
+    def announce(sender: Any = None, **_: Any) -> None:
+        announcer.start()  # first: a controller may act on "worker ready" at once
+        if on_ready is not None:
             on_ready(node)
 
-        worker_ready.connect(ready, weak=False)
+    worker_ready.connect(announce, weak=False)
     from celery.signals import worker_shutting_down
 
     shutdown: dict[str, Any] = {}
 
     def shutting_down(sig: Any = None, how: Any = None, exitcode: Any = None, **_: Any) -> None:
         shutdown.setdefault("how", how)
+        announcer.stop()  # no new batches will be taken: stop saying so
 
     worker_shutting_down.connect(shutting_down, weak=False)
     worker = app.Worker(
@@ -83,7 +100,10 @@ def serve_worker(
         quiet=True,
         optimization="fair",
     )
-    worker.start()
+    try:
+        worker.start()
+    finally:
+        announcer.stop()
     if shutdown.get("how") == "Warm":
         return 0  # SIGTERM or a first Ctrl-C: asked to stop, and every running batch finished (Celery says 1)
     return int(getattr(worker, "exitcode", 0) or 0)

@@ -1,10 +1,16 @@
 """The worker side of a distributed run: one batch through the ordinary engine, every event streamed to Redis.
 
-``run_batch`` (the Celery task body) validates the message, takes the batch's *lease* (a Redis key with a
-short TTL that a background thread keeps refreshing while the batch runs), skips PCs whose final result is
-already in the run's stream (a redelivered batch repeats only what was not finished), compiles the playbook
-files from the message with the same loader as a local run, and runs ``executor.Runner`` with a reporter that
-appends each event to the run's Redis stream the moment it happens.
+``run_batch`` (the Celery task body) first decides whether to run the message at all: it must carry the
+pinned controller key's signature (``signing``), match the batch schema, be for this worker's site, be within
+its validity window, belong to a run whose controller is waiting *now* (the run's ``open`` key holds a token
+the controller signs afresh every second or so, with the run's nonce: an old batch replayed after its run
+ended finds no fresh token), and stay inside the worker's own policy (``policy``). Anything else is refused,
+logged, and acknowledged: a poison message never stops the worker. A batch that passes takes the batch's
+*lease* (a Redis key with a short TTL that a background thread keeps refreshing while the batch runs), skips
+PCs whose final result is already in the run's stream (a redelivered batch repeats only what was not
+finished), compiles the playbook files from the message with the same loader as a local run, and runs
+``executor.Runner`` with a reporter that appends each event, signed with the worker's key, to the run's Redis
+stream the moment it happens.
 
 Duplicates are harmless by construction: a batch whose lease is held by a live process, a batch already
 done, or a run whose controller is gone is skipped; a lease left by a dead process on this machine is taken
@@ -16,12 +22,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import os
 import socket
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +38,38 @@ from pydantic import ValidationError
 
 from orchestrator import __version__
 from orchestrator.distributed.celery_app import KEY_TTL, LEASE_REFRESH, LEASE_TTL, RunKeys, redis_client
+from orchestrator.distributed.keys import WorkerKeys
 from orchestrator.distributed.message import BatchMessage, HostEntry, decode_value, run_options
+from orchestrator.distributed.policy import PASSWORD_ENV, PolicyError, WorkerPolicy, check_inside
+from orchestrator.distributed.replay import DoneBatches
+from orchestrator.distributed.signing import DOMAIN_BATCH, DOMAIN_EVENT, DOMAIN_OPEN, SignatureError, Signer
 from orchestrator.errors import InputError
 from orchestrator.executor.runner import InventoryView
 from orchestrator.redact import redact, redact_text, register_secret
 from orchestrator.results.models import HostResult, HostTaskResult, RunInfo, RunResult
 from orchestrator.results.store import host_result_to_json, task_result_to_json
 
-PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable
 BATCH_DIR_PREFIX = "kmsfleet-batch-"  # + pid: a folder left by a killed process is swept by the next worker
 MAX_STREAM_EVENTS = 2_000_000  # a safety cap only; a run's stream is deleted when its controller finishes
+CLOCK_SKEW = 60.0  # seconds the clocks of controller and worker may differ (both NTP-synced in practice)
+OPEN_MAX_AGE = 60.0  # the run's open token must have been signed this recently (the controller re-signs every ~1 s)
+
+log = logging.getLogger("kmsfleet.worker")
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a worker brings itself: its keys and its policy (never from the broker)."""
+
+    keys: WorkerKeys
+    policy: WorkerPolicy
+    done: DoneBatches
+    forks: int | None = None
+
+
+class Refused(Exception):
+    """A batch message this worker will not run (logged and acknowledged; the text names the rule)."""
+
 
 _clients: dict[tuple[int, str], Any] = {}
 _clients_lock = threading.Lock()
@@ -73,14 +104,16 @@ def worker_name() -> str:
 class EventStream:
     """Appends events of one batch to the run's Redis stream. Thread-safe (redis-py pools connections)."""
 
-    def __init__(self, client: Any, keys: RunKeys, msg: BatchMessage) -> None:
+    def __init__(self, client: Any, keys: RunKeys, msg: BatchMessage, signer: Signer) -> None:
         self.client = client
         self.keys = keys
-        self.tag = {"b": msg.batch_id, "a": msg.attempt, "s": msg.site}
+        self.signer = signer
+        self.tag = {"run": msg.run_id, "n": msg.nonce, "b": msg.batch_id, "a": msg.attempt, "s": msg.site}
 
     def _entry(self, event: Mapping[str, Any]) -> dict[str, str]:
-        # Everything leaving the worker is scrubbed of the worker's own secrets (its password …).
-        return {"e": json.dumps(redact({**self.tag, **event}), ensure_ascii=False, separators=(",", ":"))}
+        # Everything leaving the worker is scrubbed of the worker's own secrets (its password …), then signed.
+        envelope = self.signer.sign(DOMAIN_EVENT, redact({**self.tag, **event}))
+        return {"m": json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))}
 
     def emit(self, event: Mapping[str, Any]) -> None:
         self.client.xadd(self.keys.events, self._entry(event), maxlen=MAX_STREAM_EVENTS, approximate=True)
@@ -106,7 +139,7 @@ class EventStream:
 
     def batch_done(self, summary: Mapping[str, Any]) -> None:
         pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(self.keys.events, self._entry({"t": "batch_done", **summary}))
+        pipe.xadd(self.keys.events, self._entry({"t": "batch_done", **summary}), maxlen=MAX_STREAM_EVENTS)
         pipe.sadd(self.keys.batches_done, self.tag["b"])
         pipe.expire(self.keys.batches_done, KEY_TTL)
         pipe.execute()
@@ -169,9 +202,10 @@ class Lease:
     """Who runs a batch right now. Refreshed every ``LEASE_REFRESH`` s by a thread; while it refreshes it also
     watches the run's cancel flag and whether the controller still waits (``open``), and sets ``cancel``."""
 
-    def __init__(self, client: Any, keys: RunKeys, batch_id: str) -> None:
+    def __init__(self, client: Any, keys: RunKeys, batch_id: str, is_open: Callable[[Any], bool]) -> None:
         self.client = client
         self.keys = keys
+        self.is_open = is_open
         self.key = keys.lease(batch_id)
         self.token = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}"
         self.cancel = threading.Event()
@@ -201,9 +235,9 @@ class Lease:
                 pipe = self.client.pipeline(transaction=False)
                 pipe.eval(_REFRESH, 1, self.key, self.token, ttl)
                 pipe.exists(self.keys.cancel)
-                pipe.exists(self.keys.open)
-                _refreshed, cancelled, still_open = pipe.execute()
-                if cancelled or not still_open:
+                pipe.get(self.keys.open)
+                _refreshed, cancelled, token = pipe.execute()
+                if cancelled or not self.is_open(token):
                     self.cancel.set()
             except Exception:
                 self.refresh_errors += 1  # Redis away for a moment: the next refresh may still make it
@@ -274,19 +308,37 @@ def _inventory_view(msg: BatchMessage) -> InventoryView:
     )
 
 
+def _check_files(plan: Any, main: Path, folder: Path) -> None:
+    """Every file the plan reads must be one the batch carried; ``vars_files`` names may not be templates."""
+    from orchestrator.distributed.message import plan_files
+
+    for play in plan.plays:
+        for ref in play.vars_files:
+            for candidate in getattr(ref, "candidates", ()):
+                if not isinstance(candidate, str) or "{{" in candidate or "{%" in candidate:
+                    raise PolicyError(f"vars_files entry {candidate!r} is a template; this worker accepts only names")
+                path = Path(candidate)
+                check_inside([path if path.is_absolute() else Path(play.base_dir) / path], folder)
+    check_inside(plan_files(plan, main), folder)
+
+
 def _run(
     msg: BatchMessage, todo: list[str], stream: EventStream, cancel: threading.Event, forks: int | None
 ) -> RunResult:
     from orchestrator.api import load_plan, play_vars_loader
+    from orchestrator.distributed.message import unpack_playbook
     from orchestrator.executor.runner import Runner, new_run_info
 
     password = os.environ.get(PASSWORD_ENV) or None
     register_secret(password)
     options = run_options(msg.options, password=password, forks=forks)
     with tempfile.TemporaryDirectory(prefix=f"{BATCH_DIR_PREFIX}{os.getpid()}-") as tmp:
-        from orchestrator.distributed.message import unpack_playbook
-
-        plan = load_plan(unpack_playbook(msg.playbook, Path(tmp)))
+        main = unpack_playbook(msg.playbook, Path(tmp))
+        plan = load_plan(main)
+        try:
+            _check_files(plan, main, Path(tmp))
+        except PolicyError as exc:
+            raise InputError(f"refused by the worker's policy: {exc}") from None
         info = new_run_info(msg.run_id, msg.playbook.source, (), options, None)
         runner = Runner(
             plan,
@@ -301,34 +353,118 @@ def _run(
         return runner.run()
 
 
-def _refuse(client: Any, raw: Mapping[str, Any], exc: Exception) -> dict[str, Any]:
-    """A message this worker cannot read (another kmsfleet version?): tell the controller, if it says who."""
-    run_id, batch_id = raw.get("run_id"), raw.get("batch_id")
-    error = f"this worker cannot read the batch message (kmsfleet {__version__}): {str(exc).splitlines()[0]}"
-    if isinstance(run_id, str) and isinstance(batch_id, str):
-        event = {"b": batch_id, "a": raw.get("attempt"), "s": raw.get("site"), "t": "batch_failed", "error": error}
-        with contextlib.suppress(Exception):
-            client.xadd(RunKeys(run_id).events, {"e": json.dumps(event)})
-    return {"batch": batch_id, "error": error}
+def open_token(raw: Any, ctx: WorkerContext, run_id: str) -> Mapping[str, Any] | None:
+    """The run's open token if the pinned controller key signed it recently for ``run_id`` and the run is not
+    closed; else None."""
+    if raw is None:
+        return None
+    try:
+        token = ctx.keys.controller.open(DOMAIN_OPEN, json.loads(raw))
+    except (SignatureError, ValueError, TypeError):
+        return None
+    if not isinstance(token, dict) or token.get("run") != run_id or token.get("closed"):
+        return None
+    ts = token.get("ts")
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or abs(time.time() - ts) > OPEN_MAX_AGE + CLOCK_SKEW:
+        return None
+    return token
 
 
-def run_batch(raw: Mapping[str, Any], broker: str, *, forks: int | None = None) -> dict[str, Any]:
-    """The body of the Celery task: run one batch, stream it, return a small summary (the task result)."""
+def accept(raw: Any, client: Any, ctx: WorkerContext) -> BatchMessage:
+    """The batch inside ``raw`` if this worker may run it now; else ``Refused`` saying why."""
+    try:
+        body = ctx.keys.controller.open(DOMAIN_BATCH, raw)
+    except SignatureError as exc:
+        raise Refused(f"not signed by the pinned controller key: {exc}") from None
+    try:
+        msg = BatchMessage.model_validate(body)
+    except ValidationError as exc:
+        first = str(exc).splitlines()
+        raise Refused(f"not a batch this worker can read (kmsfleet {__version__}): {' '.join(first[:3])}") from None
+    try:
+        ctx.policy.check_site(msg.site)
+    except PolicyError as exc:
+        raise Refused(str(exc)) from None
+    now = time.time()
+    if now > msg.expires:
+        raise Refused(f"batch {msg.batch_id} of run {msg.run_id} expired {now - msg.expires:.0f}s ago")
+    if msg.issued > now + CLOCK_SKEW:
+        raise Refused(f"batch {msg.batch_id} is dated {msg.issued - now:.0f}s in the future")
+    token = open_token(client.get(RunKeys(msg.run_id).open), ctx, msg.run_id)
+    if token is None or token.get("n") != msg.nonce:
+        raise Refused(f"run {msg.run_id} has no fresh signed open token: its controller is not waiting for it")
+    if ctx.done.contains(DoneBatches.key(msg.run_id, msg.nonce, msg.batch_id, msg.attempt)):
+        raise Refused(f"batch {msg.batch_id} attempt {msg.attempt} of run {msg.run_id} was already run here (replay)")
+    return msg
+
+
+def _report_refusal(raw: Any, client: Any, ctx: WorkerContext, reason: str) -> None:
+    """A refused message that names a batch of a live run of this site: tell that run's controller (signed), so
+    it can send the batch again instead of waiting for it. The message itself is not trusted: the run must be
+    open (fresh token signed by the controller, whose nonce is used), and the event names this worker's site."""
+    try:
+        body = json.loads(raw["body"]) if isinstance(raw, dict) and isinstance(raw.get("body"), str) else None
+    except ValueError:
+        return
+    if not isinstance(body, dict):
+        return
+    run_id, batch_id, attempt = body.get("run_id"), body.get("batch_id"), body.get("attempt")
+    if not isinstance(run_id, str) or not isinstance(batch_id, str) or len(run_id) > 64 or len(batch_id) > 80:
+        return
+    token = open_token(client.get(RunKeys(run_id).open), ctx, run_id)
+    if token is None or not isinstance(token.get("n"), str):
+        return
+    event = {
+        "run": run_id,
+        "n": token["n"],
+        "b": batch_id,
+        "a": attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and 1 <= attempt <= 100 else 1,
+        "s": ctx.policy.site,
+        "t": "batch_refused",
+        "error": reason[:2000],
+        "worker": worker_name(),
+    }
+    envelope = ctx.keys.signer.sign(DOMAIN_EVENT, event)
+    pipe = client.pipeline(transaction=True)
+    pipe.xadd(RunKeys(run_id).events, {"m": json.dumps(envelope)}, maxlen=MAX_STREAM_EVENTS, approximate=True)
+    pipe.expire(RunKeys(run_id).events, KEY_TTL)
+    pipe.execute()
+
+
+def _check_policy(msg: BatchMessage, ctx: WorkerContext) -> None:
+    extra = decode_value(msg.options.extra_vars)
+    for host in msg.hosts:
+        ctx.policy.check_vars(host.name, {**decode_value(host.vars), **extra})
+
+
+def run_batch(raw: Any, broker: str, ctx: WorkerContext) -> dict[str, Any]:
+    """The body of the Celery task: run one batch, stream it, return a small summary (logged by Celery)."""
     client = shared_redis(broker)
     try:
-        msg = BatchMessage.model_validate(raw)
-    except ValidationError as exc:
-        return _refuse(client, raw, exc)
+        msg = accept(raw, client, ctx)
+    except Refused as exc:
+        log.warning("refused a batch message: %s", exc)
+        with contextlib.suppress(Exception):
+            _report_refusal(raw, client, ctx, str(exc))
+        return {"refused": str(exc)}
+    except Exception as exc:  # Redis away, …: refuse this one, keep serving
+        log.warning("could not check a batch message: %s", redact_text(f"{type(exc).__name__}: {exc}"))
+        return {"refused": "could not be checked"}
     keys = RunKeys(msg.run_id)
     summary: dict[str, Any] = {"batch": msg.batch_id, "attempt": msg.attempt, "site": msg.site}
-    if not client.exists(keys.open):
-        return {**summary, "skipped": "the run is over (its controller no longer waits for it)"}
+    stream = EventStream(client, keys, msg, ctx.keys.signer)
+    try:
+        _check_policy(msg, ctx)
+    except PolicyError as exc:
+        log.warning("refused batch %s of run %s: %s", msg.batch_id, msg.run_id, exc)
+        with contextlib.suppress(Exception):
+            stream.emit({"t": "batch_failed", "error": f"refused by the worker's policy: {exc}"})
+        return {**summary, "refused": str(exc)}
     if client.sismember(keys.batches_done, msg.batch_id):
         return {**summary, "skipped": "the batch was already done"}
-    lease = Lease(client, keys, msg.batch_id)
+    lease = Lease(client, keys, msg.batch_id, lambda raw: open_token(raw, ctx, msg.run_id) is not None)
     if not lease.acquire():
         return {**summary, "skipped": "another live worker is running this batch"}
-    stream = EventStream(client, keys, msg)
     try:
         done = {m.decode() if isinstance(m, bytes) else str(m) for m in client.smembers(keys.hosts_done)}
         todo = [h.name for h in msg.hosts if h.name not in done]
@@ -337,10 +473,12 @@ def run_batch(raw: Mapping[str, Any], broker: str, *, forks: int | None = None) 
         )
         counts: dict[str, int] = {}
         if todo:
-            result = _run(msg, todo, stream, lease.cancel, forks)
+            result = _run(msg, todo, stream, lease.cancel, ctx.forks)
             counts = {k: v for k, v in result.counts().items() if v}
         summary.update(hosts=len(todo), counts=counts)
         stream.batch_done({"hosts": len(todo), "counts": counts})
+        with contextlib.suppress(OSError):
+            ctx.done.add(DoneBatches.key(msg.run_id, msg.nonce, msg.batch_id, msg.attempt))
         return summary
     except Exception as exc:
         text = exc.render() if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"

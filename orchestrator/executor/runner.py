@@ -45,6 +45,7 @@ DEFAULT_BUDGET = 600.0
 WATCHDOG_GRACE = 5.0
 FACT_KEYS = (
     "ansible_os_name",
+    "kmsfleet_os_caption",  # Win32_OperatingSystem.Caption as the PC names itself (e.g. in Chinese), from license_facts
     "ansible_distribution_version",
     "ansible_hostname",
     "kmsfleet_timezone",

@@ -12,8 +12,8 @@
                                     go to the front end)
     POST /clock/advance             {"days": 181}
     GET  /kms                       the lab KMS host's state
-    POST /kms                       {"up": false} / {"products": [...], "clock_skew_minutes": n, "count": n,
-                                     "reset_counts": true}
+    POST /kms                       {"up": false} / {"drop": true} / {"products": [...],
+                                     "clock_skew_minutes": n, "count": n, "reset_counts": true}
     GET  /stats                     listener and request totals
 
 Answers are JSON; errors are ``{"error": "..."}`` with 400 (bad input) or 404 (unknown host / path).
@@ -227,7 +227,7 @@ class ControlServer:
     async def kms_post(self, request: web.Request) -> web.Response:
         body = await _body(request)
         kms = self.lab.kms
-        allowed = {"up", "products", "clock_skew_minutes", "count", "reset_counts"}
+        allowed = {"up", "drop", "products", "clock_skew_minutes", "count", "reset_counts"}
         unknown = set(body) - allowed
         if unknown:
             raise BadInput(f"unknown kms field(s): {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
@@ -251,6 +251,10 @@ class ControlServer:
             if not isinstance(body["up"], bool):
                 raise BadInput("up must be true or false")
             await kms.set_up(body["up"])
+        if "drop" in body:
+            if not isinstance(body["drop"], bool):
+                raise BadInput("drop must be true or false")
+            kms.set_drop(body["drop"])
         return _json(kms.snapshot())
 
     async def stats(self, request: web.Request) -> web.Response:

@@ -40,11 +40,17 @@ Rules, applied in this order to an ``activate`` request:
 Up/down: ``await host.set_up(False)`` closes the listener (clients then get "connection refused", which the PC
 reports as 0xC004F074); ``set_up(True)`` listens again on the same address and port.
 
+Drop (spec ``kms.drop``, control ``POST /kms {"drop": true}``): a firewall in front of the host silently drops
+the packets. Nothing is ever answered, so the PC's KMS client waits its own timeout (lab/timing.py
+``kms_timeout``: the 21 s TCP connect timeout with windows timing) and then reports 0xC004F074. Deviation: on
+loopback the lab cannot drop a SYN, so the TCP connection is accepted and the request read and never answered;
+the client sees the same wait and the same failure, but a bare port probe (Test-NetConnection) connects.
+
 Deviations/choices:
 - The 4-hour clock tolerance comes from public KMS emulators; Microsoft publishes no number.
 - The spec's pre-filled ``kms.count`` never ages out (it stands for other PCs that keep renewing); lab CMIDs age
   out after 30 days of lab time.
-- Office pool cap 10 (2 x its threshold) and Windows pool cap 50, as FACTS §1.2 describes for real hosts.
+- Office pool cap 10 (2 x its threshold) and Windows pool cap 50, as docs/reference.md §1.2 describes for real hosts.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from orchestrator.lab.world import LabWorld
 PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024
 IDLE_TIMEOUT_S = 30.0
+DROP_HOLD_S = 600.0  # while dropping, a connection is held (never answered) at most this long
 CLOCK_TOLERANCE = timedelta(hours=4)
 CMID_WINDOW = timedelta(days=30)
 VALIDITY_MINUTES = 259_200
@@ -127,11 +134,12 @@ class KmsHost:
         self.port = world.kms_port
         self._lock = threading.Lock()
         self._want_up = spec.up
+        self.drop = spec.drop
         self.clock_skew_minutes = spec.clock_skew_minutes
         self.products: tuple[str, ...] = tuple(spec.products)
         self.prefill = spec.count
         self._seen: dict[str, dict[str, datetime]] = {"windows": {}, "office": {}}
-        self._requests = {"total": 0, "failed": 0}
+        self._requests = {"total": 0, "failed": 0, "dropped": 0}
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._started = False
@@ -156,6 +164,11 @@ class KmsHost:
             await self._listen()
         else:
             await self._close()
+
+    def set_drop(self, drop: bool) -> None:
+        """Drop every request silently (a firewall) or answer again."""
+        with self._lock:
+            self.drop = drop
 
     @property
     def up(self) -> bool:
@@ -270,6 +283,7 @@ class KmsHost:
         with self._lock:
             return {
                 "up": self.up if self._started else self._want_up,
+                "drop": self.drop,
                 "address": self.address,
                 "port": self.port,
                 "host_time": iso_utc(self.host_time()),
@@ -289,11 +303,15 @@ class KmsHost:
         try:
             while True:
                 try:
-                    line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT_S)
+                    line = await asyncio.wait_for(reader.readline(), DROP_HOLD_S if self.drop else IDLE_TIMEOUT_S)
                 except (TimeoutError, ValueError, ConnectionError):
                     break
                 if not line:
                     break
+                if self.drop:  # a firewall ate it: read on, answer nothing, until the client gives up
+                    with self._lock:
+                        self._requests["dropped"] += 1
+                    continue
                 if len(line) > MAX_LINE:
                     answer = self._fail(HR_INVALID_DATA, None, "request line too long")
                 else:

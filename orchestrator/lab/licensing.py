@@ -17,7 +17,7 @@ Model
 - ``Activate()`` on a KMS client SKU sends one request to the KMS host set on the product or the service (lab
   protocol, see ``kms.py``); success restarts the 180-day validity (renewal), failure leaves the state alone.
 
-Errors (all in ``/work/shared/domain/errors.yaml``), raised as ``WmiError(hresult, text, kind="provider")``:
+Errors (all in ``tests/data/shared/domain/errors.yaml``), raised as ``WmiError(hresult, text, kind="provider")``:
 0x80070005 not admin; 0xC004F014 no key on that SKU; 0xC004F050 invalid key / GVLK of another edition or
 Windows version; 0xC004F035 Windows 7 volume install on a BIOS whose SLIC table has no Windows marker;
 0xC004F057 Activate on a non-volume Windows (Home/Ultimate, or Pro/Education/Enterprise with a retail/OEM key);
@@ -30,15 +30,15 @@ Internet); 0xC004D307 rearm with no rearms left; 0x8007000D invalid KMS port or 
 Deviations/choices:
 - Admin rights: InstallProductKey, UninstallProductKey, Set/Clear KMS machine and port, host caching, ReArm
   *and Activate* need an administrator. Microsoft documents plain KMS ``/ato`` as not needing elevation, but
-  the seed reports 0x80070005 for activations run without "Run as administrator", so the lab follows the seed.
-- Clock skew: the seed lists 0xC004F06C as what users see; Microsoft says slmgr usually shows the outer
-  0xC004F074 with 0xC004F06C only in event 12288. The lab raises 0xC004F06C (seed).
-- Non-volume Windows: the seed's 0xC004F057 is used for Activate on Home/Ultimate and on retail/OEM keys
+  the bureau's Q&A reports 0x80070005 for activations run without "Run as administrator", so the lab follows the Q&A.
+- Clock skew: the bureau's Q&A lists 0xC004F06C as what users see; Microsoft says slmgr usually shows the outer
+  0xC004F074 with 0xC004F06C only in event 12288. The lab raises 0xC004F06C (the Q&A's).
+- Non-volume Windows: the Q&A's 0xC004F057 is used for Activate on Home/Ultimate and on retail/OEM keys
   (Microsoft's symbolic name speaks of a missing ACPI SLIC; mapping unconfirmed). Unlicensed MAK -> 0x80072EE7.
 - OEM Office: preinstalled OEM Office is modelled as a RETAIL-channel Home & Business license (the OEM part is
   how the key was delivered); ``Activate`` on it, on retail and on subscription (TIMEBASED_SUB) Office raises
-  the seed's 0xC004F017 unless that license is already active.
-- Corrupt Office keeps its VL KMS SKU (so ``/sethst`` works) but every ``Activate`` raises 0xC004F056 (seed).
+  the Q&A's 0xC004F017 unless that license is already active.
+- Corrupt Office keeps its VL KMS SKU (so ``/sethst`` works) but every ``Activate`` raises 0xC004F056 (the Q&A's).
 - Timers run on the lab clock (true time); the PC's own skewed clock only matters for the KMS timestamp check.
   Nothing renews in the background: a KMS client renews only when ``Activate`` is called again.
 - ``windows_state: expiring`` means KMS-licensed with ``days_left`` days (10 when days_left is the default 180).
@@ -55,6 +55,7 @@ Deviations/choices:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import threading
@@ -79,9 +80,8 @@ OOB_GRACE_DAYS = 30
 OOT_GRACE_DAYS = 30
 ACTIVATION_INTERVAL = 120
 RENEWAL_INTERVAL = 10_080
-KMS_TIMEOUT_S = 2.0
 
-# HRESULTs the lab raises or reports. Every raised code is an entry of /work/shared/domain/errors.yaml.
+# HRESULTs the lab raises or reports. Every raised code is an entry of tests/data/shared/domain/errors.yaml.
 E_ACCESSDENIED = 0x80070005
 E_INVALID_DATA = 0x8007000D
 SL_E_PKEY_NOT_INSTALLED = 0xC004F014
@@ -200,7 +200,7 @@ LICENSE_STATUS_NAMES = (
 )
 
 # ---------------------------------------------------------------------------------------------------------
-# Catalogue: operating systems, GVLKs (from /work/shared/domain/gvlk.yaml) and Office licenses.
+# Catalogue: operating systems, GVLKs (from tests/data/shared/domain/gvlk.yaml) and Office licenses.
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -493,12 +493,13 @@ def digest_int(*parts: str) -> int:
 
 
 @lru_cache(maxsize=32768)
-def product_key_id(key: str, os: OsInfo, group: str = "03612") -> str:
-    """A Windows-style extended PID for an installed key, e.g. 03612-03290-000-000003-03-1033-19042.0000-0122021."""
+def product_key_id(key: str, os: OsInfo, group: str = "03612", language: int = 1033) -> str:
+    """A Windows-style extended PID for an installed key, e.g. 03612-03290-000-000003-03-1033-19042.0000-0122021;
+    ``language`` is the install's LANGID (1028 on zh-TW Windows: the Q&A's slmgr /dlv shows …-03-1028-19042…)."""
     n = digest_int("pid", key)
     build = os.build
     return (
-        f"{group}-{n % 100000:05d}-{(n >> 17) % 1000:03d}-{(n >> 27) % 1000000:06d}-03-1033-{build}.0000-"
+        f"{group}-{n % 100000:05d}-{(n >> 17) % 1000:03d}-{(n >> 27) % 1000000:06d}-03-{language}-{build}.0000-"
         f"{(n >> 47) % 365 + 1:03d}{2019 + (n >> 56) % 3}"
     )
 
@@ -763,6 +764,7 @@ class Licensing:
     def __init__(self, config: LabHostConfig, world: LabWorld) -> None:
         self.world = world
         self.pc_name = config.computer_name
+        self.lab_name = config.name  # the PC's name in the spec (what lab/timing.py draws by)
         self.os = os_info(config.os)
         self.clock_skew_minutes = config.clock_skew_minutes
         now = world.clock.now()
@@ -1105,10 +1107,17 @@ class Licensing:
             return
         answer: dict[str, Any] | None = None
         if plan.address is not None:
+            # lab/timing.py: the client-side wait for a host that never answers (the TCP connect timeout with
+            # windows timing), and one KMS round trip when it does answer.
+            timing = self.world.timing.pc(self.lab_name)
             try:
-                answer = await kms_activate(plan.address, plan.port, plan.request, KMS_TIMEOUT_S)
+                answer = await kms_activate(plan.address, plan.port, plan.request, timing.kms_timeout_s)
             except KmsUnreachable:
                 answer = None
+            else:
+                round_trip = timing.get("kms_round_trip")
+                if round_trip > 0:
+                    await asyncio.sleep(round_trip)
         with lock:
             self.complete_activation(plan, answer)
 

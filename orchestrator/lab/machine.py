@@ -20,6 +20,7 @@ Deviations/choices:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -33,6 +34,7 @@ from orchestrator.lab.licensing import (
     digest_int,
     split_host_port,
 )
+from orchestrator.lab.locales import Locale, locale_for
 from orchestrator.lab.provider import (
     CimInstance,
     CimProperty,
@@ -198,6 +200,7 @@ class Machine:
         self.hardware = _hardware(config)
         self.licensing = Licensing(config, world)
         self.os = self.licensing.os
+        self.locale: Locale = locale_for(config.locale)
         now = world.clock.now()
         n = digest_int("boot", config.name)
         self.boot_time = now - timedelta(minutes=20 + n % 600)
@@ -254,7 +257,24 @@ class Machine:
 
     @property
     def tz(self) -> TimeZoneInfo:
-        return wmi_classes.time_zone(self.timezone)
+        """The PC's time zone, its names in the PC's display language (Win32_TimeZone, w32tm /tz)."""
+        zone = wmi_classes.time_zone(self.timezone)
+        names = self.locale.zone(zone.id)
+        if names is None:
+            return zone
+        return dataclasses.replace(
+            zone, caption=names.caption, standard_name=names.standard, daylight_name=names.daylight
+        )
+
+    @property
+    def oem_codepage(self) -> int:
+        """The PC's OEM code page: what a console (and a WinRS shell without WINRS_CODEPAGE) writes in."""
+        return self.locale.oem_codepage
+
+    @property
+    def os_caption(self) -> str:
+        """Win32_OperatingSystem.Caption in the PC's display language."""
+        return self.locale.caption(self.config.os, self.os.caption)
 
     @property
     def cmid(self) -> str:
@@ -491,6 +511,7 @@ class Machine:
                 "computer_name": self.computer_name,
                 "room": self.config.room,
                 "os": self.config.os,
+                "locale": self.config.locale,
                 "edition": self.config.edition_id,
                 "family": self.config.family,
                 "timezone": self.timezone,

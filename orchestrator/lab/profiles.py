@@ -15,6 +15,10 @@
   other 18 are healthy.
 - ``server_room(n, octet, seed)``: Windows Server 2016/2019 Standard/Datacenter machines, some with SQL Server.
 
+``classroom`` and ``mixed`` are Taiwanese school rooms: their PCs are zh-TW Windows (Chinese captions, time
+zone names and tool texts, OEM code page 950) except every tenth PC (pc010, pc020, …), an en-US install, as a
+school's donated or teacher-installed machines are.
+
 Rooms hold up to 250 PCs: room101 on 127.<octet>.1, room102 on 127.<octet>.2, …; PCs are numbered across rooms
 (pc001, pc002, …). Every function returns a validated ``LabSpec`` (built with ``parse_spec``).
 
@@ -74,7 +78,32 @@ _CLASSROOM_DEFAULTS: dict[str, Any] = {
     "windows_state": "unlicensed",
     "office": {"version": 2016, "bitness": "x86", "channel": "volume", "state": "unlicensed"},
     "timezone": "Taipei Standard Time",
+    "locale": "zh-TW",
 }
+EN_US_EVERY = 10  # every tenth PC of a classroom/mixed profile is an en-US install
+
+
+def _locale_overrides(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every ``EN_US_EVERY``-th PC speaks en-US; the others keep the room's zh-TW."""
+    return [
+        {**host, "locale": "en-US"} if (i + 1) % EN_US_EVERY == 0 and "locale" not in host else host
+        for i, host in enumerate(hosts)
+    ]
+
+
+def _classroom_hosts(first: int, last: int, width: int) -> list[dict[str, Any]]:
+    """pc<first>..pc<last> as ranges of zh-TW PCs with every ``EN_US_EVERY``-th PC an en-US one."""
+    hosts: list[dict[str, Any]] = []
+    start = first
+    for number in range(first, last + 1):
+        if number % EN_US_EVERY == 0:
+            if start < number:
+                hosts.append({"name": f"pc[{start:0{width}d}:{number - 1:0{width}d}]"})
+            hosts.append({"name": f"pc{number:0{width}d}", "locale": "en-US"})
+            start = number + 1
+    if start <= last:
+        hosts.append({"name": f"pc[{start:0{width}d}:{last:0{width}d}]"})
+    return hosts
 
 
 def classroom(n: int, octet: int) -> LabSpec:
@@ -90,7 +119,7 @@ def classroom(n: int, octet: int) -> LabSpec:
                 "room": f"room{101 + number}",
                 "subnet": f"127.{octet}.{number + 1}",
                 "defaults": _CLASSROOM_DEFAULTS,
-                "hosts": [{"name": f"pc[{r + 1:0{width}d}:{last:0{width}d}]"}],
+                "hosts": _classroom_hosts(r + 1, last, width),
             }
         )
     return parse_spec({"rooms": rooms, "seed": 0}, f"<profile classroom n={n}>")
@@ -151,7 +180,7 @@ def mixed_layout(n: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
 def mixed(n: int, octet: int, seed: int = 0) -> LabSpec:
     """n PCs with the bureau's typical problems (a 40-PC mix repeated per block of 40)."""
     _check(n, octet)
-    hosts = [{"name": name, **fields} for name, _label, fields in mixed_layout(n, seed)]
+    hosts = _locale_overrides([{"name": name, **fields} for name, _label, fields in mixed_layout(n, seed)])
     rooms = _rooms(hosts, octet, _CLASSROOM_DEFAULTS)
     return parse_spec({"rooms": rooms, "seed": seed}, f"<profile mixed n={n} seed={seed}>")
 

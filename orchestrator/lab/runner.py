@@ -25,6 +25,7 @@ from typing import Any
 
 from orchestrator.lab.provider import SimulatedHost
 from orchestrator.lab.spec import Faults, LabHostConfig, LabSpec, ResolvedLab, resolve
+from orchestrator.lab.timing import LabTiming, TimingMode
 from orchestrator.lab.world import LabWorld
 from orchestrator.lab.wsman import tls
 from orchestrator.lab.wsman.config import service_config_for
@@ -67,12 +68,16 @@ class Lab:
         https_port: int = 5986,
         max_envelope_kb: int | None = None,
         host_factory: HostFactory | None = None,
+        timing: TimingMode = "instant",
+        timing_scale: float = 1.0,
     ) -> None:
         if seed is not None:
             spec = spec.model_copy(update={"seed": seed})
         self.spec = spec
         self.resolved: ResolvedLab = resolve(spec)
         self.seed = self.resolved.seed
+        # ``instant`` for tests (the default here); ``windows`` for the demo, ``lab serve`` and the benchmarks.
+        self.timing = LabTiming(timing, self.seed, timing_scale)
         self.allow_unencrypted = allow_unencrypted
         self.https = https
         self.http_port = http_port
@@ -142,6 +147,7 @@ class Lab:
         try:
             factory = self._factory or _default_factory()
             world = LabWorld(self.resolved, self.seed)
+            world.timing = self.timing
             self.world = world
             for cfg in self.resolved.hosts:
                 host = factory(cfg, world)
@@ -152,7 +158,8 @@ class Lab:
                 pc_config = service_config_for(
                     cfg.os, allow_unencrypted=self.allow_unencrypted, max_envelope_kb=self.max_envelope_kb
                 )
-                service = WSManService(host, cfg.address, pc_config)
+                pc_timing = self.timing.pc(cfg.name)
+                service = WSManService(host, cfg.address, pc_config, timing=pc_timing)
                 pc = PcRuntime(
                     config=cfg,
                     host=host,
@@ -161,6 +168,7 @@ class Lab:
                     power_on=cfg.power == "on",
                     latency_ms=cfg.latency_ms,
                     faults=cfg.faults,
+                    timing=pc_timing,
                 )
                 self.pcs.append(pc)
                 _register_reboot(self, host, cfg.name)
@@ -277,7 +285,11 @@ class Lab:
         return snap
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"start_seconds": round(self.start_seconds, 3), "seed": self.seed}
+        out: dict[str, Any] = {
+            "start_seconds": round(self.start_seconds, 3),
+            "seed": self.seed,
+            "timing": self.timing.describe(),
+        }
         if self.front is not None:
             out.update(self.front.stats())
         return out

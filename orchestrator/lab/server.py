@@ -3,7 +3,8 @@ served by one aiohttp low-level server in one event loop. The handler finds the 
 address.
 
 Per request: the body is read in full (also before a 401), then the PC's latency is waited, then
-authentication (per TCP connection for NTLM/Negotiate, per request for Basic), decryption, fault injection
+authentication (per TCP connection for NTLM/Negotiate, per request for Basic; a completed sign-in spends the
+PC's ``signin`` time, lab/timing.py), decryption, fault injection
 (drop / http500 / hang / unauthorized, drawn from the PC's seeded generator), the WS-Management service, and
 encryption of the answer. Power off closes the PC's listeners (connection refused) and its open connections.
 
@@ -30,6 +31,7 @@ from spnego.exceptions import SpnegoError
 
 from orchestrator.lab.provider import SimulatedHost
 from orchestrator.lab.spec import Faults, LabHostConfig
+from orchestrator.lab.timing import PcTiming, instant_pc
 from orchestrator.lab.wsman import encryption, faults
 from orchestrator.lab.wsman.auth import (
     CredentialStore,
@@ -73,6 +75,7 @@ class PcRuntime:
     power_on: bool
     latency_ms: float | tuple[float, float]
     faults: Faults
+    timing: PcTiming = field(default_factory=instant_pc)  # lab/timing.py: sign-in time is spent here
     counters: Counter[str] = field(default_factory=Counter)
     listeners: list[asyncio.Server] = field(default_factory=list)
     connections: set[Any] = field(default_factory=set)
@@ -288,6 +291,7 @@ class WSManFrontEnd:
                 user = self._basic_user(conn, auth.token)
                 if user is None:
                     return self._unauthorized(pc, conn)
+                await _spend(pc.timing.get("signin"))  # Basic: every request is a logon
                 conn.reset_auth()
                 caller_user = user
             elif auth.scheme in ("negotiate", "ntlm"):
@@ -303,6 +307,7 @@ class WSManFrontEnd:
                     pc.counters["auth:challenge"] += 1
                     return _plain(401, extra=extra_headers)
                 pc.counters["auth:ok"] += 1
+                await _spend(pc.timing.get("signin"))
                 if not body:
                     return _plain(200, extra=extra_headers)
                 caller_user = conn.user
@@ -400,7 +405,7 @@ class WSManFrontEnd:
             if conn.ctx is None or conn.authed:
                 conn.reset_auth()
                 conn.ctx = self.acceptor.new_context(path)
-            out = self.acceptor.step(conn.ctx, token, path)
+            out = self.acceptor.step(conn.ctx, token, path, pc.config.computer_name)
         except (SpnegoError, ValueError, KeyError, IndexError, TypeError):
             conn.reset_auth()
             return None
@@ -477,6 +482,11 @@ class WSManFrontEnd:
             "soap_requests": self.totals["soap"],
             "requests": dict(sorted(requests.items())),
         }
+
+
+async def _spend(seconds: float) -> None:
+    if seconds > 0:
+        await asyncio.sleep(seconds)
 
 
 def _plain(status: int, extra: list[tuple[str, str]] | None = None) -> web.Response:

@@ -55,6 +55,8 @@ KNOWN_TIMEZONES = (
     "Central Standard Time",
 )
 
+LOCALES = ("en-US", "zh-TW")  # display languages a lab PC can have (texts in lab/locales.yaml)
+
 Product = Literal["windows", "office", "server"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -107,6 +109,17 @@ class HostFields(_Strict):
     mac: str | None = None
     http: bool | None = None  # listen on 5985
     https: bool | None = None  # listen on 5986 (certificate generated at start)
+    locale: str | None = None  # display language: en-US or zh-TW (captions, time zone names, tools' texts)
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        match = next((name for name in LOCALES if name.lower() == v.strip().replace("_", "-").lower()), None)
+        if match is None:
+            raise ValueError(f"unknown locale {v!r}; one of: {', '.join(LOCALES)}")
+        return match
 
     @field_validator("power", mode="before")
     @classmethod
@@ -192,6 +205,7 @@ HOST_DEFAULTS: dict[str, Any] = {
     "mac": None,
     "http": True,
     "https": True,
+    "locale": "en-US",
 }
 
 
@@ -223,6 +237,7 @@ class KmsSpec(_Strict):
     clock_skew_minutes: int = Field(0, ge=-525600, le=525600)
     products: tuple[Product, ...] = ("windows", "office", "server")
     count: int = Field(30, ge=0, le=50, description="distinct CMIDs the host already counted (last 30 days)")
+    drop: bool = Field(False, description="a firewall drops every packet to the host: clients wait, then 0xC004F074")
 
     @field_validator("address")
     @classmethod
@@ -320,6 +335,7 @@ class LabHostConfig(BaseModel):
     mac: str
     http: bool
     https: bool
+    locale: str = "en-US"
 
 
 class ResolvedLab(BaseModel):
@@ -394,6 +410,7 @@ def resolve(spec: LabSpec) -> ResolvedLab:
                         mac=fields["mac"] or _mac_for(address),
                         http=fields["http"],
                         https=fields["https"],
+                        locale=fields["locale"],
                     )
                 )
     second = spec.rooms[0].subnet.split(".")[1]

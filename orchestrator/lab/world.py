@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from orchestrator.lab.spec import ResolvedLab
+from orchestrator.lab.timing import LabTiming
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from orchestrator.lab.machine import Machine
@@ -65,6 +66,8 @@ class LabWorld:
         self.rng = random.Random(self.seed)
         self.kms_address = resolved.kms_address
         self.kms_port = resolved.kms.port
+        # How long things take on the PCs (lab/timing.py); the runner replaces it with the lab's chosen mode.
+        self.timing = LabTiming("instant", self.seed)
         self._lock = threading.RLock()
         self._machines: dict[str, Machine] = {}
         # PCs imaged without `sysprep /generalize` (spec: cloned_cmid) all share this one CMID.

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
 from orchestrator.transport.errors import WSManFault
@@ -45,6 +45,34 @@ class WinPing(Module[PingArgs]):
 # --------------------------------------------------------------------------- win_command / win_shell
 
 
+def _check_folder(value: str | None) -> str | None:
+    """A Windows folder name cannot contain ``"`` (nor control characters); refusing them keeps the quoting of
+    ``cmd_line_in``/``powershell_in`` sound."""
+    if value is not None and (not value.strip() or any(c == '"' or ord(c) < 32 for c in value)):
+        raise ValueError("'chdir' must be a folder path (not empty, no double quote or control character)")
+    return value
+
+
+def cmd_line_in(folder: str, command: str) -> str:
+    """A command line that runs ``command`` in ``folder`` through the WinRS shell's own cmd.exe.
+
+    WinRS already runs a command line as ``cmd.exe /c <line>`` (MS-WSMV ``WINRS_SKIP_CMD_SHELL`` false, the
+    default), so the line itself is ``cd /d "FOLDER" && COMMAND``: one cmd.exe changes drive and folder
+    (``cd /d``, Microsoft Learn "cd") and runs COMMAND only if that worked (``&&``), in that folder. Wrapping it
+    in another ``cmd.exe /c`` is wrong: the outer cmd splits at ``&&`` and runs COMMAND in the profile folder.
+    The line starts with ``cd``, not a quote, so cmd's ``/c`` quote-stripping rule never applies; inside the
+    double quotes ``&``, ``|``, ``(``, ``)``, ``^`` and blanks are literal; ``%VAR%`` is expanded by cmd."""
+    return f'cd /d "{folder}" && {command}'
+
+
+def powershell_in(folder: str, script: str) -> str:
+    """The script preceded by ``Set-Location -LiteralPath 'FOLDER' -ErrorAction Stop``: single-quoted (only
+    ``'`` is special there, doubled), no wildcard expansion, and a missing folder ends the script with exit
+    code 1 instead of running it elsewhere (Microsoft Learn "Set-Location", about_Quoting_Rules)."""
+    quoted = folder.replace("'", "''")
+    return f"Set-Location -LiteralPath '{quoted}' -ErrorAction Stop\n{script}"
+
+
 class CommandArgs(ModuleArgs):
     cmd: str | None = None
     argv: list[str] | None = None
@@ -53,6 +81,8 @@ class CommandArgs(ModuleArgs):
     removes: str | None = None
     stdin: str | None = None
     timeout: float | None = Field(None, gt=0, le=86400)
+
+    _chdir = field_validator("chdir")(_check_folder)
 
     @model_validator(mode="after")
     def _one(self) -> CommandArgs:
@@ -101,6 +131,13 @@ def _creates_removes(ctx: ModuleContext, args: CommandArgs, cmd: str) -> ModuleO
 
 def _finish(res: CommandResult, cmd: str, started: datetime, what: str) -> ModuleOutcome:
     data = _command_data(res, cmd, started)
+    if res.truncated:
+        data["truncated"] = True
+        raise TaskFailed(
+            f"{what} printed more than kmsfleet_max_output_bytes allows; its output was cut there and the {what} "
+            "was stopped",
+            data=data,
+        )
     if res.rc != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()
         detail = f": {tail[-1]}" if tail else ""
@@ -127,11 +164,10 @@ class WinCommand(Module[CommandArgs]):
             return done
         if ctx.check_mode:
             return ModuleOutcome(changed=True, msg=f"would run: {cmd}")
-        line = f"cd /d {quote_arg(args.chdir)} && {cmd}" if args.chdir else cmd
         started = datetime.now(UTC)
         stdin = args.stdin.encode() if args.stdin is not None else None
         if args.chdir:
-            res = ctx.conn.run_command("cmd.exe", ["/c", line], stdin=stdin, timeout=args.timeout)
+            res = ctx.conn.run_command(cmd_line_in(args.chdir, cmd), stdin=stdin, timeout=args.timeout)
         else:
             exe, _, rest = _split_executable(cmd)
             res = ctx.conn.run_command(exe, [rest] if rest else [], stdin=stdin, timeout=args.timeout)
@@ -158,6 +194,8 @@ class ShellArgs(ModuleArgs):
     stdin: str | None = None
     timeout: float | None = Field(None, gt=0, le=86400)
 
+    _chdir = field_validator("chdir")(_check_folder)
+
 
 @register
 class WinShell(Module[ShellArgs]):
@@ -179,10 +217,10 @@ class WinShell(Module[ShellArgs]):
         started = datetime.now(UTC)
         exe = (args.executable or "powershell").lower()
         if exe in ("cmd", "cmd.exe"):
-            line = f"cd /d {quote_arg(args.chdir)} && {args.cmd}" if args.chdir else args.cmd
-            res = ctx.conn.run_command("cmd.exe", ["/c", line], timeout=args.timeout)
+            line = cmd_line_in(args.chdir, args.cmd) if args.chdir else args.cmd
+            res = ctx.conn.run_command(line, timeout=args.timeout)
         else:
-            script = args.cmd if not args.chdir else f"Set-Location -LiteralPath '{args.chdir}'\n{args.cmd}"
+            script = powershell_in(args.chdir, args.cmd) if args.chdir else args.cmd
             res = ctx.conn.run_powershell(script, timeout=args.timeout)
         return _finish(res, args.cmd, started, "script")
 

@@ -7,7 +7,8 @@ file), ``ansible_winrm_operation_timeout_sec``, ``ansible_winrm_read_timeout_sec
 ``ansible_winrm_connection_timeout_sec``, ``ansible_winrm_message_encryption`` (auto | always | never),
 ``ansible_winrm_cert_pem`` / ``ansible_winrm_cert_key_pem`` (certificate auth), ``ansible_winrm_proxy``;
 kmsfleet's own ``kmsfleet_allow_insecure_basic`` (Basic over plain HTTP sends the password readable on the
-wire: refused unless this is true) and ``kmsfleet_host_budget_sec`` (the whole-host time budget).
+wire: refused unless this is true), ``kmsfleet_host_budget_sec`` (the whole-host time budget) and
+``kmsfleet_max_output_bytes`` (stdout + stderr kept per command; docs/hardening.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 from orchestrator.errors import InputError
 from orchestrator.redact import register_secret
+from orchestrator.transport.guard import MAX_OUTPUT_BYTES
 
 Transport = Literal["ntlm", "negotiate", "basic", "kerberos", "certificate", "credssp"]
 TRANSPORTS: tuple[str, ...] = ("ntlm", "negotiate", "basic", "kerberos", "certificate", "credssp")
@@ -42,6 +44,7 @@ class ConnectionSpec:
     cert_key_pem: str | None = field(default=None, repr=False)
     proxy: str | None = None
     budget: float = 600.0
+    max_output_bytes: int = MAX_OUTPUT_BYTES
 
     @property
     def endpoint(self) -> str:
@@ -164,6 +167,9 @@ def connection_spec(host: str, hostvars: Mapping[str, Any]) -> ConnectionSpec:
         raise InputError(f"host {host}: kmsfleet_host_budget_sec must be a number of seconds") from None
     if budget <= 0:
         raise InputError(f"host {host}: kmsfleet_host_budget_sec must be positive")
+    max_output = _as_int(
+        hostvars.get("kmsfleet_max_output_bytes", MAX_OUTPUT_BYTES), "kmsfleet_max_output_bytes", host, 1024, 1 << 30
+    )
     return ConnectionSpec(
         host=host,
         address=address,
@@ -181,4 +187,5 @@ def connection_spec(host: str, hostvars: Mapping[str, Any]) -> ConnectionSpec:
         cert_key_pem=hostvars.get("ansible_winrm_cert_key_pem"),
         proxy=hostvars.get("ansible_winrm_proxy"),
         budget=budget,
+        max_output_bytes=max_output,
     )

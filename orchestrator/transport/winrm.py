@@ -37,7 +37,8 @@ from pypsrp.wsman import SelectorSet as _SelectorSet
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from orchestrator.redact import redact_text
-from orchestrator.transport import clixml, wmi
+from orchestrator.transport import clixml, guard, wmi
+from orchestrator.transport.codepages import DEFAULT_OEM, decode_console, oem_for_codeset
 from orchestrator.transport.connection import ConnectionSpec
 from orchestrator.transport.errors import (
     AuthFailed,
@@ -46,7 +47,9 @@ from orchestrator.transport.errors import (
     TransportError,
     Unreachable,
     WSManFault,
+    wsman_fault,
 )
+from orchestrator.transport.session import BoundedSession, StopRequested
 
 T = TypeVar("T")
 
@@ -98,6 +101,7 @@ class CommandResult:
     stdout: str
     stderr: str
     duration_ms: int
+    truncated: bool = False  # output went past kmsfleet_max_output_bytes: cut there, the command was stopped
 
 
 class Cancelled(TransportError):
@@ -146,6 +150,19 @@ def _first_attr(root: ET.Element, local: str, attr: str) -> list[str]:
     return out
 
 
+_HRESULT_ID = re.compile(r"HRESULT\s+0x([0-9A-Fa-f]{8})\b")
+
+
+def _fault_code(text: str) -> int | None:
+    """An HRESULT as a fault writes it: unsigned or signed decimal, or 0x-hex → unsigned 32-bit; None if not."""
+    t = text.strip()
+    try:
+        value = int(t, 16) if t.lower().startswith("0x") else int(t)
+    except ValueError:
+        return None
+    return value & 0xFFFFFFFF
+
+
 def parse_fault(host: str, http_status: int, text: str) -> TransportError:
     """A non-200 answer → ``WSManFault`` (or ``ProtocolError`` when it is not acceptable XML)."""
     data = text.encode("utf-8", "replace") if isinstance(text, str) else bytes(text)
@@ -167,28 +184,26 @@ def parse_fault(host: str, http_status: int, text: str) -> TransportError:
             "s:Code/s:Value", default=None, namespaces=wmi.NS
         )
         reason = fault.findtext("s:Reason/s:Text", default=None, namespaces=wmi.NS)
-    codes = _first_attr(root, "WSManFault", "Code")
+        subcode = subcode.strip() if subcode else None
     code: int | None = None
-    for c in codes:
-        try:
-            code = int(c) & 0xFFFFFFFF
+    for c in _first_attr(root, "WSManFault", "Code"):
+        code = _fault_code(c)
+        if code is not None:
             break
-        except ValueError:
-            continue
     # The most specific message: the innermost WSManFault message, else the SOAP reason.
     message = None
     for el in root.iter():
         if el.tag.rsplit("}", 1)[-1] == "Message" and el.text and el.text.strip():
             message = el.text.strip()
-    wmi_code: int | None = None
-    err_code = _first_text(root, "error_Code")
-    if err_code:
-        try:
-            wmi_code = int(err_code) & 0xFFFFFFFF
-        except ValueError:
-            wmi_code = None
+    # MSFT_WmiError's error_Code (decimal as Windows writes it; hex/signed tolerated), else its "HRESULT 0x…"
+    # MessageID: classification goes by the number wherever it is (transport.errors.WSManFault.kind).
+    wmi_code = _fault_code(_first_text(root, "error_Code") or "")
+    if wmi_code is None:
+        ids = " ".join(el.text or "" for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "MessageID")
+        m = _HRESULT_ID.search(ids)
+        wmi_code = int(m.group(1), 16) if m else None
     text_reason = (message or reason or f"HTTP {http_status}").strip()
-    return WSManFault(host, code, text_reason, subcode=subcode, wmi_code=wmi_code)
+    return wsman_fault(host, code, text_reason, subcode=subcode, wmi_code=wmi_code)
 
 
 class WinRMConnection:
@@ -208,7 +223,9 @@ class WinRMConnection:
         self.retries = max(1, retries)
         self._wsman: WSMan | None = None
         self._shell: WinRS | None = None
+        self._oem_codepage: int | None = None
         self.requests_sent = 0
+        self._hostile: TransportError | None = None  # a bound this host broke: it is not contacted again
 
     # ------------------------------------------------------------------ plumbing
 
@@ -262,9 +279,22 @@ class WinRMConnection:
         original = transport.send
         host = self.spec.host
         direct = self.spec.proxy is None
+        bounded = BoundedSession(
+            host,
+            guard.Bounds(max_response_bytes=MAX_RESPONSE_BYTES),
+            deadline=lambda: self.deadline,
+            cancel=self.cancel,
+            budget=self.spec.budget,
+        )
 
         def guarded_send(message: bytes, **kwargs: Any) -> bytes:
+            if self._hostile is not None:
+                raise type(self._hostile)(host, f"{self._hostile.message} (earlier in this run; not contacted again)")
             self.requests_sent += 1
+            if transport.session is None:
+                transport.session = transport._build_session()
+                bounded.install(transport.session)
+            bounded.begin()
             session = transport.session
             if direct and session is not None and session.trust_env:
                 # pypsrp already resolved the environment (no proxy for this host, CA bundle) when it built the
@@ -275,6 +305,11 @@ class WinRMConnection:
                 data: bytes = original(message, **kwargs)
             except WinRMTransportError as exc:
                 raise parse_fault(host, int(exc.code), exc.response_text or "") from None
+            except StopRequested as exc:
+                raise Cancelled(host, exc.message) from None
+            except (guard.ResponseTooLarge, guard.EncodedResponse, guard.SignInLoop, guard.Redirected) as exc:
+                self._hostile = exc
+                raise
             if len(data) > MAX_RESPONSE_BYTES:
                 raise ProtocolError(host, f"response of {len(data)} bytes is larger than allowed")
             if _DTD.search(data):
@@ -308,7 +343,7 @@ class WinRMConnection:
             return Unreachable(host, "the connection dropped before the host answered")
         if isinstance(exc, WSManFaultError):
             code = exc.code if isinstance(exc.code, int) else None
-            return WSManFault(host, code, str(exc.reason or exc.message), subcode=None if code else str(exc.code))
+            return wsman_fault(host, code, str(exc.reason or exc.message), subcode=None if code else str(exc.code))
         if isinstance(exc, WinRMError):
             return ProtocolError(host, redact_text(str(exc))[:300])
         if isinstance(exc, ET.ParseError | DefusedXmlException):
@@ -344,8 +379,7 @@ class WinRMConnection:
         if isinstance(err, OperationTimeout):
             return "budget" not in err.message
         if isinstance(err, WSManFault):
-            sub = err.subcode or ""
-            return (sub.endswith("InternalError") or sub in ("http503", "http429")) and err.wmi_code is None
+            return err.transient  # classified by its codes (transport.errors)
         return False
 
     def _do(self, op: Callable[[], T], *, read_only: bool) -> T:
@@ -411,14 +445,15 @@ class WinRMConnection:
             client = self._client()
             uri = wmi.enumerate_uri(namespace)
             body = client.enumerate(uri, wmi.enumerate_body(query), timeout=self._call_timeout())
-            items, context, end = wmi.parse_enumeration(body)
+            cls = wmi.query_class(query)  # names the class of XmlFragment items
+            items, context, end = wmi.parse_enumeration(body, cls)
             pulls = 0
             while not end and context:
                 pulls += 1
                 if pulls > MAX_PULLS:
                     raise ProtocolError(self.spec.host, f"enumeration did not end after {MAX_PULLS} pulls")
                 body = client.pull(uri, wmi.pull_body(context), timeout=self._call_timeout())
-                more, context, end = wmi.parse_enumeration(body)
+                more, context, end = wmi.parse_enumeration(body, cls)
                 items.extend(more)
             return items
 
@@ -432,7 +467,7 @@ class WinRMConnection:
             sel = self._selectors(selectors)
             body = client.get(wmi.class_uri(class_name, namespace), selector_set=sel, timeout=self._call_timeout())
             for child in body:
-                return wmi.parse_instance(child)
+                return wmi.parse_instance(child, class_name)
             raise ProtocolError(self.spec.host, f"Get of {class_name} returned an empty body")
 
         return self._do(op, read_only=True)
@@ -526,7 +561,7 @@ class WinRMConnection:
         started = time.monotonic()
         limit = started + timeout if timeout else None
 
-        def op() -> CommandResult:
+        def op() -> tuple[int, guard.OutputBuffer]:
             try:
                 return self._run_once(command, arguments or [], stdin, limit)
             except WSManFault as fault:
@@ -539,10 +574,28 @@ class WinRMConnection:
             self._shell = None
             return self._run_once(command, arguments or [], stdin, limit)
 
-        result = self._do(op, read_only=read_only)
-        return CommandResult(result.rc, result.stdout, result.stderr, int((time.monotonic() - started) * 1000))
+        rc, output = self._do(op, read_only=read_only)
+        took = int((time.monotonic() - started) * 1000)
+        stdout = self._decode(bytes(output.stdout)) + (guard.output_marker(output.cap) if output.truncated else "")
+        return CommandResult(rc, stdout, self._decode(bytes(output.stderr)), took, truncated=output.truncated)
 
-    def _run_once(self, command: str, arguments: list[str], stdin: bytes | None, limit: float | None) -> CommandResult:
+    def oem_code_page(self) -> int:
+        """The PC's OEM code page (what cscript writes in), from Win32_OperatingSystem.CodeSet; read once, only
+        when some output is not UTF-8. 437 when it cannot be read."""
+        if self._oem_codepage is None:
+            try:
+                rows = self.wql("SELECT CodeSet FROM Win32_OperatingSystem")
+                self._oem_codepage = oem_for_codeset(rows[0].get("CodeSet") if rows else None)
+            except TransportError:
+                self._oem_codepage = DEFAULT_OEM
+        return self._oem_codepage
+
+    def _decode(self, data: bytes) -> str:
+        return _decode(data, self.oem_code_page)
+
+    def _run_once(
+        self, command: str, arguments: list[str], stdin: bytes | None, limit: float | None
+    ) -> tuple[int, guard.OutputBuffer]:
         cmd = ET.Element(f"{{{_RSP}}}CommandLine")
         ET.SubElement(cmd, f"{{{_RSP}}}Command").text = command
         for arg in arguments:
@@ -556,8 +609,7 @@ class WinRMConnection:
             stream = ET.SubElement(send, f"{{{_RSP}}}Stream", Name="stdin", CommandId=command_id, End="True")
             stream.text = base64.b64encode(stdin).decode()
             self._shell_call(WSManAction.SEND, send)
-        out = bytearray()
-        err = bytearray()
+        output = guard.OutputBuffer(self.spec.max_output_bytes)
         rc: int | None = None
         polls = 0
         while True:
@@ -577,14 +629,17 @@ class WinRMConnection:
                 raise
             for s in body.findall("rsp:ReceiveResponse/rsp:Stream", NAMESPACES):
                 if s.text:
-                    (out if s.attrib.get("Name") == "stdout" else err).extend(base64.b64decode(s.text))
+                    output.add(s.attrib.get("Name", ""), base64.b64decode(s.text))
+            if output.truncated:
+                rc = -1  # stopped by us: it never finished
+                break
             state = body.find("rsp:ReceiveResponse/rsp:CommandState", NAMESPACES)
             if state is not None and state.attrib.get("State") == _DONE:
                 code = state.findtext("rsp:ExitCode", default=None, namespaces=NAMESPACES)
                 rc = int(code) if code not in (None, "") else 0
                 break
         self._terminate(command_id)
-        return CommandResult(rc, _decode(bytes(out)), _decode(bytes(err)), 0)
+        return rc, output
 
     def _terminate(self, command_id: str) -> None:
         try:
@@ -605,10 +660,9 @@ class WinRMConnection:
         )
 
 
-def _decode(data: bytes) -> str:
+def _decode(data: bytes, oem: Callable[[], int] = lambda: DEFAULT_OEM) -> str:
+    """Output bytes as text: PowerShell's CLIXML error stream, else UTF-8 or the PC's OEM code page per line
+    (``codepages.decode_console``)."""
     if data.lstrip().startswith(b"#< CLIXML"):
         return clixml.decode(data.decode("utf-8", "replace"))
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp437", "replace")
+    return decode_console(data, oem)

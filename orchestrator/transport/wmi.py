@@ -3,9 +3,12 @@ instances into plain dictionaries. Pure functions over ``xml.etree`` elements; n
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import Any
+
+from orchestrator.transport import cim_types
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -71,38 +74,65 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _value(elem: ET.Element) -> Any:
+_XML_FRAGMENT = f"{{{NS['wsman']}}}XmlFragment"
+_FROM = re.compile(r"\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def query_class(query: str) -> str | None:
+    """The class a WQL ``SELECT … FROM <Class> …`` reads (None when the text names none)."""
+    m = _FROM.search(query)
+    return m.group(1) if m else None
+
+
+def _raw(elem: ET.Element) -> Any:
+    """One property element as sent: None (xsi:nil), text, a datetime (``cim:Datetime`` in a typed instance,
+    an unqualified ``Datetime`` in an XmlFragment), or a nested mapping for an embedded object."""
     if elem.get(NIL) in ("true", "1"):
         return None
     children = list(elem)
     if children:
-        dt = elem.find("cim:Datetime", NS)
-        if dt is not None and dt.text:
-            return parse_cim_datetime(dt.text)
-        # an embedded object: a nested mapping
-        return {_local(c.tag): _value(c) for c in children}
+        if len(children) == 1 and _local(children[0].tag) == "Datetime":
+            return cim_types.parse_datetime(children[0].text or "")
+        return {_local(c.tag): _raw(c) for c in children}
     return elem.text if elem.text is not None else ""
 
 
-def parse_instance(elem: ET.Element) -> WmiObject:
-    """One WMI instance element → ``{"__CLASS": name, Prop: value | [values] | None}``."""
-    out: WmiObject = {"__CLASS": _local(elem.tag)}
+def parse_instance(elem: ET.Element, class_name: str | None = None) -> WmiObject:
+    """One WMI instance → ``{"__CLASS": name, Prop: value | [values] | None}`` with typed values.
+
+    Reads both shapes Windows sends: the typed ``<p:Class>`` element (``SELECT *``, Get, method output) and the
+    ``<w:XmlFragment>`` of a query that names its properties, whose children carry no class namespace.
+    ``class_name`` names the class where the element does not (the XmlFragment; the class of a method's
+    ``_OUTPUT``). Values are converted once, here, by ``cim_types`` - callers see the same values from either
+    shape."""
+    fragment = elem.tag == _XML_FRAGMENT
+    local = _local(elem.tag)
+    shown = class_name if fragment and class_name else local
+    type_class = local if local.endswith("_OUTPUT") else (class_name or (None if fragment else local))
+    raw: dict[str, Any] = {}
     for child in elem:
         name = _local(child.tag)
-        value = _value(child)
-        if name in out and name != "__CLASS":
-            existing = out[name]
+        value = _raw(child)
+        if name in raw:
+            existing = raw[name]
             if isinstance(existing, list):
                 existing.append(value)
             else:
-                out[name] = [existing, value]
+                raw[name] = [existing, value]
         else:
-            out[name] = value
+            raw[name] = value
+    out: WmiObject = {"__CLASS": shown}
+    for name, value in raw.items():
+        if name == "__CLASS":
+            continue
+        prop_type = cim_types.property_type(type_class, name)
+        out[name] = cim_types.convert(value, prop_type) if prop_type is not None else value
     return out
 
 
-def parse_enumeration(body: ET.Element) -> tuple[list[WmiObject], str | None, bool]:
-    """(items, context, end_of_sequence) from an EnumerateResponse or PullResponse ``s:Body``."""
+def parse_enumeration(body: ET.Element, class_name: str | None = None) -> tuple[list[WmiObject], str | None, bool]:
+    """(items, context, end_of_sequence) from an EnumerateResponse or PullResponse ``s:Body``. ``class_name``:
+    the class the query reads (for XmlFragment items, which do not name it)."""
     resp = body.find("wsen:EnumerateResponse", NS)
     if resp is None:
         resp = body.find("wsen:PullResponse", NS)
@@ -111,7 +141,7 @@ def parse_enumeration(body: ET.Element) -> tuple[list[WmiObject], str | None, bo
     items_elem = resp.find("wsman:Items", NS)
     if items_elem is None:
         items_elem = resp.find("wsen:Items", NS)
-    items = [parse_instance(child) for child in items_elem] if items_elem is not None else []
+    items = [parse_instance(child, class_name) for child in items_elem] if items_elem is not None else []
     context = resp.findtext("wsen:EnumerationContext", default=None, namespaces=NS)
     end = resp.find("wsman:EndOfSequence", NS) is not None or resp.find("wsen:EndOfSequence", NS) is not None
     return items, (context or None), end
@@ -123,14 +153,10 @@ def parse_method_output(envelope: ET.Element, class_name: str, method: str) -> W
         raise ValueError("response has no s:Body")
     for child in body:
         if _local(child.tag) == f"{method}_OUTPUT":
-            return parse_instance(child)
+            return parse_instance(child, class_name)
     raise ValueError(f"response has no {method}_OUTPUT element")
 
 
 def parse_cim_datetime(text: str) -> datetime | str:
-    """``2026-11-26T11:15:00.5+08:00`` or ``…Z`` → aware datetime; anything else is returned unchanged."""
-    t = text.strip()
-    try:
-        return datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
-        return t
+    """ISO 8601 or DMTF datetime text → aware datetime; anything else is returned unchanged."""
+    return cim_types.parse_datetime(text)

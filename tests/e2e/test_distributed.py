@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from distkit import Monitor, RedisServer, WorkerProcess, children_of, require_redis
+from distkit import Keyring, Monitor, RedisServer, WorkerProcess, children_of, kombu_bodies, serve_redis
 from labkit import KMSFLEET, PASSWORD, hosts_by_name, read_report, room_spec, run_cli, start_lab
 
 from orchestrator.lab.addresses import Claim, claim_prefix
@@ -66,13 +66,13 @@ def expected(name: str) -> tuple[str, str | None]:
 
 
 @pytest.fixture(scope="module")
+def keyring(tmp_path_factory: pytest.TempPathFactory) -> Keyring:
+    return Keyring(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    require_redis()
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve_redis(tmp_path_factory.mktemp("redis"))
 
 
 def _spec(claim: Claim) -> dict[str, Any]:
@@ -99,11 +99,12 @@ def labs() -> Iterator[tuple[LabThread, LabThread]]:
 
 @pytest.fixture(scope="module")
 def school_workers(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    redis_server: RedisServer, keyring: Keyring, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, WorkerProcess]]:
     logs = tmp_path_factory.mktemp("workers")
     workers = {
-        site: WorkerProcess(site, redis_server.url, logs / f"{site}.log").start() for site in ("school_a", "school_b")
+        site: WorkerProcess(site, redis_server.url, logs / f"{site}.log", keyring.worker(site)).start()
+        for site in ("school_a", "school_b")
     }
     try:
         yield workers
@@ -150,14 +151,6 @@ def password_forms() -> list[str]:
     return [PASSWORD, base64.b64encode(raw).decode(), base64.b64encode(PASSWORD.encode("utf-16-le")).decode()]
 
 
-def kombu_bodies(monitor_log: str) -> list[str]:
-    """The decoded bodies of every task message seen by MONITOR (kombu base64-encodes them)."""
-    bodies = []
-    for match in re.finditer(r'\\"body\\": \\"([A-Za-z0-9+/=]+)\\"', monitor_log):
-        bodies.append(base64.b64decode(match.group(1)).decode("utf-8", "replace"))
-    return bodies
-
-
 def redis_contents(client: Any) -> str:
     """Every key and value left in Redis, as text."""
     out: list[str] = []
@@ -187,6 +180,7 @@ def redis_contents(client: Any) -> str:
 def test_two_sites_match_one_controller_and_no_secret_crosses_the_broker(
     labs: tuple[LabThread, LabThread],
     redis_server: RedisServer,
+    keyring: Keyring,
     school_workers: dict[str, WorkerProcess],
     tmp_path: Path,
 ) -> None:
@@ -204,6 +198,7 @@ def test_two_sites_match_one_controller_and_no_secret_crosses_the_broker(
         started = time.monotonic()
         proc = run_cli(
             "run", str(PLAYBOOK), "-i", str(inv), "--distributed", "--broker", redis_server.url,
+            "--keys", str(keyring.controller),
             "--batch-size", "50", "--report", str(tmp_path / "dist.json"), "--db", str(tmp_path / "dist.db"),
         )  # fmt: skip
         took = time.monotonic() - started
@@ -231,7 +226,10 @@ def test_two_sites_match_one_controller_and_no_secret_crosses_the_broker(
     # result stream. They carry PCs and variables, never the password, in any encoding.
     bodies = kombu_bodies(log)
     # (each message is seen twice: pushed on its queue, then kept in kombu's "unacked" hash while it runs)
-    by_batch = {m["batch_id"]: m for m in (json.loads(b)[0][0] for b in bodies if '"batch_id"' in b)}
+    # (the batch argument is a signed envelope: its body is the message as canonical JSON text)
+    envelopes = [json.loads(b)[0][0] for b in bodies if "batch_id" in b]
+    assert all(set(e) == {"v", "kid", "body", "sig"} for e in envelopes)
+    by_batch = {m["batch_id"]: m for m in (json.loads(e["body"]) for e in envelopes)}
     messages = list(by_batch.values())
     assert sorted(by_batch) == ["school_a-0001", "school_a-0002", "school_b-0001", "school_b-0002"]
     assert sorted(h["name"] for m in messages for h in m["hosts"]) == sorted(NAMES)
@@ -246,15 +244,17 @@ def test_two_sites_match_one_controller_and_no_secret_crosses_the_broker(
 
 
 def test_a_killed_worker_has_its_batch_redelivered_and_every_pc_ends_once(
-    labs: tuple[LabThread, LabThread], redis_server: RedisServer, tmp_path: Path
+    labs: tuple[LabThread, LabThread], redis_server: RedisServer, keyring: Keyring, tmp_path: Path
 ) -> None:
     _, lab = labs
     first_half = NAMES[: N // 2]
     # Slow site A's PCs a little, and give its worker few forks, so a batch takes a few seconds.
     lab.call(lambda: [lab.lab.set_latency(n, 40.0) for n in first_half])
     inv = write_inventory(lab, tmp_path / "city.yml", lambda n: half(n, "kill_a", "kill_b"))
-    worker_a = WorkerProcess("kill_a", redis_server.url, tmp_path / "kill_a.log", forks=5).start()
-    worker_b = WorkerProcess("kill_b", redis_server.url, tmp_path / "kill_b.log").start()
+    worker_a = WorkerProcess(
+        "kill_a", redis_server.url, tmp_path / "kill_a.log", keyring.worker("kill_a"), forks=5
+    ).start()
+    worker_b = WorkerProcess("kill_b", redis_server.url, tmp_path / "kill_b.log", keyring.worker("kill_b")).start()
     replacement: WorkerProcess | None = None
     client = redis_server.client()
     out_path = tmp_path / "controller.out"
@@ -263,6 +263,7 @@ def test_a_killed_worker_has_its_batch_redelivered_and_every_pc_ends_once(
             controller = subprocess.Popen(
                 [
                     KMSFLEET, "run", str(PLAYBOOK), "-i", str(inv), "--distributed", "--broker", redis_server.url,
+            "--keys", str(keyring.controller),
                     "--batch-size", "25", "--report", str(tmp_path / "run.json"), "--db", str(tmp_path / "run.db"),
                 ],
                 stdout=out_file, stderr=subprocess.STDOUT, text=True, env={**_env(), "COLUMNS": "160"},
@@ -280,7 +281,9 @@ def test_a_killed_worker_has_its_batch_redelivered_and_every_pc_ends_once(
             time.sleep(0.05)
         assert 30 <= done_a < 40, f"site A never reached its second batch ({done_a} done)"
         worker_a.kill()
-        replacement = WorkerProcess("kill_a", redis_server.url, tmp_path / "kill_a2.log", forks=5).start()
+        replacement = WorkerProcess(
+            "kill_a", redis_server.url, tmp_path / "kill_a2.log", keyring.worker("kill_a"), forks=5
+        ).start()
         controller.wait(150)
     finally:
         lab.call(lambda: [lab.lab.set_latency(n, 0.0) for n in first_half])
@@ -316,7 +319,7 @@ def _env() -> dict[str, str]:
 
 
 def test_a_killed_pool_process_has_its_batch_requeued_by_celery(
-    labs: tuple[LabThread, LabThread], redis_server: RedisServer, tmp_path: Path
+    labs: tuple[LabThread, LabThread], redis_server: RedisServer, keyring: Keyring, tmp_path: Path
 ) -> None:
     """acks_late + reject_on_worker_lost with Redis: the pool process running a batch is SIGKILLed, Celery puts
     the message back on the queue at once, the new pool process takes over the dead one's lease and runs what
@@ -325,13 +328,16 @@ def test_a_killed_pool_process_has_its_batch_requeued_by_celery(
     names = NAMES[150:200]
     lab.call(lambda: [lab.lab.set_latency(n, 40.0) for n in names])
     inv = write_inventory(lab, tmp_path / "city.yml", lambda n: "pool_a" if n in names else None)
-    worker = WorkerProcess("pool_a", redis_server.url, tmp_path / "pool_a.log", forks=5).start()
+    worker = WorkerProcess(
+        "pool_a", redis_server.url, tmp_path / "pool_a.log", keyring.worker("pool_a"), forks=5
+    ).start()
     client = redis_server.client()
     try:
         with open(tmp_path / "controller.out", "w", encoding="utf-8") as out_file:
             controller = subprocess.Popen(
                 [
                     KMSFLEET, "run", str(PLAYBOOK), "-i", str(inv), "--distributed", "--broker", redis_server.url,
+            "--keys", str(keyring.controller),
                     "--batch-size", "25", "--limit", ",".join(names), "--report", str(tmp_path / "run.json"),
                     "--db", str(tmp_path / "run.db"),
                 ],
@@ -370,10 +376,12 @@ def test_a_killed_pool_process_has_its_batch_requeued_by_celery(
 def test_a_site_without_worker_is_reported_after_the_timeout(
     labs: tuple[LabThread, LabThread],
     redis_server: RedisServer,
+    keyring: Keyring,
     school_workers: dict[str, WorkerProcess],
     tmp_path: Path,
 ) -> None:
     _, lab = labs
+    keyring.pin_sites("school_c")  # the controller knows the site's key; no worker of it runs
     with_worker = NAMES[:20]
     orphans = NAMES[100:110]
     inv = write_inventory(
@@ -382,6 +390,7 @@ def test_a_site_without_worker_is_reported_after_the_timeout(
     started = time.monotonic()
     proc = run_cli(
         "run", str(PLAYBOOK), "-i", str(inv), "--distributed", "--broker", redis_server.url,
+            "--keys", str(keyring.controller),
         "--site-timeout", "4", "--limit", ",".join(with_worker + orphans),
         "--report", str(tmp_path / "run.json"), "--db", str(tmp_path / "run.db"),
     )  # fmt: skip

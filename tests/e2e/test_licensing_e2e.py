@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import hosts_by_name, read_report, room_spec, run_cli, start_lab
+from labkit import FAULT_EXPECTED as EXPECTED
+from labkit import FAULT_HOSTS, OFFICE16, hosts_by_name, read_report, room_spec, run_cli, start_lab
 
 from orchestrator.lab.addresses import Claim, claim_prefix
 from orchestrator.lab.control_client import LabControl
 from orchestrator.lab.runner import LabThread
-
-OFFICE16 = {"version": 2016, "bitness": "x86", "channel": "volume", "state": "unlicensed"}
 
 
 class Scenario:
@@ -94,22 +93,6 @@ def task(report_host: dict[str, Any], module: str) -> dict[str, Any]:
 
 # ================================================================================================ faults room
 
-FAULT_HOSTS: list[dict[str, Any]] = [
-    {"name": "healthy"},
-    {"name": "wrongzone", "timezone": "Pacific Standard Time", "clock_skew_minutes": 960},
-    {"name": "skewed", "clock_skew_minutes": 310},
-    {"name": "slic", "os": "Windows 7 Professional", "windows_channel": "oem_slic", "office": "none"},
-    {"name": "notadmin", "admin": False},
-    {"name": "blocked", "blocked_key": True},
-    {"name": "proretail", "os": "Windows 10 Pro", "windows_channel": "retail"},
-    {"name": "prolicensed", "os": "Windows 10 Pro", "windows_channel": "retail", "windows_state": "licensed"},
-    {"name": "home", "os": "Windows 10 Home", "windows_channel": "retail", "office": "none"},
-    {"name": "oemoffice", "office": {"version": 2016, "bitness": "x64", "channel": "oem", "state": "licensed"}},
-    {"name": "m365", "office": {"version": 2016, "bitness": "x64", "channel": "subscription", "state": "licensed"}},
-    {"name": "corrupt", "office": {"version": 2016, "bitness": "x86", "channel": "volume", "state": "corrupt"}},
-    {"name": "off", "power": "off"},
-]
-
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
@@ -166,22 +149,7 @@ def audit_changes_nothing_and_shows_the_table(faults: Scenario) -> None:
     assert (na["diagnosis"], na["error_code"]) == ("KF_NOT_ADMIN", "0x80070005")  # found by whoami /groups
 
 
-# Each fault class: the PC's final status, error code and diagnosis (the bureau's Q&A and FACTS §7).
-EXPECTED = {
-    "wrongzone": ("failed", "0xC004F06C", "KF_WRONG_TIMEZONE"),
-    "skewed": ("failed", "0xC004F06C", "KF_CLOCK_SKEW"),
-    "slic": ("failed", "0xC004F035", "0xC004F035"),
-    "notadmin": ("failed", "0x80070005", "KF_NOT_ADMIN"),
-    "blocked": ("failed", "0xC004C003", "0xC004C003"),
-    "proretail": ("failed", "0xC004F057", "KF_NON_VOLUME_WINDOWS"),
-    "home": ("failed", "0xC004F057", "KF_NON_VOLUME_WINDOWS"),
-    "oemoffice": ("failed", "0xC004F017", "KF_OEM_OFFICE"),
-    "m365": ("failed", "0xC004F017", "KF_SUBSCRIPTION_OFFICE"),
-    "corrupt": ("failed", "0xC004F056", "0xC004F056"),
-    "off": ("unreachable", None, "KF_UNREACHABLE"),
-    "healthy": ("changed", None, None),
-    "prolicensed": ("changed", None, None),
-}
+# Each fault class ends with its status, error code and diagnosis: labkit.FAULT_EXPECTED.
 
 
 def assert_outcomes(report: dict[str, Any], expected: dict[str, tuple[str, str | None, str | None]]) -> None:
@@ -501,7 +469,7 @@ def test_flaky_network_reports_the_truth_and_converges(flaky: Scenario) -> None:
 
 def test_demo_tells_the_story_and_the_second_run_changes_nothing() -> None:
     started = time.monotonic()
-    proc = run_cli("demo", timeout=240)
+    proc = run_cli("demo", "--timing", "instant", timeout=240)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout

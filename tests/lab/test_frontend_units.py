@@ -180,7 +180,7 @@ def test_cim_instance_round_trips_through_the_transport_parser() -> None:
         (
             CimProperty("ID", "string", "a<b&c"),
             CimProperty("LicenseStatus", "uint32", 1),
-            CimProperty("IsKeyManagementServiceMachine", "boolean", False),
+            CimProperty("LicenseIsAddon", "boolean", False),
             CimProperty("KeyManagementServiceMachine", "string", None),
             CimProperty("Tags", "string", ("x", "y")),
             CimProperty("EvaluationEndDate", "datetime", when),
@@ -191,8 +191,8 @@ def test_cim_instance_round_trips_through_the_transport_parser() -> None:
     assert elem.get(f"{{{ns.XSI}}}type") == "p:SoftwareLicensingProduct_Type"
     parsed = parse_instance(elem)
     assert parsed["ID"] == "a<b&c"
-    assert parsed["LicenseStatus"] == "1"
-    assert parsed["IsKeyManagementServiceMachine"] == "false"
+    assert parsed["LicenseStatus"] == 1  # typed by the transport's property table (transport.cim_types)
+    assert parsed["LicenseIsAddon"] is False
     assert parsed["KeyManagementServiceMachine"] is None
     assert parsed["Tags"] == ["x", "y"]
     assert parsed["EvaluationEndDate"] == when
@@ -346,7 +346,7 @@ def test_wql_enumeration_is_cut_by_max_elements_and_pulled() -> None:
 
     count, pulls = asyncio.run(scenario())
     assert count == 50
-    assert pulls == 3  # 7 + 20 + 20 + 3
+    assert pulls == 3  # 1 (Windows' optimized EnumerateResponse carries one item) + 20 + 20 + 9
 
 
 # ---- Wake-on-LAN ---------------------------------------------------------------------------------------------------

@@ -84,9 +84,8 @@ def _listening(address: str, port: int) -> bool:
 def test_serve_spec_ready_line_inventory_and_clean_sigint(tmp_path: Path) -> None:
     spec, prefix = _free_block_spec(tmp_path)
     inventory = tmp_path / "out" / "inv.yml"
-    proc = _kmsfleet(
-        "lab", "serve", "--spec", str(spec), "--inventory-out", str(inventory), "--seed", "3", cwd=tmp_path
-    )
+    args = ("lab", "serve", "--spec", str(spec), "--inventory-out", str(inventory), "--seed", "3")
+    proc = _kmsfleet(*args, "--timing", "instant", cwd=tmp_path)
     try:
         line = _ready_line(proc)
         match = READY.match(line)
@@ -122,7 +121,7 @@ def test_serve_spec_ready_line_inventory_and_clean_sigint(tmp_path: Path) -> Non
 
 
 def test_serve_hosts_uses_the_classroom_profile_and_stops_on_sigterm(tmp_path: Path) -> None:
-    proc = _kmsfleet("lab", "serve", "--hosts", "3", "--no-https", cwd=tmp_path)
+    proc = _kmsfleet("lab", "serve", "--hosts", "3", "--no-https", "--timing", "instant", cwd=tmp_path)
     try:
         line = _ready_line(proc)
         match = READY.match(line)
@@ -157,6 +156,14 @@ def test_bad_spec_exits_4_naming_the_field(tmp_path: Path, text: str, field: str
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, (out, err)
     assert field in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_unknown_timing_exits_4(tmp_path: Path) -> None:
+    proc = _kmsfleet("lab", "serve", "--hosts", "1", "--timing", "slow", cwd=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, (out, err)
+    assert "--timing must be windows or instant" in err
     assert "Traceback" not in err and out == ""
 
 

@@ -69,6 +69,8 @@ def _wql(wsman: WSMan, query: str, max_elements: int = 32000) -> tuple[list[ET.E
 
 
 def _prop(item: ET.Element, name: str) -> str | None:
+    if item.tag == f"{{{WSMAN_NS}}}XmlFragment":  # a query naming its properties: unqualified children
+        return item.findtext(name)
     uri = item.tag[1:].split("}")[0]
     return item.findtext(f"{{{uri}}}{name}")
 

@@ -89,11 +89,11 @@ def _prose(text: str) -> str:
 @needs_shared
 def test_every_code_the_seed_mentions_is_present_in_both_languages() -> None:
     mentioned = _codes_in_seed()
-    assert len(mentioned) >= 9, "the seed lists at least nine codes"
+    assert len(mentioned) >= 9, "the bureau's Q&A lists at least nine codes"
     for code in mentioned:
         entry = lookup(code)
-        assert entry is not None, f"{format_code(code)} from the seed is missing"
-        assert entry.seed, f"{entry.key} is in the seed but not marked seed: true"
+        assert entry is not None, f"{format_code(code)} from the bureau's Q&A is missing"
+        assert entry.seed, f"{entry.key} is in the bureau's Q&A but not marked seed: true"
         for lang in LANGS:
             loc = entry.text(lang)
             assert loc.title and loc.meaning and loc.cause and loc.fix

@@ -134,8 +134,11 @@ def test_unpack_refuses_paths_leaving_its_folder(tmp_path: Path, bad: str) -> No
 def test_worker_inventory_uses_the_controllers_selections() -> None:
     msg = BatchMessage(
         run_id="r1",
+        nonce="0" * 32,
         batch_id="s-0001",
         site="s",
+        issued=0.0,
+        expires=0.0,
         playbook={"main": "pb.yml", "files": {"pb.yml": "- hosts: all\n"}, "source": "pb.yml"},  # type: ignore[arg-type]
         options=BatchOptions(),
         hosts=[
@@ -159,12 +162,13 @@ def test_results_cross_the_wire_unchanged() -> None:
 
 
 def test_celery_app_is_json_only_with_late_acknowledgement() -> None:
-    app = make_app("redis://127.0.0.1:1/0")
+    app = make_app("redis://127.0.0.1:1/0", task=lambda message: {})
     conf = app.conf
     assert conf.task_serializer == "json" and conf.result_serializer == "json"
     assert list(conf.accept_content) == ["json"] and list(conf.result_accept_content) == ["json"]
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
-    assert conf.broker_url == conf.result_backend == "redis://127.0.0.1:1/0"
+    assert conf.broker_url == "redis://127.0.0.1:1/0" and conf.result_backend is None and conf.task_ignore_result
+    assert conf.worker_enable_remote_control is False
     assert conf.broker_transport_options["visibility_timeout"] >= 600
     assert queue_name("school_a") == "kmsfleet.site.school_a"
     assert "kmsfleet.run_batch" in app.tasks

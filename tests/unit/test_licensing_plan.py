@@ -344,7 +344,7 @@ def test_plan_windows_problem_codes_follow_the_seed() -> None:
     assert home.problems[0].error_code == 0xC004F057
     assert "edition upgrade" in home.problems[0].msg
     mak = plan_windows(facts(win("Volume:MAK")), wargs())
-    assert mak.problems[0].error_code == 0xC004F057  # the seed: "not the bureau's volume edition"
+    assert mak.problems[0].error_code == 0xC004F057  # the bureau's Q&A: "not the bureau's volume edition"
     nokey = plan_windows(facts(), wargs())
     assert (nokey.problems[0].diagnosis, nokey.problems[0].error_code) == ("0xC004F014", 0xC004F014)
 
@@ -407,7 +407,7 @@ def test_plan_office_every_state_and_version(state: str, version: str, renew: in
     if outcome.startswith("KF_"):
         assert not plan.changes
         assert plan.problems[0].diagnosis == outcome
-        # the seed's code for Office that has no volume (KMS) licence
+        # the Q&A's code for Office that has no volume (KMS) licence
         assert plan.problems[0].error_code == 0xC004F017
         assert "never removes Office" in plan.problems[0].msg or outcome == "KF_NO_OFFICE_KMS_SKU"
     elif outcome == "ok":

@@ -138,7 +138,7 @@ def test_a_stored_run_gives_the_same_reports(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------ CSV
 
 CSV_HEADER_KEYS = [
-    "column.host", "column.room", "column.address", "column.status", "column.product", "column.name",
+    "column.host", "column.room", "column.address", "column.os", "column.status", "column.product", "column.name",
     "column.channel", "column.licence", "column.days_left", "column.expires", "column.kms_host", "column.error",
     "column.diagnosis", "column.fix", "column.message",
 ]  # fmt: skip

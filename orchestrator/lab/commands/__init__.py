@@ -4,7 +4,9 @@ WinRS executes every command line through ``cmd.exe /c`` (unless a client asks t
 ``run`` hands the line to the small cmd interpreter in ``cmd.py``, which finds programs by path, in the current
 directory or on PATH/PATHEXT like cmd.exe: cmd, cscript/wscript (slmgr.vbs, OSPP.VBS), powershell, w32tm,
 tzutil, reg, hostname, whoami, ipconfig, findstr, more, net, chcp, ping, timeout. Output is CRLF text encoded in
-the shell's codepage (437 by default, 65001 = UTF-8); exit codes are unsigned 32-bit values.
+the shell's codepage (437 by default, 65001 = UTF-8), except cscript's, which is in the PC's OEM code page (cp950 on
+a zh-TW PC; ``base.as_code_page``); texts are in the PC's language where ``lab/locales.yaml`` has them (see
+``base.console_locale``); exit codes are unsigned 32-bit values.
 
 ``prepare`` decides whether the command reads stdin first (``powershell -`` / ``powershell -Command -``, an
 interactive ``cmd`` without /c, ``findstr`` and ``more`` without a file): the front end then collects the ``Send``
@@ -27,6 +29,7 @@ from orchestrator.lab.commands.base import (
     split_args,
 )
 from orchestrator.lab.provider import CommandOutcome, PreparedCommand, ShellContext
+from orchestrator.lab.timing import PcTiming
 
 if TYPE_CHECKING:  # pragma: no cover
     from orchestrator.lab.machine import Machine
@@ -54,10 +57,28 @@ PROGRAMS: dict[str, Program] = {
 
 
 async def run_program(ctx: Ctx, prog_id: str, args_text: str, path: str) -> ProgResult:
-    """Run one resolved program with its raw argument text."""
+    """Run one resolved program with its raw argument text. Its start-up time (lab/timing.py) is added to the
+    simulated run time that Receive waits for."""
     del path
     program = PROGRAMS[prog_id]
-    return await program(ctx, args_text, split_args(args_text))
+    argv = split_args(args_text)
+    result = await program(ctx, args_text, argv)
+    if not result.hang:
+        result.duration += _timing(ctx).program_start(prog_id, _what_it_runs(ctx, prog_id, args_text, argv))
+    return result
+
+
+def _what_it_runs(ctx: Ctx, prog_id: str, args_text: str, argv: list[str]) -> str:
+    """The text the timing model reads: PowerShell's script (decoded from -EncodedCommand or read from stdin),
+    else the arguments."""
+    if prog_id != "powershell":
+        return args_text
+    mode, script = powershell.parse_command_line(argv)
+    return ctx.stdin if mode == "stdin" else script or ""
+
+
+def _timing(ctx: Ctx) -> PcTiming:
+    return ctx.machine.world.timing.pc(ctx.machine.name)
 
 
 def command_line(command: str, arguments: list[str]) -> str:
@@ -99,6 +120,8 @@ async def run(machine: Machine, prepared: PreparedCommand, stdin: bytes, shell: 
     ctx = new_ctx(machine, shell, decode_input(stdin, shell.codepage))
     line = cmd.cmd_c_rest(prepared.command_line, ctx)
     result = await cmd.run_line(ctx, line)
+    if not result.hang:  # WinRS starts every command line through cmd.exe /c
+        result.duration += _timing(ctx).program_start("cmd")
     return CommandOutcome(
         stdout=encode_output(result.stdout, shell.codepage),
         stderr=encode_output(result.stderr, shell.codepage),

@@ -3,11 +3,13 @@ parsing, the tiny file system the programs can find, and the output encoding."""
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from orchestrator.lab.locales import DEFAULT_LOCALE, Locale, locale_for
 from orchestrator.lab.provider import ShellContext
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,22 +105,66 @@ def new_ctx(machine: Machine, shell: ShellContext, stdin: str = "") -> Ctx:
     return Ctx(machine=machine, shell=shell, env=env, cwd=cwd, admin=machine.is_admin(shell.user), stdin=stdin)
 
 
-def encode_output(text: str, codepage: int) -> bytes:
+def console_locale(ctx: Ctx, codepage: int | None = None) -> Locale:
+    """The language a console program (cmd, w32tm, whoami, ipconfig, net, chcp, cscript's own messages) prints
+    in: the PC's display language when the console's code page can show it (its OEM or ANSI code page), else
+    English. Such programs ask ``SetThreadUILanguage(0)``, which picks "the language that best supports the
+    console display" (Microsoft's SetThreadUILanguage reference); on zh-TW Windows ``chcp`` answers
+    "使用中的字碼頁: 950" but, after ``chcp 65001``, "Active code page: 65001" and ``help`` prints English
+    (a public transcript from Windows 10.0.26200). So under kmsfleet's WINRS_CODEPAGE 65001 a zh-TW PC's console
+    tools speak English, and Chinese in a cp950 shell. Scripts choose their own language (slmgr.vbs: the PC's;
+    ospp.vbs: always English)."""
+    own = ctx.machine.locale
+    page = ctx.shell.codepage if codepage is None else codepage
+    return own if page in (own.oem_codepage, own.ansi_codepage) else locale_for(DEFAULT_LOCALE)
+
+
+def tr(ctx: Ctx, english: str, *, codepage: int | None = None, **values: object) -> str:
+    """What a console program prints for an English template (``lab/locales.yaml``), in ``console_locale``."""
+    return console_locale(ctx, codepage).text(english, **values)
+
+
+# Console output crosses the lab as text. A program that writes bytes in another code page than the console's
+# (cscript.exe: always the OEM code page) marks them with ``as_code_page``: its non-ASCII bytes travel as lone
+# surrogates U+DC80..U+DCFF, and ``encode_output`` writes those back as the very same bytes.
+_RAW_BYTES = "kmsfleet-lab-raw-bytes"
+
+
+def _raw_bytes_or_question_mark(exc: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = bytearray()
+    for ch in exc.object[exc.start : exc.end]:
+        point = ord(ch)
+        out += bytes([point - 0xDC00]) if 0xDC80 <= point <= 0xDCFF else b"?"  # ? = what Windows writes
+    return bytes(out), exc.end
+
+
+codecs.register_error(_RAW_BYTES, _raw_bytes_or_question_mark)
+
+
+def _codec(codepage: int) -> str:
     if codepage == 65001:
-        return text.encode("utf-8")
+        return "utf-8"
     try:
-        return text.encode(f"cp{codepage}", errors="replace")
+        return codecs.lookup(f"cp{codepage}").name
     except LookupError:
-        return text.encode("cp437", errors="replace")
+        return "cp437"
+
+
+def as_code_page(text: str, codepage: int) -> str:
+    """``text`` as a program writing in ``codepage`` puts it on its stdout, whatever the console's code page."""
+    data = text.encode(_codec(codepage), errors=_RAW_BYTES)
+    return "".join(chr(b) if b < 0x80 else chr(0xDC00 + b) for b in data)
+
+
+def encode_output(text: str, codepage: int) -> bytes:
+    """The console's bytes for ``text`` (characters the code page lacks become ``?``)."""
+    return text.encode(_codec(codepage), errors=_RAW_BYTES)
 
 
 def decode_input(data: bytes, codepage: int) -> str:
-    if codepage == 65001:
-        return data.decode("utf-8", errors="replace")
-    try:
-        return data.decode(f"cp{codepage}", errors="replace")
-    except LookupError:
-        return data.decode("cp437", errors="replace")
+    return data.decode(_codec(codepage), errors="replace")
 
 
 def split_args(cmdline: str) -> list[str]:
@@ -219,8 +265,6 @@ def files(machine: Machine) -> dict[str, str]:
     return table
 
 
-def vb_date(moment: datetime) -> str:
-    """A date as VBScript's CStr(Date) prints it on en-US Windows: 5/24/2025 3:14:07 PM."""
-    hour = moment.hour % 12 or 12
-    ampm = "AM" if moment.hour < 12 else "PM"
-    return f"{moment.month}/{moment.day}/{moment.year} {hour}:{moment.minute:02d}:{moment.second:02d} {ampm}"
+def vb_date(ctx: Ctx, moment: datetime) -> str:
+    """A date as VBScript's CStr(Date) prints it in the PC's locale (en-US: 5/24/2025 3:14:07 PM)."""
+    return ctx.machine.locale.vb_date(moment)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, files, join_path, norm_path
+from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, files, join_path, norm_path, tr
 
-NOT_RECOGNIZED = "'{}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+NOT_RECOGNIZED = "'{name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
 
 
 @dataclass
@@ -283,7 +283,7 @@ async def run_simple(ctx: Ctx, text: str) -> ProgResult:
         return _dir(ctx, args_text)
     found = resolve_program(ctx, token)
     if found is None:
-        return ProgResult(stderr=NOT_RECOGNIZED.format(token), code=1)
+        return ProgResult(stderr=tr(ctx, NOT_RECOGNIZED, name=token), code=1)
     return await run_program(ctx, found[0], args_text, found[1])
 
 
@@ -330,16 +330,35 @@ def _set(ctx: Ctx, args: str) -> ProgResult:
     return ProgResult(CRLF.join(matches) + CRLF, code=0)
 
 
+def full_folder(cwd: str, path: str) -> str:
+    """The full path of folder ``path`` seen from ``cwd``, as cmd and PowerShell show it afterwards: ``.`` and
+    ``..`` resolved, no trailing backslash except on a drive root (``C:\\``)."""
+    path = path.replace("/", "\\")
+    if path.startswith("\\\\"):  # a UNC path (two leading backslashes) stays as it is
+        return path.rstrip("\\")
+    if len(path) >= 2 and path[1] == ":":
+        cwd, path = path[:2], path[2:]
+    if path.startswith("\\"):
+        cwd, path = cwd[:2], path.lstrip("\\")
+    full = join_path(cwd, path)
+    return full + "\\" if len(full) == 2 else full
+
+
 def _cd(ctx: Ctx, args: str) -> ProgResult:
+    """``cd [/d] [path]`` (Microsoft Learn "cd"): the rest of the line is the path (blanks allowed, quotes
+    removed); /d also changes the drive; a missing folder prints the error and exits 1, the folder unchanged.
+    cmd.exe cannot make a UNC path (``\\\\server\\share``) its current folder and says so (exit 1)."""
     args = args.strip()
     if args.lower().startswith("/d"):
         args = args[2:].strip()
-    args = args.strip('"')
+    args = args.replace('"', "").strip()
     if not args:
         return ProgResult(ctx.cwd + CRLF, code=0)
-    target = join_path(ctx.cwd, args)
+    if args.replace("/", "\\").startswith("\\\\"):
+        return ProgResult(stderr="CMD does not support UNC paths as current directories." + CRLF, code=1)
+    target = full_folder(ctx.cwd, args)
     if norm_path(target) not in known_dirs(ctx):
-        return ProgResult(stderr="The system cannot find the path specified." + CRLF, code=1)
+        return ProgResult(stderr=tr(ctx, "The system cannot find the path specified.") + CRLF, code=1)
     ctx.cwd = target
     return ProgResult(code=0)
 
@@ -350,7 +369,7 @@ def _dir(ctx: Ctx, args: str) -> ProgResult:
     path = join_path(ctx.cwd, target) if target and not target.startswith("/") else ctx.cwd
     folders = known_dirs(ctx)
     if norm_path(path) not in folders:
-        return ProgResult(stderr=f"The system cannot find the path specified.{CRLF}", code=1)
+        return ProgResult(stderr=tr(ctx, "The system cannot find the path specified.") + CRLF, code=1)
     prefix = norm_path(path).rstrip("\\") + "\\"
     children = sorted(
         {f[len(prefix) :].split("\\")[0] for f in folders if f.startswith(prefix) and len(f) > len(prefix)}

@@ -1,4 +1,4 @@
-"""``ospp.vbs`` (Office 2013/2016/2019) under cscript: the options the seed uses and their exact output.
+"""``ospp.vbs`` (Office 2013/2016/2019) under cscript: the options the bureau's Q&A uses and their exact output.
 
 Options: /act, /dstatus, /dstatusall, /dcmid, /sethst:<host>, /setprt:<port>, /remhst, /inpkey:<key>,
 /unpkey:<last5>, /cachst:TRUE|FALSE, /dhistorykms. ospp.vbs always exits 0. On Windows 7 it works on the

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.lab.commands import ps_files, ps_tcpclient, ps_versions
 from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult
+from orchestrator.lab.commands.location import ALIASES, set_location
 from orchestrator.winargs import quote_arg
 
 _FLAGS = ("noprofile", "noninteractive", "nologo", "noexit", "sta", "mta")
@@ -577,9 +578,17 @@ async def _run_command(state: PsState, stmt: str) -> None:
         state.duration += seconds
         state.ok = True
         return
-    if name in ("set-strictmode", "set-location", "cd", "out-null", "clear-host"):
-        if name in ("set-location", "cd") and args:
-            state.ctx.cwd = args[0].text
+    if name in ALIASES:
+        moved = set_location(
+            state.ctx, [(w.text, w.quoted) for w in args], stmt, state.variables.get("erroractionpreference", "")
+        )
+        state.out += moved.stdout
+        state.err += moved.stderr
+        state.ok = moved.ok
+        if moved.stop:
+            raise _ExitScript
+        return
+    if name in ("set-strictmode", "out-null", "clear-host"):
         state.ok = True
         return
     if name in ("test-netconnection", "tnc"):

@@ -153,6 +153,11 @@ class _Script:
         self.text = ""
 
     # -- WScript plumbing ------------------------------------------------------------------------------
+    def say(self, english: str, **values: object) -> str:
+        """The script's text in the PC's display language, whatever the console's code page (slmgr.vbs loads its
+        texts from System32\\slmgr\\<LANGID>; a zh-TW PC prints Chinese, which cscript writes in cp950)."""
+        return self.m.locale.text(english, **values)
+
     def line(self, text: str = "") -> None:
         self.buf.append(text + CRLF)
 
@@ -169,16 +174,21 @@ class _Script:
             self.buf.clear()
         return self.text
 
-    def show_error(self, code: int, message: str = "Error: ") -> None:
+    def show_error(self, code: int, message: str | None = None) -> None:
+        if message is None:
+            message = self.say("Error: ")
         code &= 0xFFFFFFFF
         signed = code - (1 << 32) if code & 0x80000000 else code
         number = f"0x{code:X}" if signed < 0 else str(code)
         text = SLMGR_TEXTS.get(code)
         if text is None:
-            text = (
-                f"On a computer running Microsoft Windows non-core edition, run 'slui.exe 0x2a {number}' to "
-                "display the error text."
+            text = self.say(
+                "On a computer running Microsoft Windows non-core edition, run 'slui.exe 0x2a {number}' to "
+                "display the error text.",
+                number=number,
             )
+        else:
+            text = self.say(text)
         if "0x%ERRCODE%" not in message:
             message += "0x%ERRCODE%"
         if "%ERRTEXT%" not in message:
@@ -362,7 +372,7 @@ class _Script:
                 self.lic.install_product_key(self.lic.spp, key, self.ctx.admin)
         except WmiError as exc:
             self.quit_error(exc)
-        self.line(f"Installed product key {key} successfully.")
+        self.line(self.say("Installed product key {key} successfully.", key=key))
 
     def uninstall_key(self, act_id: str) -> None:
         done = False
@@ -375,17 +385,17 @@ class _Script:
                     self.quit_error(exc)
                 if act_id != "" or self.is_primary(view):
                     done = True
-                self.line("Uninstalled product key successfully.")
+                self.line(self.say("Uninstalled product key successfully."))
                 if done:
                     break
         if not done:
-            self.line("Error: product key not found.")
+            self.line(self.say("Error: product key not found."))
 
     async def activate(self, act_id: str) -> None:
         for view in self.keyed():
             if not self.matches(view, act_id):
                 continue
-            self.line(f"Activating {view.sku.name} ({view.sku.id}) ...")
+            self.line(self.say("Activating {name} ({id}) ...", name=view.sku.name, id=view.sku.id))
             if "MAK" not in view.sku.description or view.license_status != 1:
                 try:
                     await self.lic.activate(view.product, view.sku, self.ctx.admin, self.m.lock)
@@ -393,7 +403,7 @@ class _Script:
                     self.quit_error(exc)
             after = self.view_of(view.product, view.sku)
             if after.license_status == 1:
-                self.line("Product activated successfully.")
+                self.line(self.say("Product activated successfully."))
             elif after.license_status == 4:
                 self.line(
                     "Error: The machine is running within the non-genuine grace period. Run 'slui.exe' to go online "
@@ -405,19 +415,19 @@ class _Script:
                     "online and validate Windows."
                 )
             elif after.license_status == 6:
-                self.line("Product activated successfully.")
-                self.line("License Status: Extended grace period")
+                self.line(self.say("Product activated successfully."))
+                self.line(self.say("License Status: Extended grace period"))
             else:
-                self.line("Error: Product activation failed.")
+                self.line(self.say("Error: Product activation failed."))
             if act_id != "" or self.is_primary(view):
                 return
-        self.line("Error: product not found.")
+        self.line(self.say("Error: product not found."))
 
     def display(self, param: str, verbose: bool) -> None:
         win7 = self.m.os.is_win7
         spp = self.lic.spp
         if verbose:
-            self.line("Software licensing service version: " + spp.version)
+            self.line(self.say("Software licensing service version: {version}", version=spp.version))
         found = False
         for view in self.views():
             sku, product = view.sku, view.product
@@ -427,18 +437,24 @@ class _Script:
                 continue
             found = True
             self.line("")
-            self.line("Name: " + sku.name)
-            self.line("Description: " + sku.description)
+            self.line(self.say("Name: {name}", name=sku.name))
+            self.line(self.say("Description: {text}", text=sku.description))
             kms_client = "VOLUME_KMSCLIENT" in sku.description
             tbl = "TIMEBASED_" in sku.description
             key = product.key or ""
             if verbose:
-                self.line("Activation ID: " + sku.id)
-                self.line("Application ID: " + sku.application_id)
-                self.line("Extended PID: " + (product_key_id(key, self.m.os) if view.has_key else ""))
+                self.line(self.say("Activation ID: {id}", id=sku.id))
+                self.line(self.say("Application ID: {id}", id=sku.application_id))
+                pid = product_key_id(key, self.m.os, language=self.m.locale.os_language) if view.has_key else ""
+                self.line(self.say("Extended PID: {pid}", pid=pid))
                 if not win7:
-                    self.line("Product Key Channel: " + (sku.product_key_channel if view.has_key else ""))
-                self.line("Installation ID: " + (installation_id(key, product.service.cmid) if view.has_key else ""))
+                    self.line(
+                        self.say(
+                            "Product Key Channel: {channel}", channel=sku.product_key_channel if view.has_key else ""
+                        )
+                    )
+                iid = installation_id(key, product.service.cmid) if view.has_key else ""
+                self.line(self.say("Installation ID: {iid}", iid=iid))
                 if not kms_client and view.has_key and product.app == "windows":
                     self.line("Processor Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88338")
                     self.line("Machine Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88339")
@@ -446,25 +462,27 @@ class _Script:
                     self.line("Product Key Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88340")
                     self.line("Validation URL: http://go.microsoft.com/fwlink/?LinkID=88342")
             if view.partial_key:
-                self.line("Partial Product Key: " + view.partial_key)
+                self.line(self.say("Partial Product Key: {key}", key=view.partial_key))
             else:
-                self.line("This license is not in use.")
+                self.line(self.say("This license is not in use."))
             self.status_lines(view, tbl)
             if verbose:
                 if sku.application_id == WINDOWS_APP_ID:
-                    self.line(f"Remaining Windows rearm count: {spp.rearm_count}")
+                    self.line(self.say("Remaining Windows rearm count: {count}", count=spp.rearm_count))
                 else:
-                    self.line(f"Remaining App rearm count: {product.sku_rearm}")
-                self.line(f"Remaining SKU rearm count: {product.sku_rearm}")
+                    self.line(self.say("Remaining App rearm count: {count}", count=product.sku_rearm))
+                self.line(self.say("Remaining SKU rearm count: {count}", count=product.sku_rearm))
                 if not win7 and view.has_key and view.license_status != 0:
-                    self.line("Trusted time: " + vb_date(self.m.local_now()))
+                    self.line(self.say("Trusted time: {time}", time=vb_date(self.ctx, self.m.local_now())))
             if kms_client:
                 if not win7:
-                    self.line("Configured Activation Type: All")
+                    self.line(self.say("Configured Activation Type: All"))
                 if view.license_status != 1:
                     self.line(
-                        "Please use slmgr.vbs /ato to activate and update KMS client information in order to update "
-                        "values."
+                        self.say(
+                            "Please use slmgr.vbs /ato to activate and update KMS client information in order to "
+                            "update values."
+                        )
                     )
                 else:
                     self.kms_client_info(view)
@@ -472,63 +490,66 @@ class _Script:
                 break
             self.line("")
         if not found:
-            self.line("Error: product key not found.")
+            self.line(self.say("Error: product key not found."))
 
     def status_lines(self, view: SkuView, tbl: bool) -> None:
         ls, minutes = view.license_status, view.grace_minutes
         days = (minutes + 1439) // 1440
-        remaining = f"Time remaining: {minutes} minute(s) ({days} day(s))"
+        say = self.say
+        remaining = say("Time remaining: {minutes} minute(s) ({days} day(s))", minutes=minutes, days=days)
         if ls == 0:
-            self.line("License Status: Unlicensed")
+            self.line(say("License Status: Unlicensed"))
         elif ls == 1:
-            self.line("License Status: Licensed")
+            self.line(say("License Status: Licensed"))
             if minutes:
                 kind = "Timebased activation expiration" if tbl else "Volume activation expiration"
-                self.line(f"{kind}: {minutes} minute(s) ({days} day(s))")
+                self.line(say(kind + ": {minutes} minute(s) ({days} day(s))", minutes=minutes, days=days))
         elif ls == 2:
-            self.line("License Status: Initial grace period")
+            self.line(say("License Status: Initial grace period"))
             self.line(remaining)
         elif ls == 3:
-            self.line("License Status: Additional grace period (KMS license expired or hardware out of tolerance)")
+            self.line(say("License Status: Additional grace period (KMS license expired or hardware out of tolerance)"))
             self.line(remaining)
         elif ls == 4:
-            self.line("License Status: Non-genuine grace period.")
+            self.line(say("License Status: Non-genuine grace period."))
             self.line(remaining)
         elif ls == 5:
-            self.line("License Status: Notification")
+            self.line(say("License Status: Notification"))
             reason = view.reason & 0xFFFFFFFF
             if reason == SL_E_NOT_GENUINE:
-                self.line(f"Notification Reason: 0x{reason:X} (non-genuine).")
+                self.line(say("Notification Reason: 0x{code} (non-genuine).", code=f"{reason:X}"))
             elif reason == SL_E_GRACE_TIME_EXPIRED:
-                self.line(f"Notification Reason: 0x{reason:X} (grace time expired).")
+                self.line(say("Notification Reason: 0x{code} (grace time expired).", code=f"{reason:X}"))
             else:
-                self.line(f"Notification Reason: 0x{reason:X}.")
+                self.line(say("Notification Reason: 0x{code}.", code=f"{reason:X}"))
         elif ls == 6:
-            self.line("License Status: Extended grace period")
+            self.line(say("License Status: Extended grace period"))
             self.line(remaining)
         else:
-            self.line("License Status: Unknown")
+            self.line(say("License Status: Unknown"))
 
     def kms_client_info(self, view: SkuView) -> None:
         product, service = view.product, view.service
         self.line("")
-        self.line("Most recent activation information:")
-        self.line("Key Management Service client information")
-        self.line("    Client Machine ID (CMID): " + service.cmid)
+        say = self.say
+        self.line(say("Most recent activation information:"))
+        self.line(say("Key Management Service client information"))
+        self.line(say("    Client Machine ID (CMID): {cmid}", cmid=service.cmid))
         if service.lookup_domain:
-            self.line("    Registered KMS SRV record lookup domain: " + service.lookup_domain)
+            self.line(say("    Registered KMS SRV record lookup domain: {domain}", domain=service.lookup_domain))
         if view.kms.machine:
-            self.line(f"    Registered KMS machine name: {view.kms.machine}:{view.kms.port or 1688}")
+            host = f"{view.kms.machine}:{view.kms.port or 1688}"
+            self.line(say("    Registered KMS machine name: {host}", host=host))
         else:
-            self.line("    DNS auto-discovery: KMS name not available")
+            self.line(say("    DNS auto-discovery: KMS name not available"))
         if product.kms_ip and not self.m.os.is_win7:
-            self.line("    KMS machine IP address: " + product.kms_ip)
+            self.line(say("    KMS machine IP address: {ip}", ip=product.kms_ip))
         else:
-            self.line("    KMS machine IP address: not available")
-        self.line("    KMS machine extended PID: " + (product.kms_epid or ""))
-        self.line(f"    Activation interval: {service.activation_interval} minutes")
-        self.line(f"    Renewal interval: {service.renewal_interval} minutes")
-        self.line("    KMS host caching is " + ("enabled" if service.host_caching else "disabled"))
+            self.line(say("    KMS machine IP address: not available"))
+        self.line(say("    KMS machine extended PID: {pid}", pid=product.kms_epid or ""))
+        self.line(say("    Activation interval: {minutes} minutes", minutes=service.activation_interval))
+        self.line(say("    Renewal interval: {minutes} minutes", minutes=service.renewal_interval))
+        self.line(say("    KMS host caching is " + ("enabled" if service.host_caching else "disabled")))
         if service.lookup_domain and view.kms.machine:
             self.line("")
             self.line(
@@ -543,34 +564,35 @@ class _Script:
             if (act_id == "" and view.sku.application_id != WINDOWS_APP_ID) or (act_id and view.sku.id != act_id):
                 continue
             found = True
-            ends = vb_date(now + timedelta(minutes=view.grace_minutes))
+            ends = vb_date(self.ctx, now + timedelta(minutes=view.grace_minutes))
             ls = view.license_status
+            say = self.say
             text = ""
             if ls == 0:
-                text = "Unlicensed"
+                text = say("Unlicensed")
             elif ls == 1:
                 if view.grace_minutes:
-                    kind = "Timebased" if "TIMEBASED_" in view.sku.description else "Volume"
-                    text = f"{kind} activation will expire {ends}"
+                    kind = say("Timebased" if "TIMEBASED_" in view.sku.description else "Volume")
+                    text = say("{kind} activation will expire {ends}", kind=kind, ends=ends)
                 elif self.m.os.build.startswith("22"):
-                    text = "Windows is Activated for the lifespan of your device."
+                    text = say("Windows is Activated for the lifespan of your device.")
                 else:
-                    text = "The machine is permanently activated."
+                    text = say("The machine is permanently activated.")
             elif ls == 2:
-                text = f"Initial grace period ends {ends}"
+                text = say("Initial grace period ends {ends}", ends=ends)
             elif ls == 3:
-                text = f"Additional grace period ends {ends}"
+                text = say("Additional grace period ends {ends}", ends=ends)
             elif ls == 4:
-                text = f"Non-genuine grace period ends {ends}"
+                text = say("Non-genuine grace period ends {ends}", ends=ends)
             elif ls == 5:
-                text = "Windows is in Notification mode"
+                text = say("Windows is in Notification mode")
             elif ls == 6:
-                text = f"Extended grace period ends {ends}"
+                text = say("Extended grace period ends {ends}", ends=ends)
             if text:
                 self.line(view.sku.name + ":")
                 self.line("    " + text)
         if not found:
-            self.line("Error: product key not found.")
+            self.line(self.say("Error: product key not found."))
 
     def display_iid(self, act_id: str) -> None:
         found = False
@@ -584,7 +606,7 @@ class _Script:
             self.line("")
             self.line(PHONE_TEXT)
         else:
-            self.line("Error: product not found.")
+            self.line(self.say("Error: product not found."))
 
     def _target(self, act_id: str) -> ServiceState | tuple[ProductLicense, Sku] | None:
         if act_id == "":
@@ -642,7 +664,7 @@ class _Script:
         except WmiError as exc:
             restore()
             self.quit_error(exc)
-        self.line(f"Key Management Service machine name set to {name_port} successfully.")
+        self.line(self.say("Key Management Service machine name set to {host} successfully.", host=name_port))
         domain = target.lookup_domain if isinstance(target, ServiceState) else target[0].service.lookup_domain
         if domain:
             self.line(
@@ -659,7 +681,7 @@ class _Script:
                 self.lic.clear_kms_port(target, self.ctx.admin)
         except WmiError as exc:
             self.quit_error(exc)
-        self.line("Key Management Service machine name cleared successfully.")
+        self.line(self.say("Key Management Service machine name cleared successfully."))
         service = target if isinstance(target, ServiceState) else target[0].service
         if service.lookup_domain:
             self.line(
@@ -696,7 +718,7 @@ class _Script:
                 self.lic.set_host_caching(self.lic.spp, disable, self.ctx.admin)
         except WmiError as exc:
             self.quit_error(exc)
-        self.line("KMS host caching is disabled" if disable else "KMS host caching is enabled")
+        self.line(self.say("KMS host caching is disabled" if disable else "KMS host caching is enabled"))
 
     def rearm(self) -> None:
         try:

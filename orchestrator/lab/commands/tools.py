@@ -20,7 +20,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult, vb_date
+from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult, tr, vb_date
 from orchestrator.lab.kms import is_loopback
 from orchestrator.lab.spec import KNOWN_TIMEZONES
 
@@ -35,16 +35,17 @@ async def prog_w32tm(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
     m = ctx.machine
     opts = [a.lower().lstrip("/-") for a in argv]
     if opts[:1] == ["resync"]:
-        out = "Sending resync command to local computer" + CRLF
+        out = tr(ctx, "Sending resync command to local computer") + CRLF
         if not ctx.admin:
             return ProgResult(
-                out + "The following error occurred: Access is denied. (0x80070005)" + CRLF, code=0x80070005
+                out + tr(ctx, "The following error occurred: Access is denied. (0x80070005)") + CRLF,
+                code=0x80070005,
             )
         m.set_clock_skew(0)
         with m.lock:
             m.last_sync = m.world.clock.now()
             m.time_source = "time.windows.com,0x9"
-        return ProgResult(out + "The command completed successfully." + CRLF)
+        return ProgResult(out + tr(ctx, "The command completed successfully.") + CRLF)
     if opts[:1] == ["query"] and len(opts) > 1:
         what = opts[1]
         if what == "status":
@@ -59,7 +60,9 @@ async def prog_w32tm(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
             f'  [Standard Name:"{tz.standard_name}" Bias:0min Date:(unspecified)]{CRLF}'
             f'  [Daylight Name:"{tz.daylight_name}" Bias:-60min Date:(unspecified)]{CRLF}'
         )
-    return ProgResult("The following error occurred: The parameter is incorrect. (0x80070057)" + CRLF, code=0x80070057)
+    return ProgResult(
+        tr(ctx, "The following error occurred: The parameter is incorrect. (0x80070057)") + CRLF, code=0x80070057
+    )
 
 
 def _w32tm_status(ctx: Ctx) -> str:
@@ -85,7 +88,7 @@ def _w32tm_status(ctx: Ctx) -> str:
             "Root Delay: 0.0312500s",
             "Root Dispersion: 7.7756429s",
             "ReferenceId: 0x14654F1C (source IP:  20.101.57.9)",
-            "Last Successful Sync Time: " + vb_date(synced),
+            "Last Successful Sync Time: " + vb_date(ctx, synced),
             "Source: " + m.time_source,
             "Poll Interval: 10 (1024s)",
         ]
@@ -371,9 +374,10 @@ async def prog_chcp(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
     """``chcp [n]``: each WinRS command is a new console, so a change lasts only for that command line."""
     del args_text
     if not argv:
-        return ProgResult(f"Active code page: {ctx.shell.codepage}{CRLF}")
+        return ProgResult(tr(ctx, "Active code page: {cp}", cp=ctx.shell.codepage) + CRLF)
     if len(argv) == 1 and argv[0].isdigit() and int(argv[0]) in _CODEPAGES:
-        return ProgResult(f"Active code page: {int(argv[0])}{CRLF}")
+        page = int(argv[0])  # chcp reports in the language of the code page it just set
+        return ProgResult(tr(ctx, "Active code page: {cp}", codepage=page, cp=page) + CRLF)
     return ProgResult(stderr=f"Invalid code page{CRLF}", code=1)
 
 
@@ -459,13 +463,15 @@ async def prog_whoami(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
     del args_text
     user = ctx.getenv("USERNAME") or ctx.machine.config.user
     if any(a.lower() in ("/groups", "-groups") for a in argv):
-        return ProgResult(_whoami_groups(ctx.admin))
+        return ProgResult(_whoami_groups(ctx))
     return ProgResult(f"{ctx.machine.computer_name.lower()}\\{user.lower()}{CRLF}")
 
 
-def _whoami_groups(admin: bool) -> str:
+def _whoami_groups(ctx: Ctx) -> str:
     """``whoami /groups`` of a network logon: an administrator's token is elevated (High Mandatory Level,
-    BUILTIN\\Administrators enabled); a standard user's is Medium without the Administrators group."""
+    BUILTIN\\Administrators enabled); a standard user's is Medium without the Administrators group. Headings,
+    types and attributes are in the PC's display language; names and SIDs are not (on zh-TW Windows too)."""
+    admin = ctx.admin
     enabled = "Mandatory group, Enabled by default, Enabled group"
     rows = [("Everyone", "Well-known group", "S-1-1-0", enabled)]
     if admin:
@@ -490,25 +496,33 @@ def _whoami_groups(admin: bool) -> str:
         rows.append(("Mandatory Label\\High Mandatory Level", "Label", "S-1-16-12288", ""))
     else:
         rows.append(("Mandatory Label\\Medium Mandatory Level", "Label", "S-1-16-8192", ""))
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("Group Name", "Type", "SID", "Attributes"))
-    ]
+    rows = [(name, tr(ctx, kind), sid, _attributes(ctx, attrs)) for name, kind, sid, attrs in rows]
+    headings = (tr(ctx, "Group Name"), tr(ctx, "Type"), "SID", tr(ctx, "Attributes"))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headings)]
 
     def line(cells: tuple[str, ...]) -> str:
         return " ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
-    out = ["", "GROUP INFORMATION", "-----------------", ""]
-    out.append(line(("Group Name", "Type", "SID", "Attributes")))
+    title = tr(ctx, "GROUP INFORMATION")
+    width = sum(2 if ord(ch) >= 0x2E80 else 1 for ch in title)  # console columns: a CJK character takes two
+    out = ["", title, "-" * width, ""]
+    out.append(line(headings))
     out.append(" ".join("=" * w for w in widths))
     out += [line(r) for r in rows]
     return CRLF.join(out) + CRLF
+
+
+def _attributes(ctx: Ctx, attrs: str) -> str:
+    base, owner, _ = attrs.partition(", Group owner")
+    text = tr(ctx, base) if base else ""
+    return text + (tr(ctx, ", Group owner") if owner or attrs.endswith(", Group owner") else "")
 
 
 async def prog_ipconfig(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
     del args_text
     m = ctx.machine
     full = any(a.lower() == "/all" for a in argv)
-    lines = ["", "Windows IP Configuration", ""]
+    lines = ["", tr(ctx, "Windows IP Configuration"), ""]
     if full:
         lines += [
             f"   Host Name . . . . . . . . . . . . : {m.computer_name}",
@@ -518,8 +532,8 @@ async def prog_ipconfig(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult
             "   WINS Proxy Enabled. . . . . . . . : No",
             "",
         ]
-    lines += ["", "Ethernet adapter Ethernet:", ""]
-    lines.append("   Connection-specific DNS Suffix  . : ")
+    lines += ["", tr(ctx, "Ethernet adapter Ethernet:"), ""]
+    lines.append(tr(ctx, "   Connection-specific DNS Suffix  . : "))
     if full:
         lines += [
             f"   Description . . . . . . . . . . . : {m.hardware.nic}",
@@ -527,11 +541,11 @@ async def prog_ipconfig(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult
             "   DHCP Enabled. . . . . . . . . . . : No",
             "   Autoconfiguration Enabled . . . . : Yes",
         ]
-    suffix = "(Preferred) " if full else ""
+    suffix = tr(ctx, "(Preferred) ") if full else ""
     lines += [
-        f"   IPv4 Address. . . . . . . . . . . : {m.address}{suffix}",
-        "   Subnet Mask . . . . . . . . . . . : 255.255.255.0",
-        f"   Default Gateway . . . . . . . . . : {m.gateway}",
+        tr(ctx, "   IPv4 Address. . . . . . . . . . . : {address}", address=m.address + suffix),
+        tr(ctx, "   Subnet Mask . . . . . . . . . . . : {mask}", mask="255.255.255.0"),
+        tr(ctx, "   Default Gateway . . . . . . . . . : {gateway}", gateway=m.gateway),
     ]
     if full:
         lines += [
@@ -577,8 +591,9 @@ async def prog_net(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
     del args_text
     if argv and argv[0].lower() == "session":
         if not ctx.admin:
-            return ProgResult(stderr=f"System error 5 has occurred.{CRLF}{CRLF}Access is denied.{CRLF}{CRLF}", code=2)
-        return ProgResult(f"There are no entries in the list.{CRLF}{CRLF}")
+            denied = f"{tr(ctx, 'System error 5 has occurred.')}{CRLF}{CRLF}{tr(ctx, 'Access is denied.')}{CRLF}{CRLF}"
+            return ProgResult(stderr=denied, code=2)
+        return ProgResult(f"{tr(ctx, 'There are no entries in the list.')}{CRLF}{CRLF}")
     return ProgResult(stderr=f"The syntax of this command is:{CRLF}{CRLF}NET{CRLF}", code=1)
 
 

@@ -7,6 +7,10 @@ is installed). A relative script path is resolved against the current directory,
 Deviations/choices:
 - A script that is not there prints ``Input Error: Can not find script file "<full path>".`` on stderr
   (cscript's channel for host errors is not confirmed) and exits 1.
+- cscript writes its output in the PC's OEM code page (cp950 on zh-TW Windows) whatever WINRS_CODEPAGE or
+  ``chcp`` says: WSH converts its Unicode text with the OEM code page when stdout is not a console (Eric Lippert,
+  "Unicode output and the Windows Script Host", 2004; saltstack/salt#64948, ansible/ansible#54896 for cp950).
+  ``//U`` (Unicode output) is not modelled.
 - Anything run by ``wscript.exe`` (including ``slmgr.vbs /ato`` typed without ``cscript``, which Windows hands
   to the default host) shows a dialog in real Windows; in the non-interactive WinRS session nobody can close
   it, so the lab models it as a command that prints nothing and never ends (``duration_s`` = 86400 s).
@@ -14,14 +18,24 @@ Deviations/choices:
 
 from __future__ import annotations
 
-from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult, files, join_path, norm_path
+from orchestrator.lab.commands.base import (
+    CRLF,
+    HANG_SECONDS,
+    Ctx,
+    ProgResult,
+    as_code_page,
+    files,
+    join_path,
+    norm_path,
+    tr,
+)
 
 
 def banner(ctx: Ctx) -> str:
     version = "5.8" if ctx.machine.os.is_win7 else "5.812"
     return (
         f"Microsoft (R) Windows Script Host Version {version}{CRLF}"
-        f"Copyright (C) Microsoft Corporation. All rights reserved.{CRLF}{CRLF}"
+        f"{tr(ctx, 'Copyright (C) Microsoft Corporation. All rights reserved.')}{CRLF}{CRLF}"
     )
 
 
@@ -79,7 +93,15 @@ async def run_script(ctx: Ctx, prog: str, script_name: str, args: list[str]) -> 
 
 
 async def prog_cscript(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
-    del args_text
+    """cscript.exe, its output in the PC's OEM code page (see the module's notes)."""
+    result = await _cscript(ctx, argv)
+    oem = ctx.machine.locale.oem_codepage
+    result.stdout = as_code_page(result.stdout, oem)
+    result.stderr = as_code_page(result.stderr, oem)
+    return result
+
+
+async def _cscript(ctx: Ctx, argv: list[str]) -> ProgResult:
     options, script, script_args = parse_host_args(argv)
     head = "" if ("nologo" in options or "b" in options) else banner(ctx)
     if script is None or "?" in options:

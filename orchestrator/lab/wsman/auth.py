@@ -18,6 +18,9 @@ lab start, before any client thread exists.
 Each file has the lines ``:user:pw`` and ``.:user:pw`` (plain and ``.\\user`` logons) and ``COMPUTER:user:pw``
 for every PC name that uses this pair, so ``PC01\\administrator`` works too. The front end additionally checks
 that the domain a client names is empty, ``.`` or the PC's own computer name.
+
+The CHALLENGE names the simulated PC (its computer name as TargetName and NetBIOS domain), as a workgroup Windows
+PC does, so clients that take the domain from the CHALLENGE sign in as ``PC01\\user``: see ``ntlm_identity``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from typing import Any
 
 import spnego
 
+from orchestrator.lab.wsman.ntlm_identity import NtlmIdentity, announce, install
+
+install()
 CERTIFICATE_AUTH = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
 _KRB5_OID = bytes.fromhex("06092a864886f712010202")  # 1.2.840.113554.1.2.2
 _KRB5_OID_MS = bytes.fromhex("06092a864882f712010202")  # 1.2.840.48018.1.2.2
@@ -77,7 +83,8 @@ class CredentialStore:
 
 class NtlmAcceptor:
     """Creates and steps pyspnego acceptors with ``NTLM_USER_FILE`` pointed at the right credential file.
-    The previous value of the variable is restored right after each call, so it never leaks elsewhere."""
+    The previous value of the variable is restored right after each call, so it never leaks elsewhere.
+    ``computer_name`` (the simulated PC's) is the name its CHALLENGE announces."""
 
     @staticmethod
     def new_context(cred_path: str) -> Any:
@@ -85,8 +92,9 @@ class NtlmAcceptor:
             return spnego.server(protocol="negotiate")
 
     @staticmethod
-    def step(ctx: Any, token: bytes, cred_path: str) -> bytes | None:
-        with _user_file(cred_path):
+    def step(ctx: Any, token: bytes, cred_path: str, computer_name: str | None = None) -> bytes | None:
+        identity = NtlmIdentity.workgroup(computer_name) if computer_name else None
+        with _user_file(cred_path), announce(identity):
             out: bytes | None = ctx.step(token)
         return out
 

@@ -7,6 +7,20 @@
       <p:When><cim:Datetime>2014-04-03T14:45:50.46875+08:00</cim:Datetime></p:When>
 
 An empty array is sent as NULL (WMI itself does not distinguish them for these classes).
+
+A WQL query that *names* its properties is answered differently: each instance is a ``w:XmlFragment`` whose
+children are unqualified, untyped property elements, a datetime being an unqualified ``<Datetime>`` child
+(recorded from Windows Server 2003, 2008 R2 and 2012 by Zenoss txwinrm, ``txwinrm/test/data/server_*/
+*_all_000.xml`` against ``*_star_000.xml`` of the same class)::
+
+    <w:XmlFragment xmlns:xsi="..." xmlns:w=".../wsman.xsd">
+      <Caption>Microsoft Windows Server 2012 Standard</Caption>
+      <CSDVersion xsi:nil="true"/>                NULL
+      <Roles>LM_Workstation</Roles><Roles>NT</Roles>   array: the element repeated
+      <LocalDateTime><Datetime>2013-04-15T20:28:21.085Z</Datetime></LocalDateTime>
+    </w:XmlFragment>
+
+Property order is the class's (case-insensitive alphabetical), not the query's, in both shapes.
 """
 
 from __future__ import annotations
@@ -54,28 +68,37 @@ def scalar_text(value: CimScalar, cim_type: str) -> str:
     return str(value)
 
 
-def _property(prop: CimProperty) -> str:
-    name = prop.name
+def _property(prop: CimProperty, prefix: str = "p:", datetime_tag: str = "cim:Datetime") -> str:
+    """A typed instance's property (``p:`` elements, ``cim:Datetime``) or, with ``prefix=""`` and ``Datetime``,
+    an XmlFragment's."""
+    tag = prefix + prop.name
     value = prop.value
     kind = type(value)
     if prop.type != "datetime":  # fast paths for the common scalar types
         if kind is str:
-            return f"<p:{name}>{esc(value)}</p:{name}>"  # type: ignore[arg-type]
+            return f"<{tag}>{esc(value)}</{tag}>"  # type: ignore[arg-type]
         if kind is int:
-            return f"<p:{name}>{value}</p:{name}>"
+            return f"<{tag}>{value}</{tag}>"
         if kind is bool:
-            return f"<p:{name}>{'true' if value else 'false'}</p:{name}>"
-    if value is None or (kind is tuple and not value):
-        return f'<p:{name} xsi:nil="true"/>'
+            return f"<{tag}>{'true' if value else 'false'}</{tag}>"
+    return _elements(prop, tag, datetime_tag)
+
+
+def _elements(prop: CimProperty, tag: str, datetime_tag: str) -> str:
+    """A property as its element(s) ``tag``: NULL as xsi:nil, an array repeated, a datetime inside
+    ``datetime_tag``."""
+    value = prop.value
+    if value is None or (isinstance(value, tuple) and not value):
+        return f'<{tag} xsi:nil="true"/>'
     values = value if isinstance(value, tuple) else (value,)
     out: list[str] = []
     for v in values:
         if v is None:
-            out.append(f'<p:{name} xsi:nil="true"/>')
+            out.append(f'<{tag} xsi:nil="true"/>')
         elif prop.type == "datetime":
-            out.append(f"<p:{name}><cim:Datetime>{esc(scalar_text(v, prop.type))}</cim:Datetime></p:{name}>")
+            out.append(f"<{tag}><{datetime_tag}>{esc(scalar_text(v, prop.type))}</{datetime_tag}></{tag}>")
         else:
-            out.append(f"<p:{name}>{esc(scalar_text(v, prop.type))}</p:{name}>")
+            out.append(f"<{tag}>{esc(scalar_text(v, prop.type))}</{tag}>")
     return "".join(out)
 
 
@@ -92,3 +115,9 @@ def method_output_xml(class_name: str, method: str, properties: list[CimProperty
     uri = class_uri(class_name, namespace)
     props = "".join(_property(p) for p in properties)
     return f'<p:{method}_OUTPUT xmlns:p="{uri}" xmlns:cim="{ns.CIM}" xmlns:xsi="{ns.XSI}">{props}</p:{method}_OUTPUT>'
+
+
+def fragment_xml(inst: CimInstance) -> str:
+    """The instance as Windows answers a WQL query that names its properties (see the module docstring)."""
+    props = "".join(_property(p, "", "Datetime") for p in inst.properties)
+    return f'<w:XmlFragment xmlns:xsi="{ns.XSI}" xmlns:w="{ns.WSMAN}">{props}</w:XmlFragment>'

@@ -3,10 +3,15 @@ URI, answer with the response or the fault Windows would send."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from orchestrator.lab.provider import SimulatedHost, WmiError
+from orchestrator.lab.timing import PcTiming, instant_pc
 from orchestrator.lab.wsman import faults, ns, response
 from orchestrator.lab.wsman.config import ServiceConfig, config_xml
 from orchestrator.lab.wsman.faults import WSManFault
@@ -21,6 +26,8 @@ DEFAULT_OPERATION_TIMEOUT_S = 60.0
 DEFAULT_CLIENT_ENVELOPE = 153600
 MIN_ENVELOPE = 8192
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -31,10 +38,14 @@ class Outcome:
 
 
 class WSManService:
-    def __init__(self, host: SimulatedHost, machine: str, config: ServiceConfig) -> None:
+    def __init__(
+        self, host: SimulatedHost, machine: str, config: ServiceConfig, *, timing: PcTiming | None = None
+    ) -> None:
         self.host = host
         self.machine = machine  # what faults carry in WSManFault@Machine (the PC's address)
         self.config = config
+        self.timing = timing or instant_pc()
+        self._background: set[asyncio.Future[Any]] = set()
         self.shells = ShellService(host, machine, config)
         self.wmi = WmiService(host, machine)
 
@@ -80,6 +91,7 @@ class WSManService:
 
     async def _dispatch(self, req: WSManRequest, caller: CallerInfo, budget: int) -> tuple[str, str]:
         action = req.action
+        deadline = self._deadline(req)
         uri = req.resource_uri.rstrip("/")
         luri = uri.lower()
         is_cmd = luri == ns.URI_SHELL_CMD.lower()
@@ -100,6 +112,7 @@ class WSManService:
             if not is_cmd:
                 raise faults.destination_unreachable(req.resource_uri)
             caller_for_shell = caller
+            await self._spend(deadline, self.timing.get("shell_create"))
             return self.shells.create(req, caller_for_shell), response.DECL_CREATE
         if action == ns.ACT_DELETE:
             if not is_cmd:
@@ -117,7 +130,9 @@ class WSManService:
             if luri == ns.URI_SHELL.lower():
                 return _shell_enumeration(self.shells.enumerate_xml()), response.DECL_ENUM
             if is_wmi:
-                return self.wmi.enumerate(req, budget), response.DECL_ENUM
+                items = self.wmi.enumerate(req, budget)
+                await self._spend(deadline, self.timing.query(_queried_class(req)))
+                return items, response.DECL_ENUM
             raise faults.destination_unreachable(req.resource_uri)
         if action == ns.ACT_PULL:
             if not is_wmi:
@@ -126,10 +141,62 @@ class WSManService:
         if action == ns.ACT_RELEASE:
             return self.wmi.release(req), response.DECL_ENUM
         if is_wmi and action.lower().startswith(luri + "/"):
-            return await self.wmi.invoke(req, caller.user), response.DECL_TRANSFER
+            method = action.rsplit("/", 1)[-1]
+            out = await self._bounded(deadline, self.wmi.invoke(req, caller.user))
+            await self._spend(deadline, self.timing.invoke(method))
+            return out, response.DECL_TRANSFER
         if is_wmi or is_cmd or luri in (ns.URI_CONFIG.lower(), ns.URI_SHELL.lower()):
             raise faults.action_not_supported(action)
         raise faults.destination_unreachable(req.resource_uri)
+
+    # ---- OperationTimeout (lab/timing.py) ------------------------------------------------------------------
+    # DSP0226 (WS-Management) gives every operation the client's wsman:OperationTimeout; past it the service
+    # answers wsman:TimedOut. Windows sends ERROR_WSMAN_OPERATION_TIMEDOUT (2150858793) for it; its shape is the
+    # recorded Receive fault (faults.timed_out), which the lab also sends for WMI Enumerate/Invoke and shell Create.
+
+    def _deadline(self, req: WSManRequest) -> float:
+        limit = min(req.operation_timeout or DEFAULT_OPERATION_TIMEOUT_S, self.config.max_timeout_ms / 1000.0)
+        return time.monotonic() + limit
+
+    async def _spend(self, deadline: float, seconds: float) -> None:
+        """Spend the modelled ``seconds``; when that passes the request's OperationTimeout, answer w:TimedOut
+        once OperationTimeout has passed (not earlier: the client sees the wait, as with Windows)."""
+        if seconds <= 0:
+            return
+        left = deadline - time.monotonic()
+        if seconds > left:
+            await asyncio.sleep(max(0.0, left))
+            raise faults.timed_out()
+        await asyncio.sleep(seconds)
+
+    async def _bounded(self, deadline: float, work: Awaitable[_T]) -> _T:
+        """Run ``work`` (a WMI method) until it ends or OperationTimeout passes, then answer w:TimedOut. The method
+        itself runs on to its own end, as the provider on Windows does [unconfirmed]; its result is dropped."""
+        task = asyncio.ensure_future(work)
+        left = deadline - time.monotonic()
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, left))
+        if task in done:
+            return task.result()
+        self._background.add(task)
+        task.add_done_callback(self._forget)
+        raise faults.timed_out()
+
+    def _forget(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a late failure of a timed-out call is expected, not a lab bug
+
+
+def _queried_class(req: WSManRequest) -> str:
+    """The class an Enumerate asks for: the WQL filter's FROM, else the resource URI's last segment."""
+    text = ""
+    if req.body is not None:
+        text = next((el.text or "" for el in req.body if el.tag.endswith("}Filter")), "")
+    words = text.replace(",", " ").split()
+    for i, word in enumerate(words[:-1]):
+        if word.lower() == "from":
+            return words[i + 1]
+    return req.resource_uri.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _shell_enumeration(shells: list[str]) -> str:

@@ -169,7 +169,9 @@ class ShellService:
                 idle = min(max(parse_duration(idle_text), MIN_IDLE_TIMEOUT_S), cfg.idle_timeout_s)
             except ValueError:
                 raise faults.invalid_header(f"The IdleTimeOut value is not valid: {idle_text}.") from None
-        codepage = 437
+        # Without WINRS_CODEPAGE a shell uses the PC's OEM code page (437 on en-US, 950 on zh-TW Windows), as a
+        # console does (docs/lab-zh-tw.md); a host model without a locale answers 437.
+        codepage = int(getattr(self.host, "oem_codepage", 437))
         codepage_text = req.option("WINRS_CODEPAGE")
         if codepage_text:
             try:

@@ -1,8 +1,18 @@
 """WMI over WS-Management: WQL Enumerate/Pull, Get of one instance, and method Invoke (MS-WSMV §4.1.4).
 
-Enumerate on ``.../wmi/<namespace>/*`` (or a class URI) with a ``wsman:Filter`` in the WQL dialect. With
-``wsman:OptimizeEnumeration`` the first items come back in ``w:Items`` of the EnumerateResponse; the rest
-through Pull (``n:Items``), ending with ``EndOfSequence``. Items are cut so no response exceeds the client's
+Enumerate on ``.../wmi/<namespace>/*`` (or a class URI) with a ``wsman:Filter`` in the WQL dialect. A query
+that names its properties is answered with ``w:XmlFragment`` items, ``SELECT *`` (and a class enumerated without
+a filter) with typed ``p:<Class>`` items (``cim.py``).
+
+Paging, as recorded from Windows Server 2008 R2 and 2012 (Zenoss txwinrm's test data: every query with more than
+one result, e.g. ``server_2012/Win32_Service_all_000..003.xml``): with ``wsman:OptimizeEnumeration`` and
+MaxElements 32000 the EnumerateResponse carries exactly ONE item in ``w:Items`` plus an EnumerationContext; when
+that one item is all there is, the context is empty and ``w:EndOfSequence`` follows. Each Pull answers a batch of
+``n:Items`` that stopped short of about 76,800 characters (75-77 K in every recorded PullResponse, although the
+client allowed 512,000 bytes: half of the 153,600-byte default envelope, i.e. Windows' UTF-16 buffer - inferred,
+not documented), with a new EnumerationContext while more remain; the last has no context and ``n:EndOfSequence``.
+Windows Server 2003 (WinRM 1.1) answered everything in the EnumerateResponse; Windows 7-11 are not in these
+recordings (unconfirmed, modelled like 2008 R2/2012). Items are also cut so no response exceeds the client's
 MaxEnvelopeSize. Enumeration contexts expire after ``EnumerationTimeoutms`` (240 s) like Windows'.
 """
 
@@ -12,6 +22,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from orchestrator.lab import wql
 from orchestrator.lab.provider import SimulatedHost, WmiError
 from orchestrator.lab.wsman import cim, faults, ns
 from orchestrator.lab.wsman.ns import q
@@ -19,6 +30,8 @@ from orchestrator.lab.wsman.request import WSManRequest
 from orchestrator.lab.wsman.xmltext import esc, new_id
 
 ENUMERATION_TIMEOUT_S = 240.0
+OPTIMIZED_FIRST_BATCH = 1  # items in an optimized EnumerateResponse (recorded, see above)
+PULL_BATCH_CHARS = 76_800  # a Pull batch stops before this much item text (recorded 75-77 K; see above)
 MAX_CONTEXTS = 64  # per host; the oldest is dropped beyond this (Windows: MaxConcurrentOperationsPerUser)
 _ENVELOPE_OVERHEAD = 1024
 
@@ -80,11 +93,12 @@ class WmiService:
             instances = self.host.wql(query, namespace)
         except WmiError as err:
             raise faults.from_wmi_error(err, self._m, query=query) from None
-        items = [cim.instance_xml(i) for i in instances]
+        render = cim.fragment_xml if _names_properties(query) else cim.instance_xml
+        items = [render(i) for i in instances]
         optimize = body.find(_OPTIMIZE) is not None
         max_elements = _int(body.findtext(_W_MAX), 20) if optimize else 0
         if optimize:
-            batch, rest = _take(items, max_elements, budget)
+            batch, rest = _take(items, min(max_elements, OPTIMIZED_FIRST_BATCH), budget)
         else:
             batch, rest = [], items
         context = self._store(rest) if rest else ""
@@ -104,7 +118,7 @@ class WmiService:
         ctx = self._contexts.pop(context_id, None)
         if ctx is None:
             raise faults.invalid_enumeration_context()
-        batch, rest = _take(ctx.items, _int(body.findtext(_N_MAX), 1), budget)
+        batch, rest = _take(ctx.items, _int(body.findtext(_N_MAX), 1), budget, PULL_BATCH_CHARS)
         parts: list[str] = []
         if rest:
             new_context = self._store(rest)
@@ -192,15 +206,27 @@ class WmiService:
             del self._contexts[key]
 
 
-def _take(items: list[str], max_elements: int, budget: int) -> tuple[list[str], list[str]]:
-    """As many items as fit in ``max_elements`` and ``budget`` bytes (at least one, so Pull always progresses)."""
+def _names_properties(query: str) -> bool:
+    """Does the WQL (already run by the host) name its properties, rather than ``SELECT *``?"""
+    try:
+        return wql.parse(query).properties is not None
+    except WmiError:  # a host with its own query language (a test double): typed, as for SELECT *
+        return False
+
+
+def _take(
+    items: list[str], max_elements: int, budget: int, batch_chars: int | None = None
+) -> tuple[list[str], list[str]]:
+    """As many items as fit in ``max_elements``, ``budget`` bytes and (a batch being cut like Windows cuts it)
+    ``batch_chars``; at least one that fits ``budget``, so Pull always progresses."""
     room = budget - _ENVELOPE_OVERHEAD
+    soft = min(room, batch_chars) if batch_chars else room
     count = 0
     used = 0
     limit = max(1, max_elements)
     for item in items:
         size = len(item.encode("utf-8")) if not item.isascii() else len(item)
-        if count >= limit or (count > 0 and used + size > room):
+        if count >= limit or (count > 0 and used + size > soft):
             break
         used += size
         count += 1

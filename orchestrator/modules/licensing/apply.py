@@ -1,10 +1,11 @@
 """Applying a licensing plan through WMI methods, and what the module reports afterwards.
 
-Methods (FACTS §2.1/§2.2): ``SoftwareLicensingService.InstallProductKey``, ``SetKeyManagementServiceMachine``,
-``SetKeyManagementServicePort``, ``RefreshLicenseStatus``; ``SoftwareLicensingProduct.Activate`` (and the same
-names on the OSPP classes for Office on Windows 7). Method calls are never retried (the transport does not retry
-invokes); a failing call arrives as a WS-Management fault carrying the HRESULT, or as a non-zero ReturnValue
-(FACTS §2.4) - both end the apply step, and the module then re-reads the state, which is the record.
+Methods (docs/reference.md §2.1/§2.2): ``SoftwareLicensingService.InstallProductKey``,
+``SetKeyManagementServiceMachine``, ``SetKeyManagementServicePort``, ``RefreshLicenseStatus``;
+``SoftwareLicensingProduct.Activate`` (and the same names on the OSPP classes for Office on Windows 7). Method
+calls are never retried (the transport does not retry invokes); a failing call arrives as a WS-Management fault
+carrying the HRESULT, or as a non-zero ReturnValue (docs/reference.md §2.4) - both end the apply step, and the
+module then re-reads the state, which is the record.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from typing import Any
 
 from orchestrator.modules.base import ModuleContext, ModuleOutcome, TaskFailed
 from orchestrator.modules.licensing import gather
-from orchestrator.modules.licensing.diagnose import Diagnosis, diagnose_activation, is_licensing_fault, key_for
+from orchestrator.modules.licensing.diagnose import (
+    SL_E_VL_BINDING_SERVICE_UNAVAILABLE,
+    Diagnosis,
+    diagnose_activation,
+    is_licensing_fault,
+    key_for,
+)
 from orchestrator.modules.licensing.model import (
     Change,
     KmsTarget,
@@ -28,16 +35,17 @@ from orchestrator.modules.licensing.model import (
     to_int,
 )
 from orchestrator.results.models import LicenceRecord, format_hresult
-from orchestrator.transport.errors import WSManFault
+from orchestrator.transport.errors import WSMAN_QUOTA_CODES, WSManFault
 
 
 class CallFailed(Exception):
     """A licensing method failed with an HRESULT (``infrastructure``: WS-Management failed, not licensing)."""
 
-    def __init__(self, code: int | None, message: str, *, infrastructure: bool = False) -> None:
+    def __init__(self, code: int | None, message: str, *, infrastructure: bool = False, kind: str = "") -> None:
         self.code = code
         self.message = message
         self.infrastructure = infrastructure
+        self.kind = kind  # the fault's kind (transport.errors.WSManFault.kind) when a fault ended the call
         super().__init__(message)
 
 
@@ -50,7 +58,9 @@ def call(ctx: ModuleContext, wmi_class: str, method: str, selectors: dict[str, s
         # Either the licensing provider's error, or WS-Management failing mid-change (e.g. an internal error):
         # both end the apply step, and the state is re-read before reporting (the change may or may not have
         # happened).
-        raise CallFailed(fault.hresult, fault.reason, infrastructure=not is_licensing_fault(fault)) from None
+        raise CallFailed(
+            fault.hresult, fault.reason, infrastructure=not is_licensing_fault(fault), kind=fault.kind
+        ) from None
     rv = to_int(out.get("ReturnValue"), 0) or 0
     if rv:
         code = rv & 0xFFFFFFFF
@@ -76,6 +86,7 @@ class ApplyResult:
     code: int | None = None
     message: str = ""
     infrastructure: bool = False
+    fault_kind: str = ""
     activated: list[str] = field(default_factory=list)  # licence IDs Activate was called on
     facts: LicensingFacts | None = None  # the latest state read during apply (after a key install)
 
@@ -121,6 +132,7 @@ def apply_changes(ctx: ModuleContext, facts: LicensingFacts, changes: Sequence[C
         except CallFailed as exc:
             result.failed, result.code, result.message = change, exc.code, exc.message
             result.infrastructure = exc.infrastructure
+            result.fault_kind = exc.kind
             return result
         result.applied.append(change)
     return result
@@ -245,11 +257,19 @@ def run_plan(
     data["applied"] = done
     if result.failed is not None:
         code = result.code
-        errors = {sid: code for sid in result.activated} if code is not None else {}
+        # a licence's last error is the licensing service's; WinRM's own faults are not recorded against it
+        errors = {sid: code for sid in result.activated} if code is not None and not result.infrastructure else {}
         recs = records(ctx, after, relevant(after), errors)
-        if result.infrastructure:
+        if result.infrastructure and result.failed.action == "activate" and result.fault_kind == "timed_out":
+            # Activate waits for the KMS host; a host that drops port 1688 silently keeps it waiting past WinRM's
+            # OperationTimeout, so w:TimedOut here means the KMS host did not answer (0xC004F074's diagnosis,
+            # refined by the clock and port checks).
+            diag = diagnose_activation(ctx, after, SL_E_VL_BINDING_SERVICE_UNAVAILABLE, target)
+            diag = Diagnosis(diag.key, diag.note or "the KMS host did not answer Activate within WinRM's time-out")
+        elif result.infrastructure:
             key = key_for(code)
-            diag = Diagnosis("KF_WSMAN_FAULT" if key == "KF_UNKNOWN_ERROR" else key, "WinRM failed during the change")
+            infra_key = "KF_WSMAN_FAULT" if key == "KF_UNKNOWN_ERROR" or code in WSMAN_QUOTA_CODES else key
+            diag = Diagnosis(infra_key, "WinRM failed during the change (not a licensing error)")
         else:
             diag = diagnose_activation(ctx, after, code, target)
         verb = result.failed.describe()

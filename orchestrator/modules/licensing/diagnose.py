@@ -1,9 +1,9 @@
 """Why did an activation fail? The HRESULT Windows reported, refined with what kmsfleet can check itself.
 
-FACTS §1.5: slmgr usually shows the outer 0xC004F074 ("no KMS could be contacted") when the real reason is a
+docs/reference.md §1.5: slmgr usually shows the outer 0xC004F074 ("no KMS could be contacted") when the real reason is a
 clock the KMS host rejects (0xC004F06C), so kmsfleet checks the clock before blaming the network, and then tests
 TCP from the PC to the KMS host. 0xC004F038 (count too low) on PCs that share one CMID is a cloned image
-(FACTS §1.4). 0x80070005 over WinRM means the account is not an (elevated) administrator.
+(docs/reference.md §1.4). 0x80070005 over WinRM means the account is not an (elevated) administrator.
 """
 
 from __future__ import annotations
@@ -40,12 +40,9 @@ def key_for(code: int | None) -> str:
 
 def is_licensing_fault(fault: WSManFault) -> bool:
     """A fault that carries the licensing provider's HRESULT (e.g. 0xC004F074, 0x80070005), as opposed to a
-    WS-Management infrastructure fault (0x8033xxxx, an internal error without a WMI error code)."""
-    if fault.wmi_code is not None:
-        # WinRM 3.0 reports its own quota faults (0x803381A5/A6) in an MSFT_WmiError too: still infrastructure
-        return (fault.wmi_code & 0xFFFF0000) != 0x80330000
-    code = fault.code
-    return code is not None and (code & 0xFFFF0000) in (0xC0040000, 0x80070000)
+    WS-Management infrastructure fault: a WinRM quota or time-out, or another 0x8033xxxx code - wherever the
+    answer carries it (``WSManFault@Code`` or ``MSFT_WmiError/error_Code``) - or no code at all."""
+    return not fault.infrastructure
 
 
 @dataclass(frozen=True)
@@ -72,6 +69,9 @@ def diagnose_activation(
             reachable = gather.kms_port_open(ctx, target, facts.os)
             if reachable is False:
                 return Diagnosis("KF_KMS_PORT_BLOCKED", f"the PC cannot open TCP {target.text}")
+        if clock.offset_seconds is None:
+            # never "the clock is fine" when it could not be read
+            return Diagnosis(key_for(code), "the PC's clock could not be read, so a wrong clock is not ruled out")
     if code == SL_E_VL_NOT_ENOUGH_COUNT and facts.spp.cmid:
         mine = facts.spp.cmid.lower()
         twins = sorted(h for h, cmid in gather.registered_cmids(ctx).items() if cmid == mine)

@@ -37,8 +37,8 @@ _PRODUCT_PROPS = (
 )
 _KEYED = "WHERE PartialProductKey IS NOT NULL"
 
-# ospp.vbs locations (FACTS §3.2): Office15 = 2013, Office16 = 2016/2019/2021/2024; Program Files when Office and
-# Windows have the same bitness, Program Files (x86) for 32-bit Office on 64-bit Windows.
+# ospp.vbs locations (docs/reference.md §3.2): Office15 = 2013, Office16 = 2016/2019/2021/2024; Program Files
+# when Office and Windows have the same bitness, Program Files (x86) for 32-bit Office on 64-bit Windows.
 OSPP_PATHS = (
     "C:\\Program Files\\Microsoft Office\\Office16\\OSPP.VBS",
     "C:\\Program Files (x86)\\Microsoft Office\\Office16\\OSPP.VBS",
@@ -75,7 +75,7 @@ def read_licensing(ctx: ModuleContext, os_info: OsInfo | None = None) -> Licensi
             skus.append(sku)
     ospp: Service | None = None
     if os_info.is_win7:
-        # Office 2010-2016 on Windows 7 keep their licences in osppsvc (FACTS §2.3). No Office: no class.
+        # Office 2010-2016 on Windows 7 keep their licences in osppsvc (docs/reference.md §2.3). No Office: no class.
         try:
             rows = conn.wql(f"SELECT {_SERVICE_PROPS} FROM OfficeSoftwareProtectionService")
             if rows:
@@ -249,7 +249,7 @@ def _long_root(root: str) -> str:
 
 
 def read_sql_instances(ctx: ModuleContext, registry: bool = True) -> list[SqlInstance]:
-    """SQL Server instances: services from Win32_Service, details from the registry (FACTS §5)."""
+    """SQL Server instances: services from Win32_Service, details from the registry (docs/reference.md §5)."""
     conn = ctx.conn
     services = {}
     for row in conn.wql("SELECT Name, State FROM Win32_Service WHERE Name LIKE 'MSSQL%'"):

@@ -1,8 +1,8 @@
 """license_facts: every licence on the PC, read-only - the audit record.
 
 Windows (or Windows Server), Office through SPP or (Windows 7) OSPP, and SQL Server instances (audit only: SQL
-Server is not a KMS product; FACTS §5). Each becomes a ``LicenceRecord`` (``ModuleOutcome.licences``: the run's
-licence table, history and reports) and host facts for later tasks' ``when:``:
+Server is not a KMS product; docs/reference.md §5). Each becomes a ``LicenceRecord``
+(``ModuleOutcome.licences``: the run's licence table, history and reports) and host facts for later tasks' ``when:``:
 
     kmsfleet_licences            list of the records (as JSON)
     kmsfleet_cmid                KMS client machine ID (SoftwareLicensingService.ClientMachineID)

@@ -1,7 +1,7 @@
 """Licensing state as the licensing modules reason about it: frozen values built from WMI rows, and the plan
 vocabulary (``Change``, ``Problem``, ``Plan``). Everything here is pure: no connection, no clock.
 
-Sources for the rules (``/work/shared/domain/FACTS.md``): the channel comes from ``Description`` ("…,
+Sources for the rules (``docs/reference.md``): the channel comes from ``Description`` ("…,
 VOLUME_KMSCLIENT channel") and ``ProductKeyChannel`` (Windows 8.1+), never from product names alone (§8); a KMS
 client is a product whose Description contains VOLUME_KMSCLIENT (slmgr's own test, §2.2); days left are
 ``ceil(GracePeriodRemaining / 1440)`` like slmgr (§2.2); a product is "activated" when ``LicenseStatus == 1``,
@@ -22,7 +22,8 @@ from orchestrator.results.models import LicenceRecord
 
 WINDOWS_APP_ID = "55c92734-d682-4d71-983e-d6ec3f16059f"
 OFFICE_APP_ID = "0ff1ce15-a989-479d-af46-f275c6370663"  # Office 2013 and later
-OFFICE14_APP_ID = "59a52881-a989-479d-af46-f275c6370663"  # Office 2010 (OSPP only) [unconfirmed, FACTS §2.2]
+# Office 2010 (OSPP only) [unconfirmed, docs/reference.md §2.2]
+OFFICE14_APP_ID = "59a52881-a989-479d-af46-f275c6370663"
 DEFAULT_KMS_PORT = 1688
 MINUTES_PER_DAY = 1440
 
@@ -151,7 +152,7 @@ def status_name(status: int | None) -> str:
 
 
 def days_from_minutes(minutes: int) -> int:
-    """slmgr's rounding: ``Int((min + 1439) / 1440)``, i.e. the ceiling (FACTS §2.2)."""
+    """slmgr's rounding: ``Int((min + 1439) / 1440)``, i.e. the ceiling (docs/reference.md §2.2)."""
     return math.ceil(minutes / MINUTES_PER_DAY) if minutes > 0 else 0
 
 

@@ -2,14 +2,14 @@
 Click-to-Run, through the configured KMS host.
 
 Office 2013+ on Windows 8/10/11 keeps its licences in the Windows SPP classes (application ID 0ff1ce15-…); on
-Windows 7 in the OSPP classes (FACTS §2.3). The KMS host is set on each Office KMS licence, as ``ospp.vbs
+Windows 7 in the OSPP classes (docs/reference.md §2.3). The KMS host is set on each Office KMS licence, as ``ospp.vbs
 /sethst`` does, so Windows' own setting is not touched.
 
 Only volume (VOLUME_KMSCLIENT) Office can be KMS-activated. Retail, preinstalled OEM and Microsoft 365
 (subscription) Office are reported with the bureau's removal guidance - KF_RETAIL_OFFICE, KF_OEM_OFFICE and
-KF_SUBSCRIPTION_OFFICE, all with the seed's 0xC004F017 (a volume-licence-less Office; what activating it
+KF_SUBSCRIPTION_OFFICE, all with the Q&A's 0xC004F017 (a volume-licence-less Office; what activating it
 returns) - and never removed or activated by kmsfleet (activating a retail licence would contact Microsoft's
-servers, not the school's KMS host). A damaged Office fails with the error its activation returns (the seed's
+servers, not the school's KMS host). A damaged Office fails with the error its activation returns (the Q&A's
 0xC004F056).
 """
 

@@ -1,8 +1,9 @@
 """sql_audit: SQL Server instances, version and edition - audit only.
 
 The bureau's Q&A: SQL Server 2016/2019 need no activation ("此項產品不需認證"; setup pre-fills the key). SQL
-Server is not a KMS product (FACTS §5), so this module only inventories it: services from Win32_Service, version
-and edition from ``HKLM\\SOFTWARE\\[WOW6432Node\\]Microsoft\\Microsoft SQL Server\\…\\Setup`` (``reg query``).
+Server is not a KMS product (docs/reference.md §5), so this module only inventories it: services from
+Win32_Service, version and edition from
+``HKLM\\SOFTWARE\\[WOW6432Node\\]Microsoft\\Microsoft SQL Server\\…\\Setup`` (``reg query``).
 It is always ``ok``, with the KF_SQL_AUDIT_ONLY diagnosis as information, and never changes anything.
 """
 

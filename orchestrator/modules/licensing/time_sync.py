@@ -5,7 +5,7 @@ Checks (read-only): the time zone ID (Win32_TimeZone; ``tzutil /g`` when WMI's n
 are localised); the clock against the controller's (reference = the machine running kmsfleet; the round trip is
 halved); ``whoami /groups`` for an elevated token (``require_admin``); a TCP connect to <kms_host>:<kms_port>
 run *on the PC* (``check_kms_port``; a TcpClient script that PowerShell 2.0 on Windows 7 runs too). Each
-problem fails the task with its diagnosis and the code activation would end with (the seed's):
+problem fails the task with its diagnosis and the code activation would end with (the bureau's Q&A's):
 KF_WRONG_TIMEZONE and KF_CLOCK_SKEW with 0xC004F06C (the KMS host rejects the request's timestamp),
 KF_NOT_ADMIN with 0x80070005, KF_KMS_PORT_BLOCKED with 0xC004F074.
 
@@ -81,8 +81,19 @@ class TimeFacts:
     def zone_ok(self, wanted: str) -> bool:
         return (self.timezone_id or "").lower().removesuffix("_dstoff") == wanted.lower().removesuffix("_dstoff")
 
+    @property
+    def clock_known(self) -> bool:
+        return self.offset_seconds is not None
+
     def clock_ok(self, max_skew: int) -> bool:
-        return self.offset_seconds is None or abs(self.offset_seconds) <= max_skew
+        """Known and within ``max_skew``. An unknown clock is not "ok": it is reported as unknown."""
+        return self.offset_seconds is not None and abs(self.offset_seconds) <= max_skew
+
+    def clock_skewed(self, max_skew: int) -> bool:
+        return self.offset_seconds is not None and abs(self.offset_seconds) > max_skew
+
+
+CLOCK_UNKNOWN = "clock UNKNOWN: the PC's answer gave no readable LocalDateTime, so the clock was not checked"
 
 
 def plan_time(facts: TimeFacts, args: TimeSyncArgs) -> Plan:
@@ -91,7 +102,7 @@ def plan_time(facts: TimeFacts, args: TimeSyncArgs) -> Plan:
     problems: list[Problem] = []
     notes: list[str] = []
     zone_ok = facts.zone_ok(args.timezone)
-    clock_ok = facts.clock_ok(args.max_skew_seconds)
+    skewed = facts.clock_skewed(args.max_skew_seconds)
     offset = describe_offset(facts.offset_seconds) if facts.offset_seconds is not None else "unknown"
     if not zone_ok:
         if args.fix_timezone:
@@ -100,13 +111,13 @@ def plan_time(facts: TimeFacts, args: TimeSyncArgs) -> Plan:
             problems.append(
                 Problem(
                     f"time zone is {facts.timezone_id or 'unknown'}, not {args.timezone}"
-                    + ("" if clock_ok else f"; the clock is {offset}")
+                    + (f"; the clock is {offset}" if skewed else "")
                     + " (fix_timezone: true sets it)",
                     "KF_WRONG_TIMEZONE",
                     SL_E_VL_INVALID_TIMESTAMP,
                 )
             )
-    if not clock_ok:
+    if skewed or (not facts.clock_known and args.fix_clock):
         if args.fix_clock:
             if facts.is_admin is False:
                 problems.append(
@@ -147,8 +158,10 @@ def plan_time(facts: TimeFacts, args: TimeSyncArgs) -> Plan:
         notes.append(f"TCP {args.target.text} not tested (the PC's port test gave no answer)")
     if zone_ok:
         notes.append(f"time zone {facts.timezone_id}")
-    if clock_ok and facts.offset_seconds is not None:
+    if facts.clock_ok(args.max_skew_seconds) and facts.offset_seconds is not None:
         notes.append(f"clock within {args.max_skew_seconds} s ({round(facts.offset_seconds) or 0:+d} s)")
+    elif not facts.clock_known:
+        notes.append(CLOCK_UNKNOWN)
     return Plan(changes=tuple(changes), problems=tuple(problems), notes=tuple(notes))
 
 
@@ -160,7 +173,8 @@ def read_time(ctx: ModuleContext, args: TimeSyncArgs, *, checks: bool = True) ->
     zone = str(tz.get("StandardName") or "") or None
     if zone is None or zone.lower() != args.timezone.lower():
         zone = gather.timezone_id(ctx) or zone  # WMI's StandardName is localised; tzutil prints the ID
-    clock_off = clock.offset_seconds is not None and abs(clock.offset_seconds) > args.max_skew_seconds
+    # an unknown clock counts as off here: fix_clock then resyncs it (w32tm needs an administrator)
+    clock_off = clock.offset_seconds is None or abs(clock.offset_seconds) > args.max_skew_seconds
     # w32tm /resync needs an administrator: ask the token only when it matters
     wants_admin = args.require_admin or (args.fix_clock and clock_off)
     admin = gather.is_admin(ctx) if checks and wants_admin else None
@@ -182,6 +196,7 @@ def _facts_out(facts: TimeFacts) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kmsfleet_timezone_id": facts.timezone_id,
         "kmsfleet_clock_offset_seconds": facts.offset_seconds,
+        "kmsfleet_clock_known": facts.clock_known,
     }
     if facts.is_admin is not None:
         out["kmsfleet_is_admin"] = facts.is_admin
@@ -213,7 +228,9 @@ def _run_fix(ctx: ModuleContext, change: Change) -> tuple[bool, int | None, str]
         res = ctx.conn.run_command("w32tm", ["/resync"])
     text = (res.stdout + res.stderr).strip()
     code = res.rc & 0xFFFFFFFF if res.rc else None
-    if res.rc == 0 and change.action == "resync_clock" and "error" in text.lower():
+    if res.rc == 0 and change.action == "resync_clock":
+        # w32tm's texts are localized ("The following error occurred: …" / "發生下列錯誤: …"); the HRESULT it
+        # prints in hex is not, so a failure is recognised by the code alone.
         code = to_int(_hresult_in(text))
     return res.rc == 0 and code is None, code, text.splitlines()[-1] if text else ""
 
@@ -237,6 +254,8 @@ class TimeSync(Module[TimeSyncArgs]):
         facts = read_time(ctx, args)
         plan = plan_time(facts, args)
         data: dict[str, Any] = {"notes": list(plan.notes), "changes": [c.describe() for c in plan.changes]}
+        if not facts.clock_known:
+            data["warnings"] = [CLOCK_UNKNOWN]
         if plan.empty:
             return ModuleOutcome(
                 msg="; ".join(plan.notes) or "time settings are right", data=data, facts=_facts_out(facts)

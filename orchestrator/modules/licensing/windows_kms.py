@@ -11,7 +11,7 @@ gather → plan → apply → verify:
 Choices (documented in the module arguments): a permanently activated Windows (retail/OEM/MAK key, Licensed,
 no grace period) is left alone and reported ok - it is legally activated, just not by KMS; ``install_gvlk`` only
 converts PCs that are *not* activated. Windows without a GVLK for its edition (Home, Ultimate, Evaluation) can
-only be reported (KF_NON_VOLUME_WINDOWS with the seed's 0xC004F057).
+only be reported (KF_NON_VOLUME_WINDOWS with the Q&A's 0xC004F057).
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def plan_windows(facts: LicensingFacts, args: WindowsKmsArgs) -> Plan:
             f"{sku.name} carries a {sku.channel} key and is {sku.status_name}: it is not a KMS client; "
             f"install_gvlk: true would install the {entry.product} GVLK"
         )
-    # The seed's 0xC004F057: "the installed Windows is not the bureau's volume edition" (also for a MAK).
+    # The bureau's Q&A's 0xC004F057: "the installed Windows is not the bureau's volume edition" (also for a MAK).
     return Plan(problems=(Problem(why, "KF_NON_VOLUME_WINDOWS", SL_E_SLP_MISSING_ACPI_SLIC, sku.name),))
 
 

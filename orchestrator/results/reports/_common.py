@@ -29,6 +29,12 @@ class ReportRow:
         return room_of(self.host.groups)
 
 
+def os_caption(host: HostResult) -> str:
+    """The PC's Windows as it names itself (Win32_OperatingSystem.Caption, in the PC's language), if read."""
+    value = host.facts.get("ansible_os_name") or host.facts.get("kmsfleet_os_caption")
+    return str(value).strip() if value else ""
+
+
 def host_message(host: HostResult) -> str:
     task = host.failed_task
     return redact_text((task.msg if task is not None and task.msg else host.msg) or "")

@@ -13,7 +13,7 @@ import io
 from orchestrator.knowledge import i18n
 from orchestrator.redact import redact_text
 from orchestrator.results.models import RunResult
-from orchestrator.results.reports._common import fix_text, local_time, report_rows
+from orchestrator.results.reports._common import fix_text, local_time, os_caption, report_rows
 from orchestrator.results.summary import ClassroomSummary, licence_status_text, product_text, summarise
 
 BOM = "\ufeff"
@@ -21,6 +21,7 @@ COLUMNS = (
     "column.host",
     "column.room",
     "column.address",
+    "column.os",
     "column.status",
     "column.product",
     "column.name",
@@ -65,6 +66,7 @@ def render_csv_text(result: RunResult, lang: str = "en", summary: ClassroomSumma
                 _cell(h.host),
                 _cell(", ".join(g for g in h.groups if g != "all")),
                 _cell(h.address),
+                _cell(os_caption(h)),
                 _cell(i18n.t(f"status.{h.status.value}", code)),
                 _cell(product_text(lic.product, code) if lic else None),
                 _cell(lic.name if lic else None),

@@ -15,7 +15,7 @@ from orchestrator import __version__
 from orchestrator.knowledge import i18n
 from orchestrator.redact import redact_text
 from orchestrator.results.models import HostResult, HostStatus, RunResult
-from orchestrator.results.reports._common import local_time, report_rows
+from orchestrator.results.reports._common import local_time, os_caption, report_rows
 from orchestrator.results.sorting import natural_key, room_of
 from orchestrator.results.summary import (
     PROBLEM_STATUSES,
@@ -284,6 +284,7 @@ def _table(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
         ("column.expires", "text"),
         ("column.error", "text"),
         ("column.diagnosis", "text"),
+        ("column.os", "text"),  # last: links into the report (#sort=N) keep their column numbers
     )
     statuses = [s for s in HostStatus if summary.status_counts.get(s.value, 0)]
     options = "".join(f'<option value="{s.value}">{_e(_status_label(s.value, lang))}</option>' for s in statuses)
@@ -320,6 +321,7 @@ def _table(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
             f"<td>{_e(local_time(lic.expires) if lic else '')}</td>",
             f"<td>{_e(row.error_code or '')}</td>",
             f"<td>{_e(row.diagnosis or (row.message if h.status in PROBLEM_STATUSES else ''))}</td>",
+            f"<td>{_e(os_caption(h))}</td>",
         ]
         out.append(f'<tr data-status="{status}" data-host="{_e(h.host)}">' + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
