@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from orchestrator.lab import wmi_classes, wql
+from orchestrator.lab import system_methods, wmi_classes, wql
 from orchestrator.lab.licensing import (
     LICENSE_STATUS_NAMES,
     Licensing,
@@ -374,6 +374,9 @@ class Machine:
             raise WmiError(wmi_classes.WBEM_E_INVALID_METHOD, "Invalid method", kind="invalid_parameter")
         args = {k.lower(): v for k, v in params.items()}
         admin = self.is_admin(user)
+        if cls.name in system_methods.CLASSES:  # services, registry, restart (lab.system_methods)
+            with self.lock:
+                return system_methods.invoke(self, cls, canonical, selectors, args, admin)
         lic = self.licensing
         ospp = cls.name.startswith("Office")
         if cls.singleton:
@@ -536,6 +539,7 @@ class Machine:
                     for s in self.sql_instances()
                 ],
                 "products": products,
+                **system_methods.snapshot(self),
             }
 
     def license_status_name(self, status: int) -> str:

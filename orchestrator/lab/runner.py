@@ -171,6 +171,7 @@ class Lab:
                     timing=pc_timing,
                 )
                 self.pcs.append(pc)
+                _register_reboot(self, host, cfg.name)
                 self._by_name[cfg.name.lower()] = pc
                 self._by_mac[cfg.mac.upper()] = pc
             ssl_context = None
@@ -292,6 +293,19 @@ class Lab:
         if self.front is not None:
             out.update(self.front.stats())
         return out
+
+
+def _register_reboot(lab: Lab, host: Any, name: str) -> None:
+    """Let a restart through WMI switch the PC off and on (lab.reboot)."""
+    from orchestrator.lab import reboot
+    from orchestrator.lab.machine import Machine
+
+    if isinstance(host, Machine):
+
+        async def power(on: bool) -> None:
+            await lab.set_power(name, on)
+
+        reboot.register_power(host, power)
 
 
 class LabThread:

@@ -764,6 +764,12 @@ def _service_row(
 
 
 def _services(m: Machine) -> list[dict[str, CimValue]]:
+    from orchestrator.lab import services  # changes made through the Win32_Service methods
+
+    return services.overlay(m, _configured_services(m))
+
+
+def _configured_services(m: Machine) -> list[dict[str, CimValue]]:
     sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
     rows = [
         _service_row(
@@ -850,7 +856,7 @@ def _services(m: Machine) -> list[dict[str, CimValue]]:
                 start_name=f"NT Service\\{svc}",
             )
         )
-    return sorted(rows, key=lambda r: str(r["Name"]).lower())
+    return rows
 
 
 def _nac_values(m: Machine) -> list[dict[str, CimValue]]:
@@ -953,7 +959,7 @@ def class_table(win7: bool, ospp: bool) -> dict[str, WmiClass]:
     classes = [
         WmiClass("SoftwareLicensingService", sls_props, ("Version",), _sls, _SERVICE_METHODS, singleton=True),
         WmiClass("SoftwareLicensingProduct", slp_props, ("ID",), _slp, _PRODUCT_METHODS),
-        WmiClass("Win32_OperatingSystem", _p(_OS_PROPS), ("Name",), _os_values, singleton=True),
+        WmiClass("Win32_OperatingSystem", _p(_OS_PROPS), ("Name",), _os_values, _os_methods(), singleton=True),
         WmiClass("Win32_ComputerSystem", _p(_CS_PROPS), ("Name",), _cs_values, singleton=True),
         WmiClass("Win32_TimeZone", _p(_TZ_PROPS), ("StandardName",), _tz_values, singleton=True),
         WmiClass(
@@ -963,9 +969,10 @@ def class_table(win7: bool, ospp: bool) -> dict[str, WmiClass]:
             _bios_values,
             singleton=True,
         ),
-        WmiClass("Win32_Service", _p(_SERVICE_PROPS), ("Name",), _services),
+        WmiClass("Win32_Service", _p(_SERVICE_PROPS), ("Name",), _services, _services_methods()),
         WmiClass("Win32_NetworkAdapterConfiguration", _p(_NAC_PROPS), ("Index",), _nac_values),
     ]
+    classes += _extra_classes()
     if ospp:
         service_methods = tuple(mth for mth in _SERVICE_METHODS if mth != "ReArmWindows")
         classes += [
@@ -982,6 +989,30 @@ def class_table(win7: bool, ospp: bool) -> dict[str, WmiClass]:
             ),
         ]
     return {c.name.lower(): c for c in classes}
+
+
+def _os_methods() -> tuple[str, ...]:
+    from orchestrator.lab.reboot import OS_METHODS
+
+    return OS_METHODS
+
+
+def _services_methods() -> tuple[str, ...]:
+    from orchestrator.lab.services import SERVICE_METHODS
+
+    return SERVICE_METHODS
+
+
+def _extra_classes() -> list[WmiClass]:
+    """Classes modelled in their own modules (StdRegProv, CIM_DataFile, Win32_Directory, Win32_ServerFeature)."""
+    from orchestrator.lab import features, files, registry
+
+    return [
+        WmiClass("StdRegProv", (), (), lambda _m: [], registry.REG_METHODS),
+        WmiClass("CIM_DataFile", _p(files.DATAFILE_PROPS), ("Name",), files.datafile_rows),
+        WmiClass("Win32_Directory", _p(files.DIRECTORY_PROPS), ("Name",), files.directory_rows),
+        WmiClass("Win32_ServerFeature", _p(features.FEATURE_PROPS), ("ID",), features.rows),
+    ]
 
 
 def normalise_namespace(namespace: str) -> str:

@@ -223,5 +223,9 @@ BUILTIN_MODULES = (
     "orchestrator.modules.generic",
     "orchestrator.modules.windows",
     "orchestrator.modules.wmi_modules",
+    "orchestrator.modules.win_service",
+    "orchestrator.modules.win_registry",
+    "orchestrator.modules.win_misc",
+    "orchestrator.modules.win_files",
     "orchestrator.modules.licensing",
 )

@@ -30,7 +30,7 @@ import binascii
 import re
 from dataclasses import dataclass, field
 
-from orchestrator.lab.commands import ps_tcpclient, ps_versions
+from orchestrator.lab.commands import ps_files, ps_tcpclient, ps_versions
 from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult
 from orchestrator.lab.commands.location import ALIASES, set_location
 from orchestrator.winargs import quote_arg
@@ -291,6 +291,8 @@ async def _run_statement(state: PsState, stmt: str) -> None:
             state.ok = False
             return
     if await ps_tcpclient.run_statement(state, stmt):
+        return
+    if await ps_files.run_statement(state, stmt):  # kmsfleet's file modules (lab.files)
         return
     if re.match(r"if\s*\(", low):
         await _run_if(state, stmt)
@@ -657,6 +659,7 @@ def _sleep_seconds(argv: list[str]) -> float | None:
 
 def _test_path(ctx: Ctx, argv: list[str]) -> bool:
     """``Test-Path [-Path|-LiteralPath] P [-PathType Leaf|Container]`` against the lab's small file system."""
+    from orchestrator.lab import files as lab_files
     from orchestrator.lab.commands.base import files, join_path, norm_path
     from orchestrator.lab.commands.cmd import known_dirs
 
@@ -679,6 +682,9 @@ def _test_path(ctx: Ctx, argv: list[str]) -> bool:
     if not path:
         return False
     full = norm_path(join_path(ctx.cwd, path))
+    written = lab_files.lookup(ctx.machine, full)  # files and folders written to the PC (lab.files)
+    if written is not None and full not in files(ctx.machine):
+        return kind == "any" or kind == {"file": "leaf", "dir": "container"}[written]
     found = files(ctx.machine).get(full)
     is_dir = found == "dir" or full in known_dirs(ctx)
     is_file = found is not None and found != "dir"

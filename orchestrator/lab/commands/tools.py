@@ -18,10 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult, tr, vb_date
 from orchestrator.lab.kms import is_loopback
 from orchestrator.lab.spec import KNOWN_TIMEZONES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from orchestrator.lab.machine import Machine
 
 # -- w32tm ------------------------------------------------------------------------------------------------
 
@@ -189,7 +193,14 @@ _HIVES = {
 
 
 def build_registry(ctx: Ctx) -> RegKey:
-    m = ctx.machine
+    """The registry ``reg query`` reads: the base tree with the writes made through StdRegProv (lab.registry)."""
+    from orchestrator.lab import registry
+
+    return registry.tree(ctx.machine)
+
+
+def base_registry(m: Machine) -> RegKey:
+    """The registry as the PC's state implies it, before any write."""
     lic = m.licensing
     os = m.os
     root = RegKey()

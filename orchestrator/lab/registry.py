@@ -1,0 +1,282 @@
+"""The registry of a simulated PC, and ``StdRegProv`` (WMI's registry provider) over it.
+
+The base tree is built from the PC's state by ``commands.tools.base_registry`` (Windows version keys, the
+SoftwareProtectionPlatform KMS values, time zone, Office and SQL Server keys), so it always agrees with what
+WMI and the licensing commands show. Writes made through ``StdRegProv`` are kept per PC as a list of operations
+replayed over that base tree; ``reg query`` reads the same merged tree. Registry writes do not feed back into the
+licensing state (a KMS host written to the registry is not what ``SoftwareLicensingService`` reports).
+
+``StdRegProv`` (https://learn.microsoft.com/previous-versions/windows/desktop/regprov/stdregprov) is a static
+class in ``root\\default`` and also in ``root\\cimv2`` since Windows Vista; the lab serves it in root/cimv2.
+Every method takes ``hDefKey`` (default HKEY_LOCAL_MACHINE = 2147483650) and ``sSubKeyName`` and returns a
+uint32 Win32 error code (WinError.h): 0 success, 2 ERROR_FILE_NOT_FOUND (a missing key or value), 5
+ERROR_ACCESS_DENIED (a standard user writing under HKLM), 87 ERROR_INVALID_PARAMETER (an unknown hive).
+- ``EnumKey`` → ``sNames[]``; ``EnumValues`` → ``sNames[]`` and ``Types[]`` (REG_SZ 1, REG_EXPAND_SZ 2,
+  REG_BINARY 3, REG_DWORD 4, REG_MULTI_SZ 7, REG_QWORD 11). On a key without values both are null.
+- ``GetStringValue``/``GetExpandedStringValue`` → ``sValue``; ``GetDWORDValue``/``GetQWORDValue`` → ``uValue``;
+  ``GetMultiStringValue`` → ``sValue[]``; ``GetBinaryValue`` → ``uValue[]`` (uint8). Reading a value of another
+  type answers 2147749893 (WBEM_E_TYPE_MISMATCH of WbemErrorEnum): Microsoft documents only "a nonzero error
+  code" (WinError.h or WbemErrorEnum); the exact value follows administrators' reports and is unconfirmed.
+- ``SetStringValue``, ``SetExpandedStringValue``, ``SetDWORDValue``, ``SetQWORDValue``: the key must exist
+  ("If the key does not exist, then the call … fails": 2). Multi-string and binary values are set with an array
+  argument, which the lab's WS-Man front end does not parse: ``SetMultiStringValue``/``SetBinaryValue`` answer 87.
+- ``CreateKey`` creates every missing key on the path; ``DeleteKey`` fails with 5 on a key that has subkeys
+  (RegDeleteKey: "the subkey to be deleted must not have subkeys"); ``DeleteValue`` 2 when absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from orchestrator.lab.per_pc import PerPc
+from orchestrator.lab.provider import CimProperty, WmiError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from orchestrator.lab.commands.tools import RegKey
+    from orchestrator.lab.machine import Machine
+
+HIVES = {
+    2147483648: "HKEY_CLASSES_ROOT",
+    2147483649: "HKEY_CURRENT_USER",
+    2147483650: "HKEY_LOCAL_MACHINE",
+    2147483651: "HKEY_USERS",
+    2147483653: "HKEY_CURRENT_CONFIG",
+}
+HKLM = 2147483650
+TYPE_CODES = {"REG_SZ": 1, "REG_EXPAND_SZ": 2, "REG_BINARY": 3, "REG_DWORD": 4, "REG_MULTI_SZ": 7, "REG_QWORD": 11}
+TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
+
+SUCCESS = 0
+TYPE_MISMATCH = 0x80041005  # WBEM_E_TYPE_MISMATCH
+FILE_NOT_FOUND = 2
+ACCESS_DENIED = 5
+INVALID_PARAMETER = 87
+
+REG_METHODS = (
+    "CreateKey",
+    "DeleteKey",
+    "DeleteValue",
+    "EnumKey",
+    "EnumValues",
+    "GetBinaryValue",
+    "GetDWORDValue",
+    "GetExpandedStringValue",
+    "GetMultiStringValue",
+    "GetQWORDValue",
+    "GetStringValue",
+    "SetBinaryValue",
+    "SetDWORDValue",
+    "SetExpandedStringValue",
+    "SetMultiStringValue",
+    "SetQWORDValue",
+    "SetStringValue",
+)
+_GETTERS = {
+    "GetStringValue": ("REG_SZ", "sValue"),
+    "GetExpandedStringValue": ("REG_EXPAND_SZ", "sValue"),
+    "GetDWORDValue": ("REG_DWORD", "uValue"),
+    "GetQWORDValue": ("REG_QWORD", "uValue"),
+    "GetMultiStringValue": ("REG_MULTI_SZ", "sValue"),
+    "GetBinaryValue": ("REG_BINARY", "uValue"),
+}
+_SETTERS = {
+    "SetStringValue": ("REG_SZ", "svalue"),
+    "SetExpandedStringValue": ("REG_EXPAND_SZ", "svalue"),
+    "SetDWORDValue": ("REG_DWORD", "uvalue"),
+    "SetQWORDValue": ("REG_QWORD", "uvalue"),
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str  # create_key | delete_key | set_value | delete_value
+    hive: str
+    path: tuple[str, ...]
+    name: str = ""
+    reg_type: str = ""
+    display: str = ""  # the value as reg.exe shows it
+
+
+_OPS: PerPc[list[Op]] = PerPc(list)
+
+
+def _ops(m: Machine) -> list[Op]:
+    return _OPS.of(m)
+
+
+def tree(m: Machine) -> RegKey:
+    """The PC's registry: the base tree from its state with every write replayed."""
+    from orchestrator.lab.commands.tools import base_registry
+
+    root = base_registry(m)
+    _service_keys(m, root)
+    for op in list(_ops(m)):
+        _apply(root, op)
+    return root
+
+
+_START_VALUES = {"Boot": 0, "System": 1, "Auto": 2, "Manual": 3, "Disabled": 4}
+
+
+def _service_keys(m: Machine, root: RegKey) -> None:
+    """``HKLM\\SYSTEM\\CurrentControlSet\\Services\\<name>`` of every service, with the values Microsoft's
+    "HKLM\\SYSTEM\\CurrentControlSet\\Services Registry Tree" page documents (Start 2 automatic, 3 manual,
+    4 disabled; ImagePath; DisplayName; ObjectName) and DelayedAutostart for delayed automatic services."""
+    from orchestrator.lab.wmi_classes import _services
+
+    base = root.child("HKEY_LOCAL_MACHINE").path("SYSTEM\\CurrentControlSet\\Services")
+    for row in _services(m):
+        key = base.child(str(row["Name"]))
+        key.values += [
+            ("DisplayName", "REG_SZ", str(row["DisplayName"])),
+            ("ImagePath", "REG_EXPAND_SZ", str(row["PathName"])),
+            ("ObjectName", "REG_SZ", str(row["StartName"])),
+            ("Start", "REG_DWORD", f"0x{_START_VALUES.get(str(row['StartMode']), 3):x}"),
+        ]
+        if row.get("DelayedAutoStart"):
+            key.values.append(("DelayedAutostart", "REG_DWORD", "0x1"))
+
+
+def _find(root: RegKey, hive: str, path: tuple[str, ...]) -> RegKey | None:
+    key = root.subkeys.get(hive.lower())
+    for part in path:
+        if key is None:
+            return None
+        key = key.subkeys.get(part.lower())
+    return key
+
+
+def _apply(root: RegKey, op: Op) -> None:
+    if op.kind == "create_key":
+        key = root.child(op.hive)
+        for part in op.path:
+            key = key.child(part)
+        return
+    if op.kind == "delete_key":
+        parent = _find(root, op.hive, op.path[:-1])
+        if parent is not None:
+            low = op.path[-1].lower()
+            parent.subkeys.pop(low, None)
+            parent.names.pop(low, None)
+        return
+    target = _find(root, op.hive, op.path)
+    if target is None:
+        return
+    target.values[:] = [v for v in target.values if v[0].lower() != op.name.lower()]
+    if op.kind == "set_value":
+        target.values.append((op.name, op.reg_type, op.display))
+
+
+def _split(path: str) -> tuple[str, ...]:
+    return tuple(p for p in path.replace("/", "\\").split("\\") if p)
+
+
+def typed_value(reg_type: str, display: str) -> object:
+    """A value as WMI returns it, from reg.exe's display form ('0x1a' for a DWORD, '\\0'-joined multi-strings,
+    hex digits for binary data)."""
+    if reg_type in ("REG_DWORD", "REG_QWORD"):
+        return int(display, 16) if display.lower().startswith("0x") else int(display or "0")
+    if reg_type == "REG_MULTI_SZ":
+        return tuple(display.split("\\0")) if display else ()
+    if reg_type == "REG_BINARY":
+        return tuple(bytes.fromhex(display))
+    return display
+
+
+def service_delayed_autostart(m: Machine, service: str) -> bool | None:
+    """``DelayedAutostart`` of a service when a write has touched it (see ``lab.services``), else None."""
+    path = ("system", "currentcontrolset", "services", service.lower())
+    found: bool | None = None
+    for op in _ops(m):
+        if op.hive != "HKEY_LOCAL_MACHINE":
+            continue
+        low = tuple(p.lower() for p in op.path)
+        if op.kind == "delete_key" and path[: len(low)] == low:
+            found = False
+        elif low == path and op.name.lower() == "delayedautostart":
+            if op.kind == "delete_value":
+                found = False
+            elif op.kind == "set_value":
+                found = op.reg_type == "REG_DWORD" and bool(typed_value(op.reg_type, op.display))
+    return found
+
+
+def invoke(m: Machine, method: str, args: dict[str, str], admin: bool) -> list[CimProperty]:
+    """One StdRegProv method; returns its output parameters (ReturnValue first)."""
+    try:
+        hive_code = int(args.get("hdefkey", str(HKLM)))
+    except ValueError:
+        return _rv(INVALID_PARAMETER)
+    hive = HIVES.get(hive_code)
+    if hive is None:
+        return _rv(INVALID_PARAMETER)
+    path = _split(args.get("ssubkeyname", ""))
+    name = args.get("svaluename", "")
+    writes = method.startswith(("Set", "Create", "Delete"))
+    if writes and hive != "HKEY_CURRENT_USER" and not admin:
+        return _rv(ACCESS_DENIED)
+    root = tree(m)
+    key = _find(root, hive, path)
+    if method == "CreateKey":
+        if key is None:
+            _ops(m).append(Op("create_key", hive, path))
+        return _rv(SUCCESS)
+    if key is None:
+        return _rv(FILE_NOT_FOUND)
+    if method == "EnumKey":
+        names = tuple(key.names[low] for low in sorted(key.subkeys))
+        return [*_rv(SUCCESS), CimProperty("sNames", "string", names or None)]
+    if method == "EnumValues":
+        if not key.values:
+            return [*_rv(SUCCESS), CimProperty("sNames", "string", None), CimProperty("Types", "sint32", None)]
+        return [
+            *_rv(SUCCESS),
+            CimProperty("sNames", "string", tuple(v[0] for v in key.values)),
+            CimProperty("Types", "sint32", tuple(TYPE_CODES.get(v[1], 1) for v in key.values)),
+        ]
+    if method == "DeleteKey":
+        if not path:
+            return _rv(INVALID_PARAMETER)
+        if key.subkeys:
+            return _rv(ACCESS_DENIED)
+        _ops(m).append(Op("delete_key", hive, path))
+        return _rv(SUCCESS)
+    found = next((v for v in key.values if v[0].lower() == name.lower()), None)
+    if method == "DeleteValue":
+        if found is None:
+            return _rv(FILE_NOT_FOUND)
+        _ops(m).append(Op("delete_value", hive, path, found[0]))
+        return _rv(SUCCESS)
+    if method in _GETTERS:
+        reg_type, out_name = _GETTERS[method]
+        if found is None:
+            return _rv(FILE_NOT_FOUND)
+        if found[1] != reg_type:
+            return _rv(TYPE_MISMATCH)
+        cim_type = {"REG_DWORD": "uint32", "REG_QWORD": "uint64", "REG_BINARY": "uint8"}.get(reg_type, "string")
+        return [*_rv(SUCCESS), CimProperty(out_name, cim_type, typed_value(reg_type, found[2]))]  # type: ignore[arg-type]
+    if method in _SETTERS:
+        reg_type, arg = _SETTERS[method]
+        raw = args.get(arg, "")
+        if reg_type in ("REG_DWORD", "REG_QWORD"):
+            try:
+                number = int(raw)
+            except ValueError:
+                return _rv(INVALID_PARAMETER)
+            limit = 0xFFFFFFFF if reg_type == "REG_DWORD" else 0xFFFFFFFFFFFFFFFF
+            if not 0 <= number <= limit:
+                return _rv(INVALID_PARAMETER)
+            display = f"0x{number:x}"
+        else:
+            display = raw
+        stored = found[0] if found is not None else name
+        _ops(m).append(Op("set_value", hive, path, stored, reg_type, display))
+        return _rv(SUCCESS)
+    if method in ("SetMultiStringValue", "SetBinaryValue"):
+        return _rv(INVALID_PARAMETER)
+    raise WmiError(0x80041055, "Invalid method", kind="invalid_parameter")
+
+
+def _rv(code: int) -> list[CimProperty]:
+    return [CimProperty("ReturnValue", "uint32", code)]

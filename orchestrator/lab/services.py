@@ -1,0 +1,175 @@
+"""Service control on a simulated PC: the ``Win32_Service`` methods and the state they change.
+
+The rows of ``Win32_Service`` are built in ``wmi_classes`` from the PC's configuration; this module keeps what
+was changed since (state, start mode, deleted services) per PC and lays it over those rows, and adds two
+services every Windows installation has (Print Spooler, Windows Update) so that classroom playbooks that check
+them find them.
+
+Methods and return codes follow Microsoft's documentation of the Win32_Service class
+(https://learn.microsoft.com/windows/win32/cimwin32prov/win32-service):
+- ``StartService`` (…/startservice-method-in-class-win32-service): 0 accepted, 2 access denied (a standard
+  user), 10 already running, 14 the service is disabled.
+- ``StopService`` (…/stopservice-method-in-class-win32-service): 0 accepted, 2 access denied, 5 "the service
+  cannot accept control" when it is not running (its state is stopped), 3 when a running service depends on it
+  (not modelled: the lab's services have no dependents).
+- ``ChangeStartMode(StartMode)`` (…/changestartmode-method-in-class-win32-service): the argument is one of
+  Boot, System, Automatic, Manual, Disabled; anything else is 21 (invalid parameter); 2 access denied. The
+  ``StartMode`` property then reads ``Auto``/``Manual``/``Disabled`` (the property's own value set).
+- ``Delete`` (…/delete-method-in-class-win32-service): 0, 2 access denied. As the SCM's ``DeleteService``
+  documents, a running service is only marked for deletion and leaves the database once it has stopped; a
+  second ``Delete`` on it answers 16 ("being removed from the system").
+Delayed automatic start is not a ``ChangeStartMode`` value: the Service Control Manager reads it from the
+``DelayedAutostart`` DWORD under ``HKLM\\SYSTEM\\CurrentControlSet\\Services\\<name>`` (documented with
+``SERVICE_DELAYED_AUTO_START_INFO``, ChangeServiceConfig2), so ``DelayedAutoStart`` is read from the lab's
+registry (``lab.registry``) when that value has been written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from orchestrator.lab.per_pc import PerPc
+from orchestrator.lab.provider import CimProperty, CimValue, WmiError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from orchestrator.lab.machine import Machine
+
+SERVICE_METHODS = ("ChangeStartMode", "Delete", "StartService", "StopService")
+
+# Win32_Service method return values (Microsoft docs, see above)
+OK = 0
+ACCESS_DENIED = 2
+CANNOT_ACCEPT_CONTROL = 5
+ALREADY_RUNNING = 10
+SERVICE_DISABLED = 14
+MARKED_FOR_DELETION = 16
+INVALID_PARAMETER = 21
+
+_START_MODES = {"boot": "Boot", "system": "System", "automatic": "Auto", "manual": "Manual", "disabled": "Disabled"}
+
+
+@dataclass
+class ServiceChanges:
+    state: dict[str, str] = field(default_factory=dict)  # lower name -> Running | Stopped
+    start_mode: dict[str, str] = field(default_factory=dict)  # lower name -> Auto | Manual | Disabled | …
+    deleted: set[str] = field(default_factory=set)
+    pending_delete: set[str] = field(default_factory=set)
+
+
+_CHANGES: PerPc[ServiceChanges] = PerPc(ServiceChanges)
+
+
+def changes(m: Machine) -> ServiceChanges:
+    return _CHANGES.of(m)
+
+
+def standard_rows(m: Machine) -> list[dict[str, CimValue]]:
+    """Services present on every Windows installation (names, display names, paths as Windows ships them)."""
+    from orchestrator.lab.wmi_classes import _service_row
+
+    sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
+    return [
+        _service_row(
+            m,
+            "Spooler",
+            "Print Spooler",
+            f"{sysdir}\\spoolsv.exe",
+            "Auto",
+            "Running",
+            "This service spools print jobs and handles interaction with the printer.",
+        ),
+        _service_row(
+            m,
+            "wuauserv",
+            "Windows Update",
+            f"{sysdir}\\svchost.exe -k netsvcs",
+            "Manual",
+            "Stopped",
+            "Enables the detection, download, and installation of updates for Windows and other programs.",
+            own=False,
+        ),
+    ]
+
+
+def overlay(m: Machine, rows: list[dict[str, CimValue]]) -> list[dict[str, CimValue]]:
+    """The configured rows plus the standard services, with the changes made through the methods applied."""
+    from orchestrator.lab import registry
+
+    ch = changes(m)
+    out = []
+    for configured in [*rows, *standard_rows(m)]:
+        low = str(configured["Name"]).lower()
+        if low in ch.deleted:
+            continue
+        row = dict(configured)
+        state = ch.state.get(low)
+        if state is not None:
+            running = state == "Running"
+            row.update(
+                State=state,
+                Started=running,
+                AcceptStop=running,
+                ExitCode=0 if running else 1077,
+                ProcessId=(m.hardware.pid_base + sum(map(ord, low)) * 4) if running else 0,
+            )
+        mode = ch.start_mode.get(low)
+        if mode is not None:
+            row["StartMode"] = mode
+        delayed = registry.service_delayed_autostart(m, str(row["Name"]))
+        if delayed is not None and not m.os.is_win7:
+            row["DelayedAutoStart"] = delayed and row["StartMode"] == "Auto"
+        out.append(row)
+    return sorted(out, key=lambda r: str(r["Name"]).lower())
+
+
+def invoke(m: Machine, rows: list[dict[str, CimValue]], method: str, args: dict[str, str], admin: bool) -> int:
+    """Run one Win32_Service method on the (single) row the selectors matched; returns ReturnValue."""
+    if len(rows) != 1:
+        raise WmiError(0x80041002, "Not found", kind="not_found")
+    row = rows[0]
+    low = str(row["Name"]).lower()
+    ch = changes(m)
+    if not admin:
+        return ACCESS_DENIED
+    running = row["State"] == "Running"
+    if method == "StartService":
+        if running:
+            return ALREADY_RUNNING
+        if row["StartMode"] == "Disabled":
+            return SERVICE_DISABLED
+        ch.state[low] = "Running"
+        return OK
+    if method == "StopService":
+        if not running:
+            return CANNOT_ACCEPT_CONTROL
+        ch.state[low] = "Stopped"
+        if low in ch.pending_delete:
+            ch.deleted.add(low)
+        return OK
+    if method == "ChangeStartMode":
+        wanted = _START_MODES.get(args.get("startmode", "").strip().lower())
+        if wanted is None:
+            return INVALID_PARAMETER
+        ch.start_mode[low] = wanted
+        return OK
+    if method == "Delete":
+        if low in ch.pending_delete:
+            return MARKED_FOR_DELETION
+        if running:
+            ch.pending_delete.add(low)
+            return OK
+        ch.deleted.add(low)
+        return OK
+    raise WmiError(0x80041055, "Invalid method", kind="invalid_parameter")
+
+
+def result(code: int) -> list[CimProperty]:
+    return [CimProperty("ReturnValue", "uint32", code)]
+
+
+def snapshot(m: Machine) -> dict[str, dict[str, str]]:
+    """Ground truth for tests and the control API: name -> {state, start_mode}."""
+    from orchestrator.lab.wmi_classes import _services
+
+    return {str(r["Name"]): {"state": str(r["State"]), "start_mode": str(r["StartMode"])} for r in _services(m)}
