@@ -182,11 +182,12 @@ def register_secret(secret: str | None) -> None:
 
 
 def register_secret_values(value: Any, depth: int = 0) -> None:
-    """Register every string and number inside ``value`` (a fact set from a secret)."""
-    if depth > 50 or isinstance(value, bool) or value is None:
+    """Register every string inside ``value`` (a fact set from a secret). Numbers are left alone: a port or a
+    count next to a password in one fact is no secret, and masking "1688" everywhere would hide the KMS port."""
+    if depth > 50 or value is None:
         return
-    if isinstance(value, str | int | float):
-        register_secret(str(value))
+    if isinstance(value, str):
+        register_secret(value)
     elif isinstance(value, Mapping):
         for item in value.values():
             register_secret_values(item, depth + 1)

@@ -18,3 +18,18 @@ def lab_block() -> Iterator[Claim]:
         yield claim
     finally:
         claim.release()
+
+
+@pytest.fixture(autouse=True)
+def _secrets_registered_by_a_test_stay_in_that_test() -> Iterator[None]:
+    """The redactor's registry is process-wide (a run registers its secrets once); tests that run in one
+    pytest worker must not see each other's secrets, or a value one test made secret is masked in the next."""
+    from orchestrator import redact
+
+    with redact._lock:
+        saved = (set(redact._secrets), set(redact._forms), set(redact._names), redact._pattern)
+    try:
+        yield
+    finally:
+        with redact._lock:
+            redact._secrets, redact._forms, redact._names, redact._pattern = saved

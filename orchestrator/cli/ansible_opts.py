@@ -13,7 +13,9 @@ from orchestrator.errors import InputError
 VAULT_PASSWORD_FILE = typer.Option(
     [], "--vault-password-file", "--vault-pass-file", help="File holding the Ansible Vault password (repeatable)."
 )
-VAULT_ID = typer.Option([], "--vault-id", help="Vault identity: FILE, prompt, or label@FILE, label@prompt (repeatable).")
+VAULT_ID = typer.Option(
+    [], "--vault-id", help="Vault identity: FILE, prompt, or label@FILE, label@prompt (repeatable)."
+)
 ASK_VAULT_PASS = typer.Option(False, "-J", "--ask-vault-pass", "--ask-vault-password", help="Ask the vault password.")
 REMOTE_USER = typer.Option(None, "-u", "--user", help="WinRM user for PCs without ansible_user (as ansible -u).")
 
