@@ -16,6 +16,7 @@ Robustness:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -255,21 +256,28 @@ class Runner:
             self._drain()
         if self.cancel.is_set():
             interrupted = True
-        for host in all_hosts:
-            st = self.states[host]
-            if st.finished:
-                continue
-            if st.started_mono is None and interrupted:
-                self._finish_host(host, HostStatus.NOT_RUN, "not started: the run was interrupted")
-            elif interrupted and st.active:
-                st.interrupted = True
-                self._finish_host(host)
-            else:
-                self._finish_host(host)
-        self.pool.shutdown()
-        hosts_out = tuple(self.results[h] for h in all_hosts if h in self.results)
-        result = RunResult(info=self.info, hosts=hosts_out, finished=utcnow(), interrupted=interrupted)
-        self.reporter.run_done(result)
+        # Ctrl-C while the results are being finished and reported is held until they are: the run then counts
+        # as interrupted (a follow-up loop stops), with every result it produced.
+        with _interrupts_held() as late:
+            for host in all_hosts:
+                st = self.states[host]
+                if st.finished:
+                    continue
+                if st.started_mono is None and interrupted:
+                    self._finish_host(host, HostStatus.NOT_RUN, "not started: the run was interrupted")
+                elif interrupted and st.active:
+                    st.interrupted = True
+                    self._finish_host(host)
+                else:
+                    self._finish_host(host)
+            self.pool.shutdown()
+            hosts_out = tuple(self.results[h] for h in all_hosts if h in self.results)
+            result = RunResult(
+                info=self.info, hosts=hosts_out, finished=utcnow(), interrupted=interrupted or bool(late)
+            )
+            self.reporter.run_done(result)
+        if late and not result.interrupted:  # arrived while run_done was reporting a finished run
+            result = dataclasses.replace(result, interrupted=True)
         return result
 
     def _drain(self) -> None:
