@@ -516,10 +516,6 @@ PYWINRM_STDIN_CONVERSATION: list[tuple[str, str, list[str]]] = [
     ("stdin_cmd_cleanup.xml", "stdin_cmd_cleanup_response.xml", []),
     ("close_shell_request.xml", "close_shell_response.xml", []),
 ]
-STDIN_GAP = (
-    "simulated PC gap: an interactive cmd.exe waits for the end of stdin (Send End=true) before it runs the lines "
-    "it was sent; Windows' runs each line as it arrives (the stdin handling is in lab/wsman/shell.py)"
-)
 
 
 def _send_until_done(
@@ -544,14 +540,7 @@ def test_lab_answers_pywinrm_requests_like_windows(corpus_lab: LabThread, conver
     for request_ref, answer_ref, others in steps:
         request = _recorded(f"pywinrm/{request_ref}")
         recorded = ET.fromstring(_recorded(f"pywinrm/{answer_ref}").encode("utf-8"))
-        try:
-            status, ours, mid = _send_until_done(
-                session, host.address, request, ids, 20 if steps is not PYWINRM_STDIN_CONVERSATION else 3
-            )
-        except TimeoutError:
-            if conversation == "stdin":
-                pytest.xfail(STDIN_GAP)
-            raise
+        status, ours, mid = _send_until_done(session, host.address, request, ids)
         assert status == 200, (request_ref, ET.tostring(ours)[:600])
         _check_header(ours, mid, recorded.findtext("s:Header/a:Action", namespaces=NS))
         assert _fault_codes(ours) == (None, None, None), request_ref
