@@ -26,7 +26,8 @@ Deliberate differences (the README lists these too)
    Environment variable names are echoed exactly as sent (Windows drops a backslash in one odd name).
 5. Headers: the lab never sends ``p:ActivityId``; every response (faults included) carries RelatesTo.
 6. Not in these recordings but deliberate: the PowerShell remoting resource (PSRP) is not served (fault
-   w:DestinationUnreachable 2150858770); a request larger than MaxEnvelopeSizekb gets HTTP 413 with no body (as
+   a:DestinationUnreachable 2150858811, as Windows answers for an unregistered endpoint); a request larger than
+   MaxEnvelopeSizekb gets HTTP 413 with no body (as
    Windows' HTTP.sys/WinRM answers, cf. ansible.windows#391); Kerberos is not offered (the 401 challenge lists
    Negotiate, plus Basic when enabled); an unencrypted SOAP body on an NTLM session over plain HTTP gets 401 unless
    the lab runs with allow_unencrypted (Windows' exact status for AllowUnencrypted=false is unconfirmed);

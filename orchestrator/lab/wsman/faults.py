@@ -18,7 +18,7 @@ WSMAN_FAULT_NS = ns.WSMANFAULT
 E_RESOURCE_NOT_FOUND = 0x80338000  # 2150858752
 E_INVALID_MESSAGE_INFORMATION_HEADER = 0x8033800F  # 2150858767
 E_MESSAGE_INFORMATION_HEADER_REQUIRED = 0x80338011  # 2150858769
-E_DESTINATION_UNREACHABLE = 0x80338012  # 2150858770
+E_INVALID_RESOURCE_URI = 0x8033803B  # 2150858811
 E_ACTION_NOT_SUPPORTED = 0x80338013  # 2150858771
 E_FILTER_DIALECT_UNAVAILABLE = 0x80338019  # 2150858777
 E_CANNOT_PROCESS_FILTER = 0x8033801A  # 2150858778
@@ -181,12 +181,20 @@ def shell_error(hresult: int, message: str) -> WSManFault:
 
 
 def destination_unreachable(resource_uri: str) -> WSManFault:
-    """Unknown resource URI (e.g. a PowerShell session configuration that does not exist)."""
+    """A resource URI no plugin serves (e.g. a PowerShell session configuration that is not registered).
+
+    Windows answers ERROR_WSMAN_INVALID_RESOURCE_URI, 2150858811, with the "was not found in the WS-Management
+    catalog" message: pypsrp against an Exchange server asked for an unregistered configuration
+    (diyan/pywinrm#273) and for ``winrm/config/listener`` (jborean93/pypsrp#192). The subcode is WS-Addressing's
+    ``a:DestinationUnreachable`` as Windows sends it (a Windows fault quoted in microsoft/omi#254, checked by
+    omi's parser test in microsoft/omi#279), not a WS-Management one. (0x80338012, 2150858770, is the client
+    API's "The client cannot connect to the destination" and never travels in a fault.)
+    """
     return WSManFault(
-        "w:DestinationUnreachable",
+        "a:DestinationUnreachable",
         "The WS-Management service cannot process the request because the resource URI is not valid or the "
         "resource is not registered. ",
-        code=E_DESTINATION_UNREACHABLE,
+        code=E_INVALID_RESOURCE_URI,
         message=f"The WS-Management service cannot process the request. The resource URI ({resource_uri}) was not "
         "found in the WS-Management catalog. The catalog contains the metadata that describes resources, or "
         "logical endpoints. ",
