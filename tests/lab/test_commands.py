@@ -406,6 +406,35 @@ def test_windows7_office_uses_ospp_with_its_own_cmid(lab: tuple[LabWorld, dict[s
     assert run(w7, "ver").stdout == "\r\nMicrosoft Windows [Version 6.1.7601]\r\n"
 
 
+def test_interactive_cmd_banner_and_lines_per_windows_build(lab_block: Claim) -> None:
+    """An interactive ``cmd`` fed lines on stdin: the banner of the PC's cmd.exe build, each line echoed after the
+    prompt with its output and a blank line, ``exit`` ending it with no blank line after (pywinrm's recording of
+    Windows 10.0.17763.107; public console transcripts for the other builds)."""
+    _world, pcs = make(
+        lab_block,
+        [
+            {"name": "w10"},
+            {"name": "w7", "os": "Windows 7 Professional"},
+            {"name": "s19", "os": "Windows Server 2019 Standard"},
+        ],
+    )
+    stdin = b"echo hello world && exit\r\n"
+    banners = {
+        "w10": "Microsoft Windows [Version 10.0.19042.1052]\r\n(c) Microsoft Corporation. All rights reserved.",
+        "w7": "Microsoft Windows [Version 6.1.7601]\r\nCopyright (c) 2009 Microsoft Corporation.  All rights reserved.",
+        "s19": "Microsoft Windows [Version 10.0.17763.1518]\r\n(c) 2018 Microsoft Corporation. All rights reserved.",
+    }
+    for name, banner in banners.items():
+        out = run(pcs[name], "cmd", stdin=stdin)
+        home = "C:\\Users\\" + pcs[name].config.user
+        assert out.stdout == f"{banner}\r\n\r\n{home}>echo hello world && exit\r\nhello world \r\n", name
+        assert out.rc == 0
+    two = run(pcs["w10"], "cmd", stdin=b"ver\r\n")
+    assert two.stdout.endswith(
+        "\r\nMicrosoft Windows [Version 10.0.19042.1052]\r\n\r\nC:\\Users\\" + pcs["w10"].config.user + ">"
+    )
+
+
 # -- time and registry ---------------------------------------------------------------------------------------
 
 

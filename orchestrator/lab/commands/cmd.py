@@ -283,7 +283,7 @@ async def run_simple(ctx: Ctx, text: str) -> ProgResult:
         ctx.extra["exit"] = True
         return ProgResult(code=code & 0xFFFFFFFF)
     if name == "ver":
-        return ProgResult(f"{CRLF}Microsoft Windows [Version {_ver(ctx)}]{CRLF}", code=ctx.errorlevel)
+        return ProgResult(f"{CRLF}{_version_line(ctx)}{CRLF}", code=ctx.errorlevel)
     if name in ("cls", "title", "setlocal", "endlocal"):
         return ProgResult(code=ctx.errorlevel)
     if name == "set":
@@ -301,6 +301,29 @@ async def run_simple(ctx: Ctx, text: str) -> ProgResult:
 def _ver(ctx: Ctx) -> str:
     os = ctx.machine.os
     return os.version if os.is_win7 else os.full_build
+
+
+def _version_line(ctx: Ctx) -> str:
+    """``ver``'s line and the first line of cmd's banner ("Microsoft Windows [版本 …]" in a zh-TW console)."""
+    return tr(ctx, "Microsoft Windows [Version {version}]", version=_ver(ctx))
+
+
+# The copyright line of an interactive cmd's banner differs by cmd.exe build (public console transcripts):
+# Windows 7 "Copyright (c) 2009 Microsoft Corporation.  All rights reserved." (two blanks); 10.0.14393 "(c) 2016
+# …" [unconfirmed]; 10.0.17763 "(c) 2018 …" (pywinrm's recording of 17763.107; transcripts of 17763.1457/.1821);
+# later builds (19042.1052 on, Windows 11) "(c) Microsoft Corporation. All rights reserved.".
+_COPYRIGHT_YEAR = {"7601": "2009", "14393": "2016", "17763": "2018"}
+
+
+def _banner(ctx: Ctx) -> str:
+    year = _COPYRIGHT_YEAR.get(ctx.machine.os.build)
+    if ctx.machine.os.is_win7:
+        line = tr(ctx, "Copyright (c) {year} Microsoft Corporation.  All rights reserved.", year=year)
+    elif year:
+        line = tr(ctx, "(c) {year} Microsoft Corporation. All rights reserved.", year=year)
+    else:
+        line = tr(ctx, "(c) Microsoft Corporation. All rights reserved.")
+    return f"{_version_line(ctx)}{CRLF}{line}{CRLF}{CRLF}"
 
 
 def _echo(ctx: Ctx, rest: str) -> ProgResult:
@@ -440,7 +463,7 @@ async def prog_cmd(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
             result = await run_line(ctx2, cmd_c_rest(rest, ctx))
             return result
     # interactive cmd reading its commands from stdin
-    banner = f"Microsoft Windows [Version {_ver(ctx)}]{CRLF}(c) Microsoft Corporation. All rights reserved.{CRLF}{CRLF}"
+    banner = _banner(ctx)
     ctx2 = Ctx(ctx.machine, ctx.shell, dict(ctx.env), ctx.cwd, ctx.admin, "", ctx.errorlevel, ctx.depth + 1)
     return await _interactive(ctx, ctx2, banner)
 
