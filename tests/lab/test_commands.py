@@ -17,6 +17,7 @@ from orchestrator.lab.machine import Machine, build_machine
 from orchestrator.lab.provider import CommandOutcome, ShellContext
 from orchestrator.lab.spec import parse_spec, resolve
 from orchestrator.lab.world import LabWorld
+from orchestrator.transport import clixml
 
 T = TypeVar("T")
 SLMGR = "cscript //nologo C:\\Windows\\System32\\slmgr.vbs"
@@ -544,7 +545,23 @@ def test_powershell_command_forms(lab: tuple[LabWorld, dict[str, Machine]]) -> N
     assert (out.stdout, out.rc) == ("a b\r\nquoted\r\n3\r\n", 3)
     missing = run(pc, f"powershell -EncodedCommand {encoded('Get-Nothing')}")
     assert missing.rc == 1
-    assert missing.stderr.startswith("Get-Nothing : The term 'Get-Nothing' is not recognized as the name of a cmdlet")
+    assert missing.stderr.startswith(
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/'
+    )
+    not_found = "Get-Nothing : The term 'Get-Nothing' is not recognized as the name of a cmdlet"
+    assert clixml.decode(missing.stderr).startswith(not_found)
+    assert run(pc, "powershell -Command Get-Nothing").stderr.startswith(not_found)  # plain without -enc
+    write_error_script = encoded('Write-Error "Error"')
+    write_error = run(pc, f"powershell -NoProfile -NonInteractive -EncodedCommand {write_error_script}")
+    assert write_error.rc == 1  # pywinrm's recording of Windows: get_ps_output_response.xml
+    assert write_error.stderr == (
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        '<S S="Error">Write-Error "Error" : Error_x000D__x000A_</S>'
+        '<S S="Error">    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException'
+        "_x000D__x000A_</S>"
+        '<S S="Error">    + FullyQualifiedErrorId : Microsoft.PowerShell.Commands.WriteErrorException_x000D__x000A_</S>'
+        '<S S="Error"> _x000D__x000A_</S></Objs>'
+    )
     tz = run(pc, f"powershell -enc {encoded('tzutil /g; hostname')}")
     assert tz.stdout == "Taipei Standard TimePC01\r\n"
     prepared = pc.prepare("powershell", ["-NoProfile", "-"], ShellContext(user="administrator"))

@@ -50,6 +50,24 @@ def test_ssl_transport(start_lab: StartLab) -> None:
     assert result.std_out.strip().decode().upper() == host.computer_name.upper()
 
 
+def test_run_ps_error_and_version_like_windows(start_lab: StartLab) -> None:
+    """pywinrm's ``run_ps`` (``powershell -encodedcommand``): Windows PowerShell 5.1 writes the error stream as
+    CLIXML, which pywinrm turns back into text (its recording of ``Write-Error "Error"``: exit code 1, the first
+    line naming the statement); ``$PSVersionTable`` answers 5.1 on Windows 10 and 2.0 on Windows 7, whose error
+    text stays plain."""
+    lab = start_lab([{"name": "w10"}, {"name": "w7", "os": "Windows 7 Professional"}])
+    w10, w7 = (
+        winrm.Session(f"http://{h.address}:5985/wsman", auth=(USER, PASSWORD), transport="ntlm") for h in lab.hosts
+    )
+    result = w10.run_ps('Write-Error "Error"')
+    assert result.status_code == 1
+    assert result.std_err.startswith(b'Write-Error "Error" : Error\n    + CategoryInfo          : NotSpecified:')
+    assert w10.run_ps("$PSVersionTable.PSVersion.Major").std_out == b"5\r\n"
+    assert w7.run_ps("$PSVersionTable.PSVersion.Major").std_out == b"2\r\n"
+    old = w7.run_ps("Get-Nothing")
+    assert old.status_code == 1 and old.std_err.startswith(b"The term 'Get-Nothing' is not recognized")
+
+
 def _protocol(address: str, operation_timeout: int) -> Protocol:
     """pywinrm's Protocol API over NTLM, its Receive long-polls bounded by ``operation_timeout`` seconds."""
     return Protocol(
