@@ -46,6 +46,7 @@ from orchestrator.transport.winrm import WinRMConnection
 RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "recordings"
 TX = RECORDINGS / "txwinrm"
 QUOTA_FAULT = RECORDINGS / "winrb" / "wmi_error_v2.xml"
+NOT_FOUND_FAULT = RECORDINGS / "omi" / "wmi_get_instance_not_found.xml"
 TIMED_OUT_FAULT = SHARED / "wsman" / "samples" / "04b_fault_operation_timeout_2150858793.xml"
 USER, PASSWORD = "administrator", "Contract-Passw0rd!"
 WSMAN_NS = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
@@ -505,3 +506,64 @@ def test_timed_out_answering_activate_is_the_kms_host_not_answering(lab: LabThre
     failure = _activate_with(lab, "ok1", recorded(TIMED_OUT_FAULT))
     assert failure.diagnosis == "0xC004F074"
     assert "KMS host did not answer" in failure.msg or "did not answer" in failure.msg
+
+
+_GET = (
+    '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+    'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+    'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Header>'
+    "<a:To>http://{address}:5985/wsman</a:To>"
+    '<w:ResourceURI s:mustUnderstand="true">http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/{cls}'
+    "</w:ResourceURI><a:ReplyTo><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+    '</a:Address></a:ReplyTo><a:Action s:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/09/transfer/Get'
+    '</a:Action><w:MaxEnvelopeSize s:mustUnderstand="true">153600</w:MaxEnvelopeSize>'
+    "<a:MessageID>uuid:5B0B5D8A-9C3E-4F43-9A3B-3F2B7D0C1E11</a:MessageID><w:OperationTimeout>PT20S</w:OperationTimeout>"
+    '<w:SelectorSet><w:Selector Name="{key}">{value}</w:Selector></w:SelectorSet></s:Header><s:Body/></s:Envelope>'
+)
+
+
+def _shape(elem: ET.Element) -> tuple[Any, ...]:
+    """Element names, attribute names and children in order; no texts."""
+    return elem.tag, tuple(sorted(elem.attrib)), tuple(_shape(c) for c in elem)
+
+
+def test_lab_answers_a_get_of_a_missing_instance_like_windows(lab: LabThread) -> None:
+    """Windows Server 2012 R2's recorded fault for a Get of a WMI instance that does not exist (OMI's test data)
+    against the lab's for ``Win32_Service`` Name="NoSuchService": same action, code, subcode, FaultDetail,
+    WSManFault codes and the same element tree (ProviderFault, inner WSManFault, __ExtendedStatus)."""
+    import requests
+
+    host = _host(lab, "ok1")
+    body = _GET.format(address=host.address, cls="Win32_Service", key="Name", value="NoSuchService")
+    resp = requests.post(
+        f"http://{host.address}:5985/wsman",
+        data=body.encode(),
+        headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+        auth=(USER, PASSWORD),
+        timeout=30,
+    )
+    assert resp.status_code == 500
+    ours = ET.fromstring(resp.content)
+    recorded = ET.fromstring(NOT_FOUND_FAULT.read_bytes())
+    ns = {
+        "s": "http://www.w3.org/2003/05/soap-envelope",
+        "a": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
+        "w": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
+        "f": "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault",
+    }
+    for path in (
+        "s:Header/a:Action",
+        ".//s:Code/s:Value",
+        ".//s:Subcode/s:Value",
+        ".//s:Reason/s:Text",
+        ".//w:FaultDetail",
+    ):
+        assert ours.findtext(path, namespaces=ns) == recorded.findtext(path, namespaces=ns), path
+    codes = [e.get("Code") for e in ours.iter(f"{{{ns['f']}}}WSManFault")]
+    assert codes == [e.get("Code") for e in recorded.iter(f"{{{ns['f']}}}WSManFault")] == ["2150858752"] * 2
+    ours_fault, recorded_fault = ours.find(".//s:Fault", ns), recorded.find(".//s:Fault", ns)
+    assert ours_fault is not None and recorded_fault is not None
+    assert _shape(ours_fault) == _shape(recorded_fault)
+    status = "{http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/__ExtendedStatus}"
+    assert ours.findtext(f".//{status}ParameterInfo") == 'Win32_Service.Name="NoSuchService"'
+    assert ours.findtext(f".//{status}ProviderName") == recorded.findtext(f".//{status}ProviderName") == "CIMWin32"

@@ -198,6 +198,7 @@ def destination_unreachable(resource_uri: str) -> WSManFault:
         message=f"The WS-Management service cannot process the request. The resource URI ({resource_uri}) was not "
         "found in the WS-Management catalog. The catalog contains the metadata that describes resources, or "
         "logical endpoints. ",
+        action=ns.FAULT_ADDRESSING,
     )
 
 
@@ -429,7 +430,56 @@ def operations_quota(limit: int, winrm_version: int = 3) -> WSManFault:
     )
 
 
-def from_wmi_error(err: WmiError, machine: str, *, query: str | None = None, resource_uri: str = "") -> WSManFault:
+# The WMI provider that serves a class, as WMI's __ExtendedStatus names it: CIMWin32 for Win32_* (the recording
+# below); other classes' providers are not recorded, so the lab sends ProviderName nil for them.
+_PROVIDERS = {"win32_": "CIMWin32"}
+
+
+def instance_not_found(machine: str, resource_uri: str, selectors: dict[str, str]) -> WSManFault:
+    """A Get (or method call) naming a WMI instance that does not exist. The shape of Windows Server 2012 R2's
+    answer to a Get of ``Win32_Process`` Handle 29 (tests/data/recordings/omi, from microsoft/omi's parser test;
+    omi#254 quotes the same fault): the WS-Addressing fault action, ``a:DestinationUnreachable``, FaultDetail
+    InvalidResourceURI, code 2150858752, and a ``WMI Provider`` ProviderFault holding the same fault and the
+    provider's ``__ExtendedStatus`` (operation, the instance path, the provider's name)."""
+    text = (
+        "The WS-Management service cannot process the request. The service cannot find the resource identified by "
+        "the resource URI and selectors. "
+    )
+    class_name = resource_uri.rstrip("/").rsplit("/", 1)[-1]
+    keys = ",".join(f'{k}="{v}"' for k, v in selectors.items())
+    path = f"{class_name}.{keys}" if keys else class_name
+    provider = next((p for prefix, p in _PROVIDERS.items() if class_name.lower().startswith(prefix)), None)
+    status = (
+        f'<p:__ExtendedStatus xmlns:xsi="{ns.XSI}" xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/'
+        f'__ExtendedStatus" xmlns:cim="{ns.CIM}" xsi:type="p:__ExtendedStatus_Type">'
+        f"{_cim('Description', 'cimString', None)}{_cim('Operation', 'cimString', 'GetObject')}"
+        f"{_cim('ParameterInfo', 'cimString', path)}{_cim('ProviderName', 'cimString', provider)}"
+        f"{_cim('StatusCode', 'cimUnsignedInt', None)}</p:__ExtendedStatus>"
+    )
+    name, provider_path = WMI_PROVIDER
+    inner = (
+        f'<f:ProviderFault provider="{attr(name)}" path="{attr(provider_path)}">'
+        f"{_wsman_fault(E_RESOURCE_NOT_FOUND, machine, esc(text))}<f:ExtendedError>{status}</f:ExtendedError>"
+        "</f:ProviderFault>"
+    )
+    return WSManFault(
+        "a:DestinationUnreachable",
+        text,
+        code=E_RESOURCE_NOT_FOUND,
+        fault_detail=f"{ns.FAULT_DETAIL}/InvalidResourceURI",
+        message_xml=inner,
+        action=ns.FAULT_ADDRESSING,
+    )
+
+
+def from_wmi_error(
+    err: WmiError,
+    machine: str,
+    *,
+    query: str | None = None,
+    resource_uri: str = "",
+    selectors: dict[str, str] | None = None,
+) -> WSManFault:
     """Map a machine's ``WmiError`` to the fault Windows sends for it.
 
     The exact Windows shape for a failing WMI *method* is not confirmed by any recording (NOTES §9). The lab
@@ -447,14 +497,7 @@ def from_wmi_error(err: WmiError, machine: str, *, query: str | None = None, res
     if err.kind == "access_denied":
         return access_denied()
     if err.kind == "not_found":
-        return WSManFault(
-            "w:InvalidSelectors",
-            "The WS-Management service cannot process the request. The service cannot find the resource identified "
-            "by the resource URI and selectors. ",
-            code=E_RESOURCE_NOT_FOUND,
-            fault_detail=f"{ns.FAULT_DETAIL}/InvalidValue",
-            message=message,
-        )
+        return instance_not_found(machine, resource_uri, selectors or {})
     if err.kind == "invalid_parameter" and err.hresult & 0xFFFFFFFF == E_UNEXPECTED_SELECTORS:
         # a keyed class addressed without (all of) its key selectors: the code is ERROR_WSMAN_INVALID_SELECTORS,
         # so the subcode and reason are the ones Windows pairs with it (samples/05)
