@@ -293,6 +293,22 @@ def test_recorded_quota_faults_are_infrastructure_by_code() -> None:
     assert [f.transient for f in faults] == [False, True]
 
 
+def test_recorded_missing_instance_fault_is_read_as_windows_sent_it() -> None:
+    """kmsfleet's transport reads Windows Server 2012 R2's fault for a missing WMI instance (OMI's test data): the
+    code 2150858752, the WS-Addressing subcode, a WinRM fault that is neither a quota nor worth another try."""
+    with Replay(script=[(500, recorded(NOT_FOUND_FAULT))]) as r:
+        conn = r.connection()
+        try:
+            with pytest.raises(WSManFault) as info:
+                conn.invoke("Win32_Service", "StartService", {"Name": "NoSuchService"}, {})
+        finally:
+            conn.close()
+    fault = info.value
+    assert (fault.hresult, fault.subcode, fault.kind) == (0x80338000, "a:DestinationUnreachable", "wsman")
+    assert not fault.transient
+    assert "cannot find the resource identified by the resource URI and selectors" in str(fault)
+
+
 def test_a_quota_fault_on_a_read_only_query_is_retried() -> None:
     with Replay(
         script=[
