@@ -39,6 +39,7 @@ from orchestrator.lab.provider import (
     CimInstance,
     CimProperty,
     CommandOutcome,
+    CommandPipe,
     PreparedCommand,
     ShellContext,
     WmiError,
@@ -441,10 +442,12 @@ class Machine:
 
         return commands.prepare(self, command, arguments, shell)
 
-    async def run(self, prepared: PreparedCommand, stdin: bytes, shell: ShellContext) -> CommandOutcome:
+    async def run(
+        self, prepared: PreparedCommand, stdin: bytes, shell: ShellContext, pipe: CommandPipe | None = None
+    ) -> CommandOutcome:
         from orchestrator.lab import commands
 
-        return await commands.run(self, prepared, stdin, shell)
+        return await commands.run(self, prepared, stdin, shell, pipe)
 
     # -- control API / tests --------------------------------------------------------------------------------
     def set_clock_skew(self, minutes: int) -> None:

@@ -7,6 +7,8 @@ Values are plain Python data; the front end serialises them the way Windows does
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -63,10 +65,59 @@ class CommandOutcome:
 @dataclass(frozen=True)
 class PreparedCommand:
     """A command line the machine has parsed. When ``needs_stdin`` the front end collects ``Send`` data
-    until ``End="true"`` before calling ``run``."""
+    until ``End="true"`` before calling ``run``; when ``interactive`` as well, the command reads its stdin line
+    by line as it arrives (an interactive ``cmd``): the front end starts it at once with a ``CommandPipe``, feeds
+    it each ``Send`` and releases what it writes to Receive as it is written."""
 
     command_line: str
     needs_stdin: bool = False
+    interactive: bool = False
+
+
+class CommandPipe:
+    """The live stdin and output of an interactive command (see ``PreparedCommand.interactive``).
+
+    The front end ``feed``s the bytes of each Send and ``close``s at ``End="true"``; the command awaits
+    ``read_line`` (``None`` at the end of stdin) and ``write``s its output, which goes to ``on_output`` at once.
+    """
+
+    def __init__(self, on_output: Callable[[bytes, bytes], None]) -> None:
+        self._on_output = on_output
+        self._buffer = bytearray()
+        self._closed = False
+        self._arrived = asyncio.Event()
+        self.waiting = False  # the command is blocked on stdin (an idle shell may then expire)
+
+    def feed(self, data: bytes) -> None:
+        self._buffer.extend(data)
+        self._arrived.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._arrived.set()
+
+    async def read_line(self) -> bytes | None:
+        """The next line with its end of line, the unterminated rest at the end of stdin, or ``None`` after."""
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[: end + 1])
+                del self._buffer[: end + 1]
+                return line
+            if self._closed:
+                rest = bytes(self._buffer)
+                self._buffer.clear()
+                return rest or None
+            self._arrived.clear()
+            self.waiting = True
+            try:
+                await self._arrived.wait()
+            finally:
+                self.waiting = False
+
+    def write(self, stdout: bytes = b"", stderr: bytes = b"") -> None:
+        if stdout or stderr:
+            self._on_output(stdout, stderr)
 
 
 @dataclass
@@ -119,6 +170,9 @@ class SimulatedHost(Protocol):
 
     def prepare(self, command: str, arguments: list[str], shell: ShellContext) -> PreparedCommand: ...
 
-    async def run(self, prepared: PreparedCommand, stdin: bytes, shell: ShellContext) -> CommandOutcome:
-        """Execute a command line (state changes happen here) and return what it printed."""
+    async def run(
+        self, prepared: PreparedCommand, stdin: bytes, shell: ShellContext, pipe: CommandPipe | None = None
+    ) -> CommandOutcome:
+        """Execute a command line (state changes happen here) and return what it printed. An interactive
+        command gets ``pipe`` (and no ``stdin``): what it wrote there is not repeated in the outcome."""
         ...

@@ -46,6 +46,7 @@ from orchestrator.transport.winrm import WinRMConnection
 RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "recordings"
 TX = RECORDINGS / "txwinrm"
 QUOTA_FAULT = RECORDINGS / "winrb" / "wmi_error_v2.xml"
+NOT_FOUND_FAULT = RECORDINGS / "omi" / "wmi_get_instance_not_found.xml"
 TIMED_OUT_FAULT = SHARED / "wsman" / "samples" / "04b_fault_operation_timeout_2150858793.xml"
 USER, PASSWORD = "administrator", "Contract-Passw0rd!"
 WSMAN_NS = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
@@ -292,6 +293,22 @@ def test_recorded_quota_faults_are_infrastructure_by_code() -> None:
     assert [f.transient for f in faults] == [False, True]
 
 
+def test_recorded_missing_instance_fault_is_read_as_windows_sent_it() -> None:
+    """kmsfleet's transport reads Windows Server 2012 R2's fault for a missing WMI instance (OMI's test data): the
+    code 2150858752, the WS-Addressing subcode, a WinRM fault that is neither a quota nor worth another try."""
+    with Replay(script=[(500, recorded(NOT_FOUND_FAULT))]) as r:
+        conn = r.connection()
+        try:
+            with pytest.raises(WSManFault) as info:
+                conn.invoke("Win32_Service", "StartService", {"Name": "NoSuchService"}, {})
+        finally:
+            conn.close()
+    fault = info.value
+    assert (fault.hresult, fault.subcode, fault.kind) == (0x80338000, "a:DestinationUnreachable", "wsman")
+    assert not fault.transient
+    assert "cannot find the resource identified by the resource URI and selectors" in str(fault)
+
+
 def test_a_quota_fault_on_a_read_only_query_is_retried() -> None:
     with Replay(
         script=[
@@ -505,3 +522,64 @@ def test_timed_out_answering_activate_is_the_kms_host_not_answering(lab: LabThre
     failure = _activate_with(lab, "ok1", recorded(TIMED_OUT_FAULT))
     assert failure.diagnosis == "0xC004F074"
     assert "KMS host did not answer" in failure.msg or "did not answer" in failure.msg
+
+
+_GET = (
+    '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+    'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+    'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Header>'
+    "<a:To>http://{address}:5985/wsman</a:To>"
+    '<w:ResourceURI s:mustUnderstand="true">http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/{cls}'
+    "</w:ResourceURI><a:ReplyTo><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+    '</a:Address></a:ReplyTo><a:Action s:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/09/transfer/Get'
+    '</a:Action><w:MaxEnvelopeSize s:mustUnderstand="true">153600</w:MaxEnvelopeSize>'
+    "<a:MessageID>uuid:5B0B5D8A-9C3E-4F43-9A3B-3F2B7D0C1E11</a:MessageID><w:OperationTimeout>PT20S</w:OperationTimeout>"
+    '<w:SelectorSet><w:Selector Name="{key}">{value}</w:Selector></w:SelectorSet></s:Header><s:Body/></s:Envelope>'
+)
+
+
+def _shape(elem: ET.Element) -> tuple[Any, ...]:
+    """Element names, attribute names and children in order; no texts."""
+    return elem.tag, tuple(sorted(elem.attrib)), tuple(_shape(c) for c in elem)
+
+
+def test_lab_answers_a_get_of_a_missing_instance_like_windows(lab: LabThread) -> None:
+    """Windows Server 2012 R2's recorded fault for a Get of a WMI instance that does not exist (OMI's test data)
+    against the lab's for ``Win32_Service`` Name="NoSuchService": same action, code, subcode, FaultDetail,
+    WSManFault codes and the same element tree (ProviderFault, inner WSManFault, __ExtendedStatus)."""
+    import requests
+
+    host = _host(lab, "ok1")
+    body = _GET.format(address=host.address, cls="Win32_Service", key="Name", value="NoSuchService")
+    resp = requests.post(
+        f"http://{host.address}:5985/wsman",
+        data=body.encode(),
+        headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+        auth=(USER, PASSWORD),
+        timeout=30,
+    )
+    assert resp.status_code == 500
+    ours = ET.fromstring(resp.content)
+    recorded = ET.fromstring(NOT_FOUND_FAULT.read_bytes())
+    ns = {
+        "s": "http://www.w3.org/2003/05/soap-envelope",
+        "a": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
+        "w": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
+        "f": "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault",
+    }
+    for path in (
+        "s:Header/a:Action",
+        ".//s:Code/s:Value",
+        ".//s:Subcode/s:Value",
+        ".//s:Reason/s:Text",
+        ".//w:FaultDetail",
+    ):
+        assert ours.findtext(path, namespaces=ns) == recorded.findtext(path, namespaces=ns), path
+    codes = [e.get("Code") for e in ours.iter(f"{{{ns['f']}}}WSManFault")]
+    assert codes == [e.get("Code") for e in recorded.iter(f"{{{ns['f']}}}WSManFault")] == ["2150858752"] * 2
+    ours_fault, recorded_fault = ours.find(".//s:Fault", ns), recorded.find(".//s:Fault", ns)
+    assert ours_fault is not None and recorded_fault is not None
+    assert _shape(ours_fault) == _shape(recorded_fault)
+    status = "{http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/__ExtendedStatus}"
+    assert ours.findtext(f".//{status}ParameterInfo") == 'Win32_Service.Name="NoSuchService"'
+    assert ours.findtext(f".//{status}ProviderName") == recorded.findtext(f".//{status}ProviderName") == "CIMWin32"

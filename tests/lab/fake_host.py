@@ -12,6 +12,7 @@ from orchestrator.lab.provider import (
     CimProperty,
     CimValue,
     CommandOutcome,
+    CommandPipe,
     PreparedCommand,
     ShellContext,
     WmiError,
@@ -93,7 +94,9 @@ class FakeUnitTestHost:
         line = " ".join([command, *arguments]).strip()
         return PreparedCommand(line, needs_stdin=line.lower() in ("more", "findstr x*"))
 
-    async def run(self, prepared: PreparedCommand, stdin: bytes, shell: ShellContext) -> CommandOutcome:
+    async def run(
+        self, prepared: PreparedCommand, stdin: bytes, shell: ShellContext, pipe: CommandPipe | None = None
+    ) -> CommandOutcome:
         line = prepared.command_line
         self.runs.append(line)
         await asyncio.sleep(0)

@@ -17,6 +17,7 @@ from orchestrator.lab.provider import ShellContext
 from orchestrator.lab.spec import parse_spec, resolve
 from orchestrator.lab.world import LabWorld
 from orchestrator.modules.windows import cmd_line_in, powershell_in
+from orchestrator.transport import clixml
 
 SYSTEM32 = "C:\\Windows\\system32"
 PROFILE = "C:\\Users\\administrator"
@@ -110,7 +111,10 @@ def test_set_location_to_a_missing_folder(pc: Machine) -> None:
     # non-terminating: the error is printed, the script goes on in the old folder
     out = run(pc, ps("Set-Location -LiteralPath 'C:\\nope'; (Get-Location).Path"))
     assert out.stdout == PROFILE + "\r\n"
-    assert out.stderr.startswith("Set-Location : Cannot find path 'C:\\nope' because it does not exist.\r\n")
+    assert out.stderr.startswith("#< CLIXML\r\n")  # 5.1 under -EncodedCommand serializes its error stream
+    assert clixml.decode(out.stderr).startswith(
+        "Set-Location : Cannot find path 'C:\\nope' because it does not exist.\r\n"
+    )
     assert "PathNotFound,Microsoft.PowerShell.Commands.SetLocationCommand" in out.stderr
     # -ErrorAction Stop (what win_shell's chdir sends) ends the script with exit code 1
     stop = run(pc, ps(powershell_in("C:\\nope", "Write-Output ran")))

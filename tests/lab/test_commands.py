@@ -17,6 +17,7 @@ from orchestrator.lab.machine import Machine, build_machine
 from orchestrator.lab.provider import CommandOutcome, ShellContext
 from orchestrator.lab.spec import parse_spec, resolve
 from orchestrator.lab.world import LabWorld
+from orchestrator.transport import clixml
 
 T = TypeVar("T")
 SLMGR = "cscript //nologo C:\\Windows\\System32\\slmgr.vbs"
@@ -406,6 +407,35 @@ def test_windows7_office_uses_ospp_with_its_own_cmid(lab: tuple[LabWorld, dict[s
     assert run(w7, "ver").stdout == "\r\nMicrosoft Windows [Version 6.1.7601]\r\n"
 
 
+def test_interactive_cmd_banner_and_lines_per_windows_build(lab_block: Claim) -> None:
+    """An interactive ``cmd`` fed lines on stdin: the banner of the PC's cmd.exe build, each line echoed after the
+    prompt with its output and a blank line, ``exit`` ending it with no blank line after (pywinrm's recording of
+    Windows 10.0.17763.107; public console transcripts for the other builds)."""
+    _world, pcs = make(
+        lab_block,
+        [
+            {"name": "w10"},
+            {"name": "w7", "os": "Windows 7 Professional"},
+            {"name": "s19", "os": "Windows Server 2019 Standard"},
+        ],
+    )
+    stdin = b"echo hello world && exit\r\n"
+    banners = {
+        "w10": "Microsoft Windows [Version 10.0.19042.1052]\r\n(c) Microsoft Corporation. All rights reserved.",
+        "w7": "Microsoft Windows [Version 6.1.7601]\r\nCopyright (c) 2009 Microsoft Corporation.  All rights reserved.",
+        "s19": "Microsoft Windows [Version 10.0.17763.1518]\r\n(c) 2018 Microsoft Corporation. All rights reserved.",
+    }
+    for name, banner in banners.items():
+        out = run(pcs[name], "cmd", stdin=stdin)
+        home = "C:\\Users\\" + pcs[name].config.user
+        assert out.stdout == f"{banner}\r\n\r\n{home}>echo hello world && exit\r\nhello world \r\n", name
+        assert out.rc == 0
+    two = run(pcs["w10"], "cmd", stdin=b"ver\r\n")
+    assert two.stdout.endswith(
+        "\r\nMicrosoft Windows [Version 10.0.19042.1052]\r\n\r\nC:\\Users\\" + pcs["w10"].config.user + ">"
+    )
+
+
 # -- time and registry ---------------------------------------------------------------------------------------
 
 
@@ -515,7 +545,23 @@ def test_powershell_command_forms(lab: tuple[LabWorld, dict[str, Machine]]) -> N
     assert (out.stdout, out.rc) == ("a b\r\nquoted\r\n3\r\n", 3)
     missing = run(pc, f"powershell -EncodedCommand {encoded('Get-Nothing')}")
     assert missing.rc == 1
-    assert missing.stderr.startswith("Get-Nothing : The term 'Get-Nothing' is not recognized as the name of a cmdlet")
+    assert missing.stderr.startswith(
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/'
+    )
+    not_found = "Get-Nothing : The term 'Get-Nothing' is not recognized as the name of a cmdlet"
+    assert clixml.decode(missing.stderr).startswith(not_found)
+    assert run(pc, "powershell -Command Get-Nothing").stderr.startswith(not_found)  # plain without -enc
+    write_error_script = encoded('Write-Error "Error"')
+    write_error = run(pc, f"powershell -NoProfile -NonInteractive -EncodedCommand {write_error_script}")
+    assert write_error.rc == 1  # pywinrm's recording of Windows: get_ps_output_response.xml
+    assert write_error.stderr == (
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        '<S S="Error">Write-Error "Error" : Error_x000D__x000A_</S>'
+        '<S S="Error">    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException'
+        "_x000D__x000A_</S>"
+        '<S S="Error">    + FullyQualifiedErrorId : Microsoft.PowerShell.Commands.WriteErrorException_x000D__x000A_</S>'
+        '<S S="Error"> _x000D__x000A_</S></Objs>'
+    )
     tz = run(pc, f"powershell -enc {encoded('tzutil /g; hostname')}")
     assert tz.stdout == "Taipei Standard TimePC01\r\n"
     prepared = pc.prepare("powershell", ["-NoProfile", "-"], ShellContext(user="administrator"))

@@ -172,6 +172,8 @@ def test_zh_tw_tool_texts(lab_block: Claim) -> None:
     assert raw(tw, "chcp", codepage=950).stdout.decode("cp950") == "使用中的字碼頁: 950\r\n"
     assert raw(tw, "chcp", codepage=65001).stdout == b"Active code page: 65001\r\n"
     assert raw(tw, "chcp 65001", codepage=950).stdout == b"Active code page: 65001\r\n"
+    assert raw(tw, "ver", codepage=950).stdout.decode("cp950") == "\r\nMicrosoft Windows [版本 10.0.19042.1052]\r\n"
+    assert raw(tw, "ver", codepage=65001).stdout == b"\r\nMicrosoft Windows [Version 10.0.19042.1052]\r\n"
     banner = raw(tw, "cscript C:\\Windows\\System32\\slmgr.vbs /xpr", codepage=950).stdout.decode("cp950")
     assert "著作權所有" in banner and "初始寬限期將於 " in banner and " 結束" in banner
     en = raw(pcs["en"], "w32tm /resync", codepage=437).stdout.decode("cp437")

@@ -108,6 +108,25 @@ def test_basic_over_plain_http_is_refused_unless_allowed(start_lab: StartLab) ->
         client.execute_cmd("hostname")
 
 
+def test_execute_ps_meets_an_unregistered_powershell_endpoint(start_lab: StartLab) -> None:
+    """PSRP is not served: pypsrp's ``execute_ps`` gets the fault Windows sends for a PowerShell session
+    configuration that is not registered (ERROR_WSMAN_INVALID_RESOURCE_URI, the "not found in the WS-Management
+    catalog" message; diyan/pywinrm#273), while ``execute_cmd`` on the same client works."""
+    lab = start_lab()
+    host = lab.hosts[0]
+    client = Client(host.address, username=USER, password=PASSWORD, ssl=False, auth="ntlm", read_timeout=30)
+    with pytest.raises(WSManFaultError) as info:
+        client.execute_ps("$PSVersionTable.PSVersion.Major")
+    assert info.value.code == 2150858811
+    assert (info.value.reason or "").strip() == (
+        "The WS-Management service cannot process the request. The resource URI "
+        "(http://schemas.microsoft.com/powershell/Microsoft.PowerShell) was not found in the WS-Management catalog. "
+        "The catalog contains the metadata that describes resources, or logical endpoints."
+    )
+    out, err, rc = client.execute_cmd("hostname")
+    assert (out.strip().upper(), rc) == (host.computer_name.upper(), 0), err
+
+
 def test_winrs_stdin_send_and_signal(start_lab: StartLab) -> None:
     lab = start_lab()
     wsman = _wsman(lab.hosts[0].address)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import winrm
 from conftest import PASSWORD, USER, StartLab
+from winrm.protocol import Protocol
 
 from orchestrator.lab.control_client import LabControl
 
@@ -49,21 +50,41 @@ def test_ssl_transport(start_lab: StartLab) -> None:
     assert result.std_out.strip().decode().upper() == host.computer_name.upper()
 
 
-def test_protocol_api_shell_options_and_stdin_filters(start_lab: StartLab) -> None:
-    """pywinrm's Protocol API by hand: a shell with environment, working directory and codepage 65001;
-    ``findstr``/``more`` without a file read the stdin the client sends and run only once it is closed."""
-    from winrm.protocol import Protocol
+def test_run_ps_error_and_version_like_windows(start_lab: StartLab) -> None:
+    """pywinrm's ``run_ps`` (``powershell -encodedcommand``): Windows PowerShell 5.1 writes the error stream as
+    CLIXML, which pywinrm turns back into text (its recording of ``Write-Error "Error"``: exit code 1, the first
+    line naming the statement); ``$PSVersionTable`` answers 5.1 on Windows 10 and 2.0 on Windows 7, whose error
+    text stays plain."""
+    lab = start_lab([{"name": "w10"}, {"name": "w7", "os": "Windows 7 Professional"}])
+    w10, w7 = (
+        winrm.Session(f"http://{h.address}:5985/wsman", auth=(USER, PASSWORD), transport="ntlm") for h in lab.hosts
+    )
+    result = w10.run_ps('Write-Error "Error"')
+    assert result.status_code == 1
+    assert result.std_err.startswith(b'Write-Error "Error" : Error\n    + CategoryInfo          : NotSpecified:')
+    assert w10.run_ps("$PSVersionTable.PSVersion.Major").std_out == b"5\r\n"
+    assert w7.run_ps("$PSVersionTable.PSVersion.Major").std_out == b"2\r\n"
+    old = w7.run_ps("Get-Nothing")
+    assert old.status_code == 1 and old.std_err.startswith(b"The term 'Get-Nothing' is not recognized")
 
-    lab = start_lab()
-    host = lab.hosts[0]
-    proto = Protocol(
-        f"http://{host.address}:5985/wsman",
+
+def _protocol(address: str, operation_timeout: int) -> Protocol:
+    """pywinrm's Protocol API over NTLM, its Receive long-polls bounded by ``operation_timeout`` seconds."""
+    return Protocol(
+        f"http://{address}:5985/wsman",
         transport="ntlm",
         username=USER,
         password=PASSWORD,
-        read_timeout_sec=30,
-        operation_timeout_sec=20,
+        read_timeout_sec=operation_timeout + 10,
+        operation_timeout_sec=operation_timeout,
     )
+
+
+def test_protocol_api_shell_options_and_stdin_filters(start_lab: StartLab) -> None:
+    """pywinrm's Protocol API by hand: a shell with environment, working directory and codepage 65001;
+    ``findstr``/``more`` without a file read the stdin the client sends and run only once it is closed."""
+    lab = start_lab()
+    proto = _protocol(lab.hosts[0].address, 20)
     shell_id = proto.open_shell(env_vars={"FOO": "bar"}, working_directory="C:\\Windows\\Temp", codepage=65001)
     try:
 
@@ -86,6 +107,47 @@ def test_protocol_api_shell_options_and_stdin_filters(start_lab: StartLab) -> No
         proto.close_shell(shell_id)
 
 
+def test_interactive_cmd_runs_each_line_as_it_arrives(start_lab: StartLab) -> None:
+    """An interactive ``cmd`` (no /c) runs each line it is sent at once, before the end of stdin: a Receive
+    returns its banner and the line's output with the command still running, ``exit 3`` ends it (Done, exit code
+    3) though stdin was never closed — as Windows' cmd.exe in pywinrm's stdin recording. A second cmd ended by
+    ``End="true"`` prints its last prompt and exits with the last line's code."""
+    lab = start_lab()
+    proto = _protocol(lab.hosts[0].address, 5)
+    shell_id = proto.open_shell(working_directory="C:\\Windows\\Temp")
+    try:
+
+        def until(command_id: str, wanted: bytes) -> tuple[bytes, int, bool]:
+            seen = b""
+            for _ in range(5):
+                out, _err, code, done = proto.get_command_output_raw(shell_id, command_id)
+                seen += out
+                if wanted in seen or done:
+                    return seen, code, done
+            raise AssertionError(seen)
+
+        command_id = proto.run_command(shell_id, "cmd")
+        proto.send_command_input(shell_id, command_id, b"echo first line\r\n", end=False)
+        seen, _, done = until(command_id, b"first line\r\n\r\n")
+        assert not done
+        assert seen.startswith(b"Microsoft Windows [Version ")
+        assert b"C:\\Windows\\Temp>echo first line\r\nfirst line\r\n" in seen
+        proto.send_command_input(shell_id, command_id, b"exit 3\r\n", end=False)
+        seen, code, done = until(command_id, b"\x00")
+        assert (seen, code, done) == (b"C:\\Windows\\Temp>exit 3\r\n", 3, True)
+        proto.cleanup_command(shell_id, command_id)
+
+        command_id = proto.run_command(shell_id, "cmd")
+        proto.send_command_input(shell_id, command_id, b"nosuchprogram\r\n", end=True)
+        out, err, code = proto.get_command_output(shell_id, command_id)
+        assert out.endswith(b"C:\\Windows\\Temp>nosuchprogram\r\n\r\nC:\\Windows\\Temp>")
+        assert b"is not recognized" in err
+        assert code == 1
+        proto.cleanup_command(shell_id, command_id)
+    finally:
+        proto.close_shell(shell_id)
+
+
 IDENTIFY = (
     '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
     'xmlns:wsmid="http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd">'
@@ -97,7 +159,6 @@ def test_identify_anonymous_and_after_logon(start_lab: StartLab) -> None:
     """Test-WSMan's probe: anonymous with ``WSMANIDENTIFY: unauthenticated`` (OS version hidden), and through
     pywinrm's NTLM-sealed transport after a logon (the real OS version)."""
     import requests
-    from winrm.protocol import Protocol
 
     lab = start_lab()
     host = lab.hosts[0]

@@ -96,10 +96,10 @@ def test_hostile_requests_get_faults_and_change_nothing(start_lab: StartLab) -> 
         (b"\x00\x01\x02 binary junk", None, "2150858819"),
         (
             envelope(f"{WST}/Create", "http://schemas.microsoft.com/powershell/Microsoft.PowerShell", "<x/>"),
-            "w:DestinationUnreachable",
-            "2150858770",
+            "a:DestinationUnreachable",
+            "2150858811",
         ),
-        (envelope(f"{WST}/Get", "http://schemas.microsoft.com/wbem/wsman/1/nope"), "w:DestinationUnreachable", None),
+        (envelope(f"{WST}/Get", "http://schemas.microsoft.com/wbem/wsman/1/nope"), "a:DestinationUnreachable", None),
         (wql_enumerate("SELECT * FROM Win32_NoSuchClass"), "n:CannotProcessFilter", "2150858778"),
         (wql_enumerate("DELETE everything"), "n:CannotProcessFilter", "2150858778"),
         (envelope("http://example.invalid/DoSomething", SHELL_CMD), "a:ActionNotSupported", None),

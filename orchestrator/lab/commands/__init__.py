@@ -8,13 +8,18 @@ the shell's codepage (437 by default, 65001 = UTF-8), except cscript's, which is
 a zh-TW PC; ``base.as_code_page``); texts are in the PC's language where ``lab/locales.yaml`` has them (see
 ``base.console_locale``); exit codes are unsigned 32-bit values.
 
-``prepare`` decides whether the command reads stdin first (``powershell -`` / ``powershell -Command -``, an
+``prepare`` decides whether the command reads stdin (``powershell -`` / ``powershell -Command -``, an
 interactive ``cmd`` without /c, ``findstr`` and ``more`` without a file): the front end then collects the ``Send``
-data (until ``End``) before calling ``run``, so such a command runs only once its stdin is closed, as on Windows.
+data (until ``End``) before calling ``run``, so such a command runs only once its stdin is closed. An interactive
+``cmd`` alone on its line is instead started at once and reads each line as it arrives, its output released as it
+is written, as Windows' cmd.exe does: pywinrm's recording of an interactive cmd of Windows 10.0.17763 fed
+``echo "hello world" && exit`` in a Send with ``End="false"`` answers Done with exit code 0 without the end of
+stdin (pywinrm ``winrm/tests/conftest.py``, tests/data/recordings/pywinrm).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from orchestrator.lab.commands import cmd, powershell, tools, wsh
@@ -28,7 +33,7 @@ from orchestrator.lab.commands.base import (
     new_ctx,
     split_args,
 )
-from orchestrator.lab.provider import CommandOutcome, PreparedCommand, ShellContext
+from orchestrator.lab.provider import CommandOutcome, CommandPipe, PreparedCommand, ShellContext
 from orchestrator.lab.timing import PcTiming
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,41 +91,53 @@ def command_line(command: str, arguments: list[str]) -> str:
     return " ".join([command.strip(), *[a for a in arguments]]).strip()
 
 
-def _reads_stdin(machine: Machine, line: str, shell: ShellContext) -> bool:
+def _reads_stdin(machine: Machine, line: str, shell: ShellContext) -> tuple[bool, bool]:
+    """(reads stdin, line by line as it arrives)."""
     ctx = new_ctx(machine, shell)
     segments = cmd.split_chain(cmd.expand_vars(ctx, line))
     first = segments[0].text if segments else ""
     token, rest = cmd.first_token(first)
     found = cmd.resolve_program(ctx, token) if token else None
     if found is None:
-        return False
+        return False, False
     argv = split_args(rest)
     if found[0] == "powershell":
         mode, _ = powershell.parse_command_line(argv)
-        return mode == "stdin"
+        return mode == "stdin", False
     if found[0] == "cmd":
-        return not any(a.lower().startswith(("/c", "/k")) for a in argv)
+        reads = not any(a.lower().startswith(("/c", "/k")) for a in argv)
+        return reads, reads and len(segments) == 1  # piped into another program, its output is not released
     if found[0] == "more":  # ``more`` without a file pages its stdin
-        return not any(not a.startswith(("/", "+")) for a in argv)
+        return not any(not a.startswith(("/", "+")) for a in argv), False
     if found[0] == "findstr":  # findstr [options] strings [files]: without files it filters stdin
         if any(a.lower().startswith("/f:") for a in argv):
-            return False
+            return False, False
         plain = [a for a in argv if not a.startswith("/")]
         literal = any(a.lower().startswith(("/c:", "/g:")) for a in argv)
-        return len(plain) <= (0 if literal else 1)
-    return False
+        return len(plain) <= (0 if literal else 1), False
+    return False, False
 
 
 def prepare(machine: Machine, command: str, arguments: list[str], shell: ShellContext) -> PreparedCommand:
     line = command_line(command, arguments)
-    return PreparedCommand(command_line=line, needs_stdin=_reads_stdin(machine, line, shell))
+    reads, interactive = _reads_stdin(machine, line, shell)
+    return PreparedCommand(command_line=line, needs_stdin=reads, interactive=interactive)
 
 
-async def run(machine: Machine, prepared: PreparedCommand, stdin: bytes, shell: ShellContext) -> CommandOutcome:
+async def run(
+    machine: Machine, prepared: PreparedCommand, stdin: bytes, shell: ShellContext, pipe: CommandPipe | None = None
+) -> CommandOutcome:
     ctx = new_ctx(machine, shell, decode_input(stdin, shell.codepage))
     line = cmd.cmd_c_rest(prepared.command_line, ctx)
+    if pipe is not None and prepared.interactive:
+        # WinRS's cmd.exe /c and the interactive cmd start before the banner; each line's own time passes
+        # before its output is written (cmd.prog_cmd).
+        ctx.pipe = pipe
+        await asyncio.sleep(2 * _timing(ctx).program_start("cmd"))
     result = await cmd.run_line(ctx, line)
-    if not result.hang:  # WinRS starts every command line through cmd.exe /c
+    if ctx.pipe is not None and not result.hang:
+        result.duration = 0.0
+    elif not result.hang:  # WinRS starts every command line through cmd.exe /c
         result.duration += _timing(ctx).program_start("cmd")
     return CommandOutcome(
         stdout=encode_output(result.stdout, shell.codepage),

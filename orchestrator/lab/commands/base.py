@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from orchestrator.lab.locales import DEFAULT_LOCALE, Locale, locale_for
-from orchestrator.lab.provider import ShellContext
+from orchestrator.lab.provider import CommandPipe, ShellContext
 
 if TYPE_CHECKING:  # pragma: no cover
     from orchestrator.lab.machine import Machine
@@ -46,6 +46,7 @@ class Ctx:
     errorlevel: int = 0
     depth: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    pipe: CommandPipe | None = None  # live stdin/output of an interactive cmd (commands.run); None: ``stdin``
 
     def getenv(self, name: str) -> str | None:
         wanted = name.lower()

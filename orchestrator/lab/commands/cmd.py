@@ -14,10 +14,21 @@ Deviations/choices:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
-from orchestrator.lab.commands.base import CRLF, Ctx, ProgResult, files, join_path, norm_path, tr
+from orchestrator.lab.commands.base import (
+    CRLF,
+    Ctx,
+    ProgResult,
+    decode_input,
+    encode_output,
+    files,
+    join_path,
+    norm_path,
+    tr,
+)
 
 NOT_RECOGNIZED = "'{name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
 
@@ -272,7 +283,7 @@ async def run_simple(ctx: Ctx, text: str) -> ProgResult:
         ctx.extra["exit"] = True
         return ProgResult(code=code & 0xFFFFFFFF)
     if name == "ver":
-        return ProgResult(f"{CRLF}Microsoft Windows [Version {_ver(ctx)}]{CRLF}", code=ctx.errorlevel)
+        return ProgResult(f"{CRLF}{_version_line(ctx)}{CRLF}", code=ctx.errorlevel)
     if name in ("cls", "title", "setlocal", "endlocal"):
         return ProgResult(code=ctx.errorlevel)
     if name == "set":
@@ -290,6 +301,29 @@ async def run_simple(ctx: Ctx, text: str) -> ProgResult:
 def _ver(ctx: Ctx) -> str:
     os = ctx.machine.os
     return os.version if os.is_win7 else os.full_build
+
+
+def _version_line(ctx: Ctx) -> str:
+    """``ver``'s line and the first line of cmd's banner ("Microsoft Windows [版本 …]" in a zh-TW console)."""
+    return tr(ctx, "Microsoft Windows [Version {version}]", version=_ver(ctx))
+
+
+# The copyright line of an interactive cmd's banner differs by cmd.exe build (public console transcripts):
+# Windows 7 "Copyright (c) 2009 Microsoft Corporation.  All rights reserved." (two blanks); 10.0.14393 "(c) 2016
+# …" [unconfirmed]; 10.0.17763 "(c) 2018 …" (pywinrm's recording of 17763.107; transcripts of 17763.1457/.1821);
+# later builds (19042.1052 on, Windows 11) "(c) Microsoft Corporation. All rights reserved.".
+_COPYRIGHT_YEAR = {"7601": "2009", "14393": "2016", "17763": "2018"}
+
+
+def _banner(ctx: Ctx) -> str:
+    year = _COPYRIGHT_YEAR.get(ctx.machine.os.build)
+    if ctx.machine.os.is_win7:
+        line = tr(ctx, "Copyright (c) {year} Microsoft Corporation.  All rights reserved.", year=year)
+    elif year:
+        line = tr(ctx, "(c) {year} Microsoft Corporation. All rights reserved.", year=year)
+    else:
+        line = tr(ctx, "(c) Microsoft Corporation. All rights reserved.")
+    return f"{_version_line(ctx)}{CRLF}{line}{CRLF}{CRLF}"
 
 
 def _echo(ctx: Ctx, rest: str) -> ProgResult:
@@ -429,21 +463,54 @@ async def prog_cmd(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
             result = await run_line(ctx2, cmd_c_rest(rest, ctx))
             return result
     # interactive cmd reading its commands from stdin
-    banner = f"Microsoft Windows [Version {_ver(ctx)}]{CRLF}(c) Microsoft Corporation. All rights reserved.{CRLF}{CRLF}"
-    out = ProgResult(banner)
+    banner = _banner(ctx)
     ctx2 = Ctx(ctx.machine, ctx.shell, dict(ctx.env), ctx.cwd, ctx.admin, "", ctx.errorlevel, ctx.depth + 1)
-    for raw in ctx.stdin.splitlines():
-        out.stdout += f"{ctx2.cwd}>{raw}{CRLF}"
+    return await _interactive(ctx, ctx2, banner)
+
+
+async def _interactive(ctx: Ctx, inner: Ctx, banner: str) -> ProgResult:
+    """cmd reading its commands from stdin: each line is echoed after the prompt and run. With a live pipe
+    (``ctx.pipe``) a line runs as soon as it arrives and its output is written once its time has passed; else the
+    lines come from ``ctx.stdin`` and the output is returned at the end. A blank line follows each line's output,
+    except after ``exit``, which ends cmd at once: Windows 10.0.17763's cmd fed ``echo hello world && exit``
+    wrote the prompt, the line, ``hello world `` and CRLF, then ended (pywinrm's recording)."""
+    pipe = ctx.pipe
+    out = ProgResult()
+    lines = iter(ctx.stdin.splitlines())
+
+    def emit(text: str, err: str = "") -> None:
+        if pipe is None:
+            out.stdout += text
+            out.stderr += err
+        else:
+            pipe.write(encode_output(text, ctx.shell.codepage), encode_output(err, ctx.shell.codepage))
+
+    emit(banner)
+    while True:
+        if pipe is None:
+            raw = next(lines, None)
+        else:
+            data = await pipe.read_line()
+            raw = None if data is None else decode_input(data, ctx.shell.codepage).rstrip("\r\n")
+        if raw is None:
+            break
+        prompt = f"{inner.cwd}>{raw}{CRLF}"
         if not raw.strip():
+            emit(prompt)
             continue
-        result = await run_line(ctx2, raw)
-        out.stdout += result.stdout + CRLF
-        out.stderr += result.stderr
+        result = await run_line(inner, raw)
         out.code = result.code
         if result.hang:
+            emit(prompt + result.stdout, result.stderr)
             out.hang = True
             return out
-        if ctx2.extra.get("exit"):
+        if pipe is None:
+            out.duration += result.duration
+        else:
+            await asyncio.sleep(result.duration)
+        if inner.extra.get("exit"):  # no blank line after the last output (pywinrm's recording)
+            emit(prompt + result.stdout, result.stderr)
             return out
-    out.stdout += f"{ctx2.cwd}>"
+        emit(prompt + result.stdout + CRLF, result.stderr)
+    emit(f"{inner.cwd}>")
     return out

@@ -14,6 +14,9 @@ values (CRLF-terminated); ``Set-StrictMode``, ``$ProgressPreference = …`` and 
 The version is the PC's: Windows PowerShell 2.0 on Windows 7, 5.1 elsewhere. On 2.0, cmdlets and syntax of 3.0+
 fail with 2.0's own error texts (``ps_versions``).
 
+Windows PowerShell 5.1 under ``-EncodedCommand`` writes its error stream as CLIXML (``ps_clixml``, pywinrm's
+recording); ``Write-Error`` on 5.1 prefixes the statement (``Write-Error "Error" : Error``, same recording).
+
 Deviations/choices:
 - A native program's stderr is passed through as is; PowerShell 5.1 in a redirected host would wrap it in
   NativeCommandError records.
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from orchestrator.lab.commands import ps_files, ps_tcpclient, ps_versions
 from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult
 from orchestrator.lab.commands.location import ALIASES, set_location
+from orchestrator.lab.commands.ps_clixml import errors_as_clixml
 from orchestrator.winargs import quote_arg
 
 _FLAGS = ("noprofile", "noninteractive", "nologo", "noexit", "sta", "mta")
@@ -555,6 +559,8 @@ async def _run_command(state: PsState, stmt: str) -> None:
         return
     if name == "write-error":
         message = " ".join(w.text for w in args if not (w.text.startswith("-") and not w.quoted))
+        if not ps_versions.is_ps2(state.ctx.machine):  # 5.1 names the statement (pywinrm's recording)
+            message = f"{stmt.strip()} : {message}"
         state.err += (
             f"{message}{CRLF}    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException{CRLF}"
         )
@@ -772,4 +778,27 @@ async def prog_powershell(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResu
     if ctx.extra.pop("hang", False):
         result.hang = True
         result.duration = HANG_SECONDS
+    if _errors_serialized(ctx, argv):
+        result.stderr = errors_as_clixml(result.stderr)
     return result
+
+
+def _errors_serialized(ctx: Ctx, argv: list[str]) -> bool:
+    """Windows PowerShell 5.1 run with ``-EncodedCommand`` and without ``-NoExit`` writes its error stream as
+    CLIXML (``ps_clixml``). Whether 2.0 does is unconfirmed; the lab keeps its text plain."""
+    if ps_versions.is_ps2(ctx.machine):
+        return False
+    encoded = no_exit = False
+    i = 0
+    while i < len(argv) and argv[i].startswith(("-", "/")) and argv[i] != "-":
+        name = argv[i].lower().lstrip("-/")
+        if name == "c" or _match(name, "command", 2) or name == "f" or _match(name, "file", 2):
+            break  # the rest is the script (or the file and its arguments)
+        if name in ("e", "ec") or _match(name, "encodedcommand", 2):
+            encoded = True
+            i += 2
+            continue
+        no_exit = no_exit or name == "noe" or _match(name, "noexit", 3)
+        valued = name in ("ep", "ex", "if", "of", "w", "v") or any(_match(name, v, 3) for v in _VALUED)
+        i += 2 if valued else 1
+    return encoded and not no_exit

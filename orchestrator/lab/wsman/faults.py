@@ -18,7 +18,7 @@ WSMAN_FAULT_NS = ns.WSMANFAULT
 E_RESOURCE_NOT_FOUND = 0x80338000  # 2150858752
 E_INVALID_MESSAGE_INFORMATION_HEADER = 0x8033800F  # 2150858767
 E_MESSAGE_INFORMATION_HEADER_REQUIRED = 0x80338011  # 2150858769
-E_DESTINATION_UNREACHABLE = 0x80338012  # 2150858770
+E_INVALID_RESOURCE_URI = 0x8033803B  # 2150858811
 E_ACTION_NOT_SUPPORTED = 0x80338013  # 2150858771
 E_FILTER_DIALECT_UNAVAILABLE = 0x80338019  # 2150858777
 E_CANNOT_PROCESS_FILTER = 0x8033801A  # 2150858778
@@ -181,15 +181,24 @@ def shell_error(hresult: int, message: str) -> WSManFault:
 
 
 def destination_unreachable(resource_uri: str) -> WSManFault:
-    """Unknown resource URI (e.g. a PowerShell session configuration that does not exist)."""
+    """A resource URI no plugin serves (e.g. a PowerShell session configuration that is not registered).
+
+    Windows answers ERROR_WSMAN_INVALID_RESOURCE_URI, 2150858811, with the "was not found in the WS-Management
+    catalog" message: pypsrp against an Exchange server asked for an unregistered configuration
+    (diyan/pywinrm#273) and for ``winrm/config/listener`` (jborean93/pypsrp#192). The subcode is WS-Addressing's
+    ``a:DestinationUnreachable`` as Windows sends it (a Windows fault quoted in microsoft/omi#254, checked by
+    omi's parser test in microsoft/omi#279), not a WS-Management one. (0x80338012, 2150858770, is the client
+    API's "The client cannot connect to the destination" and never travels in a fault.)
+    """
     return WSManFault(
-        "w:DestinationUnreachable",
+        "a:DestinationUnreachable",
         "The WS-Management service cannot process the request because the resource URI is not valid or the "
         "resource is not registered. ",
-        code=E_DESTINATION_UNREACHABLE,
+        code=E_INVALID_RESOURCE_URI,
         message=f"The WS-Management service cannot process the request. The resource URI ({resource_uri}) was not "
         "found in the WS-Management catalog. The catalog contains the metadata that describes resources, or "
         "logical endpoints. ",
+        action=ns.FAULT_ADDRESSING,
     )
 
 
@@ -421,7 +430,56 @@ def operations_quota(limit: int, winrm_version: int = 3) -> WSManFault:
     )
 
 
-def from_wmi_error(err: WmiError, machine: str, *, query: str | None = None, resource_uri: str = "") -> WSManFault:
+# The WMI provider that serves a class, as WMI's __ExtendedStatus names it: CIMWin32 for Win32_* (the recording
+# below); other classes' providers are not recorded, so the lab sends ProviderName nil for them.
+_PROVIDERS = {"win32_": "CIMWin32"}
+
+
+def instance_not_found(machine: str, resource_uri: str, selectors: dict[str, str]) -> WSManFault:
+    """A Get (or method call) naming a WMI instance that does not exist. The shape of Windows Server 2012 R2's
+    answer to a Get of ``Win32_Process`` Handle 29 (tests/data/recordings/omi, from microsoft/omi's parser test;
+    omi#254 quotes the same fault): the WS-Addressing fault action, ``a:DestinationUnreachable``, FaultDetail
+    InvalidResourceURI, code 2150858752, and a ``WMI Provider`` ProviderFault holding the same fault and the
+    provider's ``__ExtendedStatus`` (operation, the instance path, the provider's name)."""
+    text = (
+        "The WS-Management service cannot process the request. The service cannot find the resource identified by "
+        "the resource URI and selectors. "
+    )
+    class_name = resource_uri.rstrip("/").rsplit("/", 1)[-1]
+    keys = ",".join(f'{k}="{v}"' for k, v in selectors.items())
+    path = f"{class_name}.{keys}" if keys else class_name
+    provider = next((p for prefix, p in _PROVIDERS.items() if class_name.lower().startswith(prefix)), None)
+    status = (
+        f'<p:__ExtendedStatus xmlns:xsi="{ns.XSI}" xmlns:p="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/'
+        f'__ExtendedStatus" xmlns:cim="{ns.CIM}" xsi:type="p:__ExtendedStatus_Type">'
+        f"{_cim('Description', 'cimString', None)}{_cim('Operation', 'cimString', 'GetObject')}"
+        f"{_cim('ParameterInfo', 'cimString', path)}{_cim('ProviderName', 'cimString', provider)}"
+        f"{_cim('StatusCode', 'cimUnsignedInt', None)}</p:__ExtendedStatus>"
+    )
+    name, provider_path = WMI_PROVIDER
+    inner = (
+        f'<f:ProviderFault provider="{attr(name)}" path="{attr(provider_path)}">'
+        f"{_wsman_fault(E_RESOURCE_NOT_FOUND, machine, esc(text))}<f:ExtendedError>{status}</f:ExtendedError>"
+        "</f:ProviderFault>"
+    )
+    return WSManFault(
+        "a:DestinationUnreachable",
+        text,
+        code=E_RESOURCE_NOT_FOUND,
+        fault_detail=f"{ns.FAULT_DETAIL}/InvalidResourceURI",
+        message_xml=inner,
+        action=ns.FAULT_ADDRESSING,
+    )
+
+
+def from_wmi_error(
+    err: WmiError,
+    machine: str,
+    *,
+    query: str | None = None,
+    resource_uri: str = "",
+    selectors: dict[str, str] | None = None,
+) -> WSManFault:
     """Map a machine's ``WmiError`` to the fault Windows sends for it.
 
     The exact Windows shape for a failing WMI *method* is not confirmed by any recording (NOTES §9). The lab
@@ -439,14 +497,7 @@ def from_wmi_error(err: WmiError, machine: str, *, query: str | None = None, res
     if err.kind == "access_denied":
         return access_denied()
     if err.kind == "not_found":
-        return WSManFault(
-            "w:InvalidSelectors",
-            "The WS-Management service cannot process the request. The service cannot find the resource identified "
-            "by the resource URI and selectors. ",
-            code=E_RESOURCE_NOT_FOUND,
-            fault_detail=f"{ns.FAULT_DETAIL}/InvalidValue",
-            message=message,
-        )
+        return instance_not_found(machine, resource_uri, selectors or {})
     if err.kind == "invalid_parameter" and err.hresult & 0xFFFFFFFF == E_UNEXPECTED_SELECTORS:
         # a keyed class addressed without (all of) its key selectors: the code is ERROR_WSMAN_INVALID_SELECTORS,
         # so the subcode and reason are the ones Windows pairs with it (samples/05)

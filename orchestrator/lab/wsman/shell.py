@@ -14,7 +14,11 @@
 - Receive long-polls until output is ready or OperationTimeout passes (→ fault 2150858793). Output is split over
   Stream elements and, when it does not fit the client's MaxEnvelopeSize, over several Receives (State Running
   until the last one). ``CommandState/Done`` always carries ``rsp:ExitCode``.
-- Send (stdin, ``End``), Signal (ctrl_c / ctrl_break / terminate, case-insensitive), Delete.
+- Send (stdin, ``End``), Signal (ctrl_c / ctrl_break / terminate, case-insensitive), Delete. A command that
+  reads stdin whole (``powershell -``, ``findstr`` without a file) starts at ``End="true"``; an interactive
+  ``cmd`` starts at once and gets each Send as it arrives, and a Receive returns what it has written so far with
+  State Running (pywinrm's recording: Windows' interactive cmd runs ``echo … && exit`` sent with
+  ``End="false"`` and answers Done, exit code 0).
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from orchestrator.lab.provider import CommandOutcome, PreparedCommand, ShellContext, SimulatedHost, WmiError
+from orchestrator.lab.provider import (
+    CommandOutcome,
+    CommandPipe,
+    PreparedCommand,
+    ShellContext,
+    SimulatedHost,
+    WmiError,
+)
 from orchestrator.lab.wsman import faults, ns
 from orchestrator.lab.wsman.config import WINRM3, ServiceConfig
 from orchestrator.lab.wsman.ns import q
@@ -71,6 +82,20 @@ class Command:
     err_pos: int = 0
     delivered: bool = False  # Done has been sent
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    pipe: CommandPipe | None = None  # an interactive command's live stdin (PreparedCommand.interactive)
+    stdin_total: int = 0  # bytes sent to the pipe
+    live_out: bytearray = field(default_factory=bytearray)  # what an interactive command has written so far
+    live_err: bytearray = field(default_factory=bytearray)
+
+    def written(self, stdout: bytes, stderr: bytes) -> None:
+        self.live_out.extend(stdout)
+        self.live_err.extend(stderr)
+        self.changed.set()
+
+    def unread_output(self, streams: list[str]) -> bool:
+        return ("stdout" in streams and len(self.live_out) > self.out_pos) or (
+            "stderr" in streams and len(self.live_err) > self.err_pos
+        )
 
 
 @dataclass(eq=False)
@@ -270,7 +295,10 @@ class ShellService:
         cmd = Command(command_id, prepared)
         shell.commands[command_id] = cmd
         shell.operations += 1
-        if not prepared.needs_stdin:
+        if prepared.interactive:
+            cmd.pipe = CommandPipe(cmd.written)
+            cmd.task = asyncio.get_running_loop().create_task(self._run(shell, cmd))
+        elif not prepared.needs_stdin:
             self._start(shell, cmd)
         return f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"
 
@@ -281,10 +309,17 @@ class ShellService:
     async def _run(self, shell: Shell, cmd: Command) -> None:
         started = time.monotonic()
         try:
-            outcome = await self.host.run(cmd.prepared, bytes(cmd.stdin), shell.context)
+            outcome = await self.host.run(cmd.prepared, bytes(cmd.stdin), shell.context, cmd.pipe)
             remaining = outcome.duration_s - (time.monotonic() - started)
             if remaining > 0:
                 await asyncio.sleep(remaining)
+            if cmd.pipe is not None:  # what it wrote live comes first
+                outcome = CommandOutcome(
+                    bytes(cmd.live_out) + outcome.stdout,
+                    bytes(cmd.live_err) + outcome.stderr,
+                    outcome.exit_code,
+                    outcome.duration_s,
+                )
             cmd.outcome = outcome
         except asyncio.CancelledError:
             raise
@@ -316,10 +351,18 @@ class ShellService:
                 data = base64.b64decode(stream.text or "", validate=False)
             except ValueError:
                 raise faults.schema_validation("The stdin stream is not valid base64. ") from None
-            if len(cmd.stdin) + len(data) > MAX_STDIN_BYTES:
+            if len(cmd.stdin) + cmd.stdin_total + len(data) > MAX_STDIN_BYTES:
                 raise faults.schema_validation("Too much stdin for one command. ")
+            end = (stream.get("End") or "").strip().lower() == "true"
+            if cmd.pipe is not None:
+                cmd.stdin_total += len(data)
+                cmd.pipe.feed(data)
+                if end:
+                    cmd.stdin_done = True
+                    cmd.pipe.close()
+                continue
             cmd.stdin.extend(data)
-            if (stream.get("End") or "").strip().lower() == "true":
+            if end:
                 self._start(shell, cmd)
         return "<rsp:SendResponse/>"
 
@@ -363,7 +406,7 @@ class ShellService:
         if cmd is None or cmd.delivered:
             raise faults.invalid_command_id()
         deadline = time.monotonic() + timeout
-        while cmd.outcome is None and cmd.fault is None:
+        while cmd.outcome is None and cmd.fault is None and not cmd.unread_output(streams):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise faults.timed_out()
@@ -377,11 +420,13 @@ class ShellService:
             fault = cmd.fault
             shell.commands.pop(command_id, None)
             raise fault
-        assert cmd.outcome is not None
+        if cmd.outcome is None:  # an interactive command still running: what it has written so far
+            partial = CommandOutcome(bytes(cmd.live_out), bytes(cmd.live_err))
+            return _receive_xml(cmd, partial, streams, budget, running=True)
         return _receive_xml(cmd, cmd.outcome, streams, budget)
 
 
-def _receive_xml(cmd: Command, outcome: CommandOutcome, streams: list[str], budget: int) -> str:
+def _receive_xml(cmd: Command, outcome: CommandOutcome, streams: list[str], budget: int, running: bool = False) -> str:
     room = budget - _RECEIVE_OVERHEAD
     cid = cmd.id
     parts: list[str] = []
@@ -409,7 +454,7 @@ def _receive_xml(cmd: Command, outcome: CommandOutcome, streams: list[str], budg
             cmd.err_pos = pos
         if pos < len(data):
             complete = False
-    if not complete:
+    if not complete or running:
         if not parts:
             raise faults.encoding_limit(budget)
         state = f'<rsp:CommandState CommandId="{cid}" State="{ns.COMMAND_STATE_RUNNING}"/>'
@@ -432,7 +477,11 @@ def _cancel(cmd: Command) -> None:
 
 
 def _busy(shell: Shell) -> bool:
-    return any(c.task is not None and not c.task.done() for c in shell.commands.values())
+    """A command is at work (one blocked on stdin is not: its shell can still go idle)."""
+    return any(
+        c.task is not None and not c.task.done() and not (c.pipe is not None and c.pipe.waiting)
+        for c in shell.commands.values()
+    )
 
 
 def _bare_user(user: str) -> str:

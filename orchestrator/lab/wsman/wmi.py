@@ -142,7 +142,7 @@ class WmiService:
         try:
             inst = self.host.get_instance(class_name, selectors, namespace)
         except WmiError as err:
-            raise faults.from_wmi_error(err, self._m, resource_uri=req.resource_uri) from None
+            raise faults.from_wmi_error(err, self._m, resource_uri=req.resource_uri, selectors=selectors) from None
         return cim.instance_xml(inst)
 
     async def invoke(self, req: WSManRequest, user: str) -> str:
