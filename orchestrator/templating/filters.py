@@ -39,19 +39,10 @@ from orchestrator.templating.regexes import _compile_regex, _regex_flags
 from orchestrator.templating.values import _plain, _seq
 
 
-def f_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value is None:
-        return False
-    if isinstance(value, str):
-        value = value.strip().lower()
-    return value in ("yes", "on", "1", "true", "y", "t", 1)
-
-
 def f_bool_filter(value: Any) -> bool:
     """The ``bool`` filter exactly as Ansible's: 'yes', 'on', 'true', '1' (any case), 1 and True are true;
-    everything else ('y', 't', ' yes', 'foo', None …) is false."""
+    everything else ('y', 't', ' yes', 'foo', None …) is false. Deliberately narrower than
+    ``orchestrator.booleans``: Ansible's filter (``to_bool`` in ``plugins/filter/core.py``) has its own list."""
     if isinstance(value, str):
         return value.lower() in ("yes", "on", "true", "1")
     if isinstance(value, int):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2.runtime import Undefined
 from jinja2.utils import missing
 
-from orchestrator.templating.filters import f_bool
+from orchestrator.booleans import boolean
 from orchestrator.templating.limits import MAX_LOOKUP_FILE, _fail
 from orchestrator.templating.sandbox import _UndefinedUse
 
@@ -35,8 +35,8 @@ def _lookup_env(templar: Templar, terms: list[Any], kwargs: dict[str, Any]) -> l
 
 
 def _lookup_file(templar: Templar, terms: list[Any], kwargs: dict[str, Any]) -> list[Any]:
-    rstrip = f_bool(kwargs.pop("rstrip", True))
-    lstrip = f_bool(kwargs.pop("lstrip", False))
+    rstrip = boolean(kwargs.pop("rstrip", True))
+    lstrip = boolean(kwargs.pop("lstrip", False))
     if kwargs:
         _fail(f"lookup('file'): unknown option(s) {', '.join(kwargs)} (known: rstrip, lstrip)")
     out: list[Any] = []

@@ -15,10 +15,10 @@ from jinja2.exceptions import (
 from jinja2.runtime import Undefined
 from jinja2.utils import missing
 
+from orchestrator.booleans import boolean
 from orchestrator.errors import Location, TemplateError
 from orchestrator.redact import SECRET_KEYS, is_secret_name, is_secret_value, register_secret
 from orchestrator.templating.environment import _ENV, _compile, _syntax_message
-from orchestrator.templating.filters import f_bool
 from orchestrator.templating.limits import MAX_DATA_DEPTH, MAX_RANGE, MAX_VAR_DEPTH, _Budget, _FilterFailure, _Limit
 from orchestrator.templating.lookups import LOOKUPS as _LOOKUPS
 from orchestrator.templating.sandbox import _KfUndefined, _UndefinedUse
@@ -251,6 +251,8 @@ class Templar:
         if is_template(text):
             value = self._render_text(text)
             if isinstance(value, str) and not isinstance(value, UnsafeText):
+                # A condition rendered to text: only the YAML 1.1 words are read as booleans here, not the
+                # single letters of ``orchestrator.booleans`` ('y' is an expression naming the variable y).
                 lowered = value.strip().lower()
                 if lowered in ("true", "false", "yes", "no", "on", "off", "1", "0", ""):
                     return lowered in ("true", "yes", "on", "1")
@@ -342,7 +344,7 @@ class Templar:
         return results
 
     def _lookup(self, name: Any, *terms: Any, **kwargs: Any) -> Any:
-        wantlist = f_bool(kwargs.pop("wantlist", False))
+        wantlist = boolean(kwargs.pop("wantlist", False))
         results = self._query(name, *terms, **kwargs)
         if wantlist:
             return results

@@ -10,7 +10,7 @@ from typing import Any
 
 from jinja2.runtime import Undefined
 
-from orchestrator.templating.filters import f_bool
+from orchestrator.booleans import boolean
 from orchestrator.templating.limits import _fail
 from orchestrator.templating.regexes import _compile_regex, _regex_flags
 from orchestrator.templating.values import _seq
@@ -25,7 +25,7 @@ def _result(value: Any, test: str) -> Mapping[str, Any]:
 
 
 def t_failed(value: Any) -> bool:
-    return bool(f_bool(_result(value, "failed").get("failed", False)))
+    return bool(boolean(_result(value, "failed").get("failed", False)))
 
 
 def t_success(value: Any) -> bool:
@@ -35,16 +35,16 @@ def t_success(value: Any) -> bool:
 def t_changed(value: Any) -> bool:
     result = _result(value, "changed")
     if isinstance(result.get("results"), list) and "changed" not in result:
-        return any(isinstance(r, Mapping) and f_bool(r.get("changed", False)) for r in result["results"])
-    return f_bool(result.get("changed", False))
+        return any(isinstance(r, Mapping) and boolean(r.get("changed", False)) for r in result["results"])
+    return boolean(result.get("changed", False))
 
 
 def t_skipped(value: Any) -> bool:
-    return f_bool(_result(value, "skipped").get("skipped", False))
+    return boolean(_result(value, "skipped").get("skipped", False))
 
 
 def t_unreachable(value: Any) -> bool:
-    return f_bool(_result(value, "unreachable").get("unreachable", False))
+    return boolean(_result(value, "unreachable").get("unreachable", False))
 
 
 def t_reachable(value: Any) -> bool:
@@ -142,7 +142,7 @@ def t_superset(a: Any, b: Any) -> bool:
 
 def t_truthy(value: Any, convert_bool: bool = False) -> bool:
     if convert_bool and isinstance(value, str | int):
-        return f_bool(value)
+        return boolean(value)
     return bool(value)
 
 

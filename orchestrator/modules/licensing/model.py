@@ -133,6 +133,8 @@ def to_int(value: Any, default: int | None = None) -> int | None:
 
 
 def to_bool(value: Any) -> bool:
+    """A CIM boolean as WMI returns it (``true``/``false`` text or a bool), not a user's YAML value: WMI never
+    writes ``yes``/``on``, so this stays narrower than ``orchestrator.booleans``."""
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in ("true", "1")
