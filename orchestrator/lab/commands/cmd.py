@@ -248,8 +248,6 @@ async def run_line(ctx: Ctx, line: str) -> ProgResult:
 
 async def run_simple(ctx: Ctx, text: str) -> ProgResult:
     """One simple command: a built-in or an external program."""
-    from orchestrator.lab.commands import run_program
-
     token, rest = first_token(text)
     if not token:
         return ProgResult(code=ctx.errorlevel)
@@ -284,7 +282,7 @@ async def run_simple(ctx: Ctx, text: str) -> ProgResult:
     found = resolve_program(ctx, token)
     if found is None:
         return ProgResult(stderr=tr(ctx, NOT_RECOGNIZED, name=token), code=1)
-    return await run_program(ctx, found[0], args_text, found[1])
+    return await ctx.run_program(ctx, found[0], args_text, found[1])
 
 
 def _ver(ctx: Ctx) -> str:
@@ -421,9 +419,7 @@ async def prog_cmd(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
         switch = m.group(1).lower()
         rest = stripped[m.end() :]
         if switch in ("c", "k"):
-            ctx2 = Ctx(
-                ctx.machine, ctx.shell, dict(ctx.env), ctx.cwd, ctx.admin, ctx.stdin, ctx.errorlevel, ctx.depth + 1
-            )
+            ctx2 = ctx.nested(ctx.stdin)
             if ctx.depth > 16:
                 return ProgResult(stderr="The command line is too deeply nested." + CRLF, code=1)
             result = await run_line(ctx2, cmd_c_rest(rest, ctx))
@@ -431,7 +427,7 @@ async def prog_cmd(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
     # interactive cmd reading its commands from stdin
     banner = f"Microsoft Windows [Version {_ver(ctx)}]{CRLF}(c) Microsoft Corporation. All rights reserved.{CRLF}{CRLF}"
     out = ProgResult(banner)
-    ctx2 = Ctx(ctx.machine, ctx.shell, dict(ctx.env), ctx.cwd, ctx.admin, "", ctx.errorlevel, ctx.depth + 1)
+    ctx2 = ctx.nested("")
     for raw in ctx.stdin.splitlines():
         out.stdout += f"{ctx2.cwd}>{raw}{CRLF}"
         if not raw.strip():
