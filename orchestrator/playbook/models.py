@@ -18,9 +18,6 @@ from orchestrator.booleans import parse_boolean
 from orchestrator.errors import Location
 from orchestrator.templating import is_template
 
-_TRUE = frozenset({"yes", "on", "true", "1", "y", "t"})
-_FALSE = frozenset({"no", "off", "false", "0", "n", "f"})
-
 
 def _bool_or_template(value: Any) -> bool | str:
     if isinstance(value, bool):

@@ -42,7 +42,8 @@ from orchestrator.templating.values import _plain, _seq
 def f_bool_filter(value: Any) -> bool:
     """The ``bool`` filter exactly as Ansible's: 'yes', 'on', 'true', '1' (any case), 1 and True are true;
     everything else ('y', 't', ' yes', 'foo', None …) is false. Deliberately narrower than
-    ``orchestrator.booleans``: Ansible's filter (``to_bool`` in ``plugins/filter/core.py``) has its own list."""
+    ``orchestrator.booleans``: Ansible documents the filter's own list (``plugins/filter/bool.yml``: True,
+    'yes', 'on', '1', 'true', 1)."""
     if isinstance(value, str):
         return value.lower() in ("yes", "on", "true", "1")
     if isinstance(value, int):
