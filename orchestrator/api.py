@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InputError, Location
-from orchestrator.executor.compile import compile_playbook, render_play_hosts
+from orchestrator.executor.compile import render_play_hosts
+from orchestrator.executor.loading import load_plan as load_plan  # noqa: PLC0414 (re-exported for the CLI, tests)
+from orchestrator.executor.loading import play_vars_loader as play_vars_loader  # noqa: PLC0414
 from orchestrator.executor.plan import Plan, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import Fanout, Reporter
 from orchestrator.executor.runner import InventoryView, Runner, new_run_info
 from orchestrator.executor.state import RunOptions
 from orchestrator.inventory.loader import load_inventory
 from orchestrator.inventory.model import Inventory
-from orchestrator.modules.base import REGISTRY
 from orchestrator.redact import register_secret, register_secret_name, register_secret_values
 from orchestrator.results.models import HostStatus, RunInfo, RunResult, new_run_id
 
@@ -73,17 +74,6 @@ def resolve_playbook(name: str) -> Path:
     raise InputError("playbook not found", Location(name), hint="give a path, or a bundled playbook such as site.yml")
 
 
-def load_plan(playbook: str | Path, roles_path: Sequence[Path] | None = None) -> Plan:
-    """The compiled plan of a playbook; roles are looked up on ``roles_path`` (default: ansible.cfg's
-    ``roles_path`` / ``ANSIBLE_ROLES_PATH``) after the playbook's own ``roles/`` folder."""
-    from orchestrator.ansiblecfg import load_config
-    from orchestrator.playbook.loader import load_playbook
-
-    if roles_path is None:
-        roles_path = load_config().roles_path
-    return compile_playbook(load_playbook(Path(playbook), REGISTRY, roles_path))
-
-
 def answer_vars_prompts(plan: Plan, extra_vars: Mapping[str, Any], ask: Callable[[Any], Any] | None = None) -> Plan:
     """Each play's ``vars_prompt`` answered before the run (as Ansible does): ``-e name=…`` skips the prompt;
     on a terminal the user is asked (``private`` prompts do not echo); without one the ``default`` is used,
@@ -125,19 +115,6 @@ def inventory_view(inv: Inventory) -> InventoryView:
         select=inv.select,
         groups=groups,
     )
-
-
-def play_vars_loader(play: PlaySpec, extra_vars: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A play's ``vars`` plus its ``vars_files`` (paths may be templates over play and extra vars)."""
-    if not play.vars_files or play.source is None:
-        return play.vars
-    from orchestrator.playbook.varsfiles import load_vars_files
-    from orchestrator.templating import Templar
-
-    templar = Templar({**play.vars, **extra_vars}, base_dir=Path(play.base_dir), context=f"vars_files of {play.name}")
-    merged = dict(play.vars)
-    merged.update(load_vars_files(play.source, templar))
-    return merged
 
 
 def _open_store(db: str | None) -> Any:

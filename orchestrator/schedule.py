@@ -36,6 +36,7 @@ import yaml
 
 from orchestrator.errors import InputError, KmsfleetError, Location
 from orchestrator.redact import MASK, mask_url, url_has_password
+from orchestrator.userdirs import config_base, config_dir, state_dir
 
 # ============================================================================================ cron expressions
 
@@ -356,19 +357,6 @@ BackendName = Literal["systemd", "cron", "none"]
 
 class ScheduleError(KmsfleetError):
     """A scheduler backend (crontab, systemctl) failed."""
-
-
-def config_dir() -> Path:
-    """``$XDG_CONFIG_HOME/kmsfleet`` (an absolute XDG_CONFIG_HOME only), else ``~/.config/kmsfleet``."""
-    xdg = os.environ.get("XDG_CONFIG_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
-    return base / "kmsfleet"
-
-
-def state_dir() -> Path:
-    xdg = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "state"
-    return base / "kmsfleet"
 
 
 def schedules_path() -> Path:
@@ -724,9 +712,7 @@ class SystemdBackend:
     name: BackendName = "systemd"
 
     def __init__(self, unit_dir: Path | None = None, systemctl: str = "systemctl", manage: bool | None = None) -> None:
-        xdg = os.environ.get("XDG_CONFIG_HOME", "")
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
-        self.unit_dir = unit_dir or base / "systemd" / "user"
+        self.unit_dir = unit_dir or config_base() / "systemd" / "user"
         self.systemctl = systemctl
         self._manage = manage
 

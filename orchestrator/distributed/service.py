@@ -32,8 +32,8 @@ def node_name(site: str) -> str:
 def _preload_engine() -> None:
     """Import the engine once in the main process, so every pool process forked from it starts warm (the
     first batch would otherwise pay for importing the transport, modules and templating)."""
-    import orchestrator.api
     import orchestrator.distributed.worker
+    import orchestrator.executor.loading
     import orchestrator.executor.runner
     import orchestrator.modules.base
     import orchestrator.playbook.loader

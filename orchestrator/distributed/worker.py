@@ -325,8 +325,8 @@ def _check_files(plan: Any, main: Path, folder: Path) -> None:
 def _run(
     msg: BatchMessage, todo: list[str], stream: EventStream, cancel: threading.Event, forks: int | None
 ) -> RunResult:
-    from orchestrator.api import load_plan, play_vars_loader
     from orchestrator.distributed.message import unpack_playbook
+    from orchestrator.executor.loading import load_plan, play_vars_loader
     from orchestrator.executor.runner import Runner, new_run_info
 
     password = os.environ.get(PASSWORD_ENV) or None

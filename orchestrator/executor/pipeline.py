@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator.booleans import boolean
 from orchestrator.errors import InputError, KmsfleetError
 from orchestrator.executor.plan import BlockSpec, Node, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import Reporter
@@ -215,7 +216,7 @@ class HostPipeline:
                 inner,
                 in_block=True,
                 rescuable=has_rescue,
-                inherited_ignore=_truthy(block.ignore_errors),
+                inherited_ignore=boolean(block.ignore_errors),
             )
         except _BlockFailed as failed:
             # The failed task was recorded as rescued (it will not fail the host); now rescue runs.
@@ -664,7 +665,7 @@ class HostPipeline:
     ) -> HostTaskResult:
         """THE place where an exception becomes a task status."""
         state = self.state
-        ignore_unreachable = _truthy(task.ignore_unreachable) or _truthy(run.play.ignore_unreachable)
+        ignore_unreachable = boolean(task.ignore_unreachable) or boolean(run.play.ignore_unreachable)
         if isinstance(exc, Cancelled):
             state.interrupted = True
             self._emit(
@@ -735,12 +736,6 @@ class HostPipeline:
     def _record_error(self, name: str, module: str, run: PlayRun, exc: KmsfleetError) -> None:
         task = TaskSpec(name=name, module=module, args={})
         self._from_exception(task, run, exc, utcnow(), time.monotonic(), False, False)
-
-
-def _truthy(value: bool | str) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("true", "yes", "1", "on")
 
 
 def stop_exception() -> type[Exception]:

@@ -7,6 +7,7 @@ variable precedence and host patterns.
 """
 
 from orchestrator.inventory.loader import load_inventory
-from orchestrator.inventory.model import Group, Host, Inventory, Selection
+from orchestrator.inventory.model import Group, Host, Inventory
+from orchestrator.inventory.patterns import Selection
 
 __all__ = ["Group", "Host", "Inventory", "Selection", "load_inventory"]

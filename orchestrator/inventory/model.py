@@ -26,6 +26,7 @@ from typing import Any
 from orchestrator.errors import InputError, Location
 from orchestrator.inventory._util import did_you_mean
 from orchestrator.inventory.builder import InventoryBuilder
+from orchestrator.inventory.patterns import Selection, match, select
 from orchestrator.inventory.vars_dirs import VarsDir
 
 
@@ -48,15 +49,6 @@ class Host:
     vars: Mapping[str, Any]  # inventory-file host vars, then host_vars/ files (read-only)
     location: Location
     source: str  # the inventory file that first listed it
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What a host pattern matched: the hosts (inventory order) and the terms that matched nothing."""
-
-    hosts: tuple[str, ...]
-    unmatched: tuple[str, ...]
-    hints: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -210,14 +202,10 @@ class Inventory:
 
         Raises ``InputError`` (with a did-you-mean) when nothing matches and some term named no known host or
         group. An existing but empty group, or an empty intersection, just gives an empty list."""
-        from orchestrator.inventory.patterns import select
-
         return select(self, pattern, limit=limit, location=location)
 
     def match(self, pattern: str | None, *, limit: str | None = None) -> Selection:
         """Like ``select`` but never raises for unmatched terms: reports them instead."""
-        from orchestrator.inventory.patterns import match
-
         return match(self, pattern, limit=limit)
 
     def to_list_json(self, limit: str | None = None, *, export: bool = False) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,10 +27,19 @@ from orchestrator.errors import InputError, Location
 from orchestrator.hostranges import RangeError, expand, has_range
 from orchestrator.inventory._util import did_you_mean
 from orchestrator.inventory.hostpattern import split_pattern
-from orchestrator.inventory.model import Selection
 
 if TYPE_CHECKING:
     from orchestrator.inventory.model import Inventory
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a host pattern matched: the hosts (inventory order) and the terms that matched nothing."""
+
+    hosts: tuple[str, ...]
+    unmatched: tuple[str, ...]
+    hints: tuple[str, ...]
+
 
 _SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?\d+)|(\d*)([:-])(\d*))\]$")
 _GLOB_CHARS = ("*", "?", "[", ".")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from orchestrator.lab import system_methods, wmi_classes, wql
+from orchestrator.lab import system_methods, timezones, wmi_classes, wql
 from orchestrator.lab.licensing import (
     LICENSE_STATUS_NAMES,
     Licensing,
@@ -45,7 +45,8 @@ from orchestrator.lab.provider import (
     WmiError,
 )
 from orchestrator.lab.spec import KNOWN_TIMEZONES, LabHostConfig
-from orchestrator.lab.wmi_classes import TimeZoneInfo, WmiClass
+from orchestrator.lab.timezones import TimeZoneInfo
+from orchestrator.lab.wmi_classes import WmiClass
 from orchestrator.lab.world import LabWorld
 
 
@@ -259,7 +260,7 @@ class Machine:
     @property
     def tz(self) -> TimeZoneInfo:
         """The PC's time zone, its names in the PC's display language (Win32_TimeZone, w32tm /tz)."""
-        zone = wmi_classes.time_zone(self.timezone)
+        zone = timezones.time_zone(self.timezone)
         names = self.locale.zone(zone.id)
         if names is None:
             return zone
@@ -286,15 +287,15 @@ class Machine:
         return self.world.clock.now() + timedelta(minutes=self.clock_skew_minutes)
 
     def utc_offset_minutes(self) -> int:
-        return wmi_classes.utc_offset_minutes(self.tz, self.pc_utc_now())
+        return timezones.utc_offset_minutes(self.tz, self.pc_utc_now())
 
     def local_now(self) -> datetime:
-        return wmi_classes.local_time(self.tz, self.pc_utc_now())
+        return timezones.local_time(self.tz, self.pc_utc_now())
 
     def to_local(self, moment: datetime) -> datetime:
         """A lab-time instant as this PC shows it (its skew and time zone applied)."""
         shifted = moment + timedelta(minutes=self.clock_skew_minutes)
-        return shifted.astimezone(timezone(timedelta(minutes=wmi_classes.utc_offset_minutes(self.tz, shifted))))
+        return shifted.astimezone(timezone(timedelta(minutes=timezones.utc_offset_minutes(self.tz, shifted))))
 
     def is_admin(self, user: str | None = None) -> bool:
         del user  # only the spec's user can log on; its rights come from the spec

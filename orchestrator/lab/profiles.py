@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.lab.spec import LabSpec, parse_spec
-from orchestrator.lab.wmi_classes import time_zone, utc_offset_minutes
+from orchestrator.lab.timezones import time_zone, utc_offset_minutes
 
 ROOM_SIZE = 250
 BLOCK = 40

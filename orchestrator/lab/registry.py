@@ -1,6 +1,6 @@
 """The registry of a simulated PC, and ``StdRegProv`` (WMI's registry provider) over it.
 
-The base tree is built from the PC's state by ``commands.tools.base_registry`` (Windows version keys, the
+The base tree is built from the PC's state by ``registry_base.base_registry`` (Windows version keys, the
 SoftwareProtectionPlatform KMS values, time zone, Office and SQL Server keys), so it always agrees with what
 WMI and the licensing commands show. Writes made through ``StdRegProv`` are kept per PC as a list of operations
 replayed over that base tree; ``reg query`` reads the same merged tree. Registry writes do not feed back into the
@@ -26,14 +26,14 @@ ERROR_ACCESS_DENIED (a standard user writing under HKLM), 87 ERROR_INVALID_PARAM
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.lab.per_pc import PerPc
+from orchestrator.lab import services
 from orchestrator.lab.provider import CimProperty, WmiError
+from orchestrator.lab.registry_base import RegKey, base_registry
+from orchestrator.lab.registry_writes import Op, _ops, typed_value
 
 if TYPE_CHECKING:  # pragma: no cover
-    from orchestrator.lab.commands.tools import RegKey
     from orchestrator.lab.machine import Machine
 
 HIVES = {
@@ -88,27 +88,8 @@ _SETTERS = {
 }
 
 
-@dataclass(frozen=True)
-class Op:
-    kind: str  # create_key | delete_key | set_value | delete_value
-    hive: str
-    path: tuple[str, ...]
-    name: str = ""
-    reg_type: str = ""
-    display: str = ""  # the value as reg.exe shows it
-
-
-_OPS: PerPc[list[Op]] = PerPc(list)
-
-
-def _ops(m: Machine) -> list[Op]:
-    return _OPS.of(m)
-
-
 def tree(m: Machine) -> RegKey:
     """The PC's registry: the base tree from its state with every write replayed."""
-    from orchestrator.lab.commands.tools import base_registry
-
     root = base_registry(m)
     _service_keys(m, root)
     for op in list(_ops(m)):
@@ -123,10 +104,8 @@ def _service_keys(m: Machine, root: RegKey) -> None:
     """``HKLM\\SYSTEM\\CurrentControlSet\\Services\\<name>`` of every service, with the values Microsoft's
     "HKLM\\SYSTEM\\CurrentControlSet\\Services Registry Tree" page documents (Start 2 automatic, 3 manual,
     4 disabled; ImagePath; DisplayName; ObjectName) and DelayedAutostart for delayed automatic services."""
-    from orchestrator.lab.wmi_classes import _services
-
     base = root.child("HKEY_LOCAL_MACHINE").path("SYSTEM\\CurrentControlSet\\Services")
-    for row in _services(m):
+    for row in services._services(m):
         key = base.child(str(row["Name"]))
         key.values += [
             ("DisplayName", "REG_SZ", str(row["DisplayName"])),
@@ -170,36 +149,6 @@ def _apply(root: RegKey, op: Op) -> None:
 
 def _split(path: str) -> tuple[str, ...]:
     return tuple(p for p in path.replace("/", "\\").split("\\") if p)
-
-
-def typed_value(reg_type: str, display: str) -> object:
-    """A value as WMI returns it, from reg.exe's display form ('0x1a' for a DWORD, '\\0'-joined multi-strings,
-    hex digits for binary data)."""
-    if reg_type in ("REG_DWORD", "REG_QWORD"):
-        return int(display, 16) if display.lower().startswith("0x") else int(display or "0")
-    if reg_type == "REG_MULTI_SZ":
-        return tuple(display.split("\\0")) if display else ()
-    if reg_type == "REG_BINARY":
-        return tuple(bytes.fromhex(display))
-    return display
-
-
-def service_delayed_autostart(m: Machine, service: str) -> bool | None:
-    """``DelayedAutostart`` of a service when a write has touched it (see ``lab.services``), else None."""
-    path = ("system", "currentcontrolset", "services", service.lower())
-    found: bool | None = None
-    for op in _ops(m):
-        if op.hive != "HKEY_LOCAL_MACHINE":
-            continue
-        low = tuple(p.lower() for p in op.path)
-        if op.kind == "delete_key" and path[: len(low)] == low:
-            found = False
-        elif low == path and op.name.lower() == "delayedautostart":
-            if op.kind == "delete_value":
-                found = False
-            elif op.kind == "set_value":
-                found = op.reg_type == "REG_DWORD" and bool(typed_value(op.reg_type, op.display))
-    return found
 
 
 def invoke(m: Machine, method: str, args: dict[str, str], admin: bool) -> list[CimProperty]:

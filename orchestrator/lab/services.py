@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.lab.per_pc import PerPc
 from orchestrator.lab.provider import CimProperty, CimValue, WmiError
+from orchestrator.lab.registry_writes import service_delayed_autostart
 
 if TYPE_CHECKING:  # pragma: no cover
     from orchestrator.lab.machine import Machine
@@ -66,8 +67,6 @@ def changes(m: Machine) -> ServiceChanges:
 
 def standard_rows(m: Machine) -> list[dict[str, CimValue]]:
     """Services present on every Windows installation (names, display names, paths as Windows ships them)."""
-    from orchestrator.lab.wmi_classes import _service_row
-
     sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
     return [
         _service_row(
@@ -94,8 +93,6 @@ def standard_rows(m: Machine) -> list[dict[str, CimValue]]:
 
 def overlay(m: Machine, rows: list[dict[str, CimValue]]) -> list[dict[str, CimValue]]:
     """The configured rows plus the standard services, with the changes made through the methods applied."""
-    from orchestrator.lab import registry
-
     ch = changes(m)
     out = []
     for configured in [*rows, *standard_rows(m)]:
@@ -116,7 +113,7 @@ def overlay(m: Machine, rows: list[dict[str, CimValue]]) -> list[dict[str, CimVa
         mode = ch.start_mode.get(low)
         if mode is not None:
             row["StartMode"] = mode
-        delayed = registry.service_delayed_autostart(m, str(row["Name"]))
+        delayed = service_delayed_autostart(m, str(row["Name"]))
         if delayed is not None and not m.os.is_win7:
             row["DelayedAutoStart"] = delayed and row["StartMode"] == "Auto"
         out.append(row)
@@ -170,6 +167,143 @@ def result(code: int) -> list[CimProperty]:
 
 def snapshot(m: Machine) -> dict[str, dict[str, str]]:
     """Ground truth for tests and the control API: name -> {state, start_mode}."""
-    from orchestrator.lab.wmi_classes import _services
-
     return {str(r["Name"]): {"state": str(r["State"]), "start_mode": str(r["StartMode"])} for r in _services(m)}
+
+
+# ------------------------------------------------------------------ the Win32_Service rows
+
+
+def _service_row(
+    m: Machine,
+    name: str,
+    display: str,
+    path: str,
+    mode: str,
+    state: str,
+    desc: str,
+    own: bool = True,
+    start_name: str = "LocalSystem",
+) -> dict[str, CimValue]:
+    running = state == "Running"
+    return {
+        "AcceptPause": False,
+        "AcceptStop": running,
+        "Caption": display,
+        "CheckPoint": 0,
+        "CreationClassName": "Win32_Service",
+        "DelayedAutoStart": name in ("sppsvc", "WinRM") and not m.os.is_win7,
+        "Description": desc,
+        "DesktopInteract": False,
+        "DisplayName": display,
+        "ErrorControl": "Normal",
+        "ExitCode": 0 if running else 1077,
+        "InstallDate": None,
+        "Name": name,
+        "PathName": path,
+        "ProcessId": (m.hardware.pid_base + sum(map(ord, name)) * 4) if running else 0,
+        "ServiceSpecificExitCode": 0,
+        "ServiceType": "Own Process" if own else "Share Process",
+        "Started": running,
+        "StartMode": mode,
+        "StartName": start_name,
+        "State": state,
+        "Status": "OK",
+        "SystemCreationClassName": "Win32_ComputerSystem",
+        "SystemName": m.computer_name,
+        "TagId": 0,
+        "WaitHint": 0,
+    }
+
+
+def _services(m: Machine) -> list[dict[str, CimValue]]:
+    return overlay(m, _configured_services(m))
+
+
+def _configured_services(m: Machine) -> list[dict[str, CimValue]]:
+    sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
+    rows = [
+        _service_row(
+            m,
+            "sppsvc",
+            "Software Protection",
+            f"{sysdir}\\sppsvc.exe",
+            "Auto",
+            "Running",
+            "Enables the download, installation and enforcement of digital licenses for Windows and Windows "
+            "applications. If the service is disabled, the operating system and licensed applications may run in "
+            "a notification mode. It is strongly recommended that you not disable the Software Protection service.",
+            start_name="NT AUTHORITY\\NetworkService",
+        ),
+        _service_row(
+            m,
+            "W32Time",
+            "Windows Time",
+            f"{sysdir}\\svchost.exe -k LocalService",
+            "Manual",
+            "Running",
+            "Maintains date and time synchronization on all clients and servers in the network. If this service "
+            "is stopped, date and time synchronization will be unavailable. If this service is disabled, any "
+            "services that explicitly depend on it will fail to start.",
+            own=False,
+            start_name="NT AUTHORITY\\LocalService",
+        ),
+        _service_row(
+            m,
+            "WinRM",
+            "Windows Remote Management (WS-Management)",
+            f"{sysdir}\\svchost.exe -k NetworkService",
+            "Auto",
+            "Running",
+            "Windows Remote Management (WinRM) service implements the WS-Management protocol for remote management.",
+            own=False,
+            start_name="NT AUTHORITY\\NetworkService",
+        ),
+    ]
+    office = m.office_install
+    if office is not None and m.licensing.ospp is not None:
+        common = (
+            "C:\\Program Files\\Common Files" if office.bitness == "x64" else "C:\\Program Files (x86)\\Common Files"
+        )
+        rows.append(
+            _service_row(
+                m,
+                "osppsvc",
+                "Office  Software Protection Platform",
+                f'"{common}\\Microsoft Shared\\OfficeSoftwareProtectionPlatform\\OSPPSVC.EXE"',
+                "Manual",
+                "Running",
+                "Office Software Protection Platform manages the download, installation and enforcement of "
+                "digital licenses for Office.",
+                start_name="NT AUTHORITY\\NetworkService",
+            )
+        )
+    if office is not None and office.click_to_run:
+        rows.append(
+            _service_row(
+                m,
+                "ClickToRunSvc",
+                "Microsoft Office Click-to-Run Service",
+                '"C:\\Program Files\\Common Files\\Microsoft Shared\\ClickToRun\\OfficeClickToRun.exe" /service',
+                "Auto",
+                "Running",
+                "Manages resource coordination, background streaming, and system integration of Microsoft Office "
+                "products and their related updates. This service is required to be running during the use of any "
+                "Office program.",
+            )
+        )
+    for inst in m.sql_instances():
+        svc = "MSSQLSERVER" if inst.name == "MSSQLSERVER" else f"MSSQL${inst.name}"
+        rows.append(
+            _service_row(
+                m,
+                svc,
+                f"SQL Server ({inst.name})",
+                f'"C:\\Program Files\\Microsoft SQL Server\\{inst.instance_id}\\MSSQL\\Binn\\sqlservr.exe"'
+                f" -s{inst.name}",
+                "Auto",
+                "Running",
+                "Provides storage, processing and controlled access of data, and rapid transaction processing.",
+                start_name=f"NT Service\\{svc}",
+            )
+        )
+    return rows

@@ -24,13 +24,13 @@ Deviations/choices:
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.lab import services
 from orchestrator.lab.licensing import (
     LICENSE_STATUS_NAMES,
     SkuView,
@@ -38,6 +38,7 @@ from orchestrator.lab.licensing import (
     product_key_id,
 )
 from orchestrator.lab.provider import CimInstance, CimProperty, CimType, CimValue, WmiError
+from orchestrator.lab.timezones import in_dst
 
 if TYPE_CHECKING:  # pragma: no cover
     from orchestrator.lab.machine import Machine
@@ -56,130 +57,6 @@ WSMAN_INVALID_SELECTORS = 0x8033805B
 # Time zones
 # ---------------------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class DstRule:
-    """SYSTEMTIME-style rule: month, week of month (5 = last), day of week (0 = Sunday), hour."""
-
-    start_month: int
-    start_week: int
-    start_hour: int
-    end_month: int
-    end_week: int
-    end_hour: int
-
-
-@dataclass(frozen=True, slots=True)
-class TimeZoneInfo:
-    id: str
-    caption: str
-    standard_name: str
-    daylight_name: str
-    bias: int  # minutes east of UTC (Win32_TimeZone.Bias)
-    dst: DstRule | None
-
-
-_US = DstRule(3, 2, 2, 11, 1, 2)
-_UK = DstRule(3, 5, 1, 10, 5, 2)
-TIME_ZONES: dict[str, TimeZoneInfo] = {
-    tz.id.lower(): tz
-    for tz in (
-        TimeZoneInfo(
-            "Taipei Standard Time", "(UTC+08:00) Taipei", "Taipei Standard Time", "Taipei Daylight Time", 480, None
-        ),
-        TimeZoneInfo(
-            "China Standard Time",
-            "(UTC+08:00) Beijing, Chongqing, Hong Kong, Urumqi",
-            "China Standard Time",
-            "China Daylight Time",
-            480,
-            None,
-        ),
-        TimeZoneInfo(
-            "Tokyo Standard Time",
-            "(UTC+09:00) Osaka, Sapporo, Tokyo",
-            "Tokyo Standard Time",
-            "Tokyo Daylight Time",
-            540,
-            None,
-        ),
-        TimeZoneInfo(
-            "UTC",
-            "(UTC) Coordinated Universal Time",
-            "Coordinated Universal Time",
-            "Coordinated Universal Time",
-            0,
-            None,
-        ),
-        TimeZoneInfo(
-            "GMT Standard Time",
-            "(UTC+00:00) Dublin, Edinburgh, Lisbon, London",
-            "GMT Standard Time",
-            "GMT Daylight Time",
-            0,
-            _UK,
-        ),
-        TimeZoneInfo(
-            "Pacific Standard Time",
-            "(UTC-08:00) Pacific Time (US & Canada)",
-            "Pacific Standard Time",
-            "Pacific Daylight Time",
-            -480,
-            _US,
-        ),
-        TimeZoneInfo(
-            "Eastern Standard Time",
-            "(UTC-05:00) Eastern Time (US & Canada)",
-            "Eastern Standard Time",
-            "Eastern Daylight Time",
-            -300,
-            _US,
-        ),
-        TimeZoneInfo(
-            "Central Standard Time",
-            "(UTC-06:00) Central Time (US & Canada)",
-            "Central Standard Time",
-            "Central Daylight Time",
-            -360,
-            _US,
-        ),
-    )
-}
-
-
-def time_zone(tz_id: str) -> TimeZoneInfo:
-    return TIME_ZONES[tz_id.lower()]
-
-
-def _nth_sunday(year: int, month: int, week: int) -> int:
-    days = [d for d in range(1, calendar.monthrange(year, month)[1] + 1) if calendar.weekday(year, month, d) == 6]
-    return days[-1] if week >= 5 else days[week - 1]
-
-
-def in_dst(tz: TimeZoneInfo, utc: datetime) -> bool:
-    if tz.dst is None:
-        return False
-    rule = tz.dst
-    local_std = (utc.astimezone(UTC) + timedelta(minutes=tz.bias)).replace(tzinfo=None)
-    year = local_std.year
-    start = datetime(year, rule.start_month, _nth_sunday(year, rule.start_month, rule.start_week), rule.start_hour)
-    end = datetime(year, rule.end_month, _nth_sunday(year, rule.end_month, rule.end_week), rule.end_hour)
-    end -= timedelta(hours=1)  # the end time is given in daylight time
-    return start <= local_std < end
-
-
-def utc_offset_minutes(tz: TimeZoneInfo, utc: datetime) -> int:
-    return tz.bias + (60 if in_dst(tz, utc) else 0)
-
-
-def local_time(tz: TimeZoneInfo, utc: datetime) -> datetime:
-    """``utc`` expressed in the zone's local time, as an aware datetime with that fixed offset."""
-    return utc.astimezone(timezone(timedelta(minutes=utc_offset_minutes(tz, utc))))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Class definitions
-# ---------------------------------------------------------------------------------------------------------
 
 PropDef = tuple[str, CimType, bool]  # name, type, is_array
 Builder = Callable[["Machine"], list[dict[str, CimValue]]]
@@ -721,144 +598,6 @@ def _bios_values(m: Machine) -> list[dict[str, CimValue]]:
     ]
 
 
-def _service_row(
-    m: Machine,
-    name: str,
-    display: str,
-    path: str,
-    mode: str,
-    state: str,
-    desc: str,
-    own: bool = True,
-    start_name: str = "LocalSystem",
-) -> dict[str, CimValue]:
-    running = state == "Running"
-    return {
-        "AcceptPause": False,
-        "AcceptStop": running,
-        "Caption": display,
-        "CheckPoint": 0,
-        "CreationClassName": "Win32_Service",
-        "DelayedAutoStart": name in ("sppsvc", "WinRM") and not m.os.is_win7,
-        "Description": desc,
-        "DesktopInteract": False,
-        "DisplayName": display,
-        "ErrorControl": "Normal",
-        "ExitCode": 0 if running else 1077,
-        "InstallDate": None,
-        "Name": name,
-        "PathName": path,
-        "ProcessId": (m.hardware.pid_base + sum(map(ord, name)) * 4) if running else 0,
-        "ServiceSpecificExitCode": 0,
-        "ServiceType": "Own Process" if own else "Share Process",
-        "Started": running,
-        "StartMode": mode,
-        "StartName": start_name,
-        "State": state,
-        "Status": "OK",
-        "SystemCreationClassName": "Win32_ComputerSystem",
-        "SystemName": m.computer_name,
-        "TagId": 0,
-        "WaitHint": 0,
-    }
-
-
-def _services(m: Machine) -> list[dict[str, CimValue]]:
-    from orchestrator.lab import services  # changes made through the Win32_Service methods
-
-    return services.overlay(m, _configured_services(m))
-
-
-def _configured_services(m: Machine) -> list[dict[str, CimValue]]:
-    sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
-    rows = [
-        _service_row(
-            m,
-            "sppsvc",
-            "Software Protection",
-            f"{sysdir}\\sppsvc.exe",
-            "Auto",
-            "Running",
-            "Enables the download, installation and enforcement of digital licenses for Windows and Windows "
-            "applications. If the service is disabled, the operating system and licensed applications may run in "
-            "a notification mode. It is strongly recommended that you not disable the Software Protection service.",
-            start_name="NT AUTHORITY\\NetworkService",
-        ),
-        _service_row(
-            m,
-            "W32Time",
-            "Windows Time",
-            f"{sysdir}\\svchost.exe -k LocalService",
-            "Manual",
-            "Running",
-            "Maintains date and time synchronization on all clients and servers in the network. If this service "
-            "is stopped, date and time synchronization will be unavailable. If this service is disabled, any "
-            "services that explicitly depend on it will fail to start.",
-            own=False,
-            start_name="NT AUTHORITY\\LocalService",
-        ),
-        _service_row(
-            m,
-            "WinRM",
-            "Windows Remote Management (WS-Management)",
-            f"{sysdir}\\svchost.exe -k NetworkService",
-            "Auto",
-            "Running",
-            "Windows Remote Management (WinRM) service implements the WS-Management protocol for remote management.",
-            own=False,
-            start_name="NT AUTHORITY\\NetworkService",
-        ),
-    ]
-    office = m.office_install
-    if office is not None and m.licensing.ospp is not None:
-        common = (
-            "C:\\Program Files\\Common Files" if office.bitness == "x64" else "C:\\Program Files (x86)\\Common Files"
-        )
-        rows.append(
-            _service_row(
-                m,
-                "osppsvc",
-                "Office  Software Protection Platform",
-                f'"{common}\\Microsoft Shared\\OfficeSoftwareProtectionPlatform\\OSPPSVC.EXE"',
-                "Manual",
-                "Running",
-                "Office Software Protection Platform manages the download, installation and enforcement of "
-                "digital licenses for Office.",
-                start_name="NT AUTHORITY\\NetworkService",
-            )
-        )
-    if office is not None and office.click_to_run:
-        rows.append(
-            _service_row(
-                m,
-                "ClickToRunSvc",
-                "Microsoft Office Click-to-Run Service",
-                '"C:\\Program Files\\Common Files\\Microsoft Shared\\ClickToRun\\OfficeClickToRun.exe" /service',
-                "Auto",
-                "Running",
-                "Manages resource coordination, background streaming, and system integration of Microsoft Office "
-                "products and their related updates. This service is required to be running during the use of any "
-                "Office program.",
-            )
-        )
-    for inst in m.sql_instances():
-        svc = "MSSQLSERVER" if inst.name == "MSSQLSERVER" else f"MSSQL${inst.name}"
-        rows.append(
-            _service_row(
-                m,
-                svc,
-                f"SQL Server ({inst.name})",
-                f'"C:\\Program Files\\Microsoft SQL Server\\{inst.instance_id}\\MSSQL\\Binn\\sqlservr.exe"'
-                f" -s{inst.name}",
-                "Auto",
-                "Running",
-                "Provides storage, processing and controlled access of data, and rapid transaction processing.",
-                start_name=f"NT Service\\{svc}",
-            )
-        )
-    return rows
-
-
 def _nac_values(m: Machine) -> list[dict[str, CimValue]]:
     hw = m.hardware
     return [
@@ -969,7 +708,7 @@ def class_table(win7: bool, ospp: bool) -> dict[str, WmiClass]:
             _bios_values,
             singleton=True,
         ),
-        WmiClass("Win32_Service", _p(_SERVICE_PROPS), ("Name",), _services, _services_methods()),
+        WmiClass("Win32_Service", _p(_SERVICE_PROPS), ("Name",), services._services, _services_methods()),
         WmiClass("Win32_NetworkAdapterConfiguration", _p(_NAC_PROPS), ("Index",), _nac_values),
     ]
     classes += _extra_classes()
@@ -998,9 +737,7 @@ def _os_methods() -> tuple[str, ...]:
 
 
 def _services_methods() -> tuple[str, ...]:
-    from orchestrator.lab.services import SERVICE_METHODS
-
-    return SERVICE_METHODS
+    return services.SERVICE_METHODS
 
 
 def _extra_classes() -> list[WmiClass]:

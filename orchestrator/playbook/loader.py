@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.booleans import boolean, parse_boolean
 from orchestrator.errors import InputError, Location
 from orchestrator.playbook import keywords as kw
 from orchestrator.playbook.catalog import ModuleCatalog, ModuleSpec, did_you_mean
@@ -973,7 +974,7 @@ class _Loader:
         role = find_role(name, self._play_dir, self.roles_path, at)
         child = self._child_inherit(raw, file, inherit)
         public = spec.get("public")
-        self._public = _short(key) == "import_role" if public is None else str(public).lower() in ("true", "yes", "1")
+        self._public = _short(key) == "import_role" if public is None else boolean(public)
         try:
             block = self._role_block(role, child, {}, at, file, stack, sources, handlers)
         finally:
@@ -985,7 +986,7 @@ class _Loader:
             return
         if key == "become":
             value = raw.get(key)
-            if value is None or value is False or str(value).strip().lower() in ("no", "false", "0", "off"):
+            if value is None or parse_boolean(value) is False:
                 return
             raise InputError("'become' is not supported", _key_loc(raw, key, file), hint=kw.BECOME_REFUSED)
         self.warnings.append(f"{_key_loc(raw, key, file)}: {kw.IGNORED[key]}")

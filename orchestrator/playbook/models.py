@@ -14,11 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
+from orchestrator.booleans import parse_boolean
 from orchestrator.errors import Location
 from orchestrator.templating import is_template
-
-_TRUE = frozenset({"yes", "on", "true", "1", "y", "t"})
-_FALSE = frozenset({"no", "off", "false", "0", "n", "f"})
 
 
 def _bool_or_template(value: Any) -> bool | str:
@@ -29,11 +27,9 @@ def _bool_or_template(value: Any) -> bool | str:
     if isinstance(value, str):
         if is_template(value):
             return value
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
+        parsed = parse_boolean(value)
+        if parsed is not None:
+            return parsed
     raise ValueError(f"expected true or false (or a {{{{ template }}}}), got {value!r}")
 
 

@@ -12,7 +12,7 @@ from orchestrator.lab.addresses import Claim
 from orchestrator.lab.machine import Machine, build_machine
 from orchestrator.lab.provider import CimInstance, WmiError
 from orchestrator.lab.spec import parse_spec, resolve
-from orchestrator.lab.wmi_classes import in_dst, time_zone, utc_offset_minutes
+from orchestrator.lab.timezones import in_dst, time_zone, utc_offset_minutes
 from orchestrator.lab.world import LabWorld
 
 

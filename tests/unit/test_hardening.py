@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import redact, templating
+from orchestrator import redact
 from orchestrator.errors import InputError, TemplateError
 from orchestrator.inventory.output import secret_names
 from orchestrator.modules.licensing.model import channel_in_description, channel_of
@@ -22,7 +22,7 @@ from orchestrator.results.models import HostResult, HostStatus, RunInfo, RunResu
 from orchestrator.results.reports import refuse_database
 from orchestrator.results.store import PENDING_MSG, HistoryStore
 from orchestrator.schedule import Schedule, refuse_secret_vars
-from orchestrator.templating import Templar
+from orchestrator.templating import Templar, regexes
 from orchestrator.yamlsource import load_yaml_text
 
 SECRET = "Un'it\"Pw\\ö-密-42"
@@ -144,7 +144,7 @@ def test_a_yaml_alias_bomb_is_refused_quickly() -> None:
     ],
 )
 def test_template_regexes_are_time_bounded(expr: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(templating, "REGEX_SECONDS", 0.3)
+    monkeypatch.setattr(regexes, "REGEX_SECONDS", 0.3)
     started = time.monotonic()
     with pytest.raises(TemplateError, match="took longer than"):
         Templar({"s": "a" * 60 + "!"}).render(expr)

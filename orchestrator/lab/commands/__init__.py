@@ -93,7 +93,7 @@ def command_line(command: str, arguments: list[str]) -> str:
 
 def _reads_stdin(machine: Machine, line: str, shell: ShellContext) -> tuple[bool, bool]:
     """(reads stdin, line by line as it arrives)."""
-    ctx = new_ctx(machine, shell)
+    ctx = new_ctx(machine, shell, run_program=run_program)
     segments = cmd.split_chain(cmd.expand_vars(ctx, line))
     first = segments[0].text if segments else ""
     token, rest = cmd.first_token(first)
@@ -127,7 +127,7 @@ def prepare(machine: Machine, command: str, arguments: list[str], shell: ShellCo
 async def run(
     machine: Machine, prepared: PreparedCommand, stdin: bytes, shell: ShellContext, pipe: CommandPipe | None = None
 ) -> CommandOutcome:
-    ctx = new_ctx(machine, shell, decode_input(stdin, shell.codepage))
+    ctx = new_ctx(machine, shell, decode_input(stdin, shell.codepage), run_program=run_program)
     line = cmd.cmd_c_rest(prepared.command_line, ctx)
     if pipe is not None and prepared.interactive:
         # WinRS's cmd.exe /c and the interactive cmd start before the banner; each line's own time passes

@@ -47,6 +47,24 @@ class Ctx:
     depth: int = 0
     extra: dict[str, object] = field(default_factory=dict)
     pipe: CommandPipe | None = None  # live stdin/output of an interactive cmd (commands.run); None: ``stdin``
+    #: Runs a resolved program (``cmd /c``, ``powershell`` calling an .exe …): the commands package passes its
+    #: dispatcher in, so the interpreters never import the package that imports them.
+    run_program: RunProgram = field(kw_only=True, repr=False)
+
+    def nested(self, stdin: str) -> Ctx:
+        """The context of a nested ``cmd`` (``cmd /c``, or one reading its commands from ``stdin``): a copy of
+        the environment, one level deeper, the same program dispatcher."""
+        return Ctx(
+            self.machine,
+            self.shell,
+            dict(self.env),
+            self.cwd,
+            self.admin,
+            stdin,
+            self.errorlevel,
+            self.depth + 1,
+            run_program=self.run_program,
+        )
 
     def getenv(self, name: str) -> str | None:
         wanted = name.lower()
@@ -57,6 +75,8 @@ class Ctx:
 
 
 Program = Callable[[Ctx, str, list[str]], Awaitable[ProgResult]]
+#: ``run_program(ctx, prog_id, args_text, path)``
+RunProgram = Callable[[Ctx, str, str, str], Awaitable[ProgResult]]
 
 
 def default_env(machine: Machine, shell: ShellContext) -> dict[str, str]:
@@ -100,10 +120,11 @@ def default_env(machine: Machine, shell: ShellContext) -> dict[str, str]:
     return env
 
 
-def new_ctx(machine: Machine, shell: ShellContext, stdin: str = "") -> Ctx:
+def new_ctx(machine: Machine, shell: ShellContext, stdin: str = "", *, run_program: RunProgram) -> Ctx:
     env = default_env(machine, shell)
     cwd = shell.working_directory or env["USERPROFILE"]
-    return Ctx(machine=machine, shell=shell, env=env, cwd=cwd, admin=machine.is_admin(shell.user), stdin=stdin)
+    admin = machine.is_admin(shell.user)
+    return Ctx(machine=machine, shell=shell, env=env, cwd=cwd, admin=admin, stdin=stdin, run_program=run_program)
 
 
 def console_locale(ctx: Ctx, codepage: int | None = None) -> Locale:

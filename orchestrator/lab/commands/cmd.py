@@ -259,8 +259,6 @@ async def run_line(ctx: Ctx, line: str) -> ProgResult:
 
 async def run_simple(ctx: Ctx, text: str) -> ProgResult:
     """One simple command: a built-in or an external program."""
-    from orchestrator.lab.commands import run_program
-
     token, rest = first_token(text)
     if not token:
         return ProgResult(code=ctx.errorlevel)
@@ -295,7 +293,7 @@ async def run_simple(ctx: Ctx, text: str) -> ProgResult:
     found = resolve_program(ctx, token)
     if found is None:
         return ProgResult(stderr=tr(ctx, NOT_RECOGNIZED, name=token), code=1)
-    return await run_program(ctx, found[0], args_text, found[1])
+    return await ctx.run_program(ctx, found[0], args_text, found[1])
 
 
 def _ver(ctx: Ctx) -> str:
@@ -455,16 +453,14 @@ async def prog_cmd(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
         switch = m.group(1).lower()
         rest = stripped[m.end() :]
         if switch in ("c", "k"):
-            ctx2 = Ctx(
-                ctx.machine, ctx.shell, dict(ctx.env), ctx.cwd, ctx.admin, ctx.stdin, ctx.errorlevel, ctx.depth + 1
-            )
+            ctx2 = ctx.nested(ctx.stdin)
             if ctx.depth > 16:
                 return ProgResult(stderr="The command line is too deeply nested." + CRLF, code=1)
             result = await run_line(ctx2, cmd_c_rest(rest, ctx))
             return result
     # interactive cmd reading its commands from stdin
     banner = _banner(ctx)
-    ctx2 = Ctx(ctx.machine, ctx.shell, dict(ctx.env), ctx.cwd, ctx.admin, "", ctx.errorlevel, ctx.depth + 1)
+    ctx2 = ctx.nested("")
     return await _interactive(ctx, ctx2, banner)
 
 

@@ -518,7 +518,6 @@ async def _run_pipeline(state: PsState, stmt: str) -> None:
 
 
 async def _run_command(state: PsState, stmt: str) -> None:
-    from orchestrator.lab.commands import run_program
     from orchestrator.lab.commands.cmd import resolve_program
 
     version_text = ps_versions.psversiontable(state.ctx.machine, stmt)
@@ -614,7 +613,7 @@ async def _run_command(state: PsState, stmt: str) -> None:
         state.ok = False
         return
     args_text = " ".join(quote_arg(w.text) if w.quoted or " " in w.text else w.text for w in args)
-    result = await run_program(state.ctx, found[0], args_text, found[1])
+    result = await state.ctx.run_program(state.ctx, found[0], args_text, found[1])
     state.out += result.stdout
     state.err += result.stderr
     state.duration += result.duration

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from orchestrator.knowledge.license_status import LICENSE_STATUS_NAMES
 from orchestrator.results.models import LicenceRecord
 
 WINDOWS_APP_ID = "55c92734-d682-4d71-983e-d6ec3f16059f"
@@ -27,15 +28,6 @@ OFFICE14_APP_ID = "59a52881-a989-479d-af46-f275c6370663"
 DEFAULT_KMS_PORT = 1688
 MINUTES_PER_DAY = 1440
 
-LICENSE_STATUS_NAMES = (
-    "Unlicensed",
-    "Licensed",
-    "OOBGrace",
-    "OOTGrace",
-    "NonGenuineGrace",
-    "Notification",
-    "ExtendedGrace",
-)
 NOT_APPLICABLE = "NotApplicable"  # LicenceRecord.status of products that need no activation (SQL Server)
 
 # Channels (LicenceRecord.channel)
@@ -133,6 +125,8 @@ def to_int(value: Any, default: int | None = None) -> int | None:
 
 
 def to_bool(value: Any) -> bool:
+    """A CIM boolean as WMI returns it (``true``/``false`` text or a bool), not a user's YAML value: WMI never
+    writes ``yes``/``on``, so this stays narrower than ``orchestrator.booleans``."""
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in ("true", "1")

@@ -1,0 +1,37 @@
+"""A playbook as the executor runs it: the compiled plan (roles found on ansible.cfg's path) and each play's
+variables with its ``vars_files``. Below ``api`` so a distributed worker loads a batch's playbook the way a
+local run does without importing the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator.executor.compile import compile_playbook
+from orchestrator.executor.plan import Plan, PlaySpec
+from orchestrator.modules.base import REGISTRY
+
+
+def load_plan(playbook: str | Path, roles_path: Sequence[Path] | None = None) -> Plan:
+    """The compiled plan of a playbook; roles are looked up on ``roles_path`` (default: ansible.cfg's
+    ``roles_path`` / ``ANSIBLE_ROLES_PATH``) after the playbook's own ``roles/`` folder."""
+    from orchestrator.ansiblecfg import load_config
+    from orchestrator.playbook.loader import load_playbook
+
+    if roles_path is None:
+        roles_path = load_config().roles_path
+    return compile_playbook(load_playbook(Path(playbook), REGISTRY, roles_path))
+
+
+def play_vars_loader(play: PlaySpec, extra_vars: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A play's ``vars`` plus its ``vars_files`` (paths may be templates over play and extra vars)."""
+    if not play.vars_files or play.source is None:
+        return play.vars
+    from orchestrator.playbook.varsfiles import load_vars_files
+    from orchestrator.templating import Templar
+
+    templar = Templar({**play.vars, **extra_vars}, base_dir=Path(play.base_dir), context=f"vars_files of {play.name}")
+    merged = dict(play.vars)
+    merged.update(load_vars_files(play.source, templar))
+    return merged
