@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import threading
 
-from conftest import StartLab
 from pypsrp.client import Client
+from wirekit import StartLab
 
 from orchestrator.lab.wsman.auth import _user_file, ensure_user_file_variable
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 import spnego
-from conftest import StartLab
 from spnego._ntlm_raw.messages import AvId, Challenge
 from spnego.exceptions import SpnegoError
+from wirekit import StartLab
 
 from orchestrator.lab.wsman.auth import CredentialStore, NtlmAcceptor
 from orchestrator.lab.wsman.ntlm_identity import NtlmIdentity, announce

@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import winrm
-from conftest import PASSWORD, USER, StartLab
 from pypsrp.exceptions import WinRMTransportError, WSManFaultError
 from pypsrp.shell import Process, WinRS
 from pypsrp.wsman import NAMESPACES, WSMan
+from wirekit import PASSWORD, USER, StartLab
 
 from orchestrator.lab.control_client import LabControl
 from orchestrator.transport.connection import ConnectionSpec

@@ -7,9 +7,9 @@ import urllib.request
 from datetime import datetime
 
 import pytest
-from conftest import PASSWORD, USER, StartLab
 from pypsrp.client import Client
 from test_wire_pypsrp import _activate, _wsman
+from wirekit import PASSWORD, USER, StartLab
 
 from orchestrator.lab.control_client import LabControl, LabControlError
 

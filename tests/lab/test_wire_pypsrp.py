@@ -9,11 +9,11 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import PASSWORD, USER, StartLab
 from pypsrp.client import Client
 from pypsrp.exceptions import WSManFaultError
 from pypsrp.shell import Process, SignalCode, WinRS
 from pypsrp.wsman import NAMESPACES, SelectorSet, WSMan
+from wirekit import PASSWORD, USER, StartLab
 
 from orchestrator.lab.control_client import LabControl
 

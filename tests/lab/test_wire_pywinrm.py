@@ -5,8 +5,8 @@ unencrypted traffic, and HTTPS."""
 from __future__ import annotations
 
 import winrm
-from conftest import PASSWORD, USER, StartLab
 from winrm.protocol import Protocol
+from wirekit import PASSWORD, USER, StartLab
 
 from orchestrator.lab.control_client import LabControl
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 import winrm
-from conftest import PASSWORD, USER, StartLab
 from pypsrp.client import Client
 from pypsrp.exceptions import AuthenticationError
+from wirekit import PASSWORD, USER, StartLab
 from wsman_requests import SHELL_CMD, WST, create_shell, envelope, wql_enumerate
 
 from orchestrator.lab.control_client import LabControl

@@ -10,11 +10,11 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import PASSWORD, USER, StartLab
 from pypsrp.exceptions import WSManFaultError
 from pypsrp.shell import Process, WinRS
 from pypsrp.wsman import SelectorSet, WSMan
 from test_wire_pypsrp import SLP, TIMEOUT_CODE, WINDOWS_APP_ID, _activate, _prop, _wql
+from wirekit import PASSWORD, USER, StartLab
 
 from orchestrator.lab.control_client import LabControl, LabControlError
 
