@@ -14,6 +14,11 @@ Behaviours (``kind``):
 - ``endless_stdout``: a WinRS (Basic sign-in) whose command never ends: every Receive answers 8 MiB of stdout.
 - ``escapes``: a WinRS whose command prints terminal escape sequences (window title, clear screen, colours, C1
   CSI) and exits 1.
+- ``endless_pull``: a WMI enumeration (Basic sign-in) that never ends: Enumerate and every Pull answer one
+  ~64 KiB item and a fresh context, never ``EndOfSequence``.
+- ``many_items``: an Enumerate answered with 100,000 items at once (about 4 MiB).
+- ``tiny_elements``: an Enumerate whose one item holds 15 MiB of empty elements (about 4 million).
+- ``deep_nesting``: an Enumerate whose one property nests 5,000 elements deep (past Python's recursion limit).
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ ESCAPE_STDOUT = (
 _ACTION = re.compile(rb"<(?:\w+:)?Action[^>]*>([^<]+)</")
 _MESSAGE_ID = re.compile(rb"<(?:\w+:)?MessageID[^>]*>([^<]+)</")
 _SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+_ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
+_CIMV2 = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2"
+MANY_ITEMS = 100_000
+DEEP = 5_000
 _SOAP = "Content-Type: application/soap+xml;charset=UTF-8\r\n"
 
 
@@ -96,6 +105,7 @@ class Hostile:
     requests: int = 0
     capped: bool = False
     _server: asyncio.Server | None = field(default=None, repr=False)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set, repr=False)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.address, self.port)
@@ -103,6 +113,8 @@ class Hostile:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._writers):  # kept-alive client connections: end them before the loop stops
+                writer.close()
             await self._server.wait_closed()
 
     async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -114,6 +126,7 @@ class Hostile:
         await writer.drain()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -125,6 +138,7 @@ class Hostile:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, OSError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     # ------------------------------------------------------------------ attacks (True: keep the connection)
@@ -174,6 +188,44 @@ class Hostile:
 
     async def _escapes(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
         return await self._winrs(writer, body, base64.b64encode(ESCAPE_STDOUT.encode()).decode(), done=True)
+
+    async def _endless_pull(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        item = f"<p:Win32_OperatingSystem><p:CSName>{'N' * (64 * 1024)}</p:CSName></p:Win32_OperatingSystem>"
+        return await self._wmi(writer, body, item)
+
+    async def _many_items(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        item = "<p:Win32_OperatingSystem><p:CSName>PC</p:CSName></p:Win32_OperatingSystem>"
+        return await self._wmi(writer, body, item * MANY_ITEMS, end=True)
+
+    async def _tiny_elements(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        item = "<p:Win32_OperatingSystem>" + "<a/>" * (15 * MiB // 4) + "</p:Win32_OperatingSystem>"
+        return await self._wmi(writer, body, item, end=True)
+
+    async def _deep_nesting(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        deep = "<a>" * DEEP + "x" + "</a>" * DEEP
+        item = f"<p:Win32_OperatingSystem><p:CSName>{deep}</p:CSName></p:Win32_OperatingSystem>"
+        return await self._wmi(writer, body, item, end=True)
+
+    async def _wmi(self, writer: asyncio.StreamWriter, body: bytes, items: str, *, end: bool = False) -> bool:
+        """Just enough of WS-Enumeration for a WQL query over Basic: Enumerate, Pull, Release."""
+        action_m, mid_m = _ACTION.search(body), _MESSAGE_ID.search(body)
+        if action_m is None or mid_m is None:
+            await self._write(writer, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            return True
+        action, mid = action_m.group(1).decode().strip(), mid_m.group(1).decode().strip()
+        verb = action.rsplit("/", 1)[-1]
+        if verb in ("Enumerate", "Pull"):
+            tail = "<w:EndOfSequence/>" if end else f"<n:EnumerationContext>uuid:{uuid.uuid4()}</n:EnumerationContext>"
+            reply = (
+                f'<n:{verb}Response xmlns:n="{_ENUMERATION}" xmlns:p="{_CIMV2}/Win32_OperatingSystem">'
+                f"<w:Items>{items}</w:Items>{tail}</n:{verb}Response>"
+            )
+        else:
+            reply = ""
+        data = _envelope(action + "Response", mid, reply)
+        head = f"HTTP/1.1 200 OK\r\n{_SOAP}Content-Length: {len(data)}\r\n\r\n"
+        await self._write(writer, head.encode() + data)
+        return True
 
     async def _winrs(self, writer: asyncio.StreamWriter, body: bytes, stdout_b64: str, *, done: bool) -> bool:
         """Just enough of a WinRS for pypsrp over Basic: Create, Command, Receive, Signal, Delete."""
