@@ -30,6 +30,7 @@ import re
 import threading
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from spnego._ntlm_raw.messages import AvId, Challenge, NegotiateFlags, TargetInfo
@@ -208,20 +209,27 @@ class Hostile:
 
     async def _wmi(self, writer: asyncio.StreamWriter, body: bytes, items: str, *, end: bool = False) -> bool:
         """Just enough of WS-Enumeration for a WQL query over Basic: Enumerate, Pull, Release."""
+
+        def reply_to(verb: str) -> str:
+            if verb not in ("Enumerate", "Pull"):
+                return ""
+            tail = "<w:EndOfSequence/>" if end else f"<n:EnumerationContext>uuid:{uuid.uuid4()}</n:EnumerationContext>"
+            return (
+                f'<n:{verb}Response xmlns:n="{_ENUMERATION}" xmlns:p="{_CIMV2}/Win32_OperatingSystem">'
+                f"<w:Items>{items}</w:Items>{tail}</n:{verb}Response>"
+            )
+
+        return await self._soap(writer, body, reply_to)
+
+    async def _soap(self, writer: asyncio.StreamWriter, body: bytes, reply_to: Callable[[str], str]) -> bool:
+        """Answer one SOAP request with the body ``reply_to(verb of its Action)`` (400 without an Action)."""
         action_m, mid_m = _ACTION.search(body), _MESSAGE_ID.search(body)
         if action_m is None or mid_m is None:
             await self._write(writer, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
             return True
         action, mid = action_m.group(1).decode().strip(), mid_m.group(1).decode().strip()
         verb = action.rsplit("/", 1)[-1]
-        if verb in ("Enumerate", "Pull"):
-            tail = "<w:EndOfSequence/>" if end else f"<n:EnumerationContext>uuid:{uuid.uuid4()}</n:EnumerationContext>"
-            reply = (
-                f'<n:{verb}Response xmlns:n="{_ENUMERATION}" xmlns:p="{_CIMV2}/Win32_OperatingSystem">'
-                f"<w:Items>{items}</w:Items>{tail}</n:{verb}Response>"
-            )
-        else:
-            reply = ""
+        reply = reply_to(verb)
         data = _envelope(action + "Response", mid, reply)
         head = f"HTTP/1.1 200 OK\r\n{_SOAP}Content-Length: {len(data)}\r\n\r\n"
         await self._write(writer, head.encode() + data)
@@ -229,43 +237,38 @@ class Hostile:
 
     async def _winrs(self, writer: asyncio.StreamWriter, body: bytes, stdout_b64: str, *, done: bool) -> bool:
         """Just enough of a WinRS for pypsrp over Basic: Create, Command, Receive, Signal, Delete."""
-        action_m, mid_m = _ACTION.search(body), _MESSAGE_ID.search(body)
-        if action_m is None or mid_m is None:
-            await self._write(writer, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-            return True
-        action, mid = action_m.group(1).decode().strip(), mid_m.group(1).decode().strip()
-        verb = action.rsplit("/", 1)[-1]
-        shell_id = "0C1F2E3D-4B5A-6978-8796-A5B4C3D2E1F0"
-        command_id = "11111111-2222-3333-4444-555555555555"
-        if verb == "Create":
-            reply = (
-                f"<x:ResourceCreated><a:Address>http://{self.address}:{self.port}/wsman</a:Address>"
-                f"<a:ReferenceParameters><w:ResourceURI>{_SHELL}/cmd</w:ResourceURI><w:SelectorSet>"
-                f'<w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
-                f"</x:ResourceCreated><rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId></rsp:Shell>"
-            )
-        elif verb == "Command":
-            reply = f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"
-        elif verb == "Receive":
-            state = (
-                f'<rsp:CommandState CommandId="{command_id}" State="{_SHELL}/CommandState/Done">'
-                "<rsp:ExitCode>1</rsp:ExitCode></rsp:CommandState>"
-                if done
-                else f'<rsp:CommandState CommandId="{command_id}" State="{_SHELL}/CommandState/Running"/>'
-            )
-            reply = (
-                f'<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="{command_id}">{stdout_b64}</rsp:Stream>'
-                f'<rsp:Stream Name="stderr" CommandId="{command_id}">{stdout_b64 if done else ""}</rsp:Stream>'
-                f"{state}</rsp:ReceiveResponse>"
-            )
-        elif verb == "Signal":
-            reply = "<rsp:SignalResponse/>"
-        else:  # Delete and anything else: an empty answer
-            reply = ""
-        data = _envelope(action + "Response", mid, reply)
-        head = f"HTTP/1.1 200 OK\r\n{_SOAP}Content-Length: {len(data)}\r\n\r\n"
-        await self._write(writer, head.encode() + data)
-        return True
+
+        def reply_to(verb: str) -> str:
+            shell_id = "0C1F2E3D-4B5A-6978-8796-A5B4C3D2E1F0"
+            command_id = "11111111-2222-3333-4444-555555555555"
+            if verb == "Create":
+                reply = (
+                    f"<x:ResourceCreated><a:Address>http://{self.address}:{self.port}/wsman</a:Address>"
+                    f"<a:ReferenceParameters><w:ResourceURI>{_SHELL}/cmd</w:ResourceURI><w:SelectorSet>"
+                    f'<w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
+                    f"</x:ResourceCreated><rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId></rsp:Shell>"
+                )
+            elif verb == "Command":
+                reply = f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"
+            elif verb == "Receive":
+                state = (
+                    f'<rsp:CommandState CommandId="{command_id}" State="{_SHELL}/CommandState/Done">'
+                    "<rsp:ExitCode>1</rsp:ExitCode></rsp:CommandState>"
+                    if done
+                    else f'<rsp:CommandState CommandId="{command_id}" State="{_SHELL}/CommandState/Running"/>'
+                )
+                reply = (
+                    f'<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="{command_id}">{stdout_b64}</rsp:Stream>'
+                    f'<rsp:Stream Name="stderr" CommandId="{command_id}">{stdout_b64 if done else ""}</rsp:Stream>'
+                    f"{state}</rsp:ReceiveResponse>"
+                )
+            elif verb == "Signal":
+                reply = "<rsp:SignalResponse/>"
+            else:  # Delete and anything else: an empty answer
+                reply = ""
+            return reply
+
+        return await self._soap(writer, body, reply_to)
 
 
 BOMB = gzip_bomb()
