@@ -80,3 +80,20 @@ def test_a_password_with_a_newline_is_masked_when_a_pc_echoes_it_with_crlf() -> 
     redact.register_secret(password)
     for echo in ("Line-One\r\nLine-Two", "Line-One\nLine-Two", "Line-One\\r\\nLine-Two"):
         assert "Line-One" not in redact.redact_text("said: " + echo + " ok"), echo
+
+
+def test_a_clixml_stderr_of_a_million_empty_elements_is_kept_as_text_unparsed() -> None:
+    """A hostile PC's stderr (up to the 16 MiB output cap) shaped as CLIXML: parsing a million ``<a/>`` would cost
+    about 100 MiB; it is shown as received instead."""
+    from orchestrator.transport import clixml
+
+    text = "#< CLIXML\r\n<Objs>" + "<a/>" * 1_000_000 + "</Objs>"
+    holder: list[str] = []
+    peak = _peak_while(lambda: holder.append(clixml.decode(text)))
+    assert holder[0] == text
+    assert peak < 16 * MiB, peak
+    error = (
+        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+        '<S S="Error">boom_x000D__x000A_</S></Objs>'
+    )
+    assert clixml.decode(error) == "boom\n"

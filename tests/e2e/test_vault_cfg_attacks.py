@@ -122,3 +122,28 @@ def test_tasks_from_cannot_leave_the_role(tmp_path: Path) -> None:
     assert "OUTSIDE-FILE-LOADED" not in done.stdout + done.stderr
     assert done.returncode == 4, done.stdout + done.stderr
     assert "not inside" in done.stdout + done.stderr
+
+
+def test_script_refuses_a_fifo_or_a_device_on_the_controller(tmp_path: Path) -> None:
+    """``script: x.ps1`` where x.ps1 is a FIFO (reading it would wait forever) or a link to /dev/zero (reading it
+    would fill the memory): refused before anything is read or sent."""
+    os.mkfifo(tmp_path / "fifo.ps1")
+    (tmp_path / "zero.ps1").symlink_to("/dev/zero")
+    (tmp_path / "inv.yml").write_text(
+        "all:\n  hosts:\n    pc01:\n      ansible_host: 127.0.0.1\n      ansible_port: 9\n"
+        "      ansible_password: x-unused-pw\n      kmsfleet_host_budget_sec: 20\n",
+        encoding="utf-8",
+    )
+    play = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - script: fifo.ps1\n      ignore_errors: true\n    - script: zero.ps1\n"
+    )
+    (tmp_path / "play.yml").write_text(play, encoding="utf-8")
+    done = run_cli(
+        "run", "play.yml", "-i", "inv.yml", "--report", str(tmp_path / "r.json"),
+        env={"KMSFLEET_DB": str(tmp_path / "h.db")}, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    text = (tmp_path / "r.json").read_text(encoding="utf-8")
+    assert done.returncode == 2, done.stdout + done.stderr
+    for name in ("fifo.ps1", "zero.ps1"):
+        assert f"script '{name}' is not a regular file" in text, text[-3000:]
