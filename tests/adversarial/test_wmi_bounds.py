@@ -18,12 +18,14 @@ from labkit import PASSWORD
 from orchestrator.lab.addresses import Claim, claim_prefix
 from orchestrator.transport import wmi
 from orchestrator.transport.connection import connection_spec
-from orchestrator.transport.errors import ProtocolError
+from orchestrator.transport.errors import OperationTimeout, ProtocolError, TransportError
+from orchestrator.transport.guard import SlowResponse
 from orchestrator.transport.winrm import WinRMConnection
 
 pytestmark = pytest.mark.timeout(90)
 
-KINDS = ("endless_pull", "many_items", "tiny_elements", "deep_nesting")
+KINDS = ("endless_pull", "many_items", "tiny_elements", "deep_nesting", "slow_pull")
+BUDGET = 8
 QUERY = "SELECT CSName FROM Win32_OperatingSystem"
 RSS_GROWTH = 200 * 1024 * 1024  # what one hostile answer may add to this process's peak
 
@@ -54,7 +56,7 @@ def _connect(ep: Hostile) -> WinRMConnection:
             "kmsfleet_allow_insecure_basic": True,
             "ansible_winrm_operation_timeout_sec": 3,
             "ansible_winrm_read_timeout_sec": 5,
-            "kmsfleet_host_budget_sec": 45,
+            "kmsfleet_host_budget_sec": BUDGET,
         },
     )
     return WinRMConnection(spec)
@@ -64,12 +66,12 @@ def _peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _query(ep: Hostile) -> tuple[list[wmi.WmiObject] | ProtocolError, float, int]:
+def _query(ep: Hostile) -> tuple[list[wmi.WmiObject] | TransportError, float, int]:
     conn = _connect(ep)
     before, started = _peak(), time.monotonic()
     try:
-        result: list[wmi.WmiObject] | ProtocolError = conn.wql(QUERY)
-    except ProtocolError as exc:
+        result: list[wmi.WmiObject] | TransportError = conn.wql(QUERY)
+    except TransportError as exc:
         result = exc
     finally:
         conn.close()
@@ -103,6 +105,16 @@ def test_deep_nesting_is_refused_with_a_clear_message(servers: dict[str, Hostile
     assert isinstance(result, ProtocolError), type(result)
     assert "deep" in result.message
     assert seconds < 10
+
+
+def test_answers_just_under_every_timeout_end_at_the_pcs_budget(servers: dict[str, Hostile]) -> None:
+    ep = servers["slow_pull"]
+    result, seconds, _grown = _query(ep)
+    # the budget ends it: before an exchange ("time budget … ran out") or by clamping the last exchange to what
+    # was left of it ("still arriving after 2s")
+    assert isinstance(result, OperationTimeout | SlowResponse), result
+    assert seconds <= BUDGET + 3, seconds
+    assert ep.requests >= 2  # it did answer, slowly, more than once
 
 
 def test_parse_instance_limits_nesting() -> None:
