@@ -18,7 +18,7 @@ Behaviours (``kind``):
   ~64 KiB item and a fresh context, never ``EndOfSequence``.
 - ``many_items``: an Enumerate answered with 100,000 items at once (about 4 MiB).
 - ``tiny_elements``: an Enumerate whose one item holds 15 MiB of empty elements (about 4 million).
-- ``slow_pull``: the endless enumeration again, each answer sent 2 s late: under every per-exchange timeout
+- ``slow_pull``: the endless enumeration again, each answer sent 1.5 s late: under every per-exchange timeout
   (operation 3 s, read 5 s), so only the PC's whole budget can end it.
 - ``deep_nesting``: an Enumerate whose one property nests 5,000 elements deep (past Python's recursion limit).
 """
@@ -54,7 +54,7 @@ _ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
 _CIMV2 = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2"
 MANY_ITEMS = 100_000
 DEEP = 5_000
-SLOW_ANSWER = 2.0
+SLOW_ANSWER = 1.5
 SMALL_ITEM = "<p:Win32_OperatingSystem><p:CSName>PC</p:CSName></p:Win32_OperatingSystem>"
 _SOAP = "Content-Type: application/soap+xml;charset=UTF-8\r\n"
 

@@ -25,7 +25,7 @@ from orchestrator.transport.winrm import WinRMConnection
 pytestmark = pytest.mark.timeout(90)
 
 KINDS = ("endless_pull", "many_items", "tiny_elements", "deep_nesting", "slow_pull")
-BUDGET = 8
+BUDGET = 5
 QUERY = "SELECT CSName FROM Win32_OperatingSystem"
 RSS_GROWTH = 200 * 1024 * 1024  # what one hostile answer may add to this process's peak
 
@@ -111,7 +111,7 @@ def test_answers_just_under_every_timeout_end_at_the_pcs_budget(servers: dict[st
     ep = servers["slow_pull"]
     result, seconds, _grown = _query(ep)
     # the budget ends it: before an exchange ("time budget … ran out") or by clamping the last exchange to what
-    # was left of it ("still arriving after 2s")
+    # was left of it ("still arriving after …s")
     assert isinstance(result, OperationTimeout | SlowResponse), result
     assert seconds <= BUDGET + 3, seconds
     assert ep.requests >= 2  # it did answer, slowly, more than once
