@@ -97,3 +97,16 @@ def test_a_clixml_stderr_of_a_million_empty_elements_is_kept_as_text_unparsed() 
         '<S S="Error">boom_x000D__x000A_</S></Objs>'
     )
     assert clixml.decode(error) == "boom\n"
+
+
+@pytest.mark.parametrize("codeset", ["9" * 10_000, "\x00\xff garbage", "-1", "65001", "99999", "1e400", None, 2**80])
+def test_a_hostile_codeset_falls_back_to_cp437_and_never_loses_a_line(codeset: object) -> None:
+    """Win32_OperatingSystem.CodeSet from a hostile PC: huge, garbage, or a code page Python lacks."""
+    from orchestrator.transport.codepages import DEFAULT_OEM, decode_console, oem_for_codeset
+
+    started = time.monotonic()
+    oem = oem_for_codeset(codeset)
+    assert oem == DEFAULT_OEM
+    text = decode_console(b"ok\n\xa4\xa4\xa4\xe5 line\n", lambda: oem)
+    assert text.startswith("ok\n") and text.endswith(" line\n")
+    assert time.monotonic() - started < 1
