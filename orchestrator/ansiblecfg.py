@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,10 +67,22 @@ def config_candidates(environ: Mapping[str, str] | None = None, cwd: Path | None
     if given:
         path = Path(given).expanduser()
         out.append(path / "ansible.cfg" if path.is_dir() else path)
-    out.append((cwd or Path.cwd()) / "ansible.cfg")
+    here = cwd or Path.cwd()
+    if not world_writable(here):
+        out.append(here / "ansible.cfg")
     out.append(Path("~/.ansible.cfg").expanduser())
     out.append(Path("/etc/ansible/ansible.cfg"))
     return out
+
+
+def world_writable(directory: Path) -> bool:
+    """Ansible ignores ``ansible.cfg`` in a world-writable current directory (docs.ansible.com, "Avoiding
+    security risks with ansible.cfg in the current directory"): anyone on the machine could have put it there,
+    and its ``vault_password_file`` may be a program that would be run."""
+    try:
+        return bool(directory.stat().st_mode & stat.S_IWOTH)
+    except OSError:
+        return False
 
 
 def find_config(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
@@ -91,6 +104,11 @@ def load_config(environ: Mapping[str, str] | None = None, cwd: Path | None = Non
     path = find_config(env, cwd)
     values: dict[str, str] = {}
     notes: list[str] = []
+    here = cwd or Path.cwd()
+    if world_writable(here) and (here / "ansible.cfg").is_file() and path != here / "ansible.cfg":
+        notes.append(
+            f"kmsfleet is being run in a world writable directory ({here}), ignoring it as an ansible.cfg source"
+        )
     base = (cwd or Path.cwd()) if path is None else path.parent
     if path is not None:
         # Ansible reads with interpolation off and ';'/'#' inline comments allowed after a space

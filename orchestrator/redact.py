@@ -136,9 +136,19 @@ def _byte_forms(secret: str) -> Iterable[str]:
             yield text.replace("+", "-").replace("/", "_")  # urlsafe alphabet
 
 
+def _line_end_variants(secret: str) -> set[str]:
+    """A secret with a line break also as a PC echoes it back: Windows writes ``\r\n``, a Unix tool ``\n``."""
+    if "\n" not in secret and "\r" not in secret:
+        return {secret}
+    unix = secret.replace("\r\n", "\n")
+    return {secret, unix, unix.replace("\n", "\r\n")}
+
+
 def renderings(secret: str) -> set[str]:
     """Every form of ``secret`` that ``redact_text`` hides."""
-    first = {escape(secret) for escape in _TEXT_ESCAPES} | {secret}
+    first: set[str] = set()
+    for variant in _line_end_variants(secret):
+        first |= {escape(variant) for escape in _TEXT_ESCAPES} | {variant}
     text_forms = set(first)
     for form in first:
         text_forms.update(escape(form) for escape in _TEXT_ESCAPES)

@@ -143,19 +143,66 @@ def secret_from_source(source: str, label: str = "default", *, prompt: bool = Fa
     if not path.is_file():
         raise InputError("vault password file not found", where)
     if path.stat().st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
-        try:
-            done = subprocess.run([str(path)], capture_output=True, timeout=60, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise InputError(f"vault password script failed: {exc}", where) from None
-        if done.returncode != 0:
-            raise InputError(f"vault password script exited with {done.returncode}", where)
-        raw = done.stdout
+        raw = _run_password_program(path, where)
     else:
-        raw = path.read_bytes()[:65536]
+        try:
+            with path.open("rb") as fh:
+                raw = fh.read(PASSWORD_READ_BYTES)  # the first line is the password: never read a huge file whole
+        except OSError as exc:
+            raise InputError(f"cannot read the vault password file: {exc.strerror or exc}", where) from None
     password = raw.decode("utf-8", "replace").splitlines()[0].strip() if raw.strip() else ""
     if not password:
         raise InputError("the vault password file is empty", where)
     return VaultSecret(label, password.encode("utf-8"))
+
+
+#: What is read of a vault password file or a password program's output (the password is its first line).
+PASSWORD_READ_BYTES = 65536
+#: How long a vault password program may take.
+PASSWORD_PROGRAM_SECONDS = 60.0
+
+
+def _run_password_program(path: Path, where: Location) -> bytes:
+    """Run an executable vault password file, as Ansible does, keeping at most ``PASSWORD_READ_BYTES`` of its
+    output and at most ``PASSWORD_PROGRAM_SECONDS`` of its time (a program that prints forever is stopped, not
+    buffered until memory runs out)."""
+    import selectors
+    import time
+
+    try:
+        proc = subprocess.Popen(
+            [str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+    except OSError as exc:
+        raise InputError(f"vault password script failed: {exc.strerror or exc}", where) from None
+    assert proc.stdout is not None
+    deadline = time.monotonic() + PASSWORD_PROGRAM_SECONDS
+    too_slow = f"vault password script did not finish in {PASSWORD_PROGRAM_SECONDS:.0f}s"
+    out = bytearray()
+    with proc, selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while len(out) < PASSWORD_READ_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                proc.kill()
+                raise InputError(too_slow, where)
+            if not selector.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), PASSWORD_READ_BYTES)
+            if not chunk:
+                break
+            out += chunk
+        if len(out) >= PASSWORD_READ_BYTES:  # enough for a first line: the rest is not wanted
+            proc.kill()
+            return bytes(out[:PASSWORD_READ_BYTES])
+        try:
+            code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise InputError(too_slow, where) from None
+    if code != 0:
+        raise InputError(f"vault password script exited with {code}", where)
+    return bytes(out)
 
 
 def parse_vault_id(value: str) -> VaultSecret:

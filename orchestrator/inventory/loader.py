@@ -126,6 +126,43 @@ def _load_file(path: Path, builder: InventoryBuilder) -> None:
     text = read_text_file(path)
     if vault.is_encrypted(text):  # a whole inventory file encrypted with Ansible Vault
         text = vault.decrypt_text(text, Location(filename), "this inventory file")
+        before = _vars_snapshot(builder)
+        try:
+            _parse_file(path, text, builder)
+        finally:  # every value the encrypted file set is a secret, whatever its name (as a vaulted vars file)
+            _register_new_values(before, builder)
+        return
+    _parse_file(path, text, builder)
+
+
+def _vars_snapshot(builder: InventoryBuilder) -> dict[tuple[str, str], dict[str, Any]]:
+    snapshot = {("host", name): dict(entry.vars) for name, entry in builder.hosts.items()}
+    snapshot.update({("group", name): dict(entry.vars) for name, entry in builder.groups.items()})
+    return snapshot
+
+
+def _register_new_values(before: dict[tuple[str, str], dict[str, Any]], builder: InventoryBuilder) -> None:
+    from orchestrator.redact import register_secret_values
+
+    entries = [(("host", n), e.vars) for n, e in builder.hosts.items()]
+    entries += [(("group", n), e.vars) for n, e in builder.groups.items()]
+    for key, variables in entries:
+        old = before.get(key, {})
+        for name, value in variables.items():
+            if (name not in old or old[name] is not value) and not _is_addressing(name):
+                register_secret_values(value)
+
+
+def _is_addressing(name: str) -> bool:
+    """Where and how to reach a PC: shown in every message about the PC, so not masked even when vaulted."""
+    from orchestrator.redact import is_secret_name
+
+    addressing = name in ("ansible_host", "ansible_port", "ansible_connection") or name.startswith("ansible_winrm_")
+    return addressing and not is_secret_name(name)
+
+
+def _parse_file(path: Path, text: str, builder: InventoryBuilder) -> None:
+    filename = str(path)
     if text.startswith("#!") and os.access(path, os.X_OK):
         raise InputError(
             "dynamic inventory scripts are not supported", Location(filename, 1, 1), hint="use a YAML or INI file"

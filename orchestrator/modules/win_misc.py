@@ -8,6 +8,7 @@ Everything sent to PowerShell stays within PowerShell 2.0's language (Windows 7 
 
 from __future__ import annotations
 
+import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,14 +122,18 @@ class Script(Module[ScriptArgs]):
         if suffix not in (".ps1", ".bat", ".cmd"):
             raise TaskFailed(f"script {path_text!r}: kmsfleet runs .ps1, .bat and .cmd scripts on Windows PCs")
         try:
-            size = path.stat().st_size
+            info = path.stat()
         except OSError:
             raise TaskFailed(f"could not find or access '{path_text}' on the controller") from None
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read forever, /dev/zero would never end
+            raise TaskFailed(f"script {path_text!r} is not a regular file on the controller")
+        size = info.st_size
         if size > MAX_SCRIPT_CHARS * 2:
             raise TaskFailed(
                 f"script {path_text!r} is {size} bytes; kmsfleet sends at most {MAX_SCRIPT_CHARS} characters"
             )
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        with path.open("rb") as fh:  # bounded: the file may have grown since stat()
+            text = fh.read(MAX_SCRIPT_CHARS * 2 + 1).decode("utf-8-sig", errors="replace")
         cmd_args = CommandArgs(cmd=args.cmd, creates=args.creates, removes=args.removes)
         done = _creates_removes(ctx, cmd_args, args.cmd)
         if done is not None:

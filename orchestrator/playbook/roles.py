@@ -11,6 +11,7 @@ error says how to make it available.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,14 @@ def role_file(role: RoleDir, section: str, stem: str | None, at: Location, *, re
     name = stem or "main"
     for candidate in (base / f"{name}.yml", base / f"{name}.yaml", base / name):
         if candidate.is_file():
+            # Ansible refuses a ``*_from`` file outside the role's folder (``is_subpath`` on the normalised path:
+            # "Failed loading … as it is not inside the expected role path"); a symlink inside it is followed.
+            if not Path(os.path.normpath(candidate)).is_relative_to(os.path.normpath(base)):
+                raise InputError(
+                    f"role '{role.name}': {section}/{name} is not inside the expected role path",
+                    at,
+                    hint=f"{section}_from names a file in {base}",
+                )
             return candidate
     if required or stem is not None:
         raise InputError(f"role '{role.name}' has no {section}/{name}.yml", at, hint=f"looked in {base}")

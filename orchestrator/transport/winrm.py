@@ -55,6 +55,16 @@ T = TypeVar("T")
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 MAX_PULLS = 1000
+#: Elements in one answer, counted (by its ``<``) before pypsrp parses it: a parsed element costs about 100 bytes,
+#: so 16 MiB of ``<a/>`` would take over 400 MiB and tens of seconds of CPU. Windows keeps an answer to the
+#: client's MaxEnvelopeSize (pypsrp: 153,600 bytes), i.e. at most some 50,000 tags.
+MAX_ANSWER_TAGS = 500_000
+#: Elements of one WQL enumeration over all its Pull answers (the items are kept in memory together). The
+#: queries kmsfleet sends return a few thousand; the 1,000-pull cap alone would let 1,000 answers pile up.
+MAX_ENUMERATION_ELEMENTS = 1_000_000
+#: Bytes of one WQL enumeration over all its answers (decrypted), for the same reason: 1,000 pulls of a few
+#: large values each stay under the element cap.
+MAX_ENUMERATION_BYTES = 32 * 1024 * 1024
 RECEIVE_TIMED_OUT = 2150858793  # 0x80338029: no output within OperationTimeout, poll again
 INVALID_SELECTORS = 2150858843  # 0x8033805B: unknown shell / command id (stale shell)
 # 0x803381A6 ERROR_WSMAN_QUOTA_MAX_OPERATIONS: the shell has used up MaxConcurrentOperationsPerUser (15 on Windows 7,
@@ -163,6 +173,10 @@ def _fault_code(text: str) -> int | None:
     return value & 0xFFFFFFFF
 
 
+def _count_elements(body: ET.Element) -> int:
+    return sum(1 for _ in body.iter())
+
+
 def parse_fault(host: str, http_status: int, text: str) -> TransportError:
     """A non-200 answer → ``WSManFault`` (or ``ProtocolError`` when it is not acceptable XML)."""
     data = text.encode("utf-8", "replace") if isinstance(text, str) else bytes(text)
@@ -225,6 +239,7 @@ class WinRMConnection:
         self._shell: WinRS | None = None
         self._oem_codepage: int | None = None
         self.requests_sent = 0
+        self.bytes_received = 0  # answers' bytes as pypsrp parses them (decrypted)
         self._hostile: TransportError | None = None  # a bound this host broke: it is not contacted again
 
     # ------------------------------------------------------------------ plumbing
@@ -310,10 +325,13 @@ class WinRMConnection:
             except (guard.ResponseTooLarge, guard.EncodedResponse, guard.SignInLoop, guard.Redirected) as exc:
                 self._hostile = exc
                 raise
+            self.bytes_received += len(data)
             if len(data) > MAX_RESPONSE_BYTES:
                 raise ProtocolError(host, f"response of {len(data)} bytes is larger than allowed")
             if _DTD.search(data):
                 raise ProtocolError(host, "response declares a DTD or entities; refused")
+            if data.count(b"<") > MAX_ANSWER_TAGS:
+                raise ProtocolError(host, f"answer holds more than {MAX_ANSWER_TAGS:,} XML elements; refused unparsed")
             return data
 
         transport.send = guarded_send  # type: ignore[method-assign]
@@ -448,11 +466,23 @@ class WinRMConnection:
             cls = wmi.query_class(query)  # names the class of XmlFragment items
             items, context, end = wmi.parse_enumeration(body, cls)
             pulls = 0
+            elements = _count_elements(body)
+            start = self.bytes_received
             while not end and context:
                 pulls += 1
                 if pulls > MAX_PULLS:
                     raise ProtocolError(self.spec.host, f"enumeration did not end after {MAX_PULLS} pulls")
                 body = client.pull(uri, wmi.pull_body(context), timeout=self._call_timeout())
+                elements += _count_elements(body)
+                size = self.bytes_received - start
+                if elements > MAX_ENUMERATION_ELEMENTS or size > MAX_ENUMERATION_BYTES:
+                    self._hostile = ProtocolError(
+                        self.spec.host,
+                        f"enumeration still going after {pulls} pulls, {elements:,} XML elements and "
+                        f"{size // 1048576} MiB (limits {MAX_ENUMERATION_ELEMENTS:,} elements, "
+                        f"{MAX_ENUMERATION_BYTES // 1048576} MiB); stopped",
+                    )
+                    raise self._hostile
                 more, context, end = wmi.parse_enumeration(body, cls)
                 items.extend(more)
             return items

@@ -84,7 +84,12 @@ def query_class(query: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _raw(elem: ET.Element) -> Any:
+#: Deepest nesting of a property (an embedded object inside an embedded object …); Windows' own answers nest a few
+#: levels. A hostile answer may nest thousands deep, which would otherwise end in a RecursionError.
+MAX_PROPERTY_DEPTH = 32
+
+
+def _raw(elem: ET.Element, depth: int = 0) -> Any:
     """One property element as sent: None (xsi:nil), text, a datetime (``cim:Datetime`` in a typed instance,
     an unqualified ``Datetime`` in an XmlFragment), or a nested mapping for an embedded object."""
     if elem.get(NIL) in ("true", "1"):
@@ -93,7 +98,9 @@ def _raw(elem: ET.Element) -> Any:
     if children:
         if len(children) == 1 and _local(children[0].tag) == "Datetime":
             return cim_types.parse_datetime(children[0].text or "")
-        return {_local(c.tag): _raw(c) for c in children}
+        if depth >= MAX_PROPERTY_DEPTH:
+            raise ValueError(f"a WMI property is nested more than {MAX_PROPERTY_DEPTH} elements deep; refused")
+        return {_local(c.tag): _raw(c, depth + 1) for c in children}
     return elem.text if elem.text is not None else ""
 
 

@@ -14,6 +14,13 @@ Behaviours (``kind``):
 - ``endless_stdout``: a WinRS (Basic sign-in) whose command never ends: every Receive answers 8 MiB of stdout.
 - ``escapes``: a WinRS whose command prints terminal escape sequences (window title, clear screen, colours, C1
   CSI) and exits 1.
+- ``endless_pull``: a WMI enumeration (Basic sign-in) that never ends: Enumerate and every Pull answer one
+  ~64 KiB item and a fresh context, never ``EndOfSequence``.
+- ``many_items``: an Enumerate answered with 100,000 items at once (about 4 MiB).
+- ``tiny_elements``: an Enumerate whose one item holds 15 MiB of empty elements (about 4 million).
+- ``slow_pull``: the endless enumeration again, each answer sent 1.5 s late: under every per-exchange timeout
+  (operation 3 s, read 5 s), so only the PC's whole budget can end it.
+- ``deep_nesting``: an Enumerate whose one property nests 5,000 elements deep (past Python's recursion limit).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import re
 import threading
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from spnego._ntlm_raw.messages import AvId, Challenge, NegotiateFlags, TargetInfo
@@ -42,6 +50,12 @@ ESCAPE_STDOUT = (
 _ACTION = re.compile(rb"<(?:\w+:)?Action[^>]*>([^<]+)</")
 _MESSAGE_ID = re.compile(rb"<(?:\w+:)?MessageID[^>]*>([^<]+)</")
 _SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+_ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
+_CIMV2 = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2"
+MANY_ITEMS = 100_000
+DEEP = 5_000
+SLOW_ANSWER = 1.5
+SMALL_ITEM = "<p:Win32_OperatingSystem><p:CSName>PC</p:CSName></p:Win32_OperatingSystem>"
 _SOAP = "Content-Type: application/soap+xml;charset=UTF-8\r\n"
 
 
@@ -96,6 +110,7 @@ class Hostile:
     requests: int = 0
     capped: bool = False
     _server: asyncio.Server | None = field(default=None, repr=False)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set, repr=False)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.address, self.port)
@@ -103,6 +118,8 @@ class Hostile:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._writers):  # kept-alive client connections: end them before the loop stops
+                writer.close()
             await self._server.wait_closed()
 
     async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -114,6 +131,7 @@ class Hostile:
         await writer.drain()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -125,6 +143,7 @@ class Hostile:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, OSError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     # ------------------------------------------------------------------ attacks (True: keep the connection)
@@ -175,45 +194,90 @@ class Hostile:
     async def _escapes(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
         return await self._winrs(writer, body, base64.b64encode(ESCAPE_STDOUT.encode()).decode(), done=True)
 
-    async def _winrs(self, writer: asyncio.StreamWriter, body: bytes, stdout_b64: str, *, done: bool) -> bool:
-        """Just enough of a WinRS for pypsrp over Basic: Create, Command, Receive, Signal, Delete."""
+    async def _endless_pull(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        item = f"<p:Win32_OperatingSystem><p:CSName>{'N' * (64 * 1024)}</p:CSName></p:Win32_OperatingSystem>"
+        return await self._wmi(writer, body, item)
+
+    async def _slow_pull(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        await asyncio.sleep(SLOW_ANSWER)
+        return await self._wmi(
+            writer, body, "<p:Win32_OperatingSystem><p:CSName>PC</p:CSName></p:Win32_OperatingSystem>"
+        )
+
+    async def _many_items(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        return await self._wmi(writer, body, SMALL_ITEM * MANY_ITEMS, end=True)
+
+    async def _tiny_elements(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        item = "<p:Win32_OperatingSystem>" + "<a/>" * (15 * MiB // 4) + "</p:Win32_OperatingSystem>"
+        return await self._wmi(writer, body, item, end=True)
+
+    async def _deep_nesting(self, writer: asyncio.StreamWriter, body: bytes) -> bool:
+        deep = "<a>" * DEEP + "x" + "</a>" * DEEP
+        item = f"<p:Win32_OperatingSystem><p:CSName>{deep}</p:CSName></p:Win32_OperatingSystem>"
+        return await self._wmi(writer, body, item, end=True)
+
+    async def _wmi(self, writer: asyncio.StreamWriter, body: bytes, items: str, *, end: bool = False) -> bool:
+        """Just enough of WS-Enumeration for a WQL query over Basic: Enumerate, Pull, Release."""
+
+        def reply_to(verb: str) -> str:
+            if verb not in ("Enumerate", "Pull"):
+                return ""
+            tail = "<w:EndOfSequence/>" if end else f"<n:EnumerationContext>uuid:{uuid.uuid4()}</n:EnumerationContext>"
+            return (
+                f'<n:{verb}Response xmlns:n="{_ENUMERATION}" xmlns:p="{_CIMV2}/Win32_OperatingSystem">'
+                f"<w:Items>{items}</w:Items>{tail}</n:{verb}Response>"
+            )
+
+        return await self._soap(writer, body, reply_to)
+
+    async def _soap(self, writer: asyncio.StreamWriter, body: bytes, reply_to: Callable[[str], str]) -> bool:
+        """Answer one SOAP request with the body ``reply_to(verb of its Action)`` (400 without an Action)."""
         action_m, mid_m = _ACTION.search(body), _MESSAGE_ID.search(body)
         if action_m is None or mid_m is None:
             await self._write(writer, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
             return True
         action, mid = action_m.group(1).decode().strip(), mid_m.group(1).decode().strip()
         verb = action.rsplit("/", 1)[-1]
-        shell_id = "0C1F2E3D-4B5A-6978-8796-A5B4C3D2E1F0"
-        command_id = "11111111-2222-3333-4444-555555555555"
-        if verb == "Create":
-            reply = (
-                f"<x:ResourceCreated><a:Address>http://{self.address}:{self.port}/wsman</a:Address>"
-                f"<a:ReferenceParameters><w:ResourceURI>{_SHELL}/cmd</w:ResourceURI><w:SelectorSet>"
-                f'<w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
-                f"</x:ResourceCreated><rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId></rsp:Shell>"
-            )
-        elif verb == "Command":
-            reply = f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"
-        elif verb == "Receive":
-            state = (
-                f'<rsp:CommandState CommandId="{command_id}" State="{_SHELL}/CommandState/Done">'
-                "<rsp:ExitCode>1</rsp:ExitCode></rsp:CommandState>"
-                if done
-                else f'<rsp:CommandState CommandId="{command_id}" State="{_SHELL}/CommandState/Running"/>'
-            )
-            reply = (
-                f'<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="{command_id}">{stdout_b64}</rsp:Stream>'
-                f'<rsp:Stream Name="stderr" CommandId="{command_id}">{stdout_b64 if done else ""}</rsp:Stream>'
-                f"{state}</rsp:ReceiveResponse>"
-            )
-        elif verb == "Signal":
-            reply = "<rsp:SignalResponse/>"
-        else:  # Delete and anything else: an empty answer
-            reply = ""
+        reply = reply_to(verb)
         data = _envelope(action + "Response", mid, reply)
         head = f"HTTP/1.1 200 OK\r\n{_SOAP}Content-Length: {len(data)}\r\n\r\n"
         await self._write(writer, head.encode() + data)
         return True
+
+    async def _winrs(self, writer: asyncio.StreamWriter, body: bytes, stdout_b64: str, *, done: bool) -> bool:
+        """Just enough of a WinRS for pypsrp over Basic: Create, Command, Receive, Signal, Delete."""
+
+        def reply_to(verb: str) -> str:
+            shell_id = "0C1F2E3D-4B5A-6978-8796-A5B4C3D2E1F0"
+            command_id = "11111111-2222-3333-4444-555555555555"
+            if verb == "Create":
+                reply = (
+                    f"<x:ResourceCreated><a:Address>http://{self.address}:{self.port}/wsman</a:Address>"
+                    f"<a:ReferenceParameters><w:ResourceURI>{_SHELL}/cmd</w:ResourceURI><w:SelectorSet>"
+                    f'<w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet></a:ReferenceParameters>'
+                    f"</x:ResourceCreated><rsp:Shell><rsp:ShellId>{shell_id}</rsp:ShellId></rsp:Shell>"
+                )
+            elif verb == "Command":
+                reply = f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"
+            elif verb == "Receive":
+                state = (
+                    f'<rsp:CommandState CommandId="{command_id}" State="{_SHELL}/CommandState/Done">'
+                    "<rsp:ExitCode>1</rsp:ExitCode></rsp:CommandState>"
+                    if done
+                    else f'<rsp:CommandState CommandId="{command_id}" State="{_SHELL}/CommandState/Running"/>'
+                )
+                reply = (
+                    f'<rsp:ReceiveResponse><rsp:Stream Name="stdout" CommandId="{command_id}">{stdout_b64}</rsp:Stream>'
+                    f'<rsp:Stream Name="stderr" CommandId="{command_id}">{stdout_b64 if done else ""}</rsp:Stream>'
+                    f"{state}</rsp:ReceiveResponse>"
+                )
+            elif verb == "Signal":
+                reply = "<rsp:SignalResponse/>"
+            else:  # Delete and anything else: an empty answer
+                reply = ""
+            return reply
+
+        return await self._soap(writer, body, reply_to)
 
 
 BOMB = gzip_bomb()
