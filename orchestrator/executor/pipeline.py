@@ -566,7 +566,8 @@ class HostPipeline:
         outcome: ModuleOutcome,
         data: dict[str, Any],
     ) -> tuple[ModuleOutcome, dict[str, Any]]:
-        if task.changed_when is None and task.failed_when is None:
+        # Ansible evaluates neither condition on a skipped result (TaskExecutor: ``'skipped' not in result``)
+        if (task.changed_when is None and task.failed_when is None) or outcome.skipped:
             return outcome, data
         scope = dict(variables)
         if task.register:
