@@ -96,6 +96,8 @@ class Module(ABC, Generic[A]):
     args_model: ClassVar[type[ModuleArgs]]
     free_form: ClassVar[str | None] = None  # argument receiving free-form text (`win_command: whoami`)
     supports_check: ClassVar[bool] = False
+    #: known only to be refused with a reason when a playbook is loaded (win_updates …); not listed as runnable
+    refused: ClassVar[bool] = False
     uses_connection: ClassVar[bool] = True
     description: ClassVar[str] = ""
 

@@ -451,6 +451,7 @@ class _Refused(Module[_AnyArgs]):
 
     args_model = _AnyArgs
     supports_check = True
+    refused = True
     reason: ClassVar[str] = ""
 
     @classmethod

@@ -640,13 +640,13 @@ class _Loader:
             raise InputError(
                 f"{short} is an Ansible module kmsfleet does not support (yet)",
                 _key_loc(raw, key, file),
-                hint=f"modules kmsfleet runs: {', '.join(self.module_names())}",
+                hint=f"modules kmsfleet runs: {self.runnable_module_names()}",
             )
         suggestion = did_you_mean(_short(key), self.module_names(), cutoff=_CLOSE)
         message = f"unknown module '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else "")
         # Ansible says "couldn't resolve module/action 'x'. This often indicates a misspelling, missing
         # collection, or incorrect module path."
-        hint = None if suggestion else f"a misspelling? kmsfleet's modules: {', '.join(self.module_names())}"
+        hint = None if suggestion else f"a misspelling? kmsfleet's modules: {self.runnable_module_names()}"
         raise InputError(message, _key_loc(raw, key, file), hint=hint)
 
     def _args(self, raw: dict[str, Any], module_key: str, spec: ModuleSpec, file: Path) -> dict[str, Any]:
@@ -762,6 +762,10 @@ class _Loader:
         if self._module_names is None:
             self._module_names = sorted(self.catalog.names())
         return self._module_names
+
+    def runnable_module_names(self) -> str:
+        """The modules kmsfleet runs, for a hint (not those it knows only to refuse, like win_updates)."""
+        return ", ".join(n for n in self.module_names() if not getattr(self.catalog.get(n), "refused", False))
 
     def _module(self, key: str) -> ModuleSpec | None:
         spec = self.catalog.get(key)

@@ -248,3 +248,16 @@ def test_unquoted_template_gets_ansibles_quoting_hint(tmp_path: Path, value: str
         load_playbook(write(tmp_path, text), CATALOG)
     assert "missing quotes" in (err.value.hint or "")
     assert err.value.location is not None and err.value.location.line == 4
+
+
+def test_unsupported_module_hint_lists_only_modules_that_run(tmp_path: Path) -> None:
+    """The hint after "an Ansible module kmsfleet does not support" lists what kmsfleet runs: not win_updates,
+    win_auto_logon or win_region, which kmsfleet knows only to refuse them."""
+    text = "- hosts: all\n  tasks:\n    - community.windows.win_firewall_rule: {name: kms, localport: 1688}\n"
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), REGISTRY)
+    hint = err.value.errors[0].hint or ""
+    assert "win_firewall_rule is an Ansible module kmsfleet does not support" in str(err.value)
+    assert "win_service" in hint and "win_regedit" in hint
+    assert not {"win_updates", "win_auto_logon", "win_region"} & set(hint.replace(",", " ").split())
+    assert REGISTRY.get("win_updates") is not None  # still known: using it is refused with its reason
