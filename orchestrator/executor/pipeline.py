@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import InputError, KmsfleetError
+from orchestrator.errors import InputError, KmsfleetError, Location
 from orchestrator.executor.plan import BlockSpec, Node, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.state import HostState, RunOptions
@@ -87,6 +87,18 @@ def _loop_info(items: Sequence[Any], index: int) -> dict[str, Any]:
     if index < length - 1:
         info["nextitem"] = items[index + 1]
     return info
+
+
+def _checked_items(value: Any, name: str, location: Location) -> list[Any]:
+    """A rendered ``loop:`` value as its items: a list, bounded."""
+    if isinstance(value, Mapping):
+        raise InputError(f"loop over a mapping needs dict2items in task {name!r}", location)
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InputError(f"loop must be a list in task {name!r}, got {type(value).__name__}", location)
+    items = list(value)
+    if len(items) > MAX_LOOP_ITEMS:
+        raise InputError(f"loop has {len(items)} items; the limit is {MAX_LOOP_ITEMS}", location)
+    return items
 
 
 class HostPipeline:
@@ -197,6 +209,9 @@ class HostPipeline:
         in_block: bool,
         rescuable: bool,
     ) -> None:
+        if block.loop is not None:
+            self._run_block_loop(block, run, scopes, in_block=in_block, rescuable=rescuable)
+            return
         inner = (*scopes, block.vars)
         if block.when:
             variables = self.variables(run, inner)
@@ -239,6 +254,40 @@ class HostPipeline:
             finally:
                 self.state.failed = self.state.failed or was_failed
 
+    def _run_block_loop(
+        self,
+        block: BlockSpec,
+        run: PlayRun,
+        scopes: tuple[Mapping[str, Any], ...],
+        *,
+        in_block: bool,
+        rescuable: bool,
+    ) -> None:
+        """``include_tasks`` with ``loop``: the file's tasks once per item, the item (and ``index_var``,
+        ``ansible_loop``) visible to them as Ansible's include does."""
+        variables = self.variables(run, (*scopes, block.vars), block.defaults)
+        templar = self.templar(variables, run, f"include {block.name!r} on host {self.state.name}")
+        try:
+            items = _checked_items(templar.render(block.loop), block.name, block.location)
+        except KmsfleetError as exc:
+            self._record_error(block.name, "include_tasks", run, exc)
+            return
+        for index, item in enumerate(items):
+            if self.cancel.is_set() or not self.state.active or self.state.ended_play is run.play:
+                return
+            scope: dict[str, Any] = {block.loop_var: item, "ansible_loop_var": block.loop_var}
+            if block.index_var:
+                scope[block.index_var] = index
+            if block.extended:
+                scope["ansible_loop"] = _loop_info(items, index)
+            self.run_block(
+                replace(block, loop=None, vars={**block.vars, **scope}),
+                run,
+                scopes,
+                in_block=in_block,
+                rescuable=rescuable,
+            )
+
     # ---------------------------------------------------------------- one task
 
     def run_task(
@@ -253,6 +302,7 @@ class HostPipeline:
         state = self.state
         scopes = (*scopes, task.vars)
         variables = self.variables(run, scopes, task.defaults)
+        task = replace(task, name=self._display_name(task, run, variables))
         context = f'task "{task.name}" on host {state.name}'
         started = utcnow()
         t0 = time.monotonic()
@@ -334,6 +384,18 @@ class HostPipeline:
             self.state.ended_play = run.play
             self.state.notified.clear()
 
+    def _display_name(self, task: TaskSpec, run: PlayRun, variables: Mapping[str, Any]) -> str:
+        """The task's name as Ansible shows it: templated (ansible-core 2.19 shows ``Room {{ inventory_hostname }}``
+        as ``Room localhost`` and, in a looped include_tasks, ``Service {{ svc.name }}`` once per service). A name
+        that cannot be rendered yet (the task's own loop item) or that would show a secret stays as written."""
+        if "{{" not in task.name:
+            return task.name
+        try:
+            value, secret = self.templar(variables, run, f'name of task "{task.name}"').render_tracked(task.name)
+        except KmsfleetError:
+            return task.name
+        return value if isinstance(value, str) and not secret else task.name
+
     def _resolve(self, task: TaskSpec, templar: Any, run: PlayRun) -> TaskSpec:
         """Keywords that may be templates (retries, delay, ignore_errors, no_log, …) → concrete values."""
         changes: dict[str, Any] = {}
@@ -377,15 +439,7 @@ class HostPipeline:
             if len(items) > MAX_LOOP_ITEMS:
                 raise InputError(f"loop has {len(items)} items; the limit is {MAX_LOOP_ITEMS}", task.location)
             return items
-        value = templar.render(task.loop)
-        if isinstance(value, Mapping):
-            raise InputError(f"loop over a mapping needs dict2items in task {task.name!r}", task.location)
-        if isinstance(value, str) or not isinstance(value, Iterable):
-            raise InputError(f"loop must be a list in task {task.name!r}, got {type(value).__name__}", task.location)
-        items = list(value)
-        if len(items) > MAX_LOOP_ITEMS:
-            raise InputError(f"loop has {len(items)} items; the limit is {MAX_LOOP_ITEMS}", task.location)
-        return items
+        return _checked_items(templar.render(task.loop), task.name, task.location)
 
     def _execute_loop(
         self, task: TaskSpec, run: PlayRun, variables: dict[str, Any], items: list[Any]

@@ -62,6 +62,11 @@ class BlockSpec:
     ignore_unreachable: bool | str = False
     no_log: bool | str = False
     check_mode: bool | str | None = None
+    loop: Any = None  # include_tasks with loop: the block runs once per item (None = once)
+    loop_var: str = "item"
+    index_var: str | None = None
+    extended: bool = False
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # role defaults, to render the loop
 
 
 @dataclass(frozen=True)

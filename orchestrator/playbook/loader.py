@@ -480,14 +480,22 @@ class _Loader:
         at = _key_loc(raw, key, file)
         if len(imports) > 1:
             raise InputError("a task can import only one task file", _key_loc(raw, imports[1], file))
+        include = _short(key) == "include_tasks"
         for other in raw:
-            if other == key:
+            if other == key or (include and other in ("loop", "loop_control")):
                 continue
-            if other in kw.LOOP_KEYWORDS or other.startswith("with_"):
+            if other in kw.LOOP_KEYWORDS or other.startswith("with_") or other == "loop_control":
+                if include:
+                    raise InputError(
+                        f"'{other}' is not supported on include_tasks",
+                        _key_loc(raw, other, file),
+                        hint='use loop: (e.g. loop: "{{ my_list }}", or "{{ my_dict | dict2items }}")',
+                    )
+                # Ansible: "You cannot use loops on 'import_tasks' statements. You should use 'include_tasks'"
                 raise InputError(
-                    f"looping over {_short(key)} is not supported",
+                    "import_tasks cannot loop (as in Ansible)",
                     _key_loc(raw, other, file),
-                    hint="kmsfleet imports task files statically; put the loop on the tasks inside the file",
+                    hint="use include_tasks with loop:",
                 )
             if other == "apply":
                 raise InputError(
@@ -536,6 +544,17 @@ class _Loader:
             "key_locations": _key_locations(raw),
             **child.values,
         }
+        if "loop" in raw and handlers:
+            raise InputError("a handler cannot include_tasks with a loop", _key_loc(raw, "loop", file))
+        if "loop" in raw:
+            fields["defaults"] = dict(child.defaults)
+            fields["loop"] = self._loop(raw["loop"], "loop", _key_loc(raw, "loop", file))
+            if raw.get("loop_control") is not None:
+                lc_at = _key_loc(raw, "loop_control", file)
+                fields["loop_control"] = self._loop_control(raw["loop_control"], lc_at, file)
+        elif "loop_control" in raw:
+            at_lc = _key_loc(raw, "loop_control", file)
+            raise InputError("'loop_control' needs a 'loop' on the same include_tasks", at_lc)
         return self._build(Block, fields, raw, file)
 
     def _task(self, raw: dict[str, Any], file: Path, inherit: _Inherit, handlers: bool) -> Task:

@@ -189,6 +189,9 @@ class Block(_Frozen):
     diff: BoolOrTemplate | None = None
     timeout: IntOrTemplate | None = None
     any_errors_fatal: StrictBool | None = None
+    loop: Raw = None  # include_tasks only: the tasks of the file run once per item (None = no loop)
+    loop_control: LoopControl | None = None
+    defaults: RawDict = Field(default_factory=dict)  # role defaults where the looped include is (for its loop)
     key_locations: dict[str, Location] = Field(default_factory=dict)
 
 

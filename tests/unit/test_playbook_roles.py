@@ -261,3 +261,69 @@ def test_unsupported_module_hint_lists_only_modules_that_run(tmp_path: Path) -> 
     assert "win_service" in hint and "win_regedit" in hint
     assert not {"win_updates", "win_auto_logon", "win_region"} & set(hint.replace(",", " ").split())
     assert REGISTRY.get("win_updates") is not None  # still known: using it is refused with its reason
+
+
+# ------------------------------------------------------------------------------------------ include_tasks + loop
+
+
+def test_include_tasks_with_loop_runs_the_file_once_per_item(tmp_path: Path) -> None:
+    """Public roles write ``include_tasks: svc.yml`` with ``loop:`` and ``loop_control: {loop_var: svc}``; as in
+    Ansible the file's tasks run once per item, with the loop variable, index_var and the include's when."""
+    (tmp_path / "svc.yml").write_text(
+        '- name: per service\n  debug:\n    msg: "{{ idx }}:{{ svc.name }}:{{ svc.mode }}"\n'
+        '- name: second\n  set_fact:\n    seen: "{{ (seen | default([])) + [svc.name] }}"\n'
+    )
+    text = (
+        "- hosts: all\n  gather_facts: false\n  vars:\n    services:\n      - {name: Spooler, mode: disabled}\n"
+        "      - {name: wuauserv, mode: manual}\n      - {name: Skip, mode: x}\n  tasks:\n"
+        '    - name: each service\n      include_tasks: svc.yml\n      loop: "{{ services }}"\n'
+        "      loop_control:\n        loop_var: svc\n        index_var: idx\n      when: svc.name != 'Skip'\n"
+        "    - assert:\n        that: seen == ['Spooler', 'wuauserv']\n"
+    )
+    result = run_book(tmp_path, text)
+    assert result.exit_code == ExitCode.OK, statuses(result, "pc01")
+    host = result.host("pc01")
+    assert host is not None
+    shown = [t.msg for t in host.tasks if t.task == "per service" and t.status.value == "ok"]
+    assert shown == ["0:Spooler:disabled", "1:wuauserv:manual"]
+
+
+def test_import_tasks_loop_and_include_with_items_are_refused_with_ansibles_reason(tmp_path: Path) -> None:
+    (tmp_path / "t.yml").write_text("- debug: msg=x\n")
+    text = (
+        "- hosts: all\n  tasks:\n    - import_tasks: t.yml\n      loop: [1, 2]\n"
+        "    - include_tasks: t.yml\n      with_items: [1, 2]\n"
+        "    - include_tasks: t.yml\n      loop_control: {loop_var: x}\n"
+    )
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), REGISTRY)
+    out = str(err.value)
+    assert "import_tasks cannot loop" in out and "include_tasks with loop" in out
+    assert "'with_items' is not supported on include_tasks" in out
+    assert "'loop_control' needs a 'loop'" in out
+    assert [e.location.line for e in err.value.errors if e.location] == [4, 6, 8]
+
+
+def test_task_names_are_templated_as_ansible_shows_them(tmp_path: Path) -> None:
+    """ansible-core 2.19 shows ``Room {{ inventory_hostname }}`` as ``Room localhost``, ``Play var {{ pv }}`` with
+    the play's value, and a looped include's tasks with the loop variable; a task's own loop item is unknown when
+    the name is shown (kmsfleet keeps the name as written), and a secret never shows in a name."""
+    (tmp_path / "inc.yml").write_text('- name: "Service {{ svc }}"\n  debug: msg=x\n')
+    text = (
+        "- hosts: all\n  gather_facts: false\n  vars: {pv: playvar, ansible_password: s3cret-Pw}\n  tasks:\n"
+        '    - name: "Room {{ inventory_hostname }}"\n      debug: msg=x\n'
+        '    - name: "Play var {{ pv }}"\n      debug: msg=x\n'
+        '    - name: "Install {{ item }}"\n      debug: msg=x\n      loop: [a]\n'
+        '    - name: "Each {{ svc }}"\n      include_tasks: inc.yml\n      loop: [s1, s2]\n'
+        "      loop_control: {loop_var: svc}\n"
+        '    - name: "Login {{ ansible_password }}"\n      debug: msg=x\n'
+    )
+    result = run_book(tmp_path, text)
+    assert [name for name, _ in statuses(result, "pc01")] == [
+        "Room pc01",
+        "Play var playvar",
+        "Install {{ item }}",
+        "Service s1",
+        "Service s2",
+        "Login {{ ansible_password }}",
+    ]
