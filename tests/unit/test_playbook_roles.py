@@ -327,3 +327,14 @@ def test_task_names_are_templated_as_ansible_shows_them(tmp_path: Path) -> None:
         "Service s2",
         "Login {{ ansible_password }}",
     ]
+
+
+def test_missing_role_suggests_a_close_role_on_the_search_path(tmp_path: Path) -> None:
+    """A typo in a role name names the role that exists (only a close one: no guess from an unrelated name)."""
+    role(tmp_path / "roles", "windows_baseline", tasks="- debug: msg=x\n")
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, "- hosts: all\n  roles:\n    - windows_baselin\n    - kms_client\n"), REGISTRY)
+    first, second = err.value.errors
+    assert "role 'windows_baselin' not found" in first.message
+    assert "did you mean 'windows_baseline'?" in first.message
+    assert "role 'kms_client' not found" in second.message and "did you mean" not in second.message
