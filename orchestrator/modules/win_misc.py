@@ -198,7 +198,7 @@ class WinPowershell(Module[PowershellArgs]):
 
     def run(self, ctx: ModuleContext, args: PowershellArgs) -> ModuleOutcome:
         cmd_args = CommandArgs(cmd=args.script, creates=args.creates, removes=args.removes)
-        done = _creates_removes(ctx, cmd_args, args.script)
+        done = _creates_removes(ctx, cmd_args, args.script, skipped=False)  # win_powershell: msg only
         if done is not None:
             return done
         if ctx.check_mode:

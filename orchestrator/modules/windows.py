@@ -120,14 +120,20 @@ def _command_data(res: CommandResult, cmd: str, started: datetime) -> dict[str, 
     }
 
 
-def _creates_removes(ctx: ModuleContext, args: CommandArgs, cmd: str) -> ModuleOutcome | None:
+def _creates_removes(ctx: ModuleContext, args: CommandArgs, cmd: str, *, skipped: bool = True) -> ModuleOutcome | None:
+    """The result when ``creates``/``removes`` says not to run. win_command, win_shell (``$module.Result.skipped =
+    $true``) and the script action (``skipped=True``) report a skipped task; win_powershell only sets ``msg``
+    (``skipped=False``)."""
     if args.creates and _path_test(ctx, args.creates):
-        return ModuleOutcome(msg=f"skipped, since {args.creates} exists", data={"cmd": cmd, "rc": 0, "stdout": ""})
-    if args.removes and not _path_test(ctx, args.removes):
-        return ModuleOutcome(
-            msg=f"skipped, since {args.removes} does not exist", data={"cmd": cmd, "rc": 0, "stdout": ""}
-        )
-    return None
+        why = f"skipped, since {args.creates} exists"
+    elif args.removes and not _path_test(ctx, args.removes):
+        why = f"skipped, since {args.removes} does not exist"
+    else:
+        return None
+    data: dict[str, Any] = {"cmd": cmd, "rc": 0, "stdout": ""}
+    if skipped:
+        data["skipped"] = True
+    return ModuleOutcome(skipped=skipped, msg=why, data=data)
 
 
 def _finish(res: CommandResult, cmd: str, started: datetime, what: str) -> ModuleOutcome:

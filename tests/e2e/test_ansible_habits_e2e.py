@@ -136,3 +136,13 @@ def test_role_project_with_ansible_cfg_vault_and_include_loop(lab: LabThread, tm
         assert _room_value(lab, name) == "Exam room 101"  # … but written decrypted to the PC
         assert "Exam room 101" not in out
     assert all(s == {"state": "Stopped", "start_mode": "Disabled"} for s in _spooler(lab).values())
+
+
+def test_creates_and_removes_skip_the_task_as_ansible_windows_does(lab: LabThread, tmp_path: Path) -> None:
+    code, report, out = _run(lab, tmp_path, "run_once.yml", "--limit", "pc01,pc02")
+    hosts = hosts_by_name(report)
+    assert code == 0, out
+    for name in ("pc01", "pc02"):
+        assert _task(hosts[name], "Install (the folder is there already)")["status"] == "skipped", out
+        assert _task(hosts[name], "Clean up (nothing to remove)")["status"] == "skipped", out
+        assert _task(hosts[name], "PowerShell guard")["status"] == "ok", out
