@@ -659,13 +659,21 @@ class _Loader:
             raise InputError(
                 f"{short} is an Ansible module kmsfleet does not support (yet)",
                 _key_loc(raw, key, file),
-                hint=f"modules kmsfleet runs: {self.runnable_module_names()}",
+                hint=f"modules kmsfleet runs: {', '.join(self.runnable_module_names())}",
+            )
+        windows = f"win_{_short(key)}"
+        if windows in self.runnable_module_names():
+            # Ansible's Windows guide: the ansible.builtin modules for Linux/Unix do not run on Windows hosts
+            raise InputError(
+                f"'{key}' is Ansible's module for Linux/Unix hosts; on Windows use {windows}",
+                _key_loc(raw, key, file),
+                hint=f"kmsfleet runs {windows} with Ansible's arguments for it",
             )
         suggestion = did_you_mean(_short(key), self.module_names(), cutoff=_CLOSE)
         message = f"unknown module '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else "")
         # Ansible says "couldn't resolve module/action 'x'. This often indicates a misspelling, missing
         # collection, or incorrect module path."
-        hint = None if suggestion else f"a misspelling? kmsfleet's modules: {self.runnable_module_names()}"
+        hint = None if suggestion else f"a misspelling? kmsfleet's modules: {', '.join(self.runnable_module_names())}"
         raise InputError(message, _key_loc(raw, key, file), hint=hint)
 
     def _args(self, raw: dict[str, Any], module_key: str, spec: ModuleSpec, file: Path) -> dict[str, Any]:
@@ -782,9 +790,9 @@ class _Loader:
             self._module_names = sorted(self.catalog.names())
         return self._module_names
 
-    def runnable_module_names(self) -> str:
-        """The modules kmsfleet runs, for a hint (not those it knows only to refuse, like win_updates)."""
-        return ", ".join(n for n in self.module_names() if not getattr(self.catalog.get(n), "refused", False))
+    def runnable_module_names(self) -> list[str]:
+        """The modules kmsfleet runs (not those it knows only to refuse, like win_updates)."""
+        return [n for n in self.module_names() if not getattr(self.catalog.get(n), "refused", False)]
 
     def _module(self, key: str) -> ModuleSpec | None:
         spec = self.catalog.get(key)

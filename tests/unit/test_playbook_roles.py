@@ -338,3 +338,18 @@ def test_missing_role_suggests_a_close_role_on_the_search_path(tmp_path: Path) -
     assert "role 'windows_baselin' not found" in first.message
     assert "did you mean 'windows_baseline'?" in first.message
     assert "role 'kms_client' not found" in second.message and "did you mean" not in second.message
+
+
+def test_posix_module_names_point_at_their_windows_module(tmp_path: Path) -> None:
+    """``copy``, ``command``, ``service`` … are Ansible's modules for POSIX hosts (Ansible's Windows guide: use
+    the win_ modules); kmsfleet names the Windows module it runs instead of listing every module."""
+    text = (
+        "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: a, dest: b}\n    - command: whoami\n"
+        "    - service: {name: x, state: started}\n    - lineinfile: {path: x, line: y}\n"
+    )
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), REGISTRY)
+    copy, command, service, lineinfile = err.value.errors
+    assert "'ansible.builtin.copy' is Ansible's module for Linux/Unix hosts; on Windows use win_copy" in copy.message
+    assert "on Windows use win_command" in command.message and "on Windows use win_service" in service.message
+    assert "unknown module 'lineinfile'" in lineinfile.message  # no runnable win_lineinfile: no such pointer
