@@ -13,7 +13,7 @@ from typing import Any
 from orchestrator.errors import InputError, KmsfleetError, Location
 from orchestrator.executor.plan import BlockSpec, Node, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import Reporter
-from orchestrator.executor.state import HostState, RunOptions
+from orchestrator.executor.state import HostState, RunOptions, facts_namespace
 from orchestrator.modules.base import REGISTRY, ModuleContext, ModuleOutcome, TaskFailed
 from orchestrator.redact import redact, redact_text, register_secret_name, register_secret_values
 from orchestrator.results.models import FailureKind, HostTaskResult, TaskStatus, thaw, utcnow
@@ -126,7 +126,7 @@ class HostPipeline:
         out.update(s.inventory_vars)
         out.update(s.facts)
         if s.facts:
-            out["ansible_facts"] = {k.removeprefix("ansible_"): v for k, v in s.facts.items()}
+            out["ansible_facts"] = facts_namespace(s.facts)
         out.update(run.play_vars)
         for scope in scopes:
             out.update(scope)

@@ -88,6 +88,7 @@ def test_os_facts_have_setup_ps1_versions(lab: LabThread, tmp_path: Path) -> Non
     assert facts["pc02"]["os_version"] == "6.1.7601.65536", out  # Windows 7 SP1
     assert facts["pc02"]["os_name"] == facts["pc02"]["os_name"].strip()
     assert {f["os_type"] for f in facts.values()} == {"workstation"}
+    assert {f["os_family_hv"] for f in facts.values()} == {"Windows"}  # hostvars[host]['ansible_facts']
 
 
 def _project(lab: LabThread, tmp_path: Path) -> Path:
