@@ -538,6 +538,9 @@ class HostPipeline:
             base_dir=run.play.base_dir,
             render=templar.render,
             evaluate=templar.evaluate,
+            render_with=lambda value, extra: self.templar(
+                {**variables, **extra}, run, f'task "{task.name}" on host {state.name}'
+            ).render(value),
         )
         attempts_allowed = 1
         if task.until is not None:

@@ -85,6 +85,8 @@ class ModuleContext:
     base_dir: str = "."
     render: Callable[[Any], Any] = lambda value: value  # template a value in the task's variable scope
     evaluate: Callable[[Any], bool] = bool  # evaluate a `when`-style condition in the task's scope
+    #: template a value in the task's scope plus extra variables (win_template's ansible_managed, template_path …)
+    render_with: Callable[[Any, Mapping[str, Any]], Any] = lambda value, _extra: value
 
     @property
     def conn(self) -> WinRMConnection:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
 from orchestrator.modules import winwmi
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
+from orchestrator.modules.win_files import controller_candidates
 from orchestrator.modules.windows import CommandArgs, _command_data, _creates_removes
 from orchestrator.transport.errors import TransportError
 from orchestrator.transport.winrm import CommandResult
@@ -112,11 +112,8 @@ class Script(Module[ScriptArgs]):
         if args.executable:
             raise TaskFailed("script: 'executable' is not supported by kmsfleet (.ps1, .bat and .cmd only)")
         path_text, _, arg_text = args.cmd.strip().partition(" ")
-        path = Path(path_text)
-        if not path.is_absolute():
-            path = Path(ctx.base_dir) / "files" / path_text
-            if not path.exists():
-                path = Path(ctx.base_dir) / path_text
+        candidates = controller_candidates(ctx, path_text, "files")
+        path = next((c for c in candidates if c.exists()), candidates[-1])
         suffix = path.suffix.lower()
         if suffix not in (".ps1", ".bat", ".cmd"):
             raise TaskFailed(f"script {path_text!r}: kmsfleet runs .ps1, .bat and .cmd scripts on Windows PCs")

@@ -7,6 +7,7 @@ defaults/vars/handlers/meta, ``include_tasks`` with ``loop``/``loop_control``) r
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from orchestrator.lab.machine import Machine
 from orchestrator.lab.runner import LabThread
 
 BOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "ansible_habits"
+INI = "C:\\ProgramData\\School\\school.ini"
 HOSTS = [
     {"name": "pc01", "os": "Windows 10 Education"},
     {"name": "pc02", "os": "Windows 7 Professional"},
@@ -122,6 +124,7 @@ def test_role_project_with_ansible_cfg_vault_and_include_loop(lab: LabThread, tm
     out = proc.stdout[-4000:] + proc.stderr[-4000:]
     assert proc.returncode == 0, out
     assert _spooler(lab) == before and _room_value(lab, "pc01") is None  # --check changed nothing
+    assert INI not in LabControl(lab.control_url).host("pc01")["machine"]["files"]
     hosts = hosts_by_name(read_report(report))
     assert set(hosts) == {"pc01", "pc02", "pc03"}, out  # the inventory came from ansible.cfg
     names = [t["task"] for t in hosts["pc02"]["tasks"]]
@@ -136,6 +139,10 @@ def test_role_project_with_ansible_cfg_vault_and_include_loop(lab: LabThread, tm
         assert summary.endswith("room ********"), summary  # a Vault value is a secret: masked in output …
         assert _room_value(lab, name) == "Exam room 101"  # … but written decrypted to the PC
         assert "Exam room 101" not in out
+        files = LabControl(lab.control_url).host(name)["machine"]["files"]
+        # the role's templates/school.ini.j2, rendered with ansible_managed and the decrypted value, CRLF lines
+        text = f"; Ansible managed\r\n[school]\r\nroom=Exam room 101\r\nhost={name}\r\n"
+        assert files[INI]["sha1"] == hashlib.sha1(text.encode()).hexdigest(), files
     assert all(s == {"state": "Stopped", "start_mode": "Disabled"} for s in _spooler(lab).values())
 
 
