@@ -563,7 +563,7 @@ class HostPipeline:
                 )
             data = self._data(outcome)
             if outcome.facts:
-                if task.module == "set_fact":
+                if task.module in ("set_fact", "include_vars"):
                     self.state.update_vars(outcome.facts)  # rendered from the playbook: templates already ran
                 else:
                     self.state.set_facts(mark_unsafe(outcome.facts))

@@ -231,5 +231,6 @@ BUILTIN_MODULES = (
     "orchestrator.modules.win_registry",
     "orchestrator.modules.win_misc",
     "orchestrator.modules.win_files",
+    "orchestrator.modules.include_vars",
     "orchestrator.modules.licensing",
 )

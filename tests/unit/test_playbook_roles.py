@@ -353,3 +353,42 @@ def test_posix_module_names_point_at_their_windows_module(tmp_path: Path) -> Non
     assert "'ansible.builtin.copy' is Ansible's module for Linux/Unix hosts; on Windows use win_copy" in copy.message
     assert "on Windows use win_command" in command.message and "on Windows use win_service" in service.message
     assert "unknown module 'lineinfile'" in lineinfile.message  # no runnable win_lineinfile: no such pointer
+
+
+# ------------------------------------------------------------------------------------------ include_vars
+
+
+def test_include_vars_in_a_role_and_a_playbook(tmp_path: Path) -> None:
+    """``include_vars`` as public roles write it: free form with a templated name (found in the role's vars/
+    folder first), ``file:`` with ``name:`` (the variables under one key); the values' templates render when
+    used; -e still wins."""
+    role(
+        tmp_path / "roles",
+        "r",
+        vars__Windows="kms_port: 1688\nslmgr: '{{ system32 }}/slmgr.vbs'\n",
+        tasks='- include_vars: "{{ os_family }}.yml"\n'
+        "- assert:\n    that:\n      - kms_port == 1688\n      - slmgr == 'C:/W/slmgr.vbs'\n      - pinned == 'cli'\n",
+    )
+    (tmp_path / "vars").mkdir()
+    (tmp_path / "vars" / "site.yml").write_text("room: r101\npinned: file\n")
+    text = (
+        "- hosts: all\n  gather_facts: false\n  vars: {os_family: Windows, system32: 'C:/W'}\n  roles: [r]\n"
+        "  tasks:\n    - include_vars:\n        file: site.yml\n        name: site\n      register: inc\n"
+        "    - assert:\n        that:\n          - site.room == 'r101'\n"
+        "          - inc.ansible_included_var_files | length == 1\n"
+    )
+    plan = compile_playbook(load_playbook(write(tmp_path, text), REGISTRY))
+    options = RunOptions(forks=1, extra_vars={"pinned": "cli"})
+    info = new_run_info("t", "<t>", ["<inv>"], options, None)
+    result = Runner(plan, inventory(1), info, options, Recorder()).run()
+    assert result.exit_code == ExitCode.OK, [(t.task, t.msg) for t in result.hosts[0].tasks]
+
+
+def test_include_vars_refuses_dir_and_says_where_it_looked(tmp_path: Path) -> None:
+    text = "- hosts: all\n  tasks:\n    - include_vars: {dir: vars}\n    - include_vars: missing.yml\n"
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), REGISTRY)
+    assert "include_vars: dir" in str(err.value) and err.value.total == 1
+    result = run_book(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - include_vars: missing.yml\n")
+    host = result.hosts[0]
+    assert host.tasks[0].status.value == "failed" and "could not find missing.yml" in host.tasks[0].msg
