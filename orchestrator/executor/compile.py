@@ -91,6 +91,7 @@ def compile_nodes(nodes: Any, parent: dict[str, Any]) -> tuple[Node, ...]:
                     index_var=lc.index_var if lc else None,
                     extended=lc.extended if lc else False,
                     defaults=dict(node.defaults),
+                    source=node if node.loop_with else None,
                 )
             )
         else:

@@ -268,7 +268,12 @@ class HostPipeline:
         variables = self.variables(run, (*scopes, block.vars), block.defaults)
         templar = self.templar(variables, run, f"include {block.name!r} on host {self.state.name}")
         try:
-            items = _checked_items(templar.render(block.loop), block.name, block.location)
+            if block.source is not None:
+                from orchestrator.playbook.loops import loop_items
+
+                items = _checked_items(loop_items(block.source, templar) or [], block.name, block.location)
+            else:
+                items = _checked_items(templar.render(block.loop), block.name, block.location)
         except KmsfleetError as exc:
             self._record_error(block.name, "include_tasks", run, exc)
             return

@@ -67,6 +67,7 @@ class BlockSpec:
     index_var: str | None = None
     extended: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)  # role defaults, to render the loop
+    source: Any = field(default=None, compare=False, repr=False)  # the loader's Block (its loop keyword)
 
 
 @dataclass(frozen=True)

@@ -481,8 +481,9 @@ class _Loader:
         if len(imports) > 1:
             raise InputError("a task can import only one task file", _key_loc(raw, imports[1], file))
         include = _short(key) == "include_tasks"
+        loops = [k for k in raw if k in kw.LOOP_KEYWORDS]
         for other in raw:
-            if other == key or (include and other in ("loop", "loop_control")):
+            if other == key or (include and other in (*kw.LOOP_KEYWORDS, "loop_control")):
                 continue
             if other in kw.LOOP_KEYWORDS or other.startswith("with_") or other == "loop_control":
                 if include:
@@ -544,11 +545,14 @@ class _Loader:
             "key_locations": _key_locations(raw),
             **child.values,
         }
-        if "loop" in raw and handlers:
-            raise InputError("a handler cannot include_tasks with a loop", _key_loc(raw, "loop", file))
-        if "loop" in raw:
+        if len(loops) > 1:
+            raise InputError("a task can have only one loop", _key_loc(raw, loops[1], file))
+        if loops and handlers:
+            raise InputError("a handler cannot include_tasks with a loop", _key_loc(raw, loops[0], file))
+        if loops:
             fields["defaults"] = dict(child.defaults)
-            fields["loop"] = self._loop(raw["loop"], "loop", _key_loc(raw, "loop", file))
+            fields["loop_with"] = loops[0]
+            fields["loop"] = self._loop(raw[loops[0]], loops[0], _key_loc(raw, loops[0], file))
             if raw.get("loop_control") is not None:
                 lc_at = _key_loc(raw, "loop_control", file)
                 fields["loop_control"] = self._loop_control(raw["loop_control"], lc_at, file)

@@ -299,9 +299,23 @@ def test_import_tasks_loop_and_include_with_items_are_refused_with_ansibles_reas
         load_playbook(write(tmp_path, text), REGISTRY)
     out = str(err.value)
     assert "import_tasks cannot loop" in out and "include_tasks with loop" in out
-    assert "'with_items' is not supported on include_tasks" in out
     assert "'loop_control' needs a 'loop'" in out
-    assert [e.location.line for e in err.value.errors if e.location] == [4, 6, 8]
+    assert [e.location.line for e in err.value.errors if e.location] == [4, 8]
+
+
+def test_include_tasks_with_items_and_with_dict_as_older_roles_write_them(tmp_path: Path) -> None:
+    """``with_items`` (flattening one level) and ``with_dict`` on include_tasks, as Ansible runs them."""
+    (tmp_path / "t.yml").write_text('- name: "show {{ item }}"\n  debug: msg="{{ item }}"\n')
+    text = (
+        "- hosts: all\n  gather_facts: false\n  vars: {more: [b, c]}\n  tasks:\n"
+        "    - include_tasks: t.yml\n      with_items: [a, '{{ more }}']\n"
+        "    - include_tasks: t.yml\n      with_dict: {k: v}\n"
+    )
+    result = run_book(tmp_path, text)
+    assert result.exit_code == ExitCode.OK
+    host = result.host("pc01")
+    assert host is not None
+    assert [t.msg for t in host.tasks] == ["a", "b", "c", "{'key': 'k', 'value': 'v'}"]
 
 
 def test_task_names_are_templated_as_ansible_shows_them(tmp_path: Path) -> None:
