@@ -119,7 +119,7 @@ class StreamEvent(BaseModel):
 def is_secret_name(name: Any) -> bool:
     if not isinstance(name, str):
         return False
-    from orchestrator.inventory._util import SECRET_NAME
+    from orchestrator.varsfile import SECRET_NAME
 
     return bool(SECRET_NAME.search(name) or SECRET_KEYS.search(name)) or name.lower().endswith(_SECRET_NAME_EXTRA)
 

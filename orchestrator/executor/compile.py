@@ -77,6 +77,7 @@ def compile_nodes(nodes: Any, parent: dict[str, Any]) -> tuple[Node, ...]:
     for node in nodes:
         if isinstance(node, Block):
             inner = _inherited(node, parent)
+            lc = node.loop_control
             out.append(
                 BlockSpec(
                     name=node.name or node.origin,
@@ -85,6 +86,12 @@ def compile_nodes(nodes: Any, parent: dict[str, Any]) -> tuple[Node, ...]:
                     always=compile_nodes(node.always, inner),
                     location=node.location,
                     tags=frozenset(node.tags),
+                    loop=node.loop,
+                    loop_var=lc.loop_var if lc else "item",
+                    index_var=lc.index_var if lc else None,
+                    extended=lc.extended if lc else False,
+                    defaults=dict(node.defaults),
+                    source=node if node.loop_with else None,
                 )
             )
         else:

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.booleans import boolean
-from orchestrator.errors import InputError, KmsfleetError
+from orchestrator.errors import InputError, KmsfleetError, Location
 from orchestrator.executor.plan import BlockSpec, Node, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import Reporter
-from orchestrator.executor.state import HostState, RunOptions
+from orchestrator.executor.state import HostState, RunOptions, facts_namespace
 from orchestrator.modules.base import REGISTRY, ModuleContext, ModuleOutcome, TaskFailed
 from orchestrator.redact import redact, redact_text, register_secret_name, register_secret_values
 from orchestrator.results.models import FailureKind, HostTaskResult, TaskStatus, thaw, utcnow
@@ -90,6 +90,18 @@ def _loop_info(items: Sequence[Any], index: int) -> dict[str, Any]:
     return info
 
 
+def _checked_items(value: Any, name: str, location: Location) -> list[Any]:
+    """A rendered ``loop:`` value as its items: a list, bounded."""
+    if isinstance(value, Mapping):
+        raise InputError(f"loop over a mapping needs dict2items in task {name!r}", location)
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise InputError(f"loop must be a list in task {name!r}, got {type(value).__name__}", location)
+    items = list(value)
+    if len(items) > MAX_LOOP_ITEMS:
+        raise InputError(f"loop has {len(items)} items; the limit is {MAX_LOOP_ITEMS}", location)
+    return items
+
+
 class HostPipeline:
     def __init__(
         self,
@@ -115,7 +127,7 @@ class HostPipeline:
         out.update(s.inventory_vars)
         out.update(s.facts)
         if s.facts:
-            out["ansible_facts"] = {k.removeprefix("ansible_"): v for k, v in s.facts.items()}
+            out["ansible_facts"] = facts_namespace(s.facts)
         out.update(run.play_vars)
         for scope in scopes:
             out.update(scope)
@@ -198,6 +210,9 @@ class HostPipeline:
         in_block: bool,
         rescuable: bool,
     ) -> None:
+        if block.loop is not None:
+            self._run_block_loop(block, run, scopes, in_block=in_block, rescuable=rescuable)
+            return
         inner = (*scopes, block.vars)
         if block.when:
             variables = self.variables(run, inner)
@@ -240,6 +255,45 @@ class HostPipeline:
             finally:
                 self.state.failed = self.state.failed or was_failed
 
+    def _run_block_loop(
+        self,
+        block: BlockSpec,
+        run: PlayRun,
+        scopes: tuple[Mapping[str, Any], ...],
+        *,
+        in_block: bool,
+        rescuable: bool,
+    ) -> None:
+        """``include_tasks`` with ``loop``: the file's tasks once per item, the item (and ``index_var``,
+        ``ansible_loop``) visible to them as Ansible's include does."""
+        variables = self.variables(run, (*scopes, block.vars), block.defaults)
+        templar = self.templar(variables, run, f"include {block.name!r} on host {self.state.name}")
+        try:
+            if block.source is not None:
+                from orchestrator.playbook.loops import loop_items
+
+                items = _checked_items(loop_items(block.source, templar) or [], block.name, block.location)
+            else:
+                items = _checked_items(templar.render(block.loop), block.name, block.location)
+        except KmsfleetError as exc:
+            self._record_error(block.name, "include_tasks", run, exc)
+            return
+        for index, item in enumerate(items):
+            if self.cancel.is_set() or not self.state.active or self.state.ended_play is run.play:
+                return
+            scope: dict[str, Any] = {block.loop_var: item, "ansible_loop_var": block.loop_var}
+            if block.index_var:
+                scope[block.index_var] = index
+            if block.extended:
+                scope["ansible_loop"] = _loop_info(items, index)
+            self.run_block(
+                replace(block, loop=None, vars={**block.vars, **scope}),
+                run,
+                scopes,
+                in_block=in_block,
+                rescuable=rescuable,
+            )
+
     # ---------------------------------------------------------------- one task
 
     def run_task(
@@ -254,6 +308,7 @@ class HostPipeline:
         state = self.state
         scopes = (*scopes, task.vars)
         variables = self.variables(run, scopes, task.defaults)
+        task = replace(task, name=self._display_name(task, run, variables))
         context = f'task "{task.name}" on host {state.name}'
         started = utcnow()
         t0 = time.monotonic()
@@ -335,6 +390,18 @@ class HostPipeline:
             self.state.ended_play = run.play
             self.state.notified.clear()
 
+    def _display_name(self, task: TaskSpec, run: PlayRun, variables: Mapping[str, Any]) -> str:
+        """The task's name as Ansible shows it: templated (ansible-core 2.19 shows ``Room {{ inventory_hostname }}``
+        as ``Room localhost`` and, in a looped include_tasks, ``Service {{ svc.name }}`` once per service). A name
+        that cannot be rendered yet (the task's own loop item) or that would show a secret stays as written."""
+        if "{{" not in task.name:
+            return task.name
+        try:
+            value, secret = self.templar(variables, run, f'name of task "{task.name}"').render_tracked(task.name)
+        except KmsfleetError:
+            return task.name
+        return value if isinstance(value, str) and not secret else task.name
+
     def _resolve(self, task: TaskSpec, templar: Any, run: PlayRun) -> TaskSpec:
         """Keywords that may be templates (retries, delay, ignore_errors, no_log, …) → concrete values."""
         changes: dict[str, Any] = {}
@@ -378,15 +445,7 @@ class HostPipeline:
             if len(items) > MAX_LOOP_ITEMS:
                 raise InputError(f"loop has {len(items)} items; the limit is {MAX_LOOP_ITEMS}", task.location)
             return items
-        value = templar.render(task.loop)
-        if isinstance(value, Mapping):
-            raise InputError(f"loop over a mapping needs dict2items in task {task.name!r}", task.location)
-        if isinstance(value, str) or not isinstance(value, Iterable):
-            raise InputError(f"loop must be a list in task {task.name!r}, got {type(value).__name__}", task.location)
-        items = list(value)
-        if len(items) > MAX_LOOP_ITEMS:
-            raise InputError(f"loop has {len(items)} items; the limit is {MAX_LOOP_ITEMS}", task.location)
-        return items
+        return _checked_items(templar.render(task.loop), task.name, task.location)
 
     def _execute_loop(
         self, task: TaskSpec, run: PlayRun, variables: dict[str, Any], items: list[Any]
@@ -485,6 +544,9 @@ class HostPipeline:
             base_dir=run.play.base_dir,
             render=templar.render,
             evaluate=templar.evaluate,
+            render_with=lambda value, extra: self.templar(
+                {**variables, **extra}, run, f'task "{task.name}" on host {state.name}'
+            ).render(value),
         )
         attempts_allowed = 1
         if task.until is not None:
@@ -507,7 +569,7 @@ class HostPipeline:
                 )
             data = self._data(outcome)
             if outcome.facts:
-                if task.module == "set_fact":
+                if task.module in ("set_fact", "include_vars"):
                     self.state.update_vars(outcome.facts)  # rendered from the playbook: templates already ran
                 else:
                     self.state.set_facts(mark_unsafe(outcome.facts))
@@ -567,7 +629,8 @@ class HostPipeline:
         outcome: ModuleOutcome,
         data: dict[str, Any],
     ) -> tuple[ModuleOutcome, dict[str, Any]]:
-        if task.changed_when is None and task.failed_when is None:
+        # Ansible evaluates neither condition on a skipped result (TaskExecutor: ``'skipped' not in result``)
+        if (task.changed_when is None and task.failed_when is None) or outcome.skipped:
             return outcome, data
         scope = dict(variables)
         if task.register:

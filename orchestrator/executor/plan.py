@@ -62,6 +62,12 @@ class BlockSpec:
     ignore_unreachable: bool | str = False
     no_log: bool | str = False
     check_mode: bool | str | None = None
+    loop: Any = None  # include_tasks with loop: the block runs once per item (None = once)
+    loop_var: str = "item"
+    index_var: str | None = None
+    extended: bool = False
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # role defaults, to render the loop
+    source: Any = field(default=None, compare=False, repr=False)  # the loader's Block (its loop keyword)
 
 
 @dataclass(frozen=True)

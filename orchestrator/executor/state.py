@@ -33,6 +33,11 @@ def licence_slot(lic: LicenceRecord) -> tuple[str, str]:
     return (lic.product, lic.activation_id or lic.name)
 
 
+def facts_namespace(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """``ansible_facts``: the gathered facts without their ``ansible_`` prefix (``ansible_facts.os_family``)."""
+    return {k.removeprefix("ansible_"): v for k, v in facts.items()}
+
+
 class HostState:
     def __init__(self, name: str, inventory_vars: Mapping[str, Any], groups: tuple[str, ...]) -> None:
         self.name = name
@@ -102,7 +107,11 @@ class HostState:
     def vars_snapshot(self) -> dict[str, Any]:
         """Inventory vars, facts and set_fact/registered vars, copied under the lock (for ``hostvars``)."""
         with self._lock:
-            return {**self.inventory_vars, **self.facts, **self.scope}
+            out = {**self.inventory_vars, **self.facts}
+            if self.facts:
+                out["ansible_facts"] = facts_namespace(self.facts)
+            out.update(self.scope)
+            return out
 
     def snapshot(self) -> tuple[HostTaskResult, ...]:
         with self._lock:

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.errors import InputError, Location
-from orchestrator.redact import register_secret
-
-#: Variable names whose values are secrets (ansible_password, ansible_become_pass, api_token …).
-SECRET_NAME = re.compile(r"(password|passwd|(^|_)pass$|secret|token|credential|api_?key)", re.IGNORECASE)
 
 _BAD_NAME_START = ("!", "&", "~", "@")
 
@@ -20,24 +15,6 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest of ``choices`` to ``word``, formatted as a hint, or None."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
-
-
-def register_secrets(variables: Mapping[str, Any]) -> None:
-    """Register every secret-looking value (by its variable name) with ``orchestrator.redact``. Templates are
-    not secrets themselves (their rendered value is registered when it is rendered)."""
-    for key, value in variables.items():
-        if isinstance(value, Mapping):
-            register_secrets(value)
-            continue
-        if not isinstance(key, str) or not SECRET_NAME.search(key):
-            continue
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, str | int | float):
-            text = str(value)
-            if "{{" in text or "{%" in text:
-                continue
-            register_secret(text)
 
 
 def check_entity_name(name: str, kind: str, location: Location) -> None:

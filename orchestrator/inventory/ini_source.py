@@ -15,9 +15,9 @@ from typing import Any
 
 from orchestrator.errors import InputError, Location
 from orchestrator.hostranges import RangeError, expand
-from orchestrator.inventory._util import register_secrets
 from orchestrator.inventory.builder import InventoryBuilder
 from orchestrator.inventory.hostpattern import split_port
+from orchestrator.varsfile import register_secrets
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:[#;].*)?$")
 _MAX_LITERAL = 100_000

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError, Location
-from orchestrator.inventory._util import check_var_name, register_secrets
+from orchestrator.inventory._util import check_var_name
+from orchestrator.varsfile import register_secrets
 from orchestrator.yamlsource import load_yaml_file
 
 VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")

@@ -6,9 +6,10 @@ from typing import Any
 
 from orchestrator.errors import InputError, Location
 from orchestrator.hostranges import RangeError, expand
-from orchestrator.inventory._util import did_you_mean, register_secrets
+from orchestrator.inventory._util import did_you_mean
 from orchestrator.inventory.builder import InventoryBuilder
 from orchestrator.inventory.hostpattern import split_port
+from orchestrator.varsfile import register_secrets
 from orchestrator.yamlsource import LocatedDict, location_of
 
 GROUP_KEYS = ("hosts", "vars", "children")

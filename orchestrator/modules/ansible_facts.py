@@ -133,6 +133,37 @@ def _prefix(subnets: list[Any], index: int) -> str | None:
         return None
 
 
+#: Win32_OperatingSystem.ProductType → ansible_os_product_type (setup.ps1's names for OSVERSIONINFOEX.wProductType)
+PRODUCT_TYPES = {1: "workstation", 2: "domain_controller", 3: "server"}
+
+
+def distribution_facts(row: dict[str, Any]) -> dict[str, Any]:
+    """setup.ps1's ``distribution`` facts from a Win32_OperatingSystem row (Caption, Version, ProductType,
+    ServicePackMajorVersion, ServicePackMinorVersion).
+
+    ``ansible_distribution_version`` and ``ansible_kernel`` are ``[Environment]::OSVersion.Version.ToString()``:
+    four parts, the fourth being ``(service pack major << 16) | service pack minor`` as .NET builds it from
+    GetVersionEx — ``10.0.19045.0`` on Windows 10, ``6.1.7601.65536`` on Windows 7 SP1 (published fact dumps of
+    both). ``ansible_os_name`` is the caption trimmed (Windows 7's caption ends with a space), while
+    ``ansible_distribution`` is the caption as WMI gives it."""
+    caption = str(row.get("Caption") or "")
+    version = str(row.get("Version") or "")
+    if version.count(".") == 2:
+        sp = ((_int(row.get("ServicePackMajorVersion")) or 0) << 16) | (_int(row.get("ServicePackMinorVersion")) or 0)
+        version = f"{version}.{sp}"
+    product_type = _int(row.get("ProductType"))
+    return {
+        "ansible_os_family": "Windows",
+        "ansible_system": "Win32NT",
+        "ansible_os_name": caption.strip(),
+        "ansible_distribution": caption,
+        "ansible_distribution_version": version,
+        "ansible_distribution_major_version": version.split(".", maxsplit=1)[0] if version else "",
+        "ansible_kernel": version,
+        "ansible_os_product_type": PRODUCT_TYPES.get(product_type, "unknown") if product_type else "unknown",
+    }
+
+
 def domain_facts(row: dict[str, Any], hostname: str | None) -> dict[str, Any]:
     member = str(row.get("PartOfDomain")).strip().lower() == "true"  # WMI text or a boolean
     domain = str(row.get("Domain") or "")
@@ -175,4 +206,11 @@ def gather_ansible_facts(ctx: ModuleContext, facts: dict[str, Any], subset: set[
     return out
 
 
-__all__ = ["address_facts", "date_time_facts", "domain_facts", "gather_ansible_facts", "parse_set_output"]
+__all__ = [
+    "address_facts",
+    "date_time_facts",
+    "distribution_facts",
+    "domain_facts",
+    "gather_ansible_facts",
+    "parse_set_output",
+]

@@ -85,6 +85,8 @@ class ModuleContext:
     base_dir: str = "."
     render: Callable[[Any], Any] = lambda value: value  # template a value in the task's variable scope
     evaluate: Callable[[Any], bool] = bool  # evaluate a `when`-style condition in the task's scope
+    #: template a value in the task's scope plus extra variables (win_template's ansible_managed, template_path …)
+    render_with: Callable[[Any, Mapping[str, Any]], Any] = lambda value, _extra: value
 
     @property
     def conn(self) -> WinRMConnection:
@@ -96,6 +98,8 @@ class Module(ABC, Generic[A]):
     args_model: ClassVar[type[ModuleArgs]]
     free_form: ClassVar[str | None] = None  # argument receiving free-form text (`win_command: whoami`)
     supports_check: ClassVar[bool] = False
+    #: known only to be refused with a reason when a playbook is loaded (win_updates …); not listed as runnable
+    refused: ClassVar[bool] = False
     uses_connection: ClassVar[bool] = True
     description: ClassVar[str] = ""
 
@@ -227,5 +231,6 @@ BUILTIN_MODULES = (
     "orchestrator.modules.win_registry",
     "orchestrator.modules.win_misc",
     "orchestrator.modules.win_files",
+    "orchestrator.modules.include_vars",
     "orchestrator.modules.licensing",
 )

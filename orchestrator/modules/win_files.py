@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import platform
 from datetime import datetime
 from pathlib import Path, PureWindowsPath
 from typing import Any, Literal
@@ -223,9 +224,22 @@ class CopyArgs(ModuleArgs):
         return self
 
 
-def _local_file(ctx: ModuleContext, src: str, folder: str) -> Path:
+def controller_candidates(ctx: ModuleContext, src: str, folder: str) -> list[Path]:
+    """Where Ansible looks for ``src`` on the controller: inside a role its ``templates/`` (``files/``) folder
+    and the role's folder first, then the playbook's ``templates/`` (``files/``) and the playbook's folder."""
     path = Path(src)
-    candidates = [path] if path.is_absolute() else [Path(ctx.base_dir) / folder / src, Path(ctx.base_dir) / src]
+    if path.is_absolute():
+        return [path]
+    places: list[Path] = []
+    role_path = ctx.hostvars.get("role_path")
+    if isinstance(role_path, str) and role_path:
+        places += [Path(role_path) / folder, Path(role_path)]
+    places += [Path(ctx.base_dir) / folder, Path(ctx.base_dir)]
+    return [place / src for place in places]
+
+
+def _local_file(ctx: ModuleContext, src: str, folder: str) -> Path:
+    candidates = controller_candidates(ctx, src, folder)
     for cand in candidates:
         if cand.is_file():
             return cand
@@ -319,6 +333,23 @@ class TemplateArgs(ModuleArgs):
         return self
 
 
+def render_template(ctx: ModuleContext, local: Path, dest: str) -> str:
+    """The template rendered with the task's variables plus those Ansible's template action adds
+    (ansible-core ``generate_ansible_template_vars``): ``ansible_managed`` ("Ansible managed", ansible-core's
+    default text), ``template_path``, ``template_fullpath``, ``template_destpath``, ``template_host``,
+    ``template_mtime``, ``template_run_date``."""
+    extra = {
+        "ansible_managed": "Ansible managed",
+        "template_path": str(local),
+        "template_fullpath": str(local.absolute()),
+        "template_destpath": dest,
+        "template_host": platform.node(),
+        "template_mtime": datetime.fromtimestamp(local.stat().st_mtime),
+        "template_run_date": datetime.now(),
+    }
+    return str(ctx.render_with(local.read_text(encoding="utf-8"), extra))
+
+
 @register
 class WinTemplate(Module[TemplateArgs]):
     """Render a Jinja2 template on the controller (kmsfleet's sandbox, the task's variables) and copy the
@@ -333,7 +364,7 @@ class WinTemplate(Module[TemplateArgs]):
         local = _local_file(ctx, args.src, "templates")
         if local.stat().st_size > MAX_COPY_BYTES:
             raise TaskFailed(f"template {args.src!r} is larger than {MAX_COPY_BYTES} bytes")
-        rendered = str(ctx.render(local.read_text(encoding="utf-8")))
+        rendered = render_template(ctx, local, args.dest)
         text = args.newline_sequence.join(rendered.replace("\r\n", "\n").split("\n"))
         try:
             data = text.encode(args.output_encoding)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import stat
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
 from orchestrator.modules import winwmi
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
+from orchestrator.modules.win_files import controller_candidates
 from orchestrator.modules.windows import CommandArgs, _command_data, _creates_removes
 from orchestrator.transport.errors import TransportError
 from orchestrator.transport.winrm import CommandResult
@@ -113,11 +113,8 @@ class Script(Module[ScriptArgs]):
         if args.executable:
             raise TaskFailed("script: 'executable' is not supported by kmsfleet (.ps1, .bat and .cmd only)")
         path_text, _, arg_text = args.cmd.strip().partition(" ")
-        path = Path(path_text)
-        if not path.is_absolute():
-            path = Path(ctx.base_dir) / "files" / path_text
-            if not path.exists():
-                path = Path(ctx.base_dir) / path_text
+        candidates = controller_candidates(ctx, path_text, "files")
+        path = next((c for c in candidates if c.exists()), candidates[-1])
         suffix = path.suffix.lower()
         if suffix not in (".ps1", ".bat", ".cmd"):
             raise TaskFailed(f"script {path_text!r}: kmsfleet runs .ps1, .bat and .cmd scripts on Windows PCs")
@@ -203,7 +200,7 @@ class WinPowershell(Module[PowershellArgs]):
 
     def run(self, ctx: ModuleContext, args: PowershellArgs) -> ModuleOutcome:
         cmd_args = CommandArgs(cmd=args.script, creates=args.creates, removes=args.removes)
-        done = _creates_removes(ctx, cmd_args, args.script)
+        done = _creates_removes(ctx, cmd_args, args.script, skipped=False)  # win_powershell: msg only
         if done is not None:
             return done
         if ctx.check_mode:
@@ -456,6 +453,7 @@ class _Refused(Module[_AnyArgs]):
 
     args_model = _AnyArgs
     supports_check = True
+    refused = True
     reason: ClassVar[str] = ""
 
     @classmethod

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.modules.ansible_facts import gather_ansible_facts
+from orchestrator.modules.ansible_facts import distribution_facts, gather_ansible_facts
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
 from orchestrator.transport.errors import WSManFault
 from orchestrator.transport.winrm import CommandResult
@@ -120,14 +120,20 @@ def _command_data(res: CommandResult, cmd: str, started: datetime) -> dict[str, 
     }
 
 
-def _creates_removes(ctx: ModuleContext, args: CommandArgs, cmd: str) -> ModuleOutcome | None:
+def _creates_removes(ctx: ModuleContext, args: CommandArgs, cmd: str, *, skipped: bool = True) -> ModuleOutcome | None:
+    """The result when ``creates``/``removes`` says not to run. win_command, win_shell (``$module.Result.skipped =
+    $true``) and the script action (``skipped=True``) report a skipped task; win_powershell only sets ``msg``
+    (``skipped=False``)."""
     if args.creates and _path_test(ctx, args.creates):
-        return ModuleOutcome(msg=f"skipped, since {args.creates} exists", data={"cmd": cmd, "rc": 0, "stdout": ""})
-    if args.removes and not _path_test(ctx, args.removes):
-        return ModuleOutcome(
-            msg=f"skipped, since {args.removes} does not exist", data={"cmd": cmd, "rc": 0, "stdout": ""}
-        )
-    return None
+        why = f"skipped, since {args.creates} exists"
+    elif args.removes and not _path_test(ctx, args.removes):
+        why = f"skipped, since {args.removes} does not exist"
+    else:
+        return None
+    data: dict[str, Any] = {"cmd": cmd, "rc": 0, "stdout": ""}
+    if skipped:
+        data["skipped"] = True
+    return ModuleOutcome(skipped=skipped, msg=why, data=data)
 
 
 def _finish(res: CommandResult, cmd: str, started: datetime, what: str) -> ModuleOutcome:
@@ -258,7 +264,8 @@ def gather_os_facts(ctx: ModuleContext) -> dict[str, Any]:
     os_row = _first(
         conn.wql(
             "SELECT Caption, Version, BuildNumber, OSArchitecture, CSName, LocalDateTime, LastBootUpTime, "
-            "OperatingSystemSKU, ProductType, SerialNumber FROM Win32_OperatingSystem"
+            "OperatingSystemSKU, ProductType, SerialNumber, ServicePackMajorVersion, ServicePackMinorVersion "
+            "FROM Win32_OperatingSystem"
         )
     )
     rtt = time.monotonic() - t0
@@ -269,17 +276,9 @@ def gather_os_facts(ctx: ModuleContext) -> dict[str, Any]:
     if local_dt is not None:
         reference = before.timestamp() + rtt / 2  # the controller's time when the PC read its clock, about
         offset_s = round(local_dt.timestamp() - reference, 1)
-    caption = str(os_row.get("Caption") or "")
     product_type = _to_int(os_row.get("ProductType"), 1)
-    version = str(os_row.get("Version") or "")
     facts: dict[str, Any] = {
-        "ansible_os_family": "Windows",
-        "ansible_system": "Win32NT",
-        "ansible_os_name": caption,
-        "ansible_distribution": caption,
-        "ansible_distribution_version": version,
-        "ansible_distribution_major_version": version.split(".", maxsplit=1)[0] if version else "",
-        "ansible_kernel": version,
+        **distribution_facts(os_row),
         "ansible_os_installation_type": "Server" if product_type in (2, 3) else "Client",
         "ansible_architecture": os_row.get("OSArchitecture"),
         "ansible_hostname": cs_row.get("Name") or os_row.get("CSName"),

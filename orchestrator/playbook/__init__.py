@@ -20,7 +20,8 @@ from orchestrator.playbook.models import (
     VarsFileRef,
 )
 from orchestrator.playbook.tags import should_run
-from orchestrator.playbook.varsfiles import load_vars_file, load_vars_files
+from orchestrator.playbook.varsfiles import load_vars_files
+from orchestrator.varsfile import load_vars_file
 
 __all__ = [
     "Block",

@@ -139,7 +139,6 @@ REFUSED = {
     "port": "port is not supported here; set ansible_port in the inventory",
     "debugger": "the task debugger is not supported",
     "include": "'include' was removed from Ansible; use import_tasks",
-    "include_vars": "include_vars is not supported; use vars_files",
     "order": "order is not supported; hosts run in inventory order",
     "force_handlers": "force_handlers is not supported",
     "fact_path": "fact_path is not supported",

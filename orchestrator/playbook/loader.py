@@ -25,8 +25,9 @@ from orchestrator.playbook.catalog import ModuleCatalog, ModuleSpec, did_you_mea
 from orchestrator.playbook.kv import KVError, parse_kv
 from orchestrator.playbook.models import Block, Condition, LoopControl, Play, Playbook, Task, VarPrompt, VarsFileRef
 from orchestrator.playbook.roles import RoleDir, find_role, role_dependencies, role_file, role_vars_file
-from orchestrator.playbook.varsfiles import check_vars, load_vars_file, vars_file_missing
+from orchestrator.playbook.varsfiles import vars_file_missing
 from orchestrator.templating import check_template, is_template
+from orchestrator.varsfile import check_vars, load_vars_file
 from orchestrator.yamlsource import LocatedDict, LocatedList, UnsafeText, load_yaml_file, location_of
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -481,14 +482,23 @@ class _Loader:
         at = _key_loc(raw, key, file)
         if len(imports) > 1:
             raise InputError("a task can import only one task file", _key_loc(raw, imports[1], file))
+        include = _short(key) == "include_tasks"
+        loops = [k for k in raw if k in kw.LOOP_KEYWORDS]
         for other in raw:
-            if other == key:
+            if other == key or (include and other in (*kw.LOOP_KEYWORDS, "loop_control")):
                 continue
-            if other in kw.LOOP_KEYWORDS or other.startswith("with_"):
+            if other in kw.LOOP_KEYWORDS or other.startswith("with_") or other == "loop_control":
+                if include:
+                    raise InputError(
+                        f"'{other}' is not supported on include_tasks",
+                        _key_loc(raw, other, file),
+                        hint='use loop: (e.g. loop: "{{ my_list }}", or "{{ my_dict | dict2items }}")',
+                    )
+                # Ansible: "You cannot use loops on 'import_tasks' statements. You should use 'include_tasks'"
                 raise InputError(
-                    f"looping over {_short(key)} is not supported",
+                    "import_tasks cannot loop (as in Ansible)",
                     _key_loc(raw, other, file),
-                    hint="kmsfleet imports task files statically; put the loop on the tasks inside the file",
+                    hint="use include_tasks with loop:",
                 )
             if other == "apply":
                 raise InputError(
@@ -537,6 +547,20 @@ class _Loader:
             "key_locations": _key_locations(raw),
             **child.values,
         }
+        if len(loops) > 1:
+            raise InputError("a task can have only one loop", _key_loc(raw, loops[1], file))
+        if loops and handlers:
+            raise InputError("a handler cannot include_tasks with a loop", _key_loc(raw, loops[0], file))
+        if loops:
+            fields["defaults"] = dict(child.defaults)
+            fields["loop_with"] = loops[0]
+            fields["loop"] = self._loop(raw[loops[0]], loops[0], _key_loc(raw, loops[0], file))
+            if raw.get("loop_control") is not None:
+                lc_at = _key_loc(raw, "loop_control", file)
+                fields["loop_control"] = self._loop_control(raw["loop_control"], lc_at, file)
+        elif "loop_control" in raw:
+            at_lc = _key_loc(raw, "loop_control", file)
+            raise InputError("'loop_control' needs a 'loop' on the same include_tasks", at_lc)
         return self._build(Block, fields, raw, file)
 
     def _task(self, raw: dict[str, Any], file: Path, inherit: _Inherit, handlers: bool) -> Task:
@@ -641,13 +665,21 @@ class _Loader:
             raise InputError(
                 f"{short} is an Ansible module kmsfleet does not support (yet)",
                 _key_loc(raw, key, file),
-                hint=f"modules kmsfleet runs: {', '.join(self.module_names())}",
+                hint=f"modules kmsfleet runs: {', '.join(self.runnable_module_names())}",
+            )
+        windows = f"win_{_short(key)}"
+        if windows in self.runnable_module_names():
+            # Ansible's Windows guide: the ansible.builtin modules for Linux/Unix do not run on Windows hosts
+            raise InputError(
+                f"'{key}' is Ansible's module for Linux/Unix hosts; on Windows use {windows}",
+                _key_loc(raw, key, file),
+                hint=f"kmsfleet runs {windows} with Ansible's arguments for it",
             )
         suggestion = did_you_mean(_short(key), self.module_names(), cutoff=_CLOSE)
         message = f"unknown module '{key}'" + (f" — did you mean '{suggestion}'?" if suggestion else "")
         # Ansible says "couldn't resolve module/action 'x'. This often indicates a misspelling, missing
         # collection, or incorrect module path."
-        hint = None if suggestion else f"a misspelling? kmsfleet's modules: {', '.join(self.module_names())}"
+        hint = None if suggestion else f"a misspelling? kmsfleet's modules: {', '.join(self.runnable_module_names())}"
         raise InputError(message, _key_loc(raw, key, file), hint=hint)
 
     def _args(self, raw: dict[str, Any], module_key: str, spec: ModuleSpec, file: Path) -> dict[str, Any]:
@@ -763,6 +795,10 @@ class _Loader:
         if self._module_names is None:
             self._module_names = sorted(self.catalog.names())
         return self._module_names
+
+    def runnable_module_names(self) -> list[str]:
+        """The modules kmsfleet runs (not those it knows only to refuse, like win_updates)."""
+        return [n for n in self.module_names() if not getattr(self.catalog.get(n), "refused", False)]
 
     def _module(self, key: str) -> ModuleSpec | None:
         spec = self.catalog.get(key)

@@ -9,12 +9,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrator.errors import Location, TemplateError
-from orchestrator.playbook.models import Task
+from orchestrator.playbook.models import Block, Task
 from orchestrator.templating import Templar
 from orchestrator.templating import f_subelements as subelements
 
 
-def loop_items(task: Task, templar: Templar) -> list[Any] | None:
+def loop_items(task: Task | Block, templar: Templar) -> list[Any] | None:
     """The items to run ``task`` over (rendered with ``templar``), or None when the task has no loop.
 
     ``with_items`` flattens one level (as in Ansible), ``with_dict`` gives ``{key, value}`` items,

@@ -185,7 +185,15 @@ class Block(_Frozen):
     diff: BoolOrTemplate | None = None
     timeout: IntOrTemplate | None = None
     any_errors_fatal: StrictBool | None = None
+    loop: Raw = None  # include_tasks only: the tasks of the file run once per item (None = no loop)
+    loop_with: str | None = None  # one of keywords.LOOP_KEYWORDS when there is a loop
+    loop_control: LoopControl | None = None
+    defaults: RawDict = Field(default_factory=dict)  # role defaults where the looped include is (for its loop)
     key_locations: dict[str, Location] = Field(default_factory=dict)
+
+    def key_location(self, key: str) -> Location:
+        """Where ``key`` was written (falls back to the block)."""
+        return self.key_locations.get(key, self.location)
 
 
 TaskNode = Annotated[Task | Block, Field(discriminator="kind")]

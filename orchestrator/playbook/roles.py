@@ -11,6 +11,7 @@ error says how to make it available.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError, Location
-from orchestrator.playbook.varsfiles import check_vars
+from orchestrator.varsfile import check_vars
 from orchestrator.yamlsource import load_yaml_file
 
 #: the sub-directories Ansible knows in a role (files/ and templates/ hold data, not YAML to load)
@@ -53,7 +54,26 @@ def find_role(name: str, playbook_dir: Path, roles_path: Sequence[Path], at: Loc
             "collections are not installed by kmsfleet (no ansible-galaxy); copy the role's folder to "
             f"roles/{name.rsplit('.', 1)[-1]}/ next to the playbook or onto roles_path"
         )
-    raise InputError(f"role '{name}' not found (looked in {looked})", at, hint)
+    close = _close_role(name, candidates)
+    suggestion = f" — did you mean '{close}'?" if close else ""
+    raise InputError(f"role '{name}' not found (looked in {looked}){suggestion}", at, hint)
+
+
+def _close_role(name: str, candidates: Sequence[Path]) -> str | None:
+    """A role folder on the searched paths whose name is close to ``name`` (difflib ratio ≥ 0.8, as the
+    playbook's other did-you-mean messages), or None."""
+    wanted = candidates[0].name if candidates else name
+    found: set[str] = set()
+    for place in {c.parent for c in candidates}:
+        try:
+            entries = list(place.iterdir()) if place.is_dir() else []
+        except OSError:
+            continue
+        for entry in entries[:1000]:  # bounded: a roles folder holds a few dozen roles
+            if entry.is_dir() and any((entry / d).is_dir() for d in ROLE_DIRS):
+                found.add(entry.name)
+    match = difflib.get_close_matches(wanted, sorted(found), n=1, cutoff=0.8)
+    return match[0] if match else None
 
 
 def role_file(role: RoleDir, section: str, stem: str | None, at: Location, *, required: bool) -> Path | None:

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InputError, Location
 from orchestrator.templating import is_template
-from orchestrator.yamlsource import LocatedDict, load_yaml_file
+from orchestrator.varsfile import load_vars_file
 
 if TYPE_CHECKING:
     from orchestrator.playbook.models import Play
     from orchestrator.templating import Templar
-
-
-def check_vars(variables: Mapping[str, Any], at: Location) -> None:
-    """Variable names must be identifiers; secret-looking values are registered for redaction."""
-    from orchestrator.inventory._util import register_secrets
-
-    for key in variables:
-        if not isinstance(key, str) or not key.isidentifier():
-            where = variables.key_locations.get(key, at) if isinstance(variables, LocatedDict) else at
-            raise InputError(
-                f"invalid variable name {key!r}",
-                where,
-                hint="variable names are letters, digits and underscores, not starting with a digit",
-            )
-    register_secrets(variables)
 
 
 def vars_file_missing(candidates: list[Path], named: list[str], at: Location | None) -> InputError:
@@ -40,20 +24,6 @@ def vars_file_missing(candidates: list[Path], named: list[str], at: Location | N
             hint=f"name a file inside it, e.g. {folder / 'main.yml'}",
         )
     return InputError(f"vars file not found: {', '.join(named)}", at)
-
-
-def load_vars_file(path: str | Path) -> dict[str, Any]:
-    """A YAML/JSON file holding a mapping of variables (an empty file is an empty mapping)."""
-    data = load_yaml_file(path)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError(
-            f"a variables file must be a mapping of name: value, not {type(data).__name__}",
-            getattr(data, "location", None) or Location(str(path)),
-        )
-    check_vars(data, Location(str(path)))
-    return data
 
 
 def load_vars_files(play: Play, templar: Templar | None = None) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def test_all_errors_in_one_pass_from_the_cli(tmp_path: Path) -> None:
     proc = run_cli("run", "p.yml", "-i", "127.0.0.1,", "--no-history", cwd=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 4
-    assert "p.yml:3:7: win_updates: not supported by kmsfleet" in out  # a registered refusal with its reason
+    assert "p.yml:3:7: win_updates: not supported by kmsfleet: installing updates needs" in out  # with the reason
     assert "p.yml:5:7: 'with_dict' needs a mapping" in out
     assert "p.yml:6:7: unknown module 'win_comand' — did you mean 'win_command'?" in out
     assert "3 problems found in the playbook" in out

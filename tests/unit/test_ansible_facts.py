@@ -7,7 +7,13 @@ from typing import Any
 
 from orchestrator.api import answer_vars_prompts
 from orchestrator.executor.plan import Plan, PlaySpec
-from orchestrator.modules.ansible_facts import address_facts, date_time_facts, domain_facts, parse_set_output
+from orchestrator.modules.ansible_facts import (
+    address_facts,
+    date_time_facts,
+    distribution_facts,
+    domain_facts,
+    parse_set_output,
+)
 
 
 def test_date_time_keys_and_formats() -> None:
@@ -79,3 +85,26 @@ def test_vars_prompt_answers_join_play_vars_unless_given_with_e() -> None:
     plan = answer_vars_prompts(Plan("<t>", (play,)), {"given": "x"}, ask)
     assert asked == ["kms_key"]
     assert plan.plays[0].vars == {"a": 1, "kms_key": "answer-kms_key"}
+
+
+def test_distribution_version_has_four_parts_like_environment_osversion() -> None:
+    """setup.ps1 reports [Environment]::OSVersion.Version: the fourth part is the service pack (major << 16 |
+    minor), e.g. 10.0.17763.0 and 6.1.7601.65536 in published fact dumps; os_name is the caption trimmed."""
+    win10 = distribution_facts(
+        {"Caption": "Microsoft Windows 10 Education", "Version": "10.0.19045", "ProductType": 1,
+         "ServicePackMajorVersion": 0, "ServicePackMinorVersion": 0}
+    )  # fmt: skip
+    assert win10["ansible_distribution_version"] == "10.0.19045.0" == win10["ansible_kernel"]
+    assert win10["ansible_distribution_major_version"] == "10"
+    assert win10["ansible_os_product_type"] == "workstation"
+    win7 = distribution_facts(
+        {"Caption": "Microsoft Windows 7 Professional ", "Version": "6.1.7601", "ProductType": "1",
+         "ServicePackMajorVersion": "1", "ServicePackMinorVersion": "0"}
+    )  # fmt: skip
+    assert win7["ansible_distribution_version"] == "6.1.7601.65536"
+    assert win7["ansible_distribution_major_version"] == "6"
+    assert win7["ansible_os_name"] == "Microsoft Windows 7 Professional"
+    assert win7["ansible_distribution"] == "Microsoft Windows 7 Professional "
+    server = distribution_facts({"Caption": "Microsoft Windows Server 2019 Standard", "Version": "10.0.17763",
+                                 "ProductType": 3})  # fmt: skip
+    assert server["ansible_os_product_type"] == "server" and server["ansible_distribution_version"] == "10.0.17763.0"

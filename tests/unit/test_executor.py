@@ -474,3 +474,40 @@ def test_a_new_windows_key_replaces_the_old_licence_record() -> None:
         ("office", "Licensed"),
         ("windows", "Licensed"),
     ]
+
+
+def test_skipped_result_skips_changed_when_and_failed_when() -> None:
+    """Ansible evaluates changed_when/failed_when only when the result is not skipped (TaskExecutor: ``if
+    'skipped' not in result``; checked with ansible-core 2.19: a debug below its verbosity, a raw task in check
+    mode). So ``failed_when: out.rc != 0`` on a win_command skipped by --check does not fail on the missing rc."""
+    result, _ = run(
+        [
+            play(
+                task(
+                    "quiet",
+                    args={"msg": "x", "verbosity": 3},
+                    register="out",
+                    changed_when=("out.nosuch == 1",),
+                    failed_when=("out.rc != 0",),
+                ),
+                task("after", args={"msg": "{{ out.skipped }}"}),
+            )
+        ],
+        n=1,
+    )
+    assert statuses(result, "pc01") == [("quiet", "skipped"), ("after", "ok")]
+    host = result.host("pc01")
+    assert host is not None and host.tasks[1].msg == "True"
+
+
+def test_hostvars_of_a_host_has_its_ansible_facts_namespace() -> None:
+    """``hostvars[inventory_hostname]['ansible_facts']['distribution']`` (a pattern of public roles) works as the
+    host's own ``ansible_facts`` does: facts without their ``ansible_`` prefix."""
+    from orchestrator.executor.state import HostState
+
+    state = HostState("pc01", {"ansible_host": "127.0.0.1"}, ("all",))
+    state.set_facts({"ansible_distribution": "Microsoft Windows 10 Education", "ansible_os_family": "Windows"})
+    view = state.vars_snapshot()
+    assert view["ansible_facts"] == {"distribution": "Microsoft Windows 10 Education", "os_family": "Windows"}
+    assert view["ansible_distribution"] == "Microsoft Windows 10 Education"
+    assert "ansible_facts" not in HostState("pc02", {}, ("all",)).vars_snapshot()  # no facts gathered: none

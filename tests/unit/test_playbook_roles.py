@@ -248,3 +248,161 @@ def test_unquoted_template_gets_ansibles_quoting_hint(tmp_path: Path, value: str
         load_playbook(write(tmp_path, text), CATALOG)
     assert "missing quotes" in (err.value.hint or "")
     assert err.value.location is not None and err.value.location.line == 4
+
+
+def test_unsupported_module_hint_lists_only_modules_that_run(tmp_path: Path) -> None:
+    """The hint after "an Ansible module kmsfleet does not support" lists what kmsfleet runs: not win_updates,
+    win_auto_logon or win_region, which kmsfleet knows only to refuse them."""
+    text = "- hosts: all\n  tasks:\n    - community.windows.win_firewall_rule: {name: kms, localport: 1688}\n"
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), REGISTRY)
+    hint = err.value.errors[0].hint or ""
+    assert "win_firewall_rule is an Ansible module kmsfleet does not support" in str(err.value)
+    assert "win_service" in hint and "win_regedit" in hint
+    assert not {"win_updates", "win_auto_logon", "win_region"} & set(hint.replace(",", " ").split())
+    assert REGISTRY.get("win_updates") is not None  # still known: using it is refused with its reason
+
+
+# ------------------------------------------------------------------------------------------ include_tasks + loop
+
+
+def test_include_tasks_with_loop_runs_the_file_once_per_item(tmp_path: Path) -> None:
+    """Public roles write ``include_tasks: svc.yml`` with ``loop:`` and ``loop_control: {loop_var: svc}``; as in
+    Ansible the file's tasks run once per item, with the loop variable, index_var and the include's when."""
+    (tmp_path / "svc.yml").write_text(
+        '- name: per service\n  debug:\n    msg: "{{ idx }}:{{ svc.name }}:{{ svc.mode }}"\n'
+        '- name: second\n  set_fact:\n    seen: "{{ (seen | default([])) + [svc.name] }}"\n'
+    )
+    text = (
+        "- hosts: all\n  gather_facts: false\n  vars:\n    services:\n      - {name: Spooler, mode: disabled}\n"
+        "      - {name: wuauserv, mode: manual}\n      - {name: Skip, mode: x}\n  tasks:\n"
+        '    - name: each service\n      include_tasks: svc.yml\n      loop: "{{ services }}"\n'
+        "      loop_control:\n        loop_var: svc\n        index_var: idx\n      when: svc.name != 'Skip'\n"
+        "    - assert:\n        that: seen == ['Spooler', 'wuauserv']\n"
+    )
+    result = run_book(tmp_path, text)
+    assert result.exit_code == ExitCode.OK, statuses(result, "pc01")
+    host = result.host("pc01")
+    assert host is not None
+    shown = [t.msg for t in host.tasks if t.task == "per service" and t.status.value == "ok"]
+    assert shown == ["0:Spooler:disabled", "1:wuauserv:manual"]
+
+
+def test_import_tasks_loop_and_include_with_items_are_refused_with_ansibles_reason(tmp_path: Path) -> None:
+    (tmp_path / "t.yml").write_text("- debug: msg=x\n")
+    text = (
+        "- hosts: all\n  tasks:\n    - import_tasks: t.yml\n      loop: [1, 2]\n"
+        "    - include_tasks: t.yml\n      with_items: [1, 2]\n"
+        "    - include_tasks: t.yml\n      loop_control: {loop_var: x}\n"
+    )
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), REGISTRY)
+    out = str(err.value)
+    assert "import_tasks cannot loop" in out and "include_tasks with loop" in out
+    assert "'loop_control' needs a 'loop'" in out
+    assert [e.location.line for e in err.value.errors if e.location] == [4, 8]
+
+
+def test_include_tasks_with_items_and_with_dict_as_older_roles_write_them(tmp_path: Path) -> None:
+    """``with_items`` (flattening one level) and ``with_dict`` on include_tasks, as Ansible runs them."""
+    (tmp_path / "t.yml").write_text('- name: "show {{ item }}"\n  debug: msg="{{ item }}"\n')
+    text = (
+        "- hosts: all\n  gather_facts: false\n  vars: {more: [b, c]}\n  tasks:\n"
+        "    - include_tasks: t.yml\n      with_items: [a, '{{ more }}']\n"
+        "    - include_tasks: t.yml\n      with_dict: {k: v}\n"
+    )
+    result = run_book(tmp_path, text)
+    assert result.exit_code == ExitCode.OK
+    host = result.host("pc01")
+    assert host is not None
+    assert [t.msg for t in host.tasks] == ["a", "b", "c", "{'key': 'k', 'value': 'v'}"]
+
+
+def test_task_names_are_templated_as_ansible_shows_them(tmp_path: Path) -> None:
+    """ansible-core 2.19 shows ``Room {{ inventory_hostname }}`` as ``Room localhost``, ``Play var {{ pv }}`` with
+    the play's value, and a looped include's tasks with the loop variable; a task's own loop item is unknown when
+    the name is shown (kmsfleet keeps the name as written), and a secret never shows in a name."""
+    (tmp_path / "inc.yml").write_text('- name: "Service {{ svc }}"\n  debug: msg=x\n')
+    text = (
+        "- hosts: all\n  gather_facts: false\n  vars: {pv: playvar, ansible_password: s3cret-Pw}\n  tasks:\n"
+        '    - name: "Room {{ inventory_hostname }}"\n      debug: msg=x\n'
+        '    - name: "Play var {{ pv }}"\n      debug: msg=x\n'
+        '    - name: "Install {{ item }}"\n      debug: msg=x\n      loop: [a]\n'
+        '    - name: "Each {{ svc }}"\n      include_tasks: inc.yml\n      loop: [s1, s2]\n'
+        "      loop_control: {loop_var: svc}\n"
+        '    - name: "Login {{ ansible_password }}"\n      debug: msg=x\n'
+    )
+    result = run_book(tmp_path, text)
+    assert [name for name, _ in statuses(result, "pc01")] == [
+        "Room pc01",
+        "Play var playvar",
+        "Install {{ item }}",
+        "Service s1",
+        "Service s2",
+        "Login {{ ansible_password }}",
+    ]
+
+
+def test_missing_role_suggests_a_close_role_on_the_search_path(tmp_path: Path) -> None:
+    """A typo in a role name names the role that exists (only a close one: no guess from an unrelated name)."""
+    role(tmp_path / "roles", "windows_baseline", tasks="- debug: msg=x\n")
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, "- hosts: all\n  roles:\n    - windows_baselin\n    - kms_client\n"), REGISTRY)
+    first, second = err.value.errors
+    assert "role 'windows_baselin' not found" in first.message
+    assert "did you mean 'windows_baseline'?" in first.message
+    assert "role 'kms_client' not found" in second.message and "did you mean" not in second.message
+
+
+def test_posix_module_names_point_at_their_windows_module(tmp_path: Path) -> None:
+    """``copy``, ``command``, ``service`` … are Ansible's modules for POSIX hosts (Ansible's Windows guide: use
+    the win_ modules); kmsfleet names the Windows module it runs instead of listing every module."""
+    text = (
+        "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {src: a, dest: b}\n    - command: whoami\n"
+        "    - service: {name: x, state: started}\n    - lineinfile: {path: x, line: y}\n"
+    )
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), REGISTRY)
+    copy, command, service, lineinfile = err.value.errors
+    assert "'ansible.builtin.copy' is Ansible's module for Linux/Unix hosts; on Windows use win_copy" in copy.message
+    assert "on Windows use win_command" in command.message and "on Windows use win_service" in service.message
+    assert "unknown module 'lineinfile'" in lineinfile.message  # no runnable win_lineinfile: no such pointer
+
+
+# ------------------------------------------------------------------------------------------ include_vars
+
+
+def test_include_vars_in_a_role_and_a_playbook(tmp_path: Path) -> None:
+    """``include_vars`` as public roles write it: free form with a templated name (found in the role's vars/
+    folder first), ``file:`` with ``name:`` (the variables under one key); the values' templates render when
+    used; -e still wins."""
+    role(
+        tmp_path / "roles",
+        "r",
+        vars__Windows="kms_port: 1688\nslmgr: '{{ system32 }}/slmgr.vbs'\n",
+        tasks='- include_vars: "{{ os_family }}.yml"\n'
+        "- assert:\n    that:\n      - kms_port == 1688\n      - slmgr == 'C:/W/slmgr.vbs'\n      - pinned == 'cli'\n",
+    )
+    (tmp_path / "vars").mkdir()
+    (tmp_path / "vars" / "site.yml").write_text("room: r101\npinned: file\n")
+    text = (
+        "- hosts: all\n  gather_facts: false\n  vars: {os_family: Windows, system32: 'C:/W'}\n  roles: [r]\n"
+        "  tasks:\n    - include_vars:\n        file: site.yml\n        name: site\n      register: inc\n"
+        "    - assert:\n        that:\n          - site.room == 'r101'\n"
+        "          - inc.ansible_included_var_files | length == 1\n"
+    )
+    plan = compile_playbook(load_playbook(write(tmp_path, text), REGISTRY))
+    options = RunOptions(forks=1, extra_vars={"pinned": "cli"})
+    info = new_run_info("t", "<t>", ["<inv>"], options, None)
+    result = Runner(plan, inventory(1), info, options, Recorder()).run()
+    assert result.exit_code == ExitCode.OK, [(t.task, t.msg) for t in result.hosts[0].tasks]
+
+
+def test_include_vars_refuses_dir_and_says_where_it_looked(tmp_path: Path) -> None:
+    text = "- hosts: all\n  tasks:\n    - include_vars: {dir: vars}\n    - include_vars: missing.yml\n"
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, text), REGISTRY)
+    assert "include_vars: dir" in str(err.value) and err.value.total == 1
+    result = run_book(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n    - include_vars: missing.yml\n")
+    host = result.hosts[0]
+    assert host.tasks[0].status.value == "failed" and "could not find missing.yml" in host.tasks[0].msg

@@ -89,7 +89,7 @@ def play(tasks: str) -> str:
         (play("    - block: []\n"), None, 0, 0),
         (play("    - include_tasks: missing.yml\n"), "task file not found: missing.yml", 3, 7),
         (play('    - import_tasks: "{{ f }}.yml"\n'), "cannot be templates", 3, 7),
-        (play("    - include_tasks: x.yml\n      loop: [1]\n"), "looping over include_tasks is not supported", 4, 7),
+        (play("    - import_tasks: x.yml\n      loop: [1]\n"), "import_tasks cannot loop (as in Ansible)", 4, 7),
         (play("    - import_playbook: other.yml\n"), "'import_playbook' is not supported", 3, 7),
         (play("    - include_role: {name: r}\n"), "role 'r' not found", 3, 7),
         (play("    - win_command\n"), "each task must be a mapping", 3, 7),
