@@ -16,7 +16,7 @@ from orchestrator.executor.plan import BlockSpec, Node, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.state import HostState, RunOptions, facts_namespace
 from orchestrator.modules.base import REGISTRY, ModuleContext, ModuleOutcome, TaskFailed
-from orchestrator.redact import redact, redact_text, register_secret_name, register_secret_values
+from orchestrator.redact import MASK, redact, redact_text, register_secret_name, register_secret_values
 from orchestrator.results.models import FailureKind, HostTaskResult, TaskStatus, thaw, utcnow
 from orchestrator.templating import OMIT, mark_unsafe, remove_omitted
 from orchestrator.transport.errors import (
@@ -32,6 +32,13 @@ from orchestrator.transport.winrm import Cancelled
 NO_LOG_MSG = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
 MAX_LOOP_ITEMS = 10_000
 MAX_RETRIES = 1000
+
+#: Arguments that only show text to the operator: made from a secret, they are masked whole.
+_MESSAGE_ARGS: dict[str, frozenset[str]] = {
+    "debug": frozenset({"msg"}),
+    "fail": frozenset({"msg"}),
+    "assert": frozenset({"msg", "fail_msg", "success_msg"}),
+}
 
 
 def diagnosis_for(code: int | None, key: str | None) -> str | None:
@@ -596,10 +603,23 @@ class HostPipeline:
         set_fact variable (its name and value), a registered variable (its name), so no later rendering of it
         (``debug: var=``, ``hostvars``, a report) shows it."""
         if task.module != "set_fact":
-            args, derived = templar.render_tracked(dict(task.args))
-            if derived and task.register:
+            shown = _MESSAGE_ARGS.get(task.module, frozenset())
+            rendered: dict[str, Any] = {}
+            any_derived = False
+            for key, raw in task.args.items():
+                value, derived = templar.render_tracked(raw)
+                if derived:
+                    any_derived = True
+                    if key not in shown:  # the PC needs the value; every display of it is masked
+                        register_secret_values(value)
+                    elif redact_text(str(value)) == str(value):
+                        # a message made from a secret that the mask cannot see (joined, sliced, reversed): none
+                        # of it shows; one that carries the secret as it is keeps its words around the mask
+                        value = MASK
+                rendered[key] = value
+            if any_derived and task.register:
                 register_secret_name(task.register)
-            return dict(args)
+            return rendered
         out: dict[str, Any] = {}
         for key, raw in task.args.items():
             value, derived = templar.render_tracked(raw)

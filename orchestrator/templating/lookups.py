@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,9 +81,21 @@ def _lookup_vars(templar: Templar, terms: list[Any], kwargs: dict[str, Any]) -> 
     return out
 
 
+def _lookup_dict(templar: Templar, terms: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+    """Ansible's ``dict`` lookup: each mapping as ``[{"key": k, "value": v}, …]`` (``with_dict``'s items)."""
+    del templar, kwargs
+    out: list[Any] = []
+    for term in terms:
+        if not isinstance(term, Mapping):
+            _fail(f"lookup('dict') needs a mapping (Ansible: with_dict expects a dict), not {type(term).__name__}")
+        out.extend({"key": k, "value": v} for k, v in term.items())
+    return out
+
+
 #: Lookup plugins by name. A process may replace entries (the distributed worker narrows ``env`` and ``file``).
 LOOKUPS: dict[str, Callable[[Templar, list[Any], dict[str, Any]], list[Any]]] = {
     "env": _lookup_env,
     "file": _lookup_file,
     "vars": _lookup_vars,
+    "dict": _lookup_dict,
 }

@@ -350,7 +350,9 @@ class Templar:
             return results
         if len(results) == 1:
             return results[0]
-        return ",".join(_to_text(r) for r in results)
+        if all(isinstance(r, str) for r in results):
+            return ",".join(_to_text(r) for r in results)
+        return results  # Ansible joins text results only; others (the dict lookup's items) stay a list
 
     # ---------------------------------------------------------------- errors
 

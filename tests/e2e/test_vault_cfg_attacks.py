@@ -16,7 +16,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
@@ -150,11 +149,6 @@ def test_script_refuses_a_fifo_or_a_device_on_the_controller(tmp_path: Path) -> 
         assert f"script '{name}' is not a regular file" in text, text[-3000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="templating.py (being split into a package) registers a derived secret only for set_fact/register: "
-    "a debug/fail msg whose template transforms a secret (join, list, reverse, slices) shows the result",
-)
 def test_a_message_that_transforms_a_secret_shows_no_piece_of_it(tmp_path: Path) -> None:
     secret = "Zq7-Secr3t-Horse!"
     (tmp_path / "inv.yml").write_text(

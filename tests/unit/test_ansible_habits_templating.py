@@ -3,17 +3,9 @@ oracle. Failures here are templating defects reported to the owner of orchestrat
 
 from __future__ import annotations
 
-import pytest
-
 from orchestrator.templating import Templar
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the 'dict' lookup is missing (only env, file, vars): Ansible's loop migration guide writes "
-    "with_dict as loop: \"{{ lookup('dict', d) }}\"; fix: add a _lookup_dict giving "
-    "[{'key': k, 'value': v}, ...] for a mapping term (error 'with_dict expects a dict' otherwise)",
-)
 def test_dict_lookup_as_in_ansible_loop_migration_guide() -> None:
     templar = Templar({"d": {"a": 1, "b": 2}})
     # ansible-core 2.19: "['a', 'b']"
