@@ -22,7 +22,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import Future, wait
 from typing import Any
 
@@ -76,6 +76,27 @@ class InventoryView:
         self.groups_of = groups_of
         self.select = select
         self.groups = groups
+
+
+def play_targets(plan: Plan, select: Callable[[str], list[str]], limit: Set[str] | None) -> list[list[str]]:
+    """The PCs of each play of ``plan``, in inventory order, within ``limit`` when given."""
+    targets: list[list[str]] = []
+    for play in plan.plays:
+        hosts = select(play.hosts)
+        targets.append(hosts if limit is None else [h for h in hosts if h in limit])
+    return targets
+
+
+def targeted_hosts(targets: Sequence[Sequence[str]]) -> list[str]:
+    """Every PC of a run once, in the order the plays first name them."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for hosts in targets:
+        for h in hosts:
+            if h not in seen:
+                seen.add(h)
+                out.append(h)
+    return out
 
 
 def _batches(hosts: list[str], serial: tuple[int | str, ...]) -> list[list[str]]:
@@ -225,15 +246,8 @@ class Runner:
 
     def run(self) -> RunResult:
         plays = self.plan.plays
-        targets: list[list[str]] = []
-        for play in plays:
-            hosts = self.inventory.select(play.hosts)
-            if self.limit is not None:
-                hosts = [h for h in hosts if h in self.limit]
-            targets.append(hosts)
-        all_hosts: list[str] = []
-        for hosts in targets:
-            all_hosts.extend(h for h in hosts if h not in all_hosts)
+        targets = play_targets(self.plan, self.inventory.select, self.limit)
+        all_hosts = targeted_hosts(targets)
         last_play = {h: i for i, hosts in enumerate(targets) for h in hosts}
         for h in all_hosts:
             self._state(h)
