@@ -47,10 +47,12 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._common import (  # noqa: E402
     BenchTimeout,
+    add_timing_options,
     bench_env,
     emit_json,
     fmt,
     kmsfleet_run,
+    measure_with_instant,
     playbook,
     print_table,
     run_measured,
@@ -252,7 +254,9 @@ def _statuses(db: Path) -> dict[str, int]:
 def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pb, real = playbook("audit.yml", standin_only=opts.standin)
     out: dict[str, Any] = {"hosts": opts.hosts}
-    with running_lab(workdir / "lab", hosts=opts.hosts, seed=opts.seed, name="lab", timeout=600) as lab:
+    with running_lab(
+        workdir / "lab", hosts=opts.hosts, seed=opts.seed, name="lab", timeout=600, timing=opts.timing
+    ) as lab:
         out["lab_start_s"] = lab.start_s
         first = next(iter(lab.inventory_hosts()))
         ops = capture_ops(pb, lab.inventory, first, workdir)
@@ -265,7 +269,14 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 lab.inventory,
                 workdir,
                 timeout=opts.run_timeout,
-                args=["--forks", str(opts.forks), "--db", str(workdir / f"audit{rep}.db")],
+                args=[
+                    "--forks",
+                    str(opts.forks),
+                    "--processes",
+                    str(opts.processes),
+                    "--db",
+                    str(workdir / f"audit{rep}.db"),
+                ],
             )
             middle = _soap_total(lab.ctl.stats())
             if usage.returncode not in (0, 2):  # 2: some PC has a licensing problem (a finding, not an error)
@@ -320,6 +331,7 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["rss_mb"] = max(runs["k_rss"])
     out["floor_rss_mb"] = max(runs["f_rss"])
     out["forks"] = opts.forks
+    out["processes"] = opts.processes
     out["playbook"] = pb.name
     out["real_playbook"] = real
     return out
@@ -335,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200 PCs")
     parser.add_argument("--run-timeout", type=float, default=3600.0, help="limit for one contender, seconds")
     parser.add_argument("--timeout", type=float, default=7200.0, help="overall time limit, seconds")
+    parser.add_argument("--processes", default="1", help="kmsfleet --processes (N or auto)")
+    add_timing_options(parser)
     # the floor child process
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ops", help=argparse.SUPPRESS)
@@ -348,7 +362,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kmsfleet-audit-") as tmp:
         try:
             with time_limit(opts.timeout):
-                res = measure(opts, Path(tmp))
+                res = measure_with_instant(
+                    measure,
+                    opts,
+                    Path(tmp),
+                    (
+                        "kmsfleet_wall_s",
+                        "floor_wall_s",
+                        "kmsfleet_cpu_s",
+                        "floor_cpu_s",
+                        "wall_ratio",
+                        "cpu_ratio",
+                        "cpu_ms_per_request",
+                        "floor_cpu_ms_per_request",
+                        "rss_mb",
+                    ),
+                )
         except BenchTimeout as exc:
             print(f"audit_scale: {exc}", file=sys.stderr)
             emit_json({"error": str(exc)})
