@@ -9,7 +9,8 @@ measured from launching the process to its ready line, RSS is the process's VmRS
 drive the 40-PC lab from client threads, one pypsrp ``WSMan`` per PC, NTLM with message encryption over HTTP:
 - Receive: on a reused WinRS shell, Command ``hostname`` then Receive until Done; counts Receive requests.
 - WQL: Enumerate ``SELECT * FROM SoftwareLicensingProduct WHERE ApplicationID=…`` then Pull until EndOfSequence
-  (Windows sends one item per response); counts Enumerate and Pull requests. The lab process's own CPU over this
+  (Windows sends one item per response); counts Enumerate and Pull requests. Each PC's client signs in during a
+  warm-up and is reused, so the phase measures requests, not NTLM sign-ins. The lab process's own CPU over this
   phase (``/proc/<pid>/stat``) divided by that count is ``lab_cpu_ms_per_request`` (target <= 0.5 ms).
 
 Targets: 5,000 PCs up in < 30 s and < 1 GB RSS. The last line of output is one JSON object with the keys
@@ -133,6 +134,16 @@ def _wsman(host: dict[str, Any]) -> WSMan:
     )
 
 
+_CLIENTS: dict[str, WSMan] = {}  # one signed-in client per PC, kept from the warm-up to the measured phase
+
+
+def _client(host: dict[str, Any]) -> WSMan:
+    key = host["ansible_host"]
+    if key not in _CLIENTS:
+        _CLIENTS[key] = _wsman(host)
+    return _CLIENTS[key]
+
+
 def _run_threads(hosts: list[dict[str, Any]], threads: int, seconds: float, work: Any) -> tuple[int, float]:
     counts = [0] * threads
     errors: list[BaseException] = []
@@ -175,7 +186,7 @@ def _receive_work(host: dict[str, Any], deadline: float) -> int:
 def _wql_work(host: dict[str, Any], deadline: float) -> int:
     """Counts WQL requests: the Enumerate and every Pull it takes to reach EndOfSequence (Windows hands out one
     item per response, so a query over several products is one Enumerate and a few Pulls)."""
-    wsman = _wsman(host)
+    wsman = _client(host)  # signed in during the warm-up: the phase measures requests, not NTLM sign-ins
     wsen, wsm = NAMESPACES["wsen"], NAMESPACES["wsman"]
     done = 0
     for _ in range(100_000):
@@ -209,7 +220,6 @@ def _wql_work(host: dict[str, Any], deadline: float) -> int:
                 raise RuntimeError("no PullResponse")
         else:
             raise RuntimeError("WQL answer did not end within 100 Pulls")
-    wsman.close()
     return done
 
 
@@ -242,6 +252,9 @@ def main() -> int:
             results["lab_cpu_ms_per_request"] = (_cpu_s(lab.proc.pid) - cpu_before) * 1000 / max(queries, 1)
             results["rss_mb_40_after_load"] = _rss_mb(lab.proc.pid)
         finally:
+            for client in _CLIENTS.values():
+                client.close()
+            _CLIENTS.clear()
             lab.stop()
         if args.quick:
             results["start_s_5000"] = results["rss_mb_5000"] = None
