@@ -192,8 +192,11 @@ def _worker(job: _Job, events: Any, stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sets ``stop``
     cancel = threading.Event()
 
-    def relay() -> None:
-        stop.wait()
+    parent = os.getppid()
+
+    def relay() -> None:  # the parent's stop, or the parent gone (killed): this shard stops as after Ctrl-C
+        while not stop.wait(1.0) and os.getppid() == parent:
+            pass
         cancel.set()
 
     threading.Thread(target=relay, name="kmsfleet-stop-relay", daemon=True).start()
