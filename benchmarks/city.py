@@ -4,11 +4,12 @@
     .venv/bin/python benchmarks/city.py --quick              # 2,000 PCs
     .venv/bin/python benchmarks/city.py --processes 1        # one process (threads only)
 
-The lab runs in its own process (``kmsfleet lab serve --hosts N``, loopback only, Windows timing unless
-``--timing instant``); kmsfleet runs ``audit.yml`` over its inventory as a child process (history on, as users
-run it), measured with ``os.wait4``: wall, CPU (kmsfleet and the worker processes it waited for) and peak RSS
-(the largest single process: with ``--processes`` the parent or one worker; ``rss_total_mb`` samples the sum of
-kmsfleet and its workers every 0.5 s). The lab's request counter gives the WS-Management requests made.
+The lab runs in its own processes (``kmsfleet lab serve``, up to 10,000 PCs each: one listening socket per PC;
+loopback only, Windows timing unless ``--timing instant``); kmsfleet runs ``audit.yml`` over their inventories
+as a child process (history on, as users run it), measured with ``os.wait4``: wall, CPU (kmsfleet and the
+worker processes it waited for) and peak RSS of the largest single process (with ``--processes``: the parent
+or one worker); ``rss_total_mb`` samples the sum of kmsfleet and its workers every 0.5 s. The labs' request
+counters give the WS-Management requests made.
 
 Keys: hosts, processes, wall_s, cpu_s, cpu_ms_per_request, soap_requests, rss_mb (target <= 1000),
 rss_total_mb, statuses, lab_start_s, lab_rss_mb. Not measured here: ``--distributed`` over two local workers
@@ -18,6 +19,7 @@ rss_total_mb, statuses, lab_start_s, lab_rss_mb. Not measured here: ``--distribu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import threading
@@ -86,24 +88,65 @@ class _RssSampler:
         self._thread.join(5)
 
 
+LAB_MAX = 10_000  # PCs per lab process: one listening socket each, under the usual 20,000 open-file limit
+
+
+def _spec(index: int, hosts: int) -> dict[str, Any]:
+    """Lab ``index``'s rooms of 250 PCs, named apart from the other labs' (``c<lab>r<room>pc<nnn>``)."""
+    rooms = []
+    for r in range((hosts + 249) // 250):
+        n = min(250, hosts - r * 250)
+        rooms.append(
+            {
+                "room": f"c{index}r{r + 1:02d}",
+                "subnet": f"127.0.{r + 1}",  # the octet is the lab's claimed block
+                "credentials": {"user": "administrator", "password": "City-Passw0rd!"},
+                "hosts": [{"name": f"c{index}r{r + 1:02d}pc[001:{n:03d}]"}],
+            }
+        )
+    return {"rooms": rooms}
+
+
 def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pb, real = playbook("audit.yml")
     out: dict[str, Any] = {"hosts": opts.hosts, "processes": opts.processes, "timing": opts.timing}
-    with running_lab(
-        workdir / "lab", hosts=opts.hosts, seed=opts.seed, name="lab", timeout=1800, timing=opts.timing
-    ) as lab:
-        out["lab_start_s"] = lab.start_s
-        out["lab_rss_mb"] = lab.rss_mb()
-        before = _soap_total(lab.ctl.stats())
+    sizes = [min(LAB_MAX, opts.hosts - i) for i in range(0, opts.hosts, LAB_MAX)]
+    with contextlib.ExitStack() as stack:
+        labs = [
+            stack.enter_context(
+                running_lab(
+                    workdir / f"lab{i}",
+                    spec=_spec(i, n),
+                    seed=opts.seed,
+                    name=f"lab{i}",
+                    timeout=1800,
+                    timing=opts.timing,
+                )
+            )
+            for i, n in enumerate(sizes)
+        ]
+        out["labs"] = len(labs)
+        out["lab_start_s"] = max(lab.start_s for lab in labs)
+        out["lab_rss_mb"] = sum(lab.rss_mb() for lab in labs)
+        before = sum(_soap_total(lab.ctl.stats()) for lab in labs)
+        more = [a for lab in labs[1:] for a in ("-i", str(lab.inventory))]
         with _RssSampler() as sampler:
             usage = kmsfleet_run(
                 pb,
-                lab.inventory,
+                labs[0].inventory,
                 workdir,
                 timeout=opts.run_timeout,
-                args=["--forks", str(opts.forks), "--processes", str(opts.processes), "--db", str(workdir / "c.db")],
+                args=[
+                    *more,
+                    "--forks",
+                    str(opts.forks),
+                    "--processes",
+                    str(opts.processes),
+                    "--db",
+                    str(workdir / "c.db"),
+                ],
             )
-        requests = _soap_total(lab.ctl.stats()) - before
+        requests = sum(_soap_total(lab.ctl.stats()) for lab in labs) - before
         if usage.returncode not in (0, 2):
             raise RuntimeError(f"kmsfleet exit {usage.returncode}\n{usage.stdout[-1500:]}{usage.stderr[-1500:]}")
     out["statuses"] = _statuses(workdir / "c.db")
