@@ -9,6 +9,7 @@ through ``LabControl`` (which refuses non-loopback URLs).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -363,3 +364,37 @@ def licensed_products(snapshot: Mapping[str, Any]) -> dict[str, bool]:
     """Ground truth from a lab host snapshot: product → LicenseStatus == 1 (Licensed)."""
     machine = snapshot.get("machine") or {}
     return {str(p["product"]): p.get("license_status") == 1 for p in machine.get("products", [])}
+
+
+def add_timing_options(parser: argparse.ArgumentParser) -> None:
+    """``--timing`` (the lab's, windows by default) and ``--no-instant`` (skip the second, instant-lab pass)."""
+    if not any("--timing" in a.option_strings for a in parser._actions):
+        parser.add_argument(
+            "--timing", choices=("windows", "instant"), default="windows", help="the lab's timing (docs/lab-timing.md)"
+        )
+    parser.add_argument(
+        "--no-instant",
+        dest="instant",
+        action="store_false",
+        help="skip the second pass on an instant lab (its figures are the instant_* keys)",
+    )
+
+
+def measure_with_instant(
+    measure: Callable[[argparse.Namespace, Path], dict[str, Any]],
+    opts: argparse.Namespace,
+    workdir: Path,
+    keys: Sequence[str],
+) -> dict[str, Any]:
+    """``measure`` on the lab's timing (windows by default); then, unless ``--no-instant``, once more on an
+    instant lab, whose ``keys`` are added as ``instant_<key>`` (the client's own cost, without Windows' waits)."""
+    (workdir / "main").mkdir(parents=True, exist_ok=True)
+    res = measure(opts, workdir / "main")
+    res["timing"] = opts.timing
+    if opts.instant and opts.timing != "instant":
+        (workdir / "instant").mkdir(parents=True, exist_ok=True)
+        extra = measure(argparse.Namespace(**{**vars(opts), "timing": "instant"}), workdir / "instant")
+        for key in keys:
+            if key in extra:
+                res[f"instant_{key}"] = extra[key]
+    return res

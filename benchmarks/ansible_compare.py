@@ -50,11 +50,13 @@ from benchmarks._common import (  # noqa: E402
     BenchTimeout,
     ChildUsage,
     LabProcess,
+    add_timing_options,
     bench_env,
     emit_json,
     fmt,
     kmsfleet_run,
     licensed_products,
+    measure_with_instant,
     playbook,
     print_table,
     run_measured,
@@ -276,9 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-ms", type=float, default=0.0, help="per-request latency of every PC, drawn from [0.6, 1.4] x this"
     )
-    parser.add_argument(
-        "--timing", choices=("windows", "instant"), default="windows", help="the lab's timing (docs/lab-timing.md)"
-    )
+    add_timing_options(parser)
     parser.add_argument("--standin", action="store_true", help="use the stand-in playbooks even if real ones exist")
     parser.add_argument("--quick", action="store_true", help="10 PCs instead of 40")
     parser.add_argument("--run-timeout", type=float, default=600.0, help="limit for one contender, seconds")
@@ -289,7 +289,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kmsfleet-ansible-") as tmp:
         try:
             with time_limit(opts.timeout):
-                res = measure(opts, Path(tmp))
+                res = measure_with_instant(
+                    measure,
+                    opts,
+                    Path(tmp),
+                    (
+                        "kmsfleet_s",
+                        "kmsfleet_cpu_s",
+                        "ansible_forks5_s",
+                        "ansible_forks40_s",
+                        "speedup_forks5",
+                        "speedup_forks40",
+                        "speedup_site_forks5",
+                        "speedup_site_forks40",
+                    ),
+                )
         except BenchTimeout as exc:
             print(f"ansible_compare: {exc}", file=sys.stderr)
             emit_json({"error": str(exc)})

@@ -49,8 +49,10 @@ if str(ROOT) not in sys.path:
 
 from benchmarks._common import (  # noqa: E402
     BenchTimeout,
+    add_timing_options,
     emit_json,
     fmt,
+    measure_with_instant,
     playbook,
     print_table,
     running_lab,
@@ -179,9 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solo", type=int, default=3, help="how many of the slowest PCs to time alone")
     parser.add_argument("--repeat", type=int, default=1, help="measurements per contender (median)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--timing", choices=("windows", "instant"), default="windows", help="the lab's timing (docs/lab-timing.md)"
-    )
+    add_timing_options(parser)
     parser.add_argument("--standin", action="store_true", help="use the stand-in playbook even if site.yml exists")
     parser.add_argument("--quick", action="store_true", help="same sizes (the run is short already)")
     parser.add_argument("--timeout", type=float, default=900.0, help="overall time limit, seconds")
@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kmsfleet-classroom-") as tmp:
         try:
             with time_limit(opts.timeout):
-                res = measure(opts, Path(tmp))
+                res = measure_with_instant(
+                    measure, opts, Path(tmp), ("wall_s", "critical_path_s", "ratio", "wall_linear_s", "ratio_linear")
+                )
         except BenchTimeout as exc:
             print(f"classroom: {exc}", file=sys.stderr)
             emit_json({"error": str(exc)})

@@ -58,6 +58,7 @@ class RunRequest:
     reports: Sequence[str] = ()
     run_id: str | None = None
     wake_progress: Callable[[WakeEvent], None] | None = None  # play option wake_on_lan: progress lines
+    processes: int = 1  # --processes: PCs spread over this many worker processes (executor/multiproc.py)
 
 
 def resolve_playbook(name: str) -> Path:
@@ -281,8 +282,14 @@ def run_plan(
     playbook_path: Path | None = None,
 ) -> RunResult:
     plan = render_play_hosts(plan, request.options.extra_vars)
+    if request.processes > 1:
+        from orchestrator.executor.multiproc import check_shardable
+
+        check_shardable(plan)
 
     def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:
+        if request.processes > 1:
+            return _sharded_engine(plan, inv, request, info, reporter, limit_hosts, cancel)
         runner = Runner(
             plan,
             inventory_view(inv),
@@ -297,6 +304,34 @@ def run_plan(
 
     name = canonical_playbook(playbook_path) if playbook_path else plan.path
     return _execute(plan, inv, request, reporters, name, engine, cancel=cancel)
+
+
+def _sharded_engine(
+    plan: Plan,
+    inv: Inventory,
+    request: RunRequest,
+    info: RunInfo,
+    reporter: Reporter,
+    limit_hosts: Sequence[str] | None,
+    cancel: threading.Event | None,
+) -> RunResult:
+    """``--processes N``: the run's PCs over N worker processes (``orchestrator.executor.multiproc``)."""
+    from orchestrator.executor.multiproc import run_sharded
+    from orchestrator.executor.runner import play_targets
+
+    view = inventory_view(inv)
+    targets = play_targets(plan, view.select, set(limit_hosts) if limit_hosts is not None else None)
+    return run_sharded(
+        plan,
+        view,
+        info,
+        request.options,
+        reporter,
+        targets,
+        request.processes,
+        play_vars=play_vars_loader,
+        cancel=cancel,
+    )
 
 
 # ------------------------------------------------------------------------------ distributed runs

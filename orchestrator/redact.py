@@ -274,3 +274,9 @@ def known_secrets() -> frozenset[str]:
     """Every rendering of every registered secret."""
     with _lock:
         return frozenset(_forms)
+
+
+def registered_secrets() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The registered secrets and secret names, to register them again in a worker process (``--processes``)."""
+    with _lock:
+        return tuple(sorted(_secrets)), tuple(sorted(_names))

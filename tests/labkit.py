@@ -137,3 +137,24 @@ def plain_http_lab(room: str, hosts: list[dict[str, Any]], user: str, password: 
     finally:
         thread.stop()
         claim.release()
+
+
+def wait_finished_in_history(db: Path, count: int, seconds: float) -> int:
+    """Wait (at most ``seconds``) until ``count`` PCs of a running run are ok/changed in its history database
+    (every targeted PC has a pending row from the start, so the finished ones are counted). Returns the count."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + seconds
+    done = 0
+    while time.monotonic() < deadline and done < count:
+        time.sleep(0.3)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    done = con.execute(
+                        "select count(*) from host_results where status in ('ok', 'changed')"
+                    ).fetchone()[0]
+            except sqlite3.Error:
+                done = 0
+    return done

@@ -307,8 +307,12 @@ def register(app: typer.Typer) -> None:
         default_site: str | None = typer.Option(
             None, "--default-site", help="With --distributed: the site of PCs without a 'site' variable."
         ),
+        processes: str = typer.Option(
+            "1", "--processes", help="Spread the PCs over N worker processes on this machine (N or auto: every CPU)."
+        ),
     ) -> None:
         from orchestrator.api import RunRequest
+        from orchestrator.executor.multiproc import resolve_processes
 
         if strategy not in ("free", "linear"):
             raise InputError(f"--strategy must be free or linear, not {strategy!r}")
@@ -346,7 +350,10 @@ def register(app: typer.Typer) -> None:
             history=not no_history,
             reports=report,
             wake_progress=WakePrinter(lang),
+            processes=resolve_processes(processes),
         )
+        if processes != "1" and dist is not None:
+            raise InputError("--processes and --distributed do not go together (workers spread the PCs already)")
         if followup is not None:
             raise typer.Exit(run_with_followups(request, lang, verbose, *followup, dist=dist))
         result = execute(request, lang, verbose, dist)

@@ -198,9 +198,8 @@ def test_sigint_keeps_finished_hosts_in_report_and_history(tmp_path: Path) -> No
     import signal
     import sqlite3
     import subprocess
-    import time
 
-    from labkit import KMSFLEET
+    from labkit import KMSFLEET, wait_finished_in_history
 
     claim = claim_prefix()
     spec = {
@@ -230,21 +229,7 @@ def test_sigint_keeps_finished_hosts_in_report_and_history(tmp_path: Path) -> No
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 60
-        # wait until the fast PCs are done (they are in the history), then interrupt the slow rest
-        while time.monotonic() < deadline:
-            time.sleep(0.3)
-            if db.exists():
-                try:
-                    with sqlite3.connect(db) as con:
-                        # every targeted PC has a pending row from the start: count the finished ones
-                        done = con.execute(
-                            "select count(*) from host_results where status in ('ok', 'changed')"
-                        ).fetchone()[0]
-                except sqlite3.Error:
-                    done = 0
-                if done >= 4:
-                    break
+        wait_finished_in_history(db, 4, 60)  # the fast PCs are done: interrupt the slow rest
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -1,0 +1,344 @@
+"""``kmsfleet run --processes N``: one run's PCs spread over N worker processes on this machine (every core).
+
+Python's threads share one interpreter lock, so a run that makes thousands of WS-Management requests is bound to
+one core by the CPU each request costs (XML, NTLM sealing, HTTP parsing). Here the PCs are dealt round-robin
+into N shards; each shard runs in a worker process started with ``spawn`` (no fork of a threaded process) and
+runs the usual ``Runner`` on the compiled plan (frozen dataclasses, pickled to it) with ``limit`` = its shard and
+``forks`` / N threads. Its reporter events are streamed back over one queue to this process, which alone talks
+to the run's reporters: the history writer and the terminal see the same events as in a single-process run, in
+the order they happen. The run's start (every targeted PC, pending) and end are reported here, once.
+
+Limits: plays whose PCs depend on each other (``serial``, ``max_fail_percentage``, ``any_errors_fatal``) need all
+PCs in one process and are refused (``check_shardable``); the magic variables ``play_hosts``/``ansible_play_hosts``
+and ``hostvars`` of other PCs name the PCs of the worker's shard only.
+
+Ctrl-C: workers ignore SIGINT (set before they are started, so none is lost in their start-up); this process
+catches it, sets the shared stop event, and the workers' runners stop as a single run does (in-flight PCs are
+interrupted, PCs not started are "not run"); their results are kept. A worker that dies leaves its unfinished
+PCs failed with the reason, the others go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
+from typing import Any
+
+from orchestrator.errors import InputError
+from orchestrator.executor.plan import Plan, PlaySpec
+from orchestrator.executor.reporter import Reporter
+from orchestrator.executor.runner import InventoryView, Runner, _interrupts_held, targeted_hosts
+from orchestrator.executor.state import RunOptions
+from orchestrator.redact import register_secret, register_secret_name, registered_secrets
+from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult, utcnow
+
+PlayVars = Callable[[PlaySpec, Mapping[str, Any]], Mapping[str, Any]]
+
+
+def _mappingproxy(data: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:
+    return types.MappingProxyType(data)
+
+
+def _reduce_mappingproxy(m: types.MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return _mappingproxy, (dict(m),)
+
+
+# results freeze their mappings (``models.freeze``): let them travel between processes as they are
+ForkingPickler.register(types.MappingProxyType, _reduce_mappingproxy)
+
+POLL_S = 0.25
+JOIN_GRACE_S = 30.0
+REAP_GRACE_S = 2.0
+
+
+def resolve_processes(value: str | int) -> int:
+    """``auto`` → the CPUs this process may run on; otherwise a positive number."""
+    if isinstance(value, int):
+        count = value
+    elif value.strip().lower() == "auto":
+        try:
+            count = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            count = os.cpu_count() or 1
+    else:
+        try:
+            count = int(value)
+        except ValueError:
+            raise InputError(f"--processes {value!r}: give a number of processes or 'auto'") from None
+    if not 1 <= count <= 256:
+        raise InputError(f"--processes {value!r}: give a number from 1 to 256, or 'auto'")
+    return count
+
+
+def check_shardable(plan: Plan) -> None:
+    """Refuse plays whose PCs depend on each other: they need one process."""
+    for play in plan.plays:
+        why = None
+        if play.serial:
+            why = "serial"
+        elif play.max_fail_percentage is not None:
+            why = "max_fail_percentage"
+        elif play.any_errors_fatal:
+            why = "any_errors_fatal"
+        if why:
+            raise InputError(
+                f"play '{play.name}' uses {why}: its PCs depend on each other and must run in one process",
+                hint="run it without --processes (or with --processes 1)",
+            )
+
+
+def shard(hosts: Sequence[str], count: int) -> list[list[str]]:
+    """Round-robin: neighbouring PCs (one classroom) land in different processes."""
+    return [s for s in (list(hosts[i::count]) for i in range(count)) if s]
+
+
+class _QueueReporter:
+    """A worker's reporter: play/task/host events go to the parent; run start and end are the parent's."""
+
+    def __init__(self, events: Any, index: int) -> None:
+        self.events = events
+        self.index = index
+
+    def run_started(self, info: RunInfo, hosts: Sequence[str]) -> None:
+        pass
+
+    def play_started(self, name: str, hosts: Sequence[str]) -> None:
+        self.events.put((self.index, "play", name))
+
+    def task_done(self, result: HostTaskResult) -> None:
+        self.events.put((self.index, "task", result))
+
+    def host_done(self, result: HostResult) -> None:
+        self.events.put((self.index, "host", result))
+
+    def run_done(self, result: RunResult) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ShardInventory:
+    """What a worker's runner needs from the inventory, for its shard only, in a form that pickles: each PC's
+    variables (as the single-process run sees them), its groups, the PCs each play's pattern selects, and the
+    groups (the magic ``groups``). ``hostvars`` in a worker knows the PCs of its shard."""
+
+    hosts: tuple[str, ...]
+    host_vars: Mapping[str, Mapping[str, Any]]
+    groups_of: Mapping[str, tuple[str, ...]]
+    selections: Mapping[str, list[str]]
+    groups: Mapping[str, Sequence[str]]
+
+    def view(self) -> InventoryView:
+        return InventoryView(
+            hosts=self.hosts,
+            host_vars=lambda h: dict(self.host_vars[h]),
+            groups_of=lambda h: self.groups_of[h],
+            select=lambda pattern: list(self.selections.get(pattern, ())),
+            groups=self.groups,
+        )
+
+
+def shard_inventory(plan: Plan, view: InventoryView, hosts: Sequence[str]) -> ShardInventory:
+    mine = set(hosts)
+    return ShardInventory(
+        hosts=tuple(hosts),
+        host_vars={h: view.host_vars(h) for h in hosts},
+        groups_of={h: view.groups_of(h) for h in hosts},
+        selections={p.hosts: [h for h in view.select(p.hosts) if h in mine] for p in plan.plays},
+        groups=view.groups,
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    plan: Plan
+    inventory: ShardInventory
+    info: RunInfo
+    options: RunOptions
+    play_vars: PlayVars | None  # a module-level function (pickled by name)
+    secrets: tuple[str, ...]
+    secret_names: tuple[str, ...]
+    index: int
+
+
+def _run_shard(job: _Job, reporter: Reporter, cancel: threading.Event) -> RunResult:
+    for secret in job.secrets:  # masked in this process as in the parent
+        register_secret(secret)
+    for name in job.secret_names:
+        register_secret_name(name)
+    runner = Runner(
+        job.plan,
+        job.inventory.view(),
+        job.info,
+        job.options,
+        reporter,
+        limit_hosts=job.inventory.hosts,
+        cancel=cancel,
+        play_vars=job.play_vars,
+    )
+    return runner.run()
+
+
+def _worker(job: _Job, events: Any, stop: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sets ``stop``
+    cancel = threading.Event()
+
+    parent = os.getppid()
+
+    def relay() -> None:  # the parent's stop, or the parent gone (killed): this shard stops as after Ctrl-C
+        while not stop.wait(1.0) and os.getppid() == parent:
+            pass
+        cancel.set()
+
+    threading.Thread(target=relay, name="kmsfleet-stop-relay", daemon=True).start()
+    try:
+        result = _run_shard(job, _QueueReporter(events, job.index), cancel)
+    except BaseException as exc:  # told to the parent, which fails this shard's unfinished PCs with it
+        events.put((job.index, "error", f"{type(exc).__name__}: {exc}"))
+    else:
+        events.put((job.index, "result", result.interrupted))
+    finally:
+        events.close()
+        events.join_thread()
+
+
+class _Pump:
+    """The parent's side of the event stream: one event per call, passed on to the run's reporters."""
+
+    def __init__(
+        self,
+        reporter: Reporter,
+        targets: Sequence[Sequence[str]],
+        procs: list[Any],
+        ended: dict[int, bool | str],
+        results: dict[str, HostResult],
+    ) -> None:
+        self.reporter = reporter
+        self.targets = targets
+        self.procs = procs
+        self.ended = ended
+        self.results = results
+        self.announced = 0  # plays announced to the reporters
+        self.plays_seen = [0] * len(procs)  # plays each worker has started
+        self.dead_since: float | None = None
+
+    def one(self, events: Any, stop: Any, cancel: threading.Event | None) -> None:
+        try:
+            index, kind, value = events.get(timeout=POLL_S)
+        except queue.Empty:
+            if cancel is not None and cancel.is_set():
+                stop.set()
+            self._reap()
+            return
+        if kind == "play":  # each play once, when the first worker starts it
+            self.plays_seen[index] += 1
+            if self.plays_seen[index] > self.announced:
+                self.announced = self.plays_seen[index]
+                hosts = self.targets[self.announced - 1] if self.announced <= len(self.targets) else []
+                self.reporter.play_started(value, [h for h in hosts if h not in self.results])
+        elif kind == "task":
+            self.reporter.task_done(value)
+        elif kind == "host":
+            self.results[value.host] = value
+            self.reporter.host_done(value)
+        else:
+            self.ended[index] = value if kind == "error" else bool(value)
+
+    def _reap(self) -> None:
+        """A worker gone without its last word (killed, crashed): its shard ends after a moment's grace."""
+        gone = [i for i, p in enumerate(self.procs) if i not in self.ended and not p.is_alive()]
+        if not gone:
+            self.dead_since = None
+            return
+        self.dead_since = self.dead_since or time.monotonic()
+        if time.monotonic() - self.dead_since > REAP_GRACE_S:  # its last events may still be in the pipe
+            for i in gone:
+                self.ended[i] = f"worker process exited with code {self.procs[i].exitcode}"
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Children inherit an ignored SIGINT through exec, so Ctrl-C during their start-up cannot kill them."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to hold
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_sharded(
+    plan: Plan,
+    view: InventoryView,
+    info: RunInfo,
+    options: RunOptions,
+    reporter: Reporter,
+    targets: Sequence[Sequence[str]],
+    processes: int,
+    *,
+    play_vars: PlayVars | None = None,
+    cancel: threading.Event | None = None,
+) -> RunResult:
+    """Run ``targets`` (the PCs of each play, in order) over ``processes`` workers; see the module docstring."""
+    all_hosts = targeted_hosts(targets)
+    shards = shard(all_hosts, processes)
+    with _interrupts_held() as held:  # every targeted PC is recorded before Ctrl-C can cut in
+        reporter.run_started(info, all_hosts)
+    secrets, names = registered_secrets()
+    forks = max(1, -(-options.forks // len(shards))) if shards else 1
+    shard_options = dataclasses.replace(options, forks=forks)
+    ctx = multiprocessing.get_context("spawn")
+    events: Any = ctx.Queue()
+    stop = ctx.Event()
+    results: dict[str, HostResult] = {}
+    ended: dict[int, bool | str] = {}  # shard index -> interrupted flag, or an error text
+    interrupted = bool(held)
+    procs = []
+    with _sigint_ignored():
+        for i, hosts in enumerate(shards):
+            job = _Job(plan, shard_inventory(plan, view, hosts), info, shard_options, play_vars, secrets, names, i)
+            proc = ctx.Process(target=_worker, args=(job, events, stop), name=f"kmsfleet-shard-{i + 1}", daemon=True)
+            proc.start()
+            procs.append(proc)
+    if held:
+        stop.set()
+    pump = _Pump(reporter, targets, procs, ended, results)
+    while len(ended) < len(procs):
+        try:
+            pump.one(events, stop, cancel)
+        except KeyboardInterrupt:  # Ctrl-C here (the workers ignore it): they stop as a single run does
+            interrupted = True
+            stop.set()
+    for proc in procs:
+        proc.join(JOIN_GRACE_S)
+    for i, outcome in ended.items():
+        if isinstance(outcome, str):
+            for h in shards[i]:
+                if h not in results:
+                    hr = HostResult(host=h, status=HostStatus.FAILED, msg=f"internal error: {outcome}")
+                    results[h] = hr
+                    reporter.host_done(hr)
+        elif outcome:
+            interrupted = True
+    if stop.is_set():
+        interrupted = True
+    result = RunResult(
+        info=info,
+        hosts=tuple(results[h] for h in all_hosts if h in results),
+        finished=utcnow(),
+        interrupted=interrupted,
+    )
+    reporter.run_done(result)
+    return result
