@@ -110,15 +110,16 @@ def hosts(store: HistoryStore, flt: HostFilter, page: int = 1, per_page: int = 1
 
 def causes(store: HistoryStore, site: str | None = None) -> list[tuple[str, int]]:
     """Why PCs fail now: the diagnosis of each failing PC's latest result, most common first."""
+    n = func.count().label("n")
     stmt = (
-        select(func.coalesce(_HL.c.diagnosis, ""), func.count())
+        select(_HL.c.diagnosis, n)
         .where(_HL.c.category.in_(("failing", "unreachable")))
-        .group_by(func.coalesce(_HL.c.diagnosis, ""))
-        .order_by(func.count().desc())
+        .group_by(_HL.c.diagnosis)
+        .order_by(n.desc(), _HL.c.diagnosis)
     )
     if site is not None:
         stmt = stmt.where(_HL.c.site == site)
-    return store.read(lambda conn: [(str(d), int(n)) for d, n in conn.execute(stmt)])
+    return store.read(lambda conn: [(str(d or ""), int(k)) for d, k in conn.execute(stmt)])
 
 
 def due(

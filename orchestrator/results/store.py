@@ -575,6 +575,8 @@ class HistoryStore:
             return int(conn.scalar(select(func.max(_T.schema_version.c.version))) or 0)
 
         def upgrade(conn: Connection) -> int:
+            if conn.dialect.name == "postgresql":  # one migrating process at a time (SQLite: BEGIN IMMEDIATE)
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7170601)")
             _T.schema_version.create(conn, checkfirst=True)
             current = version(conn)  # again, under the write lock: another process may have migrated
             for number in range(current + 1, LATEST_VERSION + 1):
@@ -705,7 +707,7 @@ class HistoryStore:
         licences = [row for b in batch for row in b.licences]
         if licences:
             conn.execute(_INSERT_LICENCES, licences)
-        for b in batch:
+        for b in sorted(batch, key=lambda b: b.name):  # one order for every writer: no deadlock on PostgreSQL
             if not (b.host["status"] == HostStatus.NOT_RUN.value and b.host["msg"] == PENDING_MSG):
                 update_latest(conn, b.host, b.licences)
 
