@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, func, select
 
-from orchestrator.results.latest import CATEGORIES, PROBLEM_STATUSES, category_of
+from orchestrator.results.latest import CATEGORIES, PROBLEM_STATUSES, TREND_STATES, run_licence_counts
 from orchestrator.results.models import utcnow
 from orchestrator.results.schema import FLEET, TABLES
 from orchestrator.results.store import HistoryStore
@@ -271,30 +271,21 @@ def _aware(value: Any) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=utcnow().tzinfo)
 
 
-#: Licence states of the trend chart, from LicenseStatus (see ``latest.category_of``).
-TREND_STATES = ("licensed", "grace", "unlicensed")
-
-
 def licence_trend(store: HistoryStore, last_runs: int = 30) -> list[tuple[datetime, str, dict[str, int]]]:
     """For the newest ``last_runs`` runs (oldest first): when, the run id, and the licences it read by state
-    (``TREND_STATES``; one count per PC and product)."""
-    ls = TABLES.licence_state
+    (``TREND_STATES``; one count per PC and product). Finished runs' counts were kept when they finished."""
+    table = FLEET.run_licence_counts
     recent = select(_RUNS.c.id, _RUNS.c.started).order_by(_RUNS.c.started.desc()).limit(max(1, last_runs))
 
     def work(conn: Connection) -> list[tuple[datetime, str, dict[str, int]]]:
         runs = conn.execute(recent).all()
         ids = [r.id for r in runs]
-        if not ids:
-            return []
-        counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(TREND_STATES, 0))
-        stmt = (
-            select(ls.c.run_id, ls.c.license_status, func.count())
-            .where(ls.c.run_id.in_(ids))
-            .group_by(ls.c.run_id, ls.c.license_status)
-        )
-        for run_id, lic, n in conn.execute(stmt):
-            state = category_of("ok", [lic])
-            counts[str(run_id)][state if state in TREND_STATES else "unlicensed"] += int(n)
+        counts: dict[str, dict[str, int]] = {}
+        for run_id, state, n in conn.execute(select(table).where(table.c.run_id.in_(ids))):
+            counts.setdefault(str(run_id), dict.fromkeys(TREND_STATES, 0))[str(state)] = int(n)
+        for run_id in ids:
+            if run_id not in counts:  # still running, or never finished
+                counts[run_id] = run_licence_counts(conn, run_id)
         return [(r.started, str(r.id), counts[str(r.id)]) for r in reversed(runs)]
 
     return store.read(work)

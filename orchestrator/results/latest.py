@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, select, update
+from sqlalchemy import Connection, and_, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from orchestrator.results.schema import FLEET, TABLES
@@ -151,6 +151,35 @@ def _licence_latest_row(lic: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
+#: Licence states counted per run for the trend chart.
+TREND_STATES = ("licensed", "grace", "unlicensed")
+
+
+def licence_state_of(license_status: int | None) -> str:
+    """``licensed``, ``grace`` or ``unlicensed`` (anything else, unknown included)."""
+    if license_status == _LICENSED:
+        return "licensed"
+    return "grace" if license_status in _GRACE else "unlicensed"
+
+
+def run_licence_counts(conn: Connection, run_id: str) -> dict[str, int]:
+    """The licences one run read, by state (one count per PC and product record), aggregated in SQL."""
+    ls = TABLES.licence_state
+    counts = dict.fromkeys(TREND_STATES, 0)
+    stmt = select(ls.c.license_status, func.count()).where(ls.c.run_id == run_id).group_by(ls.c.license_status)
+    for status, n in conn.execute(stmt):
+        counts[licence_state_of(status)] += int(n)
+    return counts
+
+
+def store_run_licence_counts(conn: Connection, run_id: str) -> None:
+    """Remember a finished run's counts (``run_licence_counts``), so the chart never re-reads its licences."""
+    table = FLEET.run_licence_counts
+    counts = run_licence_counts(conn, run_id)
+    conn.execute(delete(table).where(table.c.run_id == run_id))
+    conn.execute(table.insert(), [{"run_id": run_id, "state": k, "n": n} for k, n in counts.items()])
+
+
 def rebuild_latest(conn: Connection, pending_msg: str) -> None:
     """Fill the latest tables from the whole history (after migration 2), oldest result first."""
     hr, ls = TABLES.host_results, TABLES.licence_state
@@ -164,14 +193,21 @@ def rebuild_latest(conn: Connection, pending_msg: str) -> None:
             select(ls).where(and_(ls.c.run_id == row["run_id"], ls.c.host == row["host"])).order_by(ls.c.seq)
         )
         update_latest(conn, row, list(licences.mappings()))
+    runs = TABLES.runs
+    for run_id in list(conn.scalars(select(runs.c.id).where(runs.c.finished.is_not(None)))):
+        store_run_licence_counts(conn, str(run_id))
 
 
 __all__ = [
     "CATEGORIES",
     "PROBLEM_STATUSES",
+    "TREND_STATES",
     "category_of",
+    "licence_state_of",
     "rebuild_latest",
+    "run_licence_counts",
     "runs_out",
     "site_and_room",
+    "store_run_licence_counts",
     "update_latest",
 ]

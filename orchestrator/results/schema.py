@@ -137,6 +137,7 @@ class FleetTables:
 
     host_latest: Table
     licence_latest: Table
+    run_licence_counts: Table
 
 
 def define_v1(metadata: MetaData) -> Tables:
@@ -302,7 +303,16 @@ def define_v2(metadata: MetaData) -> FleetTables:
         PrimaryKeyConstraint("host", "product", "seq", name="pk_licence_latest"),
         Index("ix_licence_latest_runs_out", "runs_out"),
     )
-    return FleetTables(host_latest, licence_latest)
+    run_licence_counts = Table(
+        "run_licence_counts",
+        metadata,
+        Column("run_id", Text, nullable=False),
+        Column("state", Text, nullable=False),  # licensed | grace | unlicensed (``fleet.TREND_STATES``)
+        Column("n", Integer, nullable=False),
+        PrimaryKeyConstraint("run_id", "state", name="pk_run_licence_counts"),
+        ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE", name="fk_run_licence_counts_run"),
+    )
+    return FleetTables(host_latest, licence_latest, run_licence_counts)
 
 
 def latest_licence_select(t: Tables) -> Select[Any]:
@@ -334,7 +344,7 @@ def migration_0002_fleet(conn: Connection) -> None:
     metadata = MetaData()
     v1 = define_v1(metadata)
     fleet = define_v2(metadata)
-    metadata.create_all(conn, tables=[fleet.host_latest, fleet.licence_latest])
+    metadata.create_all(conn, tables=[fleet.host_latest, fleet.licence_latest, fleet.run_licence_counts])
     Index("ix_host_results_host_finished", v1.host_results.c.host, v1.host_results.c.finished).create(conn)
 
 

@@ -47,7 +47,7 @@ from sqlalchemy.pool import StaticPool
 from orchestrator import __version__
 from orchestrator.errors import InputError, KmsfleetError
 from orchestrator.redact import redact_text
-from orchestrator.results.latest import rebuild_latest, update_latest
+from orchestrator.results.latest import rebuild_latest, store_run_licence_counts, update_latest
 from orchestrator.results.models import (
     FailureKind,
     HostResult,
@@ -686,6 +686,7 @@ class HistoryStore:
                     hosts_total=len(result.hosts),
                 )
             )
+            store_run_licence_counts(conn, run_id)
 
         self._write(work)
 

@@ -15,7 +15,7 @@ from sqlalchemy import MetaData, create_engine, insert
 
 from orchestrator.redact import register_secret
 from orchestrator.results import fleet
-from orchestrator.results.latest import category_of, site_and_room
+from orchestrator.results.latest import category_of, licence_state_of, site_and_room
 from orchestrator.results.models import HostStatus, RunResult, utcnow
 from orchestrator.results.schema import LATEST_VERSION, SCHEMA_VERSION_TABLE, define_v1, migration_0001_initial
 from orchestrator.results.store import HistoryStore
@@ -184,3 +184,15 @@ def test_accept_language() -> None:
     assert choose_lang("zh-TW", "en") == ("zh-TW", True)
     assert choose_lang("xx", "fr, de") == ("en", False)
     assert choose_lang(None, ";;;" * 1000) == ("en", False)
+
+
+def test_licence_trend_counts_each_runs_licences_by_state(store: HistoryStore) -> None:
+    first = make_run(16, seed=8, run_id="trend-a")
+    second = _shifted(make_run(10, seed=9, run_id="trend-b"), "trend-b", 1)
+    store.save(first)
+    store.save(second)
+    trend = fleet.licence_trend(store, 10)
+    assert [run_id for _, run_id, _ in trend] == ["trend-a", "trend-b"]
+    for (_, _, counts), run in zip(trend, (first, second), strict=True):
+        want = Counter(licence_state_of(lic.license_status) for h in run.hosts for lic in h.licences)
+        assert counts == {s: want.get(s, 0) for s in fleet.TREND_STATES}
