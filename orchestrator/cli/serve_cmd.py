@@ -47,6 +47,19 @@ def read_token(token_file: Path | None) -> str | None:
     return token or None
 
 
+def _require_history(db: str | None) -> None:
+    """Like the other readers of the history, serve never creates one: a missing SQLite file is a mistake."""
+    from orchestrator.results.store import resolve_db_url
+
+    url = resolve_db_url(db)
+    local = url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:"
+    if local and not Path(str(url.database)).exists():
+        raise InputError(
+            f"there is no history database at {url.database}",
+            hint="runs are recorded by kmsfleet run (try kmsfleet demo --db demo.db); give --db if it is elsewhere",
+        )
+
+
 async def _serve(db: str | None, host: str, port: int, token: str | None) -> None:
     from aiohttp import web
 
@@ -97,6 +110,7 @@ def register(app: typer.Typer) -> None:
         db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
     ) -> None:
         token = read_token(token_file)
+        _require_history(db)
         if not is_loopback(bind) and token is None:
             raise InputError(
                 f"refusing to serve the history on {bind} without a token",

@@ -261,3 +261,18 @@ def test_net_log_parser_sees_requests(server: str, tmp_path: Path) -> None:
     browse(server, tmp_path)
     text = (tmp_path / "netlog.json").read_text(errors="replace")
     assert server.rstrip("/") in text
+
+
+def test_a_missing_history_is_a_clear_error_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.db"
+    done = subprocess.run(
+        [*KMSFLEET, "serve", "--db", str(missing), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 4
+    assert "no history database" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert not missing.exists()
