@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from _common import ROOT, BenchTimeout, emit_json, time_limit
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from orchestrator.results.latest import category_of, runs_out, store_run_licence_counts
 from orchestrator.results.schema import FLEET, TABLES, encode_json
@@ -136,7 +137,10 @@ def generate(store: HistoryStore, pcs: int, runs: int) -> dict[str, float]:
                 conn.execute(insert(TABLES.host_results), hosts)
                 conn.execute(insert(TABLES.licence_state), lics)
                 rows_written += len(hosts) + len(lics)
-            store_run_licence_counts(conn, run_id)  # as finish_run does
+            # as finish_run does: the run's counts and its licences by state
+            counts = Counter(outcome(i, r) for i in range(pcs))
+            conn.execute(update(TABLES.runs).where(TABLES.runs.c.id == run_id).values(counts=dict(counts)))
+            store_run_licence_counts(conn, run_id)
     t_history = time.monotonic() - t0
     _latest(store, names, runs)
     return {"generate_s": time.monotonic() - t0, "history_rows": rows_written, "history_s": t_history}

@@ -22,7 +22,7 @@ from orchestrator.results.store import HistoryStore
 
 _HL, _LL = FLEET.host_latest, FLEET.licence_latest
 _RUNS, _HR = TABLES.runs, TABLES.host_results
-MAX_PER_PAGE = 500
+MAX_PER_PAGE = 100_000  # a CSV export takes a whole table in one page
 
 
 @dataclass(frozen=True)
@@ -181,20 +181,21 @@ def host_page(store: HistoryStore, host: str, page: int = 1, per_page: int = 50)
 def runs_page(store: HistoryStore, page: int = 1, per_page: int = 50) -> Page:
     """Runs newest first with their host counts per status (``counts``)."""
     cols = [_RUNS.c.id, _RUNS.c.playbook, _RUNS.c.started, _RUNS.c.finished, _RUNS.c.state, _RUNS.c.exit_code]
-    cols += [_RUNS.c.interrupted, _RUNS.c.controller, _RUNS.c.check_mode]
+    cols += [_RUNS.c.interrupted, _RUNS.c.controller, _RUNS.c.check_mode, _RUNS.c.counts]
     stmt = select(*cols).order_by(_RUNS.c.started.desc(), _RUNS.c.id.desc())
     count = select(func.count()).select_from(_RUNS)
 
     def work(conn: Connection) -> Page:
         got = _paged(conn, stmt, count, page, per_page)
-        ids = [r["id"] for r in got.rows]
+        # finished runs kept their counts; only runs still running (or killed) are counted here
+        ids = [r["id"] for r in got.rows if not r["counts"]]
         counts: dict[str, dict[str, int]] = defaultdict(dict)
         if ids:
             q = select(_HR.c.run_id, _HR.c.status, func.count()).where(_HR.c.run_id.in_(ids))
             for run_id, status, n in conn.execute(q.group_by(_HR.c.run_id, _HR.c.status)):
                 counts[str(run_id)][str(status)] = int(n)
         for row in got.rows:
-            row["counts"] = counts.get(row["id"], {})
+            row["counts"] = dict(row["counts"] or counts.get(row["id"], {}))
         return got
 
     return store.read(work)

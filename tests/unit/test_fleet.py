@@ -196,3 +196,14 @@ def test_licence_trend_counts_each_runs_licences_by_state(store: HistoryStore) -
     for (_, _, counts), run in zip(trend, (first, second), strict=True):
         want = Counter(licence_state_of(lic.license_status) for h in run.hosts for lic in h.licences)
         assert counts == {s: want.get(s, 0) for s in fleet.TREND_STATES}
+
+
+def test_csv_holds_every_row_not_just_the_page(store: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.save(make_run(20, seed=6, run_id="csv1"))
+    monkeypatch.setattr(views, "PER_PAGE", 5)
+    page = views.hosts(store, _ask("/hosts"))
+    shown = page.table("hosts")
+    assert shown is not None and len(shown.rows) == 5 and shown.pager is not None and shown.pager.pages == 4
+    whole = views.hosts(store, views.Ask("/hosts", {}, "en", False, "hosts")).table("hosts")
+    assert whole is not None
+    assert len(whole.csv().decode("utf-8").splitlines()) == 1 + 20
