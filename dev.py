@@ -2,7 +2,7 @@
 """One-command set-up for kmsfleet on a fresh machine (needs only Python 3.11+ and git).
 
     python3 dev.py demo        # create .venv, install kmsfleet, run `kmsfleet demo` on the embedded lab
-    python3 dev.py test        # create .venv, install kmsfleet[test] (+ chromium, redis-server, Go), run every check
+    python3 dev.py test        # create .venv, install kmsfleet[test] (+ chromium, redis, postgresql, Go); all checks
     python3 dev.py bench       # run every benchmark (see README "Benchmarks and proofs")
 
 Each command is idempotent: a second run reuses the virtualenv and only installs what changed.
@@ -10,6 +10,7 @@ Each command is idempotent: a second run reuses the virtualenv and only installs
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -48,11 +49,13 @@ GOCODE = Path("/usr/share/gocode/src")  # where Debian's golang-*-dev packages p
 
 
 def ensure_system_tools() -> None:
-    """Debian packages the tests need: chromium (HTML report tests), redis-server (distributed tests), and Go
-    with the masterzen/winrm client library (a non-Python WinRM client against the lab, tests/clients/go)."""
+    """Debian packages the tests need: chromium (HTML report and web page tests), redis-server (distributed
+    tests), postgresql (the shared history: tests start a private cluster with its initdb/pg_ctl), and Go with
+    the masterzen/winrm client library (a non-Python WinRM client against the lab, tests/clients/go)."""
     wanted = {
         "chromium": lambda: shutil.which("chromium") is not None,
         "redis-server": lambda: shutil.which("redis-server") is not None,
+        "postgresql": lambda: bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
         "golang-go": lambda: shutil.which("go") is not None,
         "golang-github-masterzen-winrm-dev": (GOCODE / "github.com" / "masterzen" / "winrm").is_dir,
     }

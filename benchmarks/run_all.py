@@ -31,6 +31,7 @@ SCRIPTS: list[tuple[str, list[str], list[str], float]] = [
     ("city", [], ["--quick"], 9000),
     ("soak", ["--hosts", "1000", "--fault-rate", "0.1"], ["--quick"], 3600),
     ("fuzz", ["--cases", "10000"], ["--quick"], 3600),
+    ("serve_bench", [], ["--quick"], 3 * 3600),
 ]
 
 TARGETS: dict[tuple[str, str], tuple[str, float]] = {
@@ -50,6 +51,9 @@ TARGETS: dict[tuple[str, str], tuple[str, float]] = {
     ("soak", "hung"): ("==", 0),
     ("fuzz", "tracebacks"): ("==", 0),
     ("fuzz", "hangs"): ("==", 0),
+    ("serve_bench", "overview_ms"): ("<", 1000.0),
+    ("serve_bench", "due_ms"): ("<", 1000.0),
+    ("serve_bench", "pc_ms"): ("<", 1000.0),
 }
 SHOWN_KEYS = {
     "lab_bench": ["start_s_40", "rss_mb_40", "start_s_5000", "rss_mb_5000", "receive_rps", "wql_rps"],
@@ -58,6 +62,7 @@ SHOWN_KEYS = {
     "audit_scale": ["hosts", "wall_ratio", "cpu_ratio", "rss_mb"],
     "soak": ["hosts", "final_statuses", "wrong_status", "lost", "hung", "wall_s"],
     "fuzz": ["cases", "tracebacks", "hangs"],
+    "serve_bench": ["pcs", "runs", "overview_ms", "due_ms", "pc_ms", "csv_all_pcs_ms", "db_mb"],
 }
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pgkit import pg_cluster, pg_url
 
 from orchestrator.lab.addresses import Claim, claim_prefix
+
+__all__ = ["pg_cluster", "pg_url"]  # PostgreSQL fixtures (tests/pgkit.py), for any test module
 
 
 @pytest.fixture

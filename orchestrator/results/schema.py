@@ -129,6 +129,17 @@ class Tables:
     licence_state: Table
 
 
+@dataclass(frozen=True)
+class FleetTables:
+    """Version 2: each PC's latest result and latest licence per product, kept up to date as hosts are written
+    (``store.py``), so a fleet page over a year of nightly runs of 30,000 PCs aggregates 30,000 rows, not 11
+    million."""
+
+    host_latest: Table
+    licence_latest: Table
+    run_licence_counts: Table
+
+
 def define_v1(metadata: MetaData) -> Tables:
     """The version-1 schema. Frozen: never edit once released (add a migration instead)."""
     schema_version = Table(
@@ -252,6 +263,58 @@ def define_v1(metadata: MetaData) -> Tables:
     return Tables(schema_version, runs, host_results, task_results, licence_state)
 
 
+def define_v2(metadata: MetaData) -> FleetTables:
+    """The tables migration 2 adds. Frozen like ``define_v1``."""
+    host_latest = Table(
+        "host_latest",
+        metadata,
+        Column("host", RedactedText, primary_key=True),
+        Column("run_id", Text, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("category", Text, nullable=False),  # licensed | grace | unlicensed | failing | unreachable | unknown
+        Column("msg", RedactedText, nullable=False),
+        Column("address", RedactedText),
+        Column("site", RedactedText, nullable=False, default=""),
+        Column("room", RedactedText, nullable=False, default=""),
+        Column("finished", UTCDateTime, nullable=False),
+        Column("error_code", BigInteger),
+        Column("diagnosis", RedactedText),
+        Column("fail_streak", Integer, nullable=False, default=0),  # consecutive results with a problem
+        Index("ix_host_latest_site_room", "site", "room"),
+        Index("ix_host_latest_category", "category", "diagnosis"),
+    )
+    licence_latest = Table(
+        "licence_latest",
+        metadata,
+        Column("host", RedactedText, nullable=False),
+        Column("product", RedactedText, nullable=False),
+        Column("seq", Integer, nullable=False),
+        Column("run_id", Text, nullable=False),
+        Column("name", RedactedText, nullable=False),
+        Column("channel", RedactedText, nullable=False),
+        Column("status", RedactedText, nullable=False),
+        Column("license_status", Integer),
+        Column("days_left", Integer),
+        Column("expires", UTCDateTime),
+        Column("runs_out", UTCDateTime),  # expires, else seen_at + days_left; NULL: does not run out
+        Column("kms_host", RedactedText),
+        Column("last_error", BigInteger),
+        Column("seen_at", UTCDateTime, nullable=False),
+        PrimaryKeyConstraint("host", "product", "seq", name="pk_licence_latest"),
+        Index("ix_licence_latest_runs_out", "runs_out"),
+    )
+    run_licence_counts = Table(
+        "run_licence_counts",
+        metadata,
+        Column("run_id", Text, nullable=False),
+        Column("state", Text, nullable=False),  # licensed | grace | unlicensed (``fleet.TREND_STATES``)
+        Column("n", Integer, nullable=False),
+        PrimaryKeyConstraint("run_id", "state", name="pk_run_licence_counts"),
+        ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE", name="fk_run_licence_counts_run"),
+    )
+    return FleetTables(host_latest, licence_latest, run_licence_counts)
+
+
 def latest_licence_select(t: Tables) -> Select[Any]:
     """The latest known licence state per host × product: every record from the newest run that reported
     that product on that host (a PC with Office and Visio keeps both; an old edition does not linger)."""
@@ -275,14 +338,27 @@ def migration_0001_initial(conn: Connection) -> None:
     _create_view(conn, LATEST_VIEW, latest_licence_select(tables))
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (migration_0001_initial,)
+def migration_0002_fleet(conn: Connection) -> None:
+    """Each PC's latest result and licences (filled from the existing history by ``store.rebuild_latest``, which
+    the store runs right after this migration), and an index for a PC's results over time."""
+    metadata = MetaData()
+    v1 = define_v1(metadata)
+    fleet = define_v2(metadata)
+    metadata.create_all(conn, tables=[fleet.host_latest, fleet.licence_latest, fleet.run_licence_counts])
+    Index("ix_host_results_host_finished", v1.host_results.c.host, v1.host_results.c.finished).create(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (migration_0001_initial, migration_0002_fleet)
 LATEST_VERSION = len(MIGRATIONS)
 
 # The tables the store reads and writes: the current version's shape.
 METADATA = MetaData()
 TABLES = define_v1(METADATA)
+FLEET = define_v2(METADATA)
+Index("ix_host_results_host_finished", TABLES.host_results.c.host, TABLES.host_results.c.finished)
 
 __all__ = [
+    "FLEET",
     "LATEST_VERSION",
     "LATEST_VIEW",
     "METADATA",
@@ -293,5 +369,6 @@ __all__ = [
     "Tables",
     "UTCDateTime",
     "define_v1",
+    "define_v2",
     "latest_licence_select",
 ]

@@ -47,6 +47,7 @@ from sqlalchemy.pool import StaticPool
 from orchestrator import __version__
 from orchestrator.errors import InputError, KmsfleetError
 from orchestrator.redact import redact_text
+from orchestrator.results.latest import rebuild_latest, store_run_licence_counts, update_latest
 from orchestrator.results.models import (
     FailureKind,
     HostResult,
@@ -551,6 +552,15 @@ class HistoryStore:
 
         return self._retrying(attempt)
 
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """Run a read-only query function on a connection (retried on lock contention): for readers of the
+        history beside the store's own methods (``orchestrator.web``)."""
+        return self._read(work)
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
     def _read(self, work: Callable[[Connection], T]) -> T:
         def attempt() -> T:
             with self._engine.connect() as conn:
@@ -565,10 +575,14 @@ class HistoryStore:
             return int(conn.scalar(select(func.max(_T.schema_version.c.version))) or 0)
 
         def upgrade(conn: Connection) -> int:
+            if conn.dialect.name == "postgresql":  # one migrating process at a time (SQLite: BEGIN IMMEDIATE)
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7170601)")
             _T.schema_version.create(conn, checkfirst=True)
             current = version(conn)  # again, under the write lock: another process may have migrated
             for number in range(current + 1, LATEST_VERSION + 1):
                 MIGRATIONS[number - 1](conn)
+                if number == 2:  # the latest tables start from the history already there
+                    rebuild_latest(conn, PENDING_MSG)
                 conn.execute(
                     insert(_T.schema_version).values(version=number, applied_at=utcnow(), kmsfleet_version=__version__)
                 )
@@ -672,6 +686,7 @@ class HistoryStore:
                     hosts_total=len(result.hosts),
                 )
             )
+            store_run_licence_counts(conn, run_id)
 
         self._write(work)
 
@@ -693,6 +708,9 @@ class HistoryStore:
         licences = [row for b in batch for row in b.licences]
         if licences:
             conn.execute(_INSERT_LICENCES, licences)
+        for b in sorted(batch, key=lambda b: b.name):  # one order for every writer: no deadlock on PostgreSQL
+            if not (b.host["status"] == HostStatus.NOT_RUN.value and b.host["msg"] == PENDING_MSG):
+                update_latest(conn, b.host, b.licences)
 
     @staticmethod
     def _run_exists_in(conn: Connection, run_id: str) -> bool:

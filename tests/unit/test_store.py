@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from results_factory import BASE, make_host, make_info, make_run
-from sqlalchemy import event
+from sqlalchemy import event, insert
+from sqlalchemy.exc import IntegrityError
 
 from orchestrator.errors import InputError
 from orchestrator.redact import MASK, register_secret
 from orchestrator.results.models import HostStatus, LicenceRecord, RunResult
-from orchestrator.results.schema import LATEST_VERSION
+from orchestrator.results.schema import LATEST_VERSION, TABLES
 from orchestrator.results.store import (
     ENV_DB,
     HistoryError,
@@ -30,9 +31,11 @@ from orchestrator.results.store import (
 )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[HistoryStore]:
-    s = HistoryStore(tmp_path / "history.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryStore]:
+    """The history on a SQLite file, and on a real PostgreSQL server (tests/pgkit.py)."""
+    where = str(tmp_path / "history.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    s = HistoryStore(where)
     yield s
     s.close()
 
@@ -263,9 +266,33 @@ def test_a_database_from_a_newer_kmsfleet_is_refused(tmp_path: Path) -> None:
 
 def test_foreign_keys_are_enforced(store: HistoryStore, tmp_path: Path) -> None:
     store.save(make_run(2))
-    with store._engine.connect() as conn:  # a pooled connection: the hook ran on it
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    if store.dialect == "sqlite":
+        with store._engine.connect() as conn:  # a pooled connection: the hook ran on it
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    with pytest.raises(IntegrityError), store._engine.begin() as conn:  # PostgreSQL always enforces them
+        conn.execute(insert(TABLES.task_results).values(**_orphan_task()))
+
+
+def _orphan_task() -> dict[str, object]:
+    return {
+        "run_id": "no-such-run",
+        "host": "pc1",
+        "seq": 0,
+        "play": "p",
+        "task": "t",
+        "module": "m",
+        "status": "ok",
+        "changed": False,
+        "msg": "",
+        "ignored": False,
+        "rescued": False,
+        "started": BASE,
+        "duration_ms": 0,
+        "data": {},
+        "licences": [],
+        "no_log": False,
+    }
 
 
 def test_location_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,8 +346,9 @@ def test_record_host_is_a_fixed_number_of_statements_whatever_the_task_count(sto
         n_small = len(statements)
         statements.clear()
         store.record_host(info.id, big)
-        assert len(statements) == n_small <= 6
-        assert sum(1 for verb, many in statements if verb == "INSERT" and many) == 2  # tasks, licences
+        # host, tasks, licences, and the PC's latest result and licences (results/latest.py)
+        assert len(statements) == n_small <= 12
+        assert sum(1 for verb, many in statements if verb == "INSERT" and many) == 3  # tasks, licences, latest
     finally:
         event.remove(store._engine, "before_cursor_execute", count)
     assert len(store.load_run(info.id).hosts[1].tasks) == len(make_host(2).tasks) * 30

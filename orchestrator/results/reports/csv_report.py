@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 
 from orchestrator.knowledge import i18n
 from orchestrator.redact import redact_text
@@ -87,3 +88,14 @@ def render_csv_text(result: RunResult, lang: str = "en", summary: ClassroomSumma
 def render_csv(result: RunResult, lang: str = "en", summary: ClassroomSummary | None = None) -> bytes:
     """The CSV file's bytes: UTF-8 with BOM, CRLF line ends."""
     return render_csv_text(result, lang, summary).encode("utf-8")
+
+
+def table_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    """Any table as this report's CSV (UTF-8 with BOM, CRLF, secrets masked, no formulas): for other
+    exports of the history (``kmsfleet serve``)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([_cell(h) for h in header])
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return (BOM + out.getvalue()).encode("utf-8")
