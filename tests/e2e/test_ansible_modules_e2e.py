@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from labkit import hosts_by_name, read_report, room_spec, run_cli, start_lab
 
-from orchestrator.lab import files, registry, services
+from orchestrator.lab import files, registry, registry_writes, services
 from orchestrator.lab.addresses import claim_prefix
 from orchestrator.lab.control_client import LabControl
 from orchestrator.lab.machine import Machine
@@ -88,7 +88,7 @@ def test_service_playbook_check_then_run(lab: LabThread, tmp_path: Path) -> None
     truth = services.snapshot(_machine(lab, "pc01"))
     assert truth["Spooler"] == {"state": "Stopped", "start_mode": "Disabled"}
     assert truth["wuauserv"] == {"state": "Running", "start_mode": "Auto"}
-    assert registry.service_delayed_autostart(_machine(lab, "pc01"), "wuauserv") is True
+    assert registry_writes.service_delayed_autostart(_machine(lab, "pc01"), "wuauserv") is True
     # a standard user: Win32_Service answers 2 (access denied), the task fails with that reason
     std = hosts["std01"]
     assert std["status"] == "failed"
