@@ -227,6 +227,15 @@ def _cap_slow_pcs(lab: Any, cap_ms: float) -> float | None:
     return capped
 
 
+def _demo_history() -> str:
+    """The demo's own history (``demo_db_path``): kept after the demo, so ``kmsfleet serve`` can show it."""
+    from orchestrator.results.store import demo_db_path
+
+    path = demo_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return str(path)
+
+
 def run_demo(hosts: int, seed: int, lang: str, db: str | None, keep: bool, timing: TimingMode = "windows") -> int:
     from orchestrator.lab import profiles
     from orchestrator.lab.addresses import claim_prefix
@@ -242,7 +251,8 @@ def run_demo(hosts: int, seed: int, lang: str, db: str | None, keep: bool, timin
         console.print(f"[bold]{escape(tr('demo.title', lang))}[/]")
         lab.start(timeout=120)
         resolved = lab.lab.resolved
-        demo = Demo(lang, db or str(workdir / "history.db"), str(lab.inventory_path))
+        history = db or _demo_history()
+        demo = Demo(lang, history, str(lab.inventory_path))
         demo.say(
             "demo.lab",
             n=len(resolved.hosts),
@@ -255,6 +265,7 @@ def run_demo(hosts: int, seed: int, lang: str, db: str | None, keep: bool, timin
         if cap is not None:
             demo.say("demo.slow", ms=int(cap))
         last = tell_story(demo, started)
+        demo.say("demo.serve", db=history)
         if keep:
             console.print()
             demo.say("demo.keep", inventory=lab.inventory_path, control=lab.control_url)
@@ -285,7 +296,12 @@ def register(app: typer.Typer) -> None:
         keep: bool = typer.Option(
             False, "--keep", help="Leave the lab running afterwards (Ctrl-C stops it) and print its inventory path."
         ),
-        db: str | None = typer.Option(None, "--db", help="History database (default: a temporary one)."),
+        db: str | None = typer.Option(
+            None,
+            "--db",
+            help="History database (default: the demo's own demo.db beside the real history, which kmsfleet "
+            "serve shows).",
+        ),
         hosts: int = typer.Option(40, "--hosts", "-n", min=1, max=1000, help="PCs in the simulated classroom."),
         seed: int = typer.Option(7, "--seed", help="Where the problems sit in the room (any number)."),
         timing: str = typer.Option(

@@ -121,6 +121,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh-TW": "實驗環境持續執行中（按 Ctrl-C 停止）。Inventory：{inventory}\n控制 API：{control}",
     },
     "demo.stopped": {"en": "Lab stopped.", "zh-TW": "實驗環境已停止。"},
+    "demo.serve": {
+        "en": "Every run is in the history {db}: see the classroom in a browser with kmsfleet serve "
+        "(then open http://127.0.0.1:8470/).",
+        "zh-TW": "每次執行都記錄在 {db}：執行 kmsfleet serve（再開啟 http://127.0.0.1:8470/）即可在瀏覽器中查看教室狀況。",
+    },
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from orchestrator.cli.common import console, examples, handle_errors
+from orchestrator.cli.common import console, err_console, examples, handle_errors
 from orchestrator.cli.history_cmd import DB_HELP
 from orchestrator.errors import InputError
 
@@ -47,6 +47,17 @@ def read_token(token_file: Path | None) -> str | None:
     return token or None
 
 
+def _choose_history(db: str | None) -> str | None:
+    """``--db``/``KMSFLEET_DB``, else the default history; before any real run, the demo's history (what a
+    newcomer who just ran ``kmsfleet demo`` wants to see), said on stderr."""
+    from orchestrator.results.store import default_db_path, demo_db_path
+
+    if db is not None or default_db_path().exists() or not demo_db_path().exists():
+        return db
+    err_console.print(f"no history of real runs yet: showing the demo's ({demo_db_path()})")
+    return str(demo_db_path())
+
+
 def _require_history(db: str | None) -> None:
     """Like the other readers of the history, serve never creates one: a missing SQLite file is a mistake."""
     from orchestrator.results.store import resolve_db_url
@@ -56,7 +67,7 @@ def _require_history(db: str | None) -> None:
     if local and not Path(str(url.database)).exists():
         raise InputError(
             f"there is no history database at {url.database}",
-            hint="runs are recorded by kmsfleet run (try kmsfleet demo --db demo.db); give --db if it is elsewhere",
+            hint="runs are recorded by kmsfleet run (or try kmsfleet demo first); give --db if it is elsewhere",
         )
 
 
@@ -110,6 +121,7 @@ def register(app: typer.Typer) -> None:
         db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
     ) -> None:
         token = read_token(token_file)
+        db = _choose_history(db)
         _require_history(db)
         if not is_loopback(bind) and token is None:
             raise InputError(

@@ -92,6 +92,11 @@ def default_db_path() -> Path:
     return base / "kmsfleet" / "history.db"
 
 
+def demo_db_path() -> Path:
+    """Where ``kmsfleet demo`` keeps its history, beside the real one and never mixed with it."""
+    return default_db_path().with_name("demo.db")
+
+
 def resolve_db_url(url_or_path: str | os.PathLike[str] | None = None) -> URL:
     """The database URL for ``--db`` / ``KMSFLEET_DB`` / the default path. Paths become ``sqlite:///``."""
     value: str | os.PathLike[str] | None = url_or_path

@@ -467,9 +467,10 @@ def test_flaky_network_reports_the_truth_and_converges(flaky: Scenario) -> None:
 # ================================================================================================ demo
 
 
-def test_demo_tells_the_story_and_the_second_run_changes_nothing() -> None:
+def test_demo_tells_the_story_and_the_second_run_changes_nothing(tmp_path: Path) -> None:
     started = time.monotonic()
-    proc = run_cli("demo", "--timing", "instant", timeout=240)
+    data_home = tmp_path / "share"  # the demo keeps its history beside the user's real one: here, a test folder
+    proc = run_cli("demo", "--timing", "instant", timeout=240, env={"XDG_DATA_HOME": str(data_home)})
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
@@ -478,3 +479,9 @@ def test_demo_tells_the_story_and_the_second_run_changes_nothing() -> None:
     assert "Fixed and activated:" in out
     assert "Second run: 0 changed" in out
     assert elapsed < 200
+    # the demo's history stays for `kmsfleet serve`, which shows it while there is no history of real runs
+    demo_db = data_home / "kmsfleet" / "demo.db"
+    assert "kmsfleet serve" in out and demo_db.is_file()
+    assert not (data_home / "kmsfleet" / "history.db").exists()
+    listed = run_cli("history", "--db", str(demo_db), timeout=60)
+    assert listed.returncode == 0 and "site.yml" in listed.stdout, listed.stdout + listed.stderr
