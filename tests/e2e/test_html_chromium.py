@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from chromekit import headless
 from results_factory import OUTCOMES, make_host, make_run
 
 from orchestrator.knowledge import catalogue, i18n
@@ -22,32 +21,10 @@ from orchestrator.results.reports import write_report
 pytestmark = pytest.mark.chromium
 
 
-def _chromium() -> str:
-    for candidate in ("chromium", "chromium-browser", "google-chrome", "/usr/bin/chromium"):
-        found = shutil.which(candidate)
-        if found:
-            return found
-    if os.environ.get("CI"):
-        pytest.fail("CI is set but no chromium binary was found (apt-get install chromium)")
-    pytest.skip("no chromium binary on PATH")
-
-
 def dump_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir(exist_ok=True)
     args = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
+        *headless(tmp_path / "chromium-profile"),
         "--host-resolver-rules=MAP * ~NOTFOUND",  # belt and braces: the page must not need the network
-        f"--user-data-dir={profile}",
         "--dump-dom",
         page.resolve().as_uri() + fragment,
     ]

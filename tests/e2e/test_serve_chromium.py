@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,21 +17,12 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from chromekit import headless
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 KMSFLEET = [sys.executable, "-m", "orchestrator"]
-
-
-def _chromium() -> str:
-    for candidate in ("chromium", "chromium-browser", "/usr/bin/chromium"):
-        found = shutil.which(candidate)
-        if found:
-            return found
-    if os.environ.get("CI"):
-        pytest.fail("CI is set but no chromium binary was found (apt-get install chromium)")
-    pytest.skip("no chromium binary on PATH")
 
 
 @pytest.fixture(scope="module")
@@ -73,25 +63,13 @@ def server(history: Path) -> Iterator[str]:
 
 def browse(url: str, tmp_path: Path, *, screenshot: Path | None = None, lang: str = "en-US") -> str:
     """The page's DOM after Chromium loaded it; asserts that Chromium contacted nothing but 127.0.0.1."""
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir(exist_ok=True)
     netlog = tmp_path / "netlog.json"
     args = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
+        *headless(tmp_path / "chromium-profile"),
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # nothing else could be reached anyway
         f"--lang={lang}",
         f"--accept-lang={lang}",
         f"--log-net-log={netlog}",
-        f"--user-data-dir={profile}",
     ]
     if screenshot is not None:
         args += ["--hide-scrollbars", "--window-size=1200,1100", f"--screenshot={screenshot}"]
