@@ -37,7 +37,7 @@ from orchestrator.transport.connection import ConnectionSpec
 from orchestrator.transport.errormap import map_exception
 from orchestrator.transport.errors import OperationTimeout, ProtocolError, TransportError
 from orchestrator.transport.faults import check_answer, parse_fault
-from orchestrator.transport.pypsrp_adapter import build_wsman
+from orchestrator.transport.pypsrp_adapter import Around, build_wsman
 from orchestrator.transport.retry import RetryPolicy, is_transient
 from orchestrator.transport.session import BoundedSession, StopRequested
 from orchestrator.transport.winrs import CommandShell
@@ -72,9 +72,7 @@ class Cancelled(TransportError):
     default_cause = "cancelled"
 
 
-def _build_wsman(
-    spec: ConnectionSpec, around: Callable[[Callable[[], bytes]], bytes], on_session: Callable[[requests.Session], None]
-) -> WSMan:
+def _build_wsman(spec: ConnectionSpec, around: Around, on_session: Callable[[requests.Session], None]) -> WSMan:
     """The one place a host's WSMan client is built (a different HTTP layer plugs in here)."""
     return build_wsman(spec, around, on_session)
 
