@@ -4,6 +4,7 @@ sockets — a refused port is tried once, a connection dropped by the peer is tr
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -138,6 +139,7 @@ def test_a_refused_port_is_tried_once() -> None:
 def dropping_server() -> Iterator[tuple[int, list[int]]]:
     """A loopback listener that accepts at most 10 connections within 20 s, reads a little and closes each."""
     accepted: list[int] = []
+    stop = threading.Event()
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(20)
 
@@ -146,6 +148,9 @@ def dropping_server() -> Iterator[tuple[int, list[int]]]:
             try:
                 client, _ = server.accept()
             except OSError:
+                return
+            if stop.is_set():
+                client.close()
                 return
             accepted.append(1)
             with client:
@@ -157,11 +162,15 @@ def dropping_server() -> Iterator[tuple[int, list[int]]]:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    address = server.getsockname()
     try:
-        yield server.getsockname()[1], accepted
+        yield address[1], accepted
     finally:
-        server.close()
+        stop.set()
+        with contextlib.suppress(OSError), socket.create_connection(address, timeout=2):
+            pass  # wakes the accept() up, so the thread ends now
         thread.join(timeout=5)
+        server.close()
 
 
 def test_a_dropped_connection_is_tried_again_on_a_fresh_one(dropping_server: tuple[int, list[int]]) -> None:
