@@ -230,8 +230,8 @@ def floor_main(opts: argparse.Namespace) -> int:
             }
         )
     )
-    # Bare pypsrp is not thread-safe everywhere (see _install_thread_safe_namespace_registration in the
-    # transport): a few PCs may fail; they are reported, and only a real failure (> 1 %) stops the benchmark.
+    # Bare pypsrp is not thread-safe everywhere (see register_namespaces in orchestrator/transport/pypsrp_adapter.py
+    # and docs/transport.md): a few PCs may fail; they are reported, and only a real failure (> 1 %) stops it.
     return 0 if len(errors) <= len(hosts) // 100 else 1
 
 

@@ -28,6 +28,7 @@ from concurrent.futures import Future, wait
 from typing import Any
 
 from orchestrator import __version__
+from orchestrator.errors import InputError
 from orchestrator.executor.pipeline import HostPipeline, PlayRun, stop_exception
 from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
 from orchestrator.executor.pool import WorkerPool
@@ -43,8 +44,10 @@ from orchestrator.results.models import (
     TaskStatus,
     utcnow,
 )
+from orchestrator.transport import connection
 
-DEFAULT_BUDGET = 600.0
+DEFAULT_BUDGET = connection.DEFAULT_BUDGET  # a host's time budget when neither it nor --host-timeout sets one
+
 WATCHDOG_GRACE = 5.0
 SUPERVISE_TICK = 0.25  # seconds between budget checks of the running hosts
 FACT_KEYS = (
@@ -191,10 +194,12 @@ class Runner:
         return st
 
     def _budget(self, st: HostState) -> float:
-        raw = st.inventory_vars.get("kmsfleet_host_budget_sec")
+        """The host's ``kmsfleet_host_budget_sec`` (read by the transport's one rule), else the run's. A value the
+        rule refuses falls back here; the host's connection then fails with the error naming it."""
+        raw = st.inventory_vars.get(connection.BUDGET_VAR)
         if raw is not None:
-            with contextlib.suppress(TypeError, ValueError):
-                return max(1.0, float(raw))
+            with contextlib.suppress(InputError):
+                return connection.host_budget(st.name, raw)
         return self.options.host_budget or DEFAULT_BUDGET
 
     def _finish_host(self, host: str, status: HostStatus | None = None, msg: str = "") -> None:

@@ -177,33 +177,44 @@ def _int_range(cim_type: CimType) -> tuple[int, int]:
 def convert_scalar(value: Any, cim_type: CimType) -> Any:
     """One non-NULL value (text, or an already parsed datetime/mapping) → its Python type; unparsable text stays
     text."""
-    if not isinstance(value, str):
-        return value
-    if cim_type == "string":
+    if not isinstance(value, str) or cim_type == "string":
         return value
     text = value.strip()
     if cim_type == "datetime":
         return parse_datetime(text)
     if cim_type == "boolean":
-        low = text.lower()
-        if low in ("true", "1"):
-            return True
-        if low in ("false", "0"):
-            return False
-        return value
+        return _boolean(text, value)
     if cim_type.startswith(("uint", "sint")):
-        try:
-            number = int(text)
-        except ValueError:
-            return value
-        low_bound, high_bound = _int_range(cim_type)
-        return number if low_bound <= number <= high_bound else value
+        return _integer(text, value, cim_type)
     if cim_type.startswith("real"):
-        try:
-            return float(text)
-        except ValueError:
-            return value
+        return _real(text, value)
     return value
+
+
+def _boolean(text: str, value: str) -> bool | str:
+    """CIM's boolean text (``true``/``false``, as WMI writes it, or 1/0); not Ansible's wider word list."""
+    low = text.lower()
+    if low in ("true", "1"):
+        return True
+    if low in ("false", "0"):
+        return False
+    return value
+
+
+def _integer(text: str, value: str, cim_type: CimType) -> int | str:
+    try:
+        number = int(text)
+    except ValueError:
+        return value
+    low_bound, high_bound = _int_range(cim_type)
+    return number if low_bound <= number <= high_bound else value
+
+
+def _real(text: str, value: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return value
 
 
 def convert(value: Any, prop_type: PropType) -> Any:

@@ -3,30 +3,67 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
+#: Why a transport call failed, set where the error is raised; retry decisions and callers test this field, never
+#: the wording of the message.
+Cause = Literal[
+    "refused",  # connection refused / no route: the PC is off or WinRM is not listening
+    "tls",  # the TLS handshake failed (certificate not trusted …)
+    "timeout",  # no answer in time: connect timeout, read timeout, a command past its own timeout
+    "dropped",  # the connection broke before the host answered (reset, network error)
+    "budget",  # the host's whole time budget ran out: nothing more is sent
+    "cancelled",  # the run is stopping (Ctrl-C)
+    "auth",  # the host refused the credentials
+    "fault",  # a WS-Management SOAP fault (``WSManFault.kind`` classifies it further)
+    "protocol",  # an answer that is not acceptable WS-Management (malformed, of an unexpected shape)
+    "too_large",  # an answer or an enumeration past its size limit
+    "encoded",  # a compressed answer (Content-Encoding), refused unread
+    "redirect",  # an HTTP redirect, never followed
+    "signin_loop",  # endless sign-in rounds
+    "slow",  # an answer trickling in past its exchange's wall time
+]
+CAUSES: tuple[Cause, ...] = get_args(Cause)
+
 
 class TransportError(Exception):
-    """Base: something went wrong talking to a host."""
+    """Base: something went wrong talking to a host. ``cause`` says why (``Cause``); each subclass has a default."""
 
-    def __init__(self, host: str, message: str) -> None:
+    default_cause: Cause = "protocol"
+
+    def __init__(self, host: str, message: str, *, cause: Cause | None = None) -> None:
         self.host = host
         self.message = message
+        self.cause: Cause = cause if cause is not None else self.default_cause
         super().__init__(f"{host}: {message}")
+
+    def again(self, message: str) -> TransportError:
+        """The same error (type and cause) with another message."""
+        return type(self)(self.host, message, cause=self.cause)
 
 
 class Unreachable(TransportError):
-    """Connection refused, name not resolved, connect timeout, or the connection dropped mid-request."""
+    """Connection refused, name not resolved, connect timeout, TLS failure, or the connection dropped mid-request."""
+
+    default_cause: Cause = "dropped"
 
 
 class AuthFailed(TransportError):
     """The host rejected the credentials (HTTP 401 after authentication). Never retried."""
 
+    default_cause: Cause = "auth"
+
 
 class OperationTimeout(TransportError):
     """No answer within the read timeout or the host's time budget."""
 
+    default_cause: Cause = "timeout"
+
 
 class ProtocolError(TransportError):
     """The host answered with something that is not acceptable WS-Management (malformed, hostile, too big)."""
+
+    default_cause: Cause = "protocol"
 
 
 # WinRM's own HRESULTs (facility 0x33, ``wsmerror.h``). A fault is classified by these numbers wherever the answer
@@ -79,7 +116,10 @@ class WSManFault(TransportError):
         self.subcode = subcode
         self.wmi_code = wmi_code
         shown = f"0x{code:08X}" if code is not None else (subcode or "fault")
-        super().__init__(host, f"WS-Management fault {shown}: {reason}")
+        super().__init__(host, f"WS-Management fault {shown}: {reason}", cause="fault")
+
+    def again(self, message: str) -> TransportError:
+        return type(self)(self.host, self.code, message, subcode=self.subcode, wmi_code=self.wmi_code)
 
     @property
     def codes(self) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from orchestrator.transport.errors import ProtocolError
+from orchestrator.transport.errors import Cause, ProtocolError
 
 MiB = 1024 * 1024
 MAX_RESPONSE_BYTES = 16 * MiB  # one HTTP answer; Windows keeps each to the client's MaxEnvelopeSize (150 KiB)
@@ -22,21 +22,31 @@ READ_CHUNK = 64 * 1024
 class ResponseTooLarge(ProtocolError):
     """An answer went past the byte limit; what was read of it is discarded and the connection closed."""
 
+    default_cause: Cause = "too_large"
+
 
 class EncodedResponse(ProtocolError):
     """An answer carried a ``Content-Encoding`` (gzip, deflate…): WinRM never compresses and we ask for identity."""
+
+    default_cause: Cause = "encoded"
 
 
 class SignInLoop(ProtocolError):
     """The host kept asking for another sign-in round (an NTLM/Negotiate challenge loop)."""
 
+    default_cause: Cause = "signin_loop"
+
 
 class SlowResponse(ProtocolError):
     """An answer trickled in for longer than one exchange may take (a slowloris body)."""
 
+    default_cause: Cause = "slow"
+
 
 class Redirected(ProtocolError):
     """An HTTP redirect: WinRM never redirects, and following one would send the sign-in elsewhere."""
+
+    default_cause: Cause = "redirect"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import requests.adapters
 import urllib3.exceptions
 
 from orchestrator.transport import guard
-from orchestrator.transport.errors import OperationTimeout, TransportError
+from orchestrator.transport.errors import Cause, OperationTimeout, TransportError
 from orchestrator.transport.watchdog import WATCHDOG
 
 Timeout = float | tuple[float | None, float | None] | None
@@ -35,6 +35,8 @@ _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 class StopRequested(TransportError):
     """The run is stopping (Ctrl-C) while a request was being signed in or read."""
+
+    default_cause: Cause = "cancelled"
 
 
 class BoundedSession:
@@ -138,7 +140,7 @@ class BoundedSession:
         now = time.monotonic()
         deadline = self._deadline()
         if now >= deadline:
-            raise OperationTimeout(self.host, f"the host's time budget of {self._budget:.0f}s ran out")
+            raise OperationTimeout(self.host, f"the host's time budget of {self._budget:.0f}s ran out", cause="budget")
         self.exchanges += 1
         connect, read = _split(timeout)
         return min(deadline, now + connect + read)

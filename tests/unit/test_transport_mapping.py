@@ -57,10 +57,10 @@ def test_creating_wsman_clients_never_unregisters_a_namespace() -> None:
     """pypsrp re-registers its XML namespace prefixes in every ``WSMan()``; the stdlib's register_namespace deletes
     and re-adds each mapping, so a request serialized in another thread in that window could bind a generated
     prefix to the reserved XML namespace and the host rejected it (4 of 5,000 PCs in benchmarks/audit_scale.py).
-    With the transport imported, registering a mapping that is already in place deletes nothing."""
+    kmsfleet's clients register the prefixes once per process, so building them deletes nothing."""
     import xml.etree.ElementTree as ET
 
-    from pypsrp.wsman import WSMan
+    from orchestrator.transport.pypsrp_adapter import build_wsman
 
     deleted: list[str] = []
 
@@ -73,7 +73,7 @@ def test_creating_wsman_clients_never_unregisters_a_namespace() -> None:
     ET._namespace_map = Recording(saved)  # type: ignore[attr-defined]
     try:
         for _ in range(3):
-            WSMan("127.0.1.5", username="u", password="p", ssl=False, auth="ntlm", cert_validation=False)
+            build_wsman(SPEC, lambda send: send(), lambda session: None)
         assert ET._namespace_map.get("http://www.w3.org/XML/1998/namespace") == "xml"  # type: ignore[attr-defined]
     finally:
         ET._namespace_map = saved  # type: ignore[attr-defined]

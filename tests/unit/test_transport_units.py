@@ -99,5 +99,5 @@ def test_auth_and_refused_are_never_transient() -> None:
     from orchestrator.transport.errors import AuthFailed, Unreachable
 
     assert not WinRMConnection._transient(AuthFailed("pc", "no"))
-    assert not WinRMConnection._transient(Unreachable("pc", "connection refused on x"))
+    assert not WinRMConnection._transient(Unreachable("pc", "connection refused on x", cause="refused"))
     assert WinRMConnection._transient(Unreachable("pc", "the connection dropped before the host answered"))
