@@ -482,50 +482,9 @@ class _Loader:
         at = _key_loc(raw, key, file)
         if len(imports) > 1:
             raise InputError("a task can import only one task file", _key_loc(raw, imports[1], file))
-        include = _short(key) == "include_tasks"
         loops = [k for k in raw if k in kw.LOOP_KEYWORDS]
-        for other in raw:
-            if other == key or (include and other in (*kw.LOOP_KEYWORDS, "loop_control")):
-                continue
-            if other in kw.LOOP_KEYWORDS or other.startswith("with_") or other == "loop_control":
-                if include:
-                    raise InputError(
-                        f"'{other}' is not supported on include_tasks",
-                        _key_loc(raw, other, file),
-                        hint='use loop: (e.g. loop: "{{ my_list }}", or "{{ my_dict | dict2items }}")',
-                    )
-                # Ansible: "You cannot use loops on 'import_tasks' statements. You should use 'include_tasks'"
-                raise InputError(
-                    "import_tasks cannot loop (as in Ansible)",
-                    _key_loc(raw, other, file),
-                    hint="use include_tasks with loop:",
-                )
-            if other == "apply":
-                raise InputError(
-                    "'apply' is not supported", _key_loc(raw, other, file), hint="put the keywords on the task itself"
-                )
-            self._check_keyword(raw, other, file, kw.IMPORT_KEYWORDS, _short(key))
-        target = raw[key]
-        if isinstance(target, dict):
-            extra = [k for k in target if k != "file"]
-            if extra or "file" not in target:
-                raise InputError(f"{_short(key)} takes a file name, or a mapping with only 'file:'", at)
-            target = target["file"]
-        if not isinstance(target, str) or not target.strip():
-            raise InputError(f"{_short(key)} needs a file name", at)
-        if is_template(target):
-            raise InputError(
-                f"{_short(key)} file names cannot be templates in kmsfleet (task files are imported before the run)",
-                at,
-            )
-        candidates = [file.parent / target]
-        playbook_dir = stack[0].parent if stack else file.parent
-        if playbook_dir / target not in candidates:
-            candidates.append(playbook_dir / target)
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            looked = ", ".join(str(c) for c in candidates)
-            raise InputError(f"task file not found: {target} (looked in {looked})", at)
+        self._check_import_keywords(raw, key, file)
+        found = _task_file(raw[key], _short(key), at, file, stack)
         resolved = found.resolve()
         chain = stack or (file.resolve(),)
         if resolved in chain:
@@ -553,15 +512,47 @@ class _Loader:
             raise InputError("a handler cannot include_tasks with a loop", _key_loc(raw, loops[0], file))
         if loops:
             fields["defaults"] = dict(child.defaults)
-            fields["loop_with"] = loops[0]
-            fields["loop"] = self._loop(raw[loops[0]], loops[0], _key_loc(raw, loops[0], file))
-            if raw.get("loop_control") is not None:
-                lc_at = _key_loc(raw, "loop_control", file)
-                fields["loop_control"] = self._loop_control(raw["loop_control"], lc_at, file)
+            fields.update(self._include_loop(raw, loops[0], file))
         elif "loop_control" in raw:
             at_lc = _key_loc(raw, "loop_control", file)
             raise InputError("'loop_control' needs a 'loop' on the same include_tasks", at_lc)
         return self._build(Block, fields, raw, file)
+
+    def _include_loop(self, raw: dict[str, Any], loop_key: str, file: Path) -> dict[str, Any]:
+        """The loop fields of an include_tasks with a loop (and its loop_control)."""
+        fields: dict[str, Any] = {
+            "loop_with": loop_key,
+            "loop": self._loop(raw[loop_key], loop_key, _key_loc(raw, loop_key, file)),
+        }
+        if raw.get("loop_control") is not None:
+            lc_at = _key_loc(raw, "loop_control", file)
+            fields["loop_control"] = self._loop_control(raw["loop_control"], lc_at, file)
+        return fields
+
+    def _check_import_keywords(self, raw: dict[str, Any], key: str, file: Path) -> None:
+        """The keywords beside import_tasks/include_tasks: loops only on include_tasks, no 'apply'."""
+        include = _short(key) == "include_tasks"
+        for other in raw:
+            if other == key or (include and other in (*kw.LOOP_KEYWORDS, "loop_control")):
+                continue
+            if other in kw.LOOP_KEYWORDS or other.startswith("with_") or other == "loop_control":
+                if include:
+                    raise InputError(
+                        f"'{other}' is not supported on include_tasks",
+                        _key_loc(raw, other, file),
+                        hint='use loop: (e.g. loop: "{{ my_list }}", or "{{ my_dict | dict2items }}")',
+                    )
+                # Ansible: "You cannot use loops on 'import_tasks' statements. You should use 'include_tasks'"
+                raise InputError(
+                    "import_tasks cannot loop (as in Ansible)",
+                    _key_loc(raw, other, file),
+                    hint="use include_tasks with loop:",
+                )
+            if other == "apply":
+                raise InputError(
+                    "'apply' is not supported", _key_loc(raw, other, file), hint="put the keywords on the task itself"
+                )
+            self._check_keyword(raw, other, file, kw.IMPORT_KEYWORDS, _short(key))
 
     def _task(self, raw: dict[str, Any], file: Path, inherit: _Inherit, handlers: bool) -> Task:
         name = str(file)
@@ -1235,6 +1226,30 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _task_file(target: Any, keyword: str, at: Location, file: Path, stack: tuple[Path, ...]) -> Path:
+    """The file an import_tasks/include_tasks names: beside the importing file, else beside the playbook."""
+    if isinstance(target, dict):
+        extra = [k for k in target if k != "file"]
+        if extra or "file" not in target:
+            raise InputError(f"{keyword} takes a file name, or a mapping with only 'file:'", at)
+        target = target["file"]
+    if not isinstance(target, str) or not target.strip():
+        raise InputError(f"{keyword} needs a file name", at)
+    if is_template(target):
+        raise InputError(
+            f"{keyword} file names cannot be templates in kmsfleet (task files are imported before the run)", at
+        )
+    candidates = [file.parent / target]
+    playbook_dir = stack[0].parent if stack else file.parent
+    if playbook_dir / target not in candidates:
+        candidates.append(playbook_dir / target)
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        looked = ", ".join(str(c) for c in candidates)
+        raise InputError(f"task file not found: {target} (looked in {looked})", at)
+    return found
 
 
 __all__ = ["iter_tasks", "load_playbook"]
