@@ -147,6 +147,30 @@ def followup_limit(previous: RunResult, hosts: Sequence[str], *, history: bool) 
     return ",".join(hosts)
 
 
+def _pause(delay: float, sleep: Callable[[float], bool], stop: threading.Event) -> str | None:
+    """Wait ``delay`` seconds before the next pass; why the loop must stop instead (or None to go on)."""
+    try:
+        cancelled = delay > 0 and sleep(delay)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) between passes: every PC keeps its latest result
+        return "interrupted"
+    if cancelled or stop.is_set():
+        return "cancelled"
+    return None
+
+
+def _keep_latest(final: dict[str, HostResult], order: list[str], result: RunResult) -> None:
+    """Every PC's latest result, in the order the PCs were first seen."""
+    for h in result.hosts:
+        if h.host not in final:  # not in the first run (inventory changed between passes): keep it too
+            order.append(h.host)
+        final[h.host] = h
+
+
+def _outcome(runs: list[RunResult], hosts: list[HostResult], interrupted: bool, reason: str) -> FollowUpResult:
+    still = tuple(h.host for h in hosts if h.status is HostStatus.UNREACHABLE)
+    return FollowUpResult(tuple(runs), tuple(hosts), still, interrupted, reason)
+
+
 def retry_unreachable(
     first: RunResult,
     run_pass: Callable[[str, tuple[str, ...]], RunResult],
@@ -176,19 +200,16 @@ def retry_unreachable(
     max_passes = max(0, min(max_passes, MAX_PASSES))
     stop = cancel or threading.Event()
     sleep = wait or stop.wait
-    t0 = now() if started is None else started
+    last_start = t0 = now() if started is None else started
     deadline = t0 + window
     runs: list[RunResult] = [first]
     final: dict[str, HostResult] = {h.host: h for h in first.hosts}
     order = [h.host for h in first.hosts]
     pending = unreachable_hosts(first)
-    last_start = t0
     interrupted = first.interrupted
-    reason = "all_reached"
+    reason = "interrupted" if interrupted else ("all_reached" if pending else "not_needed")
     if interrupted:
-        reason, pending = "interrupted", ()
-    elif not pending:
-        reason = "not_needed"
+        pending = ()
     passes = 0
     while pending:
         if passes >= max_passes:
@@ -202,25 +223,15 @@ def retry_unreachable(
         delay = max(0.0, start_at - current)
         if on_wait is not None:
             on_wait(Waiting(pending, delay, max(0.0, deadline - current), len(runs)))
-        try:
-            cancelled = delay > 0 and sleep(delay)
-        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) between passes: every PC keeps its latest result
-            interrupted, reason = True, "interrupted"
-            break
-        if cancelled:
-            reason = "cancelled"
-            break
-        if stop.is_set():
-            reason = "cancelled"
+        stopped = _pause(delay, sleep, stop)
+        if stopped is not None:
+            interrupted, reason = stopped == "interrupted", stopped
             break
         last_start = now()
         result = run_pass(followup_limit(runs[-1], pending, history=history), pending)
         passes += 1
         runs.append(result)
-        for h in result.hosts:
-            if h.host not in final:  # not in the first run (inventory changed between passes): keep it too
-                order.append(h.host)
-            final[h.host] = h
+        _keep_latest(final, order, result)
         if result.interrupted:
             interrupted = True
             reason = "interrupted"
@@ -228,9 +239,7 @@ def retry_unreachable(
         pending = unreachable_hosts(result)
         if not pending:
             reason = "all_reached"
-    hosts = tuple(final[name] for name in order)
-    still = tuple(h.host for h in hosts if h.status is HostStatus.UNREACHABLE)
-    return FollowUpResult(tuple(runs), hosts, still, interrupted, reason)
+    return _outcome(runs, [final[name] for name in order], interrupted, reason)
 
 
 __all__ = [
