@@ -147,6 +147,18 @@ def followup_limit(previous: RunResult, hosts: Sequence[str], *, history: bool) 
     return ",".join(hosts)
 
 
+@dataclass(frozen=True)
+class Timing:
+    """The follow-up loop's time: when its window opened (None: when the loop starts), the clock it reads,
+    how it waits (``wait(seconds)`` returns True when cancelled; default ``cancel.wait``) and the event that
+    cancels it between passes. Tests give a fake clock."""
+
+    started: float | None = None
+    now: Callable[[], float] = time.monotonic
+    wait: Callable[[float], bool] | None = None
+    cancel: threading.Event | None = None
+
+
 def _pause(delay: float, sleep: Callable[[float], bool], stop: threading.Event) -> str | None:
     """Wait ``delay`` seconds before the next pass; why the loop must stop instead (or None to go on)."""
     try:
@@ -180,27 +192,26 @@ def retry_unreachable(
     history: bool = True,
     max_passes: int = MAX_PASSES,
     on_wait: Callable[[Waiting], None] | None = None,
-    now: Callable[[], float] = time.monotonic,
-    cancel: threading.Event | None = None,
-    wait: Callable[[float], bool] | None = None,
-    started: float | None = None,
+    timing: Timing = Timing(),
 ) -> FollowUpResult:
     """Re-run the unreachable PCs of ``first`` every ``every`` seconds for at most ``window`` seconds
-    (counted from ``started``, default: now) and at most ``max_passes`` follow-up passes.
+    (counted from ``timing.started``, default: now) and at most ``max_passes`` follow-up passes.
 
     ``run_pass(limit, hosts)`` runs the same playbook with that ``--limit`` (which selects ``hosts``) and
     returns its result. A pass starts
     ``every`` seconds after the previous pass *started* (at once if that pass took longer), and only while
-    the window is open. ``cancel`` stops the loop between passes (``wait(seconds)``, default ``cancel.wait``,
-    sleeps and returns True when cancelled). A pass that was interrupted (Ctrl-C), or a Ctrl-C while waiting
+    the window is open. ``timing`` says when the window opened and where the time comes from; its ``cancel``
+    stops the loop between passes (its ``wait(seconds)``, default ``cancel.wait``, sleeps and returns True
+    when cancelled). A pass that was interrupted (Ctrl-C), or a Ctrl-C while waiting
     (KeyboardInterrupt from ``wait``), ends the loop as interrupted, with every PC's latest result."""
     if every <= 0 or window <= 0:
         raise ValueError("window and every must be positive")
     window = min(window, MAX_WINDOW_SECONDS)
     max_passes = max(0, min(max_passes, MAX_PASSES))
-    stop = cancel or threading.Event()
-    sleep = wait or stop.wait
-    last_start = t0 = now() if started is None else started
+    now = timing.now
+    stop = timing.cancel or threading.Event()
+    sleep = timing.wait or stop.wait
+    last_start = t0 = now() if timing.started is None else timing.started
     deadline = t0 + window
     runs: list[RunResult] = [first]
     final: dict[str, HostResult] = {h.host: h for h in first.hosts}
@@ -245,6 +256,7 @@ def retry_unreachable(
 __all__ = [
     "MAX_PASSES",
     "FollowUpResult",
+    "Timing",
     "Waiting",
     "followup_limit",
     "format_duration",

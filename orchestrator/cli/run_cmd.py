@@ -182,7 +182,7 @@ def run_with_followups(request: Any, lang: str, verbosity: int, window: float, e
     import dataclasses
     import time
 
-    from orchestrator.followup import Waiting, format_duration, retry_unreachable
+    from orchestrator.followup import Timing, Waiting, format_duration, retry_unreachable
     from orchestrator.knowledge.i18n import t
     from orchestrator.results.summary import host_list
 
@@ -208,8 +208,9 @@ def run_with_followups(request: Any, lang: str, verbosity: int, window: float, e
         )
         console.print(f"[yellow]{escape(text)}[/]")
 
+    timing = Timing(started=started)
     outcome = retry_unreachable(
-        first, run_pass, window=window, every=every, history=request.history, on_wait=on_wait, started=started
+        first, run_pass, window=window, every=every, history=request.history, on_wait=on_wait, timing=timing
     )
     combined = outcome.combined
     if len(outcome.runs) > 1:
