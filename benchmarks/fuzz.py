@@ -453,53 +453,97 @@ def playbook_yaml(draw: Any) -> str:
     return _mangle(draw, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
 
 
+#: keys of a lab spec's host entry that lab_spec_yaml draws from
+_SPEC_FIELDS = [
+    "os",
+    "windows_channel",
+    "windows_state",
+    "days_left",
+    "office",
+    "sql",
+    "timezone",
+    "clock_skew_minutes",
+    "admin",
+    "blocked_key",
+    "cloned_cmid",
+    "power",
+    "latency_ms",
+    "faults",
+    "kms_host",
+    "computer_name",
+    "mac",
+    "http",
+    "https",
+    "bogus",
+]
+
+
+#: values a lab spec's host keys are given (besides scalars and JSON)
+_SPEC_VALUES = [
+    "Windows 10 Education",
+    "Windows 7 Professional",
+    "volume",
+    "oem_slic",
+    "licensed",
+    "2019 Standard",
+    "none",
+    "on",
+    "off",
+    "Taipei Standard Time",
+    [5, 1],
+    [1, 5],
+    {"drop": 2.0},
+    {"drop": 0.1, "hang": 0.9},
+    {"version": 2016},
+    {"version": 2031},
+]
+
+
+#: answers of the hostile endpoint that cost no read timeout
+_FAST_KINDS = [
+    "valid",
+    "mutated",
+    "truncated",
+    "garbage",
+    "bomb",
+    "xxe",
+    "wrong_relates",
+    "multipart",
+    "fault",
+    "fault500",
+    "status",
+    "unauth",
+    "drop",
+    "chunked",
+    "redirect",
+    "empty200",
+    "nonutf8",
+    "deep",
+]
+
+
+#: WS-Man fault codes the hostile endpoint answers with (valid and not)
+_FAULT_CODES = [
+    "2150858793",
+    "2150858843",
+    "3221549172",
+    "abc",
+    "-1",
+    "99999999999999999999",
+    "",
+    "0x80338029",
+    "2150858770",
+    "1e10",
+]
+
+
 @st.composite
 def lab_spec_yaml(draw: Any) -> str:
     host: dict[str, Any] = {"name": draw(NAMES)}
-    fields = [
-        "os",
-        "windows_channel",
-        "windows_state",
-        "days_left",
-        "office",
-        "sql",
-        "timezone",
-        "clock_skew_minutes",
-        "admin",
-        "blocked_key",
-        "cloned_cmid",
-        "power",
-        "latency_ms",
-        "faults",
-        "kms_host",
-        "computer_name",
-        "mac",
-        "http",
-        "https",
-        "bogus",
-    ]
+    fields = _SPEC_FIELDS
     values = st.one_of(
         SCALARS,
-        st.sampled_from(
-            [
-                "Windows 10 Education",
-                "Windows 7 Professional",
-                "volume",
-                "oem_slic",
-                "licensed",
-                "2019 Standard",
-                "none",
-                "on",
-                "off",
-                "Taipei Standard Time",
-                [5, 1],
-                [1, 5],
-                {"drop": 2.0},
-                {"drop": 0.1, "hang": 0.9},
-                {"version": 2016},
-                {"version": 2031},
-            ]
-        ),
+        st.sampled_from(_SPEC_VALUES),
         JSONISH,
     )
     for key in draw(st.lists(st.sampled_from(fields), max_size=5)):
@@ -611,12 +655,8 @@ def fuzz_specs(f: Findings, n: int, s: int) -> None:
     case()
 
 
-def fuzz_cli(f: Findings, n: int, s: int, workdir: Path, octet: int) -> None:
-    from typer.testing import CliRunner
-
-    from orchestrator.cli.app import _usage_errors_exit_4, app
-
-    _usage_errors_exit_4()
+def _cli_files(workdir: Path, octet: int) -> tuple[Path, Path]:
+    """A playbook and a two-PC inventory (on loopback) for the CLI fuzzer."""
     playbook = workdir / "debug.yml"
     playbook.write_text(
         "- hosts: all\n  gather_facts: false\n  tasks:\n"
@@ -643,62 +683,75 @@ def fuzz_cli(f: Findings, n: int, s: int, workdir: Path, octet: int) -> None:
         ),
         encoding="utf-8",
     )
+    return playbook, inventory
+
+
+def _cli_tokens(inventory: Path, workdir: Path, db: Path) -> list[str]:
+    """Command-line words the CLI fuzzer strings together, valid and not."""
+    return [
+        "-i",
+        str(inventory),
+        "--limit",
+        "pc1",
+        "pc*",
+        "@failed",
+        "--forks",
+        "0",
+        "-1",
+        "5000",
+        "abc",
+        "--check",
+        "--diff",
+        "--strategy",
+        "linear",
+        "free",
+        "bogus",
+        "-t",
+        "x",
+        "--skip-tags",
+        "-e",
+        "x=1",
+        "@missing.yml",
+        "{'a':1}",
+        "[1]",
+        "--report",
+        str(workdir / "r.json"),
+        str(workdir / "r.txt"),
+        "/nonexistent/r.json",
+        "--db",
+        str(db),
+        "--lang",
+        "zh-TW",
+        "xx",
+        "-v",
+        "-vvv",
+        "--host-timeout",
+        "0",
+        "1",
+        "--no-history",
+        "--list",
+        "--graph",
+        "--host",
+        "0xC004F074",
+        "KF_UNREACHABLE",
+        "--json",
+        "--help",
+        "",
+        "--",
+        "-",
+        "\x00",
+    ]
+
+
+def fuzz_cli(f: Findings, n: int, s: int, workdir: Path, octet: int) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.app import _usage_errors_exit_4, app
+
+    _usage_errors_exit_4()
+    playbook, inventory = _cli_files(workdir, octet)
     db = workdir / "cli.db"
-    tokens = st.sampled_from(
-        [
-            "-i",
-            str(inventory),
-            "--limit",
-            "pc1",
-            "pc*",
-            "@failed",
-            "--forks",
-            "0",
-            "-1",
-            "5000",
-            "abc",
-            "--check",
-            "--diff",
-            "--strategy",
-            "linear",
-            "free",
-            "bogus",
-            "-t",
-            "x",
-            "--skip-tags",
-            "-e",
-            "x=1",
-            "@missing.yml",
-            "{'a':1}",
-            "[1]",
-            "--report",
-            str(workdir / "r.json"),
-            str(workdir / "r.txt"),
-            "/nonexistent/r.json",
-            "--db",
-            str(db),
-            "--lang",
-            "zh-TW",
-            "xx",
-            "-v",
-            "-vvv",
-            "--host-timeout",
-            "0",
-            "1",
-            "--no-history",
-            "--list",
-            "--graph",
-            "--host",
-            "0xC004F074",
-            "KF_UNREACHABLE",
-            "--json",
-            "--help",
-            "",
-            "--",
-            "-",
-            "\x00",
-        ]
-    )
+    tokens = st.sampled_from(_cli_tokens(inventory, workdir, db))
 
     @_settings(n, s)
     @given(
@@ -781,45 +834,11 @@ class Reply:
     """One hostile answer plan: how to answer the k-th request of a case."""
 
     def __init__(self, draw: Any) -> None:
-        fast = [
-            "valid",
-            "mutated",
-            "truncated",
-            "garbage",
-            "bomb",
-            "xxe",
-            "wrong_relates",
-            "multipart",
-            "fault",
-            "fault500",
-            "status",
-            "unauth",
-            "drop",
-            "chunked",
-            "redirect",
-            "empty200",
-            "nonutf8",
-            "deep",
-        ]
+        fast = _FAST_KINDS
         slow = ["huge", "lying_length", "endless", "never_done", "slow"]  # each costs up to a read timeout
         self.kind = draw(st.sampled_from(fast * 4 + slow))
         self.status = draw(st.sampled_from([200, 200, 400, 401, 403, 404, 413, 500, 501, 503, 302, 100, 204, 999]))
-        self.code = draw(
-            st.sampled_from(
-                [
-                    "2150858793",
-                    "2150858843",
-                    "3221549172",
-                    "abc",
-                    "-1",
-                    "99999999999999999999",
-                    "",
-                    "0x80338029",
-                    "2150858770",
-                    "1e10",
-                ]
-            )
-        )
+        self.code = draw(st.sampled_from(_FAULT_CODES))
         self.sub = draw(
             st.sampled_from(["w:InternalError", "w:TimedOut", "w:InvalidSelectors", "", "x:&amp;", "w:AccessDenied"])
         )

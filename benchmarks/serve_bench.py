@@ -68,6 +68,31 @@ def outcome(i: int, r: int) -> str:
     return "ok" if h > 200 else "changed"
 
 
+def _run_row(run_id: str, started: datetime, finished: datetime, pcs: int) -> dict[str, Any]:
+    """One night's run as the runs table stores it."""
+    return {
+        "id": run_id,
+        "playbook": "playbooks/site.yml",
+        "inventory": ["inventories/city"],
+        "limit_pattern": None,
+        "check_mode": False,
+        "tags": [],
+        "skip_tags": [],
+        "forks": 50,
+        "strategy": "linear",
+        "lang": "zh-TW",
+        "started": started,
+        "finished": finished,
+        "state": "finished",
+        "exit_code": 2,
+        "interrupted": False,
+        "counts": {},
+        "hosts_total": pcs,
+        "kmsfleet_version": "bench",
+        "controller": "bench",
+    }
+
+
 def generate(store: HistoryStore, pcs: int, runs: int) -> dict[str, float]:
     t0 = time.monotonic()
     rows_written = 0
@@ -79,32 +104,7 @@ def generate(store: HistoryStore, pcs: int, runs: int) -> dict[str, float]:
         finished = started + timedelta(minutes=20)
         run_id = f"run{r:06d}"
         with store._writer.begin() as conn:
-            conn.execute(
-                insert(TABLES.runs),
-                [
-                    {
-                        "id": run_id,
-                        "playbook": "playbooks/site.yml",
-                        "inventory": ["inventories/city"],
-                        "limit_pattern": None,
-                        "check_mode": False,
-                        "tags": [],
-                        "skip_tags": [],
-                        "forks": 50,
-                        "strategy": "linear",
-                        "lang": "zh-TW",
-                        "started": started,
-                        "finished": finished,
-                        "state": "finished",
-                        "exit_code": 2,
-                        "interrupted": False,
-                        "counts": {},
-                        "hosts_total": pcs,
-                        "kmsfleet_version": "bench",
-                        "controller": "bench",
-                    }
-                ],
-            )
+            conn.execute(insert(TABLES.runs), [_run_row(run_id, started, finished, pcs)])
             for lo in range(0, pcs, CHUNK):
                 hosts, lics = [], []
                 for i in range(lo, min(pcs, lo + CHUNK)):

@@ -293,6 +293,34 @@ def _latest_statuses(runs: list[dict[str, Any]], names: list[str]) -> dict[str, 
     return latest
 
 
+def _wrong_statuses(
+    names: list[str],
+    latest: dict[str, str],
+    truth: dict[str, dict[str, Any]],
+    troubled: dict[str, str],
+    last_failed_task: dict[str, dict[str, Any] | None],
+) -> tuple[list[str], int]:
+    """Each PC's final status against the lab's truth: the wrong ones, and how many healthy PCs are unlicensed."""
+    wrong: list[str] = []
+    healthy_unlicensed = 0
+    for name in names:
+        status = latest.get(name)
+        products = licensed_products(truth[name])
+        licensed = bool(products) and all(products.values())
+        healthy = name not in troubled
+        failed_task = last_failed_task.get(name) or {}
+        code = str(failed_task.get("error_code") or "")
+        if status in SUCCESS and not licensed:
+            wrong.append(f"{name}: {status} but not licensed ({products})")
+        elif status == "failed" and licensed and (healthy or code.upper().startswith("0XC004")):
+            wrong.append(f"{name}: failed ({code or failed_task.get('msg', '')}) but licensed")
+        elif status in ("unreachable", "auth_refused") and healthy:
+            wrong.append(f"{name}: {status} but healthy")
+        if healthy and not licensed:
+            healthy_unlicensed += 1
+    return wrong, healthy_unlicensed
+
+
 def _judge(
     opts: argparse.Namespace,
     runs: list[dict[str, Any]],
@@ -342,23 +370,7 @@ def _judge(
     finally:
         store.close()
 
-    wrong: list[str] = []
-    healthy_unlicensed = 0
-    for name in names:
-        status = latest.get(name)
-        products = licensed_products(truth[name])
-        licensed = bool(products) and all(products.values())
-        healthy = name not in troubled
-        failed_task = last_failed_task.get(name) or {}
-        code = str(failed_task.get("error_code") or "")
-        if status in SUCCESS and not licensed:
-            wrong.append(f"{name}: {status} but not licensed ({products})")
-        elif status == "failed" and licensed and (healthy or code.upper().startswith("0XC004")):
-            wrong.append(f"{name}: failed ({code or failed_task.get('msg', '')}) but licensed")
-        elif status in ("unreachable", "auth_refused") and healthy:
-            wrong.append(f"{name}: {status} but healthy")
-        if healthy and not licensed:
-            healthy_unlicensed += 1
+    wrong, healthy_unlicensed = _wrong_statuses(names, latest, truth, troubled, last_failed_task)
     return {
         "final_statuses": sum(1 for n in names if latest.get(n) in FINAL),
         "wrong_status": len(wrong),

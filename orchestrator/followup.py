@@ -147,6 +147,42 @@ def followup_limit(previous: RunResult, hosts: Sequence[str], *, history: bool) 
     return ",".join(hosts)
 
 
+@dataclass(frozen=True)
+class Timing:
+    """The follow-up loop's time: when its window opened (None: when the loop starts), the clock it reads,
+    how it waits (``wait(seconds)`` returns True when cancelled; default ``cancel.wait``) and the event that
+    cancels it between passes. Tests give a fake clock."""
+
+    started: float | None = None
+    now: Callable[[], float] = time.monotonic
+    wait: Callable[[float], bool] | None = None
+    cancel: threading.Event | None = None
+
+
+def _pause(delay: float, sleep: Callable[[float], bool], stop: threading.Event) -> str | None:
+    """Wait ``delay`` seconds before the next pass; why the loop must stop instead (or None to go on)."""
+    try:
+        cancelled = delay > 0 and sleep(delay)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) between passes: every PC keeps its latest result
+        return "interrupted"
+    if cancelled or stop.is_set():
+        return "cancelled"
+    return None
+
+
+def _keep_latest(final: dict[str, HostResult], order: list[str], result: RunResult) -> None:
+    """Every PC's latest result, in the order the PCs were first seen."""
+    for h in result.hosts:
+        if h.host not in final:  # not in the first run (inventory changed between passes): keep it too
+            order.append(h.host)
+        final[h.host] = h
+
+
+def _outcome(runs: list[RunResult], hosts: list[HostResult], interrupted: bool, reason: str) -> FollowUpResult:
+    still = tuple(h.host for h in hosts if h.status is HostStatus.UNREACHABLE)
+    return FollowUpResult(tuple(runs), tuple(hosts), still, interrupted, reason)
+
+
 def retry_unreachable(
     first: RunResult,
     run_pass: Callable[[str, tuple[str, ...]], RunResult],
@@ -156,39 +192,35 @@ def retry_unreachable(
     history: bool = True,
     max_passes: int = MAX_PASSES,
     on_wait: Callable[[Waiting], None] | None = None,
-    now: Callable[[], float] = time.monotonic,
-    cancel: threading.Event | None = None,
-    wait: Callable[[float], bool] | None = None,
-    started: float | None = None,
+    timing: Timing = Timing(),
 ) -> FollowUpResult:
     """Re-run the unreachable PCs of ``first`` every ``every`` seconds for at most ``window`` seconds
-    (counted from ``started``, default: now) and at most ``max_passes`` follow-up passes.
+    (counted from ``timing.started``, default: now) and at most ``max_passes`` follow-up passes.
 
     ``run_pass(limit, hosts)`` runs the same playbook with that ``--limit`` (which selects ``hosts``) and
     returns its result. A pass starts
     ``every`` seconds after the previous pass *started* (at once if that pass took longer), and only while
-    the window is open. ``cancel`` stops the loop between passes (``wait(seconds)``, default ``cancel.wait``,
-    sleeps and returns True when cancelled). A pass that was interrupted (Ctrl-C), or a Ctrl-C while waiting
+    the window is open. ``timing`` says when the window opened and where the time comes from; its ``cancel``
+    stops the loop between passes (its ``wait(seconds)``, default ``cancel.wait``, sleeps and returns True
+    when cancelled). A pass that was interrupted (Ctrl-C), or a Ctrl-C while waiting
     (KeyboardInterrupt from ``wait``), ends the loop as interrupted, with every PC's latest result."""
     if every <= 0 or window <= 0:
         raise ValueError("window and every must be positive")
     window = min(window, MAX_WINDOW_SECONDS)
     max_passes = max(0, min(max_passes, MAX_PASSES))
-    stop = cancel or threading.Event()
-    sleep = wait or stop.wait
-    t0 = now() if started is None else started
+    now = timing.now
+    stop = timing.cancel or threading.Event()
+    sleep = timing.wait or stop.wait
+    last_start = t0 = now() if timing.started is None else timing.started
     deadline = t0 + window
     runs: list[RunResult] = [first]
     final: dict[str, HostResult] = {h.host: h for h in first.hosts}
     order = [h.host for h in first.hosts]
     pending = unreachable_hosts(first)
-    last_start = t0
     interrupted = first.interrupted
-    reason = "all_reached"
+    reason = "interrupted" if interrupted else ("all_reached" if pending else "not_needed")
     if interrupted:
-        reason, pending = "interrupted", ()
-    elif not pending:
-        reason = "not_needed"
+        pending = ()
     passes = 0
     while pending:
         if passes >= max_passes:
@@ -202,25 +234,15 @@ def retry_unreachable(
         delay = max(0.0, start_at - current)
         if on_wait is not None:
             on_wait(Waiting(pending, delay, max(0.0, deadline - current), len(runs)))
-        try:
-            cancelled = delay > 0 and sleep(delay)
-        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) between passes: every PC keeps its latest result
-            interrupted, reason = True, "interrupted"
-            break
-        if cancelled:
-            reason = "cancelled"
-            break
-        if stop.is_set():
-            reason = "cancelled"
+        stopped = _pause(delay, sleep, stop)
+        if stopped is not None:
+            interrupted, reason = stopped == "interrupted", stopped
             break
         last_start = now()
         result = run_pass(followup_limit(runs[-1], pending, history=history), pending)
         passes += 1
         runs.append(result)
-        for h in result.hosts:
-            if h.host not in final:  # not in the first run (inventory changed between passes): keep it too
-                order.append(h.host)
-            final[h.host] = h
+        _keep_latest(final, order, result)
         if result.interrupted:
             interrupted = True
             reason = "interrupted"
@@ -228,14 +250,13 @@ def retry_unreachable(
         pending = unreachable_hosts(result)
         if not pending:
             reason = "all_reached"
-    hosts = tuple(final[name] for name in order)
-    still = tuple(h.host for h in hosts if h.status is HostStatus.UNREACHABLE)
-    return FollowUpResult(tuple(runs), hosts, still, interrupted, reason)
+    return _outcome(runs, [final[name] for name in order], interrupted, reason)
 
 
 __all__ = [
     "MAX_PASSES",
     "FollowUpResult",
+    "Timing",
     "Waiting",
     "followup_limit",
     "format_duration",

@@ -257,9 +257,112 @@ def _task_explanation(task: HostTaskResult, lang: str) -> Explanation | None:
     return None
 
 
-def _print_host(result: RunResult, host: HostResult, lang: str) -> None:
+def _task_row(i: int, task: HostTaskResult, lang: str) -> list[str]:
+    """One row of the tasks table: its status (rescued/ignored shown as such), error, diagnosis, message."""
     from orchestrator.cli.output import styled
-    from orchestrator.results.summary import cause_of, explain, licence_status_text, product_text
+
+    status = task.status.value
+    if task.rescued:
+        status = "rescued"
+    elif task.ignored:
+        status = "ignored"
+    failed = task.status.value in ("failed", "unreachable")
+    exp = _task_explanation(task, lang) if failed else None
+    msg = task.msg if len(task.msg) <= 300 else task.msg[:300] + "…"
+    return [
+        str(i),
+        escape(task.task),
+        escape(task.module),
+        styled(status, lang) + (" *" if task.changed and status == "ok" else ""),
+        escape(task.error_hex or ""),
+        escape(exp.title if exp else ""),
+        escape(msg),
+    ]
+
+
+def _print_tasks(host: HostResult, lang: str) -> None:
+    console.print(f"[bold]{escape(t('show.tasks', lang, host=host.host))}[/]")
+    if not host.tasks:
+        console.print(escape(t("show.no_tasks", lang)))
+        return
+    table = Table(header_style="bold")
+    table.add_column("#", justify="right")
+    for key in ("column.task", "column.module", "column.status", "column.error", "column.diagnosis"):
+        table.add_column(t(key, lang))
+    table.add_column(t("column.message", lang), overflow="fold")
+    for i, task in enumerate(host.tasks, 1):
+        table.add_row(*_task_row(i, task, lang))
+    console.print(table)
+
+
+def _print_fix(host: HostResult, lang: str) -> None:
+    """What to do about the failure that ended this PC's run, if the catalogue knows."""
+    from orchestrator.results.summary import cause_of, explain
+
+    cause = cause_of(host)
+    if cause is None:
+        return
+    exp = explain(cause.key, lang, code=cause.code)
+    if exp is not None and exp.fix:
+        console.print(f"[bold]{escape(t('recap.fix', lang))}[/] {escape(exp.title)}")
+        for n, step in enumerate(exp.fix, 1):
+            console.print(f"  {n}. {escape(step)}")
+    if exp is not None and exp.code:
+        console.print(escape(t("recap.details", lang, code=exp.code)))
+
+
+_LICENCE_COLUMNS = (
+    "column.product",
+    "column.name",
+    "column.channel",
+    "column.licence",
+    "column.days_left",
+    "column.expires",
+    "column.kms_host",
+    "column.error",
+)
+
+
+def _print_licences(host: HostResult, lang: str) -> None:
+    from orchestrator.results.summary import licence_status_text, product_text
+
+    if not host.licences:
+        return
+    console.print()
+    console.print(f"[bold]{escape(t('show.licences', lang, host=host.host))}[/]")
+    table = Table(header_style="bold")
+    for key in _LICENCE_COLUMNS:
+        table.add_column(t(key, lang))
+    for lic in host.licences:
+        days = t("licence.permanent", lang) if lic.days_left is None else str(lic.days_left)
+        table.add_row(
+            escape(product_text(lic.product, lang)),
+            escape(lic.name),
+            escape(lic.channel),
+            escape(licence_status_text(lic.status, lang)),
+            escape(days),
+            escape(local(lic.expires)),
+            escape(lic.kms_host or ""),
+            escape(f"0x{lic.last_error:08X}" if lic.last_error else ""),
+        )
+    console.print(table)
+
+
+def _print_facts(host: HostResult, lang: str) -> None:
+    from orchestrator.results.models import thaw
+
+    if not host.facts:
+        return
+    console.print()
+    console.print(f"[bold]{escape(t('show.facts', lang))}[/]")
+    for key, value in host.facts.items():
+        shown = json.dumps(thaw(value), ensure_ascii=False) if not isinstance(value, str) else value
+        console.print(f"  {escape(key)}: {escape(shown)}")
+
+
+def _print_host(result: RunResult, host: HostResult, lang: str) -> None:
+    """One PC of a run: its header, its tasks, what to do about its failure, its licences and facts."""
+    from orchestrator.cli.output import styled
 
     console.print(f"[bold]{escape(host.host)}[/]  {styled(host.status.value, lang)}  {escape(host.address or '')}")
     groups = [g for g in host.groups if g != "all"]
@@ -269,79 +372,10 @@ def _print_host(result: RunResult, host: HostResult, lang: str) -> None:
     if host.msg:
         console.print(escape(host.msg))
     console.print()
-    console.print(f"[bold]{escape(t('show.tasks', lang, host=host.host))}[/]")
-    if not host.tasks:
-        console.print(escape(t("show.no_tasks", lang)))
-    else:
-        table = Table(header_style="bold")
-        table.add_column("#", justify="right")
-        for key in ("column.task", "column.module", "column.status", "column.error", "column.diagnosis"):
-            table.add_column(t(key, lang))
-        table.add_column(t("column.message", lang), overflow="fold")
-        for i, task in enumerate(host.tasks, 1):
-            status = task.status.value
-            if task.rescued:
-                status = "rescued"
-            elif task.ignored:
-                status = "ignored"
-            failed = task.status.value in ("failed", "unreachable")
-            exp = _task_explanation(task, lang) if failed else None
-            msg = task.msg if len(task.msg) <= 300 else task.msg[:300] + "…"
-            table.add_row(
-                str(i),
-                escape(task.task),
-                escape(task.module),
-                styled(status, lang) + (" *" if task.changed and status == "ok" else ""),
-                escape(task.error_hex or ""),
-                escape(exp.title if exp else ""),
-                escape(msg),
-            )
-        console.print(table)
-    cause = cause_of(host)
-    if cause is not None:  # what to do about the failure that ended this PC's run
-        exp = explain(cause.key, lang, code=cause.code)
-        if exp is not None and exp.fix:
-            console.print(f"[bold]{escape(t('recap.fix', lang))}[/] {escape(exp.title)}")
-            for n, step in enumerate(exp.fix, 1):
-                console.print(f"  {n}. {escape(step)}")
-        if exp is not None and exp.code:
-            console.print(escape(t("recap.details", lang, code=exp.code)))
-    if host.licences:
-        console.print()
-        console.print(f"[bold]{escape(t('show.licences', lang, host=host.host))}[/]")
-        table = Table(header_style="bold")
-        for key in (
-            "column.product",
-            "column.name",
-            "column.channel",
-            "column.licence",
-            "column.days_left",
-            "column.expires",
-            "column.kms_host",
-            "column.error",
-        ):
-            table.add_column(t(key, lang))
-        for lic in host.licences:
-            days = t("licence.permanent", lang) if lic.days_left is None else str(lic.days_left)
-            table.add_row(
-                escape(product_text(lic.product, lang)),
-                escape(lic.name),
-                escape(lic.channel),
-                escape(licence_status_text(lic.status, lang)),
-                escape(days),
-                escape(local(lic.expires)),
-                escape(lic.kms_host or ""),
-                escape(f"0x{lic.last_error:08X}" if lic.last_error else ""),
-            )
-        console.print(table)
-    if host.facts:
-        console.print()
-        console.print(f"[bold]{escape(t('show.facts', lang))}[/]")
-        for key, value in host.facts.items():
-            from orchestrator.results.models import thaw
-
-            shown = json.dumps(thaw(value), ensure_ascii=False) if not isinstance(value, str) else value
-            console.print(f"  {escape(key)}: {escape(shown)}")
+    _print_tasks(host, lang)
+    _print_fix(host, lang)
+    _print_licences(host, lang)
+    _print_facts(host, lang)
 
 
 # ------------------------------------------------------------------------------------------------ due
@@ -394,6 +428,57 @@ def _window_text(window: timedelta, lang: str) -> str:
     return format_duration(seconds)
 
 
+def _due_json(found: Sequence[LicenceRow]) -> list[dict[str, Any]]:
+    data = []
+    for row in found:
+        expiry, estimated = expiry_of(row)
+        data.append({**row.to_json(), "expiry": expiry.isoformat() if expiry else None, "expiry_estimated": estimated})
+    return data
+
+
+_DUE_COLUMNS = (
+    "column.host",
+    "column.room",
+    "column.product",
+    "column.licence",
+    "column.days_left",
+    "column.expires",
+    "column.last_seen",
+    "column.run",
+)
+
+
+def _due_row(row: LicenceRow, code: str) -> list[str]:
+    from orchestrator.results.summary import licence_status_text, product_text
+
+    expiry, estimated = expiry_of(row)
+    left = row.days_left_now
+    days = "" if left is None else str(left)
+    style = "red" if left is not None and left <= 0 else ("yellow" if left is not None and left <= 7 else "")
+    return [
+        escape(row.host),
+        escape(row.room or ""),
+        escape(product_text(row.licence.product, code)),
+        escape(licence_status_text(row.licence.status, code)),
+        f"[{style}]{days}[/]" if style else days,
+        escape(("≈" if estimated else "") + local(expiry)),
+        escape(local(row.seen_at)),
+        escape(row.run_id),
+    ]
+
+
+def _print_due_table(found: Sequence[LicenceRow], code: str) -> None:
+    """The due licences, soonest first; a note when an expiry is estimated from days left."""
+    table = Table(header_style="bold")
+    for key in _DUE_COLUMNS:
+        table.add_column(t(key, code), no_wrap=key in ("column.run", "column.expires", "column.last_seen"))
+    for row in found:
+        table.add_row(*_due_row(row, code))
+    console.print(table)
+    if any(expiry_of(row)[1] for row in found):
+        console.print(escape(t("due.estimated", code)))
+
+
 # ------------------------------------------------------------------------------------------------ commands
 
 HISTORY_HELP = """List earlier runs, newest first: when, which playbook, how many PCs, how they ended.
@@ -420,32 +505,132 @@ reachable: a licence that is due soon means the PC has not reached its KMS host 
 --within takes 30d, 12h, 2w or a plain number of days."""
 
 
+@handle_errors
+def history(
+    last: int = typer.Option(20, "--last", "-n", min=1, help="How many runs to show (newest first)."),
+    db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
+    lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    code = _lang(lang)
+    with open_history(db) as store:
+        runs = store.runs(last=last) if store is not None else []
+    if as_json:
+        _write_stdout((json.dumps([r.to_json() for r in runs], ensure_ascii=False, indent=2) + "\n").encode())
+        return
+    if not runs:
+        console.print(escape(t("history.empty", code, path=_where(db))))
+        return
+    console.print(history_table(runs, code))
+    console.print(escape(t("history.next", code)))
+
+
+@handle_errors
+def show(
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="Run id (or a unique prefix, or `last`)."),
+    host: str | None = typer.Option(None, "--host", "-H", help="Show this PC's tasks, licences and facts."),
+    db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
+    lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored run (or PC) as JSON."),
+) -> None:
+    code = _lang(lang)
+    result, summary = load_stored_run(db, run_id)
+    if as_json:
+        from orchestrator.redact import redact
+
+        data: Any
+        if host is not None:
+            data = _find_host(result, host).to_json()
+        else:
+            data = {
+                "run": {**result.info.to_json(), **(summary.to_json() if summary else {})},
+                "hosts": [h.to_json() for h in result.hosts],
+            }
+        _write_stdout((json.dumps(redact(data), ensure_ascii=False, indent=2, default=str) + "\n").encode())
+        return
+    if host is not None:
+        found = _find_host(result, host)
+        _print_run_header(result, summary, code)
+        console.print()
+        _print_host(result, found, code)
+        return
+    _print_run_header(result, summary, code)
+    console.print()
+    _print_hosts(result, code)
+    console.print(escape(t("show.host_detail", code, run_id=result.info.id)))
+
+
+@handle_errors
+def report(
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="Run id (or a unique prefix, or `last`)."),
+    fmt: str | None = typer.Option(None, "--format", "-f", help="json, csv, junit or html."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
+    db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
+) -> None:
+    from orchestrator.results.reports import (
+        check_writable,
+        format_for,
+        refuse_database,
+        render_report,
+        write_report,
+    )
+
+    code = _lang(lang)
+    if fmt is None and output is None:
+        raise InputError("give --format (json, csv, junit, html) or --output FILE", hint="e.g. --format html")
+    if output is not None:
+        refuse_database(Path(output), "--output")  # before the format: "H.db" is the history, not a typo
+    kind = format_for(output or "", fmt)
+    if output is not None:
+        check_writable(output, "--output")
+    result, _ = load_stored_run(db, run_id)
+    if output is not None:
+        path = write_report(result, output, kind, lang=code)
+        console.print(escape(f"{kind} report of run {result.info.id} written to {path}"))
+        return
+    content = render_report(result, kind, code)
+    _write_stdout(content if isinstance(content, bytes) else content.encode("utf-8"))
+
+
+@handle_errors
+def due(
+    within: str = typer.Option("30d", "--within", "-w", help="Time window: 30d, 12h, 2w or days."),
+    db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
+    lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    from orchestrator.results.models import utcnow
+
+    code = _lang(lang)
+    window = parse_window(within)
+    now = utcnow()
+    with open_history(db) as store:
+        rows = store.latest_licences(now=now) if store is not None else []
+    found = due_rows(rows, window, now)
+    if as_json:
+        _write_stdout((json.dumps(_due_json(found), ensure_ascii=False, indent=2, default=str) + "\n").encode())
+        return
+    if not rows:
+        console.print(escape(t("due.no_data", code)))
+        return
+    window_text = _window_text(window, code)
+    if not found:
+        pcs = len({r.host for r in rows})
+        console.print(escape(t("due.none", code, window=window_text, pcs=pcs)))
+        return
+    console.print(f"[bold]{escape(t('due.heading', code, n=len(found), window=window_text))}[/]")
+    _print_due_table(found, code)
+    console.print(escape(t("due.renew", code)))
+
+
 def register(app: typer.Typer) -> None:
-    @app.command(
+    app.command(
         "history",
         help=HISTORY_HELP,
         epilog=examples("kmsfleet history", "kmsfleet history --last 5", "kmsfleet history --db school.db --json"),
-    )
-    @handle_errors
-    def history(
-        last: int = typer.Option(20, "--last", "-n", min=1, help="How many runs to show (newest first)."),
-        db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
-        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    ) -> None:
-        code = _lang(lang)
-        with open_history(db) as store:
-            runs = store.runs(last=last) if store is not None else []
-        if as_json:
-            _write_stdout((json.dumps([r.to_json() for r in runs], ensure_ascii=False, indent=2) + "\n").encode())
-            return
-        if not runs:
-            console.print(escape(t("history.empty", code, path=_where(db))))
-            return
-        console.print(history_table(runs, code))
-        console.print(escape(t("history.next", code)))
-
-    @app.command(
+    )(history)
+    app.command(
         "show",
         help=SHOW_HELP,
         epilog=examples(
@@ -453,42 +638,8 @@ def register(app: typer.Typer) -> None:
             "kmsfleet show 3f2a9c1b --host pc07 --lang zh-TW",
             "kmsfleet show last --json > run.json",
         ),
-    )
-    @handle_errors
-    def show(
-        run_id: str = typer.Argument(..., metavar="RUN_ID", help="Run id (or a unique prefix, or `last`)."),
-        host: str | None = typer.Option(None, "--host", "-H", help="Show this PC's tasks, licences and facts."),
-        db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
-        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
-        as_json: bool = typer.Option(False, "--json", help="Print the stored run (or PC) as JSON."),
-    ) -> None:
-        code = _lang(lang)
-        result, summary = load_stored_run(db, run_id)
-        if as_json:
-            from orchestrator.redact import redact
-
-            data: Any
-            if host is not None:
-                data = _find_host(result, host).to_json()
-            else:
-                data = {
-                    "run": {**result.info.to_json(), **(summary.to_json() if summary else {})},
-                    "hosts": [h.to_json() for h in result.hosts],
-                }
-            _write_stdout((json.dumps(redact(data), ensure_ascii=False, indent=2, default=str) + "\n").encode())
-            return
-        if host is not None:
-            found = _find_host(result, host)
-            _print_run_header(result, summary, code)
-            console.print()
-            _print_host(result, found, code)
-            return
-        _print_run_header(result, summary, code)
-        console.print()
-        _print_hosts(result, code)
-        console.print(escape(t("show.host_detail", code, run_id=result.info.id)))
-
-    @app.command(
+    )(show)
+    app.command(
         "report",
         help=REPORT_HELP,
         epilog=examples(
@@ -497,40 +648,8 @@ def register(app: typer.Typer) -> None:
             "kmsfleet report last --format json | jq .summary",
             "kmsfleet report last --output results.xml",
         ),
-    )
-    @handle_errors
-    def report(
-        run_id: str = typer.Argument(..., metavar="RUN_ID", help="Run id (or a unique prefix, or `last`)."),
-        fmt: str | None = typer.Option(None, "--format", "-f", help="json, csv, junit or html."),
-        output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
-        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
-        db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
-    ) -> None:
-        from orchestrator.results.reports import (
-            check_writable,
-            format_for,
-            refuse_database,
-            render_report,
-            write_report,
-        )
-
-        code = _lang(lang)
-        if fmt is None and output is None:
-            raise InputError("give --format (json, csv, junit, html) or --output FILE", hint="e.g. --format html")
-        if output is not None:
-            refuse_database(Path(output), "--output")  # before the format: "H.db" is the history, not a typo
-        kind = format_for(output or "", fmt)
-        if output is not None:
-            check_writable(output, "--output")
-        result, _ = load_stored_run(db, run_id)
-        if output is not None:
-            path = write_report(result, output, kind, lang=code)
-            console.print(escape(f"{kind} report of run {result.info.id} written to {path}"))
-            return
-        content = render_report(result, kind, code)
-        _write_stdout(content if isinstance(content, bytes) else content.encode("utf-8"))
-
-    @app.command(
+    )(report)
+    app.command(
         "due",
         help=DUE_HELP,
         epilog=examples(
@@ -538,78 +657,7 @@ def register(app: typer.Typer) -> None:
             "kmsfleet due --within 2w --lang zh-TW",
             "kmsfleet due --within 7 --json",
         ),
-    )
-    @handle_errors
-    def due(
-        within: str = typer.Option("30d", "--within", "-w", help="Time window: 30d, 12h, 2w or days."),
-        db: str | None = typer.Option(None, "--db", envvar="KMSFLEET_DB", help=DB_HELP),
-        lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG", help=LANG_HELP),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    ) -> None:
-        from orchestrator.results.models import utcnow
-        from orchestrator.results.summary import licence_status_text, product_text
-
-        code = _lang(lang)
-        window = parse_window(within)
-        now = utcnow()
-        with open_history(db) as store:
-            rows = store.latest_licences(now=now) if store is not None else []
-        found = due_rows(rows, window, now)
-        if as_json:
-            data = []
-            for row in found:
-                expiry, estimated = expiry_of(row)
-                data.append(
-                    {
-                        **row.to_json(),
-                        "expiry": expiry.isoformat() if expiry else None,
-                        "expiry_estimated": estimated,
-                    }
-                )
-            _write_stdout((json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n").encode())
-            return
-        if not rows:
-            console.print(escape(t("due.no_data", code)))
-            return
-        window_text = _window_text(window, code)
-        if not found:
-            pcs = len({r.host for r in rows})
-            console.print(escape(t("due.none", code, window=window_text, pcs=pcs)))
-            return
-        console.print(f"[bold]{escape(t('due.heading', code, n=len(found), window=window_text))}[/]")
-        table = Table(header_style="bold")
-        for key in (
-            "column.host",
-            "column.room",
-            "column.product",
-            "column.licence",
-            "column.days_left",
-            "column.expires",
-            "column.last_seen",
-            "column.run",
-        ):
-            table.add_column(t(key, code), no_wrap=key in ("column.run", "column.expires", "column.last_seen"))
-        any_estimate = False
-        for row in found:
-            expiry, estimated = expiry_of(row)
-            any_estimate = any_estimate or estimated
-            left = row.days_left_now
-            days = "" if left is None else str(left)
-            style = "red" if left is not None and left <= 0 else ("yellow" if left is not None and left <= 7 else "")
-            table.add_row(
-                escape(row.host),
-                escape(row.room or ""),
-                escape(product_text(row.licence.product, code)),
-                escape(licence_status_text(row.licence.status, code)),
-                f"[{style}]{days}[/]" if style else days,
-                escape(("≈" if estimated else "") + local(expiry)),
-                escape(local(row.seen_at)),
-                escape(row.run_id),
-            )
-        console.print(table)
-        if any_estimate:
-            console.print(escape(t("due.estimated", code)))
-        console.print(escape(t("due.renew", code)))
+    )(due)
 
 
 __all__ = ["due_rows", "expiry_of", "load_stored_run", "open_history", "parse_window", "register", "resolve_run_id"]

@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from orchestrator.ansiblecfg import AnsibleConfig
 from orchestrator.cli.ansible_opts import (
     ASK_VAULT_PASS,
     REMOTE_USER,
@@ -30,6 +31,7 @@ from orchestrator.cli.common import (
     HOST_TIMEOUT,
     INVENTORY,
     LANG,
+    NO_HISTORY,
     PASSWORD_ENV,
     REPORT,
     console,
@@ -180,7 +182,7 @@ def run_with_followups(request: Any, lang: str, verbosity: int, window: float, e
     import dataclasses
     import time
 
-    from orchestrator.followup import Waiting, format_duration, retry_unreachable
+    from orchestrator.followup import Timing, Waiting, format_duration, retry_unreachable
     from orchestrator.knowledge.i18n import t
     from orchestrator.results.summary import host_list
 
@@ -206,8 +208,9 @@ def run_with_followups(request: Any, lang: str, verbosity: int, window: float, e
         )
         console.print(f"[yellow]{escape(text)}[/]")
 
+    timing = Timing(started=started)
     outcome = retry_unreachable(
-        first, run_pass, window=window, every=every, history=request.history, on_wait=on_wait, started=started
+        first, run_pass, window=window, every=every, history=request.history, on_wait=on_wait, timing=timing
     )
     combined = outcome.combined
     if len(outcome.runs) > 1:
@@ -240,124 +243,174 @@ RUN_HELP = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    @app.command(
-        "run",
-        help=RUN_HELP,
-        epilog=examples(
-            "kmsfleet run site.yml -i inventories/lab.yml",
-            "kmsfleet run windows.yml -i school.yml --limit room101 --check --diff",
-            "kmsfleet run office2016.yml -i school.yml --limit @failed --report out.html --lang zh-TW",
-            "kmsfleet run site.yml -i school.yml -e kms_host=163.30.0.166 -e fix_timezone=true --ask-pass",
-            "kmsfleet run audit.yml -i school.yml --retry-unreachable-for 2h --every 10m",
-            "kmsfleet run site.yml -i inventories/city --distributed --broker-url-file /etc/kmsfleet/broker.url",
-        ),
+# ------------------------------------------------------------ the options of `kmsfleet run`
+
+RUN_INVENTORY = typer.Option(
+    [], "-i", "--inventory", help="Inventory file, directory or host list (repeatable; ansible.cfg's if none)."
+)
+RUN_LIMIT = typer.Option(
+    None, "-l", "--limit", help="Host pattern: room101, pc0*, room101:!pc05, @failed, @unreachable, @file."
+)
+CHECK = typer.Option(False, "-C", "--check", help="Dry run: report what would change, change nothing.")
+DIFF = typer.Option(False, "-D", "--diff", help="Show before/after where meaningful.")
+RUN_FORKS = typer.Option(
+    None, "-f", "--forks", min=1, max=5000, help="PCs worked on at the same time (default 50 or ansible.cfg)."
+)
+STRATEGY = typer.Option("free", "--strategy", help="free (default: no PC waits) or linear (lock-step).")
+TAGS = typer.Option([], "-t", "--tags", help="Only tasks with these tags (comma lists allowed).")
+SKIP_TAGS = typer.Option([], "--skip-tags", help="Skip tasks with these tags.")
+VERBOSE = typer.Option(0, "-v", "--verbose", count=True, help="More output (-v, -vv, -vvv).")
+RETRY_UNREACHABLE_FOR = typer.Option(
+    None,
+    "--retry-unreachable-for",
+    help="Then keep re-running only the PCs that were off, for this long (e.g. 2h); see --every.",
+)
+EVERY = typer.Option(None, "--every", help="Time between follow-up passes (default 10m).")
+DISTRIBUTED = typer.Option(False, "--distributed", help="Run on per-site workers (kmsfleet worker) through --broker.")
+BROKER = typer.Option(None, "--broker", help="With --distributed: Redis URL of the broker (or KMSFLEET_BROKER_URL).")
+BROKER_FILE = typer.Option(
+    None, "--broker-url-file", help="With --distributed: a file holding the broker URL (with its password)."
+)
+KEYS = typer.Option(
+    None, "--keys", envvar="KMSFLEET_KEYS", help="With --distributed: the key folder (kmsfleet keys init)."
+)
+SITE_TIMEOUT = typer.Option(
+    60.0, "--site-timeout", min=1, help="With --distributed: give up on a site without a worker after this."
+)
+BATCH_SIZE = typer.Option(50, "--batch-size", min=1, max=5000, help="With --distributed: PCs per batch.")
+DEFAULT_SITE = typer.Option(
+    None, "--default-site", help="With --distributed: the site of PCs without a 'site' variable."
+)
+PROCESSES = typer.Option(
+    "1", "--processes", help="Spread the PCs over N worker processes on this machine (N or auto: every CPU)."
+)
+
+
+def tag_set(values: list[str]) -> frozenset[str]:
+    """-t/--skip-tags values, each possibly a comma list."""
+    return frozenset(t.strip() for v in values for t in v.split(",") if t.strip())
+
+
+def config_with_vault(vault_password_file: list[str], vault_id: list[str], ask_vault_pass: bool) -> AnsibleConfig:
+    """ansible.cfg (its notes printed) with the vault secrets set up from it and the command line."""
+    notes: list[str] = []
+    config = read_config(notes)
+    for note in notes:
+        console.print(f"[dim]note: {escape(note)}[/]")
+    setup_vault(config, vault_password_file, vault_id, ask_vault_pass)
+    return config
+
+
+def local_processes(processes: str, dist: Any) -> int:
+    """--processes as a number of processes; it spreads the PCs on this machine, which --distributed does too."""
+    from orchestrator.executor.multiproc import resolve_processes
+
+    resolved = resolve_processes(processes)
+    if processes != "1" and dist is not None:
+        raise InputError("--processes and --distributed do not go together (workers spread the PCs already)")
+    return resolved
+
+
+def run_request(  # the fields of a RunRequest a command line gives
+    playbook: str,
+    inventory: list[str],
+    limit: str | None,
+    options: RunOptions,
+    db: str | None,
+    history: bool,
+    reports: list[str],
+    processes: int,
+) -> Any:
+    from orchestrator.api import RunRequest
+    from orchestrator.cli.wake_cmd import WakePrinter
+
+    return RunRequest(
+        playbook=playbook,
+        inventory=inventory,
+        limit=limit,
+        options=options,
+        db=db,
+        history=history,
+        reports=reports,
+        wake_progress=WakePrinter(options.lang),
+        processes=processes,
     )
-    @handle_errors
-    def run(
-        playbook: str = typer.Argument(..., help="Playbook file or bundled playbook name."),
-        inventory: list[str] = typer.Option(
-            [], "-i", "--inventory", help="Inventory file, directory or host list (repeatable; ansible.cfg's if none)."
-        ),
-        limit: str | None = typer.Option(
-            None, "-l", "--limit", help="Host pattern: room101, pc0*, room101:!pc05, @failed, @unreachable, @file."
-        ),
-        check: bool = typer.Option(False, "-C", "--check", help="Dry run: report what would change, change nothing."),
-        diff: bool = typer.Option(False, "-D", "--diff", help="Show before/after where meaningful."),
-        forks: int | None = typer.Option(
-            None, "-f", "--forks", min=1, max=5000, help="PCs worked on at the same time (default 50 or ansible.cfg)."
-        ),
-        strategy: str = typer.Option("free", "--strategy", help="free (default: no PC waits) or linear (lock-step)."),
-        tags: list[str] = typer.Option([], "-t", "--tags", help="Only tasks with these tags (comma lists allowed)."),
-        skip_tags: list[str] = typer.Option([], "--skip-tags", help="Skip tasks with these tags."),
-        extra_vars: list[str] = EXTRA_VARS,
-        report: list[str] = REPORT,
-        db: str | None = DB,
-        no_history: bool = typer.Option(False, "--no-history", help="Do not record this run in the history."),
-        lang: str = LANG,
-        ask_pass: bool = ASK_PASS,
-        host_timeout: float | None = HOST_TIMEOUT,
-        verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More output (-v, -vv, -vvv)."),
-        vault_password_file: list[str] = VAULT_PASSWORD_FILE,
-        vault_id: list[str] = VAULT_ID,
-        ask_vault_pass: bool = ASK_VAULT_PASS,
-        user: str | None = REMOTE_USER,
-        retry_unreachable_for: str | None = typer.Option(
-            None,
-            "--retry-unreachable-for",
-            help="Then keep re-running only the PCs that were off, for this long (e.g. 2h); see --every.",
-        ),
-        every: str | None = typer.Option(None, "--every", help="Time between follow-up passes (default 10m)."),
-        distributed: bool = typer.Option(
-            False, "--distributed", help="Run on per-site workers (kmsfleet worker) through --broker."
-        ),
-        broker: str | None = typer.Option(
-            None, "--broker", help="With --distributed: Redis URL of the broker (or KMSFLEET_BROKER_URL)."
-        ),
-        broker_file: str | None = typer.Option(
-            None, "--broker-url-file", help="With --distributed: a file holding the broker URL (with its password)."
-        ),
-        keys: str | None = typer.Option(
-            None, "--keys", envvar="KMSFLEET_KEYS", help="With --distributed: the key folder (kmsfleet keys init)."
-        ),
-        site_timeout: float = typer.Option(
-            60.0, "--site-timeout", min=1, help="With --distributed: give up on a site without a worker after this."
-        ),
-        batch_size: int = typer.Option(50, "--batch-size", min=1, max=5000, help="With --distributed: PCs per batch."),
-        default_site: str | None = typer.Option(
-            None, "--default-site", help="With --distributed: the site of PCs without a 'site' variable."
-        ),
-        processes: str = typer.Option(
-            "1", "--processes", help="Spread the PCs over N worker processes on this machine (N or auto: every CPU)."
-        ),
-    ) -> None:
-        from orchestrator.api import RunRequest
-        from orchestrator.executor.multiproc import resolve_processes
 
-        if strategy not in ("free", "linear"):
-            raise InputError(f"--strategy must be free or linear, not {strategy!r}")
-        lang = output_lang(lang)
-        notes: list[str] = []
-        config = read_config(notes)
-        for note in notes:
-            console.print(f"[dim]note: {escape(note)}[/]")
-        setup_vault(config, vault_password_file, vault_id, ask_vault_pass)
-        inventory = inventory_sources(inventory, config)
-        options = RunOptions(
-            check=check,
-            diff=diff,
-            forks=forks or config.forks or 50,
-            connection_defaults=connection_defaults(config, user),
-            strategy=strategy,
-            tags=frozenset(t.strip() for v in tags for t in v.split(",") if t.strip()),
-            skip_tags=frozenset(t.strip() for v in skip_tags for t in v.split(",") if t.strip()),
-            extra_vars=parse_extra_vars(extra_vars),
-            verbosity=verbose,
-            host_budget=host_timeout,
-            password=read_password(ask_pass),
-            lang=lang,
-        )
-        followup = followup_window(retry_unreachable_for, every)
-        dist = distributed_options(distributed, broker, site_timeout, batch_size, default_site, broker_file, keys)
-        from orchestrator.cli.wake_cmd import WakePrinter
 
-        request = RunRequest(
-            playbook=playbook,
-            inventory=inventory,
-            limit=limit,
-            options=options,
-            db=db,
-            history=not no_history,
-            reports=report,
-            wake_progress=WakePrinter(lang),
-            processes=resolve_processes(processes),
-        )
-        if processes != "1" and dist is not None:
-            raise InputError("--processes and --distributed do not go together (workers spread the PCs already)")
-        if followup is not None:
-            raise typer.Exit(run_with_followups(request, lang, verbose, *followup, dist=dist))
-        result = execute(request, lang, verbose, dist)
-        raise typer.Exit(result.exit_code)
+@handle_errors
+def run(
+    playbook: str = typer.Argument(..., help="Playbook file or bundled playbook name."),
+    inventory: list[str] = RUN_INVENTORY,
+    limit: str | None = RUN_LIMIT,
+    check: bool = CHECK,
+    diff: bool = DIFF,
+    forks: int | None = RUN_FORKS,
+    strategy: str = STRATEGY,
+    tags: list[str] = TAGS,
+    skip_tags: list[str] = SKIP_TAGS,
+    extra_vars: list[str] = EXTRA_VARS,
+    report: list[str] = REPORT,
+    db: str | None = DB,
+    no_history: bool = NO_HISTORY,
+    lang: str = LANG,
+    ask_pass: bool = ASK_PASS,
+    host_timeout: float | None = HOST_TIMEOUT,
+    verbose: int = VERBOSE,
+    vault_password_file: list[str] = VAULT_PASSWORD_FILE,
+    vault_id: list[str] = VAULT_ID,
+    ask_vault_pass: bool = ASK_VAULT_PASS,
+    user: str | None = REMOTE_USER,
+    retry_unreachable_for: str | None = RETRY_UNREACHABLE_FOR,
+    every: str | None = EVERY,
+    distributed: bool = DISTRIBUTED,
+    broker: str | None = BROKER,
+    broker_file: str | None = BROKER_FILE,
+    keys: str | None = KEYS,
+    site_timeout: float = SITE_TIMEOUT,
+    batch_size: int = BATCH_SIZE,
+    default_site: str | None = DEFAULT_SITE,
+    processes: str = PROCESSES,
+) -> None:
+    if strategy not in ("free", "linear"):
+        raise InputError(f"--strategy must be free or linear, not {strategy!r}")
+    lang = output_lang(lang)
+    config = config_with_vault(vault_password_file, vault_id, ask_vault_pass)
+    inventory = inventory_sources(inventory, config)
+    options = RunOptions(
+        check=check,
+        diff=diff,
+        forks=forks or config.forks or 50,
+        connection_defaults=connection_defaults(config, user),
+        strategy=strategy,
+        tags=tag_set(tags),
+        skip_tags=tag_set(skip_tags),
+        extra_vars=parse_extra_vars(extra_vars),
+        verbosity=verbose,
+        host_budget=host_timeout,
+        password=read_password(ask_pass),
+        lang=lang,
+    )
+    followup = followup_window(retry_unreachable_for, every)
+    dist = distributed_options(distributed, broker, site_timeout, batch_size, default_site, broker_file, keys)
+    processes_n = local_processes(processes, dist)
+    request = run_request(playbook, inventory, limit, options, db, not no_history, report, processes_n)
+    if followup is not None:
+        raise typer.Exit(run_with_followups(request, lang, verbose, *followup, dist=dist))
+    raise typer.Exit(execute(request, lang, verbose, dist).exit_code)
+
+
+RUN_EXAMPLES = examples(
+    "kmsfleet run site.yml -i inventories/lab.yml",
+    "kmsfleet run windows.yml -i school.yml --limit room101 --check --diff",
+    "kmsfleet run office2016.yml -i school.yml --limit @failed --report out.html --lang zh-TW",
+    "kmsfleet run site.yml -i school.yml -e kms_host=163.30.0.166 -e fix_timezone=true --ask-pass",
+    "kmsfleet run audit.yml -i school.yml --retry-unreachable-for 2h --every 10m",
+    "kmsfleet run site.yml -i inventories/city --distributed --broker-url-file /etc/kmsfleet/broker.url",
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", help=RUN_HELP, epilog=RUN_EXAMPLES)(run)
 
     @app.command(
         "ping",

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from orchestrator.cli.common import PASSWORD_ENV, err_console, escape, examples, handle_errors
+from orchestrator.errors import InputError
+
+if TYPE_CHECKING:
+    from orchestrator.distributed.policy import WorkerPolicy
 
 WORKER_HELP = (
     "Run a worker for one site (school): it takes batches of PCs from the queue kmsfleet.site.SITE on the "
@@ -22,6 +27,37 @@ WORKER_HELP = (
     "SIGTERM or Ctrl-C: finish the running batches, then exit; a second Ctrl-C stops at once and puts the "
     "unfinished batches back on the queue."
 )
+
+
+def _broker_url(broker: str | None, broker_file: str | None) -> str:
+    from orchestrator.distributed.celery_app import resolve_broker
+
+    url = resolve_broker(broker, broker_file)
+    if not url:
+        raise InputError(
+            "kmsfleet worker needs the broker's URL",
+            hint="--broker-url-file FILE (keeps the password off the command line), or KMSFLEET_BROKER_URL",
+        )
+    return url
+
+
+def worker_policy(site: str, allow_hosts: list[str], allow_env: list[str]) -> WorkerPolicy:
+    """What this worker may do: its site, the address ranges it may sign in to, the variables it may read."""
+    from orchestrator.distributed.celery_app import check_site
+    from orchestrator.distributed.policy import PASSWORD_ENV as PASSWORD_VAR
+    from orchestrator.distributed.policy import WorkerPolicy, parse_networks
+
+    networks = parse_networks(allow_hosts)
+    if not networks:
+        raise InputError(
+            "kmsfleet worker needs --allow-hosts: the address ranges of this site's PCs",
+            hint="e.g. --allow-hosts 10.12.0.0/16 (a batch naming any other address is refused)",
+        )
+    names = {n.strip() for v in allow_env for n in v.split(",") if n.strip()}
+    bad = sorted(n for n in names if not n.isidentifier())
+    if bad:
+        raise InputError(f"--allow-env: {bad[0]!r} is not an environment variable name")
+    return WorkerPolicy(check_site(site), tuple(networks), frozenset({PASSWORD_VAR, *names}))
 
 
 def register(app: typer.Typer) -> None:
@@ -59,32 +95,13 @@ def register(app: typer.Typer) -> None:
         ),
         loglevel: str = typer.Option("info", "--loglevel", help="debug, info, warning or error."),
     ) -> None:
-        from orchestrator.distributed.celery_app import check_site, resolve_broker
         from orchestrator.distributed.keys import keys_dir
-        from orchestrator.distributed.policy import PASSWORD_ENV as PASSWORD_VAR
-        from orchestrator.distributed.policy import WorkerPolicy, parse_networks
         from orchestrator.distributed.service import serve_worker
-        from orchestrator.errors import InputError
 
         if loglevel.lower() not in ("debug", "info", "warning", "error"):
             raise InputError(f"--loglevel must be debug, info, warning or error, not {loglevel!r}")
-        url = resolve_broker(broker, broker_file)
-        if not url:
-            raise InputError(
-                "kmsfleet worker needs the broker's URL",
-                hint="--broker-url-file FILE (keeps the password off the command line), or KMSFLEET_BROKER_URL",
-            )
-        networks = parse_networks(allow_hosts)
-        if not networks:
-            raise InputError(
-                "kmsfleet worker needs --allow-hosts: the address ranges of this site's PCs",
-                hint="e.g. --allow-hosts 10.12.0.0/16 (a batch naming any other address is refused)",
-            )
-        names = {n.strip() for v in allow_env for n in v.split(",") if n.strip()}
-        bad = sorted(n for n in names if not n.isidentifier())
-        if bad:
-            raise InputError(f"--allow-env: {bad[0]!r} is not an environment variable name")
-        policy = WorkerPolicy(check_site(site), tuple(networks), frozenset({PASSWORD_VAR, *names}))
+        url = _broker_url(broker, broker_file)
+        policy = worker_policy(site, allow_hosts, allow_env)
         if not os.environ.get(PASSWORD_ENV):
             err_console.print(
                 f"[yellow]note:[/] {PASSWORD_ENV} is not set: PCs are signed in to only with passwords the "

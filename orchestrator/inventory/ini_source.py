@@ -53,12 +53,7 @@ def _plain(value: Any) -> Any:
 
 
 def parse_ini_inventory(text: str, filename: str, builder: InventoryBuilder) -> None:
-    group = "ungrouped"
-    state = "hosts"
-    vars_seen: dict[str, Location] = {}
-    # Ansible's rule: [g] or [g:children] declares a group; [g:vars] and a [p:children] entry may name a group
-    # only if it is declared (here, before or after, or in an earlier source). name -> (kind, where, parents)
-    pending: dict[str, tuple[str, Location, list[str]]] = {}
+    parse = _IniParse(builder, filename)
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#;":
@@ -66,73 +61,104 @@ def parse_ini_inventory(text: str, filename: str, builder: InventoryBuilder) -> 
         col = len(raw) - len(raw.lstrip()) + 1
         loc = Location(filename, lineno, col)
         if line.startswith("["):
-            match = _SECTION.match(line)
-            if match is None:
-                raise InputError(
-                    f"invalid section header {line!r}",
-                    loc,
-                    hint="sections look like [group], [group:vars] or [group:children]",
-                )
-            group, kind = match.group(1), match.group(2) or "hosts"
-            if kind not in ("hosts", "vars", "children"):
-                raise InputError(
-                    f"unknown section type ':{kind}' in [{line[1:].split(']')[0]}]",
-                    Location(filename, lineno, col + len(group) + 2),
-                    hint="use [group], [group:vars] or [group:children]",
-                )
-            if group not in builder.groups and kind == "vars" and group not in pending:
-                pending[group] = ("vars", loc, [])
-            if group in pending and kind != "vars":
-                waiting_kind, _where, parents = pending.pop(group)
-                builder.add_group(group, loc)
-                for parent in parents if waiting_kind == "children" else ():
-                    builder.add_child(parent, group, loc)
-            builder.add_group(group, loc)
-            state = kind
-            if kind == "vars":
-                vars_seen.setdefault(group, loc)
-            continue
-        if state == "hosts":
-            _host_line(builder, group, raw, line, loc, filename)
-        elif state == "children":
-            child = line.split("#", 1)[0].split(";", 1)[0].strip()
-            if not child or len(child.split()) != 1:
-                raise InputError(
-                    f"expected one group name per line in [{group}:children], got {line!r}",
-                    loc,
-                )
-            if child in builder.groups:
-                builder.add_child(group, child, loc)
-            elif child in pending:
-                pending[child][2].append(group)
-            else:
-                pending[child] = ("children", loc, [group])
+            parse.section(line, loc)
+        elif parse.state == "hosts":
+            _host_line(builder, parse.group, raw, line, loc, filename)
+        elif parse.state == "children":
+            parse.child(line, loc)
         else:
-            if "=" not in line:
-                raise InputError(
-                    f"expected key=value in [{group}:vars], got {line!r}", loc, hint="write one key=value per line"
-                )
-            key, value = (part.strip() for part in line.split("=", 1))
-            if not key:
-                raise InputError("empty variable name", loc)
-            builder.set_group_var(group, key, parse_value(value), loc)
-            register_secrets({key: builder.groups[group].vars.get(key)})
-    for name, (waiting_kind, where, parents) in pending.items():
-        if waiting_kind == "vars":
+            parse.variable(line, loc)
+    parse.finish()
+
+
+class _IniParse:
+    """Where an INI inventory's reading is: the current section, and the groups named before being declared."""
+
+    def __init__(self, builder: InventoryBuilder, filename: str) -> None:
+        self.builder = builder
+        self.filename = filename
+        self.group = "ungrouped"
+        self.state = "hosts"
+        self.vars_seen: dict[str, Location] = {}
+        # Ansible's rule: [g] or [g:children] declares a group; [g:vars] and a [p:children] entry may name a group
+        # only if it is declared (here, before or after, or in an earlier source). name -> (kind, where, parents)
+        self.pending: dict[str, tuple[str, Location, list[str]]] = {}
+
+    def section(self, line: str, loc: Location) -> None:
+        """A ``[group]``, ``[group:vars]`` or ``[group:children]`` header."""
+        match = _SECTION.match(line)
+        if match is None:
             raise InputError(
-                f"section [{name}:vars] is for a group that is never declared",
-                where,
-                hint=f"declare it with [{name}] (hosts) or [{name}:children], as Ansible requires",
+                f"invalid section header {line!r}",
+                loc,
+                hint="sections look like [group], [group:vars] or [group:children]",
             )
-        raise InputError(
-            f"section [{parents[-1]}:children] names group '{name}', which is never declared",
-            where,
-            hint=f"add a [{name}] section with its hosts (or [{name}:children]), as Ansible requires",
-        )
-    for group_name, loc in vars_seen.items():
-        entry = builder.groups[group_name]
-        if group_name not in ("all", "ungrouped") and not entry.hosts and not entry.children and not entry.parents:
-            builder.warnings.append(f"{loc}: group '{group_name}' has variables but no hosts and no child groups")
+        group, kind = match.group(1), match.group(2) or "hosts"
+        if kind not in ("hosts", "vars", "children"):
+            raise InputError(
+                f"unknown section type ':{kind}' in [{line[1:].split(']', maxsplit=1)[0]}]",
+                Location(self.filename, loc.line, loc.column + len(group) + 2),
+                hint="use [group], [group:vars] or [group:children]",
+            )
+        builder, pending = self.builder, self.pending
+        if group not in builder.groups and kind == "vars" and group not in pending:
+            pending[group] = ("vars", loc, [])
+        if group in pending and kind != "vars":
+            waiting_kind, _where, parents = pending.pop(group)
+            builder.add_group(group, loc)
+            for parent in parents if waiting_kind == "children" else ():
+                builder.add_child(parent, group, loc)
+        builder.add_group(group, loc)
+        self.group, self.state = group, kind
+        if kind == "vars":
+            self.vars_seen.setdefault(group, loc)
+
+    def child(self, line: str, loc: Location) -> None:
+        """A group name in ``[group:children]``."""
+        group = self.group
+        child = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if not child or len(child.split()) != 1:
+            raise InputError(f"expected one group name per line in [{group}:children], got {line!r}", loc)
+        if child in self.builder.groups:
+            self.builder.add_child(group, child, loc)
+        elif child in self.pending:
+            self.pending[child][2].append(group)
+        else:
+            self.pending[child] = ("children", loc, [group])
+
+    def variable(self, line: str, loc: Location) -> None:
+        """A ``key=value`` line in ``[group:vars]``: everything after ``=`` is the value."""
+        group = self.group
+        if "=" not in line:
+            raise InputError(
+                f"expected key=value in [{group}:vars], got {line!r}", loc, hint="write one key=value per line"
+            )
+        key, value = (part.strip() for part in line.split("=", 1))
+        if not key:
+            raise InputError("empty variable name", loc)
+        self.builder.set_group_var(group, key, parse_value(value), loc)
+        register_secrets({key: self.builder.groups[group].vars.get(key)})
+
+    def finish(self) -> None:
+        """Groups named but never declared are errors; groups with variables and nothing else, warnings."""
+        for name, (waiting_kind, where, parents) in self.pending.items():
+            if waiting_kind == "vars":
+                raise InputError(
+                    f"section [{name}:vars] is for a group that is never declared",
+                    where,
+                    hint=f"declare it with [{name}] (hosts) or [{name}:children], as Ansible requires",
+                )
+            raise InputError(
+                f"section [{parents[-1]}:children] names group '{name}', which is never declared",
+                where,
+                hint=f"add a [{name}] section with its hosts (or [{name}:children]), as Ansible requires",
+            )
+        for group_name, loc in self.vars_seen.items():
+            entry = self.builder.groups[group_name]
+            if group_name not in ("all", "ungrouped") and not entry.hosts and not entry.children and not entry.parents:
+                self.builder.warnings.append(
+                    f"{loc}: group '{group_name}' has variables but no hosts and no child groups"
+                )
 
 
 def _host_line(builder: InventoryBuilder, group: str, raw: str, line: str, loc: Location, filename: str) -> None:

@@ -58,6 +58,69 @@ class SourceVars:
     host_vars: VarsDir | None
 
 
+VarsFiles = dict[str, list[dict[str, Any]]]
+
+
+def _vars_files(
+    builder: InventoryBuilder, source_vars: list[SourceVars], warnings: list[str]
+) -> tuple[VarsFiles, VarsFiles]:
+    """group_vars/ and host_vars/ values per group and per host, in source order; a warning for each file that
+    names no group or host of the inventory."""
+    group_vars_files: VarsFiles = {g: [] for g in builder.groups}
+    host_vars_files: VarsFiles = {h: [] for h in builder.hosts}
+    for sv in source_vars:
+        for vdir, known, target, kind in (
+            (sv.group_vars, builder.groups, group_vars_files, "group"),
+            (sv.host_vars, builder.hosts, host_vars_files, "host"),
+        ):
+            if vdir is None:
+                continue
+            for name, values in vdir.entities.items():
+                if name in known:
+                    target[name].append(values)
+                    continue
+                where = vdir.files[name][0] if vdir.files.get(name) else vdir.path / name
+                hint = did_you_mean(name, known)
+                warnings.append(
+                    f"{where}: no {kind} named '{name}' in the inventory, so these variables are not used"
+                    + (f" — {hint}" if hint else "")
+                )
+    return group_vars_files, host_vars_files
+
+
+def _groups(builder: InventoryBuilder, group_vars_files: VarsFiles, depths: dict[str, int]) -> dict[str, Group]:
+    """Every group, its inventory variables overridden by its group_vars files."""
+    groups: dict[str, Group] = {}
+    for name, entry in builder.groups.items():
+        merged: dict[str, Any] = dict(entry.vars)
+        for values in group_vars_files[name]:
+            merged.update(values)
+        groups[name] = Group(
+            name=name,
+            hosts=() if name == "all" else tuple(entry.hosts),
+            children=tuple(entry.children),
+            parents=tuple(entry.parents),
+            vars=types.MappingProxyType(merged),
+            depth=depths[name],
+            priority=entry.priority,
+            location=entry.location,
+        )
+    return groups
+
+
+def _hosts(builder: InventoryBuilder, host_vars_files: VarsFiles) -> dict[str, Host]:
+    """Every host, its inventory variables overridden by its host_vars files."""
+    hosts: dict[str, Host] = {}
+    for name, host_entry in builder.hosts.items():
+        own: dict[str, Any] = dict(host_entry.vars)
+        for values in host_vars_files[name]:
+            own.update(values)
+        hosts[name] = Host(
+            name, tuple(host_entry.groups), types.MappingProxyType(own), host_entry.location, host_entry.source
+        )
+    return hosts
+
+
 class Inventory:
     """Immutable once loaded. ``load_inventory()`` builds it."""
 
@@ -71,77 +134,41 @@ class Inventory:
         self._index = {name: i for i, name in enumerate(self.hosts)}
         depths = _depths(builder)
 
-        group_vars_files: dict[str, list[dict[str, Any]]] = {g: [] for g in builder.groups}
-        host_vars_files: dict[str, list[dict[str, Any]]] = {h: [] for h in builder.hosts}
-        for sv in source_vars:
-            for vdir, known, target, kind in (
-                (sv.group_vars, builder.groups, group_vars_files, "group"),
-                (sv.host_vars, builder.hosts, host_vars_files, "host"),
-            ):
-                if vdir is None:
-                    continue
-                for name, values in vdir.entities.items():
-                    if name in known:
-                        target[name].append(values)
-                    else:
-                        where = vdir.files[name][0] if vdir.files.get(name) else vdir.path / name
-                        hint = did_you_mean(name, known)
-                        warnings.append(
-                            f"{where}: no {kind} named '{name}' in the inventory, so these variables are not used"
-                            + (f" — {hint}" if hint else "")
-                        )
+        group_vars_files, host_vars_files = _vars_files(builder, source_vars, warnings)
         self.warnings: tuple[str, ...] = tuple(warnings)
-
-        groups: dict[str, Group] = {}
-        for name, entry in builder.groups.items():
-            merged: dict[str, Any] = dict(entry.vars)
-            for values in group_vars_files[name]:
-                merged.update(values)
-            groups[name] = Group(
-                name=name,
-                hosts=() if name == "all" else tuple(entry.hosts),
-                children=tuple(entry.children),
-                parents=tuple(entry.parents),
-                vars=types.MappingProxyType(merged),
-                depth=depths[name],
-                priority=entry.priority,
-                location=entry.location,
-            )
+        groups = _groups(builder, group_vars_files, depths)
         self.groups: Mapping[str, Group] = types.MappingProxyType(groups)
-
-        self._host_objs: dict[str, Host] = {}
-        for name, host_entry in builder.hosts.items():
-            own: dict[str, Any] = dict(host_entry.vars)
-            for values in host_vars_files[name]:
-                own.update(values)
-            self._host_objs[name] = Host(
-                name, tuple(host_entry.groups), types.MappingProxyType(own), host_entry.location, host_entry.source
-            )
-
-        # descendants' hosts per group, in Ansible's order (Group.get_hosts): the group's own hosts, then its
-        # children's, then grandchildren's …, each level in definition order, a host where it is first seen
-        self._group_hosts: dict[str, tuple[str, ...]] = {}
-        for name in groups:
-            members: dict[str, None] = {}
-            for g in self._descendants_by_level(name):
-                members.update(dict.fromkeys(groups[g].hosts))
-            self._group_hosts[name] = tuple(members)
-        all_members = dict.fromkeys(self._group_hosts["all"])
-        all_members.update(dict.fromkeys(self.hosts))
-        self._group_hosts["all"] = tuple(all_members)
-
-        self._host_groups: dict[str, tuple[str, ...]] = {}
-        for name, host in self._host_objs.items():
-            found: set[str] = set()
-            for g in host.groups:
-                found.add(g)
-                found.update(self._ancestors(g))
-            found.discard("all")
-            self._host_groups[name] = tuple(sorted(found))
-
+        self._host_objs: dict[str, Host] = _hosts(builder, host_vars_files)
+        self._group_hosts: dict[str, tuple[str, ...]] = self._hosts_per_group()
+        self._host_groups: dict[str, tuple[str, ...]] = {
+            name: self._groups_of(host) for name, host in self._host_objs.items()
+        }
         self._merged: dict[str, dict[str, Any]] = {}
         for name in self.hosts:
             self._merged[name] = self._merge_host(name, group_vars_files, source_vars)
+
+    def _hosts_per_group(self) -> dict[str, tuple[str, ...]]:
+        """Descendants' hosts per group, in Ansible's order (Group.get_hosts): the group's own hosts, then its
+        children's, then grandchildren's …, each level in definition order, a host where it is first seen."""
+        group_hosts: dict[str, tuple[str, ...]] = {}
+        for name in self.groups:
+            members: dict[str, None] = {}
+            for g in self._descendants_by_level(name):
+                members.update(dict.fromkeys(self.groups[g].hosts))
+            group_hosts[name] = tuple(members)
+        all_members = dict.fromkeys(group_hosts["all"])
+        all_members.update(dict.fromkeys(self.hosts))
+        group_hosts["all"] = tuple(all_members)
+        return group_hosts
+
+    def _groups_of(self, host: Host) -> tuple[str, ...]:
+        """The groups ``host`` is in, directly or through a child group (``all`` left out), sorted."""
+        found: set[str] = set()
+        for g in host.groups:
+            found.add(g)
+            found.update(self._ancestors(g))
+        found.discard("all")
+        return tuple(sorted(found))
 
     # ------------------------------------------------------------------------------------------- queries
 

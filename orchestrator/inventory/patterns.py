@@ -70,7 +70,8 @@ def select(
     return list(selection.hosts)
 
 
-def _evaluate(inventory: Inventory, pattern: str) -> tuple[list[str], list[str], list[str]]:
+def _ordered_terms(pattern: str) -> list[str]:
+    """The pattern's terms as Ansible applies them: plain terms (``all`` if none), then ``&``, then ``!``."""
     if not isinstance(pattern, str):
         raise InputError(f"a host pattern must be text, not {type(pattern).__name__}")
     if len(pattern) > MAX_PATTERN_CHARS:
@@ -83,13 +84,26 @@ def _evaluate(inventory: Inventory, pattern: str) -> tuple[list[str], list[str],
     regular = [t for t in terms if t[0] not in "!&"]
     intersect = [t for t in terms if t[0] == "&"]
     exclude = [t for t in terms if t[0] == "!"]
-    if not regular:
-        regular = ["all"]
+    return (regular or ["all"]) + intersect + exclude
+
+
+def _apply_term(hosts: list[str], operator: str, found: list[str]) -> list[str]:
+    """``hosts`` after one term: ``!`` removes, ``&`` keeps only, a plain term adds the hosts not yet there."""
+    if operator == "!":
+        drop = set(found)
+        return [h for h in hosts if h not in drop]
+    if operator == "&":
+        keep = set(found)
+        return [h for h in hosts if h in keep]
+    seen = set(hosts)
+    return hosts + [h for h in dict.fromkeys(found) if h not in seen]
+
+
+def _evaluate(inventory: Inventory, pattern: str) -> tuple[list[str], list[str], list[str]]:
     hosts: list[str] = []
-    seen: set[str] = set()
     unmatched: list[str] = []
     hints: list[str] = []
-    for term in regular + intersect + exclude:
+    for term in _ordered_terms(pattern):
         body = term[1:] if term[0] in "!&" else term
         if not body:
             raise InputError(f"incomplete host pattern term {term!r}", hint="write '!name' or '&name'")
@@ -101,18 +115,7 @@ def _evaluate(inventory: Inventory, pattern: str) -> tuple[list[str], list[str],
             unmatched.append(body)
             if hint:
                 hints.append(hint)
-        if term[0] == "!":
-            drop = set(found)
-            hosts = [h for h in hosts if h not in drop]
-        elif term[0] == "&":
-            keep = set(found)
-            hosts = [h for h in hosts if h in keep]
-        else:
-            for h in found:
-                if h not in seen:
-                    seen.add(h)
-                    hosts.append(h)
-        seen = set(hosts)
+        hosts = _apply_term(hosts, term[0], found)
     return hosts, unmatched, hints
 
 

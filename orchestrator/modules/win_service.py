@@ -148,6 +148,28 @@ def service_result(row: dict[str, Any] | None, name: str) -> dict[str, Any]:
     }
 
 
+def planned_changes(args: ServiceArgs, before: dict[str, Any], name: str) -> tuple[list[str], dict[str, Any]]:
+    """What ``args`` change on a service in state ``before`` (pure): the actions as shown, the state after."""
+    if args.state == "absent":
+        return ["remove"], {"exists": False, "name": name}
+    actions: list[str] = []
+    after = dict(before)
+    if args.start_mode is not None and args.start_mode != before["start_mode"]:
+        actions.append(f"set start mode {args.start_mode}")
+        after["start_mode"] = args.start_mode
+    running = before["state"] == "running"
+    if args.state == "started" and not running:
+        actions.append("start")
+        after["state"] = "running"
+    elif args.state == "stopped" and before["state"] != "stopped":
+        actions.append("stop")
+        after["state"] = "stopped"
+    elif args.state == "restarted":
+        actions.append("restart" if running else "start")
+        after["state"] = "running"
+    return actions, after
+
+
 @register
 class WinService(Module[ServiceArgs]):
     name = "win_service"
@@ -168,25 +190,7 @@ class WinService(Module[ServiceArgs]):
             )
         name = str(row["Name"])
         sel = {"Name": name}
-        actions: list[str] = []
-        after = dict(before)
-        if args.state == "absent":
-            actions.append("remove")
-            after = {"exists": False, "name": name}
-        else:
-            if args.start_mode is not None and args.start_mode != before["start_mode"]:
-                actions.append(f"set start mode {args.start_mode}")
-                after["start_mode"] = args.start_mode
-            running = before["state"] == "running"
-            if args.state == "started" and not running:
-                actions.append("start")
-                after["state"] = "running"
-            elif args.state == "stopped" and before["state"] != "stopped":
-                actions.append("stop")
-                after["state"] = "stopped"
-            elif args.state == "restarted":
-                actions.append("restart" if running else "start")
-                after["state"] = "running"
+        actions, after = planned_changes(args, before, name)
         diff = {"before": before, "after": after} if ctx.diff and actions else None
         if not actions:
             return ModuleOutcome(data=before)
@@ -197,6 +201,16 @@ class WinService(Module[ServiceArgs]):
                 self._method(ctx, sel, "StopService", ok=(0, 5))
             self._method(ctx, sel, "Delete")
             return ModuleOutcome(changed=True, msg="removed", data={"exists": False, "name": name}, diff=diff)
+        self._apply(ctx, args, before, name)
+        final = read_service(ctx, name)
+        data = service_result(final, name)
+        if args.state in ("started", "restarted") and data.get("state") != "running":
+            data = self._wait(ctx, name, "running")
+        return ModuleOutcome(changed=True, msg=", ".join(actions), data=data, diff=diff)
+
+    def _apply(self, ctx: ModuleContext, args: ServiceArgs, before: dict[str, Any], name: str) -> None:
+        """The WMI calls for the start mode and state ``args`` ask for (not removal)."""
+        sel = {"Name": name}
         if args.start_mode is not None and args.start_mode != before["start_mode"]:
             self._method(ctx, sel, "ChangeStartMode", {"StartMode": START_MODES[args.start_mode]})
             self._set_delayed(ctx, name, args.start_mode == "delayed", before["start_mode"] == "delayed")
@@ -209,11 +223,6 @@ class WinService(Module[ServiceArgs]):
                 self._method(ctx, sel, "StopService", ok=(0, 5))
                 self._wait(ctx, name, "stopped")
             self._method(ctx, sel, "StartService", ok=(0, 10))
-        final = read_service(ctx, name)
-        data = service_result(final, name)
-        if args.state in ("started", "restarted") and data.get("state") != "running":
-            data = self._wait(ctx, name, "running")
-        return ModuleOutcome(changed=True, msg=", ".join(actions), data=data, diff=diff)
 
     @staticmethod
     def _method(

@@ -211,6 +211,34 @@ class _Loader:
         self._public_vars = {}
         self._roles_done = set()
         self._handler_files = set()
+        sections = self._play_sections(raw, file, inherit)
+        remote_user = self._remote_user(raw, file)
+        prompts = self._collecting(lambda: self._vars_prompt(raw, file), ())
+        fields: dict[str, Any] = {
+            "location": _loc(raw, name),
+            "file": name,
+            "base_dir": file.parent,
+            "name": raw.get("name"),
+            "hosts": hosts,
+            "vars": play_vars,
+            "vars_files": self._collecting(lambda: self._vars_files(raw, file), ()),
+            "remote_user": remote_user,
+            "vars_prompt": prompts,
+            "tags": own_tags,
+            "key_locations": _key_locations(raw),
+            **sections,
+        }
+        fields.update(self._play_options(raw, file))
+        self._check_strings(raw.get("name"), _key_loc(raw, "name", file))
+        self._check_strings(hosts, _key_loc(raw, "hosts", file))
+        play = self._build(Play, fields, raw, file)
+        if self.error_count == errors_before:  # notify targets are only meaningful when every task was read
+            self._check_notify(play)
+        return play
+
+    def _play_sections(self, raw: dict[str, Any], file: Path, inherit: _Inherit) -> dict[str, Any]:
+        """pre_tasks, tasks (the play's roles first), post_tasks and handlers (the roles' last), each read on
+        its own so one section's error does not hide another's."""
         sections: dict[str, Any] = {}
         for section in ("pre_tasks", "tasks", "post_tasks", "handlers"):
             try:
@@ -230,22 +258,11 @@ class _Loader:
                 sections[section] = tuple(
                     _with_public_role_vars(n, self._public_defaults, self._public_vars) for n in sections[section]
                 )
-        remote_user = self._remote_user(raw, file)
-        prompts = self._collecting(lambda: self._vars_prompt(raw, file), ())
-        fields: dict[str, Any] = {
-            "location": _loc(raw, name),
-            "file": name,
-            "base_dir": file.parent,
-            "name": raw.get("name"),
-            "hosts": hosts,
-            "vars": play_vars,
-            "vars_files": self._collecting(lambda: self._vars_files(raw, file), ()),
-            "remote_user": remote_user,
-            "vars_prompt": prompts,
-            "tags": own_tags,
-            "key_locations": _key_locations(raw),
-            **sections,
-        }
+        return sections
+
+    def _play_options(self, raw: dict[str, Any], file: Path) -> dict[str, Any]:
+        """The play keywords that take a value as written (strategy checked), serial and max_fail_percentage."""
+        fields: dict[str, Any] = {}
         for key in ("gather_facts", "strategy", "any_errors_fatal", "wake_on_lan", *kw.INHERITED):
             if key in raw and raw[key] is not None:
                 fields[key] = raw[key]
@@ -260,12 +277,7 @@ class _Loader:
                 f"unknown strategy '{raw['strategy']}' (kmsfleet has 'free' and 'linear')",
                 _key_loc(raw, "strategy", file),
             )
-        self._check_strings(raw.get("name"), _key_loc(raw, "name", file))
-        self._check_strings(hosts, _key_loc(raw, "hosts", file))
-        play = self._build(Play, fields, raw, file)
-        if self.error_count == errors_before:  # notify targets are only meaningful when every task was read
-            self._check_notify(play)
-        return play
+        return fields
 
     def _collecting(self, fn: Any, default: Any) -> Any:
         """``fn()``, or ``default`` after recording its error (so the pass goes on and finds the others)."""
@@ -482,50 +494,9 @@ class _Loader:
         at = _key_loc(raw, key, file)
         if len(imports) > 1:
             raise InputError("a task can import only one task file", _key_loc(raw, imports[1], file))
-        include = _short(key) == "include_tasks"
         loops = [k for k in raw if k in kw.LOOP_KEYWORDS]
-        for other in raw:
-            if other == key or (include and other in (*kw.LOOP_KEYWORDS, "loop_control")):
-                continue
-            if other in kw.LOOP_KEYWORDS or other.startswith("with_") or other == "loop_control":
-                if include:
-                    raise InputError(
-                        f"'{other}' is not supported on include_tasks",
-                        _key_loc(raw, other, file),
-                        hint='use loop: (e.g. loop: "{{ my_list }}", or "{{ my_dict | dict2items }}")',
-                    )
-                # Ansible: "You cannot use loops on 'import_tasks' statements. You should use 'include_tasks'"
-                raise InputError(
-                    "import_tasks cannot loop (as in Ansible)",
-                    _key_loc(raw, other, file),
-                    hint="use include_tasks with loop:",
-                )
-            if other == "apply":
-                raise InputError(
-                    "'apply' is not supported", _key_loc(raw, other, file), hint="put the keywords on the task itself"
-                )
-            self._check_keyword(raw, other, file, kw.IMPORT_KEYWORDS, _short(key))
-        target = raw[key]
-        if isinstance(target, dict):
-            extra = [k for k in target if k != "file"]
-            if extra or "file" not in target:
-                raise InputError(f"{_short(key)} takes a file name, or a mapping with only 'file:'", at)
-            target = target["file"]
-        if not isinstance(target, str) or not target.strip():
-            raise InputError(f"{_short(key)} needs a file name", at)
-        if is_template(target):
-            raise InputError(
-                f"{_short(key)} file names cannot be templates in kmsfleet (task files are imported before the run)",
-                at,
-            )
-        candidates = [file.parent / target]
-        playbook_dir = stack[0].parent if stack else file.parent
-        if playbook_dir / target not in candidates:
-            candidates.append(playbook_dir / target)
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            looked = ", ".join(str(c) for c in candidates)
-            raise InputError(f"task file not found: {target} (looked in {looked})", at)
+        self._check_import_keywords(raw, key, file)
+        found = _task_file(raw[key], _short(key), at, file, stack)
         resolved = found.resolve()
         chain = stack or (file.resolve(),)
         if resolved in chain:
@@ -553,35 +524,51 @@ class _Loader:
             raise InputError("a handler cannot include_tasks with a loop", _key_loc(raw, loops[0], file))
         if loops:
             fields["defaults"] = dict(child.defaults)
-            fields["loop_with"] = loops[0]
-            fields["loop"] = self._loop(raw[loops[0]], loops[0], _key_loc(raw, loops[0], file))
-            if raw.get("loop_control") is not None:
-                lc_at = _key_loc(raw, "loop_control", file)
-                fields["loop_control"] = self._loop_control(raw["loop_control"], lc_at, file)
+            fields.update(self._include_loop(raw, loops[0], file))
         elif "loop_control" in raw:
             at_lc = _key_loc(raw, "loop_control", file)
             raise InputError("'loop_control' needs a 'loop' on the same include_tasks", at_lc)
         return self._build(Block, fields, raw, file)
 
+    def _include_loop(self, raw: dict[str, Any], loop_key: str, file: Path) -> dict[str, Any]:
+        """The loop fields of an include_tasks with a loop (and its loop_control)."""
+        fields: dict[str, Any] = {
+            "loop_with": loop_key,
+            "loop": self._loop(raw[loop_key], loop_key, _key_loc(raw, loop_key, file)),
+        }
+        if raw.get("loop_control") is not None:
+            lc_at = _key_loc(raw, "loop_control", file)
+            fields["loop_control"] = self._loop_control(raw["loop_control"], lc_at, file)
+        return fields
+
+    def _check_import_keywords(self, raw: dict[str, Any], key: str, file: Path) -> None:
+        """The keywords beside import_tasks/include_tasks: loops only on include_tasks, no 'apply'."""
+        include = _short(key) == "include_tasks"
+        for other in raw:
+            if other == key or (include and other in (*kw.LOOP_KEYWORDS, "loop_control")):
+                continue
+            if other in kw.LOOP_KEYWORDS or other.startswith("with_") or other == "loop_control":
+                if include:
+                    raise InputError(
+                        f"'{other}' is not supported on include_tasks",
+                        _key_loc(raw, other, file),
+                        hint='use loop: (e.g. loop: "{{ my_list }}", or "{{ my_dict | dict2items }}")',
+                    )
+                # Ansible: "You cannot use loops on 'import_tasks' statements. You should use 'include_tasks'"
+                raise InputError(
+                    "import_tasks cannot loop (as in Ansible)",
+                    _key_loc(raw, other, file),
+                    hint="use include_tasks with loop:",
+                )
+            if other == "apply":
+                raise InputError(
+                    "'apply' is not supported", _key_loc(raw, other, file), hint="put the keywords on the task itself"
+                )
+            self._check_keyword(raw, other, file, kw.IMPORT_KEYWORDS, _short(key))
+
     def _task(self, raw: dict[str, Any], file: Path, inherit: _Inherit, handlers: bool) -> Task:
         name = str(file)
-        candidates: list[str] = []
-        for key in raw:
-            if key in kw.TASK_KEYWORDS:
-                continue
-            if key in kw.IGNORED:
-                self._ignored(raw, key, file)
-                continue
-            if key in kw.REFUSED:
-                raise InputError(f"'{key}' is not supported", _key_loc(raw, key, file), hint=kw.REFUSED[key])
-            if key.startswith("with_"):
-                raise InputError(
-                    f"'{key}' is not supported",
-                    _key_loc(raw, key, file),
-                    hint='use loop: with a filter, e.g. loop: "{{ mydict | dict2items }}"',
-                )
-            candidates.append(key)
-        spec, module_key = self._resolve_module(raw, candidates, file)
+        spec, module_key = self._resolve_module(raw, self._module_candidates(raw, file), file)
         if "listen" in raw and not handlers:
             raise InputError("'listen' is only valid on handlers", _key_loc(raw, "listen", file))
         if handlers and raw.get("name") is None and raw.get("listen") is None:
@@ -606,6 +593,32 @@ class _Loader:
             **inherit.values,
         }
         self._check_strings(raw.get("name"), _key_loc(raw, "name", file))
+        fields.update(self._task_options(raw, file, loop_keys))
+        return self._build(Task, fields, raw, file)
+
+    def _module_candidates(self, raw: dict[str, Any], file: Path) -> list[str]:
+        """The task's keys that are not task keywords: one of them names the module."""
+        candidates: list[str] = []
+        for key in raw:
+            if key in kw.TASK_KEYWORDS:
+                continue
+            if key in kw.IGNORED:
+                self._ignored(raw, key, file)
+                continue
+            if key in kw.REFUSED:
+                raise InputError(f"'{key}' is not supported", _key_loc(raw, key, file), hint=kw.REFUSED[key])
+            if key.startswith("with_"):
+                raise InputError(
+                    f"'{key}' is not supported",
+                    _key_loc(raw, key, file),
+                    hint='use loop: with a filter, e.g. loop: "{{ mydict | dict2items }}"',
+                )
+            candidates.append(key)
+        return candidates
+
+    def _task_options(self, raw: dict[str, Any], file: Path, loop_keys: list[str]) -> dict[str, Any]:
+        """The task keywords beside the module: conditions, retries, loop, register, notify/listen."""
+        fields: dict[str, Any] = {}
         for key in ("changed_when", "failed_when", "until"):
             if key in raw:
                 fields[key] = self._conditions(raw, key, file)
@@ -623,7 +636,7 @@ class _Loader:
         for key in ("notify", "listen"):
             if key in raw and raw[key] is not None:
                 fields[key] = self._names(raw[key], _key_loc(raw, key, file), key)
-        return self._build(Task, fields, raw, file)
+        return fields
 
     def _resolve_module(self, raw: dict[str, Any], candidates: list[str], file: Path) -> tuple[ModuleSpec, str]:
         known = [(k, spec) for k in candidates if (spec := self._module(k)) is not None]
@@ -695,24 +708,7 @@ class _Loader:
         elif isinstance(value, dict):
             args.update(value)
         elif isinstance(value, str | int | float) and not isinstance(value, bool):
-            text = str(value)
-            if isinstance(value, UnsafeText):
-                if spec.free_form is None:
-                    raise InputError(f"module '{spec.name}' takes key=value arguments or a mapping", at)
-                args[spec.free_form] = value
-            else:
-                try:
-                    parsed, rest, warnings = self._parse_kv_text(text, spec)
-                except KVError as exc:
-                    raise InputError(f"cannot read the arguments of '{module_key}': {exc}", at) from None
-                if rest:
-                    raise InputError(
-                        f"module '{spec.name}' takes key=value arguments or a mapping; {rest[0]!r} is not key=value",
-                        at,
-                        hint="quote values that contain spaces: msg='two words'",
-                    )
-                self.warnings.extend(f"{at}: {w}" for w in warnings)
-                args.update(parsed)
+            args.update(self._text_args(value, spec, module_key, at))
         else:
             raise InputError(f"the arguments of '{module_key}' must be a mapping or text, not {_kind(value)}", at)
         for arg in args:
@@ -730,6 +726,25 @@ class _Loader:
             hint = ("also: " + "; ".join(problems[1:])) if len(problems) > 1 else None
             raise InputError(f"{spec.name}: {problems[0]}", where, hint)
         return args
+
+    def _text_args(self, value: str | int | float, spec: ModuleSpec, module_key: str, at: Location) -> dict[str, Any]:
+        """Arguments written as text: ``key=value`` pairs, or a free-form module's text."""
+        if isinstance(value, UnsafeText):
+            if spec.free_form is None:
+                raise InputError(f"module '{spec.name}' takes key=value arguments or a mapping", at)
+            return {spec.free_form: value}
+        try:
+            parsed, rest, warnings = self._parse_kv_text(str(value), spec)
+        except KVError as exc:
+            raise InputError(f"cannot read the arguments of '{module_key}': {exc}", at) from None
+        if rest:
+            raise InputError(
+                f"module '{spec.name}' takes key=value arguments or a mapping; {rest[0]!r} is not key=value",
+                at,
+                hint="quote values that contain spaces: msg='two words'",
+            )
+        self.warnings.extend(f"{at}: {w}" for w in warnings)
+        return parsed
 
     @staticmethod
     def _parse_kv_text(text: str, spec: ModuleSpec) -> tuple[dict[str, str], list[str], list[str]]:
@@ -895,14 +910,7 @@ class _Loader:
         resolved = self._check_role_loop(role, at)
         self._role_stack = (*self._role_stack, resolved)
         try:
-            deps, deps_at = role_dependencies(role)
-            dep_blocks: list[Block] = []
-            dep_defaults: dict[str, Any] = {}
-            for dep in deps:
-                block = self._role_entry(dep, deps_at, file, inherit, stack, dedupe=True)
-                if block is not None:
-                    dep_blocks.append(block)
-                    dep_defaults.update(_first_defaults(block))
+            dep_blocks, dep_defaults = self._role_dependencies(role, file, inherit, stack)
             defaults = {
                 **inherit.defaults,
                 **dep_defaults,
@@ -930,16 +938,7 @@ class _Loader:
                 tasks = self.parse_tasks(
                     data, {"tasks": data}, "tasks", tasks_file, inner, (*stack, tasks_file.resolve()), handlers_section
                 )
-            handlers_file = role_file(
-                role, "handlers", sources.get("handlers_from"), at, required=sources.get("handlers_from") is not None
-            )
-            if handlers_file is not None and str(handlers_file.resolve()) not in self._handler_files:
-                self._handler_files.add(str(handlers_file.resolve()))
-                data = load_yaml_file(handlers_file)
-                handler_nodes = self.parse_tasks(
-                    data, {"handlers": data}, "handlers", handlers_file, inner, (handlers_file.resolve(),), True
-                )
-                self._role_handlers.extend(_with_role_alias(n, role.path.name) for n in handler_nodes)
+            self._add_role_handlers(role, sources.get("handlers_from"), at, inner)
         finally:
             self._role_stack = self._role_stack[:-1]
         fields: dict[str, Any] = {
@@ -954,6 +953,32 @@ class _Loader:
             **inherit.values,
         }
         return Block(**fields)
+
+    def _role_dependencies(
+        self, role: RoleDir, file: Path, inherit: _Inherit, stack: tuple[Path, ...]
+    ) -> tuple[list[Block], dict[str, Any]]:
+        """The blocks of the roles ``role`` depends on (meta/main.yml), and the defaults they give it."""
+        deps, deps_at = role_dependencies(role)
+        dep_blocks: list[Block] = []
+        dep_defaults: dict[str, Any] = {}
+        for dep in deps:
+            block = self._role_entry(dep, deps_at, file, inherit, stack, dedupe=True)
+            if block is not None:
+                dep_blocks.append(block)
+                dep_defaults.update(_first_defaults(block))
+        return dep_blocks, dep_defaults
+
+    def _add_role_handlers(self, role: RoleDir, handlers_from: str | None, at: Location, inner: _Inherit) -> None:
+        """The role's handlers join the play's, once per handlers file."""
+        handlers_file = role_file(role, "handlers", handlers_from, at, required=handlers_from is not None)
+        if handlers_file is None or str(handlers_file.resolve()) in self._handler_files:
+            return
+        self._handler_files.add(str(handlers_file.resolve()))
+        data = load_yaml_file(handlers_file)
+        handler_nodes = self.parse_tasks(
+            data, {"handlers": data}, "handlers", handlers_file, inner, (handlers_file.resolve(),), True
+        )
+        self._role_handlers.extend(_with_role_alias(n, role.path.name) for n in handler_nodes)
 
     def _check_role_loop(self, role: RoleDir, at: Location) -> Path:
         resolved = role.path.resolve()
@@ -1235,6 +1260,30 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _task_file(target: Any, keyword: str, at: Location, file: Path, stack: tuple[Path, ...]) -> Path:
+    """The file an import_tasks/include_tasks names: beside the importing file, else beside the playbook."""
+    if isinstance(target, dict):
+        extra = [k for k in target if k != "file"]
+        if extra or "file" not in target:
+            raise InputError(f"{keyword} takes a file name, or a mapping with only 'file:'", at)
+        target = target["file"]
+    if not isinstance(target, str) or not target.strip():
+        raise InputError(f"{keyword} needs a file name", at)
+    if is_template(target):
+        raise InputError(
+            f"{keyword} file names cannot be templates in kmsfleet (task files are imported before the run)", at
+        )
+    candidates = [file.parent / target]
+    playbook_dir = stack[0].parent if stack else file.parent
+    if playbook_dir / target not in candidates:
+        candidates.append(playbook_dir / target)
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        looked = ", ".join(str(c) for c in candidates)
+        raise InputError(f"task file not found: {target} (looked in {looked})", at)
+    return found
 
 
 __all__ = ["iter_tasks", "load_playbook"]

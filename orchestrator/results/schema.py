@@ -140,16 +140,18 @@ class FleetTables:
     run_licence_counts: Table
 
 
-def define_v1(metadata: MetaData) -> Tables:
-    """The version-1 schema. Frozen: never edit once released (add a migration instead)."""
-    schema_version = Table(
+def _schema_version_table(metadata: MetaData) -> Table:
+    return Table(
         SCHEMA_VERSION_TABLE,
         metadata,
         Column("version", Integer, primary_key=True, autoincrement=False),
         Column("applied_at", UTCDateTime, nullable=False),
         Column("kmsfleet_version", Text, nullable=False, default=""),
     )
-    runs = Table(
+
+
+def _runs_table(metadata: MetaData) -> Table:
+    return Table(
         "runs",
         metadata,
         Column("id", Text, primary_key=True),
@@ -176,7 +178,10 @@ def define_v1(metadata: MetaData) -> Tables:
         Index("ix_runs_started", "started"),
         Index("ix_runs_playbook_started", "playbook", "started"),
     )
-    host_results = Table(
+
+
+def _host_results_table(metadata: MetaData) -> Table:
+    return Table(
         "host_results",
         metadata,
         Column("id", _id_type(), primary_key=True, autoincrement=True),
@@ -198,7 +203,10 @@ def define_v1(metadata: MetaData) -> Tables:
         Index("ix_host_results_host", "host"),
         Index("ix_host_results_run_status", "run_id", "status"),
     )
-    task_results = Table(
+
+
+def _task_results_table(metadata: MetaData) -> Table:
+    return Table(
         "task_results",
         metadata,
         Column("run_id", Text, nullable=False),
@@ -230,7 +238,10 @@ def define_v1(metadata: MetaData) -> Tables:
         ),
         Index("ix_task_results_error", "error_code"),
     )
-    licence_state = Table(
+
+
+def _licence_state_table(metadata: MetaData) -> Table:
+    return Table(
         "licence_state",
         metadata,
         Column("run_id", Text, nullable=False),
@@ -260,7 +271,18 @@ def define_v1(metadata: MetaData) -> Tables:
         ),
         Index("ix_licence_state_host_product_seen", "host", "product", "seen_at"),
     )
-    return Tables(schema_version, runs, host_results, task_results, licence_state)
+
+
+def define_v1(metadata: MetaData) -> Tables:
+    """The version-1 schema, one table per function above, created in this order. Frozen: never edit once
+    released (add a migration instead)."""
+    return Tables(
+        _schema_version_table(metadata),
+        _runs_table(metadata),
+        _host_results_table(metadata),
+        _task_results_table(metadata),
+        _licence_state_table(metadata),
+    )
 
 
 def define_v2(metadata: MetaData) -> FleetTables:

@@ -449,6 +449,53 @@ def headline(summary: ClassroomSummary, lang: str | None = None) -> str:
     return f"{i18n.t('recap.failed_of_total', code, failed=summary.failed, total=summary.total)} — " + "; ".join(parts)
 
 
+def _cause_lines(summary: ClassroomSummary, code: str) -> list[str]:
+    """Each cause with its PCs and its numbered fix (or its message)."""
+    lines: list[str] = []
+    for g in summary.groups:
+        label = i18n.t("recap.group", code, n=g.count, title=g.title)
+        if g.code and g.code not in label:
+            label += f" [{g.code}]"
+        lines.append(f"  {label}")
+        lines.append(f"    {host_list(g.hosts, code)}")
+        if g.fix:
+            lines.append(f"    {i18n.t('recap.fix', code)}")
+            lines.extend(f"      {i}. {step}" for i, step in enumerate(g.fix, 1))
+        elif g.message:
+            lines.append(f"    {g.message}")
+    return lines
+
+
+def _next_step_lines(summary: ClassroomSummary, code: str) -> list[str]:
+    """What to do next after failures: retry the failed, the unreachable, read the details of a code."""
+    if not summary.failed:
+        return []
+    lines = [heading("recap.next_steps", code)]
+    if any(summary.status_counts.get(s.value, 0) for s in (HostStatus.FAILED, HostStatus.AUTH_REFUSED)):
+        lines.append(f"  - {i18n.t('recap.retry_failed', code)}")
+    if summary.status_counts.get(HostStatus.UNREACHABLE.value, 0):
+        lines.append(f"  - {i18n.t('recap.retry_unreachable', code)}")
+    coded = next((g for g in summary.groups if g.code), None)
+    if coded is not None:
+        lines.append(f"  - {i18n.t('recap.details', code, code=coded.code)}")
+    return lines
+
+
+def _licence_lines(summary: ClassroomSummary, code: str) -> list[str]:
+    """Licence problems with their PCs, then the licence states per product."""
+    lines: list[str] = []
+    if summary.licence_issues:
+        lines.append(heading("summary.licence_issues", code))
+        for g in summary.licence_issues:
+            lines.append(f"  {i18n.t('recap.group', code, n=g.count, title=g.title)}: {host_list(g.hosts, code)}")
+    if summary.licence_counts:
+        lines.append(heading("summary.licences", code))
+        for product, counts in summary.licence_counts.items():
+            spread = ", ".join(f"{licence_status_text(s, code)} {n}" for s, n in counts.items())
+            lines.append(f"  {product_text(product, code)}: {spread}")
+    return lines
+
+
 def render_summary_text(summary: ClassroomSummary, lang: str | None = None) -> str:
     """Plain text for a terminal or an e-mail: the headline, each cause with its PCs and numbered fix, what
     to do next, licence problems and the days-left spread."""
@@ -464,35 +511,9 @@ def render_summary_text(summary: ClassroomSummary, lang: str | None = None) -> s
         lines.append(all_ok_line(summary, code))
     if summary.not_finished:
         lines.append(i18n.t("summary.not_finished", code, n=summary.not_finished))
-    for g in summary.groups:
-        label = i18n.t("recap.group", code, n=g.count, title=g.title)
-        if g.code and g.code not in label:
-            label += f" [{g.code}]"
-        lines.append(f"  {label}")
-        lines.append(f"    {host_list(g.hosts, code)}")
-        if g.fix:
-            lines.append(f"    {i18n.t('recap.fix', code)}")
-            lines.extend(f"      {i}. {step}" for i, step in enumerate(g.fix, 1))
-        elif g.message:
-            lines.append(f"    {g.message}")
-    if summary.failed:
-        lines.append(heading("recap.next_steps", code))
-        if any(summary.status_counts.get(s.value, 0) for s in (HostStatus.FAILED, HostStatus.AUTH_REFUSED)):
-            lines.append(f"  - {i18n.t('recap.retry_failed', code)}")
-        if summary.status_counts.get(HostStatus.UNREACHABLE.value, 0):
-            lines.append(f"  - {i18n.t('recap.retry_unreachable', code)}")
-        coded = next((g for g in summary.groups if g.code), None)
-        if coded is not None:
-            lines.append(f"  - {i18n.t('recap.details', code, code=coded.code)}")
-    if summary.licence_issues:
-        lines.append(heading("summary.licence_issues", code))
-        for g in summary.licence_issues:
-            lines.append(f"  {i18n.t('recap.group', code, n=g.count, title=g.title)}: {host_list(g.hosts, code)}")
-    if summary.licence_counts:
-        lines.append(heading("summary.licences", code))
-        for product, counts in summary.licence_counts.items():
-            spread = ", ".join(f"{licence_status_text(s, code)} {n}" for s, n in counts.items())
-            lines.append(f"  {product_text(product, code)}: {spread}")
+    lines += _cause_lines(summary, code)
+    lines += _next_step_lines(summary, code)
+    lines += _licence_lines(summary, code)
     if any(summary.days_left.values()):
         spread = " · ".join(f"{bucket_text(b, code)}: {n}" for b, n in summary.days_left.items() if n)
         lines.append(f"{heading('summary.days_left', code)} {spread}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from orchestrator.knowledge import catalogue
@@ -251,74 +252,49 @@ def hosts(store: HistoryStore, ask: Ask) -> Page:
     return Page(_tr(ask, "web.title"), _tr(ask, "web.nav.hosts"), [form, table])
 
 
-def pc(store: HistoryStore, ask: Ask, host: str) -> Page:
-    got = fleet.host_page(store, host, ask.page, ask.per_page)
-    heading = _tr(ask, "web.pc.heading", host=host)
-    if got.latest is None and not got.results.total:
-        return Page(_tr(ask, "web.title"), heading, [Note(_tr(ask, "web.pc.unknown"))])
-    blocks: list[Block] = []
-    if got.latest:
-        r = got.latest
-        headers = [
-            _tr(ask, "web.col.site"),
-            _tr(ask, "web.col.room"),
-            _tr(ask, "web.col.category"),
-            _tr(ask, "web.col.status"),
-            _tr(ask, "web.col.diagnosis"),
-            _tr(ask, "web.col.streak"),
-            _tr(ask, "web.col.finished"),
-            _tr(ask, "web.col.message"),
-        ]
-        row = [
-            cell(_site_name(ask, r["site"]), ask.url("/", site=r["site"])),
-            cell(_room_name(ask, r["room"]), ask.url("/hosts", site=r["site"], room=r["room"])),
-            cell(_cat(ask, r["category"]), css=_CAT_CSS.get(r["category"], "")),
-            _status(ask, r["status"]),
-            cell(_diagnosis(ask, r["diagnosis"])),
-            cell(r["fail_streak"], css="n"),
-            cell(_when(r["finished"])),
-            cell(r["msg"]),
-        ]
-        blocks.append(_table(ask, "latest", _tr(ask, "web.pc.latest"), headers, [row]))
-    lic_headers = [
-        _tr(ask, "web.col.product"),
-        _tr(ask, "web.col.licence"),
-        _tr(ask, "web.col.state"),
-        _tr(ask, "web.col.runs_out"),
-        _tr(ask, "web.col.days_left"),
-        _tr(ask, "web.col.kms_host"),
-        _tr(ask, "web.col.finished"),
+def _headers(ask: Ask, *columns: str) -> list[str]:
+    return [_tr(ask, f"web.col.{c}") for c in columns]
+
+
+def _pc_latest(ask: Ask, r: Mapping[str, Any]) -> Table:
+    """The PC's latest result: where it is, its category and status, since when it has been failing."""
+    headers = _headers(ask, "site", "room", "category", "status", "diagnosis", "streak", "finished", "message")
+    row = [
+        cell(_site_name(ask, r["site"]), ask.url("/", site=r["site"])),
+        cell(_room_name(ask, r["room"]), ask.url("/hosts", site=r["site"], room=r["room"])),
+        cell(_cat(ask, r["category"]), css=_CAT_CSS.get(r["category"], "")),
+        _status(ask, r["status"]),
+        cell(_diagnosis(ask, r["diagnosis"])),
+        cell(r["fail_streak"], css="n"),
+        cell(_when(r["finished"])),
+        cell(r["msg"]),
     ]
+    return _table(ask, "latest", _tr(ask, "web.pc.latest"), headers, [row])
+
+
+def _pc_licences(ask: Ask, got: fleet.HostPage) -> Table:
+    """The PC's latest licences, with when each runs out."""
+    headers = _headers(ask, "product", "licence", "state", "runs_out", "days_left", "kms_host", "finished")
     now = utcnow()
-    blocks.append(
-        _table(
-            ask,
-            "licences",
-            _tr(ask, "web.pc.licences"),
-            lic_headers,
-            [
-                [
-                    cell(r["product"]),
-                    cell(r["name"]),
-                    cell(r["status"]),
-                    cell(_when(r["runs_out"])),
-                    cell(_days(r["runs_out"], now), css="n"),
-                    cell(r["kms_host"]),
-                    cell(_when(r["seen_at"])),
-                ]
-                for r in got.licences
-            ],
-        )
-    )
-    hist_headers = [
-        _tr(ask, "web.col.finished"),
-        _tr(ask, "web.col.run"),
-        _tr(ask, "web.col.playbook"),
-        _tr(ask, "web.col.status"),
-        _tr(ask, "web.col.diagnosis"),
-        _tr(ask, "web.col.message"),
+    rows = [
+        [
+            cell(r["product"]),
+            cell(r["name"]),
+            cell(r["status"]),
+            cell(_when(r["runs_out"])),
+            cell(_days(r["runs_out"], now), css="n"),
+            cell(r["kms_host"]),
+            cell(_when(r["seen_at"])),
+        ]
+        for r in got.licences
     ]
-    hist_rows = [
+    return _table(ask, "licences", _tr(ask, "web.pc.licences"), headers, rows)
+
+
+def _pc_history(ask: Ask, got: fleet.HostPage) -> Table:
+    """Every run's result for the PC, newest first, a page at a time."""
+    headers = _headers(ask, "finished", "run", "playbook", "status", "diagnosis", "message")
+    rows = [
         [
             cell(_when(r["finished"])),
             cell(r["run_id"], ask.url("/runs/" + quote(r["run_id"], safe=""))),
@@ -329,7 +305,18 @@ def pc(store: HistoryStore, ask: Ask, host: str) -> Page:
         ]
         for r in got.results.rows
     ]
-    blocks.append(_table(ask, "history", _tr(ask, "web.pc.history"), hist_headers, hist_rows, got.results))
+    return _table(ask, "history", _tr(ask, "web.pc.history"), headers, rows, got.results)
+
+
+def pc(store: HistoryStore, ask: Ask, host: str) -> Page:
+    got = fleet.host_page(store, host, ask.page, ask.per_page)
+    heading = _tr(ask, "web.pc.heading", host=host)
+    if got.latest is None and not got.results.total:
+        return Page(_tr(ask, "web.title"), heading, [Note(_tr(ask, "web.pc.unknown"))])
+    blocks: list[Block | None] = []
+    if got.latest:
+        blocks.append(_pc_latest(ask, got.latest))
+    blocks += [_pc_licences(ask, got), _pc_history(ask, got)]
     codes = [r["diagnosis"] for r in got.results.rows if r["diagnosis"]]
     if got.latest and got.latest["diagnosis"]:
         codes.insert(0, got.latest["diagnosis"])

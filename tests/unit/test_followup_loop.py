@@ -14,6 +14,7 @@ from orchestrator.exitcodes import ExitCode
 from orchestrator.followup import (
     MAX_PASSES,
     FollowUpResult,
+    Timing,
     Waiting,
     followup_limit,
     format_duration,
@@ -78,9 +79,7 @@ def follow(
         room.run_pass,
         window=window,
         every=every,
-        now=clock.now,
-        wait=clock.wait,
-        started=started,
+        timing=Timing(started=started, now=clock.now, wait=clock.wait),
         **kw,  # type: ignore[arg-type]
     )
     return first, out
@@ -146,7 +145,7 @@ def test_a_failed_pc_is_not_retried_and_keeps_the_exit_code() -> None:
         assert hosts == ("pc2",)
         return run_of(dict.fromkeys(hosts, HostStatus.OK), limit=limit)
 
-    out = retry_unreachable(first, run_pass, window=60, every=10, now=clock.now, wait=clock.wait)
+    out = retry_unreachable(first, run_pass, window=60, every=10, timing=Timing(now=clock.now, wait=clock.wait))
     assert [h.status for h in out.final] == [HostStatus.FAILED, HostStatus.OK]
     assert out.exit_code == ExitCode.TASK_FAILED
 
@@ -160,7 +159,7 @@ def test_interrupted_pass_ends_the_loop_with_99() -> None:
         calls.append(limit)
         return run_of({"pc1": HostStatus.INTERRUPTED, "pc2": HostStatus.NOT_RUN}, interrupted=True)
 
-    out = retry_unreachable(first, run_pass, window=600, every=10, now=clock.now, wait=clock.wait)
+    out = retry_unreachable(first, run_pass, window=600, every=10, timing=Timing(now=clock.now, wait=clock.wait))
     assert len(calls) == 1 and out.reason == "interrupted" and out.exit_code == ExitCode.INTERRUPTED
 
 
@@ -168,7 +167,7 @@ def test_cancel_between_passes() -> None:
     clock = FakeClock()
     first = run_of({"pc1": HostStatus.UNREACHABLE})
     never: Callable[[str, tuple[str, ...]], RunResult] = lambda limit, hosts: pytest.fail("must not run")  # noqa: E731
-    out = retry_unreachable(first, never, window=600, every=10, now=clock.now, wait=lambda s: True)
+    out = retry_unreachable(first, never, window=600, every=10, timing=Timing(now=clock.now, wait=lambda s: True))
     assert out.reason == "cancelled" and out.exit_code == ExitCode.UNREACHABLE
 
 
@@ -185,7 +184,7 @@ def test_ctrl_c_while_waiting_ends_the_loop_with_99_and_the_latest_results() -> 
     def run_pass(limit: str, hosts: tuple[str, ...]) -> RunResult:
         return run_of({"pc1": HostStatus.OK, "pc2": HostStatus.UNREACHABLE})
 
-    out = retry_unreachable(first, run_pass, window=600, every=10, now=clock.now, wait=wait)
+    out = retry_unreachable(first, run_pass, window=600, every=10, timing=Timing(now=clock.now, wait=wait))
     assert out.reason == "interrupted" and out.exit_code == ExitCode.INTERRUPTED
     assert [h.status for h in out.final] == [HostStatus.OK, HostStatus.UNREACHABLE]
     assert out.combined.interrupted

@@ -211,6 +211,99 @@ def problem_failure(
     return TaskFailed(msg, error_code=first.error_code, diagnosis=first.diagnosis, data=payload, licences=recs)
 
 
+Relevant = Callable[[LicensingFacts], Sequence[Sku]]
+
+
+def _failure_diagnosis(
+    ctx: ModuleContext, after: LicensingFacts, result: ApplyResult, failed: Change, target: KmsTarget
+) -> Diagnosis:
+    """Why ``failed`` failed: the KMS host's silence, WinRM itself, or the licensing service's code."""
+    code = result.code
+    if result.infrastructure and failed.action == "activate" and result.fault_kind == "timed_out":
+        # Activate waits for the KMS host; a host that drops port 1688 silently keeps it waiting past WinRM's
+        # OperationTimeout, so w:TimedOut here means the KMS host did not answer (0xC004F074's diagnosis,
+        # refined by the clock and port checks).
+        diag = diagnose_activation(ctx, after, SL_E_VL_BINDING_SERVICE_UNAVAILABLE, target)
+        return Diagnosis(diag.key, diag.note or "the KMS host did not answer Activate within WinRM's time-out")
+    if result.infrastructure:
+        key = key_for(code)
+        infra_key = "KF_WSMAN_FAULT" if key == "KF_UNKNOWN_ERROR" or code in WSMAN_QUOTA_CODES else key
+        return Diagnosis(infra_key, "WinRM failed during the change (not a licensing error)")
+    return diagnose_activation(ctx, after, code, target)
+
+
+def _change_failed(  # the task failure for a change Windows refused
+    ctx: ModuleContext,
+    after: LicensingFacts,
+    result: ApplyResult,
+    failed: Change,
+    target: KmsTarget,
+    data: dict[str, Any],
+    relevant: Relevant,
+) -> TaskFailed:
+    code = result.code
+    # a licence's last error is the licensing service's; WinRM's own faults are not recorded against it
+    errors = {sid: code for sid in result.activated} if code is not None and not result.infrastructure else {}
+    recs = records(ctx, after, relevant(after), errors)
+    diag = _failure_diagnosis(ctx, after, result, failed, target)
+    verb = failed.describe()
+    msg = f"could not {verb}: {format_hresult(code) or 'error'} {result.message}".rstrip()
+    if diag.note:
+        msg += f" — {diag.note}"
+    return TaskFailed(
+        msg,
+        error_code=code,
+        diagnosis=diag.key,
+        data={**data, "diagnosis": diag.key, "failed_change": verb},
+        licences=recs,
+    )
+
+
+def _unverified(
+    after: LicensingFacts,
+    result: ApplyResult,
+    failures: list[str],
+    data: dict[str, Any],
+    relevant: Relevant,
+    recs: tuple[LicenceRecord, ...],
+) -> TaskFailed:
+    """The task failure when Windows does not report what the changes should have made."""
+    reason = next((s.error_reason for s in relevant(after) if s.id in result.activated and s.error_reason), None)
+    key = key_for(reason)
+    return TaskFailed(
+        "; ".join(failures), error_code=reason, diagnosis=key, data={**data, "diagnosis": key}, licences=recs
+    )
+
+
+def _without_changes(  # nothing to change (or check mode): the outcome from the facts as read
+    ctx: ModuleContext,
+    facts: LicensingFacts,
+    plan: Plan,
+    what: str,
+    data: dict[str, Any],
+    diff: dict[str, Any] | None,
+    relevant: Relevant,
+    extra_facts: Callable[[LicensingFacts], dict[str, Any]],
+) -> ModuleOutcome:
+    recs = records(ctx, facts, relevant(facts))
+    if not plan.changes:
+        if plan.problems:
+            raise problem_failure(plan, recs, data)
+        note = "; ".join(plan.notes) or f"{what}: nothing to do"
+        return ModuleOutcome(msg=note, data=data, licences=recs, facts=extra_facts(facts))
+    would = [f"would {c.describe()}" for c in plan.changes]
+    if plan.problems:
+        raise problem_failure(plan, recs, {**data, "check_mode": True}, would)
+    return ModuleOutcome(
+        changed=True,
+        msg="; ".join(would),
+        data={**data, "check_mode": True},
+        diff=diff,
+        licences=recs,
+        facts=extra_facts(facts),
+    )
+
+
 def run_plan(
     ctx: ModuleContext,
     facts: LicensingFacts,
@@ -218,7 +311,7 @@ def run_plan(
     *,
     what: str,
     target: KmsTarget,
-    relevant: Callable[[LicensingFacts], Sequence[Sku]],
+    relevant: Relevant,
     verify: Callable[[LicensingFacts, Sequence[str]], list[str]],
     extra_facts: Callable[[LicensingFacts], dict[str, Any]],
 ) -> ModuleOutcome:
@@ -230,71 +323,18 @@ def run_plan(
     }
     before = state_of(facts, relevant(facts))
     diff = {"before": before, "after": predicted(before, plan, target)} if ctx.diff else None
-    if not plan.changes:
-        recs = records(ctx, facts, relevant(facts))
-        if plan.problems:
-            raise problem_failure(plan, recs, data)
-        note = "; ".join(plan.notes) or f"{what}: nothing to do"
-        return ModuleOutcome(msg=note, data=data, licences=recs, facts=extra_facts(facts))
-    if ctx.check_mode:
-        lines = "; ".join(f"would {c.describe()}" for c in plan.changes)
-        recs = records(ctx, facts, relevant(facts))
-        if plan.problems:
-            raise problem_failure(
-                plan, recs, {**data, "check_mode": True}, [f"would {c.describe()}" for c in plan.changes]
-            )
-        return ModuleOutcome(
-            changed=True,
-            msg=lines,
-            data={**data, "check_mode": True},
-            diff=diff,
-            licences=recs,
-            facts=extra_facts(facts),
-        )
+    if not plan.changes or ctx.check_mode:
+        return _without_changes(ctx, facts, plan, what, data, diff, relevant, extra_facts)
     result = apply_changes(ctx, facts, plan.changes)
     after = gather.read_licensing(ctx, facts.os)  # verify: what Windows reports now is the record
     done = [c.describe() for c in result.applied]
     data["applied"] = done
     if result.failed is not None:
-        code = result.code
-        # a licence's last error is the licensing service's; WinRM's own faults are not recorded against it
-        errors = {sid: code for sid in result.activated} if code is not None and not result.infrastructure else {}
-        recs = records(ctx, after, relevant(after), errors)
-        if result.infrastructure and result.failed.action == "activate" and result.fault_kind == "timed_out":
-            # Activate waits for the KMS host; a host that drops port 1688 silently keeps it waiting past WinRM's
-            # OperationTimeout, so w:TimedOut here means the KMS host did not answer (0xC004F074's diagnosis,
-            # refined by the clock and port checks).
-            diag = diagnose_activation(ctx, after, SL_E_VL_BINDING_SERVICE_UNAVAILABLE, target)
-            diag = Diagnosis(diag.key, diag.note or "the KMS host did not answer Activate within WinRM's time-out")
-        elif result.infrastructure:
-            key = key_for(code)
-            infra_key = "KF_WSMAN_FAULT" if key == "KF_UNKNOWN_ERROR" or code in WSMAN_QUOTA_CODES else key
-            diag = Diagnosis(infra_key, "WinRM failed during the change (not a licensing error)")
-        else:
-            diag = diagnose_activation(ctx, after, code, target)
-        verb = result.failed.describe()
-        msg = f"could not {verb}: {format_hresult(code) or 'error'} {result.message}".rstrip()
-        if diag.note:
-            msg += f" — {diag.note}"
-        raise TaskFailed(
-            msg,
-            error_code=code,
-            diagnosis=diag.key,
-            data={**data, "diagnosis": diag.key, "failed_change": verb},
-            licences=recs,
-        )
+        raise _change_failed(ctx, after, result, result.failed, target, data, relevant)
     failures = verify(after, result.activated)
     recs = records(ctx, after, relevant(after))
     if failures:
-        reason = next((s.error_reason for s in relevant(after) if s.id in result.activated and s.error_reason), None)
-        key = key_for(reason)
-        raise TaskFailed(
-            "; ".join(failures),
-            error_code=reason,
-            diagnosis=key,
-            data={**data, "diagnosis": key},
-            licences=recs,
-        )
+        raise _unverified(after, result, failures, data, relevant, recs)
     if plan.problems:
         raise problem_failure(plan, recs, data, done)
     summary = "; ".join(_state_line(after, s) for s in relevant(after))

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, register
 from orchestrator.modules.licensing import gather
-from orchestrator.modules.licensing.model import NOT_APPLICABLE, LicensingFacts, licence_record
+from orchestrator.modules.licensing.model import NOT_APPLICABLE, LicensingFacts, Sku, licence_record
 from orchestrator.modules.licensing.windows_kms import DEFAULT_RENEW_BELOW_DAYS
 from orchestrator.results.models import LicenceRecord
 
@@ -50,6 +50,32 @@ def sql_record(inst: gather.SqlInstance) -> LicenceRecord:
     )
 
 
+def _office_fact(facts: LicensingFacts, sku: Sku) -> dict[str, Any]:
+    """One Office licence in ``kmsfleet_office``."""
+    return {
+        "name": sku.name,
+        "version": sku.office_version,
+        "kind": sku.office_kind,
+        "channel": sku.channel,
+        "status": sku.status_name,
+        "days_left": sku.days_left,
+        "kms_host": facts.effective_kms_text(sku),
+        "service": sku.service,
+    }
+
+
+def _windows_fact(facts: LicensingFacts, win: Sku) -> dict[str, Any]:
+    """``kmsfleet_windows``: the PC's Windows licence."""
+    return {
+        "name": win.name,
+        "channel": win.channel,
+        "status": win.status_name,
+        "days_left": win.days_left,
+        "kms_host": facts.effective_kms_text(win),
+        "kms_client": win.kms_client,
+    }
+
+
 def summarise_facts(
     facts: LicensingFacts,
     records: list[LicenceRecord],
@@ -59,19 +85,7 @@ def summarise_facts(
 ) -> dict[str, Any]:
     """Host facts from the licensing state (pure)."""
     win = facts.primary_windows
-    office = [
-        {
-            "name": s.name,
-            "version": s.office_version,
-            "kind": s.office_kind,
-            "channel": s.channel,
-            "status": s.status_name,
-            "days_left": s.days_left,
-            "kms_host": facts.effective_kms_text(s),
-            "service": s.service,
-        }
-        for s in facts.office_skus
-    ]
+    office = [_office_fact(facts, s) for s in facts.office_skus]
     versions = sorted({s.office_version for s in facts.office_skus if s.office_version})
     volume = sorted({s.office_version for s in facts.office_skus if s.office_version and s.office_kind == "volume"})
     expiring = [
@@ -89,18 +103,7 @@ def summarise_facts(
         "kmsfleet_edition_id": facts.edition_id,
         "kmsfleet_os_version": facts.os.version,
         "kmsfleet_os_caption": facts.os.caption,
-        "kmsfleet_windows": (
-            {
-                "name": win.name,
-                "channel": win.channel,
-                "status": win.status_name,
-                "days_left": win.days_left,
-                "kms_host": facts.effective_kms_text(win),
-                "kms_client": win.kms_client,
-            }
-            if win
-            else None
-        ),
+        "kmsfleet_windows": _windows_fact(facts, win) if win else None,
         "kmsfleet_has_office": bool(office),
         "kmsfleet_office": office,
         "kmsfleet_office_versions": versions,

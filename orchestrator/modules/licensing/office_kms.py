@@ -26,7 +26,7 @@ from orchestrator.modules.base import Module, ModuleContext, ModuleOutcome, regi
 from orchestrator.modules.licensing import gather
 from orchestrator.modules.licensing.apply import run_plan
 from orchestrator.modules.licensing.diagnose import SL_E_PUBLISHING_LICENSE_NOT_INSTALLED
-from orchestrator.modules.licensing.model import Change, KmsTarget, LicensingFacts, Plan, Problem, Sku
+from orchestrator.modules.licensing.model import Action, Change, KmsTarget, LicensingFacts, Plan, Problem, Sku
 from orchestrator.modules.licensing.windows_kms import KmsArgs, healthy, kms_setting_changes
 
 OFFICE_VERSIONS = ("2013", "2016", "2019", "2021", "2024")
@@ -60,113 +60,90 @@ def _office_edition(family: str) -> str:
     return re.sub(r"(VL_MAK|VL_KMS_Client)(_AE)?$", "", text)
 
 
-def plan_office(facts: LicensingFacts, args: OfficeKmsArgs) -> Plan:
-    """What office_kms will do on a PC in this state (pure)."""
+#: Office kinds KMS cannot activate: kind → (problem code, message; {name} and {status} are the licence's).
+_NOT_KMS: dict[str, tuple[str, str]] = {
+    "subscription": (
+        "KF_SUBSCRIPTION_OFFICE",
+        "{name} is Microsoft 365 (subscription) Office, licensed by the user's account, not by KMS; "
+        f"leave it if the user has a Microsoft 365 licence, otherwise {_REMOVE}",
+    ),
+    "oem": (
+        "KF_OEM_OFFICE",
+        f"{{name}} is preinstalled (OEM) Office, which KMS cannot activate (the bureau's Q&A: 0xC004F017); {_REMOVE}",
+    ),
+    "retail": (
+        "KF_RETAIL_OFFICE",
+        f"{{name}} is retail Office ({{status}}), which KMS cannot activate (0xC004F017); {_REMOVE}",
+    ),
+}
+
+
+def _problem(sku: Sku, message: str, code: str = "KF_NO_OFFICE_KMS_SKU") -> Problem:
+    return Problem(message, code, SL_E_PUBLISHING_LICENSE_NOT_INSTALLED, sku.name)
+
+
+def _volume_changes(facts: LicensingFacts, sku: Sku, args: OfficeKmsArgs) -> list[Change]:
+    """A volume licence that is not healthy: point it at the KMS host (and activate)."""
     target = args.target
+    changes = kms_setting_changes(facts, sku, target, app="office", product_level=True)
+    if args.activate:
+        changes.append(Change("activate", "office", sku.name, value=target.text, service=sku.service, sku_id=sku.id))
+    return changes
+
+
+def _gvlk_changes(sku: Sku, entry: gvlk.GvlkEntry, args: OfficeKmsArgs) -> list[Change]:
+    """A MAK that is not activated, with install_gvlk: install the public GVLK over it, then set its KMS host."""
+    target = args.target
+
+    def on_gvlk(action: Action, value: str | int) -> Change:
+        # the GVLK's licence (entry.sku_id) exists once the key is installed: set it like /sethst
+        return Change(action, "office", entry.product, value=value, service=sku.service, sku_id=entry.sku_id)
+
+    changes = [Change("install_key", "office", entry.product, value=entry.key, before="MAK", service=sku.service)]
+    changes.append(on_gvlk("set_kms_host", target.machine_name))
+    if target.port != 1688:
+        changes.append(on_gvlk("set_kms_port", target.port))
+    if args.activate:
+        changes.append(on_gvlk("activate", target.text))
+    return changes
+
+
+def _plan_sku(facts: LicensingFacts, sku: Sku, args: OfficeKmsArgs) -> Plan:
+    """What office_kms does about one Office licence."""
+    kind = sku.office_kind
+    target = args.target
+    if kind == "volume":
+        if healthy(facts, sku, target, args.renew_below_days):
+            return Plan(notes=(f"{sku.name} is licensed through {target.text}, {sku.days_left} days left",))
+        return Plan(changes=tuple(_volume_changes(facts, sku, args)))
+    if kind in _NOT_KMS:
+        code, message = _NOT_KMS[kind]
+        return Plan(problems=(_problem(sku, message.format(name=sku.name, status=sku.status_name), code),))
+    if kind == "mak" and sku.permanent:
+        return Plan(notes=(f"{sku.name} is permanently activated with a MAK (not a KMS client); left as it is",))
+    if kind == "mak" and args.install_gvlk and sku.office_version:
+        entry = gvlk.office_gvlk(sku.office_version, _office_edition(sku.family))
+        if entry is None:
+            return Plan(problems=(_problem(sku, f"{sku.name}: no public KMS client key for this edition"),))
+        return Plan(changes=tuple(_gvlk_changes(sku, entry, args)))
+    hint = "; install_gvlk: true would install the Office GVLK" if kind == "mak" else ""
+    return Plan(
+        problems=(_problem(sku, f"{sku.name} ({sku.channel}, {sku.status_name}) is not a volume KMS licence{hint}"),)
+    )
+
+
+def plan_office(facts: LicensingFacts, args: OfficeKmsArgs) -> Plan:
+    """What office_kms will do on a PC in this state (pure): each Office licence in scope planned on its own."""
     skus = office_in_scope(facts, args.version)
     wanted = "Office" if args.version == "any" else f"Office {args.version}"
     if not skus:
         return Plan(notes=(f"no {wanted} licence on this PC; nothing to do",))
-    changes: list[Change] = []
-    problems: list[Problem] = []
-    notes: list[str] = []
-    for sku in skus:
-        kind = sku.office_kind
-        if kind == "volume":
-            if healthy(facts, sku, target, args.renew_below_days):
-                notes.append(f"{sku.name} is licensed through {target.text}, {sku.days_left} days left")
-                continue
-            changes += kms_setting_changes(facts, sku, target, app="office", product_level=True)
-            if args.activate:
-                changes.append(
-                    Change("activate", "office", sku.name, value=target.text, service=sku.service, sku_id=sku.id)
-                )
-        elif kind == "subscription":
-            problems.append(
-                Problem(
-                    f"{sku.name} is Microsoft 365 (subscription) Office, licensed by the user's account, not by KMS; "
-                    f"leave it if the user has a Microsoft 365 licence, otherwise {_REMOVE}",
-                    "KF_SUBSCRIPTION_OFFICE",
-                    SL_E_PUBLISHING_LICENSE_NOT_INSTALLED,
-                    sku.name,
-                )
-            )
-        elif kind == "oem":
-            problems.append(
-                Problem(
-                    f"{sku.name} is preinstalled (OEM) Office, which KMS cannot activate (the bureau's Q&A: "
-                    f"0xC004F017); {_REMOVE}",
-                    "KF_OEM_OFFICE",
-                    SL_E_PUBLISHING_LICENSE_NOT_INSTALLED,
-                    sku.name,
-                )
-            )
-        elif kind == "retail":
-            problems.append(
-                Problem(
-                    f"{sku.name} is retail Office ({sku.status_name}), which KMS cannot activate (0xC004F017); "
-                    f"{_REMOVE}",
-                    "KF_RETAIL_OFFICE",
-                    SL_E_PUBLISHING_LICENSE_NOT_INSTALLED,
-                    sku.name,
-                )
-            )
-        elif kind == "mak" and sku.permanent:
-            notes.append(f"{sku.name} is permanently activated with a MAK (not a KMS client); left as it is")
-        elif kind == "mak" and args.install_gvlk and sku.office_version:
-            entry = gvlk.office_gvlk(sku.office_version, _office_edition(sku.family))
-            if entry is None:
-                problems.append(
-                    Problem(
-                        f"{sku.name}: no public KMS client key for this edition",
-                        "KF_NO_OFFICE_KMS_SKU",
-                        SL_E_PUBLISHING_LICENSE_NOT_INSTALLED,
-                        sku.name,
-                    )
-                )
-                continue
-            changes.append(
-                Change("install_key", "office", entry.product, value=entry.key, before="MAK", service=sku.service)
-            )
-            # the GVLK's licence (entry.sku_id) exists once the key is installed: set its host like /sethst
-            changes.append(
-                Change(
-                    "set_kms_host",
-                    "office",
-                    entry.product,
-                    value=target.machine_name,
-                    service=sku.service,
-                    sku_id=entry.sku_id,
-                )
-            )
-            if target.port != 1688:
-                changes.append(
-                    Change(
-                        "set_kms_port",
-                        "office",
-                        entry.product,
-                        value=target.port,
-                        service=sku.service,
-                        sku_id=entry.sku_id,
-                    )
-                )
-            if args.activate:
-                changes.append(
-                    Change(
-                        "activate", "office", entry.product, value=target.text, service=sku.service, sku_id=entry.sku_id
-                    )
-                )
-        else:
-            problems.append(
-                Problem(
-                    f"{sku.name} ({sku.channel}, {sku.status_name}) is not a volume KMS licence"
-                    + ("; install_gvlk: true would install the Office GVLK" if kind == "mak" else ""),
-                    "KF_NO_OFFICE_KMS_SKU",
-                    SL_E_PUBLISHING_LICENSE_NOT_INSTALLED,
-                    sku.name,
-                )
-            )
-    return Plan(changes=tuple(changes), problems=tuple(problems), notes=tuple(notes))
+    plans = [_plan_sku(facts, sku, args) for sku in skus]
+    return Plan(
+        changes=tuple(c for p in plans for c in p.changes),
+        problems=tuple(q for p in plans for q in p.problems),
+        notes=tuple(n for p in plans for n in p.notes),
+    )
 
 
 def office_facts(facts: LicensingFacts) -> dict[str, Any]:

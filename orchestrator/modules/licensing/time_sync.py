@@ -100,7 +100,6 @@ def plan_time(facts: TimeFacts, args: TimeSyncArgs) -> Plan:
     """Problems and fixes for this PC's time settings (pure)."""
     changes: list[Change] = []
     problems: list[Problem] = []
-    notes: list[str] = []
     zone_ok = facts.zone_ok(args.timezone)
     skewed = facts.clock_skewed(args.max_skew_seconds)
     offset = describe_offset(facts.offset_seconds) if facts.offset_seconds is not None else "unknown"
@@ -117,26 +116,11 @@ def plan_time(facts: TimeFacts, args: TimeSyncArgs) -> Plan:
                     SL_E_VL_INVALID_TIMESTAMP,
                 )
             )
-    if skewed or (not facts.clock_known and args.fix_clock):
-        if args.fix_clock:
-            if facts.is_admin is False:
-                problems.append(
-                    Problem(
-                        f"the clock is {offset}, and w32tm /resync needs an administrator",
-                        "KF_NOT_ADMIN",
-                        E_ACCESS_DENIED,
-                    )
-                )
-            else:
-                changes.append(Change("resync_clock", "time", "clock", before=offset))
-        elif zone_ok or args.fix_timezone:
-            problems.append(
-                Problem(
-                    f"the clock is {offset} (more than {args.max_skew_seconds} s; fix_clock: true resyncs it)",
-                    "KF_CLOCK_SKEW",
-                    SL_E_VL_INVALID_TIMESTAMP,
-                )
-            )
+    clock = _clock_fix(facts, args, zone_ok, offset) if skewed or (not facts.clock_known and args.fix_clock) else None
+    if isinstance(clock, Change):
+        changes.append(clock)
+    elif clock is not None:
+        problems.append(clock)
     if args.require_admin and facts.is_admin is False and not any(p.diagnosis == "KF_NOT_ADMIN" for p in problems):
         problems.append(
             Problem(
@@ -154,6 +138,29 @@ def plan_time(facts: TimeFacts, args: TimeSyncArgs) -> Plan:
                 SL_E_VL_BINDING_SERVICE_UNAVAILABLE,
             )
         )
+    return Plan(changes=tuple(changes), problems=tuple(problems), notes=tuple(_time_notes(facts, args, zone_ok)))
+
+
+def _clock_fix(facts: TimeFacts, args: TimeSyncArgs, zone_ok: bool, offset: str) -> Change | Problem | None:
+    """A clock that is off (or unread, with fix_clock): resync it, or say why not."""
+    if args.fix_clock:
+        if facts.is_admin is False:
+            return Problem(
+                f"the clock is {offset}, and w32tm /resync needs an administrator", "KF_NOT_ADMIN", E_ACCESS_DENIED
+            )
+        return Change("resync_clock", "time", "clock", before=offset)
+    if zone_ok or args.fix_timezone:
+        return Problem(
+            f"the clock is {offset} (more than {args.max_skew_seconds} s; fix_clock: true resyncs it)",
+            "KF_CLOCK_SKEW",
+            SL_E_VL_INVALID_TIMESTAMP,
+        )
+    return None
+
+
+def _time_notes(facts: TimeFacts, args: TimeSyncArgs, zone_ok: bool) -> list[str]:
+    """What is fine (or could not be tested) about this PC's time settings."""
+    notes: list[str] = []
     if args.check_kms_port and facts.kms_reachable is None and args.target is not None:
         notes.append(f"TCP {args.target.text} not tested (the PC's port test gave no answer)")
     if zone_ok:
@@ -162,7 +169,7 @@ def plan_time(facts: TimeFacts, args: TimeSyncArgs) -> Plan:
         notes.append(f"clock within {args.max_skew_seconds} s ({round(facts.offset_seconds) or 0:+d} s)")
     elif not facts.clock_known:
         notes.append(CLOCK_UNKNOWN)
-    return Plan(changes=tuple(changes), problems=tuple(problems), notes=tuple(notes))
+    return notes
 
 
 def read_time(ctx: ModuleContext, args: TimeSyncArgs, *, checks: bool = True) -> TimeFacts:
