@@ -20,7 +20,6 @@ ALLOWED: dict[str, str] = {
     # other branch: entries below are split on other helpers' branches; delete each once merged.
     "orchestrator/lab/server.py:handle": "other branch",
     "orchestrator/lab/commands/ospp.py:lic_action": "other branch",
-    "orchestrator/transport/connection.py:connection_spec": "other branch",
     "orchestrator/lab/commands/powershell.py:_run_command": "other branch",
     "orchestrator/lab/registry_base.py:base_registry": "other branch",
     "orchestrator/lab/services.py:_configured_services": "other branch",
