@@ -3,7 +3,8 @@
 Ansible's search order (docs.ansible.com, "Configuring Ansible" → "The configuration file"), first found wins:
 ``ANSIBLE_CONFIG`` (a file, or a directory holding ansible.cfg), ``ansible.cfg`` in the current directory,
 ``~/.ansible.cfg``, ``/etc/ansible/ansible.cfg``. kmsfleet uses these ``[defaults]`` keys: ``inventory``,
-``forks``, ``roles_path``, ``remote_user``, ``timeout``, ``vault_password_file`` (and ``vault_identity_list``);
+``forks``, ``roles_path``, ``remote_user``, ``timeout``, ``vault_password_file`` (and ``vault_identity_list``),
+``ansible_managed`` (win_template's text; no environment variable, as in Ansible);
 ``host_key_checking`` and other SSH-only keys are accepted silently; any other key is reported once as a note
 (it is not silently dropped, and it is not an error). ``ANSIBLE_ROLES_PATH``, ``ANSIBLE_INVENTORY``,
 ``ANSIBLE_FORKS``, ``ANSIBLE_REMOTE_USER``, ``ANSIBLE_TIMEOUT`` and ``ANSIBLE_VAULT_PASSWORD_FILE`` override
@@ -21,7 +22,18 @@ from pathlib import Path
 
 from orchestrator.errors import InputError, Location
 
-USED = ("inventory", "forks", "roles_path", "remote_user", "timeout", "vault_password_file", "vault_identity_list")
+USED = (
+    "inventory",
+    "forks",
+    "roles_path",
+    "remote_user",
+    "timeout",
+    "vault_password_file",
+    "vault_identity_list",
+    "ansible_managed",
+)
+#: ansible-core's default ``ansible_managed`` (``DEFAULT_MANAGED_STR`` in ``lib/ansible/config/base.yml``)
+DEFAULT_MANAGED = "Ansible managed"
 #: keys that mean nothing for WinRM and need no note
 SILENT = frozenset(
     {
@@ -56,6 +68,7 @@ class AnsibleConfig:
     timeout: float | None = None
     vault_password_file: Path | None = None
     vault_identity_list: tuple[str, ...] = ()
+    ansible_managed: str = DEFAULT_MANAGED
     notes: tuple[str, ...] = field(default=())  # keys read but not used by kmsfleet
 
 
@@ -98,6 +111,29 @@ def _paths(text: str, base: Path) -> tuple[Path, ...]:
     return tuple(out)
 
 
+def read_defaults(path: Path, notes: list[str]) -> dict[str, str]:
+    """The ``[defaults]`` keys kmsfleet uses from one ansible.cfg; the others are added to ``notes``."""
+    # As ansible-core's ConfigManager (config/manager.py): only ';' starts an inline comment (after a space),
+    # and values are read raw, so '%' needs no escaping (ansible_managed's strftime codes)
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    try:
+        with path.open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"cannot read ansible.cfg: {exc}".splitlines()[0], Location(str(path))) from None
+    values: dict[str, str] = {}
+    if parser.has_section("defaults"):
+        for key, value in parser.items("defaults"):
+            if key in USED:
+                values[key] = value
+            elif key not in SILENT:
+                notes.append(f"{path}: [defaults] {key} is not used by kmsfleet")
+    for section in parser.sections():
+        if section not in ("defaults", "ssh_connection", "paramiko_connection", "persistent_connection"):
+            notes.append(f"{path}: section [{section}] is not used by kmsfleet")
+    return values
+
+
 def load_config(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> AnsibleConfig:
     """The effective settings (file, then environment variables on top)."""
     env = os.environ if environ is None else environ
@@ -111,22 +147,7 @@ def load_config(environ: Mapping[str, str] | None = None, cwd: Path | None = Non
         )
     base = (cwd or Path.cwd()) if path is None else path.parent
     if path is not None:
-        # Ansible reads with interpolation off and ';'/'#' inline comments allowed after a space
-        parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
-        try:
-            with path.open(encoding="utf-8") as fh:
-                parser.read_file(fh)
-        except (configparser.Error, UnicodeDecodeError, OSError) as exc:
-            raise InputError(f"cannot read ansible.cfg: {exc}".splitlines()[0], Location(str(path))) from None
-        if parser.has_section("defaults"):
-            for key, value in parser.items("defaults"):
-                if key in USED:
-                    values[key] = value
-                elif key not in SILENT:
-                    notes.append(f"{path}: [defaults] {key} is not used by kmsfleet")
-        for section in parser.sections():
-            if section not in ("defaults", "ssh_connection", "paramiko_connection", "persistent_connection"):
-                notes.append(f"{path}: section [{section}] is not used by kmsfleet")
+        values.update(read_defaults(path, notes))
     for key, var in _ENV.items():
         if env.get(var):
             values[key] = env[var]
@@ -158,8 +179,9 @@ def load_config(environ: Mapping[str, str] | None = None, cwd: Path | None = Non
         timeout=timeout,
         vault_password_file=vault_file,
         vault_identity_list=identities,
+        ansible_managed=values.get("ansible_managed", DEFAULT_MANAGED),
         notes=tuple(notes),
     )
 
 
-__all__ = ["AnsibleConfig", "config_candidates", "find_config", "load_config"]
+__all__ = ["DEFAULT_MANAGED", "AnsibleConfig", "config_candidates", "find_config", "load_config"]

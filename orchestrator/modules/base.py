@@ -83,6 +83,8 @@ class ModuleContext:
     log: Callable[[str], None] = lambda _msg: None
     controller_now: Callable[[], datetime] = lambda: datetime.now(UTC)
     base_dir: str = "."
+    #: the file the task is written in (include_vars reads a relative ``dir`` beside it); "" means the playbook
+    task_file: str = ""
     render: Callable[[Any], Any] = lambda value: value  # template a value in the task's variable scope
     evaluate: Callable[[Any], bool] = bool  # evaluate a `when`-style condition in the task's scope
     #: template a value in the task's scope plus extra variables (win_template's ansible_managed, template_path …)

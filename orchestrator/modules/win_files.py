@@ -14,12 +14,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import platform
+import time
 from datetime import datetime
 from pathlib import Path, PureWindowsPath
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
+from orchestrator.ansiblecfg import load_config
+from orchestrator.errors import KmsfleetError
 from orchestrator.modules import winwmi
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, TaskFailed, register
 from orchestrator.transport.winrm import CommandResult
@@ -333,21 +336,58 @@ class TemplateArgs(ModuleArgs):
         return self
 
 
-def render_template(ctx: ModuleContext, local: Path, dest: str) -> str:
-    """The template rendered with the task's variables plus those Ansible's template action adds
-    (ansible-core ``generate_ansible_template_vars``): ``ansible_managed`` ("Ansible managed", ansible-core's
-    default text), ``template_path``, ``template_fullpath``, ``template_destpath``, ``template_host``,
-    ``template_mtime``, ``template_run_date``."""
-    extra = {
-        "ansible_managed": "Ansible managed",
-        "template_path": str(local),
+def managed_text(setting: str, mtime: float) -> str:
+    """``ansible_managed`` as ansible-core makes it from ansible.cfg's ``[defaults] ansible_managed``
+    (``_generate_ansible_managed``): ``{host}``, ``{uid}`` and ``{file}`` become the templates
+    ``{{ template_host }}``, ``{{ template_uid }}`` and ``{{ template_path }}`` (rendered where the text is used),
+    then ``strftime`` codes take the template file's modification time."""
+    try:
+        text = setting.format(host="{{ template_host }}", uid="{{ template_uid }}", file="{{ template_path }}")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise TaskFailed(
+            f"ansible.cfg's ansible_managed {setting!r} cannot be formatted ({type(exc).__name__}: {exc}): "
+            "only {host}, {uid} and {file} may appear in braces"
+        ) from None
+    return time.strftime(text, time.localtime(mtime))
+
+
+def _owner(uid: int) -> str | int:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return uid
+
+
+def template_vars(ctx: ModuleContext, src: str, local: Path, dest: str) -> dict[str, Any]:
+    """The variables Ansible's win_template action adds (ansible-core ``generate_ansible_template_vars``):
+    ``template_path`` (``src`` as written), ``template_fullpath``, ``template_destpath``, ``template_host``,
+    ``template_uid``, ``template_mtime``, ``template_run_date``, and ``ansible_managed`` from ansible.cfg
+    (read as the CLI reads it: ``ANSIBLE_CONFIG``, ``./ansible.cfg`` unless world-writable, ``~/.ansible.cfg``,
+    ``/etc/ansible/ansible.cfg``) unless the play already defines it (ansible.windows keeps a user's value)."""
+    info = local.stat()
+    extra: dict[str, Any] = {
+        "template_path": src,
         "template_fullpath": str(local.absolute()),
         "template_destpath": dest,
         "template_host": platform.node(),
-        "template_mtime": datetime.fromtimestamp(local.stat().st_mtime),
+        "template_uid": _owner(info.st_uid),
+        "template_mtime": datetime.fromtimestamp(info.st_mtime),
         "template_run_date": datetime.now(),
     }
-    return str(ctx.render_with(local.read_text(encoding="utf-8"), extra))
+    if "ansible_managed" not in ctx.hostvars:
+        try:
+            setting = load_config().ansible_managed
+        except KmsfleetError as exc:
+            raise TaskFailed(str(exc)) from None
+        extra["ansible_managed"] = managed_text(setting, info.st_mtime)
+    return extra
+
+
+def render_template(ctx: ModuleContext, src: str, local: Path, dest: str) -> str:
+    """The template rendered with the task's variables plus ``template_vars``."""
+    return str(ctx.render_with(local.read_text(encoding="utf-8"), template_vars(ctx, src, local, dest)))
 
 
 @register
@@ -364,7 +404,7 @@ class WinTemplate(Module[TemplateArgs]):
         local = _local_file(ctx, args.src, "templates")
         if local.stat().st_size > MAX_COPY_BYTES:
             raise TaskFailed(f"template {args.src!r} is larger than {MAX_COPY_BYTES} bytes")
-        rendered = render_template(ctx, local, args.dest)
+        rendered = render_template(ctx, args.src, local, args.dest)
         text = args.newline_sequence.join(rendered.replace("\r\n", "\n").split("\n"))
         try:
             data = text.encode(args.output_encoding)

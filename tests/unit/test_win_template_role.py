@@ -55,7 +55,7 @@ def test_template_sees_ansible_managed_and_template_path(tmp_path: Path) -> None
     src = tmp_path / "m.j2"
     src.write_text("# {{ ansible_managed }}\n{{ template_path | basename }} -> {{ template_destpath }} {{ room }}\n")
     ctx = _ctx(tmp_path, room="101")
-    assert render_template(ctx, src, r"C:\ProgramData\School\m.ini") == (
+    assert render_template(ctx, "m.j2", src, r"C:\ProgramData\School\m.ini") == (
         "# Ansible managed\nm.j2 -> C:\\ProgramData\\School\\m.ini 101\n"
     )
 
