@@ -158,3 +158,24 @@ def wait_finished_in_history(db: Path, count: int, seconds: float) -> int:
             except sqlite3.Error:
                 done = 0
     return done
+
+
+@contextmanager
+def room_lab(hosts: list[dict[str, Any]]) -> Iterator[LabThread]:
+    """One room of lab PCs on a claimed loopback prefix, stopped and released afterwards (for module fixtures)."""
+    claim = claim_prefix()
+    running = start_lab({"rooms": [room_spec(claim, hosts)]})
+    try:
+        yield running
+    finally:
+        running.stop()
+        claim.release()
+
+
+def lab_machine(lab: LabThread, name: str) -> Any:
+    """The lab's model of one PC (``orchestrator.lab.machine.Machine``), to read its ground truth."""
+    world = lab.lab.world
+    assert world is not None
+    found = world.machine(name)
+    assert found is not None
+    return found

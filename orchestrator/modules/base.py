@@ -232,6 +232,7 @@ BUILTIN_MODULES = (
     "orchestrator.modules.win_service",
     "orchestrator.modules.win_registry",
     "orchestrator.modules.win_misc",
+    "orchestrator.modules.win_powershell",
     "orchestrator.modules.win_files",
     "orchestrator.modules.include_vars",
     "orchestrator.modules.licensing",

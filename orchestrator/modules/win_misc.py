@@ -1,5 +1,5 @@
 """Ansible modules Windows playbooks commonly use, implemented natively over WinRS and WMI:
-``raw``, ``script``, ``win_powershell``, ``win_timezone``, ``win_reboot`` and ``win_feature``; and the clear
+``raw``, ``script``, ``win_timezone``, ``win_reboot`` and ``win_feature``; and the clear
 refusal of ``win_updates``, ``win_auto_logon`` and ``win_region``.
 
 Everything sent to PowerShell stays within PowerShell 2.0's language (Windows 7 PCs): no ``[ordered]``,
@@ -157,84 +157,6 @@ class Script(Module[ScriptArgs]):
             stdin = ("\r\n".join([*lines, "exit %ERRORLEVEL%"]) + "\r\n").encode("utf-8")
             res = ctx.conn.run_command("cmd.exe", ["/q"], stdin=stdin)
         return _rc_outcome(res, args.cmd, started)
-
-
-# --------------------------------------------------------------------------- win_powershell
-
-
-class PowershellArgs(ModuleArgs):
-    script: str = Field(min_length=1)
-    parameters: dict[str, Any] | None = None
-    arguments: list[str] | None = None
-    chdir: str | None = None
-    creates: str | None = None
-    removes: str | None = None
-    error_action: Literal["silently_continue", "continue", "stop"] = "continue"
-    executable: str | None = None
-    depth: int = Field(2, ge=0)
-    sensitive_parameters: list[dict[str, Any]] | None = None
-
-    @model_validator(mode="after")
-    def _supported(self) -> PowershellArgs:
-        if self.executable is not None or self.arguments is not None:
-            raise ValueError("'executable'/'arguments' (another PowerShell) are not supported by kmsfleet")
-        if self.sensitive_parameters is not None:
-            raise ValueError("'sensitive_parameters' is not supported by kmsfleet")
-        return self
-
-
-_ERROR_ACTION = {"silently_continue": "SilentlyContinue", "continue": "Continue", "stop": "Stop"}
-
-
-@register
-class WinPowershell(Module[PowershellArgs]):
-    """``ansible.windows.win_powershell`` without Ansible's wrapper: the script is sent as is (PowerShell 2.0
-    compatible), ``parameters`` bound as ``& { script } -Name value``. ``output`` holds the lines the script
-    wrote to its output stream (text: objects are not serialized, PowerShell 2.0 has no ConvertTo-Json) and
-    ``error`` one entry per error line. ``$Ansible.Changed``/``$Ansible.Result`` are not available."""
-
-    name = "win_powershell"
-    args_model = PowershellArgs
-    supports_check = True
-    description = "Run a PowerShell script (2.0-compatible); returns output, error, host_out like Ansible."
-
-    def run(self, ctx: ModuleContext, args: PowershellArgs) -> ModuleOutcome:
-        cmd_args = CommandArgs(cmd=args.script, creates=args.creates, removes=args.removes)
-        done = _creates_removes(ctx, cmd_args, args.script, skipped=False)  # win_powershell: msg only
-        if done is not None:
-            return done
-        if ctx.check_mode:
-            return ModuleOutcome(skipped=True, msg="skipped in check mode: the script does not declare check support")
-        body = args.script
-        if args.parameters:
-            bound = " ".join(f"-{k} {_ps_literal(v)}" for k, v in args.parameters.items())
-            body = "& {\n" + body + "\n} " + bound
-        prelude = []
-        if args.error_action != "continue":
-            prelude.append(f"$ErrorActionPreference = '{_ERROR_ACTION[args.error_action]}'")
-        if args.chdir:
-            prelude.append(f"Set-Location -LiteralPath {_ps_literal(args.chdir)}")
-        script = "\n".join([*prelude, body])
-        res = ctx.conn.run_powershell(_bounded(script, "win_powershell script"))
-        output = [line for line in res.stdout.splitlines() if line.strip()]
-        errors = [
-            {"message": line.strip()} for line in res.stderr.splitlines() if line.strip() and not line.startswith(" ")
-        ]
-        data = {
-            "result": {},
-            "output": output,
-            "error": errors,
-            "host_out": res.stdout,
-            "host_err": res.stderr,
-            "warning": [],
-            "verbose": [],
-            "debug": [],
-            "information": [],
-            "rc": res.rc,
-        }
-        if res.rc != 0 or (args.error_action == "stop" and errors):
-            raise TaskFailed(errors[0]["message"] if errors else f"the script exited with rc {res.rc}", data=data)
-        return ModuleOutcome(changed=True, data=data)
 
 
 # --------------------------------------------------------------------------- win_timezone
