@@ -114,7 +114,8 @@ def _one_file(ctx: ModuleContext, file: str) -> tuple[dict[str, Any], list[str]]
 def _folder(ctx: ModuleContext, args: IncludeVarsArgs) -> tuple[dict[str, Any], list[str]]:
     assert args.dir is not None
     role_path = ctx.hostvars.get("role_path")
-    task_dir = Path(ctx.task_file).parent if ctx.task_file else Path(ctx.base_dir)
+    written_in = Path(ctx.task_file) if ctx.task_file else None  # "<task>" for tasks kmsfleet makes itself
+    task_dir = written_in.parent if written_in is not None and written_in.is_file() else Path(ctx.base_dir)
     root = resolve_dir(args.dir, role_path if isinstance(role_path, str) else None, task_dir)
     found = read_folder(args.folder_query(root))
     return found.values, found.files

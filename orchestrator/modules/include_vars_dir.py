@@ -76,6 +76,8 @@ def sorted_walk(root: Path, depth: int) -> Iterator[tuple[Path, list[str]]]:
             dirs.clear()
             continue
         seen.add(real)
+        if depth and len(Path(current).relative_to(root).parts) + 1 >= depth:
+            dirs.clear()  # nothing below is read: do not walk it (Ansible walks it and drops it)
         if len(folders) >= MAX_DIRS:
             raise TaskFailed(f"{root} holds more than {MAX_DIRS} folders; kmsfleet reads at most that many")
         folders.append((current, files))

@@ -130,7 +130,7 @@ def test_where_a_relative_dir_is(tmp_path: Path) -> None:
 
 
 def test_relative_dir_beside_the_task_file(tmp_path: Path) -> None:
-    tree(tmp_path / "tasks" / "site", {"a.yml": "beside_tasks: true\n"})
+    tree(tmp_path / "tasks", {"site/a.yml": "beside_tasks: true\n", "x.yml": "- include_vars: {dir: site}\n"})
     outcome = run({"dir": "site", "name": "s"}, ctx(base=tmp_path, task_file=str(tmp_path / "tasks" / "x.yml")))
     assert outcome.facts == {"s": {"beside_tasks": True}}
 
@@ -182,3 +182,9 @@ def test_mixing_file_and_folder_options_is_refused_before_the_run(tmp_path: Path
     assert "You are mixing file only and dir only arguments, these are incompatible" in mixing.message
     assert "files_matching: invalid regular expression '('" in regex.message
     assert "extensions" in extensions.message and "list" in extensions.message
+
+
+def test_a_task_kmsfleet_made_itself_reads_beside_the_playbook(tmp_path: Path) -> None:
+    tree(tmp_path / "site", {"a.yml": "beside_playbook: true\n"})
+    outcome = run({"dir": "site"}, ctx(base=tmp_path, task_file="<task>"))
+    assert outcome.facts == {"beside_playbook": True}
