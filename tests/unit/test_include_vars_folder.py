@@ -188,3 +188,14 @@ def test_a_task_kmsfleet_made_itself_reads_beside_the_playbook(tmp_path: Path) -
     tree(tmp_path / "site", {"a.yml": "beside_playbook: true\n"})
     outcome = run({"dir": "site"}, ctx(base=tmp_path, task_file="<task>"))
     assert outcome.facts == {"beside_playbook": True}
+
+
+def test_hash_behaviour_merge_in_a_play(tmp_path: Path) -> None:
+    """The mapping merged into is the one the task sees (play vars here); the result holds for later tasks."""
+    tree(tmp_path / "vars" / "site", {"kms.yml": "kms: {port: 1700}\n"})
+    text = (
+        "- hosts: all\n  gather_facts: false\n  vars:\n    kms: {host: kms.school.example, port: 1688}\n  tasks:\n"
+        "    - include_vars: {dir: vars/site, hash_behaviour: merge}\n"
+        "    - assert: {that: [kms.host == 'kms.school.example', kms.port == 1700]}\n"
+    )
+    assert [s for _, s, _ in statuses(run_book(tmp_path, text))] == ["ok", "ok"]
