@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 from pathlib import Path
+from typing import Any, cast
 
-from orchestrator.modules.win_powershell import PowershellArgs, build_script
+import pytest
+
+from orchestrator.modules.base import ModuleContext, TaskFailed
+from orchestrator.modules.win_powershell import PowershellArgs, WinPowershell, build_script, take_state
 from orchestrator.modules.win_powershell_streams import parse_streams
+from orchestrator.transport.winrm import CommandResult
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "shared" / "wsman" / "recorded-winrs"
 
@@ -81,3 +87,48 @@ def test_script_as_sent() -> None:
     )
     stop = PowershellArgs(script="x", error_action="stop")
     assert build_script(stop) == "$ErrorActionPreference = 'Stop'\nx"
+
+
+class _Conn:
+    """Answers run_powershell as powershell.exe would for a script reporting $Ansible (kmsfleet's line last)."""
+
+    def __init__(self, stdout: str, rc: int = 0) -> None:
+        self.stdout, self.rc, self.scripts = stdout, rc, []
+
+    def run_powershell(self, script: str, **_kw: Any) -> CommandResult:
+        self.scripts.append(script)
+        return CommandResult(rc=self.rc, stdout=self.stdout, stderr="", duration_ms=1)
+
+
+def _run(conn: _Conn, script: str) -> Any:
+    ctx = ModuleContext(
+        host="pc01",
+        hostvars={},
+        check_mode=False,
+        diff=False,
+        connect=lambda: cast(Any, conn),
+        cancel=threading.Event(),
+        verbosity=3,
+    )
+    return WinPowershell().run(ctx, PowershellArgs(script=script))
+
+
+def test_ansible_object_wraps_a_script_that_uses_it() -> None:
+    script = "[CmdletBinding()]\nparam()\nif (Test-Path C:\\x) { $Ansible.Changed = $false }"
+    sent = build_script(PowershellArgs(script=script), verbosity=3)
+    lines = sent.split("\n")
+    first, wrapped, report = lines[0], "\n".join(lines[1:-1]), lines[-1]
+    assert first.startswith("$Ansible = New-Object PSObject -Property @{Changed = $true; Failed = $false;")
+    assert "Verbosity = 3;" in first
+    assert wrapped == "& {\n" + script + "\n}"  # param() stays the script block's first statement
+    assert report.startswith("Write-Host ('kmsfleet-ansible-state changed=' + [bool]$Ansible.Changed")
+    assert build_script(PowershellArgs(script="Write-Output $ansible_host_name")) == "Write-Output $ansible_host_name"
+
+
+def test_changed_and_failed_from_the_report_line() -> None:
+    unchanged = _run(_Conn("checked\nkmsfleet-ansible-state changed=False failed=False\n"), "$Ansible.Changed = $false")
+    assert unchanged.changed is False and unchanged.data["host_out"] == "checked\n"
+    with pytest.raises(TaskFailed, match=r"set \$Ansible\.Failed"):
+        _run(_Conn("kmsfleet-ansible-state changed=True failed=True\n"), "$Ansible.Failed = $true")
+    ended_early = _run(_Conn("bye\n"), "$Ansible.Changed = $false; exit 0")  # exit skips the report
+    assert ended_early.changed is True and take_state("x\n") == ("x\n", None, False)
