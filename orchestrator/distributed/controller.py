@@ -65,6 +65,7 @@ from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.runner import DEFAULT_BUDGET
 from orchestrator.executor.state import RunOptions
 from orchestrator.inventory.model import Inventory
+from orchestrator.results.codec import host_result_from_json, task_result_from_json
 from orchestrator.results.models import (
     FailureKind,
     HostResult,
@@ -75,7 +76,6 @@ from orchestrator.results.models import (
     TaskStatus,
     utcnow,
 )
-from orchestrator.results.store import host_result_from_json, task_result_from_json
 
 SITE_VAR = "site"
 READ_BLOCK_MS = 500

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.booleans import boolean
 from orchestrator.errors import InputError
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -81,7 +82,7 @@ class WorkerPolicy:
             value = variables.get(key)
             if isinstance(value, str) and ("{{" in value or "{%" in value):
                 raise PolicyError(f"host {host}: {key} is a template; this worker accepts only plain values")
-        if _truthy(variables.get("kmsfleet_allow_insecure_basic")):
+        if boolean(variables.get("kmsfleet_allow_insecure_basic")):
             raise PolicyError(f"host {host}: kmsfleet_allow_insecure_basic is refused by this worker")
         if variables.get("ansible_winrm_proxy"):
             raise PolicyError(f"host {host}: ansible_winrm_proxy is refused by this worker")
@@ -113,10 +114,6 @@ class WorkerPolicy:
         if spec.scheme != "https" and (spec.transport == "basic" or spec.message_encryption == "never"):
             raise PolicyError(f"host {spec.host}: unencrypted sign-in over plain HTTP is refused by this worker")
         self.check_address(spec.host, spec.address)
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).strip().lower() in ("true", "yes", "1", "on")
 
 
 def _addresses(address: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:

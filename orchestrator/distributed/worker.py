@@ -46,8 +46,8 @@ from orchestrator.distributed.signing import DOMAIN_BATCH, DOMAIN_EVENT, DOMAIN_
 from orchestrator.errors import InputError
 from orchestrator.executor.runner import InventoryView
 from orchestrator.redact import redact, redact_text, register_secret
+from orchestrator.results.codec import host_result_to_json, task_result_to_json
 from orchestrator.results.models import HostResult, HostTaskResult, RunInfo, RunResult
-from orchestrator.results.store import host_result_to_json, task_result_to_json
 
 BATCH_DIR_PREFIX = "kmsfleet-batch-"  # + pid: a folder left by a killed process is swept by the next worker
 MAX_STREAM_EVENTS = 2_000_000  # a safety cap only; a run's stream is deleted when its controller finishes

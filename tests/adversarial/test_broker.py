@@ -50,8 +50,8 @@ from orchestrator.errors import InputError
 from orchestrator.lab.addresses import claim_prefix
 from orchestrator.lab.control_client import LabControl
 from orchestrator.lab.runner import LabThread
+from orchestrator.results.codec import host_result_to_json
 from orchestrator.results.models import HostStatus
-from orchestrator.results.store import host_result_to_json
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "tests" / "fixtures" / "distributed" / "light.yml"

@@ -26,7 +26,7 @@ from orchestrator.distributed.message import (
 from orchestrator.distributed.worker import _inventory_view
 from orchestrator.errors import InputError
 from orchestrator.redact import register_secret
-from orchestrator.results.store import host_result_from_json, host_result_to_json
+from orchestrator.results.codec import host_result_from_json, host_result_to_json
 from orchestrator.yamlsource import UnsafeText
 
 
