@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -32,7 +33,7 @@ from orchestrator.distributed.celery_app import TASK_NAME, make_app, presence_ke
 from orchestrator.distributed.keys import private_path, public_path
 from orchestrator.distributed.kombu_guard import is_task_entry
 from orchestrator.distributed.liveness import announce
-from orchestrator.distributed.message import BatchMessage, BatchOptions, HostEntry, PlaybookBundle
+from orchestrator.distributed.message import BatchMessage, BatchOptions, HostEntry
 from orchestrator.distributed.policy import PolicyError, WorkerPolicy, parse_networks
 from orchestrator.distributed.signing import (
     DOMAIN_BATCH,
@@ -47,6 +48,8 @@ from orchestrator.distributed.signing import (
     load_public,
 )
 from orchestrator.errors import InputError
+from orchestrator.executor.loading import load_plan
+from orchestrator.executor.plan_codec import encode_plan
 from orchestrator.lab.addresses import claim_prefix
 from orchestrator.lab.control_client import LabControl
 from orchestrator.lab.runner import LabThread
@@ -301,12 +304,21 @@ def batch(
         site=site,
         issued=now,
         expires=now + expires_in,
-        playbook=PlaybookBundle(main="pb.yml", files={"pb.yml": playbook}, source="pb.yml"),
+        playbook="pb.yml",
+        plan=compiled(playbook),
         options=BatchOptions(forks=5),
         hosts=hosts,
         selections={"all": [h.name for h in hosts]},
     )
     return msg.model_dump(mode="json")
+
+
+def compiled(playbook: str) -> dict[str, Any]:
+    """A playbook's compiled plan as a batch carries it (a forger holding the controller key could send any)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pb.yml"
+        path.write_text(playbook, encoding="utf-8")
+        return encode_plan(load_plan(path))
 
 
 def open_run(client: Any, signer: Signer, run_id: str, nonce: str, *, age: float = 0.0) -> None:
@@ -498,7 +510,7 @@ def test_a_batch_rewritten_in_the_queue_is_refused_and_the_run_stays_true(
         args = json.loads(base64.b64decode(entry["body"]))
         envelope = args[0][0]
         body = json.loads(envelope["body"])
-        body["playbook"]["files"] = {body["playbook"]["main"]: EVIL_PLAYBOOK}  # the injected task
+        body["plan"] = compiled(EVIL_PLAYBOOK)  # the injected task
         envelope["body"] = json.dumps(body)  # the controller's signature kept
         entry["body"] = base64.b64encode(json.dumps(args).encode()).decode()
         client.rpush(queue, json.dumps(entry))
