@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator.distributed.controller import DistributedEngine, DistributedOptions, SiteProgress
 from orchestrator.errors import InputError, Location
@@ -28,11 +28,13 @@ from orchestrator.executor.runner import new_run_info
 from orchestrator.executor.state import RunOptions
 from orchestrator.inventory.loader import load_inventory
 from orchestrator.inventory.model import Inventory
+from orchestrator.inventory.output import secret_names
+from orchestrator.playbook.prompts import ask_on_terminal
 from orchestrator.redact import register_secret, register_secret_name, register_secret_values
 from orchestrator.results.models import HostStatus, RunResult, new_run_id
-
-if TYPE_CHECKING:  # pragma: no cover
-    from orchestrator.wol import WakeEvent, WakeOutcome
+from orchestrator.results.recorder import StoreReporter
+from orchestrator.results.store import HistoryStore
+from orchestrator.wol import WakeEvent, WakeOutcome, recorded_macs, wake_and_wait, wake_targets
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 BUNDLED_PLAYBOOKS = (PACKAGE_ROOT.parent / "playbooks", PACKAGE_ROOT / "data" / "playbooks")
@@ -84,8 +86,6 @@ def answer_vars_prompts(plan: Plan, extra_vars: Mapping[str, Any], ask: Callable
     else it is an error saying to pass ``-e name=…``. Answers join the play's vars; private ones are secrets."""
     if not any(play.vars_prompt for play in plan.plays):
         return plan
-    from orchestrator.playbook.prompts import ask_on_terminal
-
     asker = ask or ask_on_terminal
     plays = []
     for play in plan.plays:
@@ -101,9 +101,7 @@ def answer_vars_prompts(plan: Plan, extra_vars: Mapping[str, Any], ask: Callable
     return dataclasses.replace(plan, plays=tuple(plays))
 
 
-def _open_store(db: str | None) -> Any:
-    from orchestrator.results.store import HistoryStore
-
+def _open_store(db: str | None) -> HistoryStore:
     return HistoryStore(db)
 
 
@@ -111,8 +109,6 @@ def mark_inventory_secrets(inv: Inventory, extra_vars: Mapping[str, Any]) -> Non
     """Mark secret at the source, before any task runs: every variable a secret variable reads (directly or
     through others: ``ansible_password: "{{ winrm_pw }}"``) by name, and its literal values, as well as
     secret-named ``-e`` values; templates are registered when they render."""
-    from orchestrator.inventory.output import secret_names
-
     sets: list[Mapping[str, Any]] = [inv.host(h).vars for h in inv.hosts]
     sets += [g.vars for g in inv.groups.values()]
     sets.append(extra_vars)
@@ -124,9 +120,7 @@ def mark_inventory_secrets(inv: Inventory, extra_vars: Mapping[str, Any]) -> Non
     )
 
 
-def _open_recorder(db: str | None) -> Any:
-    from orchestrator.results.recorder import StoreReporter
-
+def _open_recorder(db: str | None) -> StoreReporter:
     return StoreReporter(_open_store(db))
 
 
@@ -241,7 +235,7 @@ def _execute(
             finally:
                 recorder.store.close()
     if request.reports:
-        from orchestrator.results.reports import write_report
+        from orchestrator.results.reports import write_report  # lazy: start-up speed (only with --report)
 
         for path in request.reports:
             try:
@@ -327,8 +321,6 @@ def wake_before_run(
     mode: an audit needs the PCs on. Not for ``--distributed`` runs (a broadcast stays inside its site)."""
     if not any(play.wake_on_lan for play in plan.plays):
         return None
-    from orchestrator.wol import recorded_macs, wake_and_wait, wake_targets
-
     wanted = set(limit_hosts) if limit_hosts is not None else None
     hosts: list[str] = []
     seen: set[str] = set()
@@ -357,7 +349,7 @@ def wake_before_run(
 
 
 def _check_report_path(path: str) -> None:
-    from orchestrator.results.reports import check_writable
+    from orchestrator.results.reports import check_writable  # lazy: start-up speed (only with --report)
 
     if Path(path).suffix.lower() not in (".json", ".csv", ".xml", ".html", ".htm"):
         raise InputError("--report: use a .json, .csv, .xml (JUnit) or .html file name", Location(path))

@@ -67,6 +67,7 @@ from orchestrator.executor.plan import Plan, PlaySpec
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.runner import DEFAULT_BUDGET
 from orchestrator.executor.state import RunOptions
+from orchestrator.redact import redact_text
 from orchestrator.results.codec import host_result_from_json, task_result_from_json
 from orchestrator.results.models import (
     FailureKind,
@@ -547,50 +548,66 @@ class Controller:
             )
 
     def _handle(self, event: StreamEvent, batch: _Batch) -> None:
-        kind = event.t
         self.watcher.seen(batch.site)
+        handlers = {
+            "batch_started": self._on_batch_started,
+            "play": self._on_play,
+            "task": self._on_task,
+            "host": self._on_host,
+            "batch_done": self._on_batch_done,
+            "batch_refused": self._on_batch_refused,
+            "batch_failed": self._on_batch_failed,
+        }
+        handlers[event.t](event, batch)
+
+    def _on_batch_started(self, event: StreamEvent, batch: _Batch) -> None:
+        batch.started = True
+        batch.worker = event.worker or ""
         site = self.sites[batch.site]
-        if kind == "batch_started":
-            batch.started = True
-            batch.worker = event.worker or ""
-            if site.state == "waiting":
-                site.state = "running"
-                self._report(site, force=True)
-        elif kind == "play":
-            name = str(event.name)
-            if name not in self._plays_seen:
-                self._plays_seen.add(name)
-                self.reporter.play_started(name, self.by_play.get(name, []))
-        elif kind == "task":
-            if event.r is None:
-                raise _Refused("a task event without its task")
-            task = task_result_from_json(event.r)
-            if task.host not in batch.hosts:
-                raise _Refused(f"a task event for {task.host!r}, which is not in batch {batch.id}")
-            if task.host not in self.final:
-                self._host_started.add(task.host)
-                self.reporter.task_done(task)
-        elif kind == "host":
-            if event.r is None:
-                raise _Refused("a host event without its result")
-            result = host_result_from_json(event.r)
-            if result.host not in batch.hosts:
-                raise _Refused(f"a result for {result.host!r}, which is not in batch {batch.id}")
-            if result.host in self.final:
-                self.duplicates += 1
-                return
-            self._accept(result)
-        elif kind == "batch_done":
-            batch.done = True
-        elif kind == "batch_refused":
-            self._refused_batch(batch, str(event.error or "refused"))
-        elif kind == "batch_failed":
-            batch.done = True
-            error = str(event.error or "unknown error")
-            text = f"the worker at site {batch.site} could not run batch {batch.id}: {error}"
-            for h in batch.hosts:
-                if h not in self.final:
-                    self._finish(h, HostStatus.FAILED, text, failure=FailureKind.INPUT)
+        if site.state == "waiting":
+            site.state = "running"
+            self._report(site, force=True)
+
+    def _on_play(self, event: StreamEvent, batch: _Batch) -> None:
+        name = str(event.name)
+        if name not in self._plays_seen:
+            self._plays_seen.add(name)
+            self.reporter.play_started(name, self.by_play.get(name, []))
+
+    def _on_task(self, event: StreamEvent, batch: _Batch) -> None:
+        if event.r is None:
+            raise _Refused("a task event without its task")
+        task = task_result_from_json(event.r)
+        if task.host not in batch.hosts:
+            raise _Refused(f"a task event for {task.host!r}, which is not in batch {batch.id}")
+        if task.host not in self.final:
+            self._host_started.add(task.host)
+            self.reporter.task_done(task)
+
+    def _on_host(self, event: StreamEvent, batch: _Batch) -> None:
+        if event.r is None:
+            raise _Refused("a host event without its result")
+        result = host_result_from_json(event.r)
+        if result.host not in batch.hosts:
+            raise _Refused(f"a result for {result.host!r}, which is not in batch {batch.id}")
+        if result.host in self.final:
+            self.duplicates += 1
+            return
+        self._accept(result)
+
+    def _on_batch_done(self, event: StreamEvent, batch: _Batch) -> None:
+        batch.done = True
+
+    def _on_batch_refused(self, event: StreamEvent, batch: _Batch) -> None:
+        self._refused_batch(batch, str(event.error or "refused"))
+
+    def _on_batch_failed(self, event: StreamEvent, batch: _Batch) -> None:
+        batch.done = True
+        error = str(event.error or "unknown error")
+        text = f"the worker at site {batch.site} could not run batch {batch.id}: {error}"
+        for h in batch.hosts:
+            if h not in self.final:
+                self._finish(h, HostStatus.FAILED, text, failure=FailureKind.INPUT)
 
     def _refused_batch(self, batch: _Batch, reason: str) -> None:
         """The site's worker refused a message claiming to be ``batch`` (tampered, forged, outside its policy …).
@@ -713,6 +730,4 @@ def _own_vars(play: PlaySpec, extra_vars: Mapping[str, Any]) -> Mapping[str, Any
 
 
 def _safe_url(url: str) -> str:
-    from orchestrator.redact import redact_text
-
     return redact_text(url)

@@ -28,6 +28,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from jinja2 import Environment, TemplateSyntaxError, meta
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import InputError, Location
@@ -35,6 +36,7 @@ from orchestrator.executor.plan import BlockSpec, Node, Plan, PlaySpec
 from orchestrator.executor.plan_codec import PlanCodecError, encode_plan
 from orchestrator.executor.state import RunOptions
 from orchestrator.redact import SECRET_KEYS, known_secrets
+from orchestrator.varsfile import SECRET_NAME
 from orchestrator.yamlsource import UnsafeText
 
 MAX_PLAN_BYTES = 4 * 1024 * 1024  # the compiled plan as JSON; the whole message stays under kombu_guard's limit
@@ -115,8 +117,6 @@ class StreamEvent(BaseModel):
 def is_secret_name(name: Any) -> bool:
     if not isinstance(name, str):
         return False
-    from orchestrator.varsfile import SECRET_NAME
-
     return bool(SECRET_NAME.search(name) or SECRET_KEYS.search(name)) or name.lower().endswith(_SECRET_NAME_EXTRA)
 
 
@@ -165,8 +165,6 @@ def _literal_secret(value: Any, depth: int = 0) -> bool:
 
 def template_names(text: str) -> set[str] | None:
     """The variables a template reads (None when it does not parse: treat it as reading anything)."""
-    from jinja2 import Environment, TemplateSyntaxError, meta
-
     try:
         parsed = Environment(autoescape=True).parse(text)  # parsed only, never rendered
         return set(meta.find_undeclared_variables(parsed))

@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator import templating
 from orchestrator.booleans import boolean
 from orchestrator.errors import InputError
+from orchestrator.executor import state
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable
@@ -140,8 +142,6 @@ _installed: dict[str, WorkerPolicy] = {}
 
 
 def guard_connections(policy: WorkerPolicy) -> None:
-    from orchestrator.executor import state
-
     _installed["policy"] = policy
     original: Callable[[str, Mapping[str, Any]], Any] = getattr(state, "connection_spec")  # noqa: B009
     if getattr(original, "_kmsfleet_policy", False):
@@ -160,8 +160,6 @@ def guard_connections(policy: WorkerPolicy) -> None:
 
 
 def guard_lookups(policy: WorkerPolicy) -> None:
-    from orchestrator import templating
-
     allowed = policy.env_names
     lookups: dict[str, Callable[..., list[Any]]] = templating._LOOKUPS
     original_env = lookups["env"]

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -91,7 +92,7 @@ def shared_redis(url: str) -> Any:
 
 def worker_name() -> str:
     try:
-        from celery import current_task
+        from celery import current_task  # lazy: start-up speed (Celery is loaded only in a worker process)
 
         request = getattr(current_task, "request", None)
         hostname = getattr(request, "hostname", None)
@@ -259,8 +260,6 @@ class Lease:
 
 def sweep_batch_dirs() -> int:
     """Remove playbook folders left in the temporary directory by worker processes that were killed."""
-    import shutil
-
     removed = 0
     for folder in Path(tempfile.gettempdir()).glob(BATCH_DIR_PREFIX + "*"):
         pid_text = folder.name[len(BATCH_DIR_PREFIX) :].split("-", 1)[0]

@@ -69,6 +69,10 @@ def _encode(value: Any, where: str, depth: int) -> Any:
         return str(value)
     if type(value) in _TAG_OF:
         return _encode_dataclass(value, where, depth)
+    return _encode_container(value, where, depth)
+
+
+def _encode_container(value: Any, where: str, depth: int) -> Any:
     if isinstance(value, Mapping):
         return _encode_mapping(value, where, depth)
     if isinstance(value, tuple):
@@ -194,28 +198,39 @@ _SCALARS: Mapping[str, Any] = {
 }
 
 
+_HINTS: dict[str, dict[str, Any]] = {}  # tag -> the declared type of each field (resolved once)
+
+
 def _hints(cls: type[Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)} - SKIPPED_FIELDS
-    return {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
+    tag = _TAG_OF[cls]
+    if tag not in _HINTS:
+        names = {f.name for f in dataclasses.fields(cls)} - SKIPPED_FIELDS
+        _HINTS[tag] = {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
+    return _HINTS[tag]
 
 
 def _conforms(value: Any, hint: Any) -> bool:
-    """``value`` has the shape of the declared type ``hint`` (containers checked one level deep; ``Any``
-    and unparameterised types accept what their origin accepts)."""
+    """``value`` has the shape of the declared type ``hint`` (tuples and frozensets checked item by item;
+    ``Any`` and unparameterised types accept what their origin accepts)."""
     if hint is Any:
         return True
     origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return any(_conforms(value, arg) for arg in args)
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    if origin is None:
+        return _is_instance(value, hint)
+    return isinstance(value, origin) and _items_conform(value, origin, typing.get_args(hint))
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
     if hint is type(None):
         return value is None
-    if origin is None:
-        if hint is float:
-            return isinstance(value, int | float) and not isinstance(value, bool)
-        return isinstance(hint, type) and isinstance(value, hint)
-    if not isinstance(value, origin):
-        return False
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(hint, type) and isinstance(value, hint)
+
+
+def _items_conform(value: Any, origin: Any, args: tuple[Any, ...]) -> bool:
     if origin is tuple and args:
         if len(args) == 2 and args[1] is Ellipsis:
             return all(_conforms(v, args[0]) for v in value)

@@ -1,14 +1,14 @@
 """Results as plain values and back: the one codec of ``HostResult``/``HostTaskResult``.
 
 Two users, one shape: the history database stores a host as rows (``host_rows``, JSON columns encoded and
-redacted by ``schema.encode_json``) and reads them back (``host_from_row``); a distributed worker streams a
+redacted by the store's encoder) and reads them back (``host_from_row``); a distributed worker streams a
 finished host or task line as JSON (``host_result_to_json``, datetimes in ISO 8601) that the controller turns
 back into the same frozen result (``host_result_from_json``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,8 +22,9 @@ from orchestrator.results.models import (
     TaskStatus,
     thaw,
 )
-from orchestrator.results.schema import encode_json
 from orchestrator.results.sorting import room_of
+
+Encoder = Callable[[Any], Any]  # a JSON column's value -> what the database stores
 
 
 def licence_to_json(lic: LicenceRecord) -> dict[str, Any]:
@@ -102,9 +103,10 @@ class HostRows:
         return str(self.host["host"])
 
 
-def host_rows(run_id: str, h: HostResult, position: int | None = None, *, encode: bool = True) -> HostRows:
-    """``encode``: JSON columns redacted and encoded for the database now; without, plain values (the wire)."""
-    enc = encode_json if encode else _as_is
+def host_rows(run_id: str, h: HostResult, position: int | None = None, *, encode: Encoder | None = None) -> HostRows:
+    """``encode`` (the store's ``schema.encode_json``): JSON columns redacted and encoded for the database now;
+    without, plain values (the wire)."""
+    enc = encode or _as_is
     failed = h.failed_task
     host_row = {
         "run_id": run_id,
@@ -139,8 +141,8 @@ def _as_is(value: Any) -> Any:
     return value
 
 
-def task_row(run_id: str, host: str, seq: int, t: HostTaskResult, *, encode: bool = True) -> dict[str, Any]:
-    enc = encode_json if encode else _as_is
+def task_row(run_id: str, host: str, seq: int, t: HostTaskResult, *, encode: Encoder | None = None) -> dict[str, Any]:
+    enc = encode or _as_is
     return {
         "run_id": run_id,
         "host": host,
@@ -219,7 +221,7 @@ def _when(value: Any) -> datetime | None:
 
 def task_result_to_json(t: HostTaskResult, *, data: bool = True) -> dict[str, Any]:
     """One task result as plain JSON (``data=False``: without ``data``/``diff``, for progress events)."""
-    row = task_row("", t.host, 0, t, encode=False)
+    row = task_row("", t.host, 0, t)
     if not data:
         row.update(data={}, diff=None)
     return _wire(row)
@@ -231,7 +233,7 @@ def task_result_from_json(d: Mapping[str, Any]) -> HostTaskResult:
 
 def host_result_to_json(h: HostResult) -> dict[str, Any]:
     """One finished host as plain JSON (datetimes in ISO 8601); ``host_result_from_json`` is its inverse."""
-    rows = host_rows("", h, encode=False)
+    rows = host_rows("", h)
     return {
         "host": _wire(rows.host),
         "tasks": [_wire(t) for t in rows.tasks],

@@ -64,7 +64,7 @@ from orchestrator.results.models import (
     RunResult,
     utcnow,
 )
-from orchestrator.results.schema import LATEST_VERSION, MIGRATIONS, TABLES, latest_licence_select
+from orchestrator.results.schema import LATEST_VERSION, MIGRATIONS, TABLES, encode_json, latest_licence_select
 from orchestrator.results.sorting import natural_key, natural_sorted
 
 T = TypeVar("T")
@@ -263,12 +263,13 @@ def _pending_rows(run_id: str, host: str, position: int, started: datetime) -> H
         run_id,
         HostResult(host=host, status=HostStatus.NOT_RUN, msg=PENDING_MSG, started=started, finished=started),
         position,
+        encode=encode_json,
     )
 
 
 def prepare_host(run_id: str, h: HostResult) -> HostRows:
     """``h`` as the rows ``HistoryStore.record_prepared`` saves."""
-    return host_rows(run_id, h)
+    return host_rows(run_id, h, encode=encode_json)
 
 
 # Statements built once: the hot path (record_prepared) only binds values to already-compiled statements.
@@ -488,7 +489,7 @@ class HistoryStore:
             stored: dict[str, str] = {str(host): str(msg) for host, msg in rows}
             pending = {host for host, msg in stored.items() if msg == PENDING_MSG}
             missing = [
-                host_rows(run_id, h, position)
+                host_rows(run_id, h, position, encode=encode_json)
                 for position, h in enumerate(result.hosts)
                 if redact_text(h.host) not in stored or redact_text(h.host) in pending
             ]
