@@ -384,6 +384,34 @@ def test_forged_and_unsigned_batches_are_refused_and_reach_no_pc(
 
 
 @redis_tests
+def test_a_signed_batch_whose_plan_is_not_a_plan_is_dropped_as_poison(
+    lab: LabThread, redis_server: RedisServer, keyring: Keyring, worker: WorkerProcess
+) -> None:
+    before = truth(lab)
+    client = redis_server.client()
+    signer = controller(keyring, redis_server.url)
+    plan = compiled(EVIL_PLAYBOOK)
+    task = plan["f"]["plays"]["v"][0]["f"]["tasks"]["v"][0]
+    unknown = json.loads(json.dumps(plan).replace('"!t": "task"', '"!t": "subprocess.Popen"', 1))
+    wrong_type = json.loads(json.dumps(plan))
+    wrong_type["f"]["plays"]["v"][0]["f"]["tasks"]["v"][0]["f"]["args"] = ["not", "a", "mapping"]
+    assert task["!t"] == "task"
+    base = log_count(worker, "refused a batch message")
+    for i, bad in enumerate((unknown, wrong_type)):
+        run_id, nonce = f"poison{i:06d}", secrets.token_hex(16)
+        open_run(client, signer, run_id, nonce)
+        body = batch(host_entries(lab), run_id=run_id, nonce=nonce)
+        body["plan"] = bad
+        send(redis_server.url, signer.sign(DOMAIN_BATCH, body))
+    wait_for(lambda: log_count(worker, "refused a batch message") >= base + 2, 30, "the worker to refuse 2 plans")
+    log = worker.log.read_text()
+    assert "unknown type tag 'subprocess.Popen'" in log
+    assert "args: list is not" in log
+    assert truth(lab) == before  # not one request reached a PC
+    assert worker.proc is not None and worker.proc.poll() is None
+
+
+@redis_tests
 def test_a_stolen_controller_key_still_meets_the_workers_own_policy(
     lab: LabThread, redis_server: RedisServer, keyring: Keyring, worker: WorkerProcess
 ) -> None:

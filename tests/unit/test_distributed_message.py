@@ -23,9 +23,9 @@ from orchestrator.distributed.message import (
     sanitise_vars,
 )
 from orchestrator.distributed.worker import batch_view, worker_plan
+from orchestrator.errors import InputError
 from orchestrator.executor.loading import play_vars_loader
 from orchestrator.executor.plan_codec import decode_plan
-from orchestrator.errors import InputError
 from orchestrator.redact import register_secret
 from orchestrator.results.codec import host_result_from_json, host_result_to_json
 from orchestrator.yamlsource import UnsafeText
