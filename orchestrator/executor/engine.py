@@ -9,10 +9,10 @@ the caller (``api`` for the CLI, as nornir's runner plugins are chosen):
 - ``distributed.controller.DistributedEngine``: ``--distributed``, per-site Celery workers.
 
 The inventory view is built here, once, for every engine and for a distributed worker's batch
-(``assemble_view``): each host's variables plus the magic variables ``inventory_hostname``,
-``inventory_hostname_short``, ``group_names``, ``inventory_file``, ``inventory_dir`` and ``groups``. ``groups``
-is ONE mapping shared by every host: a copy per host is O(hosts²) memory (210 MB of a 5,000-PC audit's
-672 MB peak); nothing changes it (templates are sandboxed, read-only).
+(``assemble_view``): each host's variables plus the magic variables (``inventory.magic.magic_host_vars``,
+the one builder of ``inventory_hostname``, ``group_names``, ``inventory_file`` … that ``Inventory`` uses
+too). ``groups`` is ONE mapping shared by every host: a copy per host is O(hosts²) memory (210 MB of a
+5,000-PC audit's 672 MB peak); nothing changes it (templates are sandboxed, read-only).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.executor.plan import Plan, PlaySpec
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.runner import InventoryView, Runner
 from orchestrator.executor.state import RunOptions
+from orchestrator.inventory.magic import magic_host_vars
 from orchestrator.inventory.model import Inventory
 from orchestrator.results.models import RunInfo, RunResult
 
@@ -48,20 +48,6 @@ class RunView(InventoryView):
         self.variables = variables
         self.group_names = group_names
         self.inventory_file = inventory_file
-
-
-def magic_host_vars(
-    name: str, group_names: Sequence[str], groups: Mapping[str, Sequence[str]], inventory_file: str | None
-) -> dict[str, Any]:
-    """The per-host magic variables, as Ansible's ``VariableManager`` gives them (``groups`` not copied)."""
-    return {
-        "inventory_hostname": name,
-        "inventory_hostname_short": name.split(".", 1)[0],
-        "group_names": list(group_names),
-        "groups": groups,
-        "inventory_file": inventory_file,
-        "inventory_dir": str(Path(inventory_file).parent) if inventory_file else None,
-    }
 
 
 def assemble_view(
@@ -90,12 +76,8 @@ def assemble_view(
 def inventory_view(inv: Inventory) -> RunView:
     """The view of a loaded inventory (every host, patterns evaluated on the whole inventory)."""
 
-    def inventory_file(host: str) -> str | None:
-        source = inv.host(host).source
-        return str(Path(source)) if source else None
-
     return assemble_view(
-        list(inv.hosts), inv.inventory_vars, inv.host_groups, inventory_file, inv.select, inv.groups_dict()
+        list(inv.hosts), inv.inventory_vars, inv.host_groups, inv.inventory_file, inv.select, inv.groups_dict()
     )
 
 
