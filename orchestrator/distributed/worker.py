@@ -47,7 +47,7 @@ from orchestrator.distributed.replay import DoneBatches
 from orchestrator.distributed.signing import DOMAIN_BATCH, DOMAIN_EVENT, DOMAIN_OPEN, SignatureError, Signer
 from orchestrator.errors import InputError
 from orchestrator.executor.engine import RunView, ThreadEngine, assemble_view
-from orchestrator.executor.plan import BlockSpec, Node, Plan
+from orchestrator.executor.plan import BlockSpec, Node, Plan, TaskSpec
 from orchestrator.executor.plan_codec import PlanCodecError, decode_plan
 from orchestrator.executor.runner import new_run_info
 from orchestrator.redact import redact, redact_text, register_secret
@@ -303,16 +303,15 @@ def worker_plan(plan: Plan, folder: Path) -> Plan:
     for a batch (``win_copy``/``win_template`` sources and ``include_vars`` files are not sent)."""
     place = str(folder)
 
-    def node(n: Node) -> Node:
-        vars_ = {**n.vars, "role_path": place} if "role_path" in n.vars else n.vars
-        if isinstance(n, BlockSpec):
-            return dataclasses.replace(
-                n, vars=vars_, block=nodes(n.block), rescue=nodes(n.rescue), always=nodes(n.always)
-            )
-        return dataclasses.replace(n, vars=vars_)
+    def task(t: TaskSpec) -> TaskSpec:
+        return dataclasses.replace(t, vars={**t.vars, "role_path": place}) if "role_path" in t.vars else t
 
     def nodes(ns: tuple[Node, ...]) -> tuple[Node, ...]:
-        return tuple(node(n) for n in ns)
+        return tuple(block(n) if isinstance(n, BlockSpec) else task(n) for n in ns)
+
+    def block(b: BlockSpec) -> BlockSpec:
+        vars_ = {**b.vars, "role_path": place} if "role_path" in b.vars else b.vars
+        return dataclasses.replace(b, vars=vars_, block=nodes(b.block), rescue=nodes(b.rescue), always=nodes(b.always))
 
     plays = tuple(
         dataclasses.replace(
@@ -321,7 +320,7 @@ def worker_plan(plan: Plan, folder: Path) -> Plan:
             pre_tasks=nodes(p.pre_tasks),
             tasks=nodes(p.tasks),
             post_tasks=nodes(p.post_tasks),
-            handlers=tuple(node(h) for h in p.handlers),  # type: ignore[misc]
+            handlers=tuple(task(h) for h in p.handlers),
         )
         for p in plan.plays
     )

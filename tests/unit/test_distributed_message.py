@@ -25,6 +25,7 @@ from orchestrator.distributed.message import (
 from orchestrator.distributed.worker import batch_view, worker_plan
 from orchestrator.errors import InputError
 from orchestrator.executor.loading import play_vars_loader
+from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
 from orchestrator.executor.plan_codec import decode_plan
 from orchestrator.redact import register_secret
 from orchestrator.results.codec import host_result_from_json, host_result_to_json
@@ -112,6 +113,18 @@ def test_the_wire_plan_is_the_compiled_plan_with_its_vars_files_read_in(tmp_path
     assert again.plays[0].tasks[1].location == plan.plays[0].tasks[1].location  # messages name the real file
     rebased = worker_plan(again, tmp_path / "private")
     assert rebased.plays[0].base_dir == str(tmp_path / "private")
+
+
+def test_a_worker_plan_reads_no_controller_folder(tmp_path: Path) -> None:
+    role_task = TaskSpec(name="t", module="win_template", args={}, vars={"role_path": "/srv/roles/kms", "x": 1})
+    block = BlockSpec(name="b", block=(role_task,), vars={"role_path": "/srv/roles/kms"})
+    play = PlaySpec(name="p", hosts="all", tasks=(block,), handlers=(role_task,), base_dir="/srv/playbooks")
+    rebased = worker_plan(Plan(path="pb.yml", plays=(play,)), tmp_path)
+    got = rebased.plays[0]
+    inner = got.tasks[0]
+    assert isinstance(inner, BlockSpec) and inner.vars["role_path"] == str(tmp_path)
+    assert inner.block[0].vars == {"role_path": str(tmp_path), "x": 1}
+    assert got.handlers[0].vars["role_path"] == str(tmp_path) and got.base_dir == str(tmp_path)
 
 
 def test_the_wire_plan_refuses_playbooks_holding_secrets(tmp_path: Path) -> None:
