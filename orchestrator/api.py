@@ -274,7 +274,8 @@ def run_plan(
 
 
 def _no_prompt_when_distributed(prompt: Any) -> Any:
-    """Workers read the playbook again and cannot be told a typed answer: vars_prompt needs ``-e`` there."""
+    """A distributed run asks nothing on the terminal (answers, private ones too, would travel in the plan):
+    vars_prompt needs ``-e`` there."""
     raise InputError(
         f"vars_prompt '{prompt.name}' cannot be asked with --distributed",
         prompt.location,
