@@ -8,8 +8,9 @@ ended finds no fresh token), and stay inside the worker's own policy (``policy``
 logged, and acknowledged: a poison message never stops the worker. A batch that passes takes the batch's
 *lease* (a Redis key with a short TTL that a background thread keeps refreshing while the batch runs), skips
 PCs whose final result is already in the run's stream (a redelivered batch repeats only what was not
-finished), compiles the playbook files from the message with the same loader as a local run, and runs
-``executor.Runner`` with a reporter that appends each event, signed with the worker's key, to the run's Redis
+finished), and runs the message's compiled plan (decoded strictly by ``executor.plan_codec`` when the
+message is accepted; a plan that does not decode is refused like any poison message) with the local
+``ThreadEngine`` and a reporter that appends each event, signed with the worker's key, to the run's Redis
 stream the moment it happens.
 
 Duplicates are harmless by construction: a batch whose lease is held by a live process, a batch already
@@ -259,7 +260,7 @@ class Lease:
 
 
 def sweep_batch_dirs() -> int:
-    """Remove playbook folders left in the temporary directory by worker processes that were killed."""
+    """Remove the private batch folders left in the temporary directory by worker processes that were killed."""
     removed = 0
     for folder in Path(tempfile.gettempdir()).glob(BATCH_DIR_PREFIX + "*"):
         pid_text = folder.name[len(BATCH_DIR_PREFIX) :].split("-", 1)[0]
