@@ -12,24 +12,29 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from orchestrator.distributed.controller import DistributedEngine, DistributedOptions, SiteProgress
 from orchestrator.errors import InputError, Location
 from orchestrator.executor.compile import render_play_hosts
+from orchestrator.executor.engine import Engine, ThreadEngine
+from orchestrator.executor.engine import inventory_view as inventory_view  # noqa: PLC0414 (re-exported for tests)
 from orchestrator.executor.loading import load_plan as load_plan  # noqa: PLC0414 (re-exported for the CLI, tests)
 from orchestrator.executor.loading import play_vars_loader as play_vars_loader  # noqa: PLC0414
+from orchestrator.executor.multiproc import ProcessEngine, check_shardable
 from orchestrator.executor.plan import Plan, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import Fanout, Reporter
-from orchestrator.executor.runner import InventoryView, Runner, new_run_info
+from orchestrator.executor.runner import new_run_info
 from orchestrator.executor.state import RunOptions
 from orchestrator.inventory.loader import load_inventory
 from orchestrator.inventory.model import Inventory
+from orchestrator.inventory.output import secret_names
+from orchestrator.playbook.prompts import ask_on_terminal
 from orchestrator.redact import register_secret, register_secret_name, register_secret_values
-from orchestrator.results.models import HostStatus, RunInfo, RunResult, new_run_id
-
-if TYPE_CHECKING:  # pragma: no cover
-    from orchestrator.distributed.controller import DistributedOptions, SiteProgress
-    from orchestrator.wol import WakeEvent, WakeOutcome
+from orchestrator.results.models import HostStatus, RunResult, new_run_id
+from orchestrator.results.recorder import StoreReporter
+from orchestrator.results.store import HistoryStore
+from orchestrator.wol import WakeEvent, WakeOutcome, recorded_macs, wake_and_wait, wake_targets
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 BUNDLED_PLAYBOOKS = (PACKAGE_ROOT.parent / "playbooks", PACKAGE_ROOT / "data" / "playbooks")
@@ -81,8 +86,6 @@ def answer_vars_prompts(plan: Plan, extra_vars: Mapping[str, Any], ask: Callable
     else it is an error saying to pass ``-e name=…``. Answers join the play's vars; private ones are secrets."""
     if not any(play.vars_prompt for play in plan.plays):
         return plan
-    from orchestrator.playbook.prompts import ask_on_terminal
-
     asker = ask or ask_on_terminal
     plays = []
     for play in plan.plays:
@@ -98,29 +101,7 @@ def answer_vars_prompts(plan: Plan, extra_vars: Mapping[str, Any], ask: Callable
     return dataclasses.replace(plan, plays=tuple(plays))
 
 
-def inventory_view(inv: Inventory) -> InventoryView:
-    groups = inv.groups_dict()
-
-    def host_vars(host: str) -> dict[str, Any]:
-        # Every host's variables include the magic `groups` (all groups → all their hosts). A copy per host is
-        # O(hosts²) memory: 210 MB of the 672 MB peak of a 5,000-PC audit. Nothing changes it (templates are
-        # sandboxed read-only, and the play's own magic `groups` wins in templates), so all hosts share one.
-        out = inv.host_vars(host)
-        out["groups"] = groups
-        return out
-
-    return InventoryView(
-        hosts=list(inv.hosts),
-        host_vars=host_vars,
-        groups_of=lambda h: ("all", *inv.host_groups(h)),
-        select=inv.select,
-        groups=groups,
-    )
-
-
-def _open_store(db: str | None) -> Any:
-    from orchestrator.results.store import HistoryStore
-
+def _open_store(db: str | None) -> HistoryStore:
     return HistoryStore(db)
 
 
@@ -128,8 +109,6 @@ def mark_inventory_secrets(inv: Inventory, extra_vars: Mapping[str, Any]) -> Non
     """Mark secret at the source, before any task runs: every variable a secret variable reads (directly or
     through others: ``ansible_password: "{{ winrm_pw }}"``) by name, and its literal values, as well as
     secret-named ``-e`` values; templates are registered when they render."""
-    from orchestrator.inventory.output import secret_names
-
     sets: list[Mapping[str, Any]] = [inv.host(h).vars for h in inv.hosts]
     sets += [g.vars for g in inv.groups.values()]
     sets.append(extra_vars)
@@ -141,9 +120,7 @@ def mark_inventory_secrets(inv: Inventory, extra_vars: Mapping[str, Any]) -> Non
     )
 
 
-def _open_recorder(db: str | None) -> Any:
-    from orchestrator.results.recorder import StoreReporter
-
+def _open_recorder(db: str | None) -> StoreReporter:
     return StoreReporter(_open_store(db))
 
 
@@ -215,9 +192,6 @@ def canonical_inventory(sources: Sequence[str]) -> tuple[str, ...]:
     return tuple(str(Path(s).resolve()) if Path(s).exists() else s for s in sources)
 
 
-Engine = Callable[[RunInfo, Reporter, "Sequence[str] | None"], RunResult]
-
-
 def _execute(
     plan: Plan,
     inv: Inventory,
@@ -251,7 +225,7 @@ def _execute(
     recorder = _open_recorder(request.db) if request.history else None
     fanout = Fanout(([recorder] if recorder else []) + list(reporters))
     try:
-        result = engine(info, fanout, limit_hosts)
+        result = engine.run(plan, inventory_view(inv), info, fanout, limit_hosts)
     finally:
         if recorder is not None:
             try:
@@ -261,7 +235,7 @@ def _execute(
             finally:
                 recorder.store.close()
     if request.reports:
-        from orchestrator.results.reports import write_report
+        from orchestrator.results.reports import write_report  # lazy: start-up speed (only with --report)
 
         for path in request.reports:
             try:
@@ -270,6 +244,15 @@ def _execute(
                 kept = f"kmsfleet report {info.id} --output FILE" if request.history else "the recap above"
                 raise InputError(exc.message, exc.location, hint=f"the run's results are kept: {kept}") from None
     return result
+
+
+def local_engine(plan: Plan, request: RunRequest, cancel: threading.Event | None = None) -> Engine:
+    """The engine of a run on this machine: threads, or ``--processes N`` worker processes (whose plays must
+    not make PCs depend on each other: checked here, before anything runs)."""
+    if request.processes > 1:
+        check_shardable(plan)
+        return ProcessEngine(request.processes, request.options, cancel, play_vars_loader)
+    return ThreadEngine(request.options, cancel, play_vars_loader)
 
 
 def run_plan(
@@ -282,63 +265,17 @@ def run_plan(
     playbook_path: Path | None = None,
 ) -> RunResult:
     plan = render_play_hosts(plan, request.options.extra_vars)
-    if request.processes > 1:
-        from orchestrator.executor.multiproc import check_shardable
-
-        check_shardable(plan)
-
-    def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:
-        if request.processes > 1:
-            return _sharded_engine(plan, inv, request, info, reporter, limit_hosts, cancel)
-        runner = Runner(
-            plan,
-            inventory_view(inv),
-            info,
-            request.options,
-            reporter,
-            limit_hosts=limit_hosts,
-            cancel=cancel,
-            play_vars=play_vars_loader,
-        )
-        return runner.run()
-
+    engine = local_engine(plan, request, cancel)
     name = canonical_playbook(playbook_path) if playbook_path else plan.path
     return _execute(plan, inv, request, reporters, name, engine, cancel=cancel)
-
-
-def _sharded_engine(
-    plan: Plan,
-    inv: Inventory,
-    request: RunRequest,
-    info: RunInfo,
-    reporter: Reporter,
-    limit_hosts: Sequence[str] | None,
-    cancel: threading.Event | None,
-) -> RunResult:
-    """``--processes N``: the run's PCs over N worker processes (``orchestrator.executor.multiproc``)."""
-    from orchestrator.executor.multiproc import run_sharded
-    from orchestrator.executor.runner import play_targets
-
-    view = inventory_view(inv)
-    targets = play_targets(plan, view.select, set(limit_hosts) if limit_hosts is not None else None)
-    return run_sharded(
-        plan,
-        view,
-        info,
-        request.options,
-        reporter,
-        targets,
-        request.processes,
-        play_vars=play_vars_loader,
-        cancel=cancel,
-    )
 
 
 # ------------------------------------------------------------------------------ distributed runs
 
 
 def _no_prompt_when_distributed(prompt: Any) -> Any:
-    """Workers read the playbook again and cannot be told a typed answer: vars_prompt needs ``-e`` there."""
+    """A distributed run asks nothing on the terminal (answers, private ones too, would travel in the plan):
+    vars_prompt needs ``-e`` there."""
     raise InputError(
         f"vars_prompt '{prompt.name}' cannot be asked with --distributed",
         prompt.location,
@@ -357,28 +294,11 @@ def run_distributed(
     """``kmsfleet run --distributed``: loading, validation, history and reports as in ``run_playbook``; the PCs
     run on per-site Celery workers (``orchestrator.distributed``, docs/distributed.md). No Wake-on-LAN from the
     controller: a broadcast stays inside its site."""
-    from orchestrator.distributed.controller import Controller
-
     playbook = resolve_playbook(request.playbook)
     plan = render_play_hosts(load_plan(playbook), request.options.extra_vars)
     answer_vars_prompts(plan, request.options.extra_vars, _no_prompt_when_distributed)
     inv = load_inventory(list(request.inventory), playbook_dir=_playbook_dir(playbook))
-
-    def engine(info: RunInfo, reporter: Reporter, limit_hosts: Sequence[str] | None) -> RunResult:
-        controller = Controller(
-            plan,
-            inv,
-            info,
-            request.options,
-            reporter,
-            dist,
-            playbook=playbook,
-            limit_hosts=limit_hosts,
-            cancel=cancel,
-            progress=progress,
-        )
-        return controller.run()
-
+    engine = DistributedEngine(request.options, dist, cancel, progress, play_vars_loader)
     return _execute(plan, inv, request, reporters, canonical_playbook(playbook), engine, cancel=cancel, wake=False)
 
 
@@ -402,8 +322,6 @@ def wake_before_run(
     mode: an audit needs the PCs on. Not for ``--distributed`` runs (a broadcast stays inside its site)."""
     if not any(play.wake_on_lan for play in plan.plays):
         return None
-    from orchestrator.wol import recorded_macs, wake_and_wait, wake_targets
-
     wanted = set(limit_hosts) if limit_hosts is not None else None
     hosts: list[str] = []
     seen: set[str] = set()
@@ -432,7 +350,7 @@ def wake_before_run(
 
 
 def _check_report_path(path: str) -> None:
-    from orchestrator.results.reports import check_writable
+    from orchestrator.results.reports import check_writable  # lazy: start-up speed (only with --report)
 
     if Path(path).suffix.lower() not in (".json", ".csv", ".xml", ".html", ".htm"):
         raise InputError("--report: use a .json, .csv, .xml (JUnit) or .html file name", Location(path))

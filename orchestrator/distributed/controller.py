@@ -1,9 +1,11 @@
 """The controller of a distributed run: split by site, dispatch batches, collect the stream, keep one result per PC.
 
-``Controller.run`` is what ``api.run_distributed`` calls after the usual loading and validation. It
+``DistributedEngine`` (an ``executor.engine.Engine``, chosen by ``api.run_distributed`` after the usual loading
+and validation) runs a ``Controller``, which
 
-1. groups the targeted PCs by their inventory variable ``site`` (``default_site`` for PCs without one, else an
-   error listing them) and cuts each site's PCs into batches of ``batch_size``;
+1. turns the compiled plan into its wire form once (``message.plan_for_workers``), groups the targeted PCs
+   by their inventory variable ``site`` (``default_site`` for PCs without one, else an error listing them)
+   and cuts each site's PCs into batches of ``batch_size``;
 2. watches which sites have a live worker (signed presence keys, ``liveness``) and sends each such site's
    batches, signed with the controller's key, to its queue ``kmsfleet.site.<NAME>``; a site without a worker
    is polled until ``site_timeout`` runs out, then its PCs end ``unreachable`` ("no worker for site X") while
@@ -31,9 +33,8 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -51,20 +52,23 @@ from orchestrator.distributed.keys import ControllerKeys, keys_dir, load_control
 from orchestrator.distributed.liveness import SiteWatcher
 from orchestrator.distributed.message import (
     BatchMessage,
+    BatchOptions,
     HostEntry,
     StreamEvent,
     batch_options,
-    bundle_playbook,
     encode_value,
+    plan_for_workers,
     sanitise_vars,
 )
 from orchestrator.distributed.signing import DOMAIN_BATCH, DOMAIN_EVENT, DOMAIN_OPEN, SignatureError
 from orchestrator.errors import InputError, KmsfleetError
-from orchestrator.executor.plan import Plan
+from orchestrator.executor.engine import PlayVars, RunView
+from orchestrator.executor.plan import Plan, PlaySpec
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.runner import DEFAULT_BUDGET
 from orchestrator.executor.state import RunOptions
-from orchestrator.inventory.model import Inventory
+from orchestrator.redact import redact_text
+from orchestrator.results.codec import host_result_from_json, task_result_from_json
 from orchestrator.results.models import (
     FailureKind,
     HostResult,
@@ -75,7 +79,6 @@ from orchestrator.results.models import (
     TaskStatus,
     utcnow,
 )
-from orchestrator.results.store import host_result_from_json, task_result_from_json
 
 SITE_VAR = "site"
 READ_BLOCK_MS = 500
@@ -118,6 +121,33 @@ class SiteProgress:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class DistributedEngine:
+    """``--distributed``: the run's PCs on per-site Celery workers (an ``executor.engine.Engine``)."""
+
+    options: RunOptions
+    dist: DistributedOptions
+    cancel: threading.Event | None = None
+    progress: Callable[[SiteProgress], None] | None = None
+    play_vars: PlayVars | None = None  # reads each play's vars_files on the controller
+
+    def run(
+        self, plan: Plan, view: RunView, info: RunInfo, reporter: Reporter, limit: Sequence[str] | None
+    ) -> RunResult:
+        return Controller(plan, view, info, reporter, self, limit).run()
+
+
+@dataclass(frozen=True)
+class _Wire:
+    """What every batch message of a run shares."""
+
+    plan: dict[str, Any]
+    options: BatchOptions
+    entries: dict[str, HostEntry]
+    by_pattern: dict[str, list[str]]
+    withheld: list[str]
+
+
 @dataclass
 class _Batch:
     id: str
@@ -149,17 +179,13 @@ class Controller:
     def __init__(
         self,
         plan: Plan,
-        inv: Inventory,
+        view: RunView,
         info: RunInfo,
-        options: RunOptions,
         reporter: Reporter,
-        dist: DistributedOptions,
-        *,
-        playbook: Path,
+        engine: DistributedEngine,
         limit_hosts: Sequence[str] | None = None,
-        cancel: threading.Event | None = None,
-        progress: Callable[[SiteProgress], None] | None = None,
     ) -> None:
+        dist = engine.dist
         if dist.batch_size < 1:
             raise InputError("--batch-size must be at least 1")
         if any(play.wake_on_lan for play in plan.plays):
@@ -168,15 +194,15 @@ class Controller:
                 hint="wake the PCs first (kmsfleet wake at the site), or run without --distributed",
             )
         self.plan = plan
-        self.inv = inv
+        self.view = view
         self.info = info
-        self.options = options
+        self.options = engine.options
         self.reporter = reporter
         self.dist = dist
-        self.playbook = playbook
+        self.play_vars = engine.play_vars
         self.limit = set(limit_hosts) if limit_hosts is not None else None
-        self.cancel = cancel or threading.Event()
-        self.progress = progress
+        self.cancel = engine.cancel or threading.Event()
+        self.progress = engine.progress
         self.final: dict[str, HostResult] = {}
         self.duplicates = 0
         self.requeued = 0
@@ -199,7 +225,7 @@ class Controller:
         seen: set[str] = set()
         for play in self.plan.plays:
             if play.hosts not in by_pattern:
-                hosts = self.inv.select(play.hosts)
+                hosts = self.view.select(play.hosts)
                 if self.limit is not None:
                     hosts = [h for h in hosts if h in self.limit]
                 by_pattern[play.hosts] = hosts
@@ -215,7 +241,7 @@ class Controller:
         out: dict[str, str] = {}
         missing: list[str] = []
         for h in hosts:
-            value = self.inv.inventory_vars(h).get(SITE_VAR)
+            value = self.view.variables(h).get(SITE_VAR)
             if value in (None, ""):
                 if self.dist.default_site is None:
                     missing.append(h)
@@ -236,76 +262,30 @@ class Controller:
         entries: dict[str, HostEntry] = {}
         withheld: set[str] = set()
         for h in hosts:
-            safe, kept_back = sanitise_vars(self.inv.inventory_vars(h))
+            safe, kept_back = sanitise_vars(self.view.variables(h))
             withheld |= kept_back
-            source = self.inv.host(h).source
             entries[h] = HostEntry(
                 name=h,
-                groups=list(self.inv.host_groups(h)),
+                groups=list(self.view.group_names(h)),
                 vars=encode_value(safe),
-                inventory_file=str(Path(source)) if source else None,
+                inventory_file=self.view.inventory_file(h),
             )
         return entries, withheld
 
     # ------------------------------------------------------------------ the run
 
     def run(self) -> RunResult:
-        targets, by_play, by_pattern = self._selections()
-        site_of = self._site_of(targets)
-        bundle = bundle_playbook(self.plan, self.playbook)
-        opts, withheld = batch_options(self.options)
-        entries, host_withheld = self._entries(targets)
-        withheld |= host_withheld
-        self.by_play = by_play
+        targets, self.by_play, by_pattern = self._selections()
         self.targets = targets
-        self.sites: dict[str, _Site] = {}
-        for h in targets:
-            self.sites.setdefault(site_of[h], _Site(site_of[h], [])).hosts.append(h)
-        self.batches: dict[str, _Batch] = {}
-        for site in self.sites.values():
-            for start in range(0, len(site.hosts), self.dist.batch_size):
-                number = start // self.dist.batch_size + 1
-                batch = _Batch(f"{site.name}-{number:04d}", site.name, site.hosts[start : start + self.dist.batch_size])
-                site.batches.append(batch)
-                self.batches[batch.id] = batch
-        self.site_of = site_of
+        self.site_of = self._site_of(targets)
+        self.wire = self._wire(targets, by_pattern)
+        self._cut_batches()
         self.crypto: ControllerKeys = load_controller_keys(keys_dir(self.dist.keys), self.sites)
         self._kid_sites = self.crypto.sites_of_kid()
         self._verifiers = {site: self.crypto.verifier(site) for site in self.sites}
         label = f"{self.info.controller} (distributed: {len(self.sites)} sites)"
         self.info = dataclasses.replace(self.info, controller=label)
-
-        def message(batch: _Batch, hosts: list[str]) -> dict[str, Any]:
-            chosen = set(hosts)
-            now = time.time()
-            msg = BatchMessage(
-                run_id=self.info.id,
-                nonce=self.nonce,
-                batch_id=batch.id,
-                attempt=batch.attempt,
-                site=batch.site,
-                issued=now,
-                expires=now + max(60.0, self._deadline() - time.monotonic()),
-                playbook=bundle,
-                options=opts,
-                hosts=[entries[h] for h in hosts],
-                selections={p: [h for h in sel if h in chosen] for p, sel in by_pattern.items()},
-                withheld=sorted(withheld),
-            )
-            return self.crypto.signer.sign(DOMAIN_BATCH, msg.model_dump(mode="json"))
-
-        self._message = message
-        client = redis_client(self.dist.broker)
-        try:
-            client.ping()
-        except Exception as exc:
-            raise BrokerError(f"cannot reach the broker {_safe_url(self.dist.broker)}: {exc}") from None
-        self.client = client
-        self.keys = RunKeys(self.info.id)
-        self._next_open = 0.0
-        self._refresh_open()
-        self.app = make_app(self.dist.broker)
-        self.watcher = SiteWatcher(client, self._verifiers, self.sites)
+        self._connect()
         self.reporter.run_started(self.info, targets)
         interrupted = False
         try:
@@ -327,6 +307,61 @@ class Controller:
         result = RunResult(info=self.info, hosts=hosts, finished=utcnow(), interrupted=interrupted)
         self.reporter.run_done(result)
         return result
+
+    def _wire(self, targets: Sequence[str], by_pattern: dict[str, list[str]]) -> _Wire:
+        """What every batch message of the run shares, computed once (secrets withheld, the plan checked)."""
+        plan = plan_for_workers(self.plan, self.options.extra_vars, self.play_vars or _own_vars)
+        opts, withheld = batch_options(self.options)
+        entries, host_withheld = self._entries(targets)
+        return _Wire(plan, opts, entries, by_pattern, sorted(withheld | host_withheld))
+
+    def _cut_batches(self) -> None:
+        """Each site's PCs, in order, cut into batches of ``batch_size``."""
+        self.sites: dict[str, _Site] = {}
+        for h in self.targets:
+            self.sites.setdefault(self.site_of[h], _Site(self.site_of[h], [])).hosts.append(h)
+        self.batches: dict[str, _Batch] = {}
+        size = self.dist.batch_size
+        for site in self.sites.values():
+            for start in range(0, len(site.hosts), size):
+                batch = _Batch(f"{site.name}-{start // size + 1:04d}", site.name, site.hosts[start : start + size])
+                site.batches.append(batch)
+                self.batches[batch.id] = batch
+
+    def _connect(self) -> None:
+        """The broker reached, the run opened (signed token), the Celery app and the site watcher ready."""
+        client = redis_client(self.dist.broker)
+        try:
+            client.ping()
+        except Exception as exc:
+            raise BrokerError(f"cannot reach the broker {_safe_url(self.dist.broker)}: {exc}") from None
+        self.client = client
+        self.keys = RunKeys(self.info.id)
+        self._next_open = 0.0
+        self._refresh_open()
+        self.app = make_app(self.dist.broker)
+        self.watcher = SiteWatcher(client, self._verifiers, self.sites)
+
+    def _message(self, batch: _Batch, hosts: list[str]) -> dict[str, Any]:
+        """The signed message of ``batch`` (its ``hosts`` still without a result)."""
+        chosen = set(hosts)
+        now = time.time()
+        msg = BatchMessage(
+            run_id=self.info.id,
+            nonce=self.nonce,
+            batch_id=batch.id,
+            attempt=batch.attempt,
+            site=batch.site,
+            issued=now,
+            expires=now + max(60.0, self._deadline() - time.monotonic()),
+            playbook=self.info.playbook,
+            plan=self.wire.plan,
+            options=self.wire.options,
+            hosts=[self.wire.entries[h] for h in hosts],
+            selections={p: [h for h in sel if h in chosen] for p, sel in self.wire.by_pattern.items()},
+            withheld=self.wire.withheld,
+        )
+        return self.crypto.signer.sign(DOMAIN_BATCH, msg.model_dump(mode="json"))
 
     def _deadline(self) -> float:
         budget = self.options.host_budget or DEFAULT_BUDGET
@@ -513,50 +548,66 @@ class Controller:
             )
 
     def _handle(self, event: StreamEvent, batch: _Batch) -> None:
-        kind = event.t
         self.watcher.seen(batch.site)
+        handlers = {
+            "batch_started": self._on_batch_started,
+            "play": self._on_play,
+            "task": self._on_task,
+            "host": self._on_host,
+            "batch_done": self._on_batch_done,
+            "batch_refused": self._on_batch_refused,
+            "batch_failed": self._on_batch_failed,
+        }
+        handlers[event.t](event, batch)
+
+    def _on_batch_started(self, event: StreamEvent, batch: _Batch) -> None:
+        batch.started = True
+        batch.worker = event.worker or ""
         site = self.sites[batch.site]
-        if kind == "batch_started":
-            batch.started = True
-            batch.worker = event.worker or ""
-            if site.state == "waiting":
-                site.state = "running"
-                self._report(site, force=True)
-        elif kind == "play":
-            name = str(event.name)
-            if name not in self._plays_seen:
-                self._plays_seen.add(name)
-                self.reporter.play_started(name, self.by_play.get(name, []))
-        elif kind == "task":
-            if event.r is None:
-                raise _Refused("a task event without its task")
-            task = task_result_from_json(event.r)
-            if task.host not in batch.hosts:
-                raise _Refused(f"a task event for {task.host!r}, which is not in batch {batch.id}")
-            if task.host not in self.final:
-                self._host_started.add(task.host)
-                self.reporter.task_done(task)
-        elif kind == "host":
-            if event.r is None:
-                raise _Refused("a host event without its result")
-            result = host_result_from_json(event.r)
-            if result.host not in batch.hosts:
-                raise _Refused(f"a result for {result.host!r}, which is not in batch {batch.id}")
-            if result.host in self.final:
-                self.duplicates += 1
-                return
-            self._accept(result)
-        elif kind == "batch_done":
-            batch.done = True
-        elif kind == "batch_refused":
-            self._refused_batch(batch, str(event.error or "refused"))
-        elif kind == "batch_failed":
-            batch.done = True
-            error = str(event.error or "unknown error")
-            text = f"the worker at site {batch.site} could not run batch {batch.id}: {error}"
-            for h in batch.hosts:
-                if h not in self.final:
-                    self._finish(h, HostStatus.FAILED, text, failure=FailureKind.INPUT)
+        if site.state == "waiting":
+            site.state = "running"
+            self._report(site, force=True)
+
+    def _on_play(self, event: StreamEvent, batch: _Batch) -> None:
+        name = str(event.name)
+        if name not in self._plays_seen:
+            self._plays_seen.add(name)
+            self.reporter.play_started(name, self.by_play.get(name, []))
+
+    def _on_task(self, event: StreamEvent, batch: _Batch) -> None:
+        if event.r is None:
+            raise _Refused("a task event without its task")
+        task = task_result_from_json(event.r)
+        if task.host not in batch.hosts:
+            raise _Refused(f"a task event for {task.host!r}, which is not in batch {batch.id}")
+        if task.host not in self.final:
+            self._host_started.add(task.host)
+            self.reporter.task_done(task)
+
+    def _on_host(self, event: StreamEvent, batch: _Batch) -> None:
+        if event.r is None:
+            raise _Refused("a host event without its result")
+        result = host_result_from_json(event.r)
+        if result.host not in batch.hosts:
+            raise _Refused(f"a result for {result.host!r}, which is not in batch {batch.id}")
+        if result.host in self.final:
+            self.duplicates += 1
+            return
+        self._accept(result)
+
+    def _on_batch_done(self, event: StreamEvent, batch: _Batch) -> None:
+        batch.done = True
+
+    def _on_batch_refused(self, event: StreamEvent, batch: _Batch) -> None:
+        self._refused_batch(batch, str(event.error or "refused"))
+
+    def _on_batch_failed(self, event: StreamEvent, batch: _Batch) -> None:
+        batch.done = True
+        error = str(event.error or "unknown error")
+        text = f"the worker at site {batch.site} could not run batch {batch.id}: {error}"
+        for h in batch.hosts:
+            if h not in self.final:
+                self._finish(h, HostStatus.FAILED, text, failure=FailureKind.INPUT)
 
     def _refused_batch(self, batch: _Batch, reason: str) -> None:
         """The site's worker refused a message claiming to be ``batch`` (tampered, forged, outside its policy …).
@@ -605,7 +656,7 @@ class Controller:
                     failure=failure,
                 ),
             )
-        address = self.inv.inventory_vars(host).get("ansible_host", host)
+        address = self.view.variables(host).get("ansible_host", host)
         result = HostResult(
             host=host,
             status=status,
@@ -614,7 +665,7 @@ class Controller:
             started=self.started_at,
             finished=utcnow(),
             address=str(address),
-            groups=tuple(self.inv.host_groups(host)),
+            groups=tuple(self.view.group_names(host)),
         )
         self._accept(result)
 
@@ -674,7 +725,9 @@ class Controller:
             pass
 
 
-def _safe_url(url: str) -> str:
-    from orchestrator.redact import redact_text
+def _own_vars(play: PlaySpec, extra_vars: Mapping[str, Any]) -> Mapping[str, Any]:
+    return play.vars
 
+
+def _safe_url(url: str) -> str:
     return redact_text(url)

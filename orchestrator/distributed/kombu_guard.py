@@ -33,19 +33,28 @@ def is_task_entry(raw: Any) -> str | None:
     """None when ``raw`` (the decoded queue entry) has the shape of a kmsfleet task message; else why not."""
     if not isinstance(raw, dict):
         return "not a JSON object"
+    return _envelope_problem(raw) or _body_problem(raw.get("body"))
+
+
+def _envelope_problem(raw: dict[str, Any]) -> str | None:
+    """What is wrong with the entry's headers and properties (the first rule it breaks), or None."""
     headers, props = raw.get("headers"), raw.get("properties")
     if not isinstance(headers, dict) or not isinstance(props, dict):
         return "no headers or properties"
-    if headers.get("task") != TASK_NAME or not isinstance(headers.get("id"), str):
-        return f"not a {TASK_NAME} task"
-    if raw.get("content-type") != "application/json" or raw.get("content-encoding") != "utf-8":
-        return "not JSON content"
-    info = props.get("delivery_info")
-    if props.get("body_encoding") != "base64" or not isinstance(props.get("delivery_tag"), str):
-        return "no base64 body or delivery tag"
-    if not isinstance(info, dict):
-        return "no delivery info"
-    body = raw.get("body")
+    rules = (
+        (headers.get("task") == TASK_NAME and isinstance(headers.get("id"), str), f"not a {TASK_NAME} task"),
+        (raw.get("content-type") == "application/json" and raw.get("content-encoding") == "utf-8", "not JSON content"),
+        (
+            props.get("body_encoding") == "base64" and isinstance(props.get("delivery_tag"), str),
+            "no base64 body or delivery tag",
+        ),
+        (isinstance(props.get("delivery_info"), dict), "no delivery info"),
+    )
+    return next((why for ok, why in rules if not ok), None)
+
+
+def _body_problem(body: Any) -> str | None:
+    """What is wrong with the entry's body (base64 JSON ``[[batch], {}, {…}]``), or None."""
     if not isinstance(body, str):
         return "no body"
     try:

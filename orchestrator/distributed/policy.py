@@ -8,8 +8,9 @@ read from the broker, so even a message signed with a stolen controller key cann
   unencrypted messages over HTTP (``ansible_winrm_message_encryption: never``), HTTPS with certificate checks
   off (``ansible_winrm_server_cert_validation: ignore``), or through a proxy (``ansible_winrm_proxy``);
 - read its own files or environment: ``lookup('file', …)`` is refused, ``lookup('env', NAME)`` answers only
-  for the password variable (``KMSFLEET_PASSWORD``) and names given with ``--allow-env``; playbook files,
-  imported task files and ``vars_files`` must all lie inside the batch's private folder.
+  for the password variable (``KMSFLEET_PASSWORD``) and names given with ``--allow-env``; the batch carries
+  the compiled plan (its ``vars_files`` read on the controller), so the worker reads no playbook file, and the
+  plays' folders and ``role_path`` point at the batch's empty private folder (``worker.worker_plan``).
 
 Checked twice: once on the whole batch before anything runs (host variables and extra vars, so a batch that
 asks for any of this is refused as a whole and the controller is told why), and again on each PC's final
@@ -20,15 +21,15 @@ play or ``set_fact`` makes at run time. Lookups are restricted in the worker pro
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from orchestrator import templating
 from orchestrator.booleans import boolean
 from orchestrator.errors import InputError
+from orchestrator.executor import state
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable
@@ -141,8 +142,6 @@ _installed: dict[str, WorkerPolicy] = {}
 
 
 def guard_connections(policy: WorkerPolicy) -> None:
-    from orchestrator.executor import state
-
     _installed["policy"] = policy
     original: Callable[[str, Mapping[str, Any]], Any] = getattr(state, "connection_spec")  # noqa: B009
     if getattr(original, "_kmsfleet_policy", False):
@@ -161,8 +160,6 @@ def guard_connections(policy: WorkerPolicy) -> None:
 
 
 def guard_lookups(policy: WorkerPolicy) -> None:
-    from orchestrator import templating
-
     allowed = policy.env_names
     lookups: dict[str, Callable[..., list[Any]]] = templating._LOOKUPS
     original_env = lookups["env"]
@@ -184,12 +181,3 @@ def guard_lookups(policy: WorkerPolicy) -> None:
     env._kmsfleet_policy = True  # type: ignore[attr-defined]
     lookups["env"] = env
     lookups["file"] = file
-
-
-def check_inside(paths: Iterable[Path | str], folder: Path) -> None:
-    """Every path must lie inside ``folder`` (the batch's private folder)."""
-    root = folder.resolve()
-    for path in paths:
-        resolved = Path(path).resolve()
-        if resolved != root and root not in resolved.parents:
-            raise PolicyError(f"the playbook reads {os.fspath(path)!r}, outside the files the batch carries")

@@ -31,12 +31,12 @@ def node_name(site: str) -> str:
 
 def _preload_engine() -> None:
     """Import the engine once in the main process, so every pool process forked from it starts warm (the
-    first batch would otherwise pay for importing the transport, modules and templating)."""
+    first batch would otherwise pay for importing the transport, modules and templating). Imports inside a
+    function on purpose: importing them is this function's job, when a worker starts."""
     import orchestrator.distributed.worker
-    import orchestrator.executor.loading
-    import orchestrator.executor.runner
+    import orchestrator.executor.engine
+    import orchestrator.executor.plan_codec
     import orchestrator.modules.base
-    import orchestrator.playbook.loader
     import orchestrator.templating
     import orchestrator.transport.winrm  # noqa: F401
 
@@ -71,7 +71,7 @@ def serve_worker(
     sweep_batch_dirs()
     node = node_name(site)
     announcer = Announcer(client, ctx.keys.signer, site, node)
-    from celery.signals import worker_ready
+    from celery.signals import worker_ready  # lazy: start-up speed (Celery loads only when a worker starts)
 
     def announce(sender: Any = None, **_: Any) -> None:
         announcer.start()  # first: a controller may act on "worker ready" at once
@@ -79,7 +79,7 @@ def serve_worker(
             on_ready(node)
 
     worker_ready.connect(announce, weak=False)
-    from celery.signals import worker_shutting_down
+    from celery.signals import worker_shutting_down  # lazy: as above
 
     shutdown: dict[str, Any] = {}
 

@@ -8,8 +8,9 @@ ended finds no fresh token), and stay inside the worker's own policy (``policy``
 logged, and acknowledged: a poison message never stops the worker. A batch that passes takes the batch's
 *lease* (a Redis key with a short TTL that a background thread keeps refreshing while the batch runs), skips
 PCs whose final result is already in the run's stream (a redelivered batch repeats only what was not
-finished), compiles the playbook files from the message with the same loader as a local run, and runs
-``executor.Runner`` with a reporter that appends each event, signed with the worker's key, to the run's Redis
+finished), and runs the message's compiled plan (decoded strictly by ``executor.plan_codec`` when the
+message is accepted; a plan that does not decode is refused like any poison message) with the local
+``ThreadEngine`` and a reporter that appends each event, signed with the worker's key, to the run's Redis
 stream the moment it happens.
 
 Duplicates are harmless by construction: a batch whose lease is held by a live process, a batch already
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -40,14 +43,17 @@ from orchestrator import __version__
 from orchestrator.distributed.celery_app import KEY_TTL, LEASE_REFRESH, LEASE_TTL, RunKeys, redis_client
 from orchestrator.distributed.keys import WorkerKeys
 from orchestrator.distributed.message import BatchMessage, HostEntry, decode_value, run_options
-from orchestrator.distributed.policy import PASSWORD_ENV, PolicyError, WorkerPolicy, check_inside
+from orchestrator.distributed.policy import PASSWORD_ENV, PolicyError, WorkerPolicy
 from orchestrator.distributed.replay import DoneBatches
 from orchestrator.distributed.signing import DOMAIN_BATCH, DOMAIN_EVENT, DOMAIN_OPEN, SignatureError, Signer
 from orchestrator.errors import InputError
-from orchestrator.executor.runner import InventoryView
+from orchestrator.executor.engine import RunView, ThreadEngine, assemble_view
+from orchestrator.executor.plan import BlockSpec, Node, Plan, TaskSpec
+from orchestrator.executor.plan_codec import PlanCodecError, decode_plan
+from orchestrator.executor.runner import new_run_info
 from orchestrator.redact import redact, redact_text, register_secret
+from orchestrator.results.codec import host_result_to_json, task_result_to_json
 from orchestrator.results.models import HostResult, HostTaskResult, RunInfo, RunResult
-from orchestrator.results.store import host_result_to_json, task_result_to_json
 
 BATCH_DIR_PREFIX = "kmsfleet-batch-"  # + pid: a folder left by a killed process is swept by the next worker
 MAX_STREAM_EVENTS = 2_000_000  # a safety cap only; a run's stream is deleted when its controller finishes
@@ -87,7 +93,7 @@ def shared_redis(url: str) -> Any:
 
 def worker_name() -> str:
     try:
-        from celery import current_task
+        from celery import current_task  # lazy: start-up speed (Celery is loaded only in a worker process)
 
         request = getattr(current_task, "request", None)
         hostname = getattr(request, "hostname", None)
@@ -254,9 +260,7 @@ class Lease:
 
 
 def sweep_batch_dirs() -> int:
-    """Remove playbook folders left in the temporary directory by worker processes that were killed."""
-    import shutil
-
+    """Remove the private batch folders left in the temporary directory by worker processes that were killed."""
     removed = 0
     for folder in Path(tempfile.gettempdir()).glob(BATCH_DIR_PREFIX + "*"):
         pid_text = folder.name[len(BATCH_DIR_PREFIX) :].split("-", 1)[0]
@@ -274,7 +278,9 @@ def sweep_batch_dirs() -> int:
     return removed
 
 
-def _inventory_view(msg: BatchMessage) -> InventoryView:
+def batch_view(msg: BatchMessage) -> RunView:
+    """The batch's PCs as the runner sees them (``executor.engine.assemble_view``, as a local run builds it):
+    ``groups`` holds the batch's PCs, patterns select what the controller selected on the whole inventory."""
     entries: dict[str, HostEntry] = {h.name: h for h in msg.hosts}
     names = [h.name for h in msg.hosts]
     groups: dict[str, list[str]] = {"all": list(names)}
@@ -282,75 +288,56 @@ def _inventory_view(msg: BatchMessage) -> InventoryView:
         for g in h.groups:
             groups.setdefault(g, []).append(h.name)
     host_vars = {h.name: decode_value(h.vars) for h in msg.hosts}
-
-    def vars_of(name: str) -> dict[str, Any]:
-        entry = entries[name]
-        out: dict[str, Any] = copy.deepcopy(host_vars[name])
-        out.update(
-            inventory_hostname=name,
-            inventory_hostname_short=name.split(".", 1)[0],
-            group_names=list(entry.groups),
-            groups={g: list(m) for g, m in groups.items()},
-            inventory_file=entry.inventory_file,
-            inventory_dir=str(Path(entry.inventory_file).parent) if entry.inventory_file else None,
-        )
-        return out
-
-    def select(pattern: str) -> list[str]:
-        return list(msg.selections.get(pattern, ()))
-
-    return InventoryView(
-        hosts=names,
-        host_vars=vars_of,
-        groups_of=lambda h: ("all", *entries[h].groups),
-        select=select,
-        groups=groups,
+    return assemble_view(
+        names,
+        lambda name: copy.deepcopy(host_vars[name]),
+        lambda name: entries[name].groups,
+        lambda name: entries[name].inventory_file,
+        lambda pattern: list(msg.selections.get(pattern, ())),
+        groups,
     )
 
 
-def _check_files(plan: Any, main: Path, folder: Path) -> None:
-    """Every file the plan reads must be one the batch carried; ``vars_files`` names may not be templates."""
-    from orchestrator.distributed.message import plan_files
+def worker_plan(plan: Plan, folder: Path) -> Plan:
+    """The plan with every place it would read a controller file from (each play's folder, each role's
+    ``role_path``) pointed at ``folder``, the batch's empty private folder: a worker reads no file of its own
+    for a batch (``win_copy``/``win_template`` sources and ``include_vars`` files are not sent)."""
+    place = str(folder)
 
-    for play in plan.plays:
-        for ref in play.vars_files:
-            for candidate in getattr(ref, "candidates", ()):
-                if not isinstance(candidate, str) or "{{" in candidate or "{%" in candidate:
-                    raise PolicyError(f"vars_files entry {candidate!r} is a template; this worker accepts only names")
-                path = Path(candidate)
-                check_inside([path if path.is_absolute() else Path(play.base_dir) / path], folder)
-    check_inside(plan_files(plan, main), folder)
+    def task(t: TaskSpec) -> TaskSpec:
+        return dataclasses.replace(t, vars={**t.vars, "role_path": place}) if "role_path" in t.vars else t
+
+    def nodes(ns: tuple[Node, ...]) -> tuple[Node, ...]:
+        return tuple(block(n) if isinstance(n, BlockSpec) else task(n) for n in ns)
+
+    def block(b: BlockSpec) -> BlockSpec:
+        vars_ = {**b.vars, "role_path": place} if "role_path" in b.vars else b.vars
+        return dataclasses.replace(b, vars=vars_, block=nodes(b.block), rescue=nodes(b.rescue), always=nodes(b.always))
+
+    plays = tuple(
+        dataclasses.replace(
+            p,
+            base_dir=place,
+            pre_tasks=nodes(p.pre_tasks),
+            tasks=nodes(p.tasks),
+            post_tasks=nodes(p.post_tasks),
+            handlers=tuple(task(h) for h in p.handlers),
+        )
+        for p in plan.plays
+    )
+    return dataclasses.replace(plan, plays=plays)
 
 
 def _run(
-    msg: BatchMessage, todo: list[str], stream: EventStream, cancel: threading.Event, forks: int | None
+    msg: BatchMessage, plan: Plan, todo: list[str], stream: EventStream, cancel: threading.Event, forks: int | None
 ) -> RunResult:
-    from orchestrator.distributed.message import unpack_playbook
-    from orchestrator.executor.loading import load_plan, play_vars_loader
-    from orchestrator.executor.runner import Runner, new_run_info
-
     password = os.environ.get(PASSWORD_ENV) or None
     register_secret(password)
     options = run_options(msg.options, password=password, forks=forks)
     with tempfile.TemporaryDirectory(prefix=f"{BATCH_DIR_PREFIX}{os.getpid()}-") as tmp:
-        main = unpack_playbook(msg.playbook, Path(tmp))
-        plan = load_plan(main)
-        try:
-            _check_files(plan, main, Path(tmp))
-        except PolicyError as exc:
-            raise InputError(f"refused by the worker's policy: {exc}") from None
-        info = new_run_info(msg.run_id, msg.playbook.source, (), options, None)
-        runner = Runner(
-            plan,
-            _inventory_view(msg),
-            info,
-            options,
-            StreamReporter(stream),
-            limit_hosts=todo,
-            cancel=cancel,
-            play_vars=play_vars_loader,
-        )
-        return runner.run()
+        info = new_run_info(msg.run_id, msg.playbook, (), options, None)
+        engine = ThreadEngine(options, cancel)
+        return engine.run(worker_plan(plan, Path(tmp)), batch_view(msg), info, StreamReporter(stream), todo)
 
 
 def open_token(raw: Any, ctx: WorkerContext, run_id: str) -> Mapping[str, Any] | None:
@@ -370,8 +357,9 @@ def open_token(raw: Any, ctx: WorkerContext, run_id: str) -> Mapping[str, Any] |
     return token
 
 
-def accept(raw: Any, client: Any, ctx: WorkerContext) -> BatchMessage:
-    """The batch inside ``raw`` if this worker may run it now; else ``Refused`` saying why."""
+def accept(raw: Any, client: Any, ctx: WorkerContext) -> tuple[BatchMessage, Plan]:
+    """The batch inside ``raw`` and its decoded plan if this worker may run it now; else ``Refused`` saying
+    why (a plan with an unknown type tag or a malformed shape included)."""
     try:
         body = ctx.keys.controller.open(DOMAIN_BATCH, raw)
     except SignatureError as exc:
@@ -381,6 +369,10 @@ def accept(raw: Any, client: Any, ctx: WorkerContext) -> BatchMessage:
     except ValidationError as exc:
         first = str(exc).splitlines()
         raise Refused(f"not a batch this worker can read (kmsfleet {__version__}): {' '.join(first[:3])}") from None
+    try:
+        plan = decode_plan(msg.plan)
+    except PlanCodecError as exc:
+        raise Refused(f"not a plan this worker can read (kmsfleet {__version__}): {exc}") from None
     try:
         ctx.policy.check_site(msg.site)
     except PolicyError as exc:
@@ -395,7 +387,7 @@ def accept(raw: Any, client: Any, ctx: WorkerContext) -> BatchMessage:
         raise Refused(f"run {msg.run_id} has no fresh signed open token: its controller is not waiting for it")
     if ctx.done.contains(DoneBatches.key(msg.run_id, msg.nonce, msg.batch_id, msg.attempt)):
         raise Refused(f"batch {msg.batch_id} attempt {msg.attempt} of run {msg.run_id} was already run here (replay)")
-    return msg
+    return msg, plan
 
 
 def _report_refusal(raw: Any, client: Any, ctx: WorkerContext, reason: str) -> None:
@@ -441,7 +433,7 @@ def run_batch(raw: Any, broker: str, ctx: WorkerContext) -> dict[str, Any]:
     """The body of the Celery task: run one batch, stream it, return a small summary (logged by Celery)."""
     client = shared_redis(broker)
     try:
-        msg = accept(raw, client, ctx)
+        msg, plan = accept(raw, client, ctx)
     except Refused as exc:
         log.warning("refused a batch message: %s", exc)
         with contextlib.suppress(Exception):
@@ -473,7 +465,7 @@ def run_batch(raw: Any, broker: str, ctx: WorkerContext) -> dict[str, Any]:
         )
         counts: dict[str, int] = {}
         if todo:
-            result = _run(msg, todo, stream, lease.cancel, ctx.forks)
+            result = _run(msg, plan, todo, stream, lease.cancel, ctx.forks)
             counts = {k: v for k, v in result.counts().items() if v}
         summary.update(hosts=len(todo), counts=counts)
         stream.batch_done({"hosts": len(todo), "counts": counts})

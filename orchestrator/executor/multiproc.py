@@ -29,20 +29,19 @@ import signal
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from orchestrator.errors import InputError
-from orchestrator.executor.plan import Plan, PlaySpec
+from orchestrator.executor.engine import PlayVars
+from orchestrator.executor.plan import Plan
 from orchestrator.executor.reporter import Reporter
-from orchestrator.executor.runner import InventoryView, Runner, _interrupts_held, targeted_hosts
+from orchestrator.executor.runner import InventoryView, Runner, _interrupts_held, play_targets, targeted_hosts
 from orchestrator.executor.state import RunOptions
 from orchestrator.redact import register_secret, register_secret_name, registered_secrets
 from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult, utcnow
-
-PlayVars = Callable[[PlaySpec, Mapping[str, Any]], Mapping[str, Any]]
 
 
 def _mappingproxy(data: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:
@@ -279,66 +278,90 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_sharded(
-    plan: Plan,
-    view: InventoryView,
-    info: RunInfo,
-    options: RunOptions,
-    reporter: Reporter,
-    targets: Sequence[Sequence[str]],
-    processes: int,
-    *,
-    play_vars: PlayVars | None = None,
-    cancel: threading.Event | None = None,
-) -> RunResult:
-    """Run ``targets`` (the PCs of each play, in order) over ``processes`` workers; see the module docstring."""
-    all_hosts = targeted_hosts(targets)
-    shards = shard(all_hosts, processes)
-    with _interrupts_held() as held:  # every targeted PC is recorded before Ctrl-C can cut in
-        reporter.run_started(info, all_hosts)
-    secrets, names = registered_secrets()
-    forks = max(1, -(-options.forks // len(shards))) if shards else 1
-    shard_options = dataclasses.replace(options, forks=forks)
+@dataclass(frozen=True)
+class ProcessEngine:
+    """``--processes N``: the run's PCs over N worker processes (an ``executor.engine.Engine``)."""
+
+    processes: int
+    options: RunOptions
+    cancel: threading.Event | None = None
+    play_vars: PlayVars | None = None  # a module-level function (pickled by name)
+
+    def run(
+        self, plan: Plan, view: InventoryView, info: RunInfo, reporter: Reporter, limit: Sequence[str] | None
+    ) -> RunResult:
+        """Each play's PCs (within ``limit``) dealt over the workers; see the module docstring."""
+        targets = play_targets(plan, view.select, set(limit) if limit is not None else None)
+        all_hosts = targeted_hosts(targets)
+        shards = shard(all_hosts, self.processes)
+        with _interrupts_held() as held:  # every targeted PC is recorded before Ctrl-C can cut in
+            reporter.run_started(info, all_hosts)
+        events, stop, procs = _start(self._jobs(plan, view, info, shards))
+        if held:
+            stop.set()
+        pump = _Pump(reporter, targets, procs, {}, {})
+        interrupted = _collect(pump, events, stop, self.cancel) | bool(held)
+        interrupted = _settle(pump, shards) | interrupted | stop.is_set()
+        result = RunResult(
+            info=info,
+            hosts=tuple(pump.results[h] for h in all_hosts if h in pump.results),
+            finished=utcnow(),
+            interrupted=interrupted,
+        )
+        reporter.run_done(result)
+        return result
+
+    def _jobs(self, plan: Plan, view: InventoryView, info: RunInfo, shards: Sequence[Sequence[str]]) -> list[_Job]:
+        """One job per shard: the plan, the shard's inventory, ``forks`` shared out, this process's secrets."""
+        secrets, names = registered_secrets()
+        forks = max(1, -(-self.options.forks // len(shards))) if shards else 1
+        options = dataclasses.replace(self.options, forks=forks)
+        return [
+            _Job(plan, shard_inventory(plan, view, hosts), info, options, self.play_vars, secrets, names, i)
+            for i, hosts in enumerate(shards)
+        ]
+
+
+def _start(jobs: Sequence[_Job]) -> tuple[Any, Any, list[Any]]:
+    """(event queue, stop event, processes): one ``spawn``-started worker per job, SIGINT ignored meanwhile."""
     ctx = multiprocessing.get_context("spawn")
     events: Any = ctx.Queue()
     stop = ctx.Event()
-    results: dict[str, HostResult] = {}
-    ended: dict[int, bool | str] = {}  # shard index -> interrupted flag, or an error text
-    interrupted = bool(held)
     procs = []
     with _sigint_ignored():
-        for i, hosts in enumerate(shards):
-            job = _Job(plan, shard_inventory(plan, view, hosts), info, shard_options, play_vars, secrets, names, i)
-            proc = ctx.Process(target=_worker, args=(job, events, stop), name=f"kmsfleet-shard-{i + 1}", daemon=True)
+        for job in jobs:
+            name = f"kmsfleet-shard-{job.index + 1}"
+            proc = ctx.Process(target=_worker, args=(job, events, stop), name=name, daemon=True)
             proc.start()
             procs.append(proc)
-    if held:
-        stop.set()
-    pump = _Pump(reporter, targets, procs, ended, results)
-    while len(ended) < len(procs):
+    return events, stop, procs
+
+
+def _collect(pump: _Pump, events: Any, stop: Any, cancel: threading.Event | None) -> bool:
+    """Pass events on until every worker has ended; True when Ctrl-C arrived meanwhile."""
+    interrupted = False
+    while len(pump.ended) < len(pump.procs):
         try:
             pump.one(events, stop, cancel)
         except KeyboardInterrupt:  # Ctrl-C here (the workers ignore it): they stop as a single run does
             interrupted = True
             stop.set()
-    for proc in procs:
+    for proc in pump.procs:
         proc.join(JOIN_GRACE_S)
-    for i, outcome in ended.items():
+    return interrupted
+
+
+def _settle(pump: _Pump, shards: Sequence[Sequence[str]]) -> bool:
+    """A shard whose worker failed or vanished: its PCs without a result fail with the reason. True when a
+    shard reported its runner interrupted."""
+    interrupted = False
+    for i, outcome in pump.ended.items():
         if isinstance(outcome, str):
             for h in shards[i]:
-                if h not in results:
+                if h not in pump.results:
                     hr = HostResult(host=h, status=HostStatus.FAILED, msg=f"internal error: {outcome}")
-                    results[h] = hr
-                    reporter.host_done(hr)
+                    pump.results[h] = hr
+                    pump.reporter.host_done(hr)
         elif outcome:
             interrupted = True
-    if stop.is_set():
-        interrupted = True
-    result = RunResult(
-        info=info,
-        hosts=tuple(results[h] for h in all_hosts if h in results),
-        finished=utcnow(),
-        interrupted=interrupted,
-    )
-    reporter.run_done(result)
-    return result
+    return interrupted

@@ -26,6 +26,7 @@ from typing import Any
 from orchestrator.errors import InputError, Location
 from orchestrator.inventory._util import did_you_mean
 from orchestrator.inventory.builder import InventoryBuilder
+from orchestrator.inventory.magic import magic_host_vars
 from orchestrator.inventory.patterns import Selection, match, select
 from orchestrator.inventory.vars_dirs import VarsDir
 
@@ -195,16 +196,12 @@ class Inventory:
         return copy.deepcopy(self._merged[name])
 
     def magic_vars(self, name: str) -> dict[str, Any]:
-        host = self.host(name)
-        source = Path(host.source)
-        return {
-            "inventory_hostname": name,
-            "inventory_hostname_short": name.split(".", 1)[0],
-            "group_names": list(self._host_groups[name]),
-            "groups": self.groups_dict(),
-            "inventory_file": str(source) if host.source else None,
-            "inventory_dir": str(source.parent) if host.source else None,
-        }
+        return magic_host_vars(name, self._host_groups[name], self.groups_dict(), self.inventory_file(name))
+
+    def inventory_file(self, name: str) -> str | None:
+        """The inventory source ``name`` came from (the magic ``inventory_file``), if any."""
+        source = self.host(name).source
+        return str(Path(source)) if source else None
 
     def groups_dict(self) -> dict[str, list[str]]:
         """The ``groups`` magic variable: every group name → all its hosts (children included)."""

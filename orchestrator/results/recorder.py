@@ -22,8 +22,9 @@ import queue
 import threading
 from collections.abc import Sequence
 
+from orchestrator.results.codec import HostRows
 from orchestrator.results.models import HostResult, HostTaskResult, RunInfo, RunResult
-from orchestrator.results.store import HistoryError, HistoryStore, HostRows, prepare_host
+from orchestrator.results.store import HistoryError, HistoryStore, prepare_host
 
 BATCH_LIMIT = 500  # hosts per transaction at most: keeps each write short for other kmsfleet processes
 

@@ -47,21 +47,25 @@ from sqlalchemy.pool import StaticPool
 from orchestrator import __version__
 from orchestrator.errors import InputError, KmsfleetError
 from orchestrator.redact import redact_text
+from orchestrator.results.codec import (
+    HostRows,
+    host_from_row,
+    host_rows,
+    licence_from_row,
+    task_from_row,
+)
 from orchestrator.results.latest import rebuild_latest, store_run_licence_counts, update_latest
 from orchestrator.results.models import (
-    FailureKind,
     HostResult,
     HostStatus,
     HostTaskResult,
     LicenceRecord,
     RunInfo,
     RunResult,
-    TaskStatus,
-    thaw,
     utcnow,
 )
 from orchestrator.results.schema import LATEST_VERSION, MIGRATIONS, TABLES, encode_json, latest_licence_select
-from orchestrator.results.sorting import natural_key, natural_sorted, room_of
+from orchestrator.results.sorting import natural_key, natural_sorted
 
 T = TypeVar("T")
 
@@ -249,98 +253,23 @@ def _run_row(info: RunInfo) -> dict[str, Any]:
     }
 
 
-def _licence_json(lic: LicenceRecord) -> dict[str, Any]:
-    """Lossless JSON for a LicenceRecord (raw integers, unlike ``to_json`` which formats for people)."""
-    return {
-        "product": lic.product,
-        "name": lic.name,
-        "channel": lic.channel,
-        "status": lic.status,
-        "license_status": lic.license_status,
-        "days_left": lic.days_left,
-        "expires": lic.expires.isoformat() if lic.expires else None,
-        "kms_host": lic.kms_host,
-        "last_error": lic.last_error,
-        "version": lic.version,
-        "edition": lic.edition,
-        "partial_key": lic.partial_key,
-        "cmid": lic.cmid,
-        "activation_id": lic.activation_id,
-    }
-
-
-def _licence_from_json(d: Mapping[str, Any]) -> LicenceRecord:
-    expires = d.get("expires")
-    return LicenceRecord(
-        product=d["product"],
-        name=d["name"],
-        channel=d["channel"],
-        status=d["status"],
-        license_status=d.get("license_status"),
-        days_left=d.get("days_left"),
-        expires=datetime.fromisoformat(expires) if expires else None,
-        kms_host=d.get("kms_host"),
-        last_error=d.get("last_error"),
-        version=d.get("version"),
-        edition=d.get("edition"),
-        partial_key=d.get("partial_key"),
-        cmid=d.get("cmid"),
-        activation_id=d.get("activation_id"),
-    )
-
-
-_LICENCE_FIELDS = (
-    "product",
-    "name",
-    "channel",
-    "status",
-    "license_status",
-    "days_left",
-    "expires",
-    "kms_host",
-    "last_error",
-    "version",
-    "edition",
-    "partial_key",
-    "cmid",
-    "activation_id",
-)
-
-
-def _licence_from_row(row: Mapping[Any, Any]) -> LicenceRecord:
-    return LicenceRecord(**{k: row[k] for k in _LICENCE_FIELDS})
-
-
-@dataclass(frozen=True)
-class HostRows:
-    """One finished host as database rows, redacted and encoded (``prepare_host``): the costly part of saving a
-    host, done on the thread that finished it."""
-
-    host: dict[str, Any]
-    tasks: list[dict[str, Any]]
-    licences: list[dict[str, Any]]
-
-    @property
-    def name(self) -> str:
-        return str(self.host["host"])
-
-
 #: The message of a host written when its run starts; replaced when the host finishes. Still there after the
 #: run: kmsfleet was stopped (``kill -9``, a power cut) before this PC's turn.
 PENDING_MSG = "not run: kmsfleet stopped before this PC's turn came (the run never finished)"
 
 
 def _pending_rows(run_id: str, host: str, position: int, started: datetime) -> HostRows:
-    return _host_rows(
+    return host_rows(
         run_id,
         HostResult(host=host, status=HostStatus.NOT_RUN, msg=PENDING_MSG, started=started, finished=started),
         position,
+        encode=encode_json,
     )
 
 
 def prepare_host(run_id: str, h: HostResult) -> HostRows:
     """``h`` as the rows ``HistoryStore.record_prepared`` saves."""
-    return _host_rows(run_id, h)
+    return host_rows(run_id, h, encode=encode_json)
 
 
 # Statements built once: the hot path (record_prepared) only binds values to already-compiled statements.
@@ -358,109 +287,6 @@ _DELETE_HOST = tuple(
     delete(table).where(and_(table.c.run_id == bindparam("b_run"), table.c.host == bindparam("b_host")))
     for table in (_T.licence_state, _T.task_results, _T.host_results)
 )
-
-
-def _host_rows(run_id: str, h: HostResult, position: int | None = None, *, encode: bool = True) -> HostRows:
-    """``encode``: JSON columns redacted and encoded for the database now; without, plain values (the wire)."""
-    enc = encode_json if encode else _as_is
-    failed = h.failed_task
-    host_row = {
-        "run_id": run_id,
-        "host": h.host,
-        "position": position,
-        "status": h.status.value,
-        "msg": h.msg,
-        "address": h.address,
-        "groups": enc(list(h.groups)),
-        "room": room_of(h.groups),
-        "started": h.started,
-        "finished": h.finished,
-        "error_code": failed.error_code if failed else None,
-        "diagnosis": failed.diagnosis if failed else None,
-        "facts": enc(h.facts),
-    }
-    tasks = [_task_row(run_id, h.host, seq, t, encode=encode) for seq, t in enumerate(h.tasks)]
-    licences = [
-        {
-            "run_id": run_id,
-            "host": h.host,
-            "seq": seq,
-            "seen_at": h.finished,
-            **{k: getattr(lic, k) for k in _LICENCE_FIELDS},
-        }
-        for seq, lic in enumerate(h.licences)
-    ]
-    return HostRows(host_row, tasks, licences)
-
-
-def _as_is(value: Any) -> Any:
-    return value
-
-
-def _task_row(run_id: str, host: str, seq: int, t: HostTaskResult, *, encode: bool = True) -> dict[str, Any]:
-    enc = encode_json if encode else _as_is
-    return {
-        "run_id": run_id,
-        "host": host,
-        "seq": seq,
-        "play": t.play,
-        "task": t.task,
-        "module": t.module,
-        "status": t.status.value,
-        "changed": t.changed,
-        "msg": t.msg,
-        "error_code": t.error_code,
-        "diagnosis": t.diagnosis,
-        "failure": t.failure.value if t.failure else None,
-        "ignored": t.ignored,
-        "rescued": t.rescued,
-        "started": t.started,
-        "duration_ms": t.duration_ms,
-        "data": enc(t.data),
-        "diff": None if t.diff is None else enc(t.diff),
-        "licences": enc([_licence_json(lic) for lic in t.licences]),
-        "no_log": t.no_log,
-    }
-
-
-def _host_from_row(
-    h: Mapping[Any, Any], tasks: Sequence[HostTaskResult], licences: Sequence[LicenceRecord]
-) -> HostResult:
-    return HostResult(
-        host=h["host"],
-        status=HostStatus(h["status"]),
-        tasks=tuple(tasks),
-        msg=h["msg"],
-        started=h["started"],
-        finished=h["finished"],
-        address=h["address"],
-        groups=tuple(h["groups"]),
-        licences=tuple(licences),
-        facts=h["facts"],
-    )
-
-
-def _task_from_row(host: str, row: Mapping[Any, Any]) -> HostTaskResult:
-    return HostTaskResult(
-        host=host,
-        play=row["play"],
-        task=row["task"],
-        module=row["module"],
-        status=TaskStatus(row["status"]),
-        changed=row["changed"],
-        msg=row["msg"],
-        error_code=row["error_code"],
-        diagnosis=row["diagnosis"],
-        failure=FailureKind(row["failure"]) if row["failure"] else None,
-        ignored=row["ignored"],
-        rescued=row["rescued"],
-        started=row["started"],
-        duration_ms=row["duration_ms"],
-        data=row["data"],
-        diff=row["diff"],
-        licences=tuple(_licence_from_json(d) for d in row["licences"]),
-        no_log=row["no_log"],
-    )
 
 
 def _is_contention(exc: DBAPIError) -> bool:
@@ -663,7 +489,7 @@ class HistoryStore:
             stored: dict[str, str] = {str(host): str(msg) for host, msg in rows}
             pending = {host for host, msg in stored.items() if msg == PENDING_MSG}
             missing = [
-                _host_rows(run_id, h, position)
+                host_rows(run_id, h, position, encode=encode_json)
                 for position, h in enumerate(result.hosts)
                 if redact_text(h.host) not in stored or redact_text(h.host) in pending
             ]
@@ -746,14 +572,12 @@ class HistoryStore:
             )
             tasks: dict[str, list[HostTaskResult]] = defaultdict(list)
             for row in conn.execute(select(tr).where(tr.c.run_id == run_id).order_by(tr.c.host, tr.c.seq)).mappings():
-                tasks[row["host"]].append(_task_from_row(row["host"], row))
+                tasks[row["host"]].append(task_from_row(row["host"], row))
             licences: dict[str, list[LicenceRecord]] = defaultdict(list)
             for row in conn.execute(select(ls).where(ls.c.run_id == run_id).order_by(ls.c.host, ls.c.seq)).mappings():
-                licences[row["host"]].append(_licence_from_row(row))
+                licences[row["host"]].append(licence_from_row(row))
             info = _info_from_row(run)
-            host_results = tuple(
-                _host_from_row(h, tasks.get(h["host"], ()), licences.get(h["host"], ())) for h in hosts
-            )
+            host_results = tuple(host_from_row(h, tasks.get(h["host"], ()), licences.get(h["host"], ())) for h in hosts)
             if run["finished"] is not None:
                 return RunResult(info, host_results, finished=run["finished"], interrupted=run["interrupted"])
             last = max((h.finished for h in host_results), default=info.started)
@@ -902,7 +726,7 @@ class HistoryStore:
         def work(conn: Connection) -> list[LicenceRow]:
             out: list[LicenceRow] = []
             for row in conn.execute(stmt).mappings():
-                lic = _licence_from_row(row)
+                lic = licence_from_row(row)
                 seen = row["seen_at"]
                 left = estimate_days_left(lic, seen, at)
                 if within_days is not None and (left is None or left > within_days):
@@ -927,46 +751,6 @@ class HistoryStore:
 # ----------------------------------------------------------------------------------------------- wire format
 # Distributed runs (``orchestrator.distributed``) send finished hosts over a message broker as JSON built from
 # the very rows the database stores, so a host that crossed the broker equals one loaded with ``load_run``.
-
-_WIRE_SKIP = ("run_id", "position", "seq")
-
-
-def _wire(row: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = thaw({k: v for k, v in row.items() if k not in _WIRE_SKIP})
-    return out
-
-
-def _when(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def task_result_to_json(t: HostTaskResult, *, data: bool = True) -> dict[str, Any]:
-    """One task result as plain JSON (``data=False``: without ``data``/``diff``, for progress events)."""
-    row = _task_row("", t.host, 0, t, encode=False)
-    if not data:
-        row.update(data={}, diff=None)
-    return _wire(row)
-
-
-def task_result_from_json(d: Mapping[str, Any]) -> HostTaskResult:
-    return _task_from_row(d["host"], {**d, "started": _when(d["started"])})
-
-
-def host_result_to_json(h: HostResult) -> dict[str, Any]:
-    """One finished host as plain JSON (datetimes in ISO 8601); ``host_result_from_json`` is its inverse."""
-    rows = _host_rows("", h, encode=False)
-    return {
-        "host": _wire(rows.host),
-        "tasks": [_wire(t) for t in rows.tasks],
-        "licences": [_wire(lic) for lic in rows.licences],
-    }
-
-
-def host_result_from_json(d: Mapping[str, Any]) -> HostResult:
-    host = {**d["host"], "started": _when(d["host"]["started"]), "finished": _when(d["host"]["finished"])}
-    tasks = [task_result_from_json(t) for t in d["tasks"]]
-    licences = [_licence_from_row({**lic, "expires": _when(lic.get("expires"))}) for lic in d["licences"]]
-    return _host_from_row(host, tasks, licences)
 
 
 def _info_from_row(run: Mapping[Any, Any]) -> RunInfo:
@@ -1047,9 +831,6 @@ __all__ = [
     "RunSummary",
     "default_db_path",
     "estimate_days_left",
-    "host_result_from_json",
-    "host_result_to_json",
+    "prepare_host",
     "resolve_db_url",
-    "task_result_from_json",
-    "task_result_to_json",
 ]

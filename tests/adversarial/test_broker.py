@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -32,7 +33,7 @@ from orchestrator.distributed.celery_app import TASK_NAME, make_app, presence_ke
 from orchestrator.distributed.keys import private_path, public_path
 from orchestrator.distributed.kombu_guard import is_task_entry
 from orchestrator.distributed.liveness import announce
-from orchestrator.distributed.message import BatchMessage, BatchOptions, HostEntry, PlaybookBundle
+from orchestrator.distributed.message import BatchMessage, BatchOptions, HostEntry
 from orchestrator.distributed.policy import PolicyError, WorkerPolicy, parse_networks
 from orchestrator.distributed.signing import (
     DOMAIN_BATCH,
@@ -47,11 +48,13 @@ from orchestrator.distributed.signing import (
     load_public,
 )
 from orchestrator.errors import InputError
+from orchestrator.executor.loading import load_plan
+from orchestrator.executor.plan_codec import encode_plan
 from orchestrator.lab.addresses import claim_prefix
 from orchestrator.lab.control_client import LabControl
 from orchestrator.lab.runner import LabThread
+from orchestrator.results.codec import host_result_to_json
 from orchestrator.results.models import HostStatus
-from orchestrator.results.store import host_result_to_json
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "tests" / "fixtures" / "distributed" / "light.yml"
@@ -301,12 +304,21 @@ def batch(
         site=site,
         issued=now,
         expires=now + expires_in,
-        playbook=PlaybookBundle(main="pb.yml", files={"pb.yml": playbook}, source="pb.yml"),
+        playbook="pb.yml",
+        plan=compiled(playbook),
         options=BatchOptions(forks=5),
         hosts=hosts,
         selections={"all": [h.name for h in hosts]},
     )
     return msg.model_dump(mode="json")
+
+
+def compiled(playbook: str) -> dict[str, Any]:
+    """A playbook's compiled plan as a batch carries it (a forger holding the controller key could send any)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pb.yml"
+        path.write_text(playbook, encoding="utf-8")
+        return encode_plan(load_plan(path))
 
 
 def open_run(client: Any, signer: Signer, run_id: str, nonce: str, *, age: float = 0.0) -> None:
@@ -367,6 +379,34 @@ def test_forged_and_unsigned_batches_are_refused_and_reach_no_pc(
     wait_for(lambda: log_count(worker, "refused a batch message") >= base + 4, 30, "the worker to refuse 4 batches")
     log = worker.log.read_text()
     assert "not a signed kmsfleet envelope" in log and "which is not pinned here" in log
+    assert truth(lab) == before  # not one request reached a PC
+    assert worker.proc is not None and worker.proc.poll() is None
+
+
+@redis_tests
+def test_a_signed_batch_whose_plan_is_not_a_plan_is_dropped_as_poison(
+    lab: LabThread, redis_server: RedisServer, keyring: Keyring, worker: WorkerProcess
+) -> None:
+    before = truth(lab)
+    client = redis_server.client()
+    signer = controller(keyring, redis_server.url)
+    plan = compiled(EVIL_PLAYBOOK)
+    task = plan["f"]["plays"]["v"][0]["f"]["tasks"]["v"][0]
+    unknown = json.loads(json.dumps(plan).replace('"!t": "task"', '"!t": "subprocess.Popen"', 1))
+    wrong_type = json.loads(json.dumps(plan))
+    wrong_type["f"]["plays"]["v"][0]["f"]["tasks"]["v"][0]["f"]["args"] = ["not", "a", "mapping"]
+    assert task["!t"] == "task"
+    base = log_count(worker, "refused a batch message")
+    for i, bad in enumerate((unknown, wrong_type)):
+        run_id, nonce = f"poison{i:06d}", secrets.token_hex(16)
+        open_run(client, signer, run_id, nonce)
+        body = batch(host_entries(lab), run_id=run_id, nonce=nonce)
+        body["plan"] = bad
+        send(redis_server.url, signer.sign(DOMAIN_BATCH, body))
+    wait_for(lambda: log_count(worker, "refused a batch message") >= base + 2, 30, "the worker to refuse 2 plans")
+    log = worker.log.read_text()
+    assert "unknown type tag 'subprocess.Popen'" in log
+    assert "args: list is not" in log
     assert truth(lab) == before  # not one request reached a PC
     assert worker.proc is not None and worker.proc.poll() is None
 
@@ -498,7 +538,7 @@ def test_a_batch_rewritten_in_the_queue_is_refused_and_the_run_stays_true(
         args = json.loads(base64.b64decode(entry["body"]))
         envelope = args[0][0]
         body = json.loads(envelope["body"])
-        body["playbook"]["files"] = {body["playbook"]["main"]: EVIL_PLAYBOOK}  # the injected task
+        body["plan"] = compiled(EVIL_PLAYBOOK)  # the injected task
         envelope["body"] = json.dumps(body)  # the controller's signature kept
         entry["body"] = base64.b64encode(json.dumps(args).encode()).decode()
         client.rpush(queue, json.dumps(entry))

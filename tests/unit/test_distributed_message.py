@@ -1,5 +1,5 @@
-"""Distributed runs without a broker: what a batch message holds (and never holds), the playbook bundle, the
-wire format of results, the Celery settings. The end-to-end proof with a real Redis is in
+"""Distributed runs without a broker: what a batch message holds (and never holds), the compiled plan it
+carries, the wire format of results, the Celery settings. The end-to-end proof with a real Redis is in
 tests/e2e/test_distributed.py."""
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ from orchestrator.distributed.message import (
     BatchMessage,
     BatchOptions,
     HostEntry,
-    bundle_playbook,
     decode_value,
     encode_value,
+    plan_for_workers,
     sanitise_vars,
-    unpack_playbook,
 )
-from orchestrator.distributed.worker import _inventory_view
+from orchestrator.distributed.worker import batch_view, worker_plan
 from orchestrator.errors import InputError
+from orchestrator.executor.loading import play_vars_loader
+from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
+from orchestrator.executor.plan_codec import decode_plan
 from orchestrator.redact import register_secret
-from orchestrator.results.store import host_result_from_json, host_result_to_json
+from orchestrator.results.codec import host_result_from_json, host_result_to_json
 from orchestrator.yamlsource import UnsafeText
 
 
@@ -100,35 +102,46 @@ def _write_playbook(root: Path) -> Path:
     return main
 
 
-def test_bundle_carries_every_file_the_plan_uses_and_unpacks_to_the_same_plan(tmp_path: Path) -> None:
+def test_the_wire_plan_is_the_compiled_plan_with_its_vars_files_read_in(tmp_path: Path) -> None:
     main = _write_playbook(tmp_path / "src")
     plan = load_plan(main)
-    bundle = bundle_playbook(plan, main)
-    assert set(bundle.files) == {"plays/main.yml", "tasks/check.yml", "vars/common.yml"}
-    assert bundle.main == "plays/main.yml"
-    again = load_plan(unpack_playbook(bundle, tmp_path / "worker"))
+    data = plan_for_workers(plan, {}, play_vars_loader)
+    assert "common.yml" not in json.dumps(data)  # the worker is sent values, never a file name to read
+    again = decode_plan(json.loads(json.dumps(data)))
     assert [t.name for p in again.plays for t in p.tasks] == [t.name for p in plan.plays for t in p.tasks]
+    assert again.plays[0].vars == {"colour": "blue"} and again.plays[0].vars_files == ()
+    assert again.plays[0].tasks[1].location == plan.plays[0].tasks[1].location  # messages name the real file
+    rebased = worker_plan(again, tmp_path / "private")
+    assert rebased.plays[0].base_dir == str(tmp_path / "private")
 
 
-def test_bundle_refuses_playbooks_holding_secrets(tmp_path: Path) -> None:
+def test_a_worker_plan_reads_no_controller_folder(tmp_path: Path) -> None:
+    role_task = TaskSpec(name="t", module="win_template", args={}, vars={"role_path": "/srv/roles/kms", "x": 1})
+    block = BlockSpec(name="b", block=(role_task,), vars={"role_path": "/srv/roles/kms"})
+    play = PlaySpec(name="p", hosts="all", tasks=(block,), handlers=(role_task,), base_dir="/srv/playbooks")
+    rebased = worker_plan(Plan(path="pb.yml", plays=(play,)), tmp_path)
+    got = rebased.plays[0]
+    inner = got.tasks[0]
+    assert isinstance(inner, BlockSpec) and inner.vars["role_path"] == str(tmp_path)
+    assert inner.block[0].vars == {"role_path": str(tmp_path), "x": 1}
+    assert got.handlers[0].vars["role_path"] == str(tmp_path) and got.base_dir == str(tmp_path)
+
+
+def test_the_wire_plan_refuses_playbooks_holding_secrets(tmp_path: Path) -> None:
     pb = tmp_path / "pb.yml"
     pb.write_text("- hosts: all\n  vars:\n    ansible_password: Literal-Pass-1\n  tasks:\n    - debug: msg=hi\n")
     with pytest.raises(InputError, match=r"password|secret"):
-        bundle_playbook(load_plan(pb), pb)
+        plan_for_workers(load_plan(pb), {}, play_vars_loader)
     register_secret("Known-Secret-777")
     pb2 = tmp_path / "pb2.yml"
     pb2.write_text("- hosts: all\n  tasks:\n    - debug: msg='Known-Secret-777'\n")
     with pytest.raises(InputError, match="password"):
-        bundle_playbook(load_plan(pb2), pb2)
-
-
-@pytest.mark.parametrize("bad", ["../escape.yml", "/etc/evil.yml", "a/../../b.yml"])
-def test_unpack_refuses_paths_leaving_its_folder(tmp_path: Path, bad: str) -> None:
-    from orchestrator.distributed.message import PlaybookBundle
-
-    bundle = PlaybookBundle(main="pb.yml", files={"pb.yml": "- hosts: all\n", bad: "x"}, source="pb.yml")
-    with pytest.raises(ValueError, match="refusing"):
-        unpack_playbook(bundle, tmp_path)
+        plan_for_workers(load_plan(pb2), {}, play_vars_loader)
+    (tmp_path / "secrets.yml").write_text("db_password: From-A-Vars-File-9\n")
+    pb3 = tmp_path / "pb3.yml"
+    pb3.write_text("- hosts: all\n  vars_files: [secrets.yml]\n  tasks:\n    - debug: msg=hi\n")
+    with pytest.raises(InputError, match=r"password|secret"):
+        plan_for_workers(load_plan(pb3), {}, play_vars_loader)
 
 
 def test_worker_inventory_uses_the_controllers_selections() -> None:
@@ -139,7 +152,8 @@ def test_worker_inventory_uses_the_controllers_selections() -> None:
         site="s",
         issued=0.0,
         expires=0.0,
-        playbook={"main": "pb.yml", "files": {"pb.yml": "- hosts: all\n"}, "source": "pb.yml"},  # type: ignore[arg-type]
+        playbook="pb.yml",
+        plan={},
         options=BatchOptions(),
         hosts=[
             HostEntry(name="pc01", groups=["room101", "school"], vars={"x": 1}, inventory_file="/inv/school.yml"),
@@ -147,7 +161,7 @@ def test_worker_inventory_uses_the_controllers_selections() -> None:
         ],
         selections={"all[0]": ["pc01"], "school": ["pc01", "pc02"]},
     )
-    view = _inventory_view(msg)
+    view = batch_view(msg)
     assert view.select("all[0]") == ["pc01"]
     assert view.select("unknown") == []
     hv = view.host_vars("pc01")
@@ -203,3 +217,13 @@ def test_folders_of_killed_workers_are_swept(tmp_path: Path, monkeypatch: pytest
         (folder / "pb.yml").write_text("- hosts: all\n")
     assert sweep_batch_dirs() == 1
     assert not gone.exists() and alive.exists()
+
+
+# TODO(lead): delete with the closed plan (with_* loops then travel as plain values; message._refuse_loader_loops goes)
+def test_with_loops_that_still_need_the_loader_are_refused_before_sending(tmp_path: Path) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  tasks:\n    - debug: msg={{ item }}\n      with_items: [[1, 2], 3]\n")
+    with pytest.raises(InputError, match=r"pb\.yml:3:.*with_items is not sent to workers yet"):
+        plan_for_workers(load_plan(pb), {}, play_vars_loader)
+    pb.write_text("- hosts: all\n  tasks:\n    - debug: msg={{ item }}\n      loop: [1, 2]\n")
+    assert decode_plan(plan_for_workers(load_plan(pb), {}, play_vars_loader)).plays[0].tasks[0].loop == [1, 2]
