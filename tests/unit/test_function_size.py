@@ -29,7 +29,6 @@ ALLOWED: dict[str, str] = {
     "orchestrator/executor/pipeline.py:_from_exception": "other branch",
     "orchestrator/executor/pipeline.py:run_task": "other branch",
     "orchestrator/executor/pipeline.py:_execute": "other branch",
-    "orchestrator/executor/multiproc.py:run_sharded": "other branch",
     "orchestrator/lab/spec.py:resolve": "other branch",
     "orchestrator/lab/registry.py:invoke": "other branch",
     "orchestrator/lab/wmi_classes.py:product_values": "other branch",
