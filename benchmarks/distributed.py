@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,27 +133,37 @@ def cpu_s(pid: int) -> float:
     return total
 
 
-def make_keys(workdir: Path) -> tuple[Path, Path]:
-    """(controller key folder, worker key folder), each pinning the other's public key (docs/distributed.md)."""
+def make_keys(workdir: Path, sites: Sequence[str] = (SITE,)) -> Path:
+    """The controller's key folder, pinning one worker key per site; each site's worker gets its own keypair in
+    ``keys-worker-<site>``, pinning the controller's public key (docs/distributed.md)."""
     from orchestrator.distributed.keys import private_path, public_path, site_key_path
     from orchestrator.distributed.signing import generate
 
-    ctl, wrk = workdir / "keys-controller", workdir / "keys-worker"
+    ctl = workdir / "keys-controller"
     generate(private_path(ctl, "controller"), public_path(ctl, "controller"))
-    generate(private_path(wrk, "worker"), public_path(wrk, "worker"))
-    shutil.copyfile(public_path(ctl, "controller"), public_path(wrk, "controller"))
-    site_key_path(ctl, SITE).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(public_path(wrk, "worker"), site_key_path(ctl, SITE))
-    return ctl, wrk
+    for site in sites:
+        wrk = worker_keys(workdir, site)
+        generate(private_path(wrk, "worker"), public_path(wrk, "worker"))
+        shutil.copyfile(public_path(ctl, "controller"), public_path(wrk, "controller"))
+        site_key_path(ctl, site).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(public_path(wrk, "worker"), site_key_path(ctl, site))
+    return ctl
 
 
-def start_workers(count: int, url: str, workdir: Path, forks: int) -> list[subprocess.Popen[str]]:
-    env = bench_env(KMSFLEET_PASSWORD=PASSWORD, KMSFLEET_BROKER_URL=url, XDG_STATE_HOME=str(workdir / "state"))
+def worker_keys(workdir: Path, site: str) -> Path:
+    return workdir / f"keys-worker-{site}"
+
+
+def start_workers(
+    count: int, url: str, workdir: Path, forks: int, *, site: str = SITE, password: str = PASSWORD
+) -> list[subprocess.Popen[str]]:
+    """``count`` ``kmsfleet worker`` processes for ``site`` (keys from ``make_keys``), each started and ready."""
+    env = bench_env(KMSFLEET_PASSWORD=password, KMSFLEET_BROKER_URL=url, XDG_STATE_HOME=str(workdir / "state"))
     procs: list[subprocess.Popen[str]] = []
     for i in range(count):
-        log = open(workdir / f"worker-{count}-{i}.log", "w", encoding="utf-8")  # noqa: SIM115 - child owns it
-        argv = [*KMSFLEET, "worker", "--site", SITE, "--allow-hosts", "127.0.0.0/8", "--keys"]
-        argv += [str(workdir / "keys-worker"), "--concurrency", "1", "--forks", str(forks)]
+        log = open(workdir / f"worker-{site}-{count}-{i}.log", "w", encoding="utf-8")  # noqa: SIM115 - child owns it
+        argv = [*KMSFLEET, "worker", "--site", site, "--allow-hosts", "127.0.0.0/8", "--keys"]
+        argv += [str(worker_keys(workdir, site)), "--concurrency", "1", "--forks", str(forks)]
         procs.append(
             subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True)
         )
