@@ -14,13 +14,14 @@ counters give the WS-Management requests made.
 Keys: hosts, processes, wall_s, cpu_s, cpu_ms_per_request, soap_requests, rss_mb (target <= 1000),
 rss_total_mb, statuses, lab_start_s, lab_rss_mb.
 
-``--distributed``: the same audit through ``kmsfleet run --distributed`` over two local per-site workers (rooms
-alternate between the host-variable sites ``site1`` and ``site2``; one ``kmsfleet worker --site`` each, with
-``--forks`` split between them; a ``redis-server`` on a free loopback port, signed batches with a key pair per
-site, as benchmarks/distributed.py sets them up). The controller is measured with ``os.wait4``; the workers,
-which it does not start, through /proc (CPU before and after, peak RSS ``VmHWM``). Extra keys: distributed,
-sites, batch_size, controller_cpu_s, workers_cpu_s, workers_cpu_ms_per_request, workers_rss_mb (the largest
-worker), workers_rss_total_mb; ``cpu_ms_per_request`` and ``rss_mb`` are then the controller's.
+``--distributed``: the same audit through ``kmsfleet run --distributed`` over two local per-site workers. Each
+lab's first half of PCs has the host variable ``site: site1``, the rest ``site2``; one ``kmsfleet worker --site``
+each, ``--forks`` split between them; a ``redis-server`` on a free loopback port and signed batches with a key
+pair per site, as benchmarks/distributed.py sets them up. The controller is measured with ``os.wait4``; the
+workers, which it does not start, through /proc (CPU of each worker and its prefork pool before and after, peak
+RSS ``VmHWM`` of every worker process). Extra keys: distributed, sites, batch_size, controller_cpu_s,
+workers_cpu_s, workers_cpu_ms_per_request, workers_rss_mb (the largest worker process), workers_rss_total_mb
+(all of them); ``cpu_ms_per_request`` and ``rss_mb`` are then the controller's.
 """
 
 from __future__ import annotations
@@ -178,10 +179,12 @@ def _run_local(
 
 
 def _site_inventory(lab: LabProcess, out: Path) -> Path:
-    """The lab's inventory with the host variable ``site`` on every room, the rooms alternating between SITES."""
+    """The lab's inventory with the host variable ``site`` on every PC: the first half of the lab's PCs in
+    ``site1``, the rest in ``site2`` (two schools of whole rooms when there are several rooms)."""
     data = yaml.safe_load(lab.inventory.read_text(encoding="utf-8"))
-    for index, group in enumerate(data["all"]["children"].values()):
-        group.setdefault("vars", {})["site"] = SITES[index % len(SITES)]
+    hosts = [hv for group in data["all"]["children"].values() for hv in (group.get("hosts") or {}).values()]
+    for index, hv in enumerate(hosts):
+        hv["site"] = SITES[index * len(SITES) // len(hosts)]
     out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     out.chmod(0o600)
     return out
@@ -208,7 +211,7 @@ def _run_distributed(
             pb, inventories[0], workdir, timeout=opts.run_timeout, args=args, env=bench_env(KMSFLEET_PASSWORD=PASSWORD)
         )
         out["workers_cpu_s"] = sum(cpu_s(w.pid) for w in workers) - cpu_before
-        peaks = [peak_rss_mb(w.pid) for w in workers]
+        peaks = [mb for w in workers for mb in peak_rss_mb(w.pid)]
     finally:
         stop_workers(workers)
         redis.stop()
@@ -217,12 +220,20 @@ def _run_distributed(
     return usage
 
 
-def peak_rss_mb(pid: int) -> float:
-    """A live process's peak RSS (``VmHWM``), MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def peak_rss_mb(pid: int) -> list[float]:
+    """Peak RSS (``VmHWM``, MB) of a live process and of each of its children (a worker's prefork pool)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    peaks = []
+    for each in [pid, *map(int, children)]:
+        try:
+            status = Path(f"/proc/{each}/status").read_text().splitlines()
+        except OSError:
+            continue
+        peaks += [int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")]
+    return peaks
 
 
 def _title(res: dict[str, Any]) -> str:
