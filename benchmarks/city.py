@@ -154,6 +154,7 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if usage.returncode not in (0, 2):
             raise RuntimeError(f"kmsfleet exit {usage.returncode}\n{usage.stdout[-1500:]}{usage.stderr[-1500:]}")
     out["statuses"] = _statuses(workdir / "c.db")
+    out["failures"] = _failure_reasons(workdir / "c.db")
     out["wall_s"] = usage.wall_s
     out["cpu_s"] = usage.cpu_s
     out["soap_requests"] = requests
@@ -164,6 +165,19 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["playbook"] = pb.name
     out["real_playbook"] = real
     return out
+
+
+def _failure_reasons(db: Path, top: int = 3) -> dict[str, int]:
+    """The most common messages of failed PCs (first 100 characters), read after the run (not measured)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT msg FROM host_results WHERE status = 'failed'").fetchall()
+    counts: dict[str, int] = {}
+    for (msg,) in rows:
+        key = str(msg)[:100]
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:top])
 
 
 def _run_local(
