@@ -103,6 +103,15 @@ ANSIBLE_PLAYBOOK = f"""\
 """
 
 
+SCHOOL = 120  # PCs of a whole school, for the model's extra keys
+
+
+def pc_names(hosts: int) -> list[str]:
+    """The PC names ``build_spec`` gives (``pc01``…, ``pc001``… from 100 PCs)."""
+    width = max(2, len(str(hosts)))
+    return [f"pc{i:0{width}d}" for i in range(1, hosts + 1)]
+
+
 def build_spec(hosts: int, latency_ms: float = 0.0) -> dict[str, Any]:
     width = max(2, len(str(hosts)))
     latency = [round(0.6 * latency_ms, 1), round(1.4 * latency_ms, 1)]
@@ -346,6 +355,9 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["per_pc"] = per_pc
     if opts.timing == "windows":
         out.update(model_bounds(names, opts.seed))
+        if opts.hosts < SCHOOL:  # the same model for a whole school (measuring it takes Ansible ~9 min at forks 5)
+            school = model_bounds(pc_names(SCHOOL), opts.seed)
+            out.update({f"school{SCHOOL}_{key}": value for key, value in school.items()})
     out["hosts"] = opts.hosts
     out["latency_ms"] = opts.latency_ms
     out["seed_playbook"] = seed_pb.name
@@ -380,6 +392,11 @@ def _model_rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
         ),
         ("model: speedup ceiling forks 5", fmt(res["model_bound_forks5"], "x", 1), ""),
         ("model: speedup ceiling forks 40", fmt(res["model_bound_forks40"], "x", 1), ""),
+        *[
+            (f"model, {SCHOOL} PCs: ceiling forks {k}", fmt(res[f"school{SCHOOL}_model_bound_forks{k}"], "x", 1), "")
+            for k in (5, 40)
+            if f"school{SCHOOL}_model_bound_forks{k}" in res
+        ],
     ]
 
 

@@ -14,11 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.ansible_compare import model_bounds, per_pc_counts  # noqa: E402
-
-
-def _names(count: int) -> list[str]:
-    return [f"pc{i:02d}" for i in range(1, count + 1)]
+from benchmarks.ansible_compare import build_spec, model_bounds, pc_names, per_pc_counts  # noqa: E402
 
 
 def test_per_pc_counts_divide_the_labs_counters_and_charges_by_the_pcs() -> None:
@@ -40,7 +36,7 @@ def test_per_pc_counts_divide_the_labs_counters_and_charges_by_the_pcs() -> None
 
 
 def test_the_ideal_tool_pays_each_pcs_commands_once_and_ansible_pays_its_per_task_overhead() -> None:
-    names = _names(3)
+    names = pc_names(3)
     bounds = model_bounds(names, seed=3, forks=(1, 40))
     timing = LabTiming("windows", 3)
     per_pc = []
@@ -62,5 +58,11 @@ def test_the_ideal_tool_pays_each_pcs_commands_once_and_ansible_pays_its_per_tas
 
 
 def test_the_forks_5_ceiling_grows_with_the_pc_count() -> None:
-    small, large = model_bounds(_names(10), seed=3), model_bounds(_names(60), seed=3)
+    small, large = model_bounds(pc_names(10), seed=3), model_bounds(pc_names(60), seed=3)
     assert large["model_bound_forks5"] > 4 * small["model_bound_forks5"]
+
+
+def test_pc_names_are_the_labs_names_for_the_spec() -> None:
+    assert pc_names(3) == ["pc01", "pc02", "pc03"]
+    assert pc_names(120)[0] == "pc001" and len(pc_names(120)) == 120
+    assert build_spec(120)["hosts"] == [{"name": "pc[001:120]"}]
