@@ -31,6 +31,7 @@ kmsfleet_site_s and the speedups of site.yml.
 from __future__ import annotations
 
 import argparse
+import heapq
 import re
 import subprocess
 import sys
@@ -64,6 +65,7 @@ from benchmarks._common import (  # noqa: E402
     time_limit,
     write_inventory,
 )
+from orchestrator.lab.timing import LabTiming  # noqa: E402
 
 ANSIBLE_VENV = BENCH / ".ansible-venv"
 ANSIBLE_REQUIREMENTS = ("ansible-core>=2.15,<2.20", "pywinrm>=0.4.3,<0.6")
@@ -99,6 +101,15 @@ ANSIBLE_PLAYBOOK = f"""\
       register: dstatus
       failed_when: "'---LICENSED---' not in dstatus.stdout"
 """
+
+
+SCHOOL = 120  # PCs of a whole school, for the model's extra keys
+
+
+def pc_names(hosts: int) -> list[str]:
+    """The PC names ``build_spec`` gives (``pc01``…, ``pc001``… from 100 PCs)."""
+    width = max(2, len(str(hosts)))
+    return [f"pc{i:0{width}d}" for i in range(1, hosts + 1)]
 
 
 def build_spec(hosts: int, latency_ms: float = 0.0) -> dict[str, Any]:
@@ -209,6 +220,83 @@ def check_lab(lab: LabProcess, hosts: int, who: str) -> None:
         raise RuntimeError(f"{who}: only {licensed}/{hosts} PCs licensed afterwards (lab ground truth)")
 
 
+# What the lab counted, per PC: the requests it answered (by WS-Management action) and what its timing model
+# charged (figure -> seconds). Request labels are the lab's counters (lab/server.py, lab/wsman/service.py).
+_REQUEST_KEYS = {
+    "http_requests": None,
+    "soap_requests": None,
+    "signins": "auth:ok",
+    "shells": "Create",
+    "commands": "Command",
+    "receives": "Receive",
+    "shell_deletes": "Delete",
+    "wql_enumerates": "Enumerate",
+    "wql_pulls": "Pull",
+}
+
+
+def per_pc_counts(stats: dict[str, Any], hosts: int) -> dict[str, float]:
+    """One contender's per-PC work from the lab's ``/stats``: request counts and the seconds each timing figure
+    charged (``s_<figure>``), each divided by the number of PCs."""
+    requests = stats.get("requests", {})
+    out: dict[str, float] = {}
+    for key, label in _REQUEST_KEYS.items():
+        value = stats.get(key, 0) if label is None else requests.get(label, 0)
+        out[key] = round(float(value) / hosts, 2)
+    invokes = sum(n for label, n in requests.items() if label.startswith("Invoke:"))
+    out["invokes"] = round(invokes / hosts, 2)
+    charged = (stats.get("timing") or {}).get("charged", {})
+    for name, figure in charged.items():
+        out[f"n_{name}"] = round(float(figure["count"]) / hosts, 2)
+        out[f"s_{name}"] = round(float(figure["seconds"]) / hosts, 3)
+    out["s_charged_total"] = round(sum(float(f["seconds"]) for f in charged.values()) / hosts, 3)
+    out["s_slowest_pc"] = float((stats.get("timing") or {}).get("slowest_pc_s", 0.0))
+    return out
+
+
+# The bureau's seven commands (the cscript argument text) and whether the command waits for the KMS host.
+_PROCEDURE = (
+    ("//nologo C:\\Windows\\System32\\slmgr.vbs /skms kms:1688", False),
+    ("//nologo C:\\Windows\\System32\\slmgr.vbs /ato", True),
+    ("//nologo C:\\Windows\\System32\\slmgr.vbs /dlv", False),
+    (f'//nologo "{OSPP}" /sethst:kms', False),
+    (f'//nologo "{OSPP}" /setprt:1688', False),
+    (f'//nologo "{OSPP}" /act', True),
+    (f'//nologo "{OSPP}" /dstatus', False),
+)
+
+
+def model_bounds(names: list[str], seed: int, forks: tuple[int, ...] = (5, 40)) -> dict[str, float]:
+    """What the lab's Windows timing alone allows, from the same per-PC draws (lab/timing.py, same seed and PC
+    names), with no client CPU at all: ``model_ideal_s`` = the slowest PC's time for the seven commands on one
+    shell after one sign-in (the best any tool can do); ``model_ansible_forks<k>_s`` = Ansible's linear strategy
+    (every task on every PC before the next task, at most k PCs at once, each task signing in, creating a shell
+    and starting powershell.exe around cscript); ``model_bound_forks<k>`` = their ratio, the speedup ceiling."""
+    timing = LabTiming("windows", seed)
+    ideal: list[float] = []
+    tasks: list[list[float]] = []
+    for name in names:
+        pc = timing.pc(name)
+        base = pc.figures["signin"] + pc.figures["shell_create"]
+        runs = [pc.figures["cmd_start"] + pc.program_start("cscript", args) for args, _ in _PROCEDURE]
+        runs = [
+            r + (pc.figures["kms_round_trip"] if kms else 0.0) for r, (_, kms) in zip(runs, _PROCEDURE, strict=True)
+        ]
+        ideal.append(base + sum(runs))
+        tasks.append([base + pc.program_start("powershell", "") + r for r in runs])
+    out = {"model_ideal_s": max(ideal)}
+    for k in forks:
+        wall = 0.0
+        for index in range(len(_PROCEDURE)):
+            free = [0.0] * min(k, len(names))
+            for per_pc in tasks:
+                heapq.heappush(free, heapq.heappop(free) + per_pc[index])
+            wall += max(free)
+        out[f"model_ansible_forks{k}_s"] = wall
+        out[f"model_bound_forks{k}"] = wall / out["model_ideal_s"]
+    return out
+
+
 def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     bin_dir = ensure_ansible()
     spec = build_spec(opts.hosts, opts.latency_ms)
@@ -217,6 +305,8 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     ansible_pb = workdir / "ansible-procedure.yml"
     ansible_pb.write_text(ANSIBLE_PLAYBOOK, encoding="utf-8")
     out: dict[str, Any] = {}
+    per_pc: dict[str, dict[str, float]] = {}
+    names: list[str] = []
 
     def kmsfleet(name: str, pb: Path) -> ChildUsage:
         with running_lab(workdir / name, spec=spec, seed=opts.seed, timing=opts.timing, name=name) as lab:
@@ -225,6 +315,7 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             if usage.returncode != 0:
                 raise RuntimeError(f"kmsfleet {pb.name}: exit {usage.returncode}\n{usage.stdout[-2000:]}")
             check_lab(lab, opts.hosts, f"kmsfleet {pb.name}")
+            per_pc[name] = per_pc_counts(lab.ctl.stats(), opts.hosts)
             return usage
 
     def ansible(forks: int) -> ChildUsage:
@@ -241,6 +332,8 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             )
             check_ansible(usage, opts.hosts, forks)
             check_lab(lab, opts.hosts, f"ansible forks {forks}")
+            per_pc[f"ansible{forks}"] = per_pc_counts(lab.ctl.stats(), opts.hosts)
+            names.extend([] if names else lab.inventory_hosts())
             return usage
 
     runs = {
@@ -259,6 +352,12 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["speedup_forks40"] = out["ansible_forks40_s"] / out["kmsfleet_s"]
     out["speedup_site_forks5"] = out["ansible_forks5_s"] / out["kmsfleet_site_s"]
     out["speedup_site_forks40"] = out["ansible_forks40_s"] / out["kmsfleet_site_s"]
+    out["per_pc"] = per_pc
+    if opts.timing == "windows":
+        out.update(model_bounds(names, opts.seed))
+        if opts.hosts < SCHOOL:  # the same model for a whole school (measuring it takes Ansible ~9 min at forks 5)
+            school = model_bounds(pc_names(SCHOOL), opts.seed)
+            out.update({f"school{SCHOOL}_{key}": value for key, value in school.items()})
     out["hosts"] = opts.hosts
     out["latency_ms"] = opts.latency_ms
     out["seed_playbook"] = seed_pb.name
@@ -269,6 +368,45 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     ).stdout.splitlines()
     out["ansible_version"] = version[0] if version else "?"
     return out
+
+
+_PER_PC_ROWS = (
+    "soap_requests", "signins", "shells", "commands", "receives", "wql_enumerates", "invokes",
+    "n_powershell_cold_start", "n_powershell_start", "n_cscript_start", "n_slp_query", "n_ospp_query",
+    "s_signin", "s_shell_create", "s_cmd_start", "s_powershell_cold_start", "s_powershell_start",
+    "s_cscript_start", "s_slp_query", "s_ospp_query", "s_wql_query", "s_kms_round_trip", "s_charged_total",
+    "s_slowest_pc",
+)  # fmt: skip
+
+
+def _model_rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The Windows timing model's own ceiling (``model_bounds``), when measured on windows timing."""
+    if "model_ideal_s" not in res:
+        return []
+    return [
+        ("model: ideal tool, slowest PC", fmt(res["model_ideal_s"], "s"), ""),
+        (
+            "model: ansible forks 5 / 40",
+            f"{res['model_ansible_forks5_s']:.1f} / {res['model_ansible_forks40_s']:.1f} s",
+            "",
+        ),
+        ("model: speedup ceiling forks 5", fmt(res["model_bound_forks5"], "x", 1), ""),
+        ("model: speedup ceiling forks 40", fmt(res["model_bound_forks40"], "x", 1), ""),
+        *[
+            (f"model, {SCHOOL} PCs: ceiling forks {k}", fmt(res[f"school{SCHOOL}_model_bound_forks{k}"], "x", 1), "")
+            for k in (5, 40)
+            if f"school{SCHOOL}_model_bound_forks{k}" in res
+        ],
+    ]
+
+
+def print_per_pc(per_pc: dict[str, dict[str, float]]) -> None:
+    """Per PC, side by side: what each contender sent and what the lab's Windows timing charged it."""
+    names = list(per_pc)
+    print("\nper PC (lab counters; s_* = seconds the timing model charged)")
+    print(f"{'':<26}" + "".join(f"{n:>16}" for n in names))
+    for row in _PER_PC_ROWS:
+        print(f"{row:<26}" + "".join(f"{per_pc[n].get(row, 0):>16}" for n in names))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,8 +462,10 @@ def main(argv: list[str] | None = None) -> int:
             ("CPU: kmsfleet site.yml", fmt(res["kmsfleet_site_cpu_s"], "s"), ""),
             ("CPU: ansible forks 5", fmt(res["ansible_forks5_cpu_s"], "s"), ""),
             ("CPU: ansible forks 40", fmt(res["ansible_forks40_cpu_s"], "s"), ""),
+            *_model_rows(res),
         ],
     )
+    print_per_pc(res["per_pc"])
     emit_json(res)
     return 0
 

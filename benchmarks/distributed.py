@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ if str(ROOT) not in sys.path:
 from benchmarks._common import (  # noqa: E402
     KMSFLEET,
     BenchTimeout,
+    LabProcess,
     bench_env,
     emit_json,
     kmsfleet_run,
@@ -132,27 +134,37 @@ def cpu_s(pid: int) -> float:
     return total
 
 
-def make_keys(workdir: Path) -> tuple[Path, Path]:
-    """(controller key folder, worker key folder), each pinning the other's public key (docs/distributed.md)."""
+def make_keys(workdir: Path, sites: Sequence[str] = (SITE,)) -> Path:
+    """The controller's key folder, pinning one worker key per site; each site's worker gets its own keypair in
+    ``keys-worker-<site>``, pinning the controller's public key (docs/distributed.md)."""
     from orchestrator.distributed.keys import private_path, public_path, site_key_path
     from orchestrator.distributed.signing import generate
 
-    ctl, wrk = workdir / "keys-controller", workdir / "keys-worker"
+    ctl = workdir / "keys-controller"
     generate(private_path(ctl, "controller"), public_path(ctl, "controller"))
-    generate(private_path(wrk, "worker"), public_path(wrk, "worker"))
-    shutil.copyfile(public_path(ctl, "controller"), public_path(wrk, "controller"))
-    site_key_path(ctl, SITE).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(public_path(wrk, "worker"), site_key_path(ctl, SITE))
-    return ctl, wrk
+    for site in sites:
+        wrk = worker_keys(workdir, site)
+        generate(private_path(wrk, "worker"), public_path(wrk, "worker"))
+        shutil.copyfile(public_path(ctl, "controller"), public_path(wrk, "controller"))
+        site_key_path(ctl, site).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(public_path(wrk, "worker"), site_key_path(ctl, site))
+    return ctl
 
 
-def start_workers(count: int, url: str, workdir: Path, forks: int) -> list[subprocess.Popen[str]]:
-    env = bench_env(KMSFLEET_PASSWORD=PASSWORD, KMSFLEET_BROKER_URL=url, XDG_STATE_HOME=str(workdir / "state"))
+def worker_keys(workdir: Path, site: str) -> Path:
+    return workdir / f"keys-worker-{site}"
+
+
+def start_workers(
+    count: int, url: str, workdir: Path, forks: int, *, site: str = SITE, password: str = PASSWORD
+) -> list[subprocess.Popen[str]]:
+    """``count`` ``kmsfleet worker`` processes for ``site`` (keys from ``make_keys``), each started and ready."""
+    env = bench_env(KMSFLEET_PASSWORD=password, KMSFLEET_BROKER_URL=url, XDG_STATE_HOME=str(workdir / "state"))
     procs: list[subprocess.Popen[str]] = []
     for i in range(count):
-        log = open(workdir / f"worker-{count}-{i}.log", "w", encoding="utf-8")  # noqa: SIM115 - child owns it
-        argv = [*KMSFLEET, "worker", "--site", SITE, "--allow-hosts", "127.0.0.0/8", "--keys"]
-        argv += [str(workdir / "keys-worker"), "--concurrency", "1", "--forks", str(forks)]
+        log = open(workdir / f"worker-{site}-{count}-{i}.log", "w", encoding="utf-8")  # noqa: SIM115 - child owns it
+        argv = [*KMSFLEET, "worker", "--site", site, "--allow-hosts", "127.0.0.0/8", "--keys"]
+        argv += [str(worker_keys(workdir, site)), "--concurrency", "1", "--forks", str(forks)]
         procs.append(
             subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True)
         )
@@ -203,67 +215,44 @@ def one_pass(label: str, playbook: Path, inventory: Path, workdir: Path, args: l
     return {"wall_s": usage.wall_s, "controller_cpu_s": usage.cpu_s, "controller_rss_mb": usage.maxrss_mb}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hosts", type=int, default=2000)
-    parser.add_argument("--workers", default="1,2,4", help="comma-separated worker process counts")
-    parser.add_argument("--forks", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=0, help="default: the larger of --forks and hosts / 20")
-    parser.add_argument("--time-limit", type=float, default=3600)
-    opts = parser.parse_args()
-    counts = [int(w) for w in opts.workers.split(",") if w.strip()]
-    batch = opts.batch_size or max(opts.forks, opts.hosts // 20)
-    cores = os.cpu_count() or 1
-    runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="kmsfleet-bench-dist-") as tmp, time_limit(opts.time_limit):
-        workdir = Path(tmp)
-        make_keys(workdir)
-        playbook = workdir / "light-audit.yml"
-        playbook.write_text(PLAYBOOK, encoding="utf-8")
-        redis = Redis(workdir)
-        try:
-            with running_lab(workdir, spec=spec(opts.hosts), name="city") as lab:
-                import yaml
+def one_site_inventory(lab: LabProcess, out: Path) -> Path:
+    """The lab's inventory with ``site: city`` for every PC (all workers consume one queue)."""
+    import yaml
 
-                data = yaml.safe_load(lab.inventory.read_text(encoding="utf-8"))
-                data["all"].setdefault("vars", {})["site"] = SITE
-                inventory = workdir / "city.yml"
-                inventory.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-                print(f"lab: {lab.hosts} PCs up in {lab.start_s:.1f} s; {cores} cores", flush=True)
-                lab_before = cpu_s(lab.proc.pid)
-                single = one_pass("single", playbook, inventory, workdir, ["-f", str(opts.forks)], opts.hosts)
-                single["lab_cpu_s"] = cpu_s(lab.proc.pid) - lab_before
-                print(
-                    f"single controller: {single['wall_s']:.1f} s (CPU: kmsfleet {single['controller_cpu_s']:.1f} s, "
-                    f"lab {single['lab_cpu_s']:.1f} s)",
-                    flush=True,
-                )
-                for count in counts:
-                    procs = start_workers(count, redis.url, workdir, opts.forks)
-                    try:
-                        args = ["--distributed", "--broker", redis.url, "--batch-size", str(batch)]
-                        args += ["--keys", str(workdir / "keys-controller")]
-                        lab_before = cpu_s(lab.proc.pid)
-                        workers_before = sum(cpu_s(p.pid) for p in procs)
-                        result = one_pass(f"w{count}", playbook, inventory, workdir, args, opts.hosts)
-                        result["lab_cpu_s"] = cpu_s(lab.proc.pid) - lab_before
-                        result["workers_cpu_s"] = sum(cpu_s(p.pid) for p in procs) - workers_before
-                    finally:
-                        stop_workers(procs)
-                    result.update(workers=count, speedup_vs_single=single["wall_s"] / result["wall_s"])
-                    runs.append(result)
-                    print(
-                        f"{count} worker(s): {result['wall_s']:.1f} s, speedup {result['speedup_vs_single']:.2f} "
-                        f"(CPU: controller {result['controller_cpu_s']:.1f} s, "
-                        f"workers {result['workers_cpu_s']:.1f} s, lab {result['lab_cpu_s']:.1f} s)",
-                        flush=True,
-                    )
-        except BenchTimeout as exc:
-            print(f"stopped: {exc}", flush=True)
-        finally:
-            redis.stop()
-    if not runs:
-        return 1
+    data = yaml.safe_load(lab.inventory.read_text(encoding="utf-8"))
+    data["all"].setdefault("vars", {})["site"] = SITE
+    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return out
+
+
+def worker_pass(
+    count: int,
+    lab: LabProcess,
+    url: str,
+    playbook: Path,
+    inventory: Path,
+    workdir: Path,
+    opts: argparse.Namespace,
+    batch: int,
+) -> dict[str, Any]:
+    """One distributed pass over ``count`` fresh workers: the controller's figures plus lab and worker CPU."""
+    procs = start_workers(count, url, workdir, opts.forks)
+    try:
+        args = ["--distributed", "--broker", url, "--batch-size", str(batch)]
+        args += ["--keys", str(workdir / "keys-controller")]
+        lab_before = cpu_s(lab.proc.pid)
+        workers_before = sum(cpu_s(p.pid) for p in procs)
+        result = one_pass(f"w{count}", playbook, inventory, workdir, args, opts.hosts)
+        result["lab_cpu_s"] = cpu_s(lab.proc.pid) - lab_before
+        result["workers_cpu_s"] = sum(cpu_s(p.pid) for p in procs) - workers_before
+    finally:
+        stop_workers(procs)
+    return result
+
+
+def report(runs: list[dict[str, Any]], single: dict[str, Any], opts: argparse.Namespace, batch: int) -> None:
+    """Why the figures look as they do, then the JSON line (the best pass, every pass)."""
+    cores = os.cpu_count() or 1
     best = min(runs, key=lambda r: r["wall_s"])
     print(
         "\nWhy: every PC costs CPU on both sides (NTLM, message encryption, XML), all of it Python. One controller "
@@ -290,6 +279,55 @@ def main() -> int:
             "runs": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in runs],
         }
     )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=2000)
+    parser.add_argument("--workers", default="1,2,4", help="comma-separated worker process counts")
+    parser.add_argument("--forks", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=0, help="default: the larger of --forks and hosts / 20")
+    parser.add_argument("--time-limit", type=float, default=3600)
+    opts = parser.parse_args()
+    counts = [int(w) for w in opts.workers.split(",") if w.strip()]
+    batch = opts.batch_size or max(opts.forks, opts.hosts // 20)
+    cores = os.cpu_count() or 1
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="kmsfleet-bench-dist-") as tmp, time_limit(opts.time_limit):
+        workdir = Path(tmp)
+        make_keys(workdir)
+        playbook = workdir / "light-audit.yml"
+        playbook.write_text(PLAYBOOK, encoding="utf-8")
+        redis = Redis(workdir)
+        try:
+            with running_lab(workdir, spec=spec(opts.hosts), name="city") as lab:
+                inventory = one_site_inventory(lab, workdir / "city.yml")
+                print(f"lab: {lab.hosts} PCs up in {lab.start_s:.1f} s; {cores} cores", flush=True)
+                lab_before = cpu_s(lab.proc.pid)
+                single = one_pass("single", playbook, inventory, workdir, ["-f", str(opts.forks)], opts.hosts)
+                single["lab_cpu_s"] = cpu_s(lab.proc.pid) - lab_before
+                print(
+                    f"single controller: {single['wall_s']:.1f} s (CPU: kmsfleet {single['controller_cpu_s']:.1f} s, "
+                    f"lab {single['lab_cpu_s']:.1f} s)",
+                    flush=True,
+                )
+                for count in counts:
+                    result = worker_pass(count, lab, redis.url, playbook, inventory, workdir, opts, batch)
+                    result.update(workers=count, speedup_vs_single=single["wall_s"] / result["wall_s"])
+                    runs.append(result)
+                    print(
+                        f"{count} worker(s): {result['wall_s']:.1f} s, speedup {result['speedup_vs_single']:.2f} "
+                        f"(CPU: controller {result['controller_cpu_s']:.1f} s, "
+                        f"workers {result['workers_cpu_s']:.1f} s, lab {result['lab_cpu_s']:.1f} s)",
+                        flush=True,
+                    )
+        except BenchTimeout as exc:
+            print(f"stopped: {exc}", flush=True)
+        finally:
+            redis.stop()
+    if not runs:
+        return 1
+    report(runs, single, opts, batch)
     return 0
 
 

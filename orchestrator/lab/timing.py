@@ -19,6 +19,7 @@ Where the figures are spent (one mechanism each, no second clock):
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Literal
@@ -75,6 +76,13 @@ WINDOWS: dict[str, Figure] = {
 }
 
 _SCRIPT_PROGRAMS = ("cscript", "wscript", "slmgr.vbs", "ospp.vbs")
+# slmgr.vbs options that, without an Activation ID, read and change only the SoftwareLicensingService object
+# (slmgr.vbs ``GetKmsClientObjectByActivationID``: ``GetServiceObject`` when no ID is given, the product walk
+# only with one). Every other slmgr option walks SoftwareLicensingProduct (``GetProductCollection``). ospp.vbs
+# has no such option: /sethst and /setprt loop over the product instances it queried first. Public copies of
+# both scripts: github.com/jasonadsit/powershell-scripts, PsTokenBasedActivation/1.6/{slmgr,ospp}.vbs.
+_SLMGR_SERVICE_ONLY = re.compile(r"/(?:skms|ckms|skms-domain|ckms-domain)(?:\s|$)")
+_ACTIVATION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass
@@ -86,13 +94,22 @@ class PcTiming:
     kms_timeout_s: float
     _powershell_started: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # What this PC spent: figure name -> [times, seconds] (benchmarks read it through ``LabTiming.describe``).
+    charged: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
     @property
     def instant(self) -> bool:
         return self.mode == "instant"
 
     def get(self, name: str) -> float:
-        return self.figures.get(name, 0.0)
+        """The figure the PC spends now (every caller waits this long), counted in ``charged``."""
+        value = self.figures.get(name, 0.0)
+        if value > 0:
+            with self._lock:
+                entry = self.charged.setdefault(name, [0.0, 0.0])
+                entry[0] += 1
+                entry[1] += value
+        return value
 
     def program_start(self, prog_id: str, args_text: str = "") -> float:
         """Simulated seconds a program run costs before its own work: its start, plus the slow licensing class
@@ -108,16 +125,22 @@ class PcTiming:
             cost = self.get("powershell_cold_start" if cold else "powershell_start")
             return cost + self._licensing_queries(args)
         if prog_id in _SCRIPT_PROGRAMS:
-            cost = self.get("cscript_start")
-            if "ospp.vbs" in args or prog_id == "ospp.vbs":
-                cost += self.get("ospp_query")
-            elif "slmgr" in args or prog_id == "slmgr.vbs":
-                cost += self.get("slp_query")
-            return cost
+            return self.get("cscript_start") + self._script_queries(prog_id, args)
         if prog_id == "w32tm":
             return self.get("w32tm_resync") if "/resync" in args else 0.0
         if prog_id == "cmd":
             return self.get("cmd_start")
+        return 0.0
+
+    def _script_queries(self, prog_id: str, args: str) -> float:
+        """The licensing class a script walks: OSPP.VBS its product class, slmgr.vbs SoftwareLicensingProduct,
+        except the KMS-host options without an Activation ID, which query only SoftwareLicensingService."""
+        if "ospp.vbs" in args or prog_id == "ospp.vbs":
+            return self.get("ospp_query")
+        if "slmgr" in args or prog_id == "slmgr.vbs":
+            if _SLMGR_SERVICE_ONLY.search(args) and not _ACTIVATION_ID.search(args):
+                return self.get("wql_query")
+            return self.get("slp_query")
         return 0.0
 
     def _licensing_queries(self, args: str) -> float:
@@ -174,7 +197,36 @@ class LabTiming:
         return PcTiming("windows", figures, figures["kms_timeout"])
 
     def describe(self) -> dict[str, object]:
-        return {"mode": self.mode, "scale": self.scale}
+        """Mode, scale, what every PC spent so far (``charged``: figure -> count, seconds) and the slowest PC's
+        total."""
+        return {
+            "mode": self.mode,
+            "scale": self.scale,
+            "charged": self.charged(),
+            "slowest_pc_s": self.slowest_pc_s(),
+        }
+
+    def slowest_pc_s(self) -> float:
+        """The most seconds charged to one PC so far: with one command at a time per PC, a floor under the run."""
+        with self._lock:
+            pcs = list(self._pcs.values())
+        totals = []
+        for pc in pcs:
+            with pc._lock:
+                totals.append(sum(seconds for _count, seconds in pc.charged.values()))
+        return round(max(totals, default=0.0), 3)
+
+    def charged(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            pcs = list(self._pcs.values())
+        total: dict[str, list[float]] = {}
+        for pc in pcs:
+            with pc._lock:
+                for name, (count, seconds) in pc.charged.items():
+                    entry = total.setdefault(name, [0.0, 0.0])
+                    entry[0] += count
+                    entry[1] += seconds
+        return {name: {"count": int(c), "seconds": round(s, 3)} for name, (c, s) in sorted(total.items())}
 
 
 def instant_pc() -> PcTiming:

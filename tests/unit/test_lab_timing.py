@@ -91,3 +91,39 @@ def test_every_figure_is_documented_with_its_source() -> None:
         assert f"`{name}`" in text, name
         first_source = figure.source.split(";")[0].strip()
         assert first_source in text, (name, first_source)
+
+
+def test_slmgr_kms_host_options_query_only_the_service_unless_given_an_activation_id() -> None:
+    pc = LabTiming("windows", 4).pc("pc01")
+    slmgr = "//nologo C:\\Windows\\System32\\slmgr.vbs"
+    skms = pc.program_start("cscript", f"{slmgr} /skms 10.0.0.5:1688")
+    assert skms == pytest.approx(pc.get("cscript_start") + pc.get("wql_query"))
+    ckms = pc.program_start("cscript", f"{slmgr} /ckms")
+    assert ckms == pytest.approx(pc.get("cscript_start") + pc.get("wql_query"))
+    with_id = pc.program_start("cscript", f"{slmgr} /skms kms:1688 2de67392-b7a7-462a-b1ca-108dd189f588")
+    assert with_id == pytest.approx(pc.get("cscript_start") + pc.get("slp_query"))
+    ato = pc.program_start("cscript", f"{slmgr} /ato")
+    assert ato == pytest.approx(pc.get("cscript_start") + pc.get("slp_query"))
+    ospp = '"C:\\Program Files\\Microsoft Office\\Office16\\OSPP.VBS"'
+    assert pc.program_start("cscript", f"{ospp} /sethst:kms") == pytest.approx(
+        pc.get("cscript_start") + pc.get("ospp_query")
+    )
+
+
+def test_what_each_pc_spent_is_counted_per_figure() -> None:
+    timing = LabTiming("windows", 6)
+    one, two = timing.pc("pc01"), timing.pc("pc02")
+    one.program_start("cscript", "//nologo C:\\Windows\\System32\\slmgr.vbs /dlv")
+    two.program_start("cmd")
+    two.program_start("cmd")
+    charged = timing.charged()
+    assert charged["cscript_start"]["count"] == 1
+    assert charged["slp_query"]["seconds"] == pytest.approx(one.figures["slp_query"], abs=1e-3)
+    assert charged["cmd_start"] == {"count": 2, "seconds": pytest.approx(2 * two.figures["cmd_start"], abs=1e-3)}
+    assert "powershell_start" not in charged
+    assert timing.describe()["charged"] == charged
+    slowest = max(one.figures["cscript_start"] + one.figures["slp_query"], 2 * two.figures["cmd_start"])
+    assert timing.slowest_pc_s() == pytest.approx(slowest, abs=1e-3)
+    instant = LabTiming("instant", 6)
+    instant.pc("pc01").program_start("cmd")
+    assert instant.charged() == {}
