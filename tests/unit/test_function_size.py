@@ -23,7 +23,6 @@ ALLOWED: dict[str, str] = {
     "orchestrator/lab/commands/powershell.py:_run_command": "other branch",
     "orchestrator/lab/registry_base.py:base_registry": "other branch",
     "orchestrator/lab/services.py:_configured_services": "other branch",
-    "benchmarks/distributed.py:main": "other branch",
     "benchmarks/audit_scale.py:measure": "other branch",
     "benchmarks/audit_scale.py:main": "other branch",
     "orchestrator/executor/pipeline.py:_from_exception": "other branch",
