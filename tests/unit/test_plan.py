@@ -158,3 +158,23 @@ def test_a_host_whose_job_crashes_is_finished_failed_with_the_error_recorded(
 def test_a_plan_spec_has_no_source_field() -> None:
     for spec in (TaskSpec, BlockSpec, PlaySpec, Plan):
         assert "source" not in {f.name for f in dataclasses.fields(spec)}
+
+
+def test_judge_failed_when_sees_changed_when_and_until_sees_both() -> None:
+    """As Ansible's TaskExecutor: changed_when, then failed_when (seeing the new ``changed``), after every
+    attempt; ``until`` sees the judged result and its ``attempts`` (set after the conditions, as in Ansible)."""
+    judged = task("judged", register="r", changed_when=("true",), failed_when=("r.changed",), ignore_errors=True)
+    polled = task(
+        "polled", register="p", changed_when=("true",), until=("p.changed and p.attempts >= 2",), retries=5, delay=0
+    )
+    result, _ = run([play(judged, polled)], n=1)
+    h = result.host("pc01")
+    assert h is not None
+    first, second = h.tasks
+    assert (
+        first.status is TaskStatus.FAILED
+        and first.ignored
+        and first.msg == "judged"
+        and first.data["failed_when_result"] is True
+    )
+    assert second.status is TaskStatus.CHANGED and second.data["attempts"] == 2
