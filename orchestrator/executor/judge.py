@@ -4,7 +4,6 @@ and whether a block's rescue takes the failure."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -34,19 +33,17 @@ def with_conditions(task: TaskSpec, outcome: Outcome, evaluate: Evaluate) -> Out
         if not failed:
             changes["error_code"] = changes["diagnosis"] = None
         changes["failed"] = data["failed"] = data["failed_when_result"] = failed
-    return dataclasses.replace(outcome, data=data, **changes)
+    return outcome._replace(data=data, **changes)
 
 
 def with_attempts(outcome: Outcome, attempt: int) -> Outcome:
     """The outcome of an ``until`` task's attempt: ``attempts`` joins what ``register`` sees."""
-    return dataclasses.replace(outcome, data={**outcome.data, "attempts": attempt})
+    return outcome._replace(data={**outcome.data, "attempts": attempt})
 
 
 def retries_exhausted(outcome: Outcome) -> Outcome:
     """``until`` never held: the task fails (with the module's own message, if it gave one)."""
-    return dataclasses.replace(
-        outcome, failed=True, msg=outcome.msg or "Retries exhausted", data={**outcome.data, "failed": True}
-    )
+    return outcome._replace(failed=True, msg=outcome.msg or "Retries exhausted", data={**outcome.data, "failed": True})
 
 
 def attempts_allowed(task: TaskSpec, limit: int) -> int:

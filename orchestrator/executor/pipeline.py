@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from orchestrator.booleans import boolean
 from orchestrator.errors import InputError, KmsfleetError
@@ -44,8 +44,7 @@ class PlayRun:
     abort: Callable[[], None] = lambda: None  # any_errors_fatal: stop the play for every host at once
 
 
-@dataclass(frozen=True)
-class _Step:
+class _Step(NamedTuple):
     """A task prepared on this host: its keywords concrete, its variables and the templar over them."""
 
     task: TaskSpec
@@ -53,8 +52,7 @@ class _Step:
     templar: Templar
 
 
-@dataclass(frozen=True)
-class _Call:
+class _Call(NamedTuple):
     """A module ready to run: an instance, its checked arguments and its context on this host."""
 
     module: Module[Any]
@@ -269,7 +267,9 @@ class HostPipeline:
         """One task on this host: prepare → invoke → judge → record (``None`` for ``meta``, which leaves no
         result)."""
         variables = self.variables(run, (*scopes, task.vars), task.defaults)
-        task = replace(task, name=self._display_name(task, run, variables))
+        name = self._display_name(task, run, variables)
+        if name != task.name:
+            task = replace(task, name=name)
         clock = Clock.start()
         try:
             step = self._prepare(task, run, variables)
@@ -456,14 +456,14 @@ class HostPipeline:
             raise _Stop() from None
         if end.status is TaskStatus.UNREACHABLE:
             ignore = boolean(task.ignore_unreachable) or boolean(run.play.ignore_unreachable)
-            end = replace(end, ignored=ignore and end.failure is not FailureKind.AUTH)
+            end = end._replace(ignored=ignore and end.failure is not FailureKind.AUTH)
             if not end.ignored:
                 self._record(task, run, end, clock)
                 self.state.stopped = end.failure
                 raise _Stop() from None
         else:
             ignored = inherited_ignore or task.ignore_errors is True
-            end = replace(end, ignored=ignored, rescued=rescuable and not ignored)
+            end = end._replace(ignored=ignored, rescued=rescuable and not ignored)
         result = self._record(task, run, end, clock)
         # Ansible registers a failed task's result too (ignore_errors + a later check)
         self._register(task, result, _failure_data(result))

@@ -130,7 +130,7 @@ def test_task_result_is_the_one_constructor_masking_what_shows() -> None:
     shown = task_result(ref, end, Clock.start())
     assert shown.msg == f"key {MASK} refused" and shown.data["stdout"] == MASK
     assert shown.error_code == 0xFFFFFFFF and not shown.no_log
-    hidden = task_result(dataclasses.replace(ref, no_log=True), end)
+    hidden = task_result(ref._replace(no_log=True), end)
     assert hidden.msg == NO_LOG_MSG and dict(hidden.data) == {} and hidden.no_log and hidden.duration_ms == 0
 
 
