@@ -11,7 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.executor.plan import BlockSpec, Node, Plan, PlaySpec, TaskSpec
+from orchestrator.playbook.loops import loop_spec
 from orchestrator.playbook.models import Block, Play, Playbook, Task
+from orchestrator.playbook.prompts import prompt_specs
+from orchestrator.playbook.varsfiles import vars_file_specs
 
 
 def _conds(conditions: Any) -> tuple[Any, ...] | None:
@@ -29,7 +32,6 @@ def _inherit(own: Any, parent: Any, default: Any) -> Any:
 
 
 def compile_task(task: Task, parent: dict[str, Any]) -> TaskSpec:
-    lc = task.loop_control
     return TaskSpec(
         name=task.name or task.module,
         module=task.module,
@@ -37,11 +39,7 @@ def compile_task(task: Task, parent: dict[str, Any]) -> TaskSpec:
         location=task.location,
         when=_conds(task.when) or (),
         register=task.register,
-        loop=task.loop,
-        loop_var=lc.loop_var if lc else "item",
-        index_var=lc.index_var if lc else None,
-        label=lc.label if lc else None,
-        extended=lc.extended if lc else False,
+        loop=loop_spec(task),
         retries=task.retries,
         until=_conds(task.until),
         delay=task.delay if task.delay is not None else 5.0,
@@ -57,9 +55,7 @@ def compile_task(task: Task, parent: dict[str, Any]) -> TaskSpec:
         timeout=_inherit(task.timeout, parent.get("timeout"), None),
         tags=frozenset(task.tags),
         listen=tuple(task.listen),
-        loop_with=task.loop_with,
         defaults=dict(task.defaults),
-        source=task,
     )
 
 
@@ -77,7 +73,6 @@ def compile_nodes(nodes: Any, parent: dict[str, Any]) -> tuple[Node, ...]:
     for node in nodes:
         if isinstance(node, Block):
             inner = _inherited(node, parent)
-            lc = node.loop_control
             out.append(
                 BlockSpec(
                     name=node.name or node.origin,
@@ -86,12 +81,8 @@ def compile_nodes(nodes: Any, parent: dict[str, Any]) -> tuple[Node, ...]:
                     always=compile_nodes(node.always, inner),
                     location=node.location,
                     tags=frozenset(node.tags),
-                    loop=node.loop,
-                    loop_var=lc.loop_var if lc else "item",
-                    index_var=lc.index_var if lc else None,
-                    extended=lc.extended if lc else False,
+                    loop=loop_spec(node),
                     defaults=dict(node.defaults),
-                    source=node if node.loop_with else None,
                 )
             )
         else:
@@ -120,7 +111,7 @@ def compile_play(play: Play) -> PlaySpec:
         post_tasks=compile_nodes(play.post_tasks, parent),
         handlers=_flatten_handlers(compile_nodes(play.handlers, parent)),
         vars=dict(play.vars),
-        vars_files=tuple(play.vars_files),
+        vars_files=vars_file_specs(play),
         gather_facts=True if play.gather_facts is None else play.gather_facts,
         serial=tuple(play.serial or ()),
         strategy=play.strategy,
@@ -130,11 +121,10 @@ def compile_play(play: Play) -> PlaySpec:
         check_mode=play.check_mode,
         wake_on_lan=play.wake_on_lan,
         remote_user=play.remote_user,
-        vars_prompt=tuple(play.vars_prompt),
+        vars_prompt=prompt_specs(play),
         location=play.location,
         base_dir=str(play.base_dir),
         tags=frozenset(play.tags),
-        source=play,
     )
 
 

@@ -26,12 +26,12 @@ def load_plan(playbook: str | Path, roles_path: Sequence[Path] | None = None) ->
 
 def play_vars_loader(play: PlaySpec, extra_vars: Mapping[str, Any]) -> Mapping[str, Any]:
     """A play's ``vars`` plus its ``vars_files`` (paths may be templates over play and extra vars)."""
-    if not play.vars_files or play.source is None:
+    if not play.vars_files:
         return play.vars
     from orchestrator.playbook.varsfiles import load_vars_files
     from orchestrator.templating import Templar
 
     templar = Templar({**play.vars, **extra_vars}, base_dir=Path(play.base_dir), context=f"vars_files of {play.name}")
     merged = dict(play.vars)
-    merged.update(load_vars_files(play.source, templar))
+    merged.update(load_vars_files(play.vars_files, templar))
     return merged

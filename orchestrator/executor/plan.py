@@ -1,7 +1,10 @@
 """What the executor runs: plays, blocks and tasks as plain frozen values.
 
-The playbook package validates YAML into its own models; ``from_playbook`` turns them into these so the executor
-depends on a small, stable shape (and tests can build plans directly).
+The playbook package validates YAML into its own models; ``compile.compile_playbook`` turns them into these so the
+executor depends on a small, stable shape (and tests can build plans directly). The plan is closed: it holds only
+plain values (text, numbers, booleans, None, tuples, frozensets, the raw YAML mappings and lists of arguments and
+variables, and the small frozen values below), never a loader object, so it pickles and can be shipped to a worker
+process as it is; a compiled plan and a hand-built one take the same paths through the executor.
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from orchestrator.errors import Location
+from orchestrator.playbook.loops import LoopSpec
+from orchestrator.playbook.prompts import PromptSpec
+from orchestrator.playbook.varsfiles import VarsFileSpec
+
+__all__ = ["BlockSpec", "LoopSpec", "Node", "Plan", "PlaySpec", "PromptSpec", "TaskSpec", "VarsFileSpec"]
 
 Node = Union["TaskSpec", "BlockSpec"]
 
@@ -23,11 +31,7 @@ class TaskSpec:
     location: Location = field(default_factory=lambda: Location("<task>"))
     when: tuple[Any, ...] = ()
     register: str | None = None
-    loop: Any = None  # None = no loop; else a template or a list
-    loop_var: str = "item"
-    index_var: str | None = None
-    label: Any = None
-    extended: bool = False  # loop_control.extended: the ansible_loop variable
+    loop: LoopSpec | None = None  # None = no loop
     retries: int | str | None = None  # str = a template, resolved per host
     until: tuple[Any, ...] | None = None
     delay: float | str = 5.0
@@ -43,9 +47,7 @@ class TaskSpec:
     timeout: float | str | None = None
     tags: frozenset[str] = frozenset()
     listen: tuple[str, ...] = ()  # handlers only
-    loop_with: str | None = None  # loop | with_items | with_list | with_dict (None = no loop)
     defaults: Mapping[str, Any] = field(default_factory=dict)  # role defaults: below the inventory
-    source: Any = field(default=None, compare=False, repr=False)  # the playbook loader's Task, if any
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,8 @@ class BlockSpec:
     ignore_unreachable: bool | str = False
     no_log: bool | str = False
     check_mode: bool | str | None = None
-    loop: Any = None  # include_tasks with loop: the block runs once per item (None = once)
-    loop_var: str = "item"
-    index_var: str | None = None
-    extended: bool = False
+    loop: LoopSpec | None = None  # include_tasks with loop: the block runs once per item (None = once)
     defaults: Mapping[str, Any] = field(default_factory=dict)  # role defaults, to render the loop
-    source: Any = field(default=None, compare=False, repr=False)  # the loader's Block (its loop keyword)
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class PlaySpec:
     post_tasks: tuple[Node, ...] = ()
     handlers: tuple[TaskSpec, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict)
-    vars_files: tuple[Any, ...] = ()  # the playbook loader's references; loaded by the caller's play_vars
+    vars_files: tuple[VarsFileSpec, ...] = ()  # loaded per run by executor.loading.play_vars_loader
     gather_facts: bool = True
     serial: tuple[int | str, ...] = ()
     strategy: str | None = None
@@ -89,11 +87,10 @@ class PlaySpec:
     check_mode: bool | str | None = None
     wake_on_lan: bool = False
     remote_user: str | None = None  # WinRM user for hosts without ansible_user (play remote_user / user)
-    vars_prompt: tuple[Any, ...] = ()  # the loader's VarPrompt entries; asked by the API before the run
+    vars_prompt: tuple[PromptSpec, ...] = ()  # asked by the API before the run
     location: Location = field(default_factory=lambda: Location("<play>"))
     base_dir: str = "."
     tags: frozenset[str] = frozenset()
-    source: Any = field(default=None, compare=False, repr=False)  # the playbook loader's Play, if any
 
     def all_sections(self) -> tuple[tuple[Node, ...], ...]:
         return (self.pre_tasks, self.tasks, self.post_tasks)

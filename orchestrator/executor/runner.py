@@ -34,6 +34,7 @@ from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
 from orchestrator.executor.pool import WorkerPool
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.state import HostState, RunOptions
+from orchestrator.executor.taskresult import TaskEnd, TaskRef, task_result
 from orchestrator.results.models import (
     FailureKind,
     HostResult,
@@ -125,32 +126,39 @@ def _tag_filter(tags: frozenset[str], skip_tags: frozenset[str]) -> Callable[[Ta
     """Ansible's tag rules, including the special tags always, never, tagged, untagged and all."""
 
     def should_run(node: TaskSpec | BlockSpec) -> bool:
-        node_tags = set(node.tags)
         if isinstance(node, BlockSpec):
             # A block runs if it or anything inside it could run; children are filtered individually.
             return _block_may_run(node, should_run)
-        if skip_tags:
-            if "all" in skip_tags and "always" not in node_tags:
-                return False
-            if node_tags & skip_tags:
-                return False
-            if "tagged" in skip_tags and node_tags - {"always"}:
-                return False
-            if "untagged" in skip_tags and not node_tags:
-                return False
-        if "always" in node_tags and "always" not in skip_tags:
-            return True
-        if not tags or tags == {"all"}:
-            return "never" not in node_tags
-        if "never" in node_tags and not (node_tags & tags):
-            return False
-        if node_tags & tags:
-            return True
-        if "tagged" in tags and node_tags:
-            return True
-        return "untagged" in tags and not node_tags
+        node_tags = set(node.tags)
+        return not _skipped(node_tags, skip_tags) and _selected(node_tags, tags)
 
     return should_run
+
+
+def _skipped(node_tags: set[str], skip_tags: frozenset[str]) -> bool:
+    """``--skip-tags``: ``all`` skips everything but ``always``; ``tagged``/``untagged`` skip by having tags."""
+    if not skip_tags:
+        return False
+    if "all" in skip_tags and "always" not in node_tags:
+        return True
+    if node_tags & skip_tags:
+        return True
+    return ("tagged" in skip_tags and bool(node_tags - {"always"})) or ("untagged" in skip_tags and not node_tags)
+
+
+def _selected(node_tags: set[str], tags: frozenset[str]) -> bool:
+    """``--tags`` (not skipped): ``always`` runs; ``never`` only when one of its tags is asked for."""
+    if "always" in node_tags:  # "--skip-tags always" was handled by _skipped
+        return True
+    if not tags or tags == {"all"}:
+        return "never" not in node_tags
+    if "never" in node_tags and not (node_tags & tags):
+        return False
+    if node_tags & tags:
+        return True
+    if "tagged" in tags and node_tags:
+        return True
+    return "untagged" in tags and not node_tags
 
 
 def _block_may_run(block: BlockSpec, should_run: Callable[[TaskSpec | BlockSpec], bool]) -> bool:
@@ -375,6 +383,8 @@ class Runner:
                 work(pipeline)
             except stop_exception():
                 pass
+            except Exception as exc:  # a bug past the pipeline's own handling: the host fails, the error shown
+                self._crashed(st, exc)
             finally:
                 if finish or not st.active:
                     with contextlib.suppress(Exception):
@@ -406,9 +416,7 @@ class Runner:
                     pending.discard(fut)
                     exc = fut.exception()
                     if exc is not None and not isinstance(exc, stop_exception()):
-                        host = futures[fut]
-                        self.states[host].failed = True
-                        self._finish_host(host, HostStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+                        self._crashed(self.states[futures[fut]], exc)
             now = time.monotonic()
             if now < next_tick:
                 continue
@@ -420,21 +428,26 @@ class Runner:
                     pending.discard(fut)
 
     def _overrun(self, st: HostState) -> None:
+        """A host past its time budget (and the grace): finished as timed out with the results it has."""
         budget = st.budget or 0
         st.stopped = FailureKind.TIMEOUT
-        timeout_result = HostTaskResult(
-            host=st.name,
-            play="",
-            task="(time budget)",
-            module="",
-            status=TaskStatus.UNREACHABLE,
-            msg=f"the host did not finish within its time budget of {budget:.0f}s; abandoned",
-            failure=FailureKind.TIMEOUT,
-            diagnosis="KF_TIMEOUT",
-        )
-        if st.add(timeout_result):
-            self.reporter.task_done(timeout_result)
+        msg = f"the host did not finish within its time budget of {budget:.0f}s; abandoned"
+        end = TaskEnd(TaskStatus.UNREACHABLE, msg, failure=FailureKind.TIMEOUT, diagnosis="KF_TIMEOUT")
+        self._add_result(st, "(time budget)", end)
         self._finish_host(st.name)
+
+    def _crashed(self, st: HostState, exc: BaseException) -> None:
+        """A host whose job raised past its pipeline (a bug): finished as failed, the error recorded."""
+        st.failed = True
+        msg = f"internal error: {type(exc).__name__}: {exc}"
+        self._add_result(st, "(internal error)", TaskEnd(TaskStatus.FAILED, msg, failure=FailureKind.TASK))
+        self._finish_host(st.name, HostStatus.FAILED, msg)
+
+    def _add_result(self, st: HostState, name: str, end: TaskEnd) -> None:
+        """A result the runner records for a host (not a task of the play), built as every task result is."""
+        result = task_result(TaskRef(st.name, "", name, ""), end)
+        if st.add(result):
+            self.reporter.task_done(result)
 
     def _free(
         self, run: PlayRun, batch: list[str], index: int, last_play: dict[str, int], aborted: threading.Event

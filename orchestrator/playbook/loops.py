@@ -1,11 +1,16 @@
 """Turning a task's ``loop`` / ``with_items`` / ``with_list`` / ``with_dict`` (and Ansible's ``with_nested``,
-``with_together``, ``with_indexed_items``, ``with_subelements``, ``with_sequence`` lookups) into the list of items."""
+``with_together``, ``with_indexed_items``, ``with_subelements``, ``with_sequence`` lookups) into the list of items.
+
+``LoopSpec`` is the loop as the plan carries it: plain frozen data (the keyword, its raw value, where it was
+written, and ``loop_control``), the same for a task and a looped ``include_tasks``, and for a compiled plan and a
+hand-built one."""
 
 from __future__ import annotations
 
 import itertools
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import Location, TemplateError
@@ -14,31 +19,54 @@ from orchestrator.templating import Templar
 from orchestrator.templating import f_subelements as subelements
 
 
-def loop_items(task: Task | Block, templar: Templar) -> list[Any] | None:
-    """The items to run ``task`` over (rendered with ``templar``), or None when the task has no loop.
+@dataclass(frozen=True)
+class LoopSpec:
+    """One loop as written: ``items`` is the raw value of ``keyword`` (a list or a template), ``location`` where
+    the keyword was written; the rest is ``loop_control``."""
+
+    items: Any
+    keyword: str = "loop"  # loop | with_items | with_list | with_dict | with_<lookup> (keywords.LOOP_KEYWORDS)
+    location: Location | None = None
+    var: str = "item"
+    index_var: str | None = None
+    label: Any = None
+    extended: bool = False  # loop_control.extended: the ansible_loop variable
+
+
+def loop_spec(node: Task | Block) -> LoopSpec | None:
+    """The loop of a loaded task or looped include, as plan data (None when it has none)."""
+    if node.loop_with is None:
+        return None
+    lc = node.loop_control
+    return LoopSpec(
+        items=node.loop,
+        keyword=node.loop_with,
+        location=node.key_location(node.loop_with),
+        var=lc.loop_var if lc else "item",
+        index_var=lc.index_var if lc else None,
+        label=lc.label if lc else None,
+        extended=lc.extended if lc else False,
+    )
+
+
+def loop_items(loop: LoopSpec | None, templar: Templar) -> list[Any] | None:
+    """The items to run a loop over (rendered with ``templar``), or None when there is no loop.
 
     ``with_items`` flattens one level (as in Ansible), ``with_dict`` gives ``{key, value}`` items,
     ``loop``/``with_list`` need a list."""
-    if task.loop_with is None:
+    if loop is None:
         return None
-    value = templar.render(task.loop)
-    where = task.key_location(task.loop_with)
-    if task.loop_with == "with_dict":
+    value = templar.render(loop.items)
+    where = loop.location
+    if loop.keyword == "with_dict":
         if not isinstance(value, Mapping):
             raise TemplateError(f"with_dict needs a mapping, got {type(value).__name__}", where)
         return [{"key": k, "value": v} for k, v in value.items()]
-    if task.loop_with == "with_items":
-        items = value if isinstance(value, list) else [value]
-        out: list[Any] = []
-        for item in items:
-            if isinstance(item, list):
-                out.extend(item)
-            else:
-                out.append(item)
-        return out
-    if task.loop_with in _LOOKUPS:
-        return _LOOKUPS[task.loop_with](value, where)
-    if task.loop_with == "with_list" and not isinstance(value, list):
+    if loop.keyword == "with_items":
+        return _flattened(value)
+    if loop.keyword in _LOOKUPS:
+        return _LOOKUPS[loop.keyword](value, where)
+    if loop.keyword == "with_list" and not isinstance(value, list):
         return [value]
     if not isinstance(value, list):
         raise TemplateError(
@@ -47,6 +75,17 @@ def loop_items(task: Task | Block, templar: Templar) -> list[Any] | None:
             hint='for a mapping use loop: "{{ d | dict2items }}"; for text, split it: "{{ s | split(\',\') }}"',
         )
     return value
+
+
+def _flattened(value: Any) -> list[Any]:
+    """``with_items``: a list flattened one level (a single value is a list of one)."""
+    out: list[Any] = []
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, list):
+            out.extend(item)
+        else:
+            out.append(item)
+    return out
 
 
 MAX_ITEMS = 100_000

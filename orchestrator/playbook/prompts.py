@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import InputError
+from orchestrator.errors import InputError, Location
+
+if TYPE_CHECKING:
+    from orchestrator.playbook.models import Play
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """One ``vars_prompt`` entry as the plan carries it (asked before the run; ``-e name=…`` skips it)."""
+
+    name: str
+    prompt: str | None = None
+    default: Any = None
+    private: bool = True
+    confirm: bool = False
+    location: Location | None = None
+
+
+def prompt_specs(play: Play) -> tuple[PromptSpec, ...]:
+    """A loaded play's ``vars_prompt`` as plan data."""
+    return tuple(PromptSpec(p.name, p.prompt, p.default, p.private, p.confirm, p.location) for p in play.vars_prompt)
 
 
 def ask_on_terminal(prompt: Any) -> Any:
@@ -36,4 +57,4 @@ def _read(label: str, private: bool) -> str:
     return getpass.getpass(label) if private else input(label)
 
 
-__all__ = ["ask_on_terminal"]
+__all__ = ["PromptSpec", "ask_on_terminal", "prompt_specs"]

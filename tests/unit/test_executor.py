@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
+from orchestrator.executor.plan import BlockSpec, LoopSpec, Plan, PlaySpec, TaskSpec
 from orchestrator.executor.reporter import NullReporter
 from orchestrator.executor.runner import InventoryView, Runner, new_run_info
 from orchestrator.executor.state import RunOptions
@@ -98,12 +98,13 @@ def test_set_fact_in_a_loop_sees_the_previous_items_facts_and_extended_loop_info
     result, _ = run(
         [
             play(
-                task("acc", "set_fact", args={"acc": "{{ (acc | default([])) + [item * 2] }}"}, loop=[3, 1, 2]),
+                task(
+                    "acc", "set_fact", args={"acc": "{{ (acc | default([])) + [item * 2] }}"}, loop=LoopSpec([3, 1, 2])
+                ),
                 task(
                     "ext",
                     args={"msg": "{{ ansible_loop.index }}/{{ ansible_loop.length }} {{ ansible_loop.last }}"},
-                    loop=["a", "b"],
-                    extended=True,
+                    loop=LoopSpec(["a", "b"], extended=True),
                 ),
                 task("check", "assert", args={"that": ["acc == [6, 2, 4]"]}),
             )
@@ -165,7 +166,7 @@ def test_loop_and_until() -> None:
     result, _ = run(
         [
             play(
-                task("loop", args={"msg": "{{ item * 2 }}"}, loop=[1, 2, 3], register="doubled"),
+                task("loop", args={"msg": "{{ item * 2 }}"}, loop=LoopSpec([1, 2, 3]), register="doubled"),
                 task(
                     "poll",
                     args={"msg": "x"},

@@ -20,7 +20,9 @@ from orchestrator.playbook import (
     load_playbook,
     load_vars_files,
     loop_items,
+    loop_spec,
     should_run,
+    vars_file_specs,
 )
 from orchestrator.templating import Templar, is_template
 from orchestrator.yamlsource import UnsafeText
@@ -253,7 +255,7 @@ def test_loops(tmp_path: Path) -> None:
     )
     t = Templar({"d": {"k": "v"}, "words": ["x", "y"]})
     tasks = list(iter_tasks(book.plays[0].tasks))
-    assert [loop_items(task, t) for task in tasks] == [
+    assert [loop_items(loop_spec(task), t) for task in tasks] == [
         [1, 2],
         ["a", "b", "c"],
         [["a"], "b"],
@@ -269,12 +271,12 @@ def test_loop_over_text_fails_at_run_time(tmp_path: Path) -> None:
     from orchestrator.errors import TemplateError
 
     with pytest.raises(TemplateError, match="loop needs a list"):
-        loop_items(book.plays[0].tasks[0], Templar({"s": "a,b"}))
+        loop_items(loop_spec(book.plays[0].tasks[0]), Templar({"s": "a,b"}))
 
 
 def test_task_without_loop(tmp_path: Path) -> None:
     book = load(tmp_path, "- hosts: all\n  tasks:\n    - debug: msg=x\n")
-    assert loop_items(book.plays[0].tasks[0], Templar({})) is None
+    assert loop_items(loop_spec(book.plays[0].tasks[0]), Templar({})) is None
 
 
 def test_hosts_list_and_play_keywords(tmp_path: Path) -> None:
@@ -361,10 +363,10 @@ def test_vars_files(tmp_path: Path) -> None:
 """,
     )
     play = book.plays[0]
-    assert load_vars_files(play, Templar({"room": "room101"})) == {"a": 1, "b": 2}
-    assert load_vars_files(play, Templar({"room": "room999"})) == {"a": 1, "b": 1}
+    assert load_vars_files(vars_file_specs(play), Templar({"room": "room101"})) == {"a": 1, "b": 2}
+    assert load_vars_files(vars_file_specs(play), Templar({"room": "room999"})) == {"a": 1, "b": 1}
     with pytest.raises(InputError, match="is a template and needs variables"):
-        load_vars_files(play)
+        load_vars_files(vars_file_specs(play))
 
 
 def test_should_run_with_inherited_tags(tmp_path: Path) -> None:
@@ -453,7 +455,7 @@ def test_ansible_with_lookups(tmp_path: Path) -> None:
     users = [{"name": "a", "groups": ["x", "y"]}, {"name": "b", "groups": ["z"]}]
     t = Templar({"users": users, "n": 2})
     tasks = list(iter_tasks(book.plays[0].tasks))
-    assert [loop_items(task, t) for task in tasks] == [
+    assert [loop_items(loop_spec(task), t) for task in tasks] == [
         [["a", 1], ["a", 2], ["b", 1], ["b", 2]],
         [["a", 1], ["b", None]],
         [[0, "x"], [1, "y"]],
