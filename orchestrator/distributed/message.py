@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from jinja2 import Environment, TemplateSyntaxError, meta
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import InputError, Location
-from orchestrator.executor.plan import BlockSpec, Node, Plan, PlaySpec
+from orchestrator.executor.plan import Plan, PlaySpec
 from orchestrator.executor.plan_codec import PlanCodecError, encode_plan
 from orchestrator.executor.state import RunOptions
 from orchestrator.redact import SECRET_KEYS, known_secrets
@@ -280,7 +280,6 @@ def plan_for_workers(plan: Plan, extra_vars: Mapping[str, Any], play_vars: PlayV
     here, as the local run's ``play_vars`` reads them, into the play's ``vars`` (the worker reads no file of
     the controller's); ``vars_prompt`` is already answered by ``-e``. Refused: a plan holding a literal secret
     or a registered secret's text, and one larger than ``MAX_PLAN_BYTES`` as JSON."""
-    _refuse_loader_loops(plan)
     plays = tuple(
         dataclasses.replace(play, vars=dict(play_vars(play, extra_vars)), vars_files=(), vars_prompt=())
         for play in plan.plays
@@ -304,24 +303,3 @@ def plan_for_workers(plan: Plan, extra_vars: Mapping[str, Any], play_vars: PlayV
             f"--distributed: the compiled playbook is {size // 1024} KiB (at most {MAX_PLAN_BYTES // 1024})"
         )
     return data
-
-
-# TODO(lead): delete with the closed plan (its loops no longer need the loader's objects).
-def _refuse_loader_loops(plan: Plan) -> None:
-    """``with_*`` loops still run through the playbook loader's object, which does not travel: say so."""
-    for play in plan.plays:
-        for node in _nodes((*play.pre_tasks, *play.tasks, *play.post_tasks, *play.handlers)):
-            source = getattr(node, "source", None)
-            if source is not None and getattr(source, "loop_with", None) not in (None, "loop"):
-                raise InputError(
-                    f"--distributed: {source.loop_with} is not sent to workers yet",
-                    node.location,
-                    hint="write the loop as loop: (with a filter such as flatten or dict2items where needed)",
-                )
-
-
-def _nodes(nodes: Sequence[Node]) -> Iterable[Node]:
-    for node in nodes:
-        yield node
-        if isinstance(node, BlockSpec):
-            yield from _nodes((*node.block, *node.rescue, *node.always))

@@ -384,6 +384,7 @@ class HostPipeline:
             cancel=self.cancel,
             verbosity=self.options.verbosity,
             base_dir=run.play.base_dir,
+            task_file=task.location.file,
             render=templar.render,
             evaluate=templar.evaluate,
             render_with=lambda value, extra: self.templar(

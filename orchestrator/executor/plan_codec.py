@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.errors import KmsfleetError, Location
-from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
+from orchestrator.executor.plan import BlockSpec, LoopSpec, Plan, PlaySpec, PromptSpec, TaskSpec, VarsFileSpec
 from orchestrator.yamlsource import UnsafeText
 
 TAG = "!t"
@@ -35,13 +35,18 @@ MAX_NODES = 2_000_000  # values in one decoded plan (a 16 MiB message holds fewe
 
 #: Every class a plan may hold, by its tag. A new plan dataclass must be added here (a unit test checks).
 PLAN_CLASSES: Mapping[str, type[Any]] = types.MappingProxyType(
-    {"plan": Plan, "play": PlaySpec, "block": BlockSpec, "task": TaskSpec, "location": Location}
+    {
+        "plan": Plan,
+        "play": PlaySpec,
+        "block": BlockSpec,
+        "task": TaskSpec,
+        "loop": LoopSpec,
+        "vars_file": VarsFileSpec,
+        "prompt": PromptSpec,
+        "location": Location,
+    }
 )
 _TAG_OF = {cls: tag for tag, cls in PLAN_CLASSES.items()}
-
-# TODO(lead): delete with the closed plan. The playbook loader's objects kept in ``source`` fields do not
-# travel; ``wire_ready`` (distributed.controller) refuses what still needs them.
-SKIPPED_FIELDS = frozenset({"source"})
 
 
 class PlanCodecError(KmsfleetError):
@@ -87,9 +92,7 @@ def _encode_container(value: Any, where: str, depth: int) -> Any:
 
 def _encode_dataclass(value: Any, where: str, depth: int) -> dict[str, Any]:
     fields = {
-        f.name: _encode(getattr(value, f.name), f"{where}.{f.name}", depth + 1)
-        for f in dataclasses.fields(value)
-        if f.name not in SKIPPED_FIELDS
+        f.name: _encode(getattr(value, f.name), f"{where}.{f.name}", depth + 1) for f in dataclasses.fields(value)
     }
     return {TAG: _TAG_OF[type(value)], "f": fields}
 
@@ -204,7 +207,7 @@ _HINTS: dict[str, dict[str, Any]] = {}  # tag -> the declared type of each field
 def _hints(cls: type[Any]) -> dict[str, Any]:
     tag = _TAG_OF[cls]
     if tag not in _HINTS:
-        names = {f.name for f in dataclasses.fields(cls)} - SKIPPED_FIELDS
+        names = {f.name for f in dataclasses.fields(cls)}
         _HINTS[tag] = {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
     return _HINTS[tag]
 

@@ -7,6 +7,7 @@ that host touches it, except ``snapshot()``, which the runner may call when it m
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -140,6 +141,8 @@ class HostState:
             if password is not None and "ansible_password" not in conn_vars:
                 conn_vars["ansible_password"] = password
             spec = connection_spec(self.name, conn_vars)
+            if self.budget is not None:  # the budget the runner gave this host (--host-timeout or the variable)
+                spec = dataclasses.replace(spec, budget=self.budget)
             self.address = spec.address
             self.conn = WinRMConnection(spec, deadline=self.deadline, cancel=cancel)
         return self.conn

@@ -219,11 +219,14 @@ def test_folders_of_killed_workers_are_swept(tmp_path: Path, monkeypatch: pytest
     assert not gone.exists() and alive.exists()
 
 
-# TODO(lead): delete with the closed plan (with_* loops then travel as plain values; message._refuse_loader_loops goes)
-def test_with_loops_that_still_need_the_loader_are_refused_before_sending(tmp_path: Path) -> None:
+def test_with_loops_travel_as_plan_data_and_decode_equal(tmp_path: Path) -> None:
     pb = tmp_path / "pb.yml"
-    pb.write_text("- hosts: all\n  tasks:\n    - debug: msg={{ item }}\n      with_items: [[1, 2], 3]\n")
-    with pytest.raises(InputError, match=r"pb\.yml:3:.*with_items is not sent to workers yet"):
-        plan_for_workers(load_plan(pb), {}, play_vars_loader)
-    pb.write_text("- hosts: all\n  tasks:\n    - debug: msg={{ item }}\n      loop: [1, 2]\n")
-    assert decode_plan(plan_for_workers(load_plan(pb), {}, play_vars_loader)).plays[0].tasks[0].loop == [1, 2]
+    pb.write_text(
+        "- hosts: all\n  tasks:\n    - debug: msg={{ item }}\n      with_items: [[1, 2], 3]\n"
+        "    - debug: msg={{ item.key }}\n      with_dict: {a: 1}\n      loop_control: {label: '{{ item.key }}'}\n"
+    )
+    plan = load_plan(pb)
+    tasks = decode_plan(plan_for_workers(plan, {}, play_vars_loader)).plays[0].tasks
+    assert [t.loop for t in tasks] == [t.loop for t in plan.plays[0].tasks]
+    assert tasks[0].loop is not None and tasks[0].loop.keyword == "with_items"
+    assert tasks[1].loop is not None and tasks[1].loop.keyword == "with_dict"
