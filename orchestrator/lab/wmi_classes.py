@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.lab import services
@@ -59,6 +59,9 @@ WSMAN_INVALID_SELECTORS = 0x8033805B
 
 
 PropDef = tuple[str, CimType, bool]  # name, type, is_array
+_MAX_PLANS = 256
+# CimProperty from a (name, type, value) tuple without a Python-level call: a licensing row has ~60 properties
+_new_property: Callable[[tuple[str, CimType, CimValue]], CimProperty] = partial(tuple.__new__, CimProperty)
 Builder = Callable[["Machine"], list[dict[str, CimValue]]]
 
 
@@ -71,23 +74,26 @@ class WmiClass:
     methods: tuple[str, ...] = ()
     singleton: bool = False
 
-    @property
+    @cached_property
     def schema(self) -> dict[str, PropDef]:
-        return _schema(self)
+        return {name.lower(): (name, t, arr) for name, t, arr in self.props}
+
+    @cached_property
+    def _plans(self) -> dict[tuple[str, ...] | None, tuple[tuple[str, ...], tuple[CimType, ...]]]:
+        return {}
 
     def instance(self, values: dict[str, CimValue], only: tuple[str, ...] | None = None) -> CimInstance:
-        wanted = None if only is None else {n.lower() for n in (*only, *self.keys)}
-        props = tuple(
-            CimProperty(name, cim_type, values.get(name))
-            for name, cim_type, _ in self.props
-            if wanted is None or name.lower() in wanted
-        )
+        plan = self._plans.get(only)
+        if plan is None:  # the properties a selection returns, in class order: worked out once per selection
+            wanted = None if only is None else {n.lower() for n in (*only, *self.keys)}
+            chosen = [(name, t) for name, t, _ in self.props if wanted is None or name.lower() in wanted]
+            plan = (tuple(n for n, _ in chosen), tuple(t for _, t in chosen))
+            if len(self._plans) >= _MAX_PLANS:  # a client inventing selections cannot grow it without bound
+                self._plans.clear()
+            self._plans[only] = plan
+        names, types = plan
+        props = tuple(map(_new_property, zip(names, types, map(values.get, names), strict=True)))
         return CimInstance(self.name, props, NAMESPACE)
-
-
-@lru_cache(maxsize=64)
-def _schema(cls: WmiClass) -> dict[str, PropDef]:
-    return {name.lower(): (name, t, arr) for name, t, arr in cls.props}
 
 
 def _p(spec: str) -> tuple[PropDef, ...]:
