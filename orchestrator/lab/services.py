@@ -65,32 +65,6 @@ def changes(m: Machine) -> ServiceChanges:
     return _CHANGES.of(m)
 
 
-def standard_rows(m: Machine) -> list[dict[str, CimValue]]:
-    """Services present on every Windows installation (names, display names, paths as Windows ships them)."""
-    sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
-    return [
-        _service_row(
-            m,
-            "Spooler",
-            "Print Spooler",
-            f"{sysdir}\\spoolsv.exe",
-            "Auto",
-            "Running",
-            "This service spools print jobs and handles interaction with the printer.",
-        ),
-        _service_row(
-            m,
-            "wuauserv",
-            "Windows Update",
-            f"{sysdir}\\svchost.exe -k netsvcs",
-            "Manual",
-            "Stopped",
-            "Enables the detection, download, and installation of updates for Windows and other programs.",
-            own=False,
-        ),
-    ]
-
-
 def overlay(m: Machine, rows: list[dict[str, CimValue]]) -> list[dict[str, CimValue]]:
     """The configured rows plus the standard services, with the changes made through the methods applied."""
     ch = changes(m)
@@ -173,28 +147,131 @@ def snapshot(m: Machine) -> dict[str, dict[str, str]]:
 # ------------------------------------------------------------------ the Win32_Service rows
 
 
-def _service_row(
-    m: Machine,
-    name: str,
-    display: str,
-    path: str,
-    mode: str,
-    state: str,
-    desc: str,
-    own: bool = True,
-    start_name: str = "LocalSystem",
-) -> dict[str, CimValue]:
+@dataclass(frozen=True, slots=True)
+class _ServiceDef:
+    """One modelled service as Win32_Service lists it; ``path`` may name ``{sysdir}`` and ``{common}``."""
+
+    name: str
+    display: str
+    path: str
+    mode: str
+    desc: str
+    own: bool = True
+    start_name: str = "LocalSystem"
+
+
+_WINDOWS_SERVICES = (
+    _ServiceDef(
+        "sppsvc",
+        "Software Protection",
+        "{sysdir}\\sppsvc.exe",
+        "Auto",
+        "Enables the download, installation and enforcement of digital licenses for Windows and Windows "
+        "applications. If the service is disabled, the operating system and licensed applications may run in "
+        "a notification mode. It is strongly recommended that you not disable the Software Protection service.",
+        start_name="NT AUTHORITY\\NetworkService",
+    ),
+    _ServiceDef(
+        "W32Time",
+        "Windows Time",
+        "{sysdir}\\svchost.exe -k LocalService",
+        "Manual",
+        "Maintains date and time synchronization on all clients and servers in the network. If this service "
+        "is stopped, date and time synchronization will be unavailable. If this service is disabled, any "
+        "services that explicitly depend on it will fail to start.",
+        own=False,
+        start_name="NT AUTHORITY\\LocalService",
+    ),
+    _ServiceDef(
+        "WinRM",
+        "Windows Remote Management (WS-Management)",
+        "{sysdir}\\svchost.exe -k NetworkService",
+        "Auto",
+        "Windows Remote Management (WinRM) service implements the WS-Management protocol for remote management.",
+        own=False,
+        start_name="NT AUTHORITY\\NetworkService",
+    ),
+)
+_OSPP_SERVICE = _ServiceDef(
+    "osppsvc",
+    "Office  Software Protection Platform",
+    '"{common}\\Microsoft Shared\\OfficeSoftwareProtectionPlatform\\OSPPSVC.EXE"',
+    "Manual",
+    "Office Software Protection Platform manages the download, installation and enforcement of "
+    "digital licenses for Office.",
+    start_name="NT AUTHORITY\\NetworkService",
+)
+_C2R_SERVICE = _ServiceDef(
+    "ClickToRunSvc",
+    "Microsoft Office Click-to-Run Service",
+    '"C:\\Program Files\\Common Files\\Microsoft Shared\\ClickToRun\\OfficeClickToRun.exe" /service',
+    "Auto",
+    "Manages resource coordination, background streaming, and system integration of Microsoft Office "
+    "products and their related updates. This service is required to be running during the use of any "
+    "Office program.",
+)
+
+
+_STANDARD_SERVICES = (  # (definition, state)
+    (
+        _ServiceDef(
+            "Spooler",
+            "Print Spooler",
+            "{sysdir}\\spoolsv.exe",
+            "Auto",
+            "This service spools print jobs and handles interaction with the printer.",
+        ),
+        "Running",
+    ),
+    (
+        _ServiceDef(
+            "wuauserv",
+            "Windows Update",
+            "{sysdir}\\svchost.exe -k netsvcs",
+            "Manual",
+            "Enables the detection, download, and installation of updates for Windows and other programs.",
+            own=False,
+        ),
+        "Stopped",
+    ),
+)
+
+
+def standard_rows(m: Machine) -> list[dict[str, CimValue]]:
+    """Services present on every Windows installation (names, display names, paths as Windows ships them)."""
+    sysdir = _sysdir(m)
+    return [_service_row(m, svc, svc.path.replace("{sysdir}", sysdir), state) for svc, state in _STANDARD_SERVICES]
+
+
+def _sysdir(m: Machine) -> str:
+    return "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
+
+
+def _sql_service(instance_name: str, instance_id: str) -> _ServiceDef:
+    svc = "MSSQLSERVER" if instance_name == "MSSQLSERVER" else f"MSSQL${instance_name}"
+    return _ServiceDef(
+        svc,
+        f"SQL Server ({instance_name})",
+        f'"C:\\Program Files\\Microsoft SQL Server\\{instance_id}\\MSSQL\\Binn\\sqlservr.exe" -s{instance_name}',
+        "Auto",
+        "Provides storage, processing and controlled access of data, and rapid transaction processing.",
+        start_name=f"NT Service\\{svc}",
+    )
+
+
+def _service_row(m: Machine, svc: _ServiceDef, path: str, state: str = "Running") -> dict[str, CimValue]:
     running = state == "Running"
+    name = svc.name
     return {
         "AcceptPause": False,
         "AcceptStop": running,
-        "Caption": display,
+        "Caption": svc.display,
         "CheckPoint": 0,
         "CreationClassName": "Win32_Service",
         "DelayedAutoStart": name in ("sppsvc", "WinRM") and not m.os.is_win7,
-        "Description": desc,
+        "Description": svc.desc,
         "DesktopInteract": False,
-        "DisplayName": display,
+        "DisplayName": svc.display,
         "ErrorControl": "Normal",
         "ExitCode": 0 if running else 1077,
         "InstallDate": None,
@@ -202,10 +279,10 @@ def _service_row(
         "PathName": path,
         "ProcessId": (m.hardware.pid_base + sum(map(ord, name)) * 4) if running else 0,
         "ServiceSpecificExitCode": 0,
-        "ServiceType": "Own Process" if own else "Share Process",
+        "ServiceType": "Own Process" if svc.own else "Share Process",
         "Started": running,
-        "StartMode": mode,
-        "StartName": start_name,
+        "StartMode": svc.mode,
+        "StartName": svc.start_name,
         "State": state,
         "Status": "OK",
         "SystemCreationClassName": "Win32_ComputerSystem",
@@ -220,90 +297,16 @@ def _services(m: Machine) -> list[dict[str, CimValue]]:
 
 
 def _configured_services(m: Machine) -> list[dict[str, CimValue]]:
-    sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
-    rows = [
-        _service_row(
-            m,
-            "sppsvc",
-            "Software Protection",
-            f"{sysdir}\\sppsvc.exe",
-            "Auto",
-            "Running",
-            "Enables the download, installation and enforcement of digital licenses for Windows and Windows "
-            "applications. If the service is disabled, the operating system and licensed applications may run in "
-            "a notification mode. It is strongly recommended that you not disable the Software Protection service.",
-            start_name="NT AUTHORITY\\NetworkService",
-        ),
-        _service_row(
-            m,
-            "W32Time",
-            "Windows Time",
-            f"{sysdir}\\svchost.exe -k LocalService",
-            "Manual",
-            "Running",
-            "Maintains date and time synchronization on all clients and servers in the network. If this service "
-            "is stopped, date and time synchronization will be unavailable. If this service is disabled, any "
-            "services that explicitly depend on it will fail to start.",
-            own=False,
-            start_name="NT AUTHORITY\\LocalService",
-        ),
-        _service_row(
-            m,
-            "WinRM",
-            "Windows Remote Management (WS-Management)",
-            f"{sysdir}\\svchost.exe -k NetworkService",
-            "Auto",
-            "Running",
-            "Windows Remote Management (WinRM) service implements the WS-Management protocol for remote management.",
-            own=False,
-            start_name="NT AUTHORITY\\NetworkService",
-        ),
-    ]
+    """The modelled services this PC has, as configured (before the state changes ``overlay`` applies)."""
+    sysdir = _sysdir(m)
     office = m.office_install
+    common = "C:\\Program Files\\Common Files"
+    if office is not None and office.bitness != "x64":
+        common = "C:\\Program Files (x86)\\Common Files"
+    found = list(_WINDOWS_SERVICES)
     if office is not None and m.licensing.ospp is not None:
-        common = (
-            "C:\\Program Files\\Common Files" if office.bitness == "x64" else "C:\\Program Files (x86)\\Common Files"
-        )
-        rows.append(
-            _service_row(
-                m,
-                "osppsvc",
-                "Office  Software Protection Platform",
-                f'"{common}\\Microsoft Shared\\OfficeSoftwareProtectionPlatform\\OSPPSVC.EXE"',
-                "Manual",
-                "Running",
-                "Office Software Protection Platform manages the download, installation and enforcement of "
-                "digital licenses for Office.",
-                start_name="NT AUTHORITY\\NetworkService",
-            )
-        )
+        found.append(_OSPP_SERVICE)
     if office is not None and office.click_to_run:
-        rows.append(
-            _service_row(
-                m,
-                "ClickToRunSvc",
-                "Microsoft Office Click-to-Run Service",
-                '"C:\\Program Files\\Common Files\\Microsoft Shared\\ClickToRun\\OfficeClickToRun.exe" /service',
-                "Auto",
-                "Running",
-                "Manages resource coordination, background streaming, and system integration of Microsoft Office "
-                "products and their related updates. This service is required to be running during the use of any "
-                "Office program.",
-            )
-        )
-    for inst in m.sql_instances():
-        svc = "MSSQLSERVER" if inst.name == "MSSQLSERVER" else f"MSSQL${inst.name}"
-        rows.append(
-            _service_row(
-                m,
-                svc,
-                f"SQL Server ({inst.name})",
-                f'"C:\\Program Files\\Microsoft SQL Server\\{inst.instance_id}\\MSSQL\\Binn\\sqlservr.exe"'
-                f" -s{inst.name}",
-                "Auto",
-                "Running",
-                "Provides storage, processing and controlled access of data, and rapid transaction processing.",
-                start_name=f"NT Service\\{svc}",
-            )
-        )
-    return rows
+        found.append(_C2R_SERVICE)
+    found += [_sql_service(inst.name, inst.instance_id) for inst in m.sql_instances()]
+    return [_service_row(m, svc, svc.path.replace("{sysdir}", sysdir).replace("{common}", common)) for svc in found]
