@@ -283,6 +283,27 @@ _WINDOWS_URLS = {
 }
 
 
+# What a KMS client (not a host) reports for the host-only KMS counters and token activation, in both the
+# service and the product class: NONE32 (-1 as uint32) or NULL
+_HOST_ONLY: dict[str, CimValue] = {
+    "KeyManagementServiceCurrentCount": NONE32,
+    "KeyManagementServiceFailedRequests": NONE32,
+    "KeyManagementServiceLicensedRequests": NONE32,
+    "KeyManagementServiceNonGenuineGraceRequests": NONE32,
+    "KeyManagementServiceNotificationRequests": NONE32,
+    "KeyManagementServiceOOBGraceRequests": NONE32,
+    "KeyManagementServiceOOTGraceRequests": NONE32,
+    "KeyManagementServiceTotalRequests": NONE32,
+    "KeyManagementServiceUnlicensedRequests": NONE32,
+    "RequiredClientCount": NONE32,
+    "TokenActivationAdditionalInfo": None,
+    "TokenActivationCertificateThumbprint": None,
+    "TokenActivationGrantNumber": NONE32,
+    "TokenActivationILID": None,
+    "TokenActivationILVID": NONE32,
+}
+
+
 def _service_values(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
     lic = m.licensing
     service = lic.ospp if ospp else lic.spp
@@ -292,28 +313,20 @@ def _service_values(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
     last = next((p for p in products if p.kms_ip), None)
     return [
         {
+            **_HOST_ONLY,
             "ClientMachineID": service.cmid,
             "DiscoveredKeyManagementServiceMachineIpAddress": last.kms_ip if last else None,
             "DiscoveredKeyManagementServiceMachineName": None,
             "DiscoveredKeyManagementServiceMachinePort": 0,
             "IsKeyManagementServiceMachine": 0,
-            "KeyManagementServiceCurrentCount": NONE32,
             "KeyManagementServiceDnsPublishing": True,
-            "KeyManagementServiceFailedRequests": NONE32,
             "KeyManagementServiceHostCaching": service.host_caching,
-            "KeyManagementServiceLicensedRequests": NONE32,
             "KeyManagementServiceListeningPort": 0,
             "KeyManagementServiceLookupDomain": service.lookup_domain,
             "KeyManagementServiceLowPriority": False,
             "KeyManagementServiceMachine": service.kms.machine,
-            "KeyManagementServiceNonGenuineGraceRequests": NONE32,
-            "KeyManagementServiceNotificationRequests": NONE32,
-            "KeyManagementServiceOOBGraceRequests": NONE32,
-            "KeyManagementServiceOOTGraceRequests": NONE32,
             "KeyManagementServicePort": service.kms.port,
             "KeyManagementServiceProductKeyID": last.kms_epid if last else None,
-            "KeyManagementServiceTotalRequests": NONE32,
-            "KeyManagementServiceUnlicensedRequests": NONE32,
             "OA2xBiosMarkerMinorVersion": 1 if m.config.windows_channel == "oem_slic" else 0,
             "OA2xBiosMarkerStatus": 1 if m.config.windows_channel == "oem_slic" else 0,
             "OA3xOriginalProductKey": m.oa3_key,
@@ -321,12 +334,6 @@ def _service_values(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
             "OA3xOriginalProductKeyPkPn": None,
             "PolicyCacheRefreshRequired": 0,
             "RemainingWindowsReArmCount": service.rearm_count,
-            "RequiredClientCount": NONE32,
-            "TokenActivationAdditionalInfo": None,
-            "TokenActivationCertificateThumbprint": None,
-            "TokenActivationGrantNumber": NONE32,
-            "TokenActivationILID": None,
-            "TokenActivationILVID": NONE32,
             "Version": service.version,
             "VLActivationInterval": service.activation_interval,
             "VLRenewalInterval": service.renewal_interval,
@@ -334,8 +341,9 @@ def _service_values(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
     ]
 
 
-# SoftwareLicensingProduct properties every row has with the same value (NONE32: host-only KMS counters)
+# SoftwareLicensingProduct properties every row has with the same value
 _SLP_FIXED: dict[str, CimValue] = {
+    **_HOST_ONLY,
     "ADActivationCsvlkPid": None,
     "ADActivationCsvlkSkuId": None,
     "ADActivationObjectDN": None,
@@ -349,23 +357,8 @@ _SLP_FIXED: dict[str, CimValue] = {
     "ExtendedGrace": 0,
     "IAID": None,
     "IsKeyManagementServiceMachine": 0,
-    "KeyManagementServiceCurrentCount": NONE32,
-    "KeyManagementServiceFailedRequests": NONE32,
-    "KeyManagementServiceLicensedRequests": NONE32,
-    "KeyManagementServiceNonGenuineGraceRequests": NONE32,
-    "KeyManagementServiceNotificationRequests": NONE32,
-    "KeyManagementServiceOOBGraceRequests": NONE32,
-    "KeyManagementServiceOOTGraceRequests": NONE32,
-    "KeyManagementServiceTotalRequests": NONE32,
-    "KeyManagementServiceUnlicensedRequests": NONE32,
     "LicenseDependsOn": None,
     "LicenseIsAddon": False,
-    "RequiredClientCount": NONE32,
-    "TokenActivationAdditionalInfo": None,
-    "TokenActivationCertificateThumbprint": None,
-    "TokenActivationGrantNumber": NONE32,
-    "TokenActivationILID": None,
-    "TokenActivationILVID": NONE32,
     "VLActivationTypeEnabled": 0,
 }
 
