@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from orchestrator.lab.commands import ps_files, ps_tcpclient, ps_versions
@@ -518,98 +519,143 @@ async def _run_pipeline(state: PsState, stmt: str) -> None:
 
 
 async def _run_command(state: PsState, stmt: str) -> None:
-    from orchestrator.lab.commands.cmd import resolve_program
-
     version_text = ps_versions.psversiontable(state.ctx.machine, stmt)
     if version_text is not None:
         state.out += version_text
         state.ok = True
         return
     words = tokenize(stmt, state)
+    call = bool(words) and words[0].text == "&" and not words[0].quoted
+    if call:
+        words = words[1:]
     if not words:
         return
-    call = False
-    if words[0].text == "&" and not words[0].quoted:
-        call = True
-        words = words[1:]
-        if not words:
-            return
-    head = words[0]
-    args = words[1:]
+    head, args = words[0], words[1:]
     name = head.text.lower()
-    ps2 = ps_versions.is_ps2(state.ctx.machine)
-    if ps2 and not call and name in ps_versions.NEWER_CMDLETS:
+    if not call and name in ps_versions.NEWER_CMDLETS and ps_versions.is_ps2(state.ctx.machine):
         state.err += ps_versions.not_recognized_v2(head.text, stmt)
         state.ok = False
         return
-    if (not call and (head.quoted or head.variable is not None)) or (re.fullmatch(r"-?\d+", head.text) and not call):
-        state.out += " ".join(w.text for w in words) + CRLF
+    if not call and (head.quoted or head.variable is not None or re.fullmatch(r"-?\d+", head.text)):
+        state.out += " ".join(w.text for w in words) + CRLF  # a value, not a command: PowerShell writes it out
         state.ok = True
         return
-    if name == "write-host":
-        texts = [w.text for w in args if not (w.text.startswith("-") and not w.quoted)]
-        state.out += " ".join(texts) + "\n"
-        state.ok = True
+    builtin = _BUILTINS.get(name)
+    if builtin is not None and await builtin(state, stmt, args):
         return
-    if name in ("write-output", "echo", "write"):
-        for w in args:
-            state.out += w.text + CRLF
-        state.ok = True
-        return
-    if name == "write-error":
-        message = " ".join(w.text for w in args if not (w.text.startswith("-") and not w.quoted))
-        if not ps_versions.is_ps2(state.ctx.machine):  # 5.1 names the statement (pywinrm's recording)
-            message = f"{stmt.strip()} : {message}"
-        state.err += (
-            f"{message}{CRLF}    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException{CRLF}"
-        )
-        state.err += f"    + FullyQualifiedErrorId : Microsoft.PowerShell.Commands.WriteErrorException{CRLF} {CRLF}"
+    await _run_program(state, stmt, head, args)
+
+
+async def _write_host(state: PsState, stmt: str, args: list[Word]) -> bool:
+    texts = [w.text for w in args if not (w.text.startswith("-") and not w.quoted)]
+    state.out += " ".join(texts) + "\n"
+    state.ok = True
+    return True
+
+
+async def _write_output(state: PsState, stmt: str, args: list[Word]) -> bool:
+    for w in args:
+        state.out += w.text + CRLF
+    state.ok = True
+    return True
+
+
+async def _write_error(state: PsState, stmt: str, args: list[Word]) -> bool:
+    message = " ".join(w.text for w in args if not (w.text.startswith("-") and not w.quoted))
+    if not ps_versions.is_ps2(state.ctx.machine):  # 5.1 names the statement (pywinrm's recording)
+        message = f"{stmt.strip()} : {message}"
+    state.err += (
+        f"{message}{CRLF}    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException{CRLF}"
+    )
+    state.err += f"    + FullyQualifiedErrorId : Microsoft.PowerShell.Commands.WriteErrorException{CRLF} {CRLF}"
+    state.ok = False
+    return True
+
+
+async def _location_path(state: PsState, stmt: str, args: list[Word]) -> bool:
+    """``(pwd).Path``, ``$pwd``: the current directory alone (with arguments: not this builtin)."""
+    if args:
+        return False
+    state.out += state.ctx.cwd + CRLF
+    state.ok = True
+    return True
+
+
+async def _location_table(state: PsState, stmt: str, args: list[Word]) -> bool:
+    """``pwd`` / ``Get-Location``: the PathInfo table (with arguments: not this builtin)."""
+    if args:
+        return False
+    state.out += f"{CRLF}Path{CRLF}----{CRLF}{state.ctx.cwd}{CRLF}{CRLF}{CRLF}"
+    state.ok = True
+    return True
+
+
+async def _start_sleep(state: PsState, stmt: str, args: list[Word]) -> bool:
+    seconds = _sleep_seconds([w.text for w in args])
+    if seconds is None:
+        state.err += _SLEEP_BAD.format(stmt=stmt, marks="~" * max(1, len(stmt)))
         state.ok = False
-        return
-    if name in ("(pwd).path", "(get-location).path", "$pwd.path", "$pwd") and not args:
-        state.out += state.ctx.cwd + CRLF
-        state.ok = True
-        return
-    if name in ("pwd", "get-location", "gl") and not args:
-        state.out += f"{CRLF}Path{CRLF}----{CRLF}{state.ctx.cwd}{CRLF}{CRLF}{CRLF}"
-        state.ok = True
-        return
-    if name in ("start-sleep", "sleep"):
-        seconds = _sleep_seconds([w.text for w in args])
-        if seconds is None:
-            state.err += _SLEEP_BAD.format(stmt=stmt, marks="~" * max(1, len(stmt)))
-            state.ok = False
-            return
-        state.duration += seconds
-        state.ok = True
-        return
-    if name in ALIASES:
-        moved = set_location(
-            state.ctx, [(w.text, w.quoted) for w in args], stmt, state.variables.get("erroractionpreference", "")
-        )
-        state.out += moved.stdout
-        state.err += moved.stderr
-        state.ok = moved.ok
-        if moved.stop:
-            raise _ExitScript
-        return
-    if name in ("set-strictmode", "out-null", "clear-host"):
-        state.ok = True
-        return
-    if name in ("test-netconnection", "tnc"):
-        await _test_netconnection(state, args)
-        return
-    if name == "test-path":
-        state.out += ("True" if _test_path(state.ctx, [w.text for w in args]) else "False") + CRLF
-        state.ok = True
-        return
+        return True
+    state.duration += seconds
+    state.ok = True
+    return True
+
+
+async def _change_location(state: PsState, stmt: str, args: list[Word]) -> bool:
+    moved = set_location(
+        state.ctx, [(w.text, w.quoted) for w in args], stmt, state.variables.get("erroractionpreference", "")
+    )
+    state.out += moved.stdout
+    state.err += moved.stderr
+    state.ok = moved.ok
+    if moved.stop:
+        raise _ExitScript
+    return True
+
+
+async def _no_op(state: PsState, stmt: str, args: list[Word]) -> bool:
+    state.ok = True
+    return True
+
+
+async def _tnc(state: PsState, stmt: str, args: list[Word]) -> bool:
+    await _test_netconnection(state, args)
+    return True
+
+
+async def _test_path_cmd(state: PsState, stmt: str, args: list[Word]) -> bool:
+    state.out += ("True" if _test_path(state.ctx, [w.text for w in args]) else "False") + CRLF
+    state.ok = True
+    return True
+
+
+_Builtin = Callable[[PsState, str, list[Word]], Awaitable[bool]]
+# Cmdlets the lab answers itself (lower-case name -> handler; a handler returning False leaves the name to the
+# program search, as ``pwd`` with arguments)
+_BUILTINS: dict[str, _Builtin] = {
+    "write-host": _write_host,
+    **dict.fromkeys(("write-output", "echo", "write"), _write_output),
+    "write-error": _write_error,
+    **dict.fromkeys(("(pwd).path", "(get-location).path", "$pwd.path", "$pwd"), _location_path),
+    **dict.fromkeys(("pwd", "get-location", "gl"), _location_table),
+    **dict.fromkeys(("start-sleep", "sleep"), _start_sleep),
+    **dict.fromkeys(ALIASES, _change_location),
+    **dict.fromkeys(("set-strictmode", "out-null", "clear-host"), _no_op),
+    **dict.fromkeys(("test-netconnection", "tnc"), _tnc),
+    "test-path": _test_path_cmd,
+}
+
+
+async def _run_program(state: PsState, stmt: str, head: Word, args: list[Word]) -> None:
+    """A program found on the PC (``cscript``, ``w32tm``, ``cmd`` …), or PowerShell's not-recognized error."""
+    from orchestrator.lab.commands.cmd import resolve_program
+
     found = resolve_program(state.ctx, head.text if not head.quoted else '"' + head.text + '"')
     if found is None:
-        marks = "~" * max(1, len(head.text))
-        if ps2:
+        if ps_versions.is_ps2(state.ctx.machine):
             state.err += ps_versions.not_recognized_v2(head.text, stmt)
         else:
-            state.err += _NOT_FOUND.format(name=head.text, stmt=stmt, marks=marks)
+            state.err += _NOT_FOUND.format(name=head.text, stmt=stmt, marks="~" * max(1, len(head.text)))
         state.ok = False
         return
     args_text = " ".join(quote_arg(w.text) if w.quoted or " " in w.text else w.text for w in args)
