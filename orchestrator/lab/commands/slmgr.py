@@ -424,73 +424,79 @@ class _Script:
         self.line(self.say("Error: product not found."))
 
     def display(self, param: str, verbose: bool) -> None:
-        win7 = self.m.os.is_win7
-        spp = self.lic.spp
+        """/dli and /dlv: the chosen products (the primary one, ``all``, or an activation ID)."""
         if verbose:
-            self.line(self.say("Software licensing service version: {version}", version=spp.version))
+            self.line(self.say("Software licensing service version: {version}", version=self.lic.spp.version))
         found = False
         for view in self.views():
-            sku, product = view.sku, view.product
-            primary = self.is_primary(view)
-            show = (param == "" and primary) or param in ("all", sku.id)
-            if not show:
+            sku = view.sku
+            if not ((param == "" and self.is_primary(view)) or param in ("all", sku.id)):
                 continue
             found = True
-            self.line("")
-            self.line(self.say("Name: {name}", name=sku.name))
-            self.line(self.say("Description: {text}", text=sku.description))
-            kms_client = "VOLUME_KMSCLIENT" in sku.description
-            tbl = "TIMEBASED_" in sku.description
-            key = product.key or ""
-            if verbose:
-                self.line(self.say("Activation ID: {id}", id=sku.id))
-                self.line(self.say("Application ID: {id}", id=sku.application_id))
-                pid = product_key_id(key, self.m.os, language=self.m.locale.os_language) if view.has_key else ""
-                self.line(self.say("Extended PID: {pid}", pid=pid))
-                if not win7:
-                    self.line(
-                        self.say(
-                            "Product Key Channel: {channel}", channel=sku.product_key_channel if view.has_key else ""
-                        )
-                    )
-                iid = installation_id(key, product.service.cmid) if view.has_key else ""
-                self.line(self.say("Installation ID: {iid}", iid=iid))
-                if not kms_client and view.has_key and product.app == "windows":
-                    self.line("Processor Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88338")
-                    self.line("Machine Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88339")
-                    self.line("Use License URL: http://go.microsoft.com/fwlink/?LinkID=88341")
-                    self.line("Product Key Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88340")
-                    self.line("Validation URL: http://go.microsoft.com/fwlink/?LinkID=88342")
-            if view.partial_key:
-                self.line(self.say("Partial Product Key: {key}", key=view.partial_key))
-            else:
-                self.line(self.say("This license is not in use."))
-            self.status_lines(view, tbl)
-            if verbose:
-                if sku.application_id == WINDOWS_APP_ID:
-                    self.line(self.say("Remaining Windows rearm count: {count}", count=spp.rearm_count))
-                else:
-                    self.line(self.say("Remaining App rearm count: {count}", count=product.sku_rearm))
-                self.line(self.say("Remaining SKU rearm count: {count}", count=product.sku_rearm))
-                if not win7 and view.has_key and view.license_status != 0:
-                    self.line(self.say("Trusted time: {time}", time=vb_date(self.ctx, self.m.local_now())))
-            if kms_client:
-                if not win7:
-                    self.line(self.say("Configured Activation Type: All"))
-                if view.license_status != 1:
-                    self.line(
-                        self.say(
-                            "Please use slmgr.vbs /ato to activate and update KMS client information in order to "
-                            "update values."
-                        )
-                    )
-                else:
-                    self.kms_client_info(view)
+            self.product_block(view, verbose)
             if param not in ("", "all") and param == sku.id:
                 break
             self.line("")
         if not found:
             self.line(self.say("Error: product key not found."))
+
+    def product_block(self, view: SkuView, verbose: bool) -> None:
+        sku = view.sku
+        self.line("")
+        self.line(self.say("Name: {name}", name=sku.name))
+        self.line(self.say("Description: {text}", text=sku.description))
+        if verbose:
+            self.identity_lines(view)
+        if view.partial_key:
+            self.line(self.say("Partial Product Key: {key}", key=view.partial_key))
+        else:
+            self.line(self.say("This license is not in use."))
+        self.status_lines(view, "TIMEBASED_" in sku.description)
+        if verbose:
+            self.rearm_lines(view)
+        if "VOLUME_KMSCLIENT" in sku.description:
+            if not self.m.os.is_win7:
+                self.line(self.say("Configured Activation Type: All"))
+            if view.license_status != 1:
+                self.line(
+                    self.say(
+                        "Please use slmgr.vbs /ato to activate and update KMS client information in order to "
+                        "update values."
+                    )
+                )
+            else:
+                self.kms_client_info(view)
+
+    def identity_lines(self, view: SkuView) -> None:
+        """/dlv's IDs of a product: activation, application, extended PID, channel, installation ID, URLs."""
+        sku, product = view.sku, view.product
+        key = product.key or ""
+        self.line(self.say("Activation ID: {id}", id=sku.id))
+        self.line(self.say("Application ID: {id}", id=sku.application_id))
+        pid = product_key_id(key, self.m.os, language=self.m.locale.os_language) if view.has_key else ""
+        self.line(self.say("Extended PID: {pid}", pid=pid))
+        if not self.m.os.is_win7:
+            channel = sku.product_key_channel if view.has_key else ""
+            self.line(self.say("Product Key Channel: {channel}", channel=channel))
+        iid = installation_id(key, product.service.cmid) if view.has_key else ""
+        self.line(self.say("Installation ID: {iid}", iid=iid))
+        if "VOLUME_KMSCLIENT" not in sku.description and view.has_key and product.app == "windows":
+            self.line("Processor Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88338")
+            self.line("Machine Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88339")
+            self.line("Use License URL: http://go.microsoft.com/fwlink/?LinkID=88341")
+            self.line("Product Key Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88340")
+            self.line("Validation URL: http://go.microsoft.com/fwlink/?LinkID=88342")
+
+    def rearm_lines(self, view: SkuView) -> None:
+        """/dlv's rearm counts and trusted time."""
+        product = view.product
+        if view.sku.application_id == WINDOWS_APP_ID:
+            self.line(self.say("Remaining Windows rearm count: {count}", count=self.lic.spp.rearm_count))
+        else:
+            self.line(self.say("Remaining App rearm count: {count}", count=product.sku_rearm))
+        self.line(self.say("Remaining SKU rearm count: {count}", count=product.sku_rearm))
+        if not self.m.os.is_win7 and view.has_key and view.license_status != 0:
+            self.line(self.say("Trusted time: {time}", time=vb_date(self.ctx, self.m.local_now())))
 
     def status_lines(self, view: SkuView, tbl: bool) -> None:
         ls, minutes = view.license_status, view.grace_minutes
