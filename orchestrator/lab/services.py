@@ -26,6 +26,7 @@ registry (``lab.registry``) when that value has been written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -98,41 +99,59 @@ def invoke(m: Machine, rows: list[dict[str, CimValue]], method: str, args: dict[
     """Run one Win32_Service method on the (single) row the selectors matched; returns ReturnValue."""
     if len(rows) != 1:
         raise WmiError(0x80041002, "Not found", kind="not_found")
-    row = rows[0]
-    low = str(row["Name"]).lower()
-    ch = changes(m)
     if not admin:
         return ACCESS_DENIED
-    running = row["State"] == "Running"
-    if method == "StartService":
-        if running:
-            return ALREADY_RUNNING
-        if row["StartMode"] == "Disabled":
-            return SERVICE_DISABLED
-        ch.state[low] = "Running"
-        return OK
-    if method == "StopService":
-        if not running:
-            return CANNOT_ACCEPT_CONTROL
-        ch.state[low] = "Stopped"
-        if low in ch.pending_delete:
-            ch.deleted.add(low)
-        return OK
-    if method == "ChangeStartMode":
-        wanted = _START_MODES.get(args.get("startmode", "").strip().lower())
-        if wanted is None:
-            return INVALID_PARAMETER
-        ch.start_mode[low] = wanted
-        return OK
-    if method == "Delete":
-        if low in ch.pending_delete:
-            return MARKED_FOR_DELETION
-        if running:
-            ch.pending_delete.add(low)
-            return OK
+    handler = _METHODS.get(method)
+    if handler is None:
+        raise WmiError(0x80041055, "Invalid method", kind="invalid_parameter")
+    return handler(changes(m), rows[0], args)
+
+
+def _start(ch: ServiceChanges, row: dict[str, CimValue], args: dict[str, str]) -> int:
+    if row["State"] == "Running":
+        return ALREADY_RUNNING
+    if row["StartMode"] == "Disabled":
+        return SERVICE_DISABLED
+    ch.state[str(row["Name"]).lower()] = "Running"
+    return OK
+
+
+def _stop(ch: ServiceChanges, row: dict[str, CimValue], args: dict[str, str]) -> int:
+    if row["State"] != "Running":
+        return CANNOT_ACCEPT_CONTROL
+    low = str(row["Name"]).lower()
+    ch.state[low] = "Stopped"
+    if low in ch.pending_delete:
         ch.deleted.add(low)
-        return OK
-    raise WmiError(0x80041055, "Invalid method", kind="invalid_parameter")
+    return OK
+
+
+def _change_start_mode(ch: ServiceChanges, row: dict[str, CimValue], args: dict[str, str]) -> int:
+    wanted = _START_MODES.get(args.get("startmode", "").strip().lower())
+    if wanted is None:
+        return INVALID_PARAMETER
+    ch.start_mode[str(row["Name"]).lower()] = wanted
+    return OK
+
+
+def _delete(ch: ServiceChanges, row: dict[str, CimValue], args: dict[str, str]) -> int:
+    """A running service is only marked for deletion and goes when it stops (Microsoft docs, DeleteService)."""
+    low = str(row["Name"]).lower()
+    if low in ch.pending_delete:
+        return MARKED_FOR_DELETION
+    if row["State"] == "Running":
+        ch.pending_delete.add(low)
+    else:
+        ch.deleted.add(low)
+    return OK
+
+
+_METHODS: dict[str, Callable[[ServiceChanges, dict[str, CimValue], dict[str, str]], int]] = {
+    "StartService": _start,
+    "StopService": _stop,
+    "ChangeStartMode": _change_start_mode,
+    "Delete": _delete,
+}
 
 
 def result(code: int) -> list[CimProperty]:
