@@ -52,36 +52,47 @@ def parse_command_line(argv: list[str]) -> tuple[str, str | None]:
     """Returns (mode, script): mode is "command", "stdin" or "file"."""
     i = 0
     while i < len(argv):
-        arg = argv[i]
-        low = arg.lower()
+        low = argv[i].lower()
         if low == "-":
             return "stdin", None
         if not low.startswith(("-", "/")):
             return "command", " ".join(argv[i:])
         name = low.lstrip("-/")
-        if name in ("c",) or _match(name, "command", 2):
-            rest = argv[i + 1 :]
-            if rest[:1] == ["-"]:
-                return "stdin", None
-            return "command", " ".join(rest)
-        if name in ("e", "ec") or _match(name, "encodedcommand", 2):
-            if i + 1 >= len(argv):
-                return "command", ""
-            try:
-                raw = base64.b64decode(argv[i + 1], validate=False)
-                return "command", raw.decode("utf-16-le", errors="replace")
-            except (binascii.Error, ValueError):
-                return "command", ""
-        if name in ("f",) or _match(name, "file", 2):
-            return "file", argv[i + 1] if i + 1 < len(argv) else ""
-        if name in ("ep", "ex") or any(_match(name, v, 3) for v in _VALUED) or name in ("if", "of", "w", "v"):
-            i += 2
-            continue
-        if any(_match(name, f, 3) for f in _FLAGS) or name in ("nop", "noni", "nol", "noe"):
-            i += 1
-            continue
-        return "command", " ".join(argv[i:])
+        script = _script_option(name, argv, i)
+        if script is not None:
+            return script
+        skip = _skipped_option(name)
+        if skip == 0:
+            return "command", " ".join(argv[i:])
+        i += skip
     return "command", ""
+
+
+def _script_option(name: str, argv: list[str], i: int) -> tuple[str, str | None] | None:
+    """-Command, -EncodedCommand, -File at ``argv[i]``: the script they give; None for any other option."""
+    rest = argv[i + 1 :]
+    if name in ("c",) or _match(name, "command", 2):
+        return ("stdin", None) if rest[:1] == ["-"] else ("command", " ".join(rest))
+    if name in ("e", "ec") or _match(name, "encodedcommand", 2):
+        if not rest:
+            return "command", ""
+        try:
+            return "command", base64.b64decode(rest[0], validate=False).decode("utf-16-le", errors="replace")
+        except (binascii.Error, ValueError):
+            return "command", ""
+    if name in ("f",) or _match(name, "file", 2):
+        return "file", rest[0] if rest else ""
+    return None
+
+
+def _skipped_option(name: str) -> int:
+    """How many arguments an option that does not change the script takes up (2 with its value, 1 for a flag);
+    0 when ``name`` is no option of powershell.exe (then it starts the command)."""
+    if name in ("ep", "ex") or any(_match(name, v, 3) for v in _VALUED) or name in ("if", "of", "w", "v"):
+        return 2
+    if any(_match(name, f, 3) for f in _FLAGS) or name in ("nop", "noni", "nol", "noe"):
+        return 1
+    return 0
 
 
 # -- statement splitting ---------------------------------------------------------------------------------
