@@ -33,6 +33,7 @@ import binascii
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.lab.commands import ps_files, ps_tcpclient, ps_versions
 from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult
@@ -372,58 +373,122 @@ async def _run_if(state: PsState, stmt: str) -> None:
 
 
 async def _condition(state: PsState, cond: str) -> bool:
-    tokens = re.findall(
-        r"\(|\)|-not\b|!|-and\b|-or\b|-eq\b|-ne\b|-gt\b|-ge\b|-lt\b|-le\b|'[^']*'|\"[^\"]*\"|[^\s()!]+",
-        cond,
-        re.IGNORECASE,
-    )
-    pos = 0
+    """An ``if`` condition: comparisons, ``-not``/``!``, ``-and``/``-or``, parentheses, variables, ``Test-Path``
+    and ``Get-Variable``."""
+    tokens = _COND_TOKEN.findall(cond)
+    if not tokens:
+        return False
+    return _truthy(_Condition(state, tokens).expr())
 
-    def peek() -> str:
-        return tokens[pos].lower() if pos < len(tokens) else ""
 
-    def take() -> str:
-        nonlocal pos
-        tok = str(tokens[pos])
-        pos += 1
+_COND_TOKEN = re.compile(
+    r"\(|\)|-not\b|!|-and\b|-or\b|-eq\b|-ne\b|-gt\b|-ge\b|-lt\b|-le\b|'[^']*'|\"[^\"]*\"|[^\s()!]+", re.IGNORECASE
+)
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "-eq": lambda a, b: a == b,
+    "-ne": lambda a, b: a != b,
+    "-gt": lambda a, b: a > b,
+    "-ge": lambda a, b: a >= b,
+    "-lt": lambda a, b: a < b,
+    "-le": lambda a, b: a <= b,
+}
+
+
+def _truthy(v: object) -> bool:
+    if v is None:
+        return False
+    if isinstance(v, str):
+        return v != ""
+    return bool(v)
+
+
+class _Condition:
+    """A recursive-descent reading of one condition's tokens."""
+
+    def __init__(self, state: PsState, tokens: list[str]) -> None:
+        self.state = state
+        self.tokens = tokens
+        self.pos = 0
+
+    def peek(self) -> str:
+        return self.tokens[self.pos].lower() if self.pos < len(self.tokens) else ""
+
+    def take(self) -> str:
+        tok = str(self.tokens[self.pos])
+        self.pos += 1
         return tok
 
-    def atom() -> object:
-        nonlocal pos
-        tok = peek()
+    def more(self) -> bool:
+        return self.pos < len(self.tokens)
+
+    def expr(self) -> object:
+        value = self.comparison()
+        while self.peek() in ("-and", "-or"):
+            op = self.take().lower()
+            right = self.comparison()
+            value = (_truthy(value) and _truthy(right)) if op == "-and" else (_truthy(value) or _truthy(right))
+        return value
+
+    def comparison(self) -> object:
+        left = self.atom()
+        op = self.peek()
+        if op not in _COMPARISONS:
+            return left
+        self.take()
+        right = self.atom()
+        try:
+            lv = int(left) if left is not None and not isinstance(left, bool) else left  # type: ignore[call-overload]
+            rv = int(right) if right is not None and not isinstance(right, bool) else right  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            lv, rv = str(left).lower(), str(right).lower()
+        try:
+            return bool(_COMPARISONS[op](lv, rv))
+        except TypeError:
+            return False
+
+    def atom(self) -> object:
+        tok = self.peek()
         if tok in ("-not", "!"):
-            take()
-            return not truthy(atom())
+            self.take()
+            return not _truthy(self.atom())
         if tok == "(":
-            take()
-            value = expr()
-            if peek() == ")":
-                take()
+            self.take()
+            value = self.expr()
+            if self.peek() == ")":
+                self.take()
             return value
-        raw = take()
+        raw = self.take()
         low = raw.lower()
         if low == "test-path":
-            words: list[str] = []
-            while pos < len(tokens) and peek() not in (")", "-and", "-or"):
-                tok = take()
-                words.append(tok[1:-1] if tok[:1] in "'\"" and len(tok) > 1 else tok)
-            return _test_path(state.ctx, words)
+            return self.test_path()
         if low == "get-variable":
-            name = take() if pos < len(tokens) else ""
-            while pos < len(tokens) and tokens[pos].startswith("-") and peek() not in ("-and", "-or", "-eq", "-ne"):
-                take()
-                if pos < len(tokens) and not tokens[pos].startswith(("-", ")")):
-                    take()
-            name = name.lower().lstrip("$")
-            return (name == "lastexitcode" and state.last_exit is not None) or name in state.variables
-        if low == "$?":
-            return state.ok
-        if low == "$true":
-            return True
-        if low in ("$false", "$null"):
-            return False if low == "$false" else None
-        if low == "$lastexitcode":
-            return state.last_exit
+            return self.get_variable()
+        return self.value(raw, low)
+
+    def test_path(self) -> object:
+        words: list[str] = []
+        while self.more() and self.peek() not in (")", "-and", "-or"):
+            tok = self.take()
+            words.append(tok[1:-1] if tok[:1] in "'\"" and len(tok) > 1 else tok)
+        return _test_path(self.state.ctx, words)
+
+    def get_variable(self) -> object:
+        name = self.take() if self.more() else ""
+        while (
+            self.more() and self.tokens[self.pos].startswith("-") and self.peek() not in ("-and", "-or", "-eq", "-ne")
+        ):
+            self.take()
+            if self.more() and not self.tokens[self.pos].startswith(("-", ")")):
+                self.take()
+        name = name.lower().lstrip("$")
+        return (name == "lastexitcode" and self.state.last_exit is not None) or name in self.state.variables
+
+    def value(self, raw: str, low: str) -> object:
+        """A variable, an automatic variable, a quoted string, a number, or the bare word itself."""
+        state = self.state
+        automatic = {"$?": state.ok, "$true": True, "$false": False, "$null": None, "$lastexitcode": state.last_exit}
+        if low in automatic:
+            return automatic[low]
         if low.startswith("$psversiontable"):
             return ps_versions.psversion_value(state.ctx.machine, raw)
         if low.startswith("$"):
@@ -434,50 +499,6 @@ async def _condition(state: PsState, cond: str) -> bool:
             return int(raw, 0)
         except ValueError:
             return raw
-
-    def comparison() -> object:
-        left = atom()
-        op = peek()
-        if op in ("-eq", "-ne", "-gt", "-ge", "-lt", "-le"):
-            take()
-            right = atom()
-            try:
-                lv = int(left) if left is not None and not isinstance(left, bool) else left  # type: ignore[call-overload]
-                rv = int(right) if right is not None and not isinstance(right, bool) else right  # type: ignore[call-overload]
-            except (TypeError, ValueError):
-                lv, rv = str(left).lower(), str(right).lower()
-            ops = {
-                "-eq": lambda a, b: a == b,
-                "-ne": lambda a, b: a != b,
-                "-gt": lambda a, b: a > b,
-                "-ge": lambda a, b: a >= b,
-                "-lt": lambda a, b: a < b,
-                "-le": lambda a, b: a <= b,
-            }
-            try:
-                return bool(ops[op](lv, rv))
-            except TypeError:
-                return False
-        return left
-
-    def expr() -> object:
-        value = comparison()
-        while peek() in ("-and", "-or"):
-            op = take().lower()
-            right = comparison()
-            value = (truthy(value) and truthy(right)) if op == "-and" else (truthy(value) or truthy(right))
-        return value
-
-    def truthy(v: object) -> bool:
-        if v is None:
-            return False
-        if isinstance(v, str):
-            return v != ""
-        return bool(v)
-
-    if not tokens:
-        return False
-    return truthy(expr())
 
 
 def _split_pipeline(stmt: str) -> list[str]:
