@@ -100,6 +100,8 @@ def _skipped_option(name: str) -> int:
 
 
 def split_statements(text: str) -> list[str]:
+    """Statements at newlines and ``;`` outside quotes and brackets; comments and backtick line continuations
+    dropped; ``else``/``elseif`` joined to the ``if`` before them."""
     out: list[str] = []
     buf: list[str] = []
     quote: str | None = None
@@ -108,52 +110,52 @@ def split_statements(text: str) -> list[str]:
     while i < len(text):
         ch = text[i]
         if quote:
-            buf.append(ch)
-            if ch == "`" and quote == '"' and i + 1 < len(text):
-                buf.append(text[i + 1])
-                i += 2
-                continue
-            if ch == quote:
-                if i + 1 < len(text) and text[i + 1] == quote:
-                    buf.append(quote)
-                    i += 2
-                    continue
-                quote = None
-            i += 1
+            i, quote = _in_quote(text, i, quote, buf)
             continue
-        if ch in "'\"":
-            quote = ch
-            buf.append(ch)
-        elif ch == "`" and i + 1 < len(text) and text[i + 1] in "\r\n":
-            i += 1
-            while i < len(text) and text[i] in "\r\n":
-                i += 1
+        if ch == "`" and i + 1 < len(text) and text[i + 1] in "\r\n":
+            i = _skip(text, i + 1, lambda c: c in "\r\n")  # line continuation
             continue
-        elif ch == "#" and depth == 0 and (not buf or buf[-1] in " \t\n;"):
-            while i < len(text) and text[i] != "\n":
-                i += 1
+        if ch == "#" and depth == 0 and (not buf or buf[-1] in " \t\n;"):
+            i = _skip(text, i, lambda c: c != "\n")  # comment to the end of the line
             continue
-        elif ch in "({":
-            depth += 1
-            buf.append(ch)
-        elif ch in ")}":
-            depth = max(0, depth - 1)
-            buf.append(ch)
-        elif ch in "\r\n;" and depth == 0:
+        if ch in "\r\n;" and depth == 0:
             out.append("".join(buf))
             buf = []
         else:
             buf.append(ch)
+            quote = ch if ch in "'\"" else None
+            depth = depth + 1 if ch in "({" else max(0, depth - 1) if ch in ")}" else depth
         i += 1
     out.append("".join(buf))
-    statements = [s.strip() for s in out if s.strip()]
     merged: list[str] = []
-    for stmt in statements:
+    for stmt in (s.strip() for s in out if s.strip()):
         if merged and re.match(r"(?i)else(if)?\b", stmt):
             merged[-1] += " " + stmt
         else:
             merged.append(stmt)
     return merged
+
+
+def _in_quote(text: str, i: int, quote: str, buf: list[str]) -> tuple[int, str | None]:
+    """One step inside a quoted string: the next index and the quote still open (None once it closed). A doubled
+    quote is one literal quote; in double quotes a backtick escapes the next character."""
+    ch = text[i]
+    buf.append(ch)
+    if ch == "`" and quote == '"' and i + 1 < len(text):
+        buf.append(text[i + 1])
+        return i + 2, quote
+    if ch != quote:
+        return i + 1, quote
+    if i + 1 < len(text) and text[i + 1] == quote:
+        buf.append(quote)
+        return i + 2, quote
+    return i + 1, None
+
+
+def _skip(text: str, i: int, skipped: Callable[[str], bool]) -> int:
+    while i < len(text) and skipped(text[i]):
+        i += 1
+    return i
 
 
 def _balanced(text: str, start: int, open_ch: str, close_ch: str) -> int:
