@@ -26,10 +26,12 @@ ERROR_ACCESS_DENIED (a standard user writing under HKLM), 87 ERROR_INVALID_PARAM
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orchestrator.lab import services
-from orchestrator.lab.provider import CimProperty, WmiError
+from orchestrator.lab.provider import CimProperty, CimType, WmiError
 from orchestrator.lab.registry_base import RegKey, base_registry
 from orchestrator.lab.registry_writes import Op, _ops, typed_value
 
@@ -151,80 +153,126 @@ def _split(path: str) -> tuple[str, ...]:
     return tuple(p for p in path.replace("/", "\\").split("\\") if p)
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One StdRegProv call on an existing key (``key``) or a key to create (``key`` None)."""
+
+    m: Machine
+    hive: str
+    path: tuple[str, ...]
+    key: RegKey | None
+    name: str  # sValueName
+    args: dict[str, str]
+
+    def found(self) -> tuple[str, str, str] | None:
+        """The named value of the key (name, type, display data), matched case-insensitively."""
+        if self.key is None:
+            return None
+        return next((v for v in self.key.values if v[0].lower() == self.name.lower()), None)
+
+
 def invoke(m: Machine, method: str, args: dict[str, str], admin: bool) -> list[CimProperty]:
     """One StdRegProv method; returns its output parameters (ReturnValue first)."""
     try:
-        hive_code = int(args.get("hdefkey", str(HKLM)))
+        hive = HIVES.get(int(args.get("hdefkey", str(HKLM))))
     except ValueError:
-        return _rv(INVALID_PARAMETER)
-    hive = HIVES.get(hive_code)
+        hive = None
     if hive is None:
         return _rv(INVALID_PARAMETER)
     path = _split(args.get("ssubkeyname", ""))
-    name = args.get("svaluename", "")
     writes = method.startswith(("Set", "Create", "Delete"))
     if writes and hive != "HKEY_CURRENT_USER" and not admin:
         return _rv(ACCESS_DENIED)
-    root = tree(m)
-    key = _find(root, hive, path)
+    call = _Call(m, hive, path, _find(tree(m), hive, path), args.get("svaluename", ""), args)
     if method == "CreateKey":
-        if key is None:
+        if call.key is None:
             _ops(m).append(Op("create_key", hive, path))
         return _rv(SUCCESS)
-    if key is None:
+    if call.key is None:
         return _rv(FILE_NOT_FOUND)
-    if method == "EnumKey":
-        names = tuple(key.names[low] for low in sorted(key.subkeys))
-        return [*_rv(SUCCESS), CimProperty("sNames", "string", names or None)]
-    if method == "EnumValues":
-        if not key.values:
-            return [*_rv(SUCCESS), CimProperty("sNames", "string", None), CimProperty("Types", "sint32", None)]
-        return [
-            *_rv(SUCCESS),
-            CimProperty("sNames", "string", tuple(v[0] for v in key.values)),
-            CimProperty("Types", "sint32", tuple(TYPE_CODES.get(v[1], 1) for v in key.values)),
-        ]
-    if method == "DeleteKey":
-        if not path:
-            return _rv(INVALID_PARAMETER)
-        if key.subkeys:
-            return _rv(ACCESS_DENIED)
-        _ops(m).append(Op("delete_key", hive, path))
-        return _rv(SUCCESS)
-    found = next((v for v in key.values if v[0].lower() == name.lower()), None)
-    if method == "DeleteValue":
-        if found is None:
-            return _rv(FILE_NOT_FOUND)
-        _ops(m).append(Op("delete_value", hive, path, found[0]))
-        return _rv(SUCCESS)
+    handler = _KEY_METHODS.get(method)
+    if handler is not None:
+        return handler(call)
     if method in _GETTERS:
-        reg_type, out_name = _GETTERS[method]
-        if found is None:
-            return _rv(FILE_NOT_FOUND)
-        if found[1] != reg_type:
-            return _rv(TYPE_MISMATCH)
-        cim_type = {"REG_DWORD": "uint32", "REG_QWORD": "uint64", "REG_BINARY": "uint8"}.get(reg_type, "string")
-        return [*_rv(SUCCESS), CimProperty(out_name, cim_type, typed_value(reg_type, found[2]))]  # type: ignore[arg-type]
+        return _get_value(call, *_GETTERS[method])
     if method in _SETTERS:
-        reg_type, arg = _SETTERS[method]
-        raw = args.get(arg, "")
-        if reg_type in ("REG_DWORD", "REG_QWORD"):
-            try:
-                number = int(raw)
-            except ValueError:
-                return _rv(INVALID_PARAMETER)
-            limit = 0xFFFFFFFF if reg_type == "REG_DWORD" else 0xFFFFFFFFFFFFFFFF
-            if not 0 <= number <= limit:
-                return _rv(INVALID_PARAMETER)
-            display = f"0x{number:x}"
-        else:
-            display = raw
-        stored = found[0] if found is not None else name
-        _ops(m).append(Op("set_value", hive, path, stored, reg_type, display))
-        return _rv(SUCCESS)
+        return _set_value(call, *_SETTERS[method])
     if method in ("SetMultiStringValue", "SetBinaryValue"):
         return _rv(INVALID_PARAMETER)
     raise WmiError(0x80041055, "Invalid method", kind="invalid_parameter")
+
+
+def _enum_key(call: _Call) -> list[CimProperty]:
+    assert call.key is not None
+    names = tuple(call.key.names[low] for low in sorted(call.key.subkeys))
+    return [*_rv(SUCCESS), CimProperty("sNames", "string", names or None)]
+
+
+def _enum_values(call: _Call) -> list[CimProperty]:
+    assert call.key is not None
+    values = call.key.values
+    if not values:
+        return [*_rv(SUCCESS), CimProperty("sNames", "string", None), CimProperty("Types", "sint32", None)]
+    return [
+        *_rv(SUCCESS),
+        CimProperty("sNames", "string", tuple(v[0] for v in values)),
+        CimProperty("Types", "sint32", tuple(TYPE_CODES.get(v[1], 1) for v in values)),
+    ]
+
+
+def _delete_key(call: _Call) -> list[CimProperty]:
+    assert call.key is not None
+    if not call.path:
+        return _rv(INVALID_PARAMETER)
+    if call.key.subkeys:
+        return _rv(ACCESS_DENIED)
+    _ops(call.m).append(Op("delete_key", call.hive, call.path))
+    return _rv(SUCCESS)
+
+
+def _delete_value(call: _Call) -> list[CimProperty]:
+    found = call.found()
+    if found is None:
+        return _rv(FILE_NOT_FOUND)
+    _ops(call.m).append(Op("delete_value", call.hive, call.path, found[0]))
+    return _rv(SUCCESS)
+
+
+_KEY_METHODS: dict[str, Callable[[_Call], list[CimProperty]]] = {
+    "EnumKey": _enum_key,
+    "EnumValues": _enum_values,
+    "DeleteKey": _delete_key,
+    "DeleteValue": _delete_value,
+}
+_OUT_TYPES: dict[str, CimType] = {"REG_DWORD": "uint32", "REG_QWORD": "uint64", "REG_BINARY": "uint8"}
+
+
+def _get_value(call: _Call, reg_type: str, out_name: str) -> list[CimProperty]:
+    found = call.found()
+    if found is None:
+        return _rv(FILE_NOT_FOUND)
+    if found[1] != reg_type:
+        return _rv(TYPE_MISMATCH)
+    out_type = _OUT_TYPES.get(reg_type, "string")
+    return [*_rv(SUCCESS), CimProperty(out_name, out_type, typed_value(reg_type, found[2]))]
+
+
+def _set_value(call: _Call, reg_type: str, arg: str) -> list[CimProperty]:
+    raw = call.args.get(arg, "")
+    display = raw
+    if reg_type in ("REG_DWORD", "REG_QWORD"):
+        try:
+            number = int(raw)
+        except ValueError:
+            return _rv(INVALID_PARAMETER)
+        limit = 0xFFFFFFFF if reg_type == "REG_DWORD" else 0xFFFFFFFFFFFFFFFF
+        if not 0 <= number <= limit:
+            return _rv(INVALID_PARAMETER)
+        display = f"0x{number:x}"
+    found = call.found()
+    stored = found[0] if found is not None else call.name
+    _ops(call.m).append(Op("set_value", call.hive, call.path, stored, reg_type, display))
+    return _rv(SUCCESS)
 
 
 def _rv(code: int) -> list[CimProperty]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orchestrator.lab.per_pc import PerPc
+from orchestrator.lab.provider import CimValue
 
 if TYPE_CHECKING:
     from orchestrator.lab.machine import Machine
@@ -30,7 +31,7 @@ def _ops(m: Machine) -> list[Op]:
     return _OPS.of(m)
 
 
-def typed_value(reg_type: str, display: str) -> object:
+def typed_value(reg_type: str, display: str) -> CimValue:
     """A value as WMI returns it, from reg.exe's display form ('0x1a' for a DWORD, '\\0'-joined multi-strings,
     hex digits for binary data)."""
     if reg_type in ("REG_DWORD", "REG_QWORD"):

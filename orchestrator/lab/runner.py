@@ -134,7 +134,7 @@ class Lab:
         from orchestrator.lab.control import ControlServer
         from orchestrator.lab.inventory_out import write_inventory
         from orchestrator.lab.kms import KmsHost
-        from orchestrator.lab.server import PcRuntime, WSManFrontEnd, require_loopback
+        from orchestrator.lab.server import WSManFrontEnd, require_loopback
         from orchestrator.lab.wol import WolListener
 
         t0 = time.perf_counter()
@@ -150,28 +150,9 @@ class Lab:
             world.timing = self.timing
             self.world = world
             for cfg in self.resolved.hosts:
-                host = factory(cfg, world)
-                register = getattr(world, "register", None)
-                if register is not None and world.machine(cfg.name) is None:
-                    with contextlib.suppress(Exception):
-                        register(host)
-                pc_config = service_config_for(
-                    cfg.os, allow_unencrypted=self.allow_unencrypted, max_envelope_kb=self.max_envelope_kb
-                )
-                pc_timing = self.timing.pc(cfg.name)
-                service = WSManService(host, cfg.address, pc_config, timing=pc_timing)
-                pc = PcRuntime(
-                    config=cfg,
-                    host=host,
-                    service=service,
-                    rng=random.Random(self.seed * 1_000_003 + cfg.index),
-                    power_on=cfg.power == "on",
-                    latency_ms=cfg.latency_ms,
-                    faults=cfg.faults,
-                    timing=pc_timing,
-                )
+                pc = self._build_pc(cfg, factory, world)
                 self.pcs.append(pc)
-                _register_reboot(self, host, cfg.name)
+                _register_reboot(self, pc.host, cfg.name)
                 self._by_name[cfg.name.lower()] = pc
                 self._by_mac[cfg.mac.upper()] = pc
             ssl_context = None
@@ -202,6 +183,30 @@ class Lab:
             raise
         self.started = True
         self.start_seconds = time.perf_counter() - t0
+
+    def _build_pc(self, cfg: LabHostConfig, factory: HostFactory, world: LabWorld) -> Any:
+        """One PC: its machine (registered with the world), WS-Management service, timing and network state."""
+        from orchestrator.lab.server import PcRuntime
+
+        host = factory(cfg, world)
+        register = getattr(world, "register", None)
+        if register is not None and world.machine(cfg.name) is None:
+            with contextlib.suppress(Exception):
+                register(host)
+        pc_config = service_config_for(
+            cfg.os, allow_unencrypted=self.allow_unencrypted, max_envelope_kb=self.max_envelope_kb
+        )
+        pc_timing = self.timing.pc(cfg.name)
+        return PcRuntime(
+            config=cfg,
+            host=host,
+            service=WSManService(host, cfg.address, pc_config, timing=pc_timing),
+            rng=random.Random(self.seed * 1_000_003 + cfg.index),
+            power_on=cfg.power == "on",
+            latency_ms=cfg.latency_ms,
+            faults=cfg.faults,
+            timing=pc_timing,
+        )
 
     async def stop(self) -> None:
         self.started = False

@@ -55,6 +55,12 @@ SERVER_HEADER = "Microsoft-HTTPAPI/2.0"
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 HANG_LIMIT_S = 900.0  # a hung request is released (connection closed) after this long at the latest
 KEEPALIVE_TIMEOUT_S = 120.0
+_KERBEROS_REFUSED = "Kerberos is not offered by this lab; use NTLM or Negotiate."
+# What a 401 says for a scheme the lab does not take (an empty reason: the bare challenge)
+_REFUSALS = {
+    "kerberos": _KERBEROS_REFUSED,
+    "certificate": "Certificate authentication is not enabled on this host.",
+}
 _BODY_SLACK = 65536  # multipart/encrypted framing on top of the envelope limit
 
 
@@ -261,6 +267,46 @@ class WSManFrontEnd:
             return self._drop(request)
         pc = conn.pc
         self.totals["http"] += 1
+        body = await self._receive(request, pc)
+        if isinstance(body, web.StreamResponse):
+            return body
+        signed_in = await self._authenticate(request, conn, body)
+        if isinstance(signed_in, web.StreamResponse):
+            return signed_in
+        caller_user, extra_headers = signed_in
+        if not body:
+            return _plain(200, extra=extra_headers)
+        content_type = request.headers.get("Content-Type", "")
+        encrypted = encryption.is_encrypted(content_type)
+        plain = self._open(conn, body, content_type, encrypted)
+        if isinstance(plain, web.StreamResponse):
+            return plain
+        if len(plain) > pc.service.config.max_envelope_bytes:  # the PC's own MaxEnvelopeSizekb (150 KB on WinRM 2.0)
+            pc.counters["http:413"] += 1
+            return _plain(413, extra=extra_headers)
+        outcome = await self._serve(request, conn, plain, caller_user)
+        if isinstance(outcome, web.StreamResponse):
+            return outcome
+        return self._answer(request, conn, outcome, encrypted, extra_headers)
+
+    async def _receive(self, request: web.BaseRequest, pc: PcRuntime) -> bytes | web.StreamResponse:
+        """The body of a request after the PC's network latency, or the answer that needs no sign-in: HTTP.sys's
+        (404, 405, 413), none (the PC went off meanwhile), or Test-WSMan's anonymous Identify."""
+        body = await self._read_request(request, pc)
+        if isinstance(body, web.StreamResponse):
+            return body
+        await self._latency(pc)
+        if not pc.power_on:
+            return self._drop(request)
+        if request.headers.get("WSMANIDENTIFY", "").strip().lower() == "unauthenticated" and is_identify(body):
+            # Test-WSMan's anonymous probe: answered without a logon, the OS version hidden
+            pc.counters["Identify:anonymous"] += 1
+            headers = CIMultiDict([("Server", SERVER_HEADER), ("Content-Type", SOAP_CONTENT_TYPE)])
+            return web.Response(status=200, body=identify_response(None), headers=headers)
+        return body
+
+    async def _read_request(self, request: web.BaseRequest, pc: PcRuntime) -> bytes | web.StreamResponse:
+        """The body of a POST to /wsman, or the answer HTTP.sys gives anything else (404, 405, 413)."""
         if request.path.rstrip("/").lower() != "/wsman":  # HTTP.sys: no listener registered for this URL
             await _drain(request, self.max_http_body)
             return _plain(404)
@@ -273,103 +319,104 @@ class WSManFrontEnd:
             resp = _plain(413)
             resp.force_close()
             return resp
-        await self._latency(pc)
-        if not pc.power_on:
-            return self._drop(request)
+        return body
 
-        if request.headers.get("WSMANIDENTIFY", "").strip().lower() == "unauthenticated" and is_identify(body):
-            # Test-WSMan's anonymous probe: answered without a logon, the OS version hidden
-            pc.counters["Identify:anonymous"] += 1
-            headers = CIMultiDict([("Server", SERVER_HEADER), ("Content-Type", SOAP_CONTENT_TYPE)])
-            return web.Response(status=200, body=identify_response(None), headers=headers)
-
+    async def _authenticate(
+        self, request: web.BaseRequest, conn: _ConnState, body: bytes
+    ) -> tuple[str, list[tuple[str, str]]] | web.StreamResponse:
+        """The caller's user name and the headers the answer must carry (the last NTLM leg's token), or the
+        answer to send instead (a 401 challenge or refusal, an empty 200 after a body-less sign-in)."""
+        pc = conn.pc
         header = request.headers.get("Authorization")
-        extra_headers: list[tuple[str, str]] = []
-        if header is not None:
-            auth = parse_authorization(header)
-            if auth.scheme == "basic":
-                user = self._basic_user(conn, auth.token)
-                if user is None:
-                    return self._unauthorized(pc, conn)
-                await _spend(pc.timing.get("signin"))  # Basic: every request is a logon
-                conn.reset_auth()
-                caller_user = user
-            elif auth.scheme in ("negotiate", "ntlm"):
-                if is_kerberos_token(auth.token):
-                    return self._unauthorized(pc, conn, "Kerberos is not offered by this lab; use NTLM or Negotiate.")
-                result = self._negotiate(conn, auth.token, auth.raw_scheme)
-                if result is None:
-                    return self._unauthorized(pc, conn)
-                out_token, complete = result
-                if out_token:
-                    extra_headers.append(("WWW-Authenticate", f"{auth.raw_scheme} {out_token}"))
-                if not complete:
-                    pc.counters["auth:challenge"] += 1
-                    return _plain(401, extra=extra_headers)
-                pc.counters["auth:ok"] += 1
-                await _spend(pc.timing.get("signin"))
-                if not body:
-                    return _plain(200, extra=extra_headers)
-                caller_user = conn.user
-            elif auth.scheme == "kerberos":
-                return self._unauthorized(pc, conn, "Kerberos is not offered by this lab; use NTLM or Negotiate.")
-            elif auth.scheme == "certificate":
-                return self._unauthorized(pc, conn, "Certificate authentication is not enabled on this host.")
-            else:
+        if header is None:
+            return (conn.user, []) if conn.authed else self._unauthorized(pc, conn)
+        auth = parse_authorization(header)
+        if auth.scheme == "basic":
+            user = self._basic_user(conn, auth.token)
+            if user is None:
                 return self._unauthorized(pc, conn)
-        elif conn.authed:
-            caller_user = conn.user
-        else:
-            return self._unauthorized(pc, conn)
+            await _spend(pc.timing.get("signin"))  # Basic: every request is a logon
+            conn.reset_auth()
+            return user, []
+        if auth.scheme in ("negotiate", "ntlm") and not is_kerberos_token(auth.token):
+            return await self._negotiate_leg(conn, auth.token, auth.raw_scheme, body)
+        refusal = _REFUSALS.get("kerberos" if auth.scheme in ("negotiate", "ntlm") else auth.scheme, "")
+        return self._unauthorized(pc, conn, refusal)
 
+    async def _negotiate_leg(
+        self, conn: _ConnState, token: bytes, raw_scheme: str, body: bytes
+    ) -> tuple[str, list[tuple[str, str]]] | web.StreamResponse:
+        pc = conn.pc
+        result = self._negotiate(conn, token, raw_scheme)
+        if result is None:
+            return self._unauthorized(pc, conn)
+        out_token, complete = result
+        extra_headers = [("WWW-Authenticate", f"{raw_scheme} {out_token}")] if out_token else []
+        if not complete:
+            pc.counters["auth:challenge"] += 1
+            return _plain(401, extra=extra_headers)
+        pc.counters["auth:ok"] += 1
+        await _spend(pc.timing.get("signin"))
         if not body:
             return _plain(200, extra=extra_headers)
+        return conn.user, extra_headers
 
-        content_type = request.headers.get("Content-Type", "")
-        encrypted = encryption.is_encrypted(content_type)
-        if encrypted:
-            if not conn.authed or conn.ctx is None:
-                return self._unauthorized(pc, conn)
-            pc.counters["http:encrypted"] += 1
-            try:
-                plain = encryption.unwrap(conn.ctx, body, content_type)
-            except encryption.EncryptionError:
-                pc.counters["http:bad-encryption"] += 1
-                resp = self._unauthorized(pc, conn)
-                resp.force_close()
-                return resp
-        else:
+    def _open(self, conn: _ConnState, body: bytes, content_type: str, encrypted: bool) -> bytes | web.StreamResponse:
+        """The SOAP envelope of a request: decrypted with the connection's NTLM session, or as sent when
+        unencrypted traffic is allowed on this connection."""
+        pc = conn.pc
+        if not encrypted:
             if conn.authed and not conn.tls and not self.allow_unencrypted:
                 # AllowUnencrypted=false: an NTLM session on plain HTTP must seal its messages.
                 return self._unauthorized(pc, conn, "Unencrypted traffic is disabled on this host (AllowUnencrypted).")
-            plain = body
-        if len(plain) > pc.service.config.max_envelope_bytes:  # the PC's own MaxEnvelopeSizekb (150 KB on WinRM 2.0)
-            pc.counters["http:413"] += 1
-            return _plain(413, extra=extra_headers)
+            return body
+        if not conn.authed or conn.ctx is None:
+            return self._unauthorized(pc, conn)
+        pc.counters["http:encrypted"] += 1
+        try:
+            return encryption.unwrap(conn.ctx, body, content_type)
+        except encryption.EncryptionError:
+            pc.counters["http:bad-encryption"] += 1
+            resp = self._unauthorized(pc, conn)
+            resp.force_close()
+            return resp
 
+    async def _serve(
+        self, request: web.BaseRequest, conn: _ConnState, plain: bytes, caller_user: str
+    ) -> Outcome | web.StreamResponse:
+        """The WS-Management answer, unless an injected fault (drop / hang / unauthorized / http500) replaces it."""
+        pc = conn.pc
         injected = self._draw_fault(pc)
+        if injected is not None:
+            pc.counters[f"fault:{injected}"] += 1
         if injected == "drop":
-            pc.counters["fault:drop"] += 1
             return self._drop(request)
         if injected == "hang":
-            pc.counters["fault:hang"] += 1
             await self._hang(conn)
             return self._drop(request)
         if injected == "unauthorized":
-            pc.counters["fault:unauthorized"] += 1
             return self._unauthorized(pc, conn)
         if injected == "http500":
-            pc.counters["fault:http500"] += 1
             fault = faults.internal_error()
-            outcome = Outcome(500, fault.render(pc.address, _message_id(plain)), "fault:http500", fault.code)
-        else:
-            caller = CallerInfo(user=caller_user.rsplit("\\", 1)[-1], client_ip=conn.peer, endpoint=conn.endpoint)
-            outcome = await pc.service.handle(plain, caller)
-            pc.counters[outcome.label] += 1
-            if outcome.status != 200:
-                pc.counters["faults"] += 1
+            return Outcome(500, fault.render(pc.address, _message_id(plain)), "fault:http500", fault.code)
+        caller = CallerInfo(user=caller_user.rsplit("\\", 1)[-1], client_ip=conn.peer, endpoint=conn.endpoint)
+        outcome = await pc.service.handle(plain, caller)
+        pc.counters[outcome.label] += 1
+        if outcome.status != 200:
+            pc.counters["faults"] += 1
+        return outcome
+
+    def _answer(
+        self,
+        request: web.BaseRequest,
+        conn: _ConnState,
+        outcome: Outcome,
+        encrypted: bool,
+        extra_headers: list[tuple[str, str]],
+    ) -> web.StreamResponse:
+        """The HTTP response carrying ``outcome``, sealed when the request was."""
         self.totals["soap"] += 1
-        if not pc.power_on or request.transport is None or request.transport.is_closing():
+        if not conn.pc.power_on or request.transport is None or request.transport.is_closing():
             return self._drop(request)
         if encrypted:
             if conn.ctx is None:  # the connection was reset while the request was in flight

@@ -26,6 +26,7 @@ registry (``lab.registry``) when that value has been written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -65,32 +66,6 @@ def changes(m: Machine) -> ServiceChanges:
     return _CHANGES.of(m)
 
 
-def standard_rows(m: Machine) -> list[dict[str, CimValue]]:
-    """Services present on every Windows installation (names, display names, paths as Windows ships them)."""
-    sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
-    return [
-        _service_row(
-            m,
-            "Spooler",
-            "Print Spooler",
-            f"{sysdir}\\spoolsv.exe",
-            "Auto",
-            "Running",
-            "This service spools print jobs and handles interaction with the printer.",
-        ),
-        _service_row(
-            m,
-            "wuauserv",
-            "Windows Update",
-            f"{sysdir}\\svchost.exe -k netsvcs",
-            "Manual",
-            "Stopped",
-            "Enables the detection, download, and installation of updates for Windows and other programs.",
-            own=False,
-        ),
-    ]
-
-
 def overlay(m: Machine, rows: list[dict[str, CimValue]]) -> list[dict[str, CimValue]]:
     """The configured rows plus the standard services, with the changes made through the methods applied."""
     ch = changes(m)
@@ -124,41 +99,59 @@ def invoke(m: Machine, rows: list[dict[str, CimValue]], method: str, args: dict[
     """Run one Win32_Service method on the (single) row the selectors matched; returns ReturnValue."""
     if len(rows) != 1:
         raise WmiError(0x80041002, "Not found", kind="not_found")
-    row = rows[0]
-    low = str(row["Name"]).lower()
-    ch = changes(m)
     if not admin:
         return ACCESS_DENIED
-    running = row["State"] == "Running"
-    if method == "StartService":
-        if running:
-            return ALREADY_RUNNING
-        if row["StartMode"] == "Disabled":
-            return SERVICE_DISABLED
-        ch.state[low] = "Running"
-        return OK
-    if method == "StopService":
-        if not running:
-            return CANNOT_ACCEPT_CONTROL
-        ch.state[low] = "Stopped"
-        if low in ch.pending_delete:
-            ch.deleted.add(low)
-        return OK
-    if method == "ChangeStartMode":
-        wanted = _START_MODES.get(args.get("startmode", "").strip().lower())
-        if wanted is None:
-            return INVALID_PARAMETER
-        ch.start_mode[low] = wanted
-        return OK
-    if method == "Delete":
-        if low in ch.pending_delete:
-            return MARKED_FOR_DELETION
-        if running:
-            ch.pending_delete.add(low)
-            return OK
+    handler = _METHODS.get(method)
+    if handler is None:
+        raise WmiError(0x80041055, "Invalid method", kind="invalid_parameter")
+    return handler(changes(m), rows[0], args)
+
+
+def _start(ch: ServiceChanges, row: dict[str, CimValue], args: dict[str, str]) -> int:
+    if row["State"] == "Running":
+        return ALREADY_RUNNING
+    if row["StartMode"] == "Disabled":
+        return SERVICE_DISABLED
+    ch.state[str(row["Name"]).lower()] = "Running"
+    return OK
+
+
+def _stop(ch: ServiceChanges, row: dict[str, CimValue], args: dict[str, str]) -> int:
+    if row["State"] != "Running":
+        return CANNOT_ACCEPT_CONTROL
+    low = str(row["Name"]).lower()
+    ch.state[low] = "Stopped"
+    if low in ch.pending_delete:
         ch.deleted.add(low)
-        return OK
-    raise WmiError(0x80041055, "Invalid method", kind="invalid_parameter")
+    return OK
+
+
+def _change_start_mode(ch: ServiceChanges, row: dict[str, CimValue], args: dict[str, str]) -> int:
+    wanted = _START_MODES.get(args.get("startmode", "").strip().lower())
+    if wanted is None:
+        return INVALID_PARAMETER
+    ch.start_mode[str(row["Name"]).lower()] = wanted
+    return OK
+
+
+def _delete(ch: ServiceChanges, row: dict[str, CimValue], args: dict[str, str]) -> int:
+    """A running service is only marked for deletion and goes when it stops (Microsoft docs, DeleteService)."""
+    low = str(row["Name"]).lower()
+    if low in ch.pending_delete:
+        return MARKED_FOR_DELETION
+    if row["State"] == "Running":
+        ch.pending_delete.add(low)
+    else:
+        ch.deleted.add(low)
+    return OK
+
+
+_METHODS: dict[str, Callable[[ServiceChanges, dict[str, CimValue], dict[str, str]], int]] = {
+    "StartService": _start,
+    "StopService": _stop,
+    "ChangeStartMode": _change_start_mode,
+    "Delete": _delete,
+}
 
 
 def result(code: int) -> list[CimProperty]:
@@ -173,28 +166,131 @@ def snapshot(m: Machine) -> dict[str, dict[str, str]]:
 # ------------------------------------------------------------------ the Win32_Service rows
 
 
-def _service_row(
-    m: Machine,
-    name: str,
-    display: str,
-    path: str,
-    mode: str,
-    state: str,
-    desc: str,
-    own: bool = True,
-    start_name: str = "LocalSystem",
-) -> dict[str, CimValue]:
+@dataclass(frozen=True, slots=True)
+class _ServiceDef:
+    """One modelled service as Win32_Service lists it; ``path`` may name ``{sysdir}`` and ``{common}``."""
+
+    name: str
+    display: str
+    path: str
+    mode: str
+    desc: str
+    own: bool = True
+    start_name: str = "LocalSystem"
+
+
+_WINDOWS_SERVICES = (
+    _ServiceDef(
+        "sppsvc",
+        "Software Protection",
+        "{sysdir}\\sppsvc.exe",
+        "Auto",
+        "Enables the download, installation and enforcement of digital licenses for Windows and Windows "
+        "applications. If the service is disabled, the operating system and licensed applications may run in "
+        "a notification mode. It is strongly recommended that you not disable the Software Protection service.",
+        start_name="NT AUTHORITY\\NetworkService",
+    ),
+    _ServiceDef(
+        "W32Time",
+        "Windows Time",
+        "{sysdir}\\svchost.exe -k LocalService",
+        "Manual",
+        "Maintains date and time synchronization on all clients and servers in the network. If this service "
+        "is stopped, date and time synchronization will be unavailable. If this service is disabled, any "
+        "services that explicitly depend on it will fail to start.",
+        own=False,
+        start_name="NT AUTHORITY\\LocalService",
+    ),
+    _ServiceDef(
+        "WinRM",
+        "Windows Remote Management (WS-Management)",
+        "{sysdir}\\svchost.exe -k NetworkService",
+        "Auto",
+        "Windows Remote Management (WinRM) service implements the WS-Management protocol for remote management.",
+        own=False,
+        start_name="NT AUTHORITY\\NetworkService",
+    ),
+)
+_OSPP_SERVICE = _ServiceDef(
+    "osppsvc",
+    "Office  Software Protection Platform",
+    '"{common}\\Microsoft Shared\\OfficeSoftwareProtectionPlatform\\OSPPSVC.EXE"',
+    "Manual",
+    "Office Software Protection Platform manages the download, installation and enforcement of "
+    "digital licenses for Office.",
+    start_name="NT AUTHORITY\\NetworkService",
+)
+_C2R_SERVICE = _ServiceDef(
+    "ClickToRunSvc",
+    "Microsoft Office Click-to-Run Service",
+    '"C:\\Program Files\\Common Files\\Microsoft Shared\\ClickToRun\\OfficeClickToRun.exe" /service',
+    "Auto",
+    "Manages resource coordination, background streaming, and system integration of Microsoft Office "
+    "products and their related updates. This service is required to be running during the use of any "
+    "Office program.",
+)
+
+
+_STANDARD_SERVICES = (  # (definition, state)
+    (
+        _ServiceDef(
+            "Spooler",
+            "Print Spooler",
+            "{sysdir}\\spoolsv.exe",
+            "Auto",
+            "This service spools print jobs and handles interaction with the printer.",
+        ),
+        "Running",
+    ),
+    (
+        _ServiceDef(
+            "wuauserv",
+            "Windows Update",
+            "{sysdir}\\svchost.exe -k netsvcs",
+            "Manual",
+            "Enables the detection, download, and installation of updates for Windows and other programs.",
+            own=False,
+        ),
+        "Stopped",
+    ),
+)
+
+
+def standard_rows(m: Machine) -> list[dict[str, CimValue]]:
+    """Services present on every Windows installation (names, display names, paths as Windows ships them)."""
+    sysdir = _sysdir(m)
+    return [_service_row(m, svc, svc.path.replace("{sysdir}", sysdir), state) for svc, state in _STANDARD_SERVICES]
+
+
+def _sysdir(m: Machine) -> str:
+    return "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
+
+
+def _sql_service(instance_name: str, instance_id: str) -> _ServiceDef:
+    svc = "MSSQLSERVER" if instance_name == "MSSQLSERVER" else f"MSSQL${instance_name}"
+    return _ServiceDef(
+        svc,
+        f"SQL Server ({instance_name})",
+        f'"C:\\Program Files\\Microsoft SQL Server\\{instance_id}\\MSSQL\\Binn\\sqlservr.exe" -s{instance_name}',
+        "Auto",
+        "Provides storage, processing and controlled access of data, and rapid transaction processing.",
+        start_name=f"NT Service\\{svc}",
+    )
+
+
+def _service_row(m: Machine, svc: _ServiceDef, path: str, state: str = "Running") -> dict[str, CimValue]:
     running = state == "Running"
+    name = svc.name
     return {
         "AcceptPause": False,
         "AcceptStop": running,
-        "Caption": display,
+        "Caption": svc.display,
         "CheckPoint": 0,
         "CreationClassName": "Win32_Service",
         "DelayedAutoStart": name in ("sppsvc", "WinRM") and not m.os.is_win7,
-        "Description": desc,
+        "Description": svc.desc,
         "DesktopInteract": False,
-        "DisplayName": display,
+        "DisplayName": svc.display,
         "ErrorControl": "Normal",
         "ExitCode": 0 if running else 1077,
         "InstallDate": None,
@@ -202,10 +298,10 @@ def _service_row(
         "PathName": path,
         "ProcessId": (m.hardware.pid_base + sum(map(ord, name)) * 4) if running else 0,
         "ServiceSpecificExitCode": 0,
-        "ServiceType": "Own Process" if own else "Share Process",
+        "ServiceType": "Own Process" if svc.own else "Share Process",
         "Started": running,
-        "StartMode": mode,
-        "StartName": start_name,
+        "StartMode": svc.mode,
+        "StartName": svc.start_name,
         "State": state,
         "Status": "OK",
         "SystemCreationClassName": "Win32_ComputerSystem",
@@ -220,90 +316,16 @@ def _services(m: Machine) -> list[dict[str, CimValue]]:
 
 
 def _configured_services(m: Machine) -> list[dict[str, CimValue]]:
-    sysdir = "C:\\Windows\\system32" if m.os.is_win7 else "C:\\WINDOWS\\system32"
-    rows = [
-        _service_row(
-            m,
-            "sppsvc",
-            "Software Protection",
-            f"{sysdir}\\sppsvc.exe",
-            "Auto",
-            "Running",
-            "Enables the download, installation and enforcement of digital licenses for Windows and Windows "
-            "applications. If the service is disabled, the operating system and licensed applications may run in "
-            "a notification mode. It is strongly recommended that you not disable the Software Protection service.",
-            start_name="NT AUTHORITY\\NetworkService",
-        ),
-        _service_row(
-            m,
-            "W32Time",
-            "Windows Time",
-            f"{sysdir}\\svchost.exe -k LocalService",
-            "Manual",
-            "Running",
-            "Maintains date and time synchronization on all clients and servers in the network. If this service "
-            "is stopped, date and time synchronization will be unavailable. If this service is disabled, any "
-            "services that explicitly depend on it will fail to start.",
-            own=False,
-            start_name="NT AUTHORITY\\LocalService",
-        ),
-        _service_row(
-            m,
-            "WinRM",
-            "Windows Remote Management (WS-Management)",
-            f"{sysdir}\\svchost.exe -k NetworkService",
-            "Auto",
-            "Running",
-            "Windows Remote Management (WinRM) service implements the WS-Management protocol for remote management.",
-            own=False,
-            start_name="NT AUTHORITY\\NetworkService",
-        ),
-    ]
+    """The modelled services this PC has, as configured (before the state changes ``overlay`` applies)."""
+    sysdir = _sysdir(m)
     office = m.office_install
+    common = "C:\\Program Files\\Common Files"
+    if office is not None and office.bitness != "x64":
+        common = "C:\\Program Files (x86)\\Common Files"
+    found = list(_WINDOWS_SERVICES)
     if office is not None and m.licensing.ospp is not None:
-        common = (
-            "C:\\Program Files\\Common Files" if office.bitness == "x64" else "C:\\Program Files (x86)\\Common Files"
-        )
-        rows.append(
-            _service_row(
-                m,
-                "osppsvc",
-                "Office  Software Protection Platform",
-                f'"{common}\\Microsoft Shared\\OfficeSoftwareProtectionPlatform\\OSPPSVC.EXE"',
-                "Manual",
-                "Running",
-                "Office Software Protection Platform manages the download, installation and enforcement of "
-                "digital licenses for Office.",
-                start_name="NT AUTHORITY\\NetworkService",
-            )
-        )
+        found.append(_OSPP_SERVICE)
     if office is not None and office.click_to_run:
-        rows.append(
-            _service_row(
-                m,
-                "ClickToRunSvc",
-                "Microsoft Office Click-to-Run Service",
-                '"C:\\Program Files\\Common Files\\Microsoft Shared\\ClickToRun\\OfficeClickToRun.exe" /service',
-                "Auto",
-                "Running",
-                "Manages resource coordination, background streaming, and system integration of Microsoft Office "
-                "products and their related updates. This service is required to be running during the use of any "
-                "Office program.",
-            )
-        )
-    for inst in m.sql_instances():
-        svc = "MSSQLSERVER" if inst.name == "MSSQLSERVER" else f"MSSQL${inst.name}"
-        rows.append(
-            _service_row(
-                m,
-                svc,
-                f"SQL Server ({inst.name})",
-                f'"C:\\Program Files\\Microsoft SQL Server\\{inst.instance_id}\\MSSQL\\Binn\\sqlservr.exe"'
-                f" -s{inst.name}",
-                "Auto",
-                "Running",
-                "Provides storage, processing and controlled access of data, and rapid transaction processing.",
-                start_name=f"NT Service\\{svc}",
-            )
-        )
-    return rows
+        found.append(_C2R_SERVICE)
+    found += [_sql_service(inst.name, inst.instance_id) for inst in m.sql_instances()]
+    return [_service_row(m, svc, svc.path.replace("{sysdir}", sysdir).replace("{common}", common)) for svc in found]

@@ -357,62 +357,9 @@ def _mac_for(address: str) -> str:
 
 def resolve(spec: LabSpec) -> ResolvedLab:
     hosts: list[LabHostConfig] = []
-    seen: dict[str, str] = {}
-    index = 0
+    seen: dict[str, str] = {}  # host name -> its room
     for room in spec.rooms:
-        passwords = room.credentials.password or secrets.token_urlsafe(12)
-        defaults = {**HOST_DEFAULTS, **room.defaults.model_dump(exclude_unset=True)}
-        n = 0
-        for host in room.hosts:
-            fields = {**defaults, **host.model_dump(exclude_unset=True, exclude={"name"})}
-            for name in expand(host.name):
-                n += 1
-                index += 1
-                if n > 254:
-                    raise InputError(f"room {room.room}: more than 254 PCs do not fit in subnet {room.subnet}")
-                if name in seen:
-                    raise InputError(f"host {name!r} appears in rooms {seen[name]} and {room.room}")
-                seen[name] = room.room
-                address = f"{room.subnet}.{n}"
-                office = fields["office"]
-                if isinstance(office, dict):
-                    office = OfficeSpec(**office)
-                faults = fields["faults"]
-                if isinstance(faults, dict):
-                    faults = Faults(**faults)
-                edition_id, family = WINDOWS_EDITIONS[fields["os"]]
-                hosts.append(
-                    LabHostConfig(
-                        name=name,
-                        room=room.room,
-                        address=address,
-                        index=index,
-                        user=room.credentials.user,
-                        password=passwords,
-                        os=fields["os"],
-                        edition_id=edition_id,
-                        family=family,
-                        windows_channel=fields["windows_channel"],
-                        windows_state=fields["windows_state"],
-                        days_left=fields["days_left"],
-                        office=office,
-                        sql=fields["sql"],
-                        timezone=fields["timezone"],
-                        clock_skew_minutes=fields["clock_skew_minutes"],
-                        admin=fields["admin"],
-                        blocked_key=fields["blocked_key"],
-                        cloned_cmid=fields["cloned_cmid"],
-                        power=fields["power"],
-                        latency_ms=fields["latency_ms"],
-                        faults=faults,
-                        kms_host=fields["kms_host"],
-                        computer_name=fields["computer_name"] or name.upper()[:15],
-                        mac=fields["mac"] or _mac_for(address),
-                        http=fields["http"],
-                        https=fields["https"],
-                        locale=fields["locale"],
-                    )
-                )
+        hosts += _room_hosts(room, len(hosts), seen)
     second = spec.rooms[0].subnet.split(".")[1]
     kms = spec.kms
     for room in spec.rooms:
@@ -428,6 +375,66 @@ def resolve(spec: LabSpec) -> ResolvedLab:
         wol_broadcast=f"127.{second}.0.255",
         rooms=tuple(r.room for r in spec.rooms),
         seed=spec.seed,
+    )
+
+
+def _room_hosts(room: RoomSpec, before: int, seen: dict[str, str]) -> list[LabHostConfig]:
+    """The PCs of one room, numbered from ``.1`` in its subnet; ``before`` PCs came in earlier rooms."""
+    password = room.credentials.password or secrets.token_urlsafe(12)
+    defaults = {**HOST_DEFAULTS, **room.defaults.model_dump(exclude_unset=True)}
+    out: list[LabHostConfig] = []
+    for host in room.hosts:
+        fields = {**defaults, **host.model_dump(exclude_unset=True, exclude={"name"})}
+        for name in expand(host.name):
+            n = len(out) + 1
+            if n > 254:
+                raise InputError(f"room {room.room}: more than 254 PCs do not fit in subnet {room.subnet}")
+            if name in seen:
+                raise InputError(f"host {name!r} appears in rooms {seen[name]} and {room.room}")
+            seen[name] = room.room
+            out.append(_host_config(name, room, n, before + n, password, fields))
+    return out
+
+
+def _host_config(name: str, room: RoomSpec, n: int, index: int, password: str, fields: dict[str, Any]) -> LabHostConfig:
+    """One PC from its merged fields (room defaults under the host's own), the ``n``th of its room."""
+    address = f"{room.subnet}.{n}"
+    office = fields["office"]
+    if isinstance(office, dict):
+        office = OfficeSpec(**office)
+    faults = fields["faults"]
+    if isinstance(faults, dict):
+        faults = Faults(**faults)
+    edition_id, family = WINDOWS_EDITIONS[fields["os"]]
+    return LabHostConfig(
+        name=name,
+        room=room.room,
+        address=address,
+        index=index,
+        user=room.credentials.user,
+        password=password,
+        os=fields["os"],
+        edition_id=edition_id,
+        family=family,
+        windows_channel=fields["windows_channel"],
+        windows_state=fields["windows_state"],
+        days_left=fields["days_left"],
+        office=office,
+        sql=fields["sql"],
+        timezone=fields["timezone"],
+        clock_skew_minutes=fields["clock_skew_minutes"],
+        admin=fields["admin"],
+        blocked_key=fields["blocked_key"],
+        cloned_cmid=fields["cloned_cmid"],
+        power=fields["power"],
+        latency_ms=fields["latency_ms"],
+        faults=faults,
+        kms_host=fields["kms_host"],
+        computer_name=fields["computer_name"] or name.upper()[:15],
+        mac=fields["mac"] or _mac_for(address),
+        http=fields["http"],
+        https=fields["https"],
+        locale=fields["locale"],
     )
 
 

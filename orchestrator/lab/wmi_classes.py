@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.lab import services
@@ -59,6 +59,9 @@ WSMAN_INVALID_SELECTORS = 0x8033805B
 
 
 PropDef = tuple[str, CimType, bool]  # name, type, is_array
+_MAX_PLANS = 256
+# CimProperty from a (name, type, value) tuple without a Python-level call: a licensing row has ~60 properties
+_new_property: Callable[[tuple[str, CimType, CimValue]], CimProperty] = partial(tuple.__new__, CimProperty)
 Builder = Callable[["Machine"], list[dict[str, CimValue]]]
 
 
@@ -71,23 +74,26 @@ class WmiClass:
     methods: tuple[str, ...] = ()
     singleton: bool = False
 
-    @property
+    @cached_property
     def schema(self) -> dict[str, PropDef]:
-        return _schema(self)
+        return {name.lower(): (name, t, arr) for name, t, arr in self.props}
+
+    @cached_property
+    def _plans(self) -> dict[tuple[str, ...] | None, tuple[tuple[str, ...], tuple[CimType, ...]]]:
+        return {}
 
     def instance(self, values: dict[str, CimValue], only: tuple[str, ...] | None = None) -> CimInstance:
-        wanted = None if only is None else {n.lower() for n in (*only, *self.keys)}
-        props = tuple(
-            CimProperty(name, cim_type, values.get(name))
-            for name, cim_type, _ in self.props
-            if wanted is None or name.lower() in wanted
-        )
+        plan = self._plans.get(only)
+        if plan is None:  # the properties a selection returns, in class order: worked out once per selection
+            wanted = None if only is None else {n.lower() for n in (*only, *self.keys)}
+            chosen = [(name, t) for name, t, _ in self.props if wanted is None or name.lower() in wanted]
+            plan = (tuple(n for n, _ in chosen), tuple(t for _, t in chosen))
+            if len(self._plans) >= _MAX_PLANS:  # a client inventing selections cannot grow it without bound
+                self._plans.clear()
+            self._plans[only] = plan
+        names, types = plan
+        props = tuple(map(_new_property, zip(names, types, map(values.get, names), strict=True)))
         return CimInstance(self.name, props, NAMESPACE)
-
-
-@lru_cache(maxsize=64)
-def _schema(cls: WmiClass) -> dict[str, PropDef]:
-    return {name.lower(): (name, t, arr) for name, t, arr in cls.props}
 
 
 def _p(spec: str) -> tuple[PropDef, ...]:
@@ -277,6 +283,27 @@ _WINDOWS_URLS = {
 }
 
 
+# What a KMS client (not a host) reports for the host-only KMS counters and token activation, in both the
+# service and the product class: NONE32 (-1 as uint32) or NULL
+_HOST_ONLY: dict[str, CimValue] = {
+    "KeyManagementServiceCurrentCount": NONE32,
+    "KeyManagementServiceFailedRequests": NONE32,
+    "KeyManagementServiceLicensedRequests": NONE32,
+    "KeyManagementServiceNonGenuineGraceRequests": NONE32,
+    "KeyManagementServiceNotificationRequests": NONE32,
+    "KeyManagementServiceOOBGraceRequests": NONE32,
+    "KeyManagementServiceOOTGraceRequests": NONE32,
+    "KeyManagementServiceTotalRequests": NONE32,
+    "KeyManagementServiceUnlicensedRequests": NONE32,
+    "RequiredClientCount": NONE32,
+    "TokenActivationAdditionalInfo": None,
+    "TokenActivationCertificateThumbprint": None,
+    "TokenActivationGrantNumber": NONE32,
+    "TokenActivationILID": None,
+    "TokenActivationILVID": NONE32,
+}
+
+
 def _service_values(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
     lic = m.licensing
     service = lic.ospp if ospp else lic.spp
@@ -286,28 +313,20 @@ def _service_values(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
     last = next((p for p in products if p.kms_ip), None)
     return [
         {
+            **_HOST_ONLY,
             "ClientMachineID": service.cmid,
             "DiscoveredKeyManagementServiceMachineIpAddress": last.kms_ip if last else None,
             "DiscoveredKeyManagementServiceMachineName": None,
             "DiscoveredKeyManagementServiceMachinePort": 0,
             "IsKeyManagementServiceMachine": 0,
-            "KeyManagementServiceCurrentCount": NONE32,
             "KeyManagementServiceDnsPublishing": True,
-            "KeyManagementServiceFailedRequests": NONE32,
             "KeyManagementServiceHostCaching": service.host_caching,
-            "KeyManagementServiceLicensedRequests": NONE32,
             "KeyManagementServiceListeningPort": 0,
             "KeyManagementServiceLookupDomain": service.lookup_domain,
             "KeyManagementServiceLowPriority": False,
             "KeyManagementServiceMachine": service.kms.machine,
-            "KeyManagementServiceNonGenuineGraceRequests": NONE32,
-            "KeyManagementServiceNotificationRequests": NONE32,
-            "KeyManagementServiceOOBGraceRequests": NONE32,
-            "KeyManagementServiceOOTGraceRequests": NONE32,
             "KeyManagementServicePort": service.kms.port,
             "KeyManagementServiceProductKeyID": last.kms_epid if last else None,
-            "KeyManagementServiceTotalRequests": NONE32,
-            "KeyManagementServiceUnlicensedRequests": NONE32,
             "OA2xBiosMarkerMinorVersion": 1 if m.config.windows_channel == "oem_slic" else 0,
             "OA2xBiosMarkerStatus": 1 if m.config.windows_channel == "oem_slic" else 0,
             "OA3xOriginalProductKey": m.oa3_key,
@@ -315,17 +334,33 @@ def _service_values(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
             "OA3xOriginalProductKeyPkPn": None,
             "PolicyCacheRefreshRequired": 0,
             "RemainingWindowsReArmCount": service.rearm_count,
-            "RequiredClientCount": NONE32,
-            "TokenActivationAdditionalInfo": None,
-            "TokenActivationCertificateThumbprint": None,
-            "TokenActivationGrantNumber": NONE32,
-            "TokenActivationILID": None,
-            "TokenActivationILVID": NONE32,
             "Version": service.version,
             "VLActivationInterval": service.activation_interval,
             "VLRenewalInterval": service.renewal_interval,
         }
     ]
+
+
+# SoftwareLicensingProduct properties every row has with the same value
+_SLP_FIXED: dict[str, CimValue] = {
+    **_HOST_ONLY,
+    "ADActivationCsvlkPid": None,
+    "ADActivationCsvlkSkuId": None,
+    "ADActivationObjectDN": None,
+    "ADActivationObjectName": None,
+    "AutomaticVMActivationHostDigitalPid2": None,
+    "AutomaticVMActivationHostMachineName": None,
+    "AutomaticVMActivationLastActivationTime": FILETIME_ZERO,
+    "DiscoveredKeyManagementServiceMachineName": None,
+    "DiscoveredKeyManagementServiceMachinePort": 0,
+    "EvaluationEndDate": FILETIME_ZERO,
+    "ExtendedGrace": 0,
+    "IAID": None,
+    "IsKeyManagementServiceMachine": 0,
+    "LicenseDependsOn": None,
+    "LicenseIsAddon": False,
+    "VLActivationTypeEnabled": 0,
+}
 
 
 def product_values(m: Machine, view: SkuView) -> dict[str, CimValue]:
@@ -337,41 +372,18 @@ def product_values(m: Machine, view: SkuView) -> dict[str, CimValue]:
     urls = _WINDOWS_URLS if windows and keyed and not kms_row else {}
     activated_kms = keyed and kms_row and product.kms_epid is not None and view.license_status in (1, 3)
     values: dict[str, CimValue] = {
-        "ADActivationCsvlkPid": None,
-        "ADActivationCsvlkSkuId": None,
-        "ADActivationObjectDN": None,
-        "ADActivationObjectName": None,
+        **_SLP_FIXED,
         "ApplicationID": sku.application_id,
-        "AutomaticVMActivationHostDigitalPid2": None,
-        "AutomaticVMActivationHostMachineName": None,
-        "AutomaticVMActivationLastActivationTime": FILETIME_ZERO,
         "Description": sku.description,
         "DiscoveredKeyManagementServiceMachineIpAddress": product.kms_ip if activated_kms else None,
-        "DiscoveredKeyManagementServiceMachineName": None,
-        "DiscoveredKeyManagementServiceMachinePort": 0,
-        "EvaluationEndDate": FILETIME_ZERO,
-        "ExtendedGrace": 0,
         "GenuineStatus": 0 if keyed else 1,
         "GracePeriodRemaining": view.grace_minutes,
-        "IAID": None,
         "ID": sku.id,
-        "IsKeyManagementServiceMachine": 0,
-        "KeyManagementServiceCurrentCount": NONE32,
-        "KeyManagementServiceFailedRequests": NONE32,
-        "KeyManagementServiceLicensedRequests": NONE32,
         "KeyManagementServiceLookupDomain": product.service.lookup_domain if kms_row else None,
         "KeyManagementServiceMachine": view.kms.machine if kms_row else None,
-        "KeyManagementServiceNonGenuineGraceRequests": NONE32,
-        "KeyManagementServiceNotificationRequests": NONE32,
-        "KeyManagementServiceOOBGraceRequests": NONE32,
-        "KeyManagementServiceOOTGraceRequests": NONE32,
         "KeyManagementServicePort": view.kms.port if kms_row else 0,
         "KeyManagementServiceProductKeyID": product.kms_epid if activated_kms else None,
-        "KeyManagementServiceTotalRequests": NONE32,
-        "KeyManagementServiceUnlicensedRequests": NONE32,
-        "LicenseDependsOn": None,
         "LicenseFamily": sku.license_family,
-        "LicenseIsAddon": False,
         "LicenseStatus": view.license_status,
         "LicenseStatusReason": view.reason & 0xFFFFFFFF,
         "MachineURL": urls.get("MachineURL"),
@@ -385,18 +397,11 @@ def product_values(m: Machine, view: SkuView) -> dict[str, CimValue]:
         "ProductKeyURL": urls.get("ProductKeyURL"),
         "RemainingAppReArmCount": product.sku_rearm if not windows else NONE32,
         "RemainingSkuReArmCount": product.sku_rearm,
-        "RequiredClientCount": NONE32,
-        "TokenActivationAdditionalInfo": None,
-        "TokenActivationCertificateThumbprint": None,
-        "TokenActivationGrantNumber": NONE32,
-        "TokenActivationILID": None,
-        "TokenActivationILVID": NONE32,
         "TrustedTime": m.local_now() if keyed and view.license_status != 0 else None,
         "UseLicenseURL": urls.get("UseLicenseURL"),
         "ValidationURL": urls.get("ValidationURL"),
         "VLActivationInterval": product.service.activation_interval if kms_row else 0,
         "VLActivationType": 2 if activated_kms else 0,
-        "VLActivationTypeEnabled": 0,
         "VLRenewalInterval": product.service.renewal_interval if kms_row else 0,
     }
     return values
@@ -408,67 +413,73 @@ def _products(m: Machine, ospp: bool) -> list[dict[str, CimValue]]:
     return [product_values(m, v) for v in views]
 
 
+# Win32_OperatingSystem properties that are the same on every modelled PC
+_OS_FIXED: dict[str, CimValue] = {
+    "BootDevice": "\\Device\\HarddiskVolume1",
+    "BuildType": "Multiprocessor Free",
+    "CreationClassName": "Win32_OperatingSystem",
+    "CSCreationClassName": "Win32_ComputerSystem",
+    "DataExecutionPrevention_32BitApplications": True,
+    "DataExecutionPrevention_Available": True,
+    "DataExecutionPrevention_Drivers": True,
+    "Debug": False,
+    "Description": "",
+    "Distributed": False,
+    "EncryptionLevel": 256,
+    "ForegroundApplicationBoost": 2,
+    "FreeSpaceInPagingFiles": 1_310_720,
+    "Manufacturer": "Microsoft Corporation",
+    "MaxNumberOfProcesses": NONE32,
+    "MaxProcessMemorySize": 137_438_953_344,
+    "NumberOfProcesses": 142,
+    "NumberOfUsers": 2,
+    "Organization": "",
+    "OSArchitecture": "64-bit",
+    "OSType": 18,
+    "OtherTypeDescription": None,
+    "PortableOperatingSystem": False,
+    "Primary": True,
+    "RegisteredUser": "Windows User",
+    "ServicePackMinorVersion": 0,
+    "SizeStoredInPagingFiles": 1_310_720,
+    "Status": "OK",
+    "SuiteMask": 272,
+    "SystemDevice": "\\Device\\HarddiskVolume2",
+    "SystemDrive": "C:",
+}
+
+
 def _os_values(m: Machine) -> list[dict[str, CimValue]]:
     os = m.os
     windir = "C:\\Windows" if os.is_win7 else "C:\\WINDOWS"
     mem_kb = m.hardware.memory_bytes // 1024
     return [
         {
-            "BootDevice": "\\Device\\HarddiskVolume1",
+            **_OS_FIXED,
             "BuildNumber": os.build,
-            "BuildType": "Multiprocessor Free",
             "Caption": m.os_caption,
             "CodeSet": str(m.locale.ansi_codepage),
             "CountryCode": m.locale.country_code,
-            "CreationClassName": "Win32_OperatingSystem",
-            "CSCreationClassName": "Win32_ComputerSystem",
             "CSDVersion": "Service Pack 1" if os.is_win7 else None,
             "CSName": m.computer_name,
             "CurrentTimeZone": m.utc_offset_minutes(),
-            "DataExecutionPrevention_32BitApplications": True,
-            "DataExecutionPrevention_Available": True,
-            "DataExecutionPrevention_Drivers": True,
             "DataExecutionPrevention_SupportPolicy": 2 if os.product_type == 1 else 3,
-            "Debug": False,
-            "Description": "",
-            "Distributed": False,
-            "EncryptionLevel": 256,
-            "ForegroundApplicationBoost": 2,
             "FreePhysicalMemory": mem_kb * 55 // 100,
-            "FreeSpaceInPagingFiles": 1_310_720,
             "FreeVirtualMemory": mem_kb * 60 // 100,
             "InstallDate": m.to_local(m.install_date),
             "LastBootUpTime": m.to_local(m.boot_time),
             "LocalDateTime": m.local_now(),
             "Locale": m.locale.lcid,
-            "Manufacturer": "Microsoft Corporation",
-            "MaxNumberOfProcesses": NONE32,
-            "MaxProcessMemorySize": 137_438_953_344,
             "MUILanguages": m.locale.mui_languages,
             "Name": f"{m.os_caption}|{windir}|\\Device\\Harddisk0\\Partition2",
             "NumberOfLicensedUsers": None if os.product_type == 1 else 0,
-            "NumberOfProcesses": 142,
-            "NumberOfUsers": 2,
             "OperatingSystemSKU": os.sku_number,
-            "Organization": "",
-            "OSArchitecture": "64-bit",
             "OSLanguage": m.locale.os_language,
             "OSProductSuite": 256 if os.product_type == 1 else 272,
-            "OSType": 18,
-            "OtherTypeDescription": None,
-            "PortableOperatingSystem": False,
-            "Primary": True,
             "ProductType": os.product_type,
-            "RegisteredUser": "Windows User",
             "SerialNumber": m.os_serial,
             "ServicePackMajorVersion": 1 if os.is_win7 else 0,
-            "ServicePackMinorVersion": 0,
-            "SizeStoredInPagingFiles": 1_310_720,
-            "Status": "OK",
-            "SuiteMask": 272,
-            "SystemDevice": "\\Device\\HarddiskVolume2",
             "SystemDirectory": f"{windir}\\system32",
-            "SystemDrive": "C:",
             "TotalVirtualMemorySize": mem_kb + 1_310_720,
             "TotalVisibleMemorySize": mem_kb,
             "Version": os.version,
@@ -598,40 +609,44 @@ def _bios_values(m: Machine) -> list[dict[str, CimValue]]:
     ]
 
 
+# The kernel debug adapter every Windows 10 PC lists first (not connected, no addresses)
+_KDNIC_ROW: dict[str, CimValue] = {
+    "Caption": "[00000000] Microsoft Kernel Debug Network Adapter",
+    "DatabasePath": None,
+    "DefaultIPGateway": None,
+    "Description": "Microsoft Kernel Debug Network Adapter",
+    "DHCPEnabled": True,
+    "DHCPLeaseExpires": None,
+    "DHCPLeaseObtained": None,
+    "DHCPServer": None,
+    "DNSDomain": None,
+    "DNSDomainSuffixSearchOrder": None,
+    "DNSEnabledForWINSResolution": None,
+    "DNSHostName": None,
+    "DNSServerSearchOrder": None,
+    "DomainDNSRegistrationEnabled": None,
+    "FullDNSRegistrationEnabled": None,
+    "GatewayCostMetric": None,
+    "Index": 0,
+    "InterfaceIndex": 2,
+    "IPAddress": None,
+    "IPConnectionMetric": None,
+    "IPEnabled": False,
+    "IPFilterSecurityEnabled": None,
+    "IPSubnet": None,
+    "MACAddress": None,
+    "ServiceName": "kdnic",
+    "SettingID": "{E9BFA2C1-5AC8-4D5B-9A62-0C5E1A8E2A11}",
+    "TcpipNetbiosOptions": None,
+    "WINSEnableLMHostsLookup": None,
+    "WINSPrimaryServer": None,
+}
+
+
 def _nac_values(m: Machine) -> list[dict[str, CimValue]]:
     hw = m.hardware
     return [
-        {
-            "Caption": "[00000000] Microsoft Kernel Debug Network Adapter",
-            "DatabasePath": None,
-            "DefaultIPGateway": None,
-            "Description": "Microsoft Kernel Debug Network Adapter",
-            "DHCPEnabled": True,
-            "DHCPLeaseExpires": None,
-            "DHCPLeaseObtained": None,
-            "DHCPServer": None,
-            "DNSDomain": None,
-            "DNSDomainSuffixSearchOrder": None,
-            "DNSEnabledForWINSResolution": None,
-            "DNSHostName": None,
-            "DNSServerSearchOrder": None,
-            "DomainDNSRegistrationEnabled": None,
-            "FullDNSRegistrationEnabled": None,
-            "GatewayCostMetric": None,
-            "Index": 0,
-            "InterfaceIndex": 2,
-            "IPAddress": None,
-            "IPConnectionMetric": None,
-            "IPEnabled": False,
-            "IPFilterSecurityEnabled": None,
-            "IPSubnet": None,
-            "MACAddress": None,
-            "ServiceName": "kdnic",
-            "SettingID": "{E9BFA2C1-5AC8-4D5B-9A62-0C5E1A8E2A11}",
-            "TcpipNetbiosOptions": None,
-            "WINSEnableLMHostsLookup": None,
-            "WINSPrimaryServer": None,
-        },
+        dict(_KDNIC_ROW),
         {
             "Caption": f"[00000001] {hw.nic}",
             "DatabasePath": "%SystemRoot%\\System32\\drivers\\etc",

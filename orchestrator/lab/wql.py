@@ -374,32 +374,41 @@ def _coerce(value: object, cim_type: CimType) -> object:
     """Convert a literal to the property's type for comparison; None when impossible."""
     if value is None:
         return None
-    if cim_type == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int | float):
-            return value != 0
-        text = str(value).strip().lower()
-        return {"true": True, "false": False, "1": True, "0": False}.get(text)
-    if cim_type == "string":
-        if isinstance(value, bool):
-            return "TRUE" if value else "FALSE"
-        return str(value).lower()
-    if cim_type == "datetime":
-        if isinstance(value, datetime):
-            return value
-        return parse_cim_datetime(str(value))
-    if cim_type == "real64":
-        try:
-            return float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return None
-    # integers
+    convert = _COERCIONS.get(cim_type, _to_number)
+    return convert(value)
+
+
+def _to_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    text = str(value).strip().lower()
+    return {"true": True, "false": False, "1": True, "0": False}.get(text)
+
+
+def _to_string(value: object) -> object:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value).lower()
+
+
+def _to_datetime(value: object) -> object:
+    return value if isinstance(value, datetime) else parse_cim_datetime(str(value))
+
+
+def _to_real(value: object) -> object:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_number(value: object) -> object:
+    """The integer types: an int (``0x`` hexadecimal allowed), else a float, else None."""
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
+    if isinstance(value, int | float):
         return value
     try:
         text = str(value).strip()
@@ -409,6 +418,14 @@ def _coerce(value: object, cim_type: CimType) -> object:
             return float(str(value))
         except ValueError:
             return None
+
+
+_COERCIONS: dict[str, Callable[[object], object]] = {
+    "boolean": _to_boolean,
+    "string": _to_string,
+    "datetime": _to_datetime,
+    "real64": _to_real,
+}
 
 
 def _like_regex(pattern: str) -> re.Pattern[str]:
@@ -477,43 +494,45 @@ def evaluate(node: Node | None, schema: Schema, get: Getter) -> bool:
         is_null = _value_of(node.operand, schema, get)[0] is None
         return not is_null if node.negated else is_null
     if isinstance(node, Like):
-        value, _ = _value_of(node.operand, schema, get)
-        if value is None:
-            return False
-        rx = _like_cache.get(node.pattern)
-        if rx is None:
-            rx = _like_regex(node.pattern)
-            if len(_like_cache) < 512:
-                _like_cache[node.pattern] = rx
-        text = value if isinstance(value, str) else _as_text(value)
-        matched = rx.fullmatch(text) is not None
-        return not matched if node.negated else matched
-    # Compare
+        return _like(node, schema, get)
+    return _compare_node(node, schema, get)
+
+
+def _like(node: Like, schema: Schema, get: Getter) -> bool:
+    value, _ = _value_of(node.operand, schema, get)
+    if value is None:
+        return False
+    rx = _like_cache.get(node.pattern)
+    if rx is None:
+        rx = _like_regex(node.pattern)
+        if len(_like_cache) < 512:
+            _like_cache[node.pattern] = rx
+    text = value if isinstance(value, str) else _as_text(value)
+    matched = rx.fullmatch(text) is not None
+    return not matched if node.negated else matched
+
+
+def _compare_node(node: Compare, schema: Schema, get: Getter) -> bool:
     left, right, op = node.left, node.right, node.op
     if isinstance(left, Literal) and isinstance(right, Prop):
         left, right, op = right, left, _FLIP[op]
     if isinstance(right, Literal) and right.value is None:
         # "= NULL" / "<> NULL": WMI treats them as IS NULL / IS NOT NULL
         value, _ = _value_of(left, schema, get)
-        if op == "=":
-            return value is None
-        if op == "<>":
-            return value is not None
+        if op in ("=", "<>"):
+            return (value is None) == (op == "=")
         return False
     lval, ltype = _value_of(left, schema, get)
     if lval is None:
         return False
     if isinstance(right, Prop):
         rval, _ = _value_of(right, schema, get)
-        if rval is None:
-            return False
-        rconv = _coerce(rval, ltype)
+        rconv = None if rval is None else _coerce(rval, ltype)
     else:
         rconv = _coerce(right.value, ltype)
     if rconv is None:
         return False
-    lconv = _coerce(lval, ltype)
-    return _compare(lconv, op, rconv)
+    return _compare(_coerce(lval, ltype), op, rconv)
 
 
 def _as_text(value: object) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.lab.commands.base import (
@@ -264,36 +265,44 @@ async def run_simple(ctx: Ctx, text: str) -> ProgResult:
         return ProgResult(code=ctx.errorlevel)
     name = token.lower()
     args_text = rest[1:] if rest[:1] in (" ", "\t") else rest
-    if name == "echo":
-        return _echo(ctx, rest)
-    if name in ("rem", "::"):
-        return ProgResult(code=ctx.errorlevel)
-    if name == "exit":
-        parts = args_text.split()
-        if parts and parts[0].lower() == "/b":
-            parts = parts[1:]
-        code = ctx.errorlevel
-        if parts:
-            try:
-                code = int(parts[0], 0)
-            except ValueError:
-                code = 0
-        ctx.extra["exit"] = True
-        return ProgResult(code=code & 0xFFFFFFFF)
-    if name == "ver":
-        return ProgResult(f"{CRLF}{_version_line(ctx)}{CRLF}", code=ctx.errorlevel)
-    if name in ("cls", "title", "setlocal", "endlocal"):
-        return ProgResult(code=ctx.errorlevel)
-    if name == "set":
-        return _set(ctx, args_text)
-    if name in ("cd", "chdir", "pushd"):
-        return _cd(ctx, args_text)
-    if name == "dir":
-        return _dir(ctx, args_text)
+    builtin = _BUILTINS.get(name)
+    if builtin is not None:
+        return builtin(ctx, rest, args_text)
     found = resolve_program(ctx, token)
     if found is None:
         return ProgResult(stderr=tr(ctx, NOT_RECOGNIZED, name=token), code=1)
     return await ctx.run_program(ctx, found[0], args_text, found[1])
+
+
+def _exit(ctx: Ctx, rest: str, args_text: str) -> ProgResult:
+    """``exit [/b] [code]``: ends the script (the code parsed like cmd's, 0 when it is not a number)."""
+    parts = args_text.split()
+    if parts and parts[0].lower() == "/b":
+        parts = parts[1:]
+    code = ctx.errorlevel
+    if parts:
+        try:
+            code = int(parts[0], 0)
+        except ValueError:
+            code = 0
+    ctx.extra["exit"] = True
+    return ProgResult(code=code & 0xFFFFFFFF)
+
+
+def _nothing(ctx: Ctx, rest: str, args_text: str) -> ProgResult:
+    return ProgResult(code=ctx.errorlevel)
+
+
+# cmd.exe's built-ins the lab runs (lower-case name -> handler of (ctx, rest of the line, its arguments))
+_BUILTINS: dict[str, Callable[[Ctx, str, str], ProgResult]] = {
+    "echo": lambda ctx, rest, args_text: _echo(ctx, rest),
+    **dict.fromkeys(("rem", "::", "cls", "title", "setlocal", "endlocal"), _nothing),
+    "exit": _exit,
+    "ver": lambda ctx, rest, args_text: ProgResult(f"{CRLF}{_version_line(ctx)}{CRLF}", code=ctx.errorlevel),
+    "set": lambda ctx, rest, args_text: _set(ctx, args_text),
+    **dict.fromkeys(("cd", "chdir", "pushd"), lambda ctx, rest, args_text: _cd(ctx, args_text)),
+    "dir": lambda ctx, rest, args_text: _dir(ctx, args_text),
+}
 
 
 def _ver(ctx: Ctx) -> str:

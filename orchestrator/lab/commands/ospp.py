@@ -22,10 +22,11 @@ Deviations/choices:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NoReturn
 
 from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult
-from orchestrator.lab.licensing import EXTRA_TEXTS, OFFICE_APP_ID, SLMGR_TEXTS, SkuView
+from orchestrator.lab.licensing import EXTRA_TEXTS, OFFICE_APP_ID, SLMGR_TEXTS, ServiceState, SkuView
 from orchestrator.lab.provider import WmiError
 
 SEP = "---------------------------------------"
@@ -44,6 +45,18 @@ STATUS_TEXT = {
 
 class _Quit(Exception):
     pass
+
+
+@dataclass
+class _Counts:
+    """What ospp.vbs counts while it lists the Office products."""
+
+    installed: int = 0
+    kms: int = 0
+    uninstalled: int = 0
+
+
+_KMS_SETTINGS = ("/sethst", "/setprt", "/remhst", "/actype", "/skms-domain", "/ckms-domain")
 
 
 class _Hang(Exception):
@@ -161,123 +174,135 @@ class _Ospp:
         await self.lic_action(name, value)
 
     async def lic_action(self, command: str, value: str) -> None:
-        m, lic, admin = self.m, self.lic, self.ctx.admin
         if command in ("/dhistorykms", "/dhistoryacterr"):
-            kms = command == "/dhistorykms"
-            self.echo(
-                (
-                    "Searching for KMS activation events on machine: "
-                    if kms
-                    else "Searching for Internet activation failure events on machine: "
-                )
-                + m.computer_name
-            )
-            self.echo("Event ID: " + ("12288" if kms else "8200"))
-            self.echo("\r")
-            self.echo(SEP)
-            self.echo(
-                ("No KMS activation events found on machine: " if kms else "No failure events found on machine: ")
-                + m.computer_name
-            )
-            self.echo(SEP)
-            self.quit()
-        service = lic.ospp if lic.ospp is not None else lic.spp
-        if command == "/inpkey":
-            try:
-                with m.lock:
-                    lic.install_product_key(service, value, admin)
-            except WmiError as exc:
-                self.err_handle(command, exc)
-                self.quit()
-            self.err_handle(command, None)
-        if command == "/cachst":
-            if value not in ("true", "false"):
-                raise _Hang
-            try:
-                with m.lock:
-                    lic.set_host_caching(service, value == "false", admin)
-            except WmiError as exc:
-                self.err_handle(command, exc)
-                self.quit()
-            self.err_handle(command, None)
-        if command == "/dcmid":
-            self.echo("Client Machine ID (CMID): " + (service.cmid or "Not found."))
-            self.quit()
+            self.history(command == "/dhistorykms")
+        lic = self.lic
+        self.service_setting(command, value, lic.ospp if lic.ospp is not None else lic.spp)
         if command in ("/actype", "/skms-domain", "/ckms-domain") and lic.ospp is not None:
             raise _Hang  # "supported on Windows 8 and above only" popup
-        installed = 0
-        kms_count = 0
-        uninstalled = 0
+        counts = _Counts()
         for view in self.views():
-            if command in ("/act", "/unpkey", "/dinstid") and view.partial_key is None:
-                continue
-            if view.partial_key:
-                installed += 1
-            is_kms = "KMS" in view.sku.description.upper()
-            if is_kms:
-                kms_count += 1
-            target = (view.product, view.sku)
-            if command in ("/sethst", "/setprt", "/remhst", "/actype", "/skms-domain", "/ckms-domain"):
-                if not is_kms:
-                    continue
-                try:
-                    with m.lock:
-                        if command == "/sethst":
-                            lic.set_kms_machine(target, value, admin)
-                        elif command == "/setprt":
-                            lic.set_kms_port(target, value, admin)
-                        elif command == "/remhst":
-                            lic.clear_kms_machine(target, admin)
-                            lic.clear_kms_port(target, admin)
-                        elif not admin:
-                            raise WmiError(0x80070005, "")
-                except WmiError as exc:
-                    self.err_handle("", exc)
-            elif command == "/act":
-                self.echo("Installed product key detected - attempting to activate the following product:")
-                self.echo("SKU ID: " + view.sku.id)
-                self.echo("LICENSE NAME: " + view.sku.name)
-                self.echo("LICENSE DESCRIPTION: " + view.sku.description)
-                self.echo("Last 5 characters of installed product key: " + (view.partial_key or ""))
-                try:
-                    await lic.activate(view.product, view.sku, admin, m.lock)
-                    self.err_handle("/act", None)
-                except WmiError as exc:
-                    self.err_handle("/act", exc)
-                self.echo(SEP)
-            elif command == "/unpkey":
-                if len(value) != 5:
-                    raise _Hang
-                if value.upper() == view.partial_key:
-                    uninstalled += 1
-                    self.echo("Uninstalling product key for: " + view.sku.name)
-                    try:
-                        with m.lock:
-                            lic.uninstall_product_key(view.product, view.sku, admin)
-                    except WmiError as exc:
-                        self.err_handle("/unpkey", exc)
-                        continue
-                    self.err_handle("/unpkey", None)
-            elif command == "/dinstid":
-                from orchestrator.lab.licensing import installation_id
-
-                iid = installation_id(view.product.key or "", view.service.cmid)
-                self.echo(f"Installation ID for: {view.sku.name}: {iid}")
-                self.echo(SEP)
-            elif command in ("/dstatus", "/dstatusall"):
-                self.status_block(view, command == "/dstatusall", is_kms)
-        if command == "/unpkey" and uninstalled == 0:
+            await self.on_product(command, value, view, counts)
+        if command == "/unpkey" and counts.uninstalled == 0:
             self.echo("<Product key not found>")
             self.quit()
-        if command in ("/sethst", "/setprt", "/remhst", "/actype", "/skms-domain", "/ckms-domain"):
-            if kms_count == 0:
+        if command in _KMS_SETTINGS:
+            if counts.kms == 0:
                 self.echo("No Office KMS licenses were found on the system.")
                 self.quit()
             self.err_handle(command if command != "/actype" else "/sethst", None)
-        if installed == 0:
+        if counts.installed == 0:
             self.echo("<No installed product keys detected>")
             self.echo(SEP)
         self.quit()
+
+    def history(self, kms: bool) -> NoReturn:
+        """/dhistorykms, /dhistoryacterr: the event log search (the lab's PCs log no such events)."""
+        name = self.m.computer_name
+        if kms:
+            self.echo("Searching for KMS activation events on machine: " + name)
+        else:
+            self.echo("Searching for Internet activation failure events on machine: " + name)
+        self.echo("Event ID: " + ("12288" if kms else "8200"))
+        self.echo("\r")
+        self.echo(SEP)
+        found = "No KMS activation events found on machine: " if kms else "No failure events found on machine: "
+        self.echo(found + name)
+        self.echo(SEP)
+        self.quit()
+
+    def service_setting(self, command: str, value: str, service: ServiceState) -> None:
+        """/inpkey and /cachst change the licensing service (then the product listing follows); /dcmid shows
+        its CMID and quits."""
+        m, lic, admin = self.m, self.lic, self.ctx.admin
+        if command == "/dcmid":
+            self.echo("Client Machine ID (CMID): " + (service.cmid or "Not found."))
+            self.quit()
+        if command not in ("/inpkey", "/cachst"):
+            return
+        if command == "/cachst" and value not in ("true", "false"):
+            raise _Hang
+        try:
+            with m.lock:
+                if command == "/inpkey":
+                    lic.install_product_key(service, value, admin)
+                else:
+                    lic.set_host_caching(service, value == "false", admin)
+        except WmiError as exc:
+            self.err_handle(command, exc)
+            self.quit()
+        self.err_handle(command, None)
+
+    async def on_product(self, command: str, value: str, view: SkuView, counts: _Counts) -> None:
+        """One Office product of the listing, for ``command``."""
+        if command in ("/act", "/unpkey", "/dinstid") and view.partial_key is None:
+            return
+        if view.partial_key:
+            counts.installed += 1
+        is_kms = "KMS" in view.sku.description.upper()
+        if is_kms:
+            counts.kms += 1
+        if command in _KMS_SETTINGS:
+            if is_kms:
+                self.kms_setting(command, value, view)
+        elif command == "/act":
+            await self.activate(view)
+        elif command == "/unpkey":
+            self.unpkey(value, view, counts)
+        elif command == "/dinstid":
+            from orchestrator.lab.licensing import installation_id
+
+            iid = installation_id(view.product.key or "", view.service.cmid)
+            self.echo(f"Installation ID for: {view.sku.name}: {iid}")
+            self.echo(SEP)
+        elif command in ("/dstatus", "/dstatusall"):
+            self.status_block(view, command == "/dstatusall", is_kms)
+
+    def kms_setting(self, command: str, value: str, view: SkuView) -> None:
+        """/sethst, /setprt, /remhst (and the Windows 8+ only ones, refused) on one KMS client product."""
+        m, lic, admin = self.m, self.lic, self.ctx.admin
+        target = (view.product, view.sku)
+        try:
+            with m.lock:
+                if command == "/sethst":
+                    lic.set_kms_machine(target, value, admin)
+                elif command == "/setprt":
+                    lic.set_kms_port(target, value, admin)
+                elif command == "/remhst":
+                    lic.clear_kms_machine(target, admin)
+                    lic.clear_kms_port(target, admin)
+                elif not admin:
+                    raise WmiError(0x80070005, "")
+        except WmiError as exc:
+            self.err_handle("", exc)
+
+    async def activate(self, view: SkuView) -> None:
+        self.echo("Installed product key detected - attempting to activate the following product:")
+        self.echo("SKU ID: " + view.sku.id)
+        self.echo("LICENSE NAME: " + view.sku.name)
+        self.echo("LICENSE DESCRIPTION: " + view.sku.description)
+        self.echo("Last 5 characters of installed product key: " + (view.partial_key or ""))
+        try:
+            await self.lic.activate(view.product, view.sku, self.ctx.admin, self.m.lock)
+            self.err_handle("/act", None)
+        except WmiError as exc:
+            self.err_handle("/act", exc)
+        self.echo(SEP)
+
+    def unpkey(self, value: str, view: SkuView, counts: _Counts) -> None:
+        if len(value) != 5:
+            raise _Hang
+        if value.upper() != view.partial_key:
+            return
+        counts.uninstalled += 1
+        self.echo("Uninstalling product key for: " + view.sku.name)
+        try:
+            with self.m.lock:
+                self.lic.uninstall_product_key(view.product, view.sku, self.ctx.admin)
+        except WmiError as exc:
+            self.err_handle("/unpkey", exc)
+            return
+        self.err_handle("/unpkey", None)
 
     def status_block(self, view: SkuView, show_all: bool, is_kms: bool) -> None:
         if not show_all and not view.has_key:

@@ -31,7 +31,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.lab.commands import ps_files, ps_tcpclient, ps_versions
 from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult
@@ -51,42 +53,55 @@ def parse_command_line(argv: list[str]) -> tuple[str, str | None]:
     """Returns (mode, script): mode is "command", "stdin" or "file"."""
     i = 0
     while i < len(argv):
-        arg = argv[i]
-        low = arg.lower()
+        low = argv[i].lower()
         if low == "-":
             return "stdin", None
         if not low.startswith(("-", "/")):
             return "command", " ".join(argv[i:])
         name = low.lstrip("-/")
-        if name in ("c",) or _match(name, "command", 2):
-            rest = argv[i + 1 :]
-            if rest[:1] == ["-"]:
-                return "stdin", None
-            return "command", " ".join(rest)
-        if name in ("e", "ec") or _match(name, "encodedcommand", 2):
-            if i + 1 >= len(argv):
-                return "command", ""
-            try:
-                raw = base64.b64decode(argv[i + 1], validate=False)
-                return "command", raw.decode("utf-16-le", errors="replace")
-            except (binascii.Error, ValueError):
-                return "command", ""
-        if name in ("f",) or _match(name, "file", 2):
-            return "file", argv[i + 1] if i + 1 < len(argv) else ""
-        if name in ("ep", "ex") or any(_match(name, v, 3) for v in _VALUED) or name in ("if", "of", "w", "v"):
-            i += 2
-            continue
-        if any(_match(name, f, 3) for f in _FLAGS) or name in ("nop", "noni", "nol", "noe"):
-            i += 1
-            continue
-        return "command", " ".join(argv[i:])
+        script = _script_option(name, argv, i)
+        if script is not None:
+            return script
+        skip = _skipped_option(name)
+        if skip == 0:
+            return "command", " ".join(argv[i:])
+        i += skip
     return "command", ""
+
+
+def _script_option(name: str, argv: list[str], i: int) -> tuple[str, str | None] | None:
+    """-Command, -EncodedCommand, -File at ``argv[i]``: the script they give; None for any other option."""
+    rest = argv[i + 1 :]
+    if name in ("c",) or _match(name, "command", 2):
+        return ("stdin", None) if rest[:1] == ["-"] else ("command", " ".join(rest))
+    if name in ("e", "ec") or _match(name, "encodedcommand", 2):
+        if not rest:
+            return "command", ""
+        try:
+            return "command", base64.b64decode(rest[0], validate=False).decode("utf-16-le", errors="replace")
+        except (binascii.Error, ValueError):
+            return "command", ""
+    if name in ("f",) or _match(name, "file", 2):
+        return "file", rest[0] if rest else ""
+    return None
+
+
+def _skipped_option(name: str) -> int:
+    """How many arguments an option that does not change the script takes up (2 with its value, 1 for a flag);
+    0 when ``name`` is no option of powershell.exe (then it starts the command)."""
+    if name in ("ep", "ex") or any(_match(name, v, 3) for v in _VALUED) or name in ("if", "of", "w", "v"):
+        return 2
+    if any(_match(name, f, 3) for f in _FLAGS) or name in ("nop", "noni", "nol", "noe"):
+        return 1
+    return 0
 
 
 # -- statement splitting ---------------------------------------------------------------------------------
 
 
 def split_statements(text: str) -> list[str]:
+    """Statements at newlines and ``;`` outside quotes and brackets; comments and backtick line continuations
+    dropped; ``else``/``elseif`` joined to the ``if`` before them."""
     out: list[str] = []
     buf: list[str] = []
     quote: str | None = None
@@ -95,52 +110,52 @@ def split_statements(text: str) -> list[str]:
     while i < len(text):
         ch = text[i]
         if quote:
-            buf.append(ch)
-            if ch == "`" and quote == '"' and i + 1 < len(text):
-                buf.append(text[i + 1])
-                i += 2
-                continue
-            if ch == quote:
-                if i + 1 < len(text) and text[i + 1] == quote:
-                    buf.append(quote)
-                    i += 2
-                    continue
-                quote = None
-            i += 1
+            i, quote = _in_quote(text, i, quote, buf)
             continue
-        if ch in "'\"":
-            quote = ch
-            buf.append(ch)
-        elif ch == "`" and i + 1 < len(text) and text[i + 1] in "\r\n":
-            i += 1
-            while i < len(text) and text[i] in "\r\n":
-                i += 1
+        if ch == "`" and i + 1 < len(text) and text[i + 1] in "\r\n":
+            i = _skip(text, i + 1, lambda c: c in "\r\n")  # line continuation
             continue
-        elif ch == "#" and depth == 0 and (not buf or buf[-1] in " \t\n;"):
-            while i < len(text) and text[i] != "\n":
-                i += 1
+        if ch == "#" and depth == 0 and (not buf or buf[-1] in " \t\n;"):
+            i = _skip(text, i, lambda c: c != "\n")  # comment to the end of the line
             continue
-        elif ch in "({":
-            depth += 1
-            buf.append(ch)
-        elif ch in ")}":
-            depth = max(0, depth - 1)
-            buf.append(ch)
-        elif ch in "\r\n;" and depth == 0:
+        if ch in "\r\n;" and depth == 0:
             out.append("".join(buf))
             buf = []
         else:
             buf.append(ch)
+            quote = ch if ch in "'\"" else None
+            depth = depth + 1 if ch in "({" else max(0, depth - 1) if ch in ")}" else depth
         i += 1
     out.append("".join(buf))
-    statements = [s.strip() for s in out if s.strip()]
     merged: list[str] = []
-    for stmt in statements:
+    for stmt in (s.strip() for s in out if s.strip()):
         if merged and re.match(r"(?i)else(if)?\b", stmt):
             merged[-1] += " " + stmt
         else:
             merged.append(stmt)
     return merged
+
+
+def _in_quote(text: str, i: int, quote: str, buf: list[str]) -> tuple[int, str | None]:
+    """One step inside a quoted string: the next index and the quote still open (None once it closed). A doubled
+    quote is one literal quote; in double quotes a backtick escapes the next character."""
+    ch = text[i]
+    buf.append(ch)
+    if ch == "`" and quote == '"' and i + 1 < len(text):
+        buf.append(text[i + 1])
+        return i + 2, quote
+    if ch != quote:
+        return i + 1, quote
+    if i + 1 < len(text) and text[i + 1] == quote:
+        buf.append(quote)
+        return i + 2, quote
+    return i + 1, None
+
+
+def _skip(text: str, i: int, skipped: Callable[[str], bool]) -> int:
+    while i < len(text) and skipped(text[i]):
+        i += 1
+    return i
 
 
 def _balanced(text: str, start: int, open_ch: str, close_ch: str) -> int:
@@ -360,58 +375,122 @@ async def _run_if(state: PsState, stmt: str) -> None:
 
 
 async def _condition(state: PsState, cond: str) -> bool:
-    tokens = re.findall(
-        r"\(|\)|-not\b|!|-and\b|-or\b|-eq\b|-ne\b|-gt\b|-ge\b|-lt\b|-le\b|'[^']*'|\"[^\"]*\"|[^\s()!]+",
-        cond,
-        re.IGNORECASE,
-    )
-    pos = 0
+    """An ``if`` condition: comparisons, ``-not``/``!``, ``-and``/``-or``, parentheses, variables, ``Test-Path``
+    and ``Get-Variable``."""
+    tokens = _COND_TOKEN.findall(cond)
+    if not tokens:
+        return False
+    return _truthy(_Condition(state, tokens).expr())
 
-    def peek() -> str:
-        return tokens[pos].lower() if pos < len(tokens) else ""
 
-    def take() -> str:
-        nonlocal pos
-        tok = str(tokens[pos])
-        pos += 1
+_COND_TOKEN = re.compile(
+    r"\(|\)|-not\b|!|-and\b|-or\b|-eq\b|-ne\b|-gt\b|-ge\b|-lt\b|-le\b|'[^']*'|\"[^\"]*\"|[^\s()!]+", re.IGNORECASE
+)
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "-eq": lambda a, b: a == b,
+    "-ne": lambda a, b: a != b,
+    "-gt": lambda a, b: a > b,
+    "-ge": lambda a, b: a >= b,
+    "-lt": lambda a, b: a < b,
+    "-le": lambda a, b: a <= b,
+}
+
+
+def _truthy(v: object) -> bool:
+    if v is None:
+        return False
+    if isinstance(v, str):
+        return v != ""
+    return bool(v)
+
+
+class _Condition:
+    """A recursive-descent reading of one condition's tokens."""
+
+    def __init__(self, state: PsState, tokens: list[str]) -> None:
+        self.state = state
+        self.tokens = tokens
+        self.pos = 0
+
+    def peek(self) -> str:
+        return self.tokens[self.pos].lower() if self.pos < len(self.tokens) else ""
+
+    def take(self) -> str:
+        tok = str(self.tokens[self.pos])
+        self.pos += 1
         return tok
 
-    def atom() -> object:
-        nonlocal pos
-        tok = peek()
+    def more(self) -> bool:
+        return self.pos < len(self.tokens)
+
+    def expr(self) -> object:
+        value = self.comparison()
+        while self.peek() in ("-and", "-or"):
+            op = self.take().lower()
+            right = self.comparison()
+            value = (_truthy(value) and _truthy(right)) if op == "-and" else (_truthy(value) or _truthy(right))
+        return value
+
+    def comparison(self) -> object:
+        left = self.atom()
+        op = self.peek()
+        if op not in _COMPARISONS:
+            return left
+        self.take()
+        right = self.atom()
+        try:
+            lv = int(left) if left is not None and not isinstance(left, bool) else left  # type: ignore[call-overload]
+            rv = int(right) if right is not None and not isinstance(right, bool) else right  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            lv, rv = str(left).lower(), str(right).lower()
+        try:
+            return bool(_COMPARISONS[op](lv, rv))
+        except TypeError:
+            return False
+
+    def atom(self) -> object:
+        tok = self.peek()
         if tok in ("-not", "!"):
-            take()
-            return not truthy(atom())
+            self.take()
+            return not _truthy(self.atom())
         if tok == "(":
-            take()
-            value = expr()
-            if peek() == ")":
-                take()
+            self.take()
+            value = self.expr()
+            if self.peek() == ")":
+                self.take()
             return value
-        raw = take()
+        raw = self.take()
         low = raw.lower()
         if low == "test-path":
-            words: list[str] = []
-            while pos < len(tokens) and peek() not in (")", "-and", "-or"):
-                tok = take()
-                words.append(tok[1:-1] if tok[:1] in "'\"" and len(tok) > 1 else tok)
-            return _test_path(state.ctx, words)
+            return self.test_path()
         if low == "get-variable":
-            name = take() if pos < len(tokens) else ""
-            while pos < len(tokens) and tokens[pos].startswith("-") and peek() not in ("-and", "-or", "-eq", "-ne"):
-                take()
-                if pos < len(tokens) and not tokens[pos].startswith(("-", ")")):
-                    take()
-            name = name.lower().lstrip("$")
-            return (name == "lastexitcode" and state.last_exit is not None) or name in state.variables
-        if low == "$?":
-            return state.ok
-        if low == "$true":
-            return True
-        if low in ("$false", "$null"):
-            return False if low == "$false" else None
-        if low == "$lastexitcode":
-            return state.last_exit
+            return self.get_variable()
+        return self.value(raw, low)
+
+    def test_path(self) -> object:
+        words: list[str] = []
+        while self.more() and self.peek() not in (")", "-and", "-or"):
+            tok = self.take()
+            words.append(tok[1:-1] if tok[:1] in "'\"" and len(tok) > 1 else tok)
+        return _test_path(self.state.ctx, words)
+
+    def get_variable(self) -> object:
+        name = self.take() if self.more() else ""
+        while (
+            self.more() and self.tokens[self.pos].startswith("-") and self.peek() not in ("-and", "-or", "-eq", "-ne")
+        ):
+            self.take()
+            if self.more() and not self.tokens[self.pos].startswith(("-", ")")):
+                self.take()
+        name = name.lower().lstrip("$")
+        return (name == "lastexitcode" and self.state.last_exit is not None) or name in self.state.variables
+
+    def value(self, raw: str, low: str) -> object:
+        """A variable, an automatic variable, a quoted string, a number, or the bare word itself."""
+        state = self.state
+        automatic = {"$?": state.ok, "$true": True, "$false": False, "$null": None, "$lastexitcode": state.last_exit}
+        if low in automatic:
+            return automatic[low]
         if low.startswith("$psversiontable"):
             return ps_versions.psversion_value(state.ctx.machine, raw)
         if low.startswith("$"):
@@ -422,50 +501,6 @@ async def _condition(state: PsState, cond: str) -> bool:
             return int(raw, 0)
         except ValueError:
             return raw
-
-    def comparison() -> object:
-        left = atom()
-        op = peek()
-        if op in ("-eq", "-ne", "-gt", "-ge", "-lt", "-le"):
-            take()
-            right = atom()
-            try:
-                lv = int(left) if left is not None and not isinstance(left, bool) else left  # type: ignore[call-overload]
-                rv = int(right) if right is not None and not isinstance(right, bool) else right  # type: ignore[call-overload]
-            except (TypeError, ValueError):
-                lv, rv = str(left).lower(), str(right).lower()
-            ops = {
-                "-eq": lambda a, b: a == b,
-                "-ne": lambda a, b: a != b,
-                "-gt": lambda a, b: a > b,
-                "-ge": lambda a, b: a >= b,
-                "-lt": lambda a, b: a < b,
-                "-le": lambda a, b: a <= b,
-            }
-            try:
-                return bool(ops[op](lv, rv))
-            except TypeError:
-                return False
-        return left
-
-    def expr() -> object:
-        value = comparison()
-        while peek() in ("-and", "-or"):
-            op = take().lower()
-            right = comparison()
-            value = (truthy(value) and truthy(right)) if op == "-and" else (truthy(value) or truthy(right))
-        return value
-
-    def truthy(v: object) -> bool:
-        if v is None:
-            return False
-        if isinstance(v, str):
-            return v != ""
-        return bool(v)
-
-    if not tokens:
-        return False
-    return truthy(expr())
 
 
 def _split_pipeline(stmt: str) -> list[str]:
@@ -518,98 +553,143 @@ async def _run_pipeline(state: PsState, stmt: str) -> None:
 
 
 async def _run_command(state: PsState, stmt: str) -> None:
-    from orchestrator.lab.commands.cmd import resolve_program
-
     version_text = ps_versions.psversiontable(state.ctx.machine, stmt)
     if version_text is not None:
         state.out += version_text
         state.ok = True
         return
     words = tokenize(stmt, state)
+    call = bool(words) and words[0].text == "&" and not words[0].quoted
+    if call:
+        words = words[1:]
     if not words:
         return
-    call = False
-    if words[0].text == "&" and not words[0].quoted:
-        call = True
-        words = words[1:]
-        if not words:
-            return
-    head = words[0]
-    args = words[1:]
+    head, args = words[0], words[1:]
     name = head.text.lower()
-    ps2 = ps_versions.is_ps2(state.ctx.machine)
-    if ps2 and not call and name in ps_versions.NEWER_CMDLETS:
+    if not call and name in ps_versions.NEWER_CMDLETS and ps_versions.is_ps2(state.ctx.machine):
         state.err += ps_versions.not_recognized_v2(head.text, stmt)
         state.ok = False
         return
-    if (not call and (head.quoted or head.variable is not None)) or (re.fullmatch(r"-?\d+", head.text) and not call):
-        state.out += " ".join(w.text for w in words) + CRLF
+    if not call and (head.quoted or head.variable is not None or re.fullmatch(r"-?\d+", head.text)):
+        state.out += " ".join(w.text for w in words) + CRLF  # a value, not a command: PowerShell writes it out
         state.ok = True
         return
-    if name == "write-host":
-        texts = [w.text for w in args if not (w.text.startswith("-") and not w.quoted)]
-        state.out += " ".join(texts) + "\n"
-        state.ok = True
+    builtin = _BUILTINS.get(name)
+    if builtin is not None and await builtin(state, stmt, args):
         return
-    if name in ("write-output", "echo", "write"):
-        for w in args:
-            state.out += w.text + CRLF
-        state.ok = True
-        return
-    if name == "write-error":
-        message = " ".join(w.text for w in args if not (w.text.startswith("-") and not w.quoted))
-        if not ps_versions.is_ps2(state.ctx.machine):  # 5.1 names the statement (pywinrm's recording)
-            message = f"{stmt.strip()} : {message}"
-        state.err += (
-            f"{message}{CRLF}    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException{CRLF}"
-        )
-        state.err += f"    + FullyQualifiedErrorId : Microsoft.PowerShell.Commands.WriteErrorException{CRLF} {CRLF}"
+    await _run_program(state, stmt, head, args)
+
+
+async def _write_host(state: PsState, stmt: str, args: list[Word]) -> bool:
+    texts = [w.text for w in args if not (w.text.startswith("-") and not w.quoted)]
+    state.out += " ".join(texts) + "\n"
+    state.ok = True
+    return True
+
+
+async def _write_output(state: PsState, stmt: str, args: list[Word]) -> bool:
+    for w in args:
+        state.out += w.text + CRLF
+    state.ok = True
+    return True
+
+
+async def _write_error(state: PsState, stmt: str, args: list[Word]) -> bool:
+    message = " ".join(w.text for w in args if not (w.text.startswith("-") and not w.quoted))
+    if not ps_versions.is_ps2(state.ctx.machine):  # 5.1 names the statement (pywinrm's recording)
+        message = f"{stmt.strip()} : {message}"
+    state.err += (
+        f"{message}{CRLF}    + CategoryInfo          : NotSpecified: (:) [Write-Error], WriteErrorException{CRLF}"
+    )
+    state.err += f"    + FullyQualifiedErrorId : Microsoft.PowerShell.Commands.WriteErrorException{CRLF} {CRLF}"
+    state.ok = False
+    return True
+
+
+async def _location_path(state: PsState, stmt: str, args: list[Word]) -> bool:
+    """``(pwd).Path``, ``$pwd``: the current directory alone (with arguments: not this builtin)."""
+    if args:
+        return False
+    state.out += state.ctx.cwd + CRLF
+    state.ok = True
+    return True
+
+
+async def _location_table(state: PsState, stmt: str, args: list[Word]) -> bool:
+    """``pwd`` / ``Get-Location``: the PathInfo table (with arguments: not this builtin)."""
+    if args:
+        return False
+    state.out += f"{CRLF}Path{CRLF}----{CRLF}{state.ctx.cwd}{CRLF}{CRLF}{CRLF}"
+    state.ok = True
+    return True
+
+
+async def _start_sleep(state: PsState, stmt: str, args: list[Word]) -> bool:
+    seconds = _sleep_seconds([w.text for w in args])
+    if seconds is None:
+        state.err += _SLEEP_BAD.format(stmt=stmt, marks="~" * max(1, len(stmt)))
         state.ok = False
-        return
-    if name in ("(pwd).path", "(get-location).path", "$pwd.path", "$pwd") and not args:
-        state.out += state.ctx.cwd + CRLF
-        state.ok = True
-        return
-    if name in ("pwd", "get-location", "gl") and not args:
-        state.out += f"{CRLF}Path{CRLF}----{CRLF}{state.ctx.cwd}{CRLF}{CRLF}{CRLF}"
-        state.ok = True
-        return
-    if name in ("start-sleep", "sleep"):
-        seconds = _sleep_seconds([w.text for w in args])
-        if seconds is None:
-            state.err += _SLEEP_BAD.format(stmt=stmt, marks="~" * max(1, len(stmt)))
-            state.ok = False
-            return
-        state.duration += seconds
-        state.ok = True
-        return
-    if name in ALIASES:
-        moved = set_location(
-            state.ctx, [(w.text, w.quoted) for w in args], stmt, state.variables.get("erroractionpreference", "")
-        )
-        state.out += moved.stdout
-        state.err += moved.stderr
-        state.ok = moved.ok
-        if moved.stop:
-            raise _ExitScript
-        return
-    if name in ("set-strictmode", "out-null", "clear-host"):
-        state.ok = True
-        return
-    if name in ("test-netconnection", "tnc"):
-        await _test_netconnection(state, args)
-        return
-    if name == "test-path":
-        state.out += ("True" if _test_path(state.ctx, [w.text for w in args]) else "False") + CRLF
-        state.ok = True
-        return
+        return True
+    state.duration += seconds
+    state.ok = True
+    return True
+
+
+async def _change_location(state: PsState, stmt: str, args: list[Word]) -> bool:
+    moved = set_location(
+        state.ctx, [(w.text, w.quoted) for w in args], stmt, state.variables.get("erroractionpreference", "")
+    )
+    state.out += moved.stdout
+    state.err += moved.stderr
+    state.ok = moved.ok
+    if moved.stop:
+        raise _ExitScript
+    return True
+
+
+async def _no_op(state: PsState, stmt: str, args: list[Word]) -> bool:
+    state.ok = True
+    return True
+
+
+async def _tnc(state: PsState, stmt: str, args: list[Word]) -> bool:
+    await _test_netconnection(state, args)
+    return True
+
+
+async def _test_path_cmd(state: PsState, stmt: str, args: list[Word]) -> bool:
+    state.out += ("True" if _test_path(state.ctx, [w.text for w in args]) else "False") + CRLF
+    state.ok = True
+    return True
+
+
+_Builtin = Callable[[PsState, str, list[Word]], Awaitable[bool]]
+# Cmdlets the lab answers itself (lower-case name -> handler; a handler returning False leaves the name to the
+# program search, as ``pwd`` with arguments)
+_BUILTINS: dict[str, _Builtin] = {
+    "write-host": _write_host,
+    **dict.fromkeys(("write-output", "echo", "write"), _write_output),
+    "write-error": _write_error,
+    **dict.fromkeys(("(pwd).path", "(get-location).path", "$pwd.path", "$pwd"), _location_path),
+    **dict.fromkeys(("pwd", "get-location", "gl"), _location_table),
+    **dict.fromkeys(("start-sleep", "sleep"), _start_sleep),
+    **dict.fromkeys(ALIASES, _change_location),
+    **dict.fromkeys(("set-strictmode", "out-null", "clear-host"), _no_op),
+    **dict.fromkeys(("test-netconnection", "tnc"), _tnc),
+    "test-path": _test_path_cmd,
+}
+
+
+async def _run_program(state: PsState, stmt: str, head: Word, args: list[Word]) -> None:
+    """A program found on the PC (``cscript``, ``w32tm``, ``cmd`` …), or PowerShell's not-recognized error."""
+    from orchestrator.lab.commands.cmd import resolve_program
+
     found = resolve_program(state.ctx, head.text if not head.quoted else '"' + head.text + '"')
     if found is None:
-        marks = "~" * max(1, len(head.text))
-        if ps2:
+        if ps_versions.is_ps2(state.ctx.machine):
             state.err += ps_versions.not_recognized_v2(head.text, stmt)
         else:
-            state.err += _NOT_FOUND.format(name=head.text, stmt=stmt, marks=marks)
+            state.err += _NOT_FOUND.format(name=head.text, stmt=stmt, marks="~" * max(1, len(head.text)))
         state.ok = False
         return
     args_text = " ".join(quote_arg(w.text) if w.quoted or " " in w.text else w.text for w in args)

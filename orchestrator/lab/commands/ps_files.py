@@ -29,7 +29,13 @@ from orchestrator.lab import files
 from orchestrator.lab.commands.base import CRLF
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from orchestrator.lab.commands.powershell import PsState
+
+    # A handler answers True (done), False (not a file call after all) or None (not this call: try the next one).
+    _Handler = Callable[[PsState, re.Match[str], datetime], bool | None]
 
 _Q = r"'((?:[^']|'')*)'"
 _MKDIR = re.compile(
@@ -66,65 +72,103 @@ def _fail(state: PsState, method: str, args: int, message: str) -> None:
 async def run_statement(state: PsState, stmt: str) -> bool:
     """Run ``stmt`` when it is one of the file calls above; False when it is something else."""
     text = stmt.strip()
-    m = state.ctx.machine
-    now = m.world.clock.now()
-    if match := _MKDIR.match(text):
-        error = files.make_dirs(m, _unquote(match.group(1)), now)
-        if error:
-            _fail(state, "CreateDirectory", 1, error)
-        return True
-    if match := _OPEN.match(text):
-        var, path, mode = match.group(1), _unquote(match.group(2)), match.group(3).lower()
-        if mode == "openorcreate" and files.lookup(m, path) == "file":
-            state.objects[var] = ("file", path)
-            return True
-        error = files.write(m, path, b"", append=mode == "append", now=now)
-        if error:
-            _fail(state, "Open", 3, error)
-        else:
-            state.objects[var] = ("file", path)
-        return True
-    if match := _B64.match(text):
-        try:
-            state.objects[match.group(1)] = ("bytes", base64.b64decode("".join(match.group(2).split()), validate=True))
-        except (binascii.Error, ValueError):
-            _fail(state, "FromBase64String", 1, "Invalid length for a Base-64 char array.")
-        return True
-    if match := _WRITE.match(text):
-        handle, data = state.objects.get(match.group(1)), state.objects.get(match.group(2))
-        if not (isinstance(handle, tuple) and handle[0] == "file" and isinstance(data, tuple) and data[0] == "bytes"):
-            return False
-        error = files.write(m, str(handle[1]), bytes(data[1]), append=True, now=now)
-        if error:
-            _fail(state, "Write", 3, error)
-        return True
-    if (match := _CLOSE.match(text)) and isinstance(state.objects.get(match.group(1)), tuple):
-        return True
-    if match := _TOUCH.match(text):
-        path = _unquote(match.group(1))
-        if files.lookup(m, path) != "file":
-            _fail(state, "SetLastWriteTime", 2, f"Could not find file '{path}'.")
-        else:
-            files.touch(m, path, now)
-        return True
-    if match := _REMOVE.match(text):
-        path = _unquote(match.group(1))
-        if files.lookup(m, path) is None:
-            state.err += f"Remove-Item : Cannot find path '{path}' because it does not exist.{CRLF}"
-            state.ok = False
-        else:
-            files.remove(m, path)
-        return True
-    if match := _HASHER.match(text):
-        state.objects[match.group(1)] = ("sha1", b"")
-        return True
-    if match := _SHA1.match(text):
-        path = _unquote(match.group(3))
-        data = files.read(m, path)
-        if data is None:
-            _fail(state, "OpenRead", 1, f"Could not find file '{path}'.")
-        else:
-            state.objects[match.group(2)] = ("file", path)
-            state.out += hashlib.sha1(data, usedforsecurity=False).hexdigest() + CRLF
-        return True
+    now = state.ctx.machine.world.clock.now()
+    for pattern, handler in _CALLS:
+        match = pattern.match(text)
+        if match is None:
+            continue
+        done = handler(state, match, now)
+        if done is not None:
+            return done
     return False
+
+
+def _mkdir(state: PsState, match: re.Match[str], now: datetime) -> bool | None:
+    error = files.make_dirs(state.ctx.machine, _unquote(match.group(1)), now)
+    if error:
+        _fail(state, "CreateDirectory", 1, error)
+    return True
+
+
+def _open(state: PsState, match: re.Match[str], now: datetime) -> bool | None:
+    m = state.ctx.machine
+    var, path, mode = match.group(1), _unquote(match.group(2)), match.group(3).lower()
+    if mode == "openorcreate" and files.lookup(m, path) == "file":
+        state.objects[var] = ("file", path)
+        return True
+    error = files.write(m, path, b"", append=mode == "append", now=now)
+    if error:
+        _fail(state, "Open", 3, error)
+    else:
+        state.objects[var] = ("file", path)
+    return True
+
+
+def _from_base64(state: PsState, match: re.Match[str], now: datetime) -> bool | None:
+    try:
+        state.objects[match.group(1)] = ("bytes", base64.b64decode("".join(match.group(2).split()), validate=True))
+    except (binascii.Error, ValueError):
+        _fail(state, "FromBase64String", 1, "Invalid length for a Base-64 char array.")
+    return True
+
+
+def _write(state: PsState, match: re.Match[str], now: datetime) -> bool | None:
+    handle, data = state.objects.get(match.group(1)), state.objects.get(match.group(2))
+    if not (isinstance(handle, tuple) and handle[0] == "file" and isinstance(data, tuple) and data[0] == "bytes"):
+        return False
+    error = files.write(state.ctx.machine, str(handle[1]), bytes(data[1]), append=True, now=now)
+    if error:
+        _fail(state, "Write", 3, error)
+    return True
+
+
+def _close(state: PsState, match: re.Match[str], now: datetime) -> bool | None:
+    return True if isinstance(state.objects.get(match.group(1)), tuple) else None
+
+
+def _touch(state: PsState, match: re.Match[str], now: datetime) -> bool | None:
+    path = _unquote(match.group(1))
+    if files.lookup(state.ctx.machine, path) != "file":
+        _fail(state, "SetLastWriteTime", 2, f"Could not find file '{path}'.")
+    else:
+        files.touch(state.ctx.machine, path, now)
+    return True
+
+
+def _remove(state: PsState, match: re.Match[str], now: datetime) -> bool | None:
+    path = _unquote(match.group(1))
+    if files.lookup(state.ctx.machine, path) is None:
+        state.err += f"Remove-Item : Cannot find path '{path}' because it does not exist.{CRLF}"
+        state.ok = False
+    else:
+        files.remove(state.ctx.machine, path)
+    return True
+
+
+def _hasher(state: PsState, match: re.Match[str], now: datetime) -> bool | None:
+    state.objects[match.group(1)] = ("sha1", b"")
+    return True
+
+
+def _sha1(state: PsState, match: re.Match[str], now: datetime) -> bool | None:
+    path = _unquote(match.group(3))
+    data = files.read(state.ctx.machine, path)
+    if data is None:
+        _fail(state, "OpenRead", 1, f"Could not find file '{path}'.")
+    else:
+        state.objects[match.group(2)] = ("file", path)
+        state.out += hashlib.sha1(data, usedforsecurity=False).hexdigest() + CRLF
+    return True
+
+
+_CALLS: tuple[tuple[re.Pattern[str], _Handler], ...] = (
+    (_MKDIR, _mkdir),
+    (_OPEN, _open),
+    (_B64, _from_base64),
+    (_WRITE, _write),
+    (_CLOSE, _close),
+    (_TOUCH, _touch),
+    (_REMOVE, _remove),
+    (_HASHER, _hasher),
+    (_SHA1, _sha1),
+)

@@ -21,6 +21,7 @@ Deviations/choices:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import NoReturn
 
@@ -307,63 +308,72 @@ class _Script:
 
     async def dispatch(self, i: int) -> bool:
         option = self.args[i].lower()[1:]
-        win7 = self.m.os.is_win7
-        if option == "ipk":
-            if self.need(i + 1, True, "ipk", "<Product Key>"):
-                self.install_key(self.args[i + 1])
-        elif option == "upk":
-            self.uninstall_key(self.arg(i + 1).lower())
-        elif option == "ato":
-            await self.activate(self.arg(i + 1).lower())
-        elif option in ("dli", "dlv"):
-            self.display(self.arg(i + 1).lower(), verbose=option == "dlv")
-        elif option == "xpr":
-            self.expiration(self.arg(i + 1).lower())
-        elif option == "dti":
-            self.display_iid(self.arg(i + 1).lower())
-        elif option == "skms":
-            if self.need(i + 1, True, "skms", "<Name[:Port] | : port>"):
-                self.set_kms(self.args[i + 1], self.arg(i + 2).lower())
-        elif option == "ckms":
-            self.clear_kms(self.arg(i + 1).lower())
-        elif option in ("skms-domain", "ckms-domain") and not win7:
-            if option == "skms-domain":
-                if self.need(i + 1, True, "skms-domain", "<FQDN>"):
-                    self.lookup_domain(self.args[i + 1], self.arg(i + 2).lower())
-            else:
-                self.lookup_domain(None, self.arg(i + 1).lower())
-        elif option in ("skhc", "ckhc"):
-            self.host_caching(disable=option == "ckhc")
-        elif option == "rearm":
-            self.rearm()
-        elif option == "cpky":
-            if not self.ctx.admin:
-                self.quit_error(WmiError(0x80070005, ""))
-            self.line("Product key from registry cleared successfully.")
-        elif option == "act-type" and not win7:
-            if not self.ctx.admin:
-                self.quit_error(WmiError(0x80070005, ""))
-            self.line("Volume activation type set successfully.")
-        elif option in ("sai", "sri", "sprt"):
-            names = {"sai": "<Activation Interval>", "sri": "<Renewal Interval>", "sprt": "<Port>"}
-            if self.need(i + 1, True, option, names[option]):
-                value = self.args[i + 1]
-                if option != "sprt" and value.lstrip("-").isdigit() and int(value) < 0:
-                    self.line("Error: The data is invalid")
-                else:
-                    what = {
-                        "sai": "Volume activation interval",
-                        "sri": "Volume renewal interval",
-                        "sprt": "KMS port",
-                    }[option]
-                    self.line(f"Warning: {what} can only be set on a KMS machine that is also activated.")
-        elif option in ("sdns", "cdns"):
-            self.line("Warning: DNS Publishing can only be set on a KMS machine that is also activated.")
-        elif option in ("spri", "cpri"):
-            self.line("Warning: Priority can only be set on a KMS machine that is also activated.")
-        else:
+        if option in _WIN8_OPTIONS and self.m.os.is_win7:
             return False
+        handler = _OPTIONS.get(option)
+        if handler is None:
+            return False
+        await handler(self, i, option)
         return True
+
+    async def opt_ipk(self, i: int, option: str) -> None:
+        if self.need(i + 1, True, "ipk", "<Product Key>"):
+            self.install_key(self.args[i + 1])
+
+    async def opt_upk(self, i: int, option: str) -> None:
+        self.uninstall_key(self.arg(i + 1).lower())
+
+    async def opt_ato(self, i: int, option: str) -> None:
+        await self.activate(self.arg(i + 1).lower())
+
+    async def opt_display(self, i: int, option: str) -> None:
+        self.display(self.arg(i + 1).lower(), verbose=option == "dlv")
+
+    async def opt_xpr(self, i: int, option: str) -> None:
+        self.expiration(self.arg(i + 1).lower())
+
+    async def opt_dti(self, i: int, option: str) -> None:
+        self.display_iid(self.arg(i + 1).lower())
+
+    async def opt_skms(self, i: int, option: str) -> None:
+        if self.need(i + 1, True, "skms", "<Name[:Port] | : port>"):
+            self.set_kms(self.args[i + 1], self.arg(i + 2).lower())
+
+    async def opt_ckms(self, i: int, option: str) -> None:
+        self.clear_kms(self.arg(i + 1).lower())
+
+    async def opt_skms_domain(self, i: int, option: str) -> None:
+        if self.need(i + 1, True, "skms-domain", "<FQDN>"):
+            self.lookup_domain(self.args[i + 1], self.arg(i + 2).lower())
+
+    async def opt_ckms_domain(self, i: int, option: str) -> None:
+        self.lookup_domain(None, self.arg(i + 1).lower())
+
+    async def opt_host_caching(self, i: int, option: str) -> None:
+        self.host_caching(disable=option == "ckhc")
+
+    async def opt_rearm(self, i: int, option: str) -> None:
+        self.rearm()
+
+    async def opt_admin_done(self, i: int, option: str) -> None:
+        """/cpky, /act-type: an administrator's change the lab only acknowledges."""
+        if not self.ctx.admin:
+            self.quit_error(WmiError(0x80070005, ""))
+        self.line(_ADMIN_DONE[option])
+
+    async def opt_kms_host_setting(self, i: int, option: str) -> None:
+        """/sai, /sri, /sprt: settings of a KMS host, which the lab's PCs are not."""
+        if not self.need(i + 1, True, option, _KMS_HOST_ARGS[option][0]):
+            return
+        value = self.args[i + 1]
+        if option != "sprt" and value.lstrip("-").isdigit() and int(value) < 0:
+            self.line("Error: The data is invalid")
+        else:
+            self.line(f"Warning: {_KMS_HOST_ARGS[option][1]} can only be set on a KMS machine that is also activated.")
+
+    async def opt_kms_host_flag(self, i: int, option: str) -> None:
+        what = "DNS Publishing" if option in ("sdns", "cdns") else "Priority"
+        self.line(f"Warning: {what} can only be set on a KMS machine that is also activated.")
 
     # -- options ---------------------------------------------------------------------------------------
     def install_key(self, key: str) -> None:
@@ -424,73 +434,79 @@ class _Script:
         self.line(self.say("Error: product not found."))
 
     def display(self, param: str, verbose: bool) -> None:
-        win7 = self.m.os.is_win7
-        spp = self.lic.spp
+        """/dli and /dlv: the chosen products (the primary one, ``all``, or an activation ID)."""
         if verbose:
-            self.line(self.say("Software licensing service version: {version}", version=spp.version))
+            self.line(self.say("Software licensing service version: {version}", version=self.lic.spp.version))
         found = False
         for view in self.views():
-            sku, product = view.sku, view.product
-            primary = self.is_primary(view)
-            show = (param == "" and primary) or param in ("all", sku.id)
-            if not show:
+            sku = view.sku
+            if not ((param == "" and self.is_primary(view)) or param in ("all", sku.id)):
                 continue
             found = True
-            self.line("")
-            self.line(self.say("Name: {name}", name=sku.name))
-            self.line(self.say("Description: {text}", text=sku.description))
-            kms_client = "VOLUME_KMSCLIENT" in sku.description
-            tbl = "TIMEBASED_" in sku.description
-            key = product.key or ""
-            if verbose:
-                self.line(self.say("Activation ID: {id}", id=sku.id))
-                self.line(self.say("Application ID: {id}", id=sku.application_id))
-                pid = product_key_id(key, self.m.os, language=self.m.locale.os_language) if view.has_key else ""
-                self.line(self.say("Extended PID: {pid}", pid=pid))
-                if not win7:
-                    self.line(
-                        self.say(
-                            "Product Key Channel: {channel}", channel=sku.product_key_channel if view.has_key else ""
-                        )
-                    )
-                iid = installation_id(key, product.service.cmid) if view.has_key else ""
-                self.line(self.say("Installation ID: {iid}", iid=iid))
-                if not kms_client and view.has_key and product.app == "windows":
-                    self.line("Processor Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88338")
-                    self.line("Machine Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88339")
-                    self.line("Use License URL: http://go.microsoft.com/fwlink/?LinkID=88341")
-                    self.line("Product Key Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88340")
-                    self.line("Validation URL: http://go.microsoft.com/fwlink/?LinkID=88342")
-            if view.partial_key:
-                self.line(self.say("Partial Product Key: {key}", key=view.partial_key))
-            else:
-                self.line(self.say("This license is not in use."))
-            self.status_lines(view, tbl)
-            if verbose:
-                if sku.application_id == WINDOWS_APP_ID:
-                    self.line(self.say("Remaining Windows rearm count: {count}", count=spp.rearm_count))
-                else:
-                    self.line(self.say("Remaining App rearm count: {count}", count=product.sku_rearm))
-                self.line(self.say("Remaining SKU rearm count: {count}", count=product.sku_rearm))
-                if not win7 and view.has_key and view.license_status != 0:
-                    self.line(self.say("Trusted time: {time}", time=vb_date(self.ctx, self.m.local_now())))
-            if kms_client:
-                if not win7:
-                    self.line(self.say("Configured Activation Type: All"))
-                if view.license_status != 1:
-                    self.line(
-                        self.say(
-                            "Please use slmgr.vbs /ato to activate and update KMS client information in order to "
-                            "update values."
-                        )
-                    )
-                else:
-                    self.kms_client_info(view)
+            self.product_block(view, verbose)
             if param not in ("", "all") and param == sku.id:
                 break
             self.line("")
         if not found:
             self.line(self.say("Error: product key not found."))
+
+    def product_block(self, view: SkuView, verbose: bool) -> None:
+        sku = view.sku
+        self.line("")
+        self.line(self.say("Name: {name}", name=sku.name))
+        self.line(self.say("Description: {text}", text=sku.description))
+        if verbose:
+            self.identity_lines(view)
+        if view.partial_key:
+            self.line(self.say("Partial Product Key: {key}", key=view.partial_key))
+        else:
+            self.line(self.say("This license is not in use."))
+        self.status_lines(view, "TIMEBASED_" in sku.description)
+        if verbose:
+            self.rearm_lines(view)
+        if "VOLUME_KMSCLIENT" in sku.description:
+            if not self.m.os.is_win7:
+                self.line(self.say("Configured Activation Type: All"))
+            if view.license_status != 1:
+                self.line(
+                    self.say(
+                        "Please use slmgr.vbs /ato to activate and update KMS client information in order to "
+                        "update values."
+                    )
+                )
+            else:
+                self.kms_client_info(view)
+
+    def identity_lines(self, view: SkuView) -> None:
+        """/dlv's IDs of a product: activation, application, extended PID, channel, installation ID, URLs."""
+        sku, product = view.sku, view.product
+        key = product.key or ""
+        self.line(self.say("Activation ID: {id}", id=sku.id))
+        self.line(self.say("Application ID: {id}", id=sku.application_id))
+        pid = product_key_id(key, self.m.os, language=self.m.locale.os_language) if view.has_key else ""
+        self.line(self.say("Extended PID: {pid}", pid=pid))
+        if not self.m.os.is_win7:
+            channel = sku.product_key_channel if view.has_key else ""
+            self.line(self.say("Product Key Channel: {channel}", channel=channel))
+        iid = installation_id(key, product.service.cmid) if view.has_key else ""
+        self.line(self.say("Installation ID: {iid}", iid=iid))
+        if "VOLUME_KMSCLIENT" not in sku.description and view.has_key and product.app == "windows":
+            self.line("Processor Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88338")
+            self.line("Machine Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88339")
+            self.line("Use License URL: http://go.microsoft.com/fwlink/?LinkID=88341")
+            self.line("Product Key Certificate URL: http://go.microsoft.com/fwlink/?LinkID=88340")
+            self.line("Validation URL: http://go.microsoft.com/fwlink/?LinkID=88342")
+
+    def rearm_lines(self, view: SkuView) -> None:
+        """/dlv's rearm counts and trusted time."""
+        product = view.product
+        if view.sku.application_id == WINDOWS_APP_ID:
+            self.line(self.say("Remaining Windows rearm count: {count}", count=self.lic.spp.rearm_count))
+        else:
+            self.line(self.say("Remaining App rearm count: {count}", count=product.sku_rearm))
+        self.line(self.say("Remaining SKU rearm count: {count}", count=product.sku_rearm))
+        if not self.m.os.is_win7 and view.has_key and view.license_status != 0:
+            self.line(self.say("Trusted time: {time}", time=vb_date(self.ctx, self.m.local_now())))
 
     def status_lines(self, view: SkuView, tbl: bool) -> None:
         ls, minutes = view.license_status, view.grace_minutes
@@ -728,6 +744,40 @@ class _Script:
             self.quit_error(exc)
         self.line("Command completed successfully.")
         self.line("Please restart the system for the changes to take effect.")
+
+
+_Option = Callable[[_Script, int, str], Awaitable[None]]
+# slmgr.vbs options (lower case, without the leading / or -) and the method that runs each
+_OPTIONS: dict[str, _Option] = {
+    "ipk": _Script.opt_ipk,
+    "upk": _Script.opt_upk,
+    "ato": _Script.opt_ato,
+    "dli": _Script.opt_display,
+    "dlv": _Script.opt_display,
+    "xpr": _Script.opt_xpr,
+    "dti": _Script.opt_dti,
+    "skms": _Script.opt_skms,
+    "ckms": _Script.opt_ckms,
+    "skms-domain": _Script.opt_skms_domain,
+    "ckms-domain": _Script.opt_ckms_domain,
+    "skhc": _Script.opt_host_caching,
+    "ckhc": _Script.opt_host_caching,
+    "rearm": _Script.opt_rearm,
+    "cpky": _Script.opt_admin_done,
+    "act-type": _Script.opt_admin_done,
+    **dict.fromkeys(("sai", "sri", "sprt"), _Script.opt_kms_host_setting),
+    **dict.fromkeys(("sdns", "cdns", "spri", "cpri"), _Script.opt_kms_host_flag),
+}
+_WIN8_OPTIONS = frozenset({"skms-domain", "ckms-domain", "act-type"})  # "Unrecognized option" on Windows 7
+_ADMIN_DONE = {
+    "cpky": "Product key from registry cleared successfully.",
+    "act-type": "Volume activation type set successfully.",
+}
+_KMS_HOST_ARGS = {  # option -> (its argument in the usage line, the setting's name)
+    "sai": ("<Activation Interval>", "Volume activation interval"),
+    "sri": ("<Renewal Interval>", "Volume renewal interval"),
+    "sprt": ("<Port>", "KMS port"),
+}
 
 
 async def run(ctx: Ctx, args: list[str]) -> ProgResult:

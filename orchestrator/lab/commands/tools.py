@@ -276,10 +276,8 @@ async def prog_timeout(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
 _PING_MAX = 4_294_967_295
 
 
-async def prog_ping(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
-    """``ping [-n count] [-w ms] [-t] target``, simulated without any ICMP traffic: loopback addresses (the
-    classroom) answer, one echo per second; any other address times out after ``-w`` ms per echo."""
-    del args_text
+def _ping_options(argv: list[str]) -> tuple[int, int, bool, str] | ProgResult:
+    """ping's (count, wait ms, -t, target) from its arguments, or its usage error."""
     count, wait_ms, forever, target = 4, 4000, False, None
     i = 0
     while i < len(argv):
@@ -290,23 +288,30 @@ async def prog_ping(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
                 return ProgResult(
                     f"Bad value for option {argv[i]}, valid range is from 1 to {_PING_MAX}.{CRLF}", code=1
                 )
-            if low[1] == "n":
-                count = int(value)
-            elif low[1] == "w":
-                wait_ms = int(value)
+            count = int(value) if low[1] == "n" else count
+            wait_ms = int(value) if low[1] == "w" else wait_ms
             i += 2
             continue
         if low in ("-t", "/t"):
             forever = True
-        elif low in ("-4", "/4", "-a", "/a"):
-            pass
-        elif low.startswith(("-", "/")):
+        elif low.startswith(("-", "/")) and low not in ("-4", "/4", "-a", "/a"):
             return ProgResult(f"Bad option {argv[i]}.{CRLF}", code=1)
-        else:
+        elif not low.startswith(("-", "/")):
             target = argv[i]
         i += 1
     if target is None:
         return ProgResult(f"IP address must be specified.{CRLF}", code=1)
+    return count, wait_ms, forever, target
+
+
+async def prog_ping(ctx: Ctx, args_text: str, argv: list[str]) -> ProgResult:
+    """``ping [-n count] [-w ms] [-t] target``, simulated without any ICMP traffic: loopback addresses (the
+    classroom) answer, one echo per second; any other address times out after ``-w`` ms per echo."""
+    del args_text
+    options = _ping_options(argv)
+    if isinstance(options, ProgResult):
+        return options
+    count, wait_ms, forever, target = options
     low_target = target.lower()
     if low_target in ("localhost", ctx.machine.computer_name.lower()):
         shown, address, loop = f"{ctx.machine.computer_name} [::1]", "::1", True

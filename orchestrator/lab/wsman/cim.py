@@ -68,20 +68,40 @@ def scalar_text(value: CimScalar, cim_type: str) -> str:
     return str(value)
 
 
+# Rendered scalar properties, keyed by (prefix, property, Python type of the value): the licensing rows of every
+# PC repeat the same names and values request after request, and a hit costs one hash. Only str/int/bool/None
+# values are kept (a datetime's hash ignores its UTC offset, and 1 == True needs the type in the key); the table is
+# emptied when full, so distinct values (product key IDs of 5,000 PCs) cannot grow it without bound.
+_RENDERED: dict[tuple[str, CimProperty, type], str] = {}
+_RENDERED_MAX = 32_768
+_MEMO_KINDS = frozenset({str, int, bool, type(None)})
+
+
 def _property(prop: CimProperty, prefix: str = "p:", datetime_tag: str = "cim:Datetime") -> str:
     """A typed instance's property (``p:`` elements, ``cim:Datetime``) or, with ``prefix=""`` and ``Datetime``,
     an XmlFragment's."""
-    tag = prefix + prop.name
+    kind = type(prop.value)
+    if kind not in _MEMO_KINDS or prop.type == "datetime":
+        return _elements(prop, prefix + prop.name, datetime_tag)
+    key = (prefix, prop, kind)
+    text = _RENDERED.get(key)
+    if text is None:
+        text = _scalar_element(prop, prefix + prop.name)
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.clear()
+        _RENDERED[key] = text
+    return text
+
+
+def _scalar_element(prop: CimProperty, tag: str) -> str:
     value = prop.value
-    kind = type(value)
-    if prop.type != "datetime":  # fast paths for the common scalar types
-        if kind is str:
-            return f"<{tag}>{esc(value)}</{tag}>"  # type: ignore[arg-type]
-        if kind is int:
-            return f"<{tag}>{value}</{tag}>"
-        if kind is bool:
-            return f"<{tag}>{'true' if value else 'false'}</{tag}>"
-    return _elements(prop, tag, datetime_tag)
+    if value is None:
+        return f'<{tag} xsi:nil="true"/>'
+    if isinstance(value, bool):
+        return f"<{tag}>{'true' if value else 'false'}</{tag}>"
+    if isinstance(value, int):
+        return f"<{tag}>{value}</{tag}>"
+    return f"<{tag}>{esc(str(value))}</{tag}>"
 
 
 def _elements(prop: CimProperty, tag: str, datetime_tag: str) -> str:
@@ -104,7 +124,8 @@ def _elements(prop: CimProperty, tag: str, datetime_tag: str) -> str:
 
 def instance_xml(inst: CimInstance) -> str:
     uri = class_uri(inst.class_name, inst.namespace)
-    props = "".join(_property(p) for p in inst.properties)
+    hit = _RENDERED.get  # inlined memo look-up first: most properties of a licensing row are hits
+    props = "".join([hit(("p:", p, type(p.value))) or _property(p) for p in inst.properties])
     return (
         f'<p:{inst.class_name} xmlns:p="{uri}" xmlns:cim="{ns.CIM}" xmlns:xsi="{ns.XSI}" '
         f'xsi:type="p:{inst.class_name}_Type">{props}</p:{inst.class_name}>'
@@ -119,5 +140,6 @@ def method_output_xml(class_name: str, method: str, properties: list[CimProperty
 
 def fragment_xml(inst: CimInstance) -> str:
     """The instance as Windows answers a WQL query that names its properties (see the module docstring)."""
-    props = "".join(_property(p, "", "Datetime") for p in inst.properties)
+    hit = _RENDERED.get
+    props = "".join([hit(("", p, type(p.value))) or _property(p, "", "Datetime") for p in inst.properties])
     return f'<w:XmlFragment xmlns:xsi="{ns.XSI}" xmlns:w="{ns.WSMAN}">{props}</w:XmlFragment>'

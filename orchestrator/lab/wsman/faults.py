@@ -7,6 +7,8 @@ Each constructor below documents the real fault it copies. Codes are the winerro
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 from orchestrator.lab.provider import WmiError
 from orchestrator.lab.wsman import ns
 from orchestrator.lab.wsman.response import DECL_FAULT, envelope
@@ -41,38 +43,28 @@ SHELL_PROVIDER = ("Shell provider", r"%systemroot%\system32\WsmSvc.dll")
 WMI_PROVIDER = ("WMI Provider", r"%systemroot%\system32\WsmWmiPl.dll")
 
 
+@dataclass(eq=False)  # eq=False: an exception keeps its identity hash
 class WSManFault(Exception):
     """A fault to send back. ``render`` produces the envelope; the HTTP status is ``http_status`` (500)."""
 
-    def __init__(
-        self,
-        subcode: str,
-        reason: str,
-        *,
-        code: int | None,
-        receiver: bool = False,
-        message: str | None = None,
-        fault_detail: str | None = None,
-        provider: tuple[str, str] | None = None,
-        provider_inner: bool = False,
-        message_xml: str | None = None,
-        extra_detail: str = "",
-        action: str = ns.FAULT_WSMAN,
-        http_status: int = 500,
-    ) -> None:
-        super().__init__(reason)
-        self.subcode = subcode
-        self.reason = reason
-        self.code = code
-        self.receiver = receiver
-        self.message = message if message is not None else reason
-        self.fault_detail = fault_detail
-        self.provider = provider
-        self.provider_inner = provider_inner
-        self.message_xml = message_xml
-        self.extra_detail = extra_detail
-        self.action = action
-        self.http_status = http_status
+    subcode: str
+    reason: str
+    _: KW_ONLY
+    code: int | None
+    receiver: bool = False
+    message: str = ""  # the f:Message text; empty: the reason
+    fault_detail: str | None = None
+    provider: tuple[str, str] | None = None
+    provider_inner: bool = False
+    message_xml: str | None = None
+    extra_detail: str = ""
+    action: str = ns.FAULT_WSMAN
+    http_status: int = 500
+
+    def __post_init__(self) -> None:
+        super().__init__(self.reason)
+        if not self.message:
+            self.message = self.reason
 
     def detail_xml(self, machine: str) -> str:
         parts: list[str] = []

@@ -141,7 +141,20 @@ def parse_request(data: bytes) -> WSManRequest:
         raise MalformedRequest(faults.header_required("MessageID"), None)
     req = WSManRequest(action=action, message_id=message_id, resource_uri=_text(header.find(_RESOURCE_URI)) or "")
     req.size = len(data)
+    _read_limits(header, req)
+    locale = header.find(_LOCALE)
+    if locale is not None:
+        req.locale = locale.get(_XML_LANG) or locale.get("lang") or "en-US"
+    req.options.update(_named_values(header.find(_OPTION_SET), _OPTION, lower=True))
+    req.selectors.update(_named_values(header.find(_SELECTOR_SET), _SELECTOR, lower=False))
+    for child in body:
+        req.body = child
+        break
+    return req
 
+
+def _read_limits(header: ET.Element, req: WSManRequest) -> None:
+    """``wsman:OperationTimeout`` and ``wsman:MaxEnvelopeSize``; a malformed value is the fault Windows sends."""
     timeout_text = _text(header.find(_OP_TIMEOUT))
     if timeout_text:
         try:
@@ -149,39 +162,34 @@ def parse_request(data: bytes) -> WSManRequest:
         except ValueError:
             raise MalformedRequest(
                 faults.invalid_header(f"The XML contains an invalid timeout field in the SOAP header: {timeout_text}."),
-                message_id,
+                req.message_id,
             ) from None
     size_text = _text(header.find(_MAX_ENVELOPE))
-    if size_text:
-        try:
-            req.max_envelope_size = int(size_text)
-        except ValueError:
-            raise MalformedRequest(
-                faults.invalid_header(f"The MaxEnvelopeSize header is not a number: {size_text}."), message_id
-            ) from None
-        if req.max_envelope_size <= 0:
-            raise MalformedRequest(
-                faults.invalid_header(f"The MaxEnvelopeSize header is not valid: {size_text}."), message_id
-            )
-    locale = header.find(_LOCALE)
-    if locale is not None:
-        req.locale = locale.get(_XML_LANG) or locale.get("lang") or "en-US"
-    options = header.find(_OPTION_SET)
-    if options is not None:
-        for opt in options.iter(_OPTION):
-            name = opt.get("Name")
-            if name:
-                req.options[name.lower()] = (opt.text or "").strip()
-    selectors = header.find(_SELECTOR_SET)
-    if selectors is not None:
-        for sel in selectors.iter(_SELECTOR):
-            name = sel.get("Name")
-            if name:
-                req.selectors[name] = (sel.text or "").strip()
-    for child in body:
-        req.body = child
-        break
-    return req
+    if not size_text:
+        return
+    try:
+        req.max_envelope_size = int(size_text)
+    except ValueError:
+        raise MalformedRequest(
+            faults.invalid_header(f"The MaxEnvelopeSize header is not a number: {size_text}."), req.message_id
+        ) from None
+    if req.max_envelope_size <= 0:
+        raise MalformedRequest(
+            faults.invalid_header(f"The MaxEnvelopeSize header is not valid: {size_text}."), req.message_id
+        )
+
+
+def _named_values(parent: ET.Element | None, tag: str, *, lower: bool) -> dict[str, str]:
+    """``Name`` attribute -> text of the ``tag`` elements of an OptionSet / SelectorSet (names lower-cased when
+    ``lower``); elements without a name are ignored."""
+    out: dict[str, str] = {}
+    if parent is None:
+        return out
+    for el in parent.iter(tag):
+        name = el.get("Name")
+        if name:
+            out[name.lower() if lower else name] = (el.text or "").strip()
+    return out
 
 
 def _text(elem: ET.Element | None) -> str | None:

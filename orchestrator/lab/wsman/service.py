@@ -27,6 +27,11 @@ DEFAULT_CLIENT_ENVELOPE = 153600
 MIN_ENVELOPE = 8192
 
 _T = TypeVar("_T")
+_SHELL_ACTIONS = frozenset({ns.ACT_RECEIVE, ns.ACT_COMMAND, ns.ACT_SEND, ns.ACT_SIGNAL})
+_URI_SHELL_CMD = ns.URI_SHELL_CMD.lower()
+_URI_SHELL = ns.URI_SHELL.lower()
+_URI_CONFIG = ns.URI_CONFIG.lower()
+_URI_WMI = ns.URI_WMI.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,62 +95,73 @@ class WSManService:
         return str(version) if version else "10.0.19041"
 
     async def _dispatch(self, req: WSManRequest, caller: CallerInfo, budget: int) -> tuple[str, str]:
+        """The response body and its namespace declarations, by ``wsa:Action`` and resource URI."""
         action = req.action
-        deadline = self._deadline(req)
-        uri = req.resource_uri.rstrip("/")
-        luri = uri.lower()
-        is_cmd = luri == ns.URI_SHELL_CMD.lower()
-        is_wmi = luri.startswith(ns.URI_WMI.lower())
-
-        if action in (ns.ACT_RECEIVE, ns.ACT_COMMAND, ns.ACT_SEND, ns.ACT_SIGNAL):
-            if not is_cmd:
+        luri = req.resource_uri.rstrip("/").lower()
+        if action in _SHELL_ACTIONS or action in (ns.ACT_CREATE, ns.ACT_DELETE):
+            if luri != _URI_SHELL_CMD:
                 raise faults.destination_unreachable(req.resource_uri)
-            if action == ns.ACT_RECEIVE:
-                timeout = min(req.operation_timeout or DEFAULT_OPERATION_TIMEOUT_S, self.config.max_timeout_ms / 1000.0)
-                return await self.shells.receive(req, timeout, budget), response.DECL_RECEIVE
-            if action == ns.ACT_COMMAND:
-                return self.shells.command(req), response.DECL_SHELL
-            if action == ns.ACT_SEND:
-                return self.shells.send(req), response.DECL_SHELL
-            return self.shells.signal(req), response.DECL_SHELL
-        if action == ns.ACT_CREATE:
-            if not is_cmd:
-                raise faults.destination_unreachable(req.resource_uri)
-            caller_for_shell = caller
-            await self._spend(deadline, self.timing.get("shell_create"))
-            return self.shells.create(req, caller_for_shell), response.DECL_CREATE
-        if action == ns.ACT_DELETE:
-            if not is_cmd:
-                raise faults.destination_unreachable(req.resource_uri)
-            return self.shells.delete(req), response.DECL_PLAIN
+            return await self._shell_action(req, caller, budget)
         if action == ns.ACT_GET:
-            if luri == ns.URI_CONFIG.lower():
-                return config_xml(self.config), response.DECL_TRANSFER
-            if luri == ns.URI_SHELL.lower():
-                return self.shells.get(req), response.DECL_TRANSFER
-            if is_wmi:
-                return self.wmi.get(req), response.DECL_TRANSFER
-            raise faults.destination_unreachable(req.resource_uri)
+            return self._get(req, luri), response.DECL_TRANSFER
         if action == ns.ACT_ENUMERATE:
-            if luri == ns.URI_SHELL.lower():
-                return _shell_enumeration(self.shells.enumerate_xml()), response.DECL_ENUM
-            if is_wmi:
-                items = self.wmi.enumerate(req, budget)
-                await self._spend(deadline, self.timing.query(_queried_class(req)))
-                return items, response.DECL_ENUM
-            raise faults.destination_unreachable(req.resource_uri)
+            return await self._enumerate(req, luri, budget), response.DECL_ENUM
         if action == ns.ACT_PULL:
-            if not is_wmi:
+            if not luri.startswith(_URI_WMI):
                 raise faults.invalid_enumeration_context()
             return self.wmi.pull(req, budget), response.DECL_ENUM
         if action == ns.ACT_RELEASE:
             return self.wmi.release(req), response.DECL_ENUM
+        return await self._invoke(req, caller, luri), response.DECL_TRANSFER
+
+    async def _shell_action(self, req: WSManRequest, caller: CallerInfo, budget: int) -> tuple[str, str]:
+        """WinRS on the cmd shell URI: Create, Command, Send, Receive, Signal, Delete."""
+        action = req.action
+        if action == ns.ACT_RECEIVE:
+            timeout = min(req.operation_timeout or DEFAULT_OPERATION_TIMEOUT_S, self.config.max_timeout_ms / 1000.0)
+            return await self.shells.receive(req, timeout, budget), response.DECL_RECEIVE
+        if action == ns.ACT_CREATE:
+            deadline = self._deadline(req)
+            await self._spend(deadline, self.timing.get("shell_create"))
+            return self.shells.create(req, caller), response.DECL_CREATE
+        if action == ns.ACT_DELETE:
+            return self.shells.delete(req), response.DECL_PLAIN
+        if action == ns.ACT_COMMAND:
+            return self.shells.command(req), response.DECL_SHELL
+        if action == ns.ACT_SEND:
+            return self.shells.send(req), response.DECL_SHELL
+        return self.shells.signal(req), response.DECL_SHELL
+
+    def _get(self, req: WSManRequest, luri: str) -> str:
+        if luri == _URI_CONFIG:
+            return config_xml(self.config)
+        if luri == _URI_SHELL:
+            return self.shells.get(req)
+        if luri.startswith(_URI_WMI):
+            return self.wmi.get(req)
+        raise faults.destination_unreachable(req.resource_uri)
+
+    async def _enumerate(self, req: WSManRequest, luri: str, budget: int) -> str:
+        if luri == _URI_SHELL:
+            return _shell_enumeration(self.shells.enumerate_xml())
+        if not luri.startswith(_URI_WMI):
+            raise faults.destination_unreachable(req.resource_uri)
+        deadline = self._deadline(req)
+        items = self.wmi.enumerate(req, budget)
+        await self._spend(deadline, self.timing.query(_queried_class(req)))
+        return items
+
+    async def _invoke(self, req: WSManRequest, caller: CallerInfo, luri: str) -> str:
+        """A WMI method (the action is the class URI + "/" + method), or the fault for an unknown action."""
+        action = req.action
+        is_wmi = luri.startswith(_URI_WMI)
         if is_wmi and action.lower().startswith(luri + "/"):
+            deadline = self._deadline(req)
             method = action.rsplit("/", 1)[-1]
             out = await self._bounded(deadline, self.wmi.invoke(req, caller.user))
             await self._spend(deadline, self.timing.invoke(method))
-            return out, response.DECL_TRANSFER
-        if is_wmi or is_cmd or luri in (ns.URI_CONFIG.lower(), ns.URI_SHELL.lower()):
+            return out
+        if is_wmi or luri in (_URI_SHELL_CMD, _URI_CONFIG, _URI_SHELL):
             raise faults.action_not_supported(action)
         raise faults.destination_unreachable(req.resource_uri)
 
