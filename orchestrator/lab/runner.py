@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from orchestrator.lab.provider import SimulatedHost
 from orchestrator.lab.spec import Faults, LabHostConfig, LabSpec, ResolvedLab, resolve
@@ -51,46 +51,52 @@ def raise_nofile_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
+class LabSettings(TypedDict, total=False):
+    """How a lab listens and answers (keyword arguments of ``Lab``; each default in brackets)."""
+
+    seed: int | None  # the spec's seed [the spec's]
+    allow_unencrypted: bool  # NTLM without sealing and Basic over HTTP [False]
+    https: bool  # also listen on HTTPS with a generated certificate [True]
+    inventory_path: str | Path | None  # write an inventory of the PCs here [none]
+    control_port: int  # the control API's port [0: any free one]
+    wol_port: int  # the Wake-on-LAN listener's UDP port [0: any free one]
+    http_port: int  # [5985]
+    https_port: int  # [5986]
+    max_envelope_kb: int | None  # WinRM MaxEnvelopeSizekb [each OS's default]
+    host_factory: HostFactory | None  # builds each simulated PC [the lab's own]
+    timing: TimingMode  # "instant" (tests) or "windows" (demo, lab serve, benchmarks) ["instant"]
+    timing_scale: float  # multiplies every Windows timing figure [1.0]
+
+
 class Lab:
     """One running lab. ``await start()`` returns when every listener is up; ``await stop()`` undoes it all."""
 
-    def __init__(
-        self,
-        spec: LabSpec,
-        *,
-        seed: int | None = None,
-        allow_unencrypted: bool = False,
-        https: bool = True,
-        inventory_path: str | Path | None = None,
-        control_port: int = 0,
-        wol_port: int = 0,
-        http_port: int = 5985,
-        https_port: int = 5986,
-        max_envelope_kb: int | None = None,
-        host_factory: HostFactory | None = None,
-        timing: TimingMode = "instant",
-        timing_scale: float = 1.0,
-    ) -> None:
+    def __init__(self, spec: LabSpec, **settings: Unpack[LabSettings]) -> None:
+        seed = settings.get("seed")
+        allow_unencrypted = settings.get("allow_unencrypted", False)
+        inventory_path = settings.get("inventory_path")
+        max_envelope_kb = settings.get("max_envelope_kb")
+        timing: TimingMode = settings.get("timing", "instant")
         if seed is not None:
             spec = spec.model_copy(update={"seed": seed})
         self.spec = spec
         self.resolved: ResolvedLab = resolve(spec)
         self.seed = self.resolved.seed
         # ``instant`` for tests (the default here); ``windows`` for the demo, ``lab serve`` and the benchmarks.
-        self.timing = LabTiming(timing, self.seed, timing_scale)
+        self.timing = LabTiming(timing, self.seed, settings.get("timing_scale", 1.0))
         self.allow_unencrypted = allow_unencrypted
-        self.https = https
-        self.http_port = http_port
-        self.https_port = https_port
+        self.https = settings.get("https", True)
+        self.http_port = settings.get("http_port", 5985)
+        self.https_port = settings.get("https_port", 5986)
         self._inventory_request = Path(inventory_path) if inventory_path is not None else None
-        self._control_port = control_port
-        self._wol_port = wol_port
+        self._control_port = settings.get("control_port", 0)
+        self._wol_port = settings.get("wol_port", 0)
         # the listeners' settings; each PC answers with its own OS's WinRM defaults (service_config_for)
         self.max_envelope_kb = max_envelope_kb
         self.service_config = service_config_for(
             "Windows 10", allow_unencrypted=allow_unencrypted, max_envelope_kb=max_envelope_kb
         )
-        self._factory = host_factory
+        self._factory = settings.get("host_factory")
         self.world: LabWorld | None = None
         self.kms: Any = None
         self.front: Any = None
