@@ -5,8 +5,8 @@ ansible-core evaluates an ``include_role`` when a host reaches it (``lib/ansible
 ``lib/ansible/playbook/included_file.py``, ``IncludedFile.process_include_results``, which templates the role's
 ``name`` and ``*_from`` per item). kmsfleet reads every role before contacting a PC (and a ``--distributed``
 worker has no roles folder), so the loader computes here the values a templated ``name``/``*_from`` can take —
-from the play's vars, the enclosing block/role vars, role defaults and the items of a loop known before the run —
-reads each candidate role into the plan, and at run time the executor picks, per host and item, the candidate
+from the play's vars, the enclosing block/role vars, role defaults, ``-e`` and the items of a loop known before
+the run — reads each candidate role into the plan, and at run time the executor picks, per host and item, the candidate
 whose values the templates render to (``pick``). A template that needs something only the PC knows (a fact, a
 registered result, an inventory variable) is refused before the run, saying why.
 """
@@ -29,8 +29,8 @@ MAX_ITEMS = 10_000
 
 _WHY = (
     "kmsfleet reads every role before contacting a PC, so a templated role name, *_from file or include_role "
-    "loop may only use play vars, block/role vars, role defaults and literal loop items — not facts, registered "
-    "results or inventory variables"
+    "loop may only use play vars, block/role vars, role defaults, -e and literal loop items — not facts, "
+    "registered results or inventory variables"
 )
 
 

@@ -72,10 +72,16 @@ class PlaybookErrors(InputError):
         return "\n".join(parts)
 
 
-def load_playbook(path: str | Path, catalog: ModuleCatalog, roles_path: Iterable[Path] = ()) -> Playbook:
+def load_playbook(
+    path: str | Path,
+    catalog: ModuleCatalog,
+    roles_path: Iterable[Path] = (),
+    extra_vars: Mapping[str, Any] | None = None,
+) -> Playbook:
     """Load, resolve imports and roles of, and validate a playbook. Raises ``InputError`` listing every
-    problem found (``PlaybookErrors`` when there are several)."""
-    loader = _Loader(catalog, tuple(roles_path))
+    problem found (``PlaybookErrors`` when there are several). ``extra_vars`` (``-e``) are seen only by the
+    templated names of ``include_role`` (the roles a run may need are read now)."""
+    loader = _Loader(catalog, tuple(roles_path), extra_vars or {})
     file = Path(path)
     plays = loader.load_plays(file, (), frozenset(), {}, None)
     loader.raise_errors()
@@ -85,8 +91,11 @@ def load_playbook(path: str | Path, catalog: ModuleCatalog, roles_path: Iterable
 
 
 class _Loader:
-    def __init__(self, catalog: ModuleCatalog, roles_path: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self, catalog: ModuleCatalog, roles_path: tuple[Path, ...] = (), extra_vars: Mapping[str, Any] | None = None
+    ) -> None:
         self.catalog = catalog
+        self.extra_vars = dict(extra_vars or {})
         self.roles_path = roles_path
         self.warnings: list[str] = []
         self._module_names: list[str] | None = None
@@ -876,7 +885,10 @@ class _Loader:
         else:
             raise InputError(f"a role entry must be a name or a mapping, not {_kind(entry)}", at)
         if is_template(name):
-            raise InputError("role names cannot be templates (roles are read before the run)", at)
+            # ansible-core templates a roles:/dependencies name with the play's vars as it reads the play
+            # (``RoleDefinition._load_role_name``): there is no host yet, so no facts nor inventory variables
+            self._check_strings(name, at)
+            name = self._static_role_args({"name": name}, inherit, {"name": at})["name"]
         params: dict[str, Any] = {}
         for key, val in entry_raw.items():
             if key in ("role", "name") or key in kw.ROLE_ENTRY_KEYWORDS:
@@ -1006,11 +1018,10 @@ class _Loader:
         spec = self._role_spec(raw, key, file)
         templated = [a for a in ROLE_ARGS if is_template(spec.get(a))]
         if templated and not include:
-            raise InputError(
-                f"import_role is static: '{templated[0]}' cannot be a template",
-                _key_loc(spec, templated[0], file),
-                hint="use include_role, which is evaluated per host and loop item",
-            )
+            # ansible-core templates an import_role's name and *_from once, as it reads the play, with the vars
+            # known then (``_process_static_role_import`` in ``lib/ansible/playbook/helpers.py``)
+            where = {a: _key_loc(spec, a, file) for a in templated}
+            spec = {**spec, **self._static_role_args({a: spec[a] for a in templated}, inherit, where)}
         if include and (templated or "apply" in raw or any(k in kw.LOOP_KEYWORDS for k in raw)):
             call = _RoleCall(spec, {a: spec[a] for a in templated}, at, file, stack, handlers)
             return self._include_role(raw, call, inherit)
@@ -1080,7 +1091,7 @@ class _Loader:
             raise InputError("a handler cannot include_role with a loop", _key_loc(raw, loops[0], file))
         loop_fields = self._include_loop(raw, loops[0], file) if loops else {}
         where = {a: _key_loc(call.spec, a, file) for a in call.templated}
-        scope = {**outer.defaults, **self._play_vars, **outer.vars}
+        scope = {**outer.defaults, **self._play_vars, **outer.vars, **self.extra_vars}
         combos: list[dict[str, str]] = [{}]
         if call.templated:
             combos = candidates(call.templated, static_scopes(_loop_of(loop_fields, raw, file), scope, at), where)
@@ -1101,6 +1112,14 @@ class _Loader:
             **loop_fields,
         }
         return self._build(Block, fields, raw, file)
+
+    def _static_role_args(
+        self, args: Mapping[str, Any], inherit: _Inherit, where: Mapping[str, Location]
+    ) -> dict[str, str]:
+        """Templated role arguments rendered once, before the run, with the play's vars, ``-e`` and the
+        enclosing block/role vars and defaults (refused, saying why, when they need what only a PC knows)."""
+        scope = {**inherit.defaults, **self._play_vars, **inherit.vars, **self.extra_vars}
+        return candidates(args, [scope], where)[0]
 
     def _apply(self, raw: dict[str, Any], file: Path, outer: _Inherit) -> _Inherit:
         """include_role's ``apply``: keywords (``tags``, ``when``, ``vars``, ``ignore_errors`` …) given to the

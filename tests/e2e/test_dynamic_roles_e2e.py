@@ -50,6 +50,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         out["refused-requests"] = ctl.stats()["soap_requests"] - before
         run("check", "site.yml", "--check")
         out["after-check"] = snap()
+        run("extra", "site.yml", "--check", "-e", "audit_style=detailed")
         run("real", "site.yml")
         out["after-real"] = snap()
         yield out
@@ -76,6 +77,14 @@ def test_check_mode_picks_the_roles_and_changes_nothing(runs: dict[str, Any]) ->
         names = [t["task"] for t in host["tasks"]]
         assert "Point Windows at the KMS host" in names and "Brief licence audit" in names, names
         assert "Office would be activated here" not in names and "Detailed licence audit" not in names
+
+
+def test_extra_vars_name_the_tasks_from_file(runs: dict[str, Any]) -> None:
+    proc, report = runs["extra"]
+    assert report is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for host in hosts_by_name(report).values():
+        names = [t["task"] for t in host["tasks"]]
+        assert "Detailed licence audit" in names and "Brief licence audit" not in names, names
 
 
 def test_each_item_runs_its_role_and_the_pcs_are_licensed(runs: dict[str, Any]) -> None:

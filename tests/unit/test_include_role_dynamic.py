@@ -35,10 +35,12 @@ def roles(base: Path) -> None:
     role(base / "roles", "office", tasks="- debug: msg=office-{{ edition | default('none') }}\n")
 
 
-def run(tmp_path: Path, text: str, *, check: bool = False, **inv: Any) -> list[tuple[str, str, str]]:
-    plan = compile_playbook(load_playbook(write(tmp_path, text), REGISTRY))
+def run(
+    tmp_path: Path, text: str, *, check: bool = False, extra: dict[str, Any] | None = None, **inv: Any
+) -> list[tuple[str, str, str]]:
+    plan = compile_playbook(load_playbook(write(tmp_path, text), REGISTRY, extra_vars=extra))
     plan = decode_plan(encode_plan(plan))  # what a distributed worker runs
-    options = RunOptions(forks=1, check=check)
+    options = RunOptions(forks=1, check=check, extra_vars=extra or {})
     info = new_run_info("t", "<t>", ["<inv>"], options, None)
     result = Runner(plan, inventory(1, **inv), info, options, Recorder()).run()
     return [(t.task, t.status.value, t.msg) for t in result.hosts[0].tasks]
@@ -102,7 +104,7 @@ def test_apply_gives_tags_and_when_to_the_roles_tasks(tmp_path: Path) -> None:
         ("    - include_role: {name: '{{ ansible_os_family }}'}\n", "cannot be resolved before the run", 4),
         ("    - include_role: {name: kms, tasks_from: '{{ out.stdout }}'}\n", "tasks_from", 4),
         ("    - include_role: {name: '{{ item }}'}\n      loop: '{{ found.files }}'\n", "loop are not known", 5),
-        ("    - import_role: {name: '{{ r }}'}\n", "import_role is static", 4),
+        ("    - import_role: {name: '{{ r }}'}\n", "cannot be resolved before the run", 4),
         ("    - import_role: {name: kms}\n      loop: [a]\n", "'loop' is not supported on import_role", 5),
     ],
 )
@@ -131,3 +133,25 @@ def test_a_name_changed_on_the_host_fails_that_host_clearly(tmp_path: Path) -> N
     )
     got = run(tmp_path, text)
     assert got[-1][1] == "failed" and "not among the roles read before the run" in got[-1][2]
+
+
+def test_extra_vars_can_name_the_role_and_beat_play_vars(tmp_path: Path) -> None:
+    roles(tmp_path)
+    text = HEAD + "  vars: {which: kms}\n  tasks:\n    - include_role: {name: '{{ which }}'}\n"
+    assert [m for _, _, m in run(tmp_path, text, extra={"which": "office"})] == ["office-none"]
+    with pytest.raises(PlaybookErrors):  # without -e the name of a role from -e only is not known
+        load_playbook(write(tmp_path, HEAD + "  tasks:\n    - include_role: {name: '{{ only_cli }}'}\n"), REGISTRY)
+    book = HEAD + "  tasks:\n    - include_role: {name: '{{ only_cli }}'}\n"
+    assert [m for _, _, m in run(tmp_path, book, extra={"only_cli": "kms"})] == ["kms-main"]
+
+
+def test_import_role_and_roles_entries_template_their_names_once_with_play_vars(tmp_path: Path) -> None:
+    """ansible-core templates these names as it reads the play (no host yet): play vars and -e."""
+    roles(tmp_path)
+    text = HEAD + (
+        "  vars: {first: kms, style: Windows}\n  roles:\n    - role: '{{ first }}'\n"
+        "  tasks:\n    - import_role: {name: '{{ first }}', tasks_from: '{{ style }}'}\n"
+    )
+    assert [m for _, _, m in run(tmp_path, text)] == ["kms-main", "kms-windows"]
+    extra = HEAD + "  vars: {first: kms}\n  roles:\n    - '{{ first }}'\n"
+    assert [m for _, _, m in run(tmp_path, extra, extra={"first": "office"})] == ["office-none"]
