@@ -67,16 +67,26 @@ def static_scopes(loop: LoopSpec | None, scope: Mapping[str, Any], at: Location)
 
 
 def candidates(
-    args: Mapping[str, Any], scopes: Sequence[Mapping[str, Any]], where: Mapping[str, Location]
+    args: Mapping[str, Any],
+    scopes: Sequence[Mapping[str, Any]],
+    where: Mapping[str, Location],
+    when: Sequence[Any] = (),
 ) -> list[dict[str, str]]:
     """The distinct values (``role_arg`` form) the templated ``args`` take over ``scopes``, in first-seen order.
-    ``where`` gives each argument's location for the refusal."""
+    ``where`` gives each argument's location for the refusal. An item whose values cannot be rendered is left
+    out when the include's own ``when`` is already false for it (``loop: [{role: a}, {}]`` with
+    ``when: item.role is defined``), as ansible-core never templates a skipped include."""
     found: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     for scope in scopes:
         templar = Templar(dict(scope), context="include_role")
-        values: dict[str, str] = {}
-        for key, raw in args.items():
-            values[key] = role_arg(key, _render(templar, key, raw, where[key]) if is_template(raw) else raw)
+        try:
+            values = {
+                k: role_arg(k, _render(templar, k, v, where[k]) if is_template(v) else v) for k, v in args.items()
+            }
+        except InputError:
+            if when and _false(templar, when):
+                continue
+            raise
         found.setdefault(tuple(sorted(values.items())), values)
         if len(found) > MAX_CANDIDATES:
             raise InputError(
@@ -85,6 +95,14 @@ def candidates(
                 hint="split the loop",
             )
     return list(found.values())
+
+
+def _false(templar: Templar, when: Sequence[Any]) -> bool:
+    """Whether ``when`` is known to be false before the run (an error means it is not known)."""
+    try:
+        return not templar.evaluate(tuple(when))
+    except KmsfleetError:
+        return False
 
 
 def _render(templar: Templar, key: str, raw: Any, at: Location) -> Any:

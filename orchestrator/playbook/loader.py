@@ -1092,9 +1092,11 @@ class _Loader:
         loop_fields = self._include_loop(raw, loops[0], file) if loops else {}
         where = {a: _key_loc(call.spec, a, file) for a in call.templated}
         scope = {**outer.defaults, **self._play_vars, **outer.vars, **self.extra_vars}
+        own_when = self._conditions(raw, "when", file)
         combos: list[dict[str, str]] = [{}]
         if call.templated:
-            combos = candidates(call.templated, static_scopes(_loop_of(loop_fields, raw, file), scope, at), where)
+            scopes = static_scopes(_loop_of(loop_fields, raw, file), scope, at)
+            combos = candidates(call.templated, scopes, where, [c.expr for c in own_when])
         role_inherit = self._apply(raw, file, outer)
         fields: dict[str, Any] = {
             "location": _loc(raw, str(file)),
@@ -1103,7 +1105,7 @@ class _Loader:
             "origin": "include_role",
             "block": tuple(self._candidate_role(call, combo, role_inherit) for combo in combos),
             "when": outer.when,
-            "own_when": self._conditions(raw, "when", file),
+            "own_when": own_when,
             "tags": outer.tags,
             "vars": dict(outer.vars),
             "defaults": dict(outer.defaults),

@@ -155,3 +155,16 @@ def test_import_role_and_roles_entries_template_their_names_once_with_play_vars(
     assert [m for _, _, m in run(tmp_path, text)] == ["kms-main", "kms-windows"]
     extra = HEAD + "  vars: {first: kms}\n  roles:\n    - '{{ first }}'\n"
     assert [m for _, _, m in run(tmp_path, extra, extra={"first": "office"})] == ["office-none"]
+
+
+def test_items_skipped_by_when_need_no_role_and_too_many_roles_are_refused(tmp_path: Path) -> None:
+    roles(tmp_path)
+    text = HEAD + (
+        "  tasks:\n    - include_role: {name: '{{ item.role }}'}\n"
+        "      loop: [{role: office}, {}]\n      when: item.role is defined\n"
+    )
+    assert [(m, s) for _, s, m in run(tmp_path, text)] == [("office-none", "ok")]
+    many = HEAD + "  tasks:\n    - include_role: {name: 'r{{ item }}'}\n      loop: '{{ range(200) | list }}'\n"
+    with pytest.raises(PlaybookErrors) as err:
+        load_playbook(write(tmp_path, many), REGISTRY)
+    assert "more than 100 different roles" in err.value.errors[0].message
