@@ -1087,8 +1087,12 @@ class _Loader:
         file, at = call.file, call.at
         outer = replace(self._child_inherit(raw, file, inherit), when=inherit.when)
         loops = [k for k in raw if k in kw.LOOP_KEYWORDS]
-        if loops and call.handlers:
-            raise InputError("a handler cannot include_role with a loop", _key_loc(raw, loops[0], file))
+        if call.handlers:  # ansible-core's include_role documentation: "Does not work in handlers"
+            raise InputError(
+                "a handler cannot include_role with a loop, a templated name/*_from or 'apply'",
+                at,
+                hint="use import_role (static) in handlers, or notify the role's own handlers",
+            )
         loop_fields = self._include_loop(raw, loops[0], file) if loops else {}
         where = {a: _key_loc(call.spec, a, file) for a in call.templated}
         scope = {**outer.defaults, **self._play_vars, **outer.vars, **self.extra_vars}

@@ -106,6 +106,7 @@ def test_apply_gives_tags_and_when_to_the_roles_tasks(tmp_path: Path) -> None:
         ("    - include_role: {name: '{{ item }}'}\n      loop: '{{ found.files }}'\n", "loop are not known", 5),
         ("    - import_role: {name: '{{ r }}'}\n", "cannot be resolved before the run", 4),
         ("    - import_role: {name: kms}\n      loop: [a]\n", "'loop' is not supported on import_role", 5),
+        ("  handlers:\n    - include_role: {name: '{{ r }}'}\n", "a handler cannot include_role", 5),
     ],
 )
 def test_names_known_only_on_the_pc_are_refused_at_load(tmp_path: Path, task: str, words: str, line: int) -> None:
