@@ -79,8 +79,8 @@ def load_playbook(
     extra_vars: Mapping[str, Any] | None = None,
 ) -> Playbook:
     """Load, resolve imports and roles of, and validate a playbook. Raises ``InputError`` listing every
-    problem found (``PlaybookErrors`` when there are several). ``extra_vars`` (``-e``) are seen only by the
-    templated names of ``include_role`` (the roles a run may need are read now)."""
+    problem found (``PlaybookErrors`` when there are several). ``extra_vars`` (``-e``) are seen only by
+    templated role names and ``*_from`` files (the roles a run may need are read now)."""
     loader = _Loader(catalog, tuple(roles_path), extra_vars or {})
     file = Path(path)
     plays = loader.load_plays(file, (), frozenset(), {}, None)
