@@ -169,7 +169,7 @@ def run_playbook(
     cancel: threading.Event | None = None,
 ) -> RunResult:
     playbook = resolve_playbook(request.playbook)
-    plan = answer_vars_prompts(load_plan(playbook), request.options.extra_vars)
+    plan = answer_vars_prompts(load_plan(playbook, extra_vars=request.options.extra_vars), request.options.extra_vars)
     inv = load_inventory(list(request.inventory), playbook_dir=_playbook_dir(playbook))
     return run_plan(plan, inv, request, reporters, cancel=cancel, playbook_path=playbook)
 
@@ -295,7 +295,7 @@ def run_distributed(
     run on per-site Celery workers (``orchestrator.distributed``, docs/distributed.md). No Wake-on-LAN from the
     controller: a broadcast stays inside its site."""
     playbook = resolve_playbook(request.playbook)
-    plan = render_play_hosts(load_plan(playbook), request.options.extra_vars)
+    plan = render_play_hosts(load_plan(playbook, extra_vars=request.options.extra_vars), request.options.extra_vars)
     answer_vars_prompts(plan, request.options.extra_vars, _no_prompt_when_distributed)
     inv = load_inventory(list(request.inventory), playbook_dir=_playbook_dir(playbook))
     engine = DistributedEngine(request.options, dist, cancel, progress, play_vars_loader)

@@ -47,10 +47,11 @@ def _check_now(
 
     check_name(name)
     expr = parse_cron(cron)
-    load_plan(resolve_playbook(playbook))  # the whole playbook: a typo in a module name fails here
+    given_vars = parse_extra_vars(list(extra_vars))
+    # the whole playbook: a typo in a module name fails here (-e may name the roles an include_role runs)
+    load_plan(resolve_playbook(playbook), extra_vars=given_vars)
     load_inventory(list(inventory))
     check_limit(limit)
-    parse_extra_vars(list(extra_vars))
     for given in extra_vars:
         if not given.strip().startswith("@"):  # a vars file keeps its secrets to itself: only its path is stored
             refuse_secret_vars(parse_extra_vars([given]), given)

@@ -83,6 +83,10 @@ def compile_nodes(nodes: Any, parent: dict[str, Any]) -> tuple[Node, ...]:
                     tags=frozenset(node.tags),
                     loop=loop_spec(node),
                     defaults=dict(node.defaults),
+                    when=_conds(node.own_when) or (),
+                    # a dynamic include_role renders its role's name and its own when with its vars
+                    vars=dict(node.vars) if node.origin == "include_role" else {},
+                    pick=tuple(node.pick),
                 )
             )
         else:

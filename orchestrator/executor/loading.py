@@ -13,15 +13,18 @@ from orchestrator.executor.plan import Plan, PlaySpec
 from orchestrator.modules.base import REGISTRY
 
 
-def load_plan(playbook: str | Path, roles_path: Sequence[Path] | None = None) -> Plan:
+def load_plan(
+    playbook: str | Path, roles_path: Sequence[Path] | None = None, extra_vars: Mapping[str, Any] | None = None
+) -> Plan:
     """The compiled plan of a playbook; roles are looked up on ``roles_path`` (default: ansible.cfg's
-    ``roles_path`` / ``ANSIBLE_ROLES_PATH``) after the playbook's own ``roles/`` folder."""
+    ``roles_path`` / ``ANSIBLE_ROLES_PATH``) after the playbook's own ``roles/`` folder; ``extra_vars`` (``-e``)
+    can name the roles a templated ``include_role`` runs."""
     from orchestrator.ansiblecfg import load_config
     from orchestrator.playbook.loader import load_playbook
 
     if roles_path is None:
         roles_path = load_config().roles_path
-    return compile_playbook(load_playbook(Path(playbook), REGISTRY, roles_path))
+    return compile_playbook(load_playbook(Path(playbook), REGISTRY, roles_path, extra_vars))
 
 
 def play_vars_loader(play: PlaySpec, extra_vars: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -22,6 +22,7 @@ from orchestrator.executor.loop import item_scope, items_of, looped_outcome
 from orchestrator.executor.plan import BlockSpec, Node, PlaySpec, TaskSpec
 from orchestrator.executor.prepare import render_args, resolve_keywords
 from orchestrator.executor.reporter import Reporter
+from orchestrator.executor.rolepick import pick_role, picks_role
 from orchestrator.executor.state import HostState, RunOptions, facts_namespace
 from orchestrator.executor.taskresult import Clock, Outcome, TaskEnd, TaskRef, task_result
 from orchestrator.modules.base import REGISTRY, Module, ModuleArgs, ModuleContext, TaskFailed
@@ -182,19 +183,13 @@ class HostPipeline:
             self._run_block_loop(block, run, scopes, in_block=in_block, rescuable=rescuable)
             return
         inner = (*scopes, block.vars)
-        if block.when:
-            variables = self.variables(run, inner)
-            try:
-                ok = all(self.templar(variables, run, f"block {block.name!r}").evaluate(c) for c in block.when)
-            except KmsfleetError as exc:
-                self._record_error(block.name, "block", run, exc)
-                return
-            if not ok:
-                return
+        nodes = self._block_nodes(block, run, inner)
+        if nodes is None:
+            return
         has_rescue = bool(block.rescue)
         try:
             self.run_nodes(
-                block.block,
+                nodes,
                 run,
                 inner,
                 in_block=True,
@@ -222,6 +217,22 @@ class HostPipeline:
                 self.run_nodes(block.always, run, inner, in_block=in_block, rescuable=rescuable)
             finally:
                 self.state.failed = self.state.failed or was_failed
+
+    def _block_nodes(
+        self, block: BlockSpec, run: PlayRun, inner: tuple[Mapping[str, Any], ...]
+    ) -> tuple[Node, ...] | None:
+        """The nodes of ``block`` to run on this host: None when its own ``when`` is false; for a templated
+        ``include_role``, the one candidate role whose values its templates render to here."""
+        if not block.when and not picks_role(block):
+            return block.block
+        templar = self.templar(self.variables(run, inner, block.defaults), run, f"block {block.name!r}")
+        try:
+            if block.when and not all(templar.evaluate(c) for c in block.when):
+                return None
+            return (pick_role(block, templar),) if picks_role(block) else block.block
+        except KmsfleetError as exc:
+            self._record_error(block.name, "include_role" if picks_role(block) else "block", run, exc)
+            return None
 
     def _run_block_loop(
         self,

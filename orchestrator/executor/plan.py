@@ -66,6 +66,8 @@ class BlockSpec:
     check_mode: bool | str | None = None
     loop: LoopSpec | None = None  # include_tasks with loop: the block runs once per item (None = once)
     defaults: Mapping[str, Any] = field(default_factory=dict)  # role defaults, to render the loop
+    # a candidate role of a templated include_role: runs where each (argument, template) renders to its value
+    pick: tuple[tuple[str, Any, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ vars files, and ``import_playbook``/``import_tasks`` cycles.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +22,9 @@ from orchestrator.booleans import boolean, parse_boolean
 from orchestrator.errors import InputError, Location
 from orchestrator.playbook import keywords as kw
 from orchestrator.playbook.catalog import ModuleCatalog, ModuleSpec, did_you_mean
+from orchestrator.playbook.dynamic_roles import ROLE_ARGS, candidates, role_arg, static_scopes
 from orchestrator.playbook.kv import KVError, parse_kv
+from orchestrator.playbook.loops import LoopSpec
 from orchestrator.playbook.models import Block, Condition, LoopControl, Play, Playbook, Task, VarPrompt, VarsFileRef
 from orchestrator.playbook.roles import RoleDir, find_role, role_dependencies, role_file, role_vars_file
 from orchestrator.playbook.varsfiles import vars_file_missing
@@ -70,10 +72,16 @@ class PlaybookErrors(InputError):
         return "\n".join(parts)
 
 
-def load_playbook(path: str | Path, catalog: ModuleCatalog, roles_path: Iterable[Path] = ()) -> Playbook:
+def load_playbook(
+    path: str | Path,
+    catalog: ModuleCatalog,
+    roles_path: Iterable[Path] = (),
+    extra_vars: Mapping[str, Any] | None = None,
+) -> Playbook:
     """Load, resolve imports and roles of, and validate a playbook. Raises ``InputError`` listing every
-    problem found (``PlaybookErrors`` when there are several)."""
-    loader = _Loader(catalog, tuple(roles_path))
+    problem found (``PlaybookErrors`` when there are several). ``extra_vars`` (``-e``) are seen only by
+    templated role names and ``*_from`` files (the roles a run may need are read now)."""
+    loader = _Loader(catalog, tuple(roles_path), extra_vars or {})
     file = Path(path)
     plays = loader.load_plays(file, (), frozenset(), {}, None)
     loader.raise_errors()
@@ -83,8 +91,11 @@ def load_playbook(path: str | Path, catalog: ModuleCatalog, roles_path: Iterable
 
 
 class _Loader:
-    def __init__(self, catalog: ModuleCatalog, roles_path: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self, catalog: ModuleCatalog, roles_path: tuple[Path, ...] = (), extra_vars: Mapping[str, Any] | None = None
+    ) -> None:
         self.catalog = catalog
+        self.extra_vars = dict(extra_vars or {})
         self.roles_path = roles_path
         self.warnings: list[str] = []
         self._module_names: list[str] | None = None
@@ -99,6 +110,7 @@ class _Loader:
         self._roles_done: set[tuple[str, str, str]] = set()
         self._role_stack: tuple[Path, ...] = ()
         self._handler_files: set[str] = set()
+        self._play_vars: Mapping[str, Any] = {}  # the current play's vars (include_role templates, before the run)
 
     # ------------------------------------------------------------------------------------------- errors
 
@@ -202,6 +214,7 @@ class _Loader:
             raise InputError("the play has no 'hosts'", _loc(raw, name), hint)
         hosts = self._hosts(raw["hosts"], _key_loc(raw, "hosts", file))
         play_vars = {**self._vars(raw, file), **import_vars}
+        self._play_vars = play_vars
         own_tags = self._tags(raw, file) | tags
         values = {k: raw[k] for k in kw.INHERITED if k in raw and raw[k] is not None}
         inherit = _Inherit(tags=own_tags, values=self._validated_inherited(values, raw, file))
@@ -872,7 +885,10 @@ class _Loader:
         else:
             raise InputError(f"a role entry must be a name or a mapping, not {_kind(entry)}", at)
         if is_template(name):
-            raise InputError("role names cannot be templates (roles are read before the run)", at)
+            # ansible-core templates a roles:/dependencies name with the play's vars as it reads the play
+            # (``RoleDefinition._load_role_name``): there is no host yet, so no facts nor inventory variables
+            self._check_strings(name, at)
+            name = self._static_role_args({"name": name}, inherit, {"name": at})["name"]
         params: dict[str, Any] = {}
         for key, val in entry_raw.items():
             if key in ("role", "name") or key in kw.ROLE_ENTRY_KEYWORDS:
@@ -997,16 +1013,50 @@ class _Loader:
         handlers: bool,
     ) -> Block:
         at = _key_loc(raw, key, file)
+        include = _short(key) == "include_role"
+        self._check_role_keywords(raw, key, file, include)
+        spec = self._role_spec(raw, key, file)
+        templated = [a for a in ROLE_ARGS if is_template(spec.get(a))]
+        if templated and not include:
+            # ansible-core templates an import_role's name and *_from once, as it reads the play, with the vars
+            # known then (``_process_static_role_import`` in ``lib/ansible/playbook/helpers.py``)
+            where = {a: _key_loc(spec, a, file) for a in templated}
+            spec = {**spec, **self._static_role_args({a: spec[a] for a in templated}, inherit, where)}
+        if include and (templated or "apply" in raw or any(k in kw.LOOP_KEYWORDS for k in raw)):
+            call = _RoleCall(spec, {a: spec[a] for a in templated}, at, file, stack, handlers)
+            return self._include_role(raw, call, inherit)
+        sources = {f"{p}_from": _from_file(spec.get(f"{p}_from")) for p in ("tasks", "defaults", "vars", "handlers")}
+        role = find_role(spec["name"].strip(), self._play_dir, self.roles_path, at)
+        child = self._child_inherit(raw, file, inherit)
+        public = spec.get("public")
+        self._public = not include if public is None else boolean(public)
+        try:
+            block = self._role_block(role, child, {}, at, file, stack, sources, handlers)
+        finally:
+            self._public = True
+        return block.model_copy(update={"name": raw.get("name") or block.name, "key_locations": _key_locations(raw)})
+
+    def _check_role_keywords(self, raw: dict[str, Any], key: str, file: Path, include: bool) -> None:
+        """The keywords beside import_role/include_role: loops and ``apply`` only on include_role."""
+        loops = [k for k in raw if k in kw.LOOP_KEYWORDS]
         for other in raw:
-            if other == key:
+            if other == key or (include and other in (*kw.LOOP_KEYWORDS, "loop_control", "apply")):
                 continue
-            if other in kw.LOOP_KEYWORDS or other.startswith("with_"):
-                raise InputError(
-                    f"looping over {_short(key)} is not supported",
-                    _key_loc(raw, other, file),
-                    hint="kmsfleet reads roles before the run; put the loop on the role's tasks",
-                )
+            if other in kw.LOOP_KEYWORDS or other.startswith("with_") or other == "loop_control":
+                # Ansible: "You cannot use loops on 'import_role' statements. You should use 'include_role'"
+                hint = "use loop: (e.g. loop: [a, b])" if include else "use include_role with loop:"
+                raise InputError(f"'{other}' is not supported on {_short(key)}", _key_loc(raw, other, file), hint)
             self._check_keyword(raw, other, file, kw.IMPORT_KEYWORDS, _short(key))
+        if len(loops) > 1:
+            raise InputError("a task can have only one loop", _key_loc(raw, loops[1], file))
+        if "loop_control" in raw and not loops:
+            raise InputError(
+                "'loop_control' needs a 'loop' on the same include_role", _key_loc(raw, "loop_control", file)
+            )
+
+    def _role_spec(self, raw: dict[str, Any], key: str, file: Path) -> dict[str, Any]:
+        """The include_role/import_role mapping, its arguments checked (``*_from`` must be text)."""
+        at = _key_loc(raw, key, file)
         spec = raw[key]
         if isinstance(spec, str):
             spec = {"name": spec}
@@ -1021,26 +1071,89 @@ class _Loader:
                     _key_loc(spec, arg, file),
                     hint=f"{_short(key)} takes: {', '.join(sorted(kw.ROLE_IMPORT_ARGS))}",
                 )
-        sources: dict[str, str | None] = {}
         for part in ("tasks", "defaults", "vars", "handlers"):
             value = spec.get(f"{part}_from")
-            if value is not None and (not isinstance(value, str) or is_template(value)):
-                raise InputError(
-                    f"'{part}_from' must be a file name (not a template)", _key_loc(spec, f"{part}_from", file)
-                )
-            sources[f"{part}_from"] = value.removesuffix(".yml").removesuffix(".yaml") if value else None
-        name = spec["name"].strip()
-        if is_template(name):
-            raise InputError("role names cannot be templates (roles are read before the run)", at)
-        role = find_role(name, self._play_dir, self.roles_path, at)
-        child = self._child_inherit(raw, file, inherit)
-        public = spec.get("public")
-        self._public = _short(key) == "import_role" if public is None else boolean(public)
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"'{part}_from' must be a file name", _key_loc(spec, f"{part}_from", file))
+            if is_template(value):
+                self._check_strings(value, _key_loc(spec, f"{part}_from", file))
+        self._check_strings(spec["name"], _key_loc(spec, "name", file))
+        return spec
+
+    def _include_role(self, raw: dict[str, Any], call: _RoleCall, inherit: _Inherit) -> Block:
+        """A dynamic include_role (a loop, templated arguments or ``apply``): its own ``when`` is checked per host
+        and item (not given to the role's tasks); ``apply`` keywords go to the role's tasks; every role the
+        templates can name is read now (``dynamic_roles``) and the executor picks one per host and item."""
+        file, at = call.file, call.at
+        outer = replace(self._child_inherit(raw, file, inherit), when=inherit.when)
+        loops = [k for k in raw if k in kw.LOOP_KEYWORDS]
+        if call.handlers:  # ansible-core's include_role documentation: "Does not work in handlers"
+            raise InputError(
+                "a handler cannot include_role with a loop, a templated name/*_from or 'apply'",
+                at,
+                hint="use import_role (static) in handlers, or notify the role's own handlers",
+            )
+        loop_fields = self._include_loop(raw, loops[0], file) if loops else {}
+        where = {a: _key_loc(call.spec, a, file) for a in call.templated}
+        scope = {**outer.defaults, **self._play_vars, **outer.vars, **self.extra_vars}
+        own_when = self._conditions(raw, "when", file)
+        combos: list[dict[str, str]] = [{}]
+        if call.templated:
+            scopes = static_scopes(_loop_of(loop_fields, raw, file), scope, at)
+            combos = candidates(call.templated, scopes, where, [c.expr for c in own_when])
+        role_inherit = self._apply(raw, file, outer)
+        fields: dict[str, Any] = {
+            "location": _loc(raw, str(file)),
+            "file": str(file),
+            "name": raw.get("name") or f"include_role {call.spec['name']}",
+            "origin": "include_role",
+            "block": tuple(self._candidate_role(call, combo, role_inherit) for combo in combos),
+            "when": outer.when,
+            "own_when": own_when,
+            "tags": outer.tags,
+            "vars": dict(outer.vars),
+            "defaults": dict(outer.defaults),
+            "key_locations": _key_locations(raw),
+            **outer.values,
+            **loop_fields,
+        }
+        return self._build(Block, fields, raw, file)
+
+    def _static_role_args(
+        self, args: Mapping[str, Any], inherit: _Inherit, where: Mapping[str, Location]
+    ) -> dict[str, str]:
+        """Templated role arguments rendered once, before the run, with the play's vars, ``-e`` and the
+        enclosing block/role vars and defaults (refused, saying why, when they need what only a PC knows)."""
+        scope = {**inherit.defaults, **self._play_vars, **inherit.vars, **self.extra_vars}
+        return candidates(args, [scope], where)[0]
+
+    def _apply(self, raw: dict[str, Any], file: Path, outer: _Inherit) -> _Inherit:
+        """include_role's ``apply``: keywords (``tags``, ``when``, ``vars``, ``ignore_errors`` …) given to the
+        role's tasks (ansible-core ``IncludeRole.get_block_list`` wraps them in a block with these keywords)."""
+        apply = raw.get("apply")
+        if apply is None:
+            return outer
+        if not isinstance(apply, dict):
+            raise InputError("'apply' must be a mapping of keywords (tags, when, …)", _key_loc(raw, "apply", file))
+        for key in apply:
+            self._check_keyword(apply, key, file, kw.IMPORT_KEYWORDS - {"name"}, "apply")
+        return self._child_inherit(apply, file, outer)
+
+    def _candidate_role(self, call: _RoleCall, combo: Mapping[str, str], inherit: _Inherit) -> Block:
+        """One role an include_role can run, read into the plan, with the values its templates must give."""
+        values = {a: role_arg(a, call.spec[a]) for a in ROLE_ARGS if call.spec.get(a) is not None} | dict(combo)
+        sources: dict[str, str | None] = {
+            f"{p}_from": values.get(f"{p}_from") for p in ("tasks", "defaults", "vars", "handlers")
+        }
+        role = find_role(values["name"], self._play_dir, self.roles_path, call.at)
+        public = call.spec.get("public")
+        self._public = False if public is None else boolean(public)
         try:
-            block = self._role_block(role, child, {}, at, file, stack, sources, handlers)
+            block = self._role_block(role, inherit, {}, call.at, call.file, call.stack, sources, call.handlers)
         finally:
             self._public = True
-        return block.model_copy(update={"name": raw.get("name") or block.name, "key_locations": _key_locations(raw)})
+        pick = tuple((a, call.templated[a], combo[a]) for a in combo)
+        return block.model_copy(update={"pick": pick})
 
     def _ignored(self, raw: dict[str, Any], key: str, file: Path) -> None:
         if key == "connection" and str(raw.get(key)) in kw.WINRM_CONNECTIONS:
@@ -1209,6 +1322,37 @@ def _with_role_alias(node: Task | Block, role: str) -> Task | Block:
     if node.name and not is_template(node.name):
         return node.model_copy(update={"listen": (*node.listen, f"{role} : {node.name}")})
     return node
+
+
+@dataclass(frozen=True)
+class _RoleCall:
+    """One include_role as written: its arguments, the templated ones, and where it is."""
+
+    spec: Mapping[str, Any]
+    templated: Mapping[str, Any]
+    at: Location
+    file: Path
+    stack: tuple[Path, ...]
+    handlers: bool
+
+
+def _from_file(value: str | None) -> str | None:
+    return role_arg("tasks_from", value) if value else None
+
+
+def _loop_of(loop_fields: Mapping[str, Any], raw: Mapping[str, Any], file: Path) -> LoopSpec | None:
+    """The loop of an include_role, as ``dynamic_roles.static_scopes`` reads it before the run."""
+    if not loop_fields:
+        return None
+    keyword = loop_fields["loop_with"]
+    control = loop_fields.get("loop_control") or LoopControl()
+    return LoopSpec(
+        items=loop_fields["loop"],
+        keyword=keyword,
+        location=_key_loc(raw, keyword, file),
+        var=control.loop_var,
+        index_var=control.index_var,
+    )
 
 
 def iter_tasks(nodes: Iterable[Task | Block]) -> Iterator[Task]:

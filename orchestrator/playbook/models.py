@@ -171,7 +171,7 @@ class Block(_Frozen):
     location: Location
     file: str
     name: Text | None = None
-    origin: Literal["block", "import_tasks", "include_tasks", "role"] = "block"
+    origin: Literal["block", "import_tasks", "include_tasks", "role", "include_role"] = "block"
     block: tuple[TaskNode, ...]
     rescue: tuple[TaskNode, ...] = ()
     always: tuple[TaskNode, ...] = ()
@@ -189,6 +189,10 @@ class Block(_Frozen):
     loop_with: str | None = None  # one of keywords.LOOP_KEYWORDS when there is a loop
     loop_control: LoopControl | None = None
     defaults: RawDict = Field(default_factory=dict)  # role defaults where the looped include is (for its loop)
+    # a dynamic include_role: its own ``when`` (checked once per host and item, not given to the role's tasks)
+    own_when: tuple[Condition, ...] = ()
+    # one candidate role of a templated include_role: (argument, template, value) — run where all render so
+    pick: tuple[tuple[str, Raw, str], ...] = ()
     key_locations: dict[str, Location] = Field(default_factory=dict)
 
     def key_location(self, key: str) -> Location:
