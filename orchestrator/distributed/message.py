@@ -31,6 +31,7 @@ from typing import Any, Literal
 from jinja2 import Environment, TemplateSyntaxError, meta
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.distributed.policy import plan_tasks, reads_local_files
 from orchestrator.errors import InputError, Location
 from orchestrator.executor.plan import BlockSpec, Node, Plan, PlaySpec
 from orchestrator.executor.plan_codec import PlanCodecError, encode_plan
@@ -279,8 +280,10 @@ def plan_for_workers(plan: Plan, extra_vars: Mapping[str, Any], play_vars: PlayV
     """The compiled plan as a batch carries it (``executor.plan_codec``). Each play's ``vars_files`` are read
     here, as the local run's ``play_vars`` reads them, into the play's ``vars`` (the worker reads no file of
     the controller's); ``vars_prompt`` is already answered by ``-e``. Refused: a plan holding a literal secret
-    or a registered secret's text, and one larger than ``MAX_PLAN_BYTES`` as JSON."""
+    or a registered secret's text, a task that reads a local file (the worker would read its own, see
+    ``policy.check_plan``), and one larger than ``MAX_PLAN_BYTES`` as JSON."""
     _refuse_loader_loops(plan)
+    _refuse_local_files(plan)
     plays = tuple(
         dataclasses.replace(play, vars=dict(play_vars(play, extra_vars)), vars_files=(), vars_prompt=())
         for play in plan.plays
@@ -318,6 +321,17 @@ def _refuse_loader_loops(plan: Plan) -> None:
                     node.location,
                     hint="write the loop as loop: (with a filter such as flatten or dict2items where needed)",
                 )
+
+
+def _refuse_local_files(plan: Plan) -> None:
+    for task in plan_tasks(plan):
+        if reads_local_files(task):
+            raise InputError(
+                f"--distributed: {task.module} reads a file where it runs, and a worker reads none of its own",
+                task.location,
+                hint="give win_copy the text itself as content:, put variables in the play's vars or vars_files "
+                "(read here before sending), or run this playbook without --distributed",
+            )
 
 
 def _nodes(nodes: Sequence[Node]) -> Iterable[Node]:

@@ -10,7 +10,12 @@ read from the broker, so even a message signed with a stolen controller key cann
 - read its own files or environment: ``lookup('file', …)`` is refused, ``lookup('env', NAME)`` answers only
   for the password variable (``KMSFLEET_PASSWORD``) and names given with ``--allow-env``; the batch carries
   the compiled plan (its ``vars_files`` read on the controller), so the worker reads no playbook file, and the
-  plays' folders and ``role_path`` point at the batch's empty private folder (``worker.worker_plan``).
+  plays' folders and ``role_path`` point at the batch's empty private folder (``worker.worker_plan``). Modules
+  that read a file where they run (Ansible reads it on the controller: ``win_copy`` with ``src``,
+  ``win_template``, ``script``, ``include_vars``) would read the *worker's* files — an absolute path, ``../``
+  out of that folder, a ``role_path`` the plan sets itself — so a plan using them is refused
+  (``check_plan``), and in the worker process they refuse to run at all (``guard_modules``). What a worker
+  sends to a PC must travel inside the signed plan (``win_copy`` with ``content:``).
 
 Checked twice: once on the whole batch before anything runs (host variables and extra vars, so a batch that
 asks for any of this is refused as a whole and the controller is told why), and again on each PC's final
@@ -30,6 +35,9 @@ from orchestrator import templating
 from orchestrator.booleans import boolean
 from orchestrator.errors import InputError
 from orchestrator.executor import state
+from orchestrator.executor.plan import BlockSpec, Node, Plan, TaskSpec
+from orchestrator.modules.base import REGISTRY, Module, ModuleContext, ModuleOutcome, TaskFailed
+from orchestrator.transport.connection import _ALIASES as _TRANSPORT_ALIASES
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable
@@ -41,12 +49,57 @@ _CONNECTION_KEYS = (
     "ansible_winrm_server_cert_validation",
     "ansible_winrm_message_encryption",
     "ansible_winrm_proxy",
+    "ansible_winrm_cert_pem",
+    "ansible_winrm_cert_key_pem",
     "kmsfleet_allow_insecure_basic",
 )
 
 
+#: Modules that read a file where they run (in Ansible: on the controller), by name: on a worker the file
+#: would be the worker's own. ``win_copy`` only with ``src`` (its ``content:`` travels inside the plan).
+FILE_READING_MODULES = frozenset({"win_copy", "win_template", "script", "include_vars"})
+
+
 class PolicyError(Exception):
     """A batch (or one PC's settings) outside the worker's policy; the text says which rule."""
+
+
+def reads_local_files(task: TaskSpec) -> bool:
+    """True when ``task`` would read a file on the machine that runs it (the only ``win_copy`` that does not
+    is one with ``content`` and no ``src``)."""
+    if task.module not in FILE_READING_MODULES:
+        return False
+    if task.module != "win_copy":
+        return True
+    return "src" in task.args or "content" not in task.args
+
+
+def plan_tasks(plan: Plan) -> Iterable[TaskSpec]:
+    """Every task of ``plan``: each play's sections, nested blocks (block, rescue, always) and handlers."""
+
+    def walk(nodes: Iterable[Node]) -> Iterable[TaskSpec]:
+        for node in nodes:
+            if isinstance(node, BlockSpec):
+                yield from walk((*node.block, *node.rescue, *node.always))
+            else:
+                yield node
+
+    for play in plan.plays:
+        yield from walk((*play.pre_tasks, *play.tasks, *play.post_tasks, *play.handlers))
+
+
+def check_plan(plan: Plan) -> None:
+    """A batch's plan reads no file of the worker's: no play lists ``vars_files`` or ``vars_prompt`` (the
+    controller reads and answers them before it sends), no task uses a module that reads a local file."""
+    for play in plan.plays:
+        if play.vars_files or play.vars_prompt:
+            raise PolicyError(f"play {play.name!r} lists vars_files or vars_prompt, which the controller resolves")
+    for task in plan_tasks(plan):
+        if reads_local_files(task):
+            raise PolicyError(
+                f"task {task.name!r} ({task.module}, {task.location}) reads files on the worker; "
+                "what a batch sends to a PC must travel inside the signed plan (win_copy with content:)"
+            )
 
 
 def parse_networks(values: Iterable[str]) -> list[IpNetwork]:
@@ -92,10 +145,13 @@ class WorkerPolicy:
             raise PolicyError(f"host {host}: ansible_winrm_server_cert_validation {validation!r} is refused")
         if str(variables.get("ansible_winrm_message_encryption", "auto")).lower() == "never":
             raise PolicyError(f"host {host}: ansible_winrm_message_encryption never is refused by this worker")
-        transport = str(variables.get("ansible_winrm_transport", "ntlm")).lower()
+        _check_worker_files(host, variables)
+        transport = _first_transport(variables.get("ansible_winrm_transport"))
+        if transport == "credssp":
+            raise PolicyError(f"host {host}: {_CREDSSP}")
         port = str(variables.get("ansible_port", 5986)).strip()
         scheme = str(variables.get("ansible_winrm_scheme") or ("http" if port == "5985" else "https")).lower()
-        if "basic" in transport and scheme != "https":
+        if transport == "basic" and scheme != "https":
             raise PolicyError(f"host {host}: Basic authentication over plain HTTP is refused by this worker")
         self.check_address(host, str(variables.get("ansible_host") or host))
 
@@ -114,7 +170,36 @@ class WorkerPolicy:
             raise PolicyError(f"host {spec.host}: certificate validation 'ignore' is refused by this worker")
         if spec.scheme != "https" and (spec.transport == "basic" or spec.message_encryption == "never"):
             raise PolicyError(f"host {spec.host}: unencrypted sign-in over plain HTTP is refused by this worker")
+        if spec.transport == "credssp":
+            raise PolicyError(f"host {spec.host}: {_CREDSSP}")
+        if spec.cert_pem or spec.cert_key_pem or isinstance(spec.cert_validation, str):
+            raise PolicyError(f"host {spec.host}: {_CERT_FILES}")
         self.check_address(spec.host, spec.address)
+
+
+# CredSSP hands the user's password itself to the server it signs in to (that is what it is for: MS-CSSP
+# 3.1.5, "TSPasswordCreds"), so an address inside --allow-hosts that answers would receive it.
+_CREDSSP = "CredSSP delegates the password itself to the PC and is refused by this worker"
+_CERT_FILES = (
+    "ansible_winrm_cert_pem, ansible_winrm_cert_key_pem and a CA bundle path in ansible_winrm_server_cert_validation "
+    "name files on the worker, which a batch may not make it read (the worker validates against its system "
+    "trust store)"
+)
+
+
+def _first_transport(value: Any) -> str:
+    """The transport a value means, as the transport reads it: a comma list's first, pywinrm's "plaintext" and
+    "ssl" for Basic."""
+    first = str(value or "ntlm").split(",", 1)[0].strip().lower()
+    return _TRANSPORT_ALIASES.get(first, first)
+
+
+def _check_worker_files(host: str, variables: Mapping[str, Any]) -> None:
+    validation = variables.get("ansible_winrm_server_cert_validation", "validate")
+    words = ("validate", "ignore", "true", "false", "yes", "no")
+    path_like = isinstance(validation, str) and validation.strip().lower() not in words
+    if variables.get("ansible_winrm_cert_pem") or variables.get("ansible_winrm_cert_key_pem") or path_like:
+        raise PolicyError(f"host {host}: {_CERT_FILES}")
 
 
 def _addresses(address: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -157,6 +242,27 @@ def guard_connections(policy: WorkerPolicy) -> None:
 
     checked._kmsfleet_policy = True  # type: ignore[attr-defined]
     setattr(state, "connection_spec", checked)  # noqa: B010
+
+
+def guard_modules() -> None:
+    """In the worker process, the modules that read a local file refuse to run (a second line behind
+    ``check_plan``, whatever shape a task's arguments take once rendered)."""
+    modules: dict[str, type[Module[Any]]] = REGISTRY._modules
+    REGISTRY.names()  # the built-in modules are registered
+    for name in FILE_READING_MODULES:
+        cls = modules.get(name)
+        if cls is None or getattr(cls, "_kmsfleet_policy", False):
+            continue
+        modules[name] = _refusing(cls)
+
+
+def _refusing(cls: type[Module[Any]]) -> type[Module[Any]]:
+    def run(self: Module[Any], ctx: ModuleContext, args: Any) -> ModuleOutcome:
+        if cls.name == "win_copy" and getattr(args, "src", None) is None:
+            return cls.run(self, ctx, args)  # content: travels inside the plan
+        raise TaskFailed(f"refused by the worker's policy: {cls.name} reads files on the worker")
+
+    return type(cls.__name__, (cls,), {"run": run, "_kmsfleet_policy": True})
 
 
 def guard_lookups(policy: WorkerPolicy) -> None:

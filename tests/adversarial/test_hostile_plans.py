@@ -1,0 +1,151 @@
+"""A correctly signed batch whose plan or settings are hostile (a stolen controller key): the pieces that must
+refuse it, without Redis. The same attacks run end to end against a real worker in ``test_broker.py``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from orchestrator.distributed.message import plan_for_workers
+from orchestrator.distributed.policy import PolicyError, WorkerPolicy, _refusing, check_plan, parse_networks
+from orchestrator.distributed.signing import DOMAIN_BATCH, SignatureError, Signer, Verifier
+from orchestrator.errors import InputError
+from orchestrator.executor.loading import load_plan, play_vars_loader
+from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
+from orchestrator.executor.plan_codec import PlanCodecError, decode_plan, encode_plan
+from orchestrator.modules.base import REGISTRY, TaskFailed
+
+# ------------------------------------------------------------------------------------------------ signed bodies
+
+
+def _envelope(private: Ed25519PrivateKey, body: str) -> dict[str, Any]:
+    """What a holder of the key could sign: any text, not only what ``Signer`` writes."""
+    sig = private.sign(f"{DOMAIN_BATCH}\n{body}".encode())
+    return {"v": 1, "kid": Signer(private).kid, "body": body, "sig": base64.b64encode(sig).decode("ascii")}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"expires":NaN}',  # NaN compares false: "now > expires" would never say expired
+        '{"expires":Infinity}',
+        '{"expires":1e309}',  # overflows to infinity without the word Infinity
+        '{"a":1,"a":2}',  # a duplicate key: two readers could disagree on which one counts
+        '{"a": 1}',  # not the canonical spelling
+        "[" * 100_000 + "]" * 100_000,  # deeper than the parser recurses (was RecursionError)
+    ],
+    ids=["nan", "infinity", "1e309", "duplicate-key", "not-canonical", "deep"],
+)
+def test_a_signed_body_must_be_canonical_json(body: str) -> None:
+    private = Ed25519PrivateKey.generate()
+    verifier = Verifier([private.public_key()])
+    with pytest.raises(SignatureError, match="canonical"):
+        verifier.open(DOMAIN_BATCH, _envelope(private, body))
+    good = Signer(private).sign(DOMAIN_BATCH, {"expires": 1.5, "x": [1, "é"]})
+    assert verifier.open(DOMAIN_BATCH, good) == {"expires": 1.5, "x": [1, "é"]}
+
+
+# ------------------------------------------------------------------------------------------------ the plan codec
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"!t": ["task"], "v": []}, {"!t": {"a": 1}, "v": "x"}, {"!t": None, "f": {}}],
+    ids=["list-tag", "mapping-tag", "null-tag"],
+)
+def test_a_tag_that_is_not_text_is_a_codec_error(data: Any) -> None:
+    with pytest.raises(PlanCodecError, match="type tag must be text"):  # was TypeError: unhashable
+        decode_plan(data)
+
+
+def test_a_flag_is_not_accepted_where_a_number_is_declared() -> None:
+    task = TaskSpec(name="t", module="debug", args={}, retries=3)
+    data = encode_plan(Plan(path="pb.yml", plays=(PlaySpec(name="p", hosts="all", tasks=(task,)),)))
+    raw = json.dumps(data).replace('"retries": 3', '"retries": true')
+    with pytest.raises(PlanCodecError, match="retries: bool"):
+        decode_plan(json.loads(raw))
+
+
+# ------------------------------------------------------------------------------------------------ worker files
+
+
+def _plan(*tasks: TaskSpec, **play: Any) -> Plan:
+    block = BlockSpec(name="b", block=(), rescue=tasks[:1])  # nested: the walk reaches rescue sections too
+    return Plan(path="pb.yml", plays=(PlaySpec(name="p", hosts="all", tasks=(block, *tasks[1:]), **play),))
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("win_copy", {"src": "/etc/kmsfleet/worker.env", "dest": "C:\\x"}),
+        ("win_copy", {"src": "{{ anything }}", "content": "x", "dest": "C:\\x"}),
+        ("win_template", {"src": "leak.j2", "dest": "C:\\x"}),
+        ("script", {"cmd": "/etc/kmsfleet/x.ps1"}),
+        ("include_vars", {"file": "../../../../etc/kmsfleet/vars.yml"}),
+        ("include_vars", {"dir": "/etc"}),
+    ],
+)
+def test_a_plan_whose_modules_read_local_files_is_refused(module: str, args: dict[str, Any]) -> None:
+    tasks = (TaskSpec(name="t", module=module, args=args),)
+    with pytest.raises(PolicyError, match="reads files on the worker"):
+        check_plan(_plan(*tasks))
+    with pytest.raises(PolicyError, match="reads files on the worker"):  # also as a handler or a later task
+        check_plan(_plan(TaskSpec(name="ok", module="win_ping", args={}), *tasks))
+
+
+def test_what_travels_inside_the_plan_is_accepted_and_vars_files_are_not() -> None:
+    copy = TaskSpec(name="t", module="win_copy", args={"content": "text", "dest": "C:\\x"})
+    check_plan(_plan(copy, TaskSpec(name="p", module="win_ping", args={})))
+    with pytest.raises(PolicyError, match="vars_files"):
+        check_plan(_plan(copy, vars_files=("/etc/kmsfleet/worker.env",)))
+
+
+def test_the_controller_names_a_file_reading_task_before_sending(tmp_path: Path) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  tasks:\n    - win_template: {src: a.j2, dest: 'C:\\\\a'}\n")
+    with pytest.raises(InputError, match="win_template reads a file where it runs") as caught:
+        plan_for_workers(load_plan(pb), {}, play_vars_loader)
+    assert "content:" in caught.value.render()
+
+
+@pytest.mark.parametrize("name", ["win_template", "script", "include_vars"])
+def test_in_the_worker_process_file_reading_modules_refuse_to_run(name: str) -> None:
+    cls = REGISTRY.get(name)
+    assert cls is not None
+    with pytest.raises(TaskFailed, match="refused by the worker's policy"):
+        _refusing(cls)().run(None, cls.parse_args(_ARGS[name]))  # type: ignore[arg-type]
+
+
+_ARGS = {
+    "win_template": {"src": "/etc/passwd", "dest": "C:\\x"},
+    "script": {"cmd": "/etc/x.ps1"},
+    "include_vars": {"file": "/etc/x.yml"},
+}
+
+
+# ------------------------------------------------------------------------------------------------ connection vars
+
+
+def test_the_worker_refuses_credssp_aliases_and_files_named_by_connection_vars() -> None:
+    policy = WorkerPolicy("school_a", tuple(parse_networks(["127.0.0.0/8"])))
+    fine = {"ansible_host": "127.0.0.5", "ansible_winrm_transport": "ntlm", "ansible_port": 5985}
+    policy.check_vars("pc01", fine)
+    policy.check_vars("pc01", {**fine, "ansible_winrm_server_cert_validation": "validate"})
+    refused = {
+        "credssp": {**fine, "ansible_winrm_transport": "credssp"},
+        "credssp first of a list": {**fine, "ansible_winrm_transport": "CredSSP, ntlm"},
+        "plaintext is basic": {**fine, "ansible_winrm_transport": "plaintext"},
+        "ssl is basic": {**fine, "ansible_winrm_transport": "ssl", "ansible_winrm_scheme": "http"},
+        "client certificate file": {**fine, "ansible_winrm_cert_pem": "/etc/kmsfleet/keys/worker.key"},
+        "client key file": {**fine, "ansible_winrm_cert_key_pem": "/etc/shadow"},
+        "CA bundle path": {**fine, "ansible_winrm_server_cert_validation": "/etc/kmsfleet/ca.pem"},
+    }
+    for label, variables in refused.items():
+        with pytest.raises(PolicyError):
+            policy.check_vars("pc01", variables)
+            pytest.fail(label)
