@@ -25,6 +25,7 @@ play or ``set_fact`` makes at run time. Lookups are restricted in the worker pro
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +41,7 @@ from orchestrator.modules.base import REGISTRY, Module, ModuleContext, ModuleOut
 from orchestrator.transport.connection import _ALIASES as _TRANSPORT_ALIASES
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable
 _CONNECTION_KEYS = (
     "ansible_host",
@@ -155,15 +157,19 @@ class WorkerPolicy:
             raise PolicyError(f"host {host}: Basic authentication over plain HTTP is refused by this worker")
         self.check_address(host, str(variables.get("ansible_host") or host))
 
-    def check_address(self, host: str, address: str) -> None:
-        for ip in _addresses(address):
+    def check_address(self, host: str, address: str) -> list[IpAddress]:
+        """Every address ``address`` stands for (a name resolved now), each inside ``--allow-hosts``."""
+        found = _addresses(address)
+        for ip in found:
             if not any(ip in net for net in self.networks):
                 raise PolicyError(f"host {host}: address {ip} is outside this worker's --allow-hosts")
+        return found
 
     # ------------------------------------------------------------------ one connection
 
-    def check_spec(self, spec: Any) -> None:
-        """The final connection settings of one PC (a ``transport.connection.ConnectionSpec``)."""
+    def check_spec(self, spec: Any) -> Any:
+        """The final connection settings of one PC (a ``transport.connection.ConnectionSpec``), returned with a
+        host name over HTTP replaced by the IPv4 address just checked (``pinned``)."""
         if spec.proxy:
             raise PolicyError(f"host {spec.host}: a proxy is refused by this worker")
         if spec.cert_validation is False:
@@ -174,7 +180,18 @@ class WorkerPolicy:
             raise PolicyError(f"host {spec.host}: {_CREDSSP}")
         if spec.cert_pem or spec.cert_key_pem or isinstance(spec.cert_validation, str):
             raise PolicyError(f"host {spec.host}: {_CERT_FILES}")
-        self.check_address(spec.host, spec.address)
+        return pinned(spec, self.check_address(spec.host, spec.address))
+
+
+def pinned(spec: Any, checked: list[IpAddress]) -> Any:
+    """``spec`` connecting to the address the policy checked rather than to a name resolved once more when the
+    transport connects: a name whose DNS answer changes in between (DNS rebinding) cannot lead the worker out
+    of its ranges. Only over HTTP (NTLM needs no name; over HTTPS the certificate is checked against the name)
+    and only to an IPv4 answer (an IPv6 literal in a URL needs brackets the transport does not add)."""
+    if spec.scheme != "http" or spec.address.strip("[] ") in {str(ip) for ip in checked}:
+        return spec
+    ipv4 = [ip for ip in checked if ip.version == 4]
+    return dataclasses.replace(spec, address=str(ipv4[0])) if ipv4 else spec
 
 
 # CredSSP hands the user's password itself to the server it signs in to (that is what it is for: MS-CSSP
@@ -202,7 +219,7 @@ def _check_worker_files(host: str, variables: Mapping[str, Any]) -> None:
         raise PolicyError(f"host {host}: {_CERT_FILES}")
 
 
-def _addresses(address: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _addresses(address: str) -> list[IpAddress]:
     text = address.strip().strip("[]")
     try:
         return [ipaddress.ip_address(text)]
@@ -235,10 +252,9 @@ def guard_connections(policy: WorkerPolicy) -> None:
     def checked(host: str, hostvars: Mapping[str, Any]) -> Any:
         spec = original(host, hostvars)
         try:
-            _installed["policy"].check_spec(spec)
+            return _installed["policy"].check_spec(spec)
         except PolicyError as exc:
             raise InputError(f"refused by the worker's policy: {exc}") from None
-        return spec
 
     checked._kmsfleet_policy = True  # type: ignore[attr-defined]
     setattr(state, "connection_spec", checked)  # noqa: B010

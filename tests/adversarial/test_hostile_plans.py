@@ -19,6 +19,7 @@ from orchestrator.executor.loading import load_plan, play_vars_loader
 from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
 from orchestrator.executor.plan_codec import PlanCodecError, decode_plan, encode_plan
 from orchestrator.modules.base import REGISTRY, TaskFailed
+from orchestrator.transport.connection import connection_spec
 
 # ------------------------------------------------------------------------------------------------ signed bodies
 
@@ -149,3 +150,20 @@ def test_the_worker_refuses_credssp_aliases_and_files_named_by_connection_vars()
         with pytest.raises(PolicyError):
             policy.check_vars("pc01", variables)
             pytest.fail(label)
+
+
+def test_a_host_name_over_http_is_pinned_to_the_address_the_policy_checked() -> None:
+    """DNS rebinding: the name is resolved by the check and would be resolved again when connecting; over HTTP
+    the worker connects to the address it checked instead."""
+    policy = WorkerPolicy("school_a", tuple(parse_networks(["127.0.0.0/8", "::1/128"])))
+    base = {"ansible_user": "u", "ansible_password": "p", "ansible_port": 5985}
+    spec = policy.check_spec(connection_spec("pc01", {**base, "ansible_host": "localhost"}))
+    assert spec.address == "127.0.0.1" and spec.host == "pc01"
+    https = {**base, "ansible_host": "localhost", "ansible_port": 5986}
+    assert policy.check_spec(connection_spec("pc01", https)).address == "localhost"  # the certificate names it
+    literal = policy.check_spec(connection_spec("pc01", {**base, "ansible_host": "127.0.0.9"}))
+    assert literal.address == "127.0.0.9"
+    with pytest.raises(PolicyError, match="outside"):
+        WorkerPolicy("school_a", tuple(parse_networks(["10.0.0.0/8"]))).check_spec(
+            connection_spec("pc01", {**base, "ansible_host": "localhost"})
+        )
