@@ -10,14 +10,22 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
-from orchestrator.distributed.message import plan_for_workers
+from orchestrator.distributed.message import (
+    MAX_BATCH_HOSTS,
+    BatchMessage,
+    BatchOptions,
+    batch_options,
+    plan_for_workers,
+)
 from orchestrator.distributed.policy import PolicyError, WorkerPolicy, _refusing, check_plan, parse_networks
 from orchestrator.distributed.signing import DOMAIN_BATCH, SignatureError, Signer, Verifier
 from orchestrator.errors import InputError
 from orchestrator.executor.loading import load_plan, play_vars_loader
 from orchestrator.executor.plan import BlockSpec, Plan, PlaySpec, TaskSpec
 from orchestrator.executor.plan_codec import PlanCodecError, decode_plan, encode_plan
+from orchestrator.executor.state import RunOptions
 from orchestrator.modules.base import REGISTRY, TaskFailed
 from orchestrator.transport.connection import connection_spec
 
@@ -167,3 +175,27 @@ def test_a_host_name_over_http_is_pinned_to_the_address_the_policy_checked() -> 
         WorkerPolicy("school_a", tuple(parse_networks(["10.0.0.0/8"]))).check_spec(
             connection_spec("pc01", {**base, "ansible_host": "localhost"})
         )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"forks": 10**6}, {"forks": 0}, {"grace": 1e300}, {"host_budget": -1}, {"verbosity": 10**9}, {"strategy": "x"}],
+)
+def test_a_batch_cannot_ask_for_unbounded_work(options: dict[str, Any]) -> None:
+    """10**6 forks would be as many threads; a grace of 1e300 s overflows ``threading.Event.wait``."""
+    with pytest.raises(ValidationError):
+        BatchOptions.model_validate(options)
+
+
+def test_a_batch_holds_at_most_batch_size_pcs() -> None:
+    hosts = [{"name": f"pc{i}", "groups": [], "vars": {}} for i in range(MAX_BATCH_HOSTS + 1)]
+    body = {"run_id": "r1", "nonce": "0" * 32, "batch_id": "b1", "site": "s", "issued": 0.0, "expires": 1.0}
+    body |= {"playbook": "pb.yml", "plan": {}, "options": {}, "hosts": hosts, "selections": {}}
+    with pytest.raises(ValidationError, match="at most 5000"):
+        BatchMessage.model_validate(body)
+    BatchMessage.model_validate({**body, "hosts": hosts[:MAX_BATCH_HOSTS]})
+
+
+def test_the_controller_clamps_what_ansible_cfg_may_set_beyond_the_cli_limits() -> None:
+    options, _ = batch_options(RunOptions(forks=20_000, grace=1e9, host_budget=1e12, verbosity=50))
+    assert (options.forks, options.grace, options.host_budget, options.verbosity) == (5000, 3600.0, 604800.0, 10)
