@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +39,9 @@ from orchestrator.errors import InputError
 from orchestrator.executor import state
 from orchestrator.executor.plan import BlockSpec, Node, Plan, TaskSpec
 from orchestrator.modules.base import REGISTRY, Module, ModuleContext, ModuleOutcome, TaskFailed
+from orchestrator.redact import SECRET_KEYS
 from orchestrator.transport.connection import _ALIASES as _TRANSPORT_ALIASES
+from orchestrator.varsfile import SECRET_NAME
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -250,7 +253,7 @@ def guard_connections(policy: WorkerPolicy) -> None:
         return
 
     def checked(host: str, hostvars: Mapping[str, Any]) -> Any:
-        spec = original(host, hostvars)
+        spec = original(host, _revealed(hostvars))
         try:
             return _installed["policy"].check_spec(spec)
         except PolicyError as exc:
@@ -281,6 +284,32 @@ def _refusing(cls: type[Module[Any]]) -> type[Module[Any]]:
     return type(cls.__name__, (cls,), {"run": run, "_kmsfleet_policy": True})
 
 
+# A template that can read the password can also reverse it, split it one character per line or hash it, and the
+# mask (which knows the password and its encodings) sees none of those. So on a worker, ``lookup('env', NAME)``
+# of a secret-named variable (KMSFLEET_PASSWORD, an --allow-env SCHOOL_A_PASSWORD) gives templates only this
+# placeholder, and the placeholder becomes the value only as a PC's password, when its connection is made.
+_PASSWORD_VARS = ("ansible_password", "ansible_winrm_password")
+
+
+def secret_placeholder(name: str) -> str:
+    return f"(the worker's {name}: usable only as ansible_password)"
+
+
+def _secret_env(name: str) -> bool:
+    return bool(SECRET_NAME.search(name) or SECRET_KEYS.search(name))
+
+
+def _revealed(hostvars: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``hostvars`` with a password variable that is exactly a placeholder replaced by the worker's value."""
+    names = _installed["policy"].env_names if "policy" in _installed else frozenset({PASSWORD_ENV})
+    out = dict(hostvars)
+    for key in _PASSWORD_VARS:
+        for name in names:
+            if out.get(key) == secret_placeholder(name) and _secret_env(name):
+                out[key] = os.environ.get(name, "")
+    return out
+
+
 def guard_lookups(policy: WorkerPolicy) -> None:
     allowed = policy.env_names
     lookups: dict[str, Callable[..., list[Any]]] = templating._LOOKUPS
@@ -295,7 +324,11 @@ def guard_lookups(policy: WorkerPolicy) -> None:
                     f"refused by the worker's policy: lookup('env', {str(term)!r}) "
                     f"(this worker reads only {', '.join(sorted(allowed))})"
                 )
-        return original_env(templar, terms, kwargs)
+        values = original_env(templar, terms, kwargs)
+        return [
+            secret_placeholder(str(t)) if _secret_env(str(t)) and str(t) in os.environ else v
+            for t, v in zip(terms, values, strict=True)
+        ]
 
     def file(templar: Any, terms: list[Any], kwargs: dict[str, Any]) -> list[Any]:
         raise InputError("refused by the worker's policy: lookup('file', …) reads the worker's own files")

@@ -10,6 +10,7 @@ metadata) come first.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from distkit import Keyring, Monitor, RedisServer, WorkerProcess, kombu_bodies, require_redis, serve_redis
-from labkit import KMSFLEET, hosts_by_name, read_report, room_spec, run_cli, start_lab
+from labkit import KMSFLEET, PASSWORD, hosts_by_name, read_report, room_spec, run_cli, start_lab
 
 from orchestrator.distributed.celery_app import TASK_NAME, make_app, presence_key, queue_name
 from orchestrator.distributed.keys import private_path, public_path
@@ -577,6 +578,45 @@ def test_connection_settings_a_plan_makes_at_run_time_meet_the_policy(
             set(re.findall(r"refused by the worker's policy: host (pc\d+)", text)) == set(NAMES) and refusal in text
         ), text[-3000:]
     assert truth(lab) == before  # not one request reached a PC
+
+
+READ_PASSWORD = """- hosts: all
+  gather_facts: false
+  tasks:
+    - debug: {msg: "{{ lookup('env', 'KMSFLEET_PASSWORD') | reverse }}"}
+    - debug: {msg: "{{ lookup('env', 'KMSFLEET_PASSWORD') | list | join('-') }}"}
+    - debug: {msg: "{{ lookup('env', 'KMSFLEET_PASSWORD') | hash('sha1') }}"}
+    - debug: {msg: "{{ lookup('env', 'KMSFLEET_PASSWORD')[::2] }} {{ lookup('env', 'KMSFLEET_PASSWORD')[1::2] }}"}
+    - debug: {msg: "{{ ansible_password | reverse }}"}
+    - win_ping:
+"""
+
+
+@redis_tests
+def test_a_signed_plan_cannot_read_the_workers_password_through_a_template(
+    lab: LabThread, redis_server: RedisServer, keyring: Keyring, worker: WorkerProcess
+) -> None:
+    """The mask catches the password and its encodings, not every transform a template can make of it
+    (reversed, one character at a time, hashed). Templates on a worker never see the password itself."""
+    client = redis_server.client()
+    signer = controller(keyring, redis_server.url)
+    run_id, nonce = "password0001", secrets.token_hex(16)
+    open_run(client, signer, run_id, nonce)
+    from_env = "{{ lookup('env', 'KMSFLEET_PASSWORD') }}"  # as inventories/city gives it: rendered on the worker
+    hosts = [h.model_copy(update={"vars": {**h.vars, "ansible_password": from_env}}) for h in host_entries(lab)]
+    body = batch(hosts, run_id=run_id, nonce=nonce, playbook=READ_PASSWORD)
+    send(redis_server.url, signer.sign(DOMAIN_BATCH, body))
+    wait_for(lambda: any(e["t"] == "batch_done" for e in signed_events(client, run_id, keyring)), 60, "the batch")
+    text = json.dumps(signed_events(client, run_id, keyring), ensure_ascii=False)
+    forms = {
+        "reversed": PASSWORD[::-1],
+        "joined": "-".join(PASSWORD),
+        "sha1": hashlib.sha1(PASSWORD.encode()).hexdigest(),
+        "halves": f"{PASSWORD[::2]} {PASSWORD[1::2]}",
+    }
+    assert not [label for label, form in forms.items() if json.dumps(form)[1:-1] in text], text[-2000:]
+    done = [e["r"]["host"] for e in signed_events(client, run_id, keyring) if e["t"] == "host"]
+    assert sorted(h["host"] for h in done if h["status"] == "ok") == NAMES, json.dumps(done)[:3000]  # signs in
 
 
 PEEK_VAR = """- hosts: all
