@@ -19,7 +19,15 @@ from orchestrator.distributed.message import (
     batch_options,
     plan_for_workers,
 )
-from orchestrator.distributed.policy import PolicyError, WorkerPolicy, _refusing, check_plan, parse_networks
+from orchestrator.distributed.policy import (
+    PolicyError,
+    WorkerPolicy,
+    _refusing,
+    _revealed,
+    check_plan,
+    parse_networks,
+    secret_placeholder,
+)
 from orchestrator.distributed.signing import DOMAIN_BATCH, SignatureError, Signer, Verifier
 from orchestrator.errors import InputError
 from orchestrator.executor.loading import load_plan, play_vars_loader
@@ -199,3 +207,12 @@ def test_a_batch_holds_at_most_batch_size_pcs() -> None:
 def test_the_controller_clamps_what_ansible_cfg_may_set_beyond_the_cli_limits() -> None:
     options, _ = batch_options(RunOptions(forks=20_000, grace=1e9, host_budget=1e12, verbosity=50))
     assert (options.forks, options.grace, options.host_budget, options.verbosity) == (5000, 3600.0, 604800.0, 10)
+
+
+def test_the_password_placeholder_becomes_the_value_only_as_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never as the user name (NTLM sends it in clear) or any other variable."""
+    monkeypatch.setenv("KMSFLEET_PASSWORD", "Real-Pass-1")
+    mark = secret_placeholder("KMSFLEET_PASSWORD")
+    got = _revealed({"ansible_password": mark, "ansible_user": mark, "ansible_host": mark, "x": mark + " "})
+    assert got == {"ansible_password": "Real-Pass-1", "ansible_user": mark, "ansible_host": mark, "x": mark + " "}
+    assert _revealed({"ansible_winrm_password": mark})["ansible_winrm_password"] == "Real-Pass-1"
