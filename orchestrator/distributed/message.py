@@ -31,6 +31,7 @@ from typing import Any, Literal
 from jinja2 import Environment, TemplateSyntaxError, meta
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.distributed.policy import plan_tasks, reads_local_files
 from orchestrator.errors import InputError, Location
 from orchestrator.executor.plan import Plan, PlaySpec
 from orchestrator.executor.plan_codec import PlanCodecError, encode_plan
@@ -58,18 +59,26 @@ class HostEntry(_Model):
     inventory_file: str | None = None
 
 
+MAX_BATCH_HOSTS = 5000  # --batch-size's own limit
+MAX_FORKS = 5000  # -f's own limit
+MAX_BUDGET = 7 * 86400.0  # seconds per PC; more is as good as none
+MAX_GRACE = 3600.0
+
+
 class BatchOptions(_Model):
+    # Bounded as the CLI bounds them: a signed batch must not make a worker start 10**6 threads (forks) or wait
+    # beyond what ``threading.Event.wait`` accepts (grace).
     check: bool = False
     diff: bool = False
-    forks: int = 50
-    strategy: str = "free"
+    forks: int = Field(default=50, ge=1, le=MAX_FORKS)
+    strategy: Literal["free", "linear"] = "free"
     tags: list[str] = []
     skip_tags: list[str] = []
     extra_vars: dict[str, Any] = {}
-    verbosity: int = 0
-    host_budget: float | None = None
-    grace: float = 5.0
-    lang: str = "en"
+    verbosity: int = Field(default=0, ge=0, le=10)
+    host_budget: float | None = Field(default=None, gt=0, le=MAX_BUDGET)
+    grace: float = Field(default=5.0, ge=0, le=MAX_GRACE)
+    lang: str = Field(default="en", max_length=16)
 
 
 class BatchMessage(_Model):
@@ -84,7 +93,7 @@ class BatchMessage(_Model):
     playbook: str = Field(max_length=4096)  # the playbook as the controller named it (for messages only)
     plan: dict[str, Any]  # the compiled plan (``executor.plan_codec``), decoded strictly by the worker
     options: BatchOptions
-    hosts: list[HostEntry]
+    hosts: list[HostEntry] = Field(max_length=MAX_BATCH_HOSTS)
     selections: dict[str, list[str]]
     withheld: list[str] = []  # names of variables kept back as secrets (names only, never values)
 
@@ -239,14 +248,14 @@ def batch_options(options: RunOptions) -> tuple[BatchOptions, set[str]]:
         BatchOptions(
             check=options.check,
             diff=options.diff,
-            forks=options.forks,
+            forks=min(options.forks, MAX_FORKS),  # ansible.cfg's forks is not bounded by -f's limit
             strategy=options.strategy,
             tags=sorted(options.tags),
             skip_tags=sorted(options.skip_tags),
             extra_vars=encode_value(extra),
-            verbosity=options.verbosity,
-            host_budget=options.host_budget,
-            grace=options.grace,
+            verbosity=min(options.verbosity, 10),
+            host_budget=None if options.host_budget is None else min(options.host_budget, MAX_BUDGET),
+            grace=min(options.grace, MAX_GRACE),
             lang=options.lang,
         ),
         withheld,
@@ -279,7 +288,9 @@ def plan_for_workers(plan: Plan, extra_vars: Mapping[str, Any], play_vars: PlayV
     """The compiled plan as a batch carries it (``executor.plan_codec``). Each play's ``vars_files`` are read
     here, as the local run's ``play_vars`` reads them, into the play's ``vars`` (the worker reads no file of
     the controller's); ``vars_prompt`` is already answered by ``-e``. Refused: a plan holding a literal secret
-    or a registered secret's text, and one larger than ``MAX_PLAN_BYTES`` as JSON."""
+    or a registered secret's text, a task that reads a local file (the worker would read its own, see
+    ``policy.check_plan``), and one larger than ``MAX_PLAN_BYTES`` as JSON."""
+    _refuse_local_files(plan)
     plays = tuple(
         dataclasses.replace(play, vars=dict(play_vars(play, extra_vars)), vars_files=(), vars_prompt=())
         for play in plan.plays
@@ -303,3 +314,14 @@ def plan_for_workers(plan: Plan, extra_vars: Mapping[str, Any], play_vars: PlayV
             f"--distributed: the compiled playbook is {size // 1024} KiB (at most {MAX_PLAN_BYTES // 1024})"
         )
     return data
+
+
+def _refuse_local_files(plan: Plan) -> None:
+    for task in plan_tasks(plan):
+        if reads_local_files(task):
+            raise InputError(
+                f"--distributed: {task.module} reads a file where it runs, and a worker reads none of its own",
+                task.location,
+                hint="give win_copy the text itself as content:, put variables in the play's vars or vars_files "
+                "(read here before sending), or run this playbook without --distributed",
+            )

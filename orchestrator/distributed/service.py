@@ -19,7 +19,13 @@ from orchestrator.distributed.celery_app import check_site, make_app, queue_name
 from orchestrator.distributed.controller import BrokerError
 from orchestrator.distributed.keys import load_worker_keys
 from orchestrator.distributed.liveness import Announcer
-from orchestrator.distributed.policy import PASSWORD_ENV, WorkerPolicy, guard_connections, guard_lookups
+from orchestrator.distributed.policy import (
+    PASSWORD_ENV,
+    WorkerPolicy,
+    guard_connections,
+    guard_lookups,
+    guard_modules,
+)
 from orchestrator.distributed.replay import DoneBatches
 from orchestrator.distributed.worker import WorkerContext, run_batch, sweep_batch_dirs
 from orchestrator.redact import redact_text, register_secret
@@ -68,6 +74,7 @@ def serve_worker(
     _preload_engine()
     guard_connections(policy)  # before the pool forks: every pool process inherits them
     guard_lookups(policy)
+    guard_modules()
     sweep_batch_dirs()
     node = node_name(site)
     announcer = Announcer(client, ctx.keys.signer, site, node)

@@ -95,10 +95,33 @@ class Verifier:
             public.verify(signature, f"{domain}\n{body}".encode())
         except (InvalidSignature, binascii.Error, ValueError):
             raise SignatureError(f"bad signature (key {kid})") from None
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise SignatureError("the signed body is not JSON") from None
+        return parse_body(body)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+def parse_body(body: str) -> Any:
+    """The value of a signed body, which must be in the canonical form a ``Signer`` writes: no NaN/Infinity,
+    no number that overflows to infinity (``1e309``), no duplicate key or other spelling of the same value
+    (anything else was not made by a kmsfleet signer, even if its key signed it), nested no deeper than the
+    parser's recursion allows (``SignatureError``, never ``RecursionError``)."""
+    try:
+        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+        same = canonical(value) == body
+    except (ValueError, RecursionError):
+        raise SignatureError("the signed body is not JSON in canonical form") from None
+    if not same:
+        raise SignatureError("the signed body is not JSON in canonical form")
+    return value
 
 
 # ------------------------------------------------------------------------------------------------ key files

@@ -43,7 +43,7 @@ from orchestrator import __version__
 from orchestrator.distributed.celery_app import KEY_TTL, LEASE_REFRESH, LEASE_TTL, RunKeys, redis_client
 from orchestrator.distributed.keys import WorkerKeys
 from orchestrator.distributed.message import BatchMessage, HostEntry, decode_value, run_options
-from orchestrator.distributed.policy import PASSWORD_ENV, PolicyError, WorkerPolicy
+from orchestrator.distributed.policy import PASSWORD_ENV, PolicyError, WorkerPolicy, check_plan
 from orchestrator.distributed.replay import DoneBatches
 from orchestrator.distributed.signing import DOMAIN_BATCH, DOMAIN_EVENT, DOMAIN_OPEN, SignatureError, Signer
 from orchestrator.errors import InputError
@@ -423,7 +423,8 @@ def _report_refusal(raw: Any, client: Any, ctx: WorkerContext, reason: str) -> N
     pipe.execute()
 
 
-def _check_policy(msg: BatchMessage, ctx: WorkerContext) -> None:
+def _check_policy(msg: BatchMessage, plan: Plan, ctx: WorkerContext) -> None:
+    check_plan(plan)
     extra = decode_value(msg.options.extra_vars)
     for host in msg.hosts:
         ctx.policy.check_vars(host.name, {**decode_value(host.vars), **extra})
@@ -446,7 +447,7 @@ def run_batch(raw: Any, broker: str, ctx: WorkerContext) -> dict[str, Any]:
     summary: dict[str, Any] = {"batch": msg.batch_id, "attempt": msg.attempt, "site": msg.site}
     stream = EventStream(client, keys, msg, ctx.keys.signer)
     try:
-        _check_policy(msg, ctx)
+        _check_policy(msg, plan, ctx)
     except PolicyError as exc:
         log.warning("refused batch %s of run %s: %s", msg.batch_id, msg.run_id, exc)
         with contextlib.suppress(Exception):

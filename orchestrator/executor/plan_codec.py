@@ -145,7 +145,9 @@ class _Decoder:
 
     def tagged(self, data: dict[str, Any], where: str, depth: int) -> Any:
         tag = data[TAG]
-        if isinstance(tag, str) and tag in PLAN_CLASSES and set(data) == {TAG, "f"}:
+        if not isinstance(tag, str):  # a list or mapping as a tag must not reach the table look-ups (unhashable)
+            raise PlanCodecError(f"{where}: a type tag must be text, not a {type(tag).__name__}")
+        if tag in PLAN_CLASSES and set(data) == {TAG, "f"}:
             return self.dataclass(PLAN_CLASSES[tag], data["f"], where, depth)
         if set(data) != {TAG, "v"}:
             raise PlanCodecError(f"{where}: unknown type tag {str(tag)[:40]!r} or malformed tagged value")
@@ -230,6 +232,8 @@ def _is_instance(value: Any, hint: Any) -> bool:
         return value is None
     if hint is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:  # JSON's true is Python's bool, an int subclass: a declared int is never a flag
+        return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(hint, type) and isinstance(value, hint)
 
 

@@ -10,6 +10,7 @@ metadata) come first.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from distkit import Keyring, Monitor, RedisServer, WorkerProcess, kombu_bodies, require_redis, serve_redis
-from labkit import KMSFLEET, hosts_by_name, read_report, room_spec, run_cli, start_lab
+from labkit import KMSFLEET, PASSWORD, hosts_by_name, read_report, room_spec, run_cli, start_lab
 
 from orchestrator.distributed.celery_app import TASK_NAME, make_app, presence_key, queue_name
 from orchestrator.distributed.keys import private_path, public_path
@@ -411,6 +412,22 @@ def test_a_signed_batch_whose_plan_is_not_a_plan_is_dropped_as_poison(
     assert worker.proc is not None and worker.proc.poll() is None
 
 
+STOLEN_KEY_CASES: dict[str, dict[str, Any]] = {  # host vars a batch sets; each refused as a whole
+    "basic over http": {"ansible_winrm_transport": "basic", "kmsfleet_allow_insecure_basic": True},
+    "certificate ignore": {"ansible_winrm_scheme": "https", "ansible_winrm_server_cert_validation": "ignore"},
+    "proxy": {"ansible_winrm_proxy": "http://127.0.0.1:3128"},
+    "outside its ranges": {"ansible_host": "192.0.2.10"},
+    "credssp (hands over the password)": {"ansible_winrm_transport": "credssp"},
+    "plaintext (pywinrm's word for basic) over http": {"ansible_winrm_transport": "plaintext, ntlm"},
+    "a client key file on the worker": {
+        "ansible_winrm_transport": "certificate",
+        "ansible_winrm_scheme": "https",
+        "ansible_winrm_cert_pem": "/etc/ssl/certs/ca-certificates.crt",
+        "ansible_winrm_cert_key_pem": "/etc/ssl/private/ssl-cert-snakeoil.key",
+    },
+}
+
+
 @redis_tests
 def test_a_stolen_controller_key_still_meets_the_workers_own_policy(
     lab: LabThread, redis_server: RedisServer, keyring: Keyring, worker: WorkerProcess
@@ -418,15 +435,9 @@ def test_a_stolen_controller_key_still_meets_the_workers_own_policy(
     before = truth(lab)
     client = redis_server.client()
     signer = controller(keyring, redis_server.url)
-    cases: dict[str, dict[str, Any]] = {
-        "basic over http": {"ansible_winrm_transport": "basic", "kmsfleet_allow_insecure_basic": True},
-        "certificate ignore": {"ansible_winrm_scheme": "https", "ansible_winrm_server_cert_validation": "ignore"},
-        "proxy": {"ansible_winrm_proxy": "http://127.0.0.1:3128"},
-        "outside its ranges": {"ansible_host": "192.0.2.10"},
-    }
     runs = {}
     base = log_count(worker, "refused batch ")
-    for label, override in cases.items():
+    for label, override in STOLEN_KEY_CASES.items():
         run_id, nonce = f"steal{len(runs):07d}", secrets.token_hex(16)
         open_run(client, signer, run_id, nonce)
         send(
@@ -434,7 +445,7 @@ def test_a_stolen_controller_key_still_meets_the_workers_own_policy(
             signer.sign(DOMAIN_BATCH, batch(host_entries(lab, **override), run_id=run_id, nonce=nonce)),
         )
         runs[label] = run_id
-    wait_for(lambda: log_count(worker, "refused batch ") >= base + len(cases), 40, "the policy refusals")
+    wait_for(lambda: log_count(worker, "refused batch ") >= base + len(STOLEN_KEY_CASES), 40, "the policy refusals")
     for label, run_id in runs.items():
         events = signed_events(client, run_id, keyring)
         assert [e["t"] for e in events] == ["batch_failed"], label
@@ -472,6 +483,147 @@ def test_a_stolen_controller_key_still_meets_the_workers_own_policy(
     assert "refused by the worker's policy: lookup('file'" in text
     assert ENV_MARK not in text and FILE_MARK not in text
     assert truth(lab)[1] == before[1]  # no PC was pointed anywhere
+
+
+FILE_READERS = {
+    "include_vars absolute": "- include_vars: {file: '%(dir)s/leak.yml'}\n    - debug: {var: leak}",
+    "include_vars traversal": "- include_vars: {file: '%(up)s/leak.yml'}\n    - debug: {var: leak}",
+    "include_vars dir": "- include_vars: {dir: '%(dir)s'}\n    - debug: {var: leak}",
+    "win_template absolute": "- win_template: {src: '%(dir)s/leak.j2', dest: 'C:\\\\leak.txt'}",
+    "win_copy absolute": "- win_copy: {src: '%(dir)s/leak.yml', dest: 'C:\\\\leak.txt'}",
+    "script absolute": "- script: '%(dir)s/leak.ps1'",
+    "role_path from play vars": "- win_template: {src: leak.j2, dest: 'C:\\\\leak.txt'}",
+}
+
+
+@redis_tests
+def test_a_signed_plan_cannot_make_the_worker_read_its_own_files(
+    lab: LabThread, redis_server: RedisServer, keyring: Keyring, worker: WorkerProcess
+) -> None:
+    """Modules that read a file where they run (Ansible: on the controller) would read the *worker's* files:
+    absolute paths, ``../`` out of the batch's private folder, ``role_path`` set by the plan's own vars, and a
+    plan whose play still lists ``vars_files``. Each such batch is refused as a whole and its controller told."""
+    before = truth(lab)
+    client = redis_server.client()
+    signer = controller(keyring, redis_server.url)
+    folder = worker.log.parent
+    (folder / "leak.yml").write_text(f"leak: {FILE_MARK}\n")
+    (folder / "leak.j2").write_text(f"{FILE_MARK}\n")
+    (folder / "leak.ps1").write_text(f"Write-Output '{FILE_MARK}'\n")
+    where = {"dir": str(folder), "up": "../" * 20 + str(folder).lstrip("/")}
+    runs: dict[str, str] = {}
+    hosts = host_entries(lab)
+    for i, (label, task) in enumerate(FILE_READERS.items()):
+        play_vars = f"  vars: {{role_path: '{folder}'}}\n" if label.startswith("role_path") else ""
+        playbook = f"- hosts: all\n  gather_facts: false\n{play_vars}  tasks:\n    {task % where}\n"
+        run_id, nonce = f"files{i:07d}", secrets.token_hex(16)
+        open_run(client, signer, run_id, nonce)
+        body = batch(hosts, run_id=run_id, nonce=nonce, playbook=playbook)
+        body["options"]["diff"] = True  # win_template would show what it read
+        send(redis_server.url, signer.sign(DOMAIN_BATCH, body))
+        runs[label] = run_id
+    run_id, nonce = "files0000099", secrets.token_hex(16)
+    open_run(client, signer, run_id, nonce)
+    body = batch(hosts, run_id=run_id, nonce=nonce, playbook=PEEK_VAR)
+    body["plan"]["f"]["plays"]["v"][0]["f"]["vars_files"] = {"!t": "tuple", "v": [str(folder / "leak.yml")]}
+    send(redis_server.url, signer.sign(DOMAIN_BATCH, body))
+    runs["vars_files left in the plan"] = run_id
+
+    def finished(run: str) -> bool:
+        return any(e["t"] in ("batch_done", "batch_failed") for e in signed_events(client, run, keyring))
+
+    wait_for(lambda: all(finished(r) for r in runs.values()), 90, "every file-reading batch")
+    for label, run in runs.items():
+        events = signed_events(client, run, keyring)
+        assert FILE_MARK not in json.dumps(events), label
+        assert [e["t"] for e in events] == ["batch_failed"], (label, events)
+        assert "refused by the worker's policy" in events[0]["error"], (label, events)
+        assert "reads files on the worker" in events[0]["error"] or "vars_files" in events[0]["error"], label
+    assert truth(lab) == before  # nothing was copied to or run on a PC
+
+
+_PING = "    - win_ping:\n      ignore_errors: true\n      ignore_unreachable: true\n"
+RUNTIME_SETTINGS = {  # what each plan sets at run time -> the refusal expected (a PC's connection is made once)
+    "    - set_fact: {ansible_winrm_transport: credssp}\n": "CredSSP delegates the password itself",
+    "    - set_fact: {ansible_winrm_server_cert_validation: /etc/ssl/certs/ca-certificates.crt}\n": (
+        "name files on the worker"
+    ),
+    "    - set_fact: {ansible_host: 192.0.2.10}\n": "192.0.2.10 is outside this worker's --allow-hosts",
+}
+
+
+@redis_tests
+def test_connection_settings_a_plan_makes_at_run_time_meet_the_policy(
+    lab: LabThread, redis_server: RedisServer, keyring: Keyring, worker: WorkerProcess
+) -> None:
+    """``set_fact`` is not in the batch's host variables, so the check before the batch runs cannot see it;
+    each PC's final settings are checked again just before connecting, and nothing reaches a PC."""
+    before = truth(lab)
+    client = redis_server.client()
+    signer = controller(keyring, redis_server.url)
+    runs = {}
+    for i, (task, refusal) in enumerate(RUNTIME_SETTINGS.items()):
+        playbook = f"- hosts: all\n  gather_facts: false\n  tasks:\n{task}{_PING}"
+        run_id, nonce = f"runtime{i:05d}", secrets.token_hex(16)
+        open_run(client, signer, run_id, nonce)
+        send(
+            redis_server.url,
+            signer.sign(DOMAIN_BATCH, batch(host_entries(lab), run_id=run_id, nonce=nonce, playbook=playbook)),
+        )
+        runs[run_id] = refusal
+    for run_id, refusal in runs.items():
+        wait_for(lambda r=run_id: any(e["t"] == "batch_done" for e in signed_events(client, r, keyring)), 60, run_id)  # type: ignore[misc]
+        text = json.dumps(signed_events(client, run_id, keyring))
+        assert (
+            set(re.findall(r"refused by the worker's policy: host (pc\d+)", text)) == set(NAMES) and refusal in text
+        ), text[-3000:]
+    assert truth(lab) == before  # not one request reached a PC
+
+
+READ_PASSWORD = """- hosts: all
+  gather_facts: false
+  tasks:
+    - debug: {msg: "{{ lookup('env', 'KMSFLEET_PASSWORD') | reverse }}"}
+    - debug: {msg: "{{ lookup('env', 'KMSFLEET_PASSWORD') | list | join('-') }}"}
+    - debug: {msg: "{{ lookup('env', 'KMSFLEET_PASSWORD') | hash('sha1') }}"}
+    - debug: {msg: "{{ lookup('env', 'KMSFLEET_PASSWORD')[::2] }} {{ lookup('env', 'KMSFLEET_PASSWORD')[1::2] }}"}
+    - debug: {msg: "{{ ansible_password | reverse }}"}
+    - win_ping:
+"""
+
+
+@redis_tests
+def test_a_signed_plan_cannot_read_the_workers_password_through_a_template(
+    lab: LabThread, redis_server: RedisServer, keyring: Keyring, worker: WorkerProcess
+) -> None:
+    """The mask catches the password and its encodings, not every transform a template can make of it
+    (reversed, one character at a time, hashed). Templates on a worker never see the password itself."""
+    client = redis_server.client()
+    signer = controller(keyring, redis_server.url)
+    run_id, nonce = "password0001", secrets.token_hex(16)
+    open_run(client, signer, run_id, nonce)
+    from_env = "{{ lookup('env', 'KMSFLEET_PASSWORD') }}"  # as inventories/city gives it: rendered on the worker
+    hosts = [h.model_copy(update={"vars": {**h.vars, "ansible_password": from_env}}) for h in host_entries(lab)]
+    body = batch(hosts, run_id=run_id, nonce=nonce, playbook=READ_PASSWORD)
+    send(redis_server.url, signer.sign(DOMAIN_BATCH, body))
+    wait_for(lambda: any(e["t"] == "batch_done" for e in signed_events(client, run_id, keyring)), 60, "the batch")
+    text = json.dumps(signed_events(client, run_id, keyring), ensure_ascii=False)
+    forms = {
+        "reversed": PASSWORD[::-1],
+        "joined": "-".join(PASSWORD),
+        "sha1": hashlib.sha1(PASSWORD.encode()).hexdigest(),
+        "halves": f"{PASSWORD[::2]} {PASSWORD[1::2]}",
+    }
+    assert not [label for label, form in forms.items() if json.dumps(form)[1:-1] in text], text[-2000:]
+    done = [e["r"]["host"] for e in signed_events(client, run_id, keyring) if e["t"] == "host"]
+    assert sorted(h["host"] for h in done if h["status"] == "ok") == NAMES, json.dumps(done)[:3000]  # signs in
+
+
+PEEK_VAR = """- hosts: all
+  gather_facts: false
+  tasks:
+    - debug: {var: leak}
+"""
 
 
 def _controller_run(keyring: Keyring, url: str, inv: Path, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
