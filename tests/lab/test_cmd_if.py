@@ -8,6 +8,7 @@ from typing import Any
 
 from wirekit import PASSWORD, USER, StartLab
 
+from orchestrator.lab.control_client import LabControl
 from orchestrator.modules.base import ModuleContext
 from orchestrator.modules.licensing import gather
 from orchestrator.transport.connection import ConnectionSpec
@@ -98,3 +99,16 @@ def test_errorlevel_condition_and_syntax_error(start_lab: StartLab) -> None:
         conn.close()
     assert level.stdout == "failed\r\n"
     assert bad.stderr == "The syntax of the command is incorrect.\r\n"
+
+
+def test_ospp_probe_costs_a_cmd_start_not_a_powershell_start(start_lab: StartLab) -> None:
+    """With Windows timing, the probe is charged one cmd.exe start and no powershell.exe start."""
+    lab = start_lab(hosts=[{"name": "pc", "office": _office({"version": 2016, "bitness": "x86"})}], timing="windows")
+    conn = _conn(lab.hosts[0].address)
+    try:
+        assert gather.office_ospp_paths(_ctx(conn)) == [X86.format(folder="Office16")]
+    finally:
+        conn.close()
+    charged = LabControl(lab.control_url).stats()["timing"]["charged"]
+    assert charged["cmd_start"]["count"] == 1
+    assert "powershell_cold_start" not in charged and "powershell_start" not in charged
