@@ -122,6 +122,14 @@ def _parse_time(text: str) -> datetime:
     return value
 
 
+# The listen backlog of the KMS host's port. A Windows service listening with SOMAXCONN gets "a maximum reasonable
+# value" from the provider, and SOMAXCONN_HINT(N) any N up to 65535 (Microsoft Learn, winsock2.h "listen").
+# asyncio's default of 100 is far below that: when a whole city's PCs test port 1688 at once the full queue makes
+# Linux drop SYNs, and the retransmission a second later lands after short port tests gave up. 4096 (Linux clamps
+# it to net.core.somaxconn, 4096 by default since 5.4) lets every PC of a 2,000-PC lab queue at once.
+LISTEN_BACKLOG = 4096
+
+
 class KmsHost:
     """The lab's KMS host. Create it with the world, then ``await start()`` inside the lab's event loop."""
 
@@ -177,7 +185,9 @@ class KmsHost:
     async def _listen(self) -> None:
         if self._server is not None:
             return
-        self._server = await asyncio.start_server(self._handle, self.address, self.port, reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._handle, self.address, self.port, reuse_address=True, backlog=LISTEN_BACKLOG
+        )
 
     async def _close(self) -> None:
         server, self._server = self._server, None

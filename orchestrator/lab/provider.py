@@ -18,6 +18,9 @@ CimType = Literal[
 ]
 CimScalar = str | bool | int | float | datetime | None
 CimValue = CimScalar | tuple[CimScalar, ...]  # a tuple is a CIM array: the element is repeated on the wire
+# A method's input parameters reach the simulated host as text; an array parameter (its element repeated in the
+# _INPUT body) as its elements joined with NUL, which XML 1.0 text cannot contain, so the joining is lossless.
+ARRAY_JOIN = "\x00"
 
 
 class CimProperty(NamedTuple):

@@ -18,8 +18,9 @@ ERROR_ACCESS_DENIED (a standard user writing under HKLM), 87 ERROR_INVALID_PARAM
   type answers 2147749893 (WBEM_E_TYPE_MISMATCH of WbemErrorEnum): Microsoft documents only "a nonzero error
   code" (WinError.h or WbemErrorEnum); the exact value follows administrators' reports and is unconfirmed.
 - ``SetStringValue``, ``SetExpandedStringValue``, ``SetDWORDValue``, ``SetQWORDValue``: the key must exist
-  ("If the key does not exist, then the call … fails": 2). Multi-string and binary values are set with an array
-  argument, which the lab's WS-Man front end does not parse: ``SetMultiStringValue``/``SetBinaryValue`` answer 87.
+  ("If the key does not exist, then the call … fails": 2). ``SetMultiStringValue(sValue[])`` and
+  ``SetBinaryValue(uValue[])`` take an array argument, on the wire its element repeated (WS-Man's CIM binding,
+  as in the runner-mei/wsman fixtures); a byte outside 0-255 answers 87.
 - ``CreateKey`` creates every missing key on the path; ``DeleteKey`` fails with 5 on a key that has subkeys
   (RegDeleteKey: "the subkey to be deleted must not have subkeys"); ``DeleteValue`` 2 when absent.
 """
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orchestrator.lab import services
-from orchestrator.lab.provider import CimProperty, CimType, WmiError
+from orchestrator.lab.provider import ARRAY_JOIN, CimProperty, CimType, WmiError
 from orchestrator.lab.registry_base import RegKey, base_registry
 from orchestrator.lab.registry_writes import Op, _ops, typed_value
 
@@ -197,8 +198,8 @@ def invoke(m: Machine, method: str, args: dict[str, str], admin: bool) -> list[C
         return _get_value(call, *_GETTERS[method])
     if method in _SETTERS:
         return _set_value(call, *_SETTERS[method])
-    if method in ("SetMultiStringValue", "SetBinaryValue"):
-        return _rv(INVALID_PARAMETER)
+    if method in _ARRAY_SETTERS:
+        return _set_array(call, *_ARRAY_SETTERS[method])
     raise WmiError(0x80041055, "Invalid method", kind="invalid_parameter")
 
 
@@ -269,6 +270,29 @@ def _set_value(call: _Call, reg_type: str, arg: str) -> list[CimProperty]:
         if not 0 <= number <= limit:
             return _rv(INVALID_PARAMETER)
         display = f"0x{number:x}"
+    return _store(call, reg_type, display)
+
+
+# The array setters: the array argument arrives as its elements joined with provider.ARRAY_JOIN.
+_ARRAY_SETTERS = {"SetMultiStringValue": ("REG_MULTI_SZ", "svalue"), "SetBinaryValue": ("REG_BINARY", "uvalue")}
+
+
+def _set_array(call: _Call, reg_type: str, arg: str) -> list[CimProperty]:
+    """``SetMultiStringValue(sValue[])`` / ``SetBinaryValue(uValue[])`` (uint8 elements, 0-255; anything else is
+    87). Stored in reg.exe's display form: strings joined with ``\\0``, bytes as hex digits (typed_value)."""
+    raw = call.args.get(arg)
+    items = raw.split(ARRAY_JOIN) if raw else []
+    if reg_type == "REG_BINARY":
+        if not all(item.strip().isdigit() and int(item) <= 255 for item in items):
+            return _rv(INVALID_PARAMETER)
+        display = bytes(int(item) for item in items).hex().upper()
+    else:
+        display = "\\0".join(items)
+    return _store(call, reg_type, display)
+
+
+def _store(call: _Call, reg_type: str, display: str) -> list[CimProperty]:
+    """Write the value (an existing value keeps the spelling of its name)."""
     found = call.found()
     stored = found[0] if found is not None else call.name
     _ops(call.m).append(Op("set_value", call.hive, call.path, stored, reg_type, display))

@@ -232,3 +232,17 @@ def test_win_powershell_on_powershell_2(lab: LabThread, tmp_path: Path) -> None:
     ps = _task(hosts_by_name(report)["pc02"], "A PowerShell step")
     assert ps["status"] == "changed", out
     assert ps["data"]["output"] == ["ready"] and ps["data"]["error"] == []
+
+
+@pytest.mark.parametrize("host", ["pc01", "pc02"])
+def test_win_powershell_ansible_changed_and_failed(lab: LabThread, tmp_path: Path, host: str) -> None:
+    """``$Ansible.Changed = $false`` makes the task ok, ``$Ansible.Failed = $true`` fails it, on PowerShell 5.1
+    and 2.0 (the lab runs the ``$Ansible`` object kmsfleet sends)."""
+    code, report, out = _run(lab, tmp_path, "ansible_state.yml", "--limit", host)
+    assert code == 0, out
+    tasks = hosts_by_name(report)[host]
+    unchanged = _task(tasks, "Nothing to change")
+    assert unchanged["status"] == "ok", out
+    assert unchanged["data"]["output"] == ["checked"]
+    assert _task(tasks, "Something changed")["status"] == "changed", out
+    assert _task(tasks, "The script gives up")["status"] == "failed", out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -250,3 +252,36 @@ def test_configure_and_reset_change_the_rules_live(lab_block: Claim) -> None:
     assert snap["counts"] == {"windows": 0, "office": 0}
     assert snap["products"] == ["office"]
     assert datetime.fromisoformat(snap["host_time"].replace("Z", "+00:00")).tzinfo is not None
+
+
+def test_a_stalled_host_still_completes_every_handshake_of_a_city(lab_block: Claim) -> None:
+    """While the lab's event loop is busy (a loaded machine) and accepts nothing, 400 PCs connect to port 1688 at
+    once: the kernel completes each handshake into the listen backlog (LISTEN_BACKLOG), so every port test sees
+    the port open. With asyncio's default backlog of 100 the other SYNs are dropped and retried a second later,
+    into the same full queue."""
+    world = world_for(lab_block)
+    count = 400
+
+    def connect_all(address: str, port: int) -> int:
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+        try:
+            for s in socks:
+                s.setblocking(False)
+                s.connect_ex((address, port))
+            deadline = time.monotonic() + 2.0
+            pending = list(socks)
+            while pending and time.monotonic() < deadline:
+                _, writable, _ = select.select([], pending, [], 0.1)
+                done = {s for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0}
+                pending = [s for s in pending if s not in done]
+            return count - len(pending)
+        finally:
+            for s in socks:
+                s.close()
+
+    async def body(host: KmsHost, address: str, port: int) -> int:
+        connected = asyncio.get_running_loop().run_in_executor(None, connect_all, address, port)
+        time.sleep(2.5)  # the lab's loop stalls: nothing is accepted while the PCs connect
+        return await connected
+
+    assert run(with_host(world, body)) == count

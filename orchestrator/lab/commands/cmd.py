@@ -9,7 +9,7 @@ in the current directory or on ``PATH`` with ``PATHEXT``. ``cmd /c`` applies cmd
 Deviations/choices:
 - An unknown program prints cmd's "is not recognized" message on stderr and the command line exits with 1
   (``%ERRORLEVEL%`` would be 9009 inside a batch file; the process exit code of ``cmd /c`` is 1).
-- ``if``, ``for``, ``goto``, ``call`` and parenthesised blocks are not interpreted.
+- ``if`` and ``( … )`` groups follow cmd_if; ``for``, ``goto`` and ``call`` are not interpreted.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator.lab.commands import cmd_if
 from orchestrator.lab.commands.base import (
     CRLF,
     Ctx,
@@ -63,13 +64,24 @@ def expand_vars(ctx: Ctx, line: str) -> str:
 
 
 def split_chain(line: str) -> list[Segment]:
-    """Split at ``&``, ``&&``, ``||`` and ``|`` outside double quotes; ``^`` escapes the next character."""
+    """Split at ``&``, ``&&``, ``||`` and ``|`` outside double quotes and ``( … )`` groups; ``^`` escapes the next
+    character. An ``if`` command takes the rest of the line (cmd_if)."""
     segments: list[Segment] = []
     buf: list[str] = []
     in_quotes = False
     i, n = 0, len(line)
     while i < n:
         ch = line[i]
+        at_start = not in_quotes and not "".join(buf).strip(" \t@")
+        if at_start and cmd_if.starts_if(line[i:]):
+            buf.append(line[i:])
+            break
+        if at_start and ch == "(":
+            end = cmd_if.block_end(line, i)
+            end = n - 1 if end == -1 else end
+            buf.append(line[i : end + 1])
+            i = end + 1
+            continue
         if ch == '"':
             in_quotes = not in_quotes
             buf.append(ch)
@@ -221,8 +233,12 @@ def resolve_program(ctx: Ctx, token: str) -> tuple[str, str] | None:
 
 
 async def run_line(ctx: Ctx, line: str) -> ProgResult:
-    """Run one cmd.exe command line (the text after ``cmd /c``)."""
-    line = expand_vars(ctx, line)
+    """Run one cmd.exe command line (the text after ``cmd /c``): variables expanded once, then the chain."""
+    return await run_chain(ctx, expand_vars(ctx, line))
+
+
+async def run_chain(ctx: Ctx, line: str) -> ProgResult:
+    """Run commands joined by ``&``, ``&&``, ``||`` and ``|`` (variables already expanded)."""
     total = ProgResult(code=ctx.errorlevel)
     segments = split_chain(line)
     skip = False
@@ -238,11 +254,10 @@ async def run_line(ctx: Ctx, line: str) -> ProgResult:
         if skip or not seg.text.strip():
             pipe_input = None
             continue
-        body, red = extract_redirects(seg.text)
         saved_stdin = ctx.stdin
         if pipe_input is not None:
             ctx.stdin, pipe_input = pipe_input, None
-        result = apply_redirects(await run_simple(ctx, body), red)
+        result = await run_command(ctx, seg.text)
         ctx.stdin = saved_stdin
         total.stderr += result.stderr
         total.duration += result.duration
@@ -256,6 +271,19 @@ async def run_line(ctx: Ctx, line: str) -> ProgResult:
         if result.hang or ctx.extra.get("exit"):
             break
     return total
+
+
+async def run_command(ctx: Ctx, text: str) -> ProgResult:
+    """One command of a chain: an ``if``, a ``( … )`` group (with the redirections after it) or a simple
+    command (with its redirections)."""
+    if cmd_if.starts_if(text):
+        return await cmd_if.run_if(ctx, text.lstrip(" \t@")[2:], run_chain)
+    group = cmd_if.as_group(text)
+    if group is not None:
+        _, red = extract_redirects(group.tail)
+        return apply_redirects(await run_chain(ctx, group.inner), red)
+    body, red = extract_redirects(text)
+    return apply_redirects(await run_simple(ctx, body), red)
 
 
 async def run_simple(ctx: Ctx, text: str) -> ProgResult:

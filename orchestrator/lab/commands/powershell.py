@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.lab.commands import ps_files, ps_tcpclient, ps_versions
+from orchestrator.lab.commands import ps_files, ps_objects, ps_tcpclient, ps_versions
 from orchestrator.lab.commands.base import CRLF, HANG_SECONDS, Ctx, ProgResult
 from orchestrator.lab.commands.location import ALIASES, set_location
 from orchestrator.lab.commands.ps_clixml import errors_as_clixml
@@ -309,9 +309,7 @@ async def _run_statement(state: PsState, stmt: str) -> None:
             state.err += error
             state.ok = False
             return
-    if await ps_tcpclient.run_statement(state, stmt):
-        return
-    if await ps_files.run_statement(state, stmt):  # kmsfleet's file modules (lab.files)
+    if await _run_special(state, stmt):
         return
     if re.match(r"if\s*\(", low):
         await _run_if(state, stmt)
@@ -350,6 +348,22 @@ async def _run_statement(state: PsState, stmt: str) -> None:
     await _run_pipeline(state, stmt)
 
 
+async def _run_special(state: PsState, stmt: str) -> bool:
+    """The statements the helper modules know (a TcpClient test, kmsfleet's file calls, PSObjects) and a script
+    block invoked with ``&`` (about_Script_Blocks; the lab gives it no scope of its own). False: none of them."""
+    if await ps_tcpclient.run_statement(state, stmt):
+        return True
+    if await ps_files.run_statement(state, stmt):  # kmsfleet's file modules (lab.files)
+        return True
+    if await ps_objects.run_statement(state, stmt):  # New-Object PSObject -Property, $o.P (win_powershell)
+        return True
+    block = re.fullmatch(r"&\s*\{(.*)\}", stmt, re.DOTALL)
+    if block:
+        await _run_block(state, block.group(1))
+        return True
+    return False
+
+
 async def _run_if(state: PsState, stmt: str) -> None:
     rest = stmt
     while rest:
@@ -361,7 +375,14 @@ async def _run_if(state: PsState, stmt: str) -> None:
             brace = rest.index("{", close)
             end = _balanced(rest, brace, "{", "}")
             body = rest[brace + 1 : end - 1]
-            if await _condition(state, cond):
+            try:
+                truth = await _condition(state, cond)
+            except _MissingOperand as err:
+                state.err += _missing_operand(stmt, err.operator)
+                state.ok = False
+                state.exit_code = 1
+                raise _ExitScript from err
+            if truth:
                 await _run_block(state, body)
                 return
             rest = rest[end:]
@@ -404,6 +425,28 @@ def _truthy(v: object) -> bool:
     return bool(v)
 
 
+class _MissingOperand(Exception):
+    """A condition ends right after an operator (PowerShell's parser rejects it)."""
+
+    def __init__(self, operator: str) -> None:
+        super().__init__(operator)
+        self.operator = operator
+
+
+def _missing_operand(stmt: str, operator: str) -> str:
+    """PowerShell's ParserError for an operator with nothing after it (MissingExpressionAfterOperator)."""
+    if operator.lower() in ("-not", "!"):
+        message = f"Missing expression after unary operator '{operator}'."
+    else:
+        message = f"You must provide a value expression following the '{operator}' operator."
+    column = stmt.lower().find(operator.lower()) + len(operator) + 1
+    return (
+        f"At line:1 char:{column}{CRLF}+ {stmt}{CRLF}+ {' ' * (column - 1)}~{CRLF}{message}{CRLF}"
+        f"    + CategoryInfo          : ParserError: (:) [], ParentContainsErrorRecordException{CRLF}"
+        f"    + FullyQualifiedErrorId : MissingExpressionAfterOperator{CRLF} {CRLF}"
+    )
+
+
 class _Condition:
     """A recursive-descent reading of one condition's tokens."""
 
@@ -416,6 +459,8 @@ class _Condition:
         return self.tokens[self.pos].lower() if self.pos < len(self.tokens) else ""
 
     def take(self) -> str:
+        if self.pos >= len(self.tokens):  # "if (-not)", "if ($a -eq)": nothing after the operator
+            raise _MissingOperand(self.tokens[-1] if self.tokens else "(")
         tok = str(self.tokens[self.pos])
         self.pos += 1
         return tok
@@ -491,6 +536,9 @@ class _Condition:
         automatic = {"$?": state.ok, "$true": True, "$false": False, "$null": None, "$lastexitcode": state.last_exit}
         if low in automatic:
             return automatic[low]
+        found, prop = ps_objects.property_value(state, raw)
+        if found:
+            return prop
         if low.startswith("$psversiontable"):
             return ps_versions.psversion_value(state.ctx.machine, raw)
         if low.startswith("$"):
@@ -504,29 +552,7 @@ class _Condition:
 
 
 def _split_pipeline(stmt: str) -> list[str]:
-    parts: list[str] = []
-    buf: list[str] = []
-    quote: str | None = None
-    depth = 0
-    for ch in stmt:
-        if quote:
-            buf.append(ch)
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "'\"":
-            quote = ch
-        elif ch in "({":
-            depth += 1
-        elif ch in ")}":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            parts.append("".join(buf).strip())
-            buf = []
-            continue
-        buf.append(ch)
-    parts.append("".join(buf).strip())
-    return [p for p in parts if p]
+    return [part.strip() for part in ps_objects.split_outside(stmt, "|") if part.strip()]
 
 
 async def _run_pipeline(state: PsState, stmt: str) -> None:

@@ -10,7 +10,9 @@ PowerShell from 2.0 on (``Test-NetConnection`` needs 4.0 and Windows 8.1)::
 .NET semantics modelled (TcpClient.BeginConnect / WaitHandle.WaitOne, .NET Framework 2.0+ docs): the connect
 runs in the background; ``WaitOne(ms)`` is True when the attempt finished (connected *or* refused, or the name
 did not resolve) within ``ms``, False when nothing answered in time; ``Connected`` is True only after a
-successful connect. The lab connects for real to loopback addresses only; a name it cannot resolve fails at
+successful connect. The connect waits the script's whole WaitOne timeout (at most ``MAX_WAIT_S``): a KMS
+host whose accept queue is briefly full still answers when the client's SYN is retransmitted.
+The lab connects for real to loopback addresses only; a name it cannot resolve fails at
 once; any other address never answers (WaitOne waits its whole timeout, with no traffic).
 """
 
@@ -36,6 +38,10 @@ _WAIT = re.compile(
 )
 _CLOSE = re.compile(r"(?i)^\$(\w+)\.(Close|Dispose)\(\s*\)\s*$")
 _CONNECTED = re.compile(r"(?i)^\$(\w+)\.Connected\s*$")
+
+
+# The longest real wait the lab grants one WaitOne (a script may ask for hours; Windows would wait them).
+MAX_WAIT_S = 30.0
 
 
 @dataclass
@@ -140,6 +146,7 @@ async def _connect(state: PsState, attempt: ConnectAttempt, wait_s: float) -> bo
             state.duration += wait_s  # an address the lab cannot reach: nothing ever answers
             return False
         return True  # DNS failure: the attempt ends at once, not connected
-    ok = await tcp_test(address, attempt.port, timeout=max(0.05, min(wait_s, 1.0)))
+    # WaitOne waits its whole timeout for the connect (bounded by the lab's cap on a script's wait)
+    ok = await tcp_test(address, attempt.port, timeout=max(0.05, min(wait_s, MAX_WAIT_S)))
     attempt.client.connected = ok and not attempt.client.closed
     return True

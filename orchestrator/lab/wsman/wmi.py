@@ -23,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from orchestrator.lab import wql
-from orchestrator.lab.provider import SimulatedHost, WmiError
+from orchestrator.lab.provider import ARRAY_JOIN, SimulatedHost, WmiError
 from orchestrator.lab.wsman import cim, faults, ns
 from orchestrator.lab.wsman.ns import q
 from orchestrator.lab.wsman.request import WSManRequest
@@ -159,7 +159,8 @@ class WmiService:
                 if child.get(_NIL) in ("true", "1"):
                     continue
                 name = child.tag.rsplit("}", 1)[-1]
-                params[name] = child.text or ""
+                text = child.text or ""  # an array is its element repeated (provider.ARRAY_JOIN)
+                params[name] = params[name] + ARRAY_JOIN + text if name in params else text
         selectors = {k: v for k, v in req.selectors.items() if k.lower() != "__cimnamespace"}
         try:
             out = await self.host.invoke(class_name, method, selectors, params, user, namespace)

@@ -180,12 +180,18 @@ def kms_port_open(ctx: ModuleContext, target: KmsTarget, os_info: OsInfo) -> boo
     return None
 
 
+def ospp_probe_line() -> str:
+    """One cmd.exe line that prints the index of each ospp.vbs path that exists: ``if exist`` (Microsoft Learn,
+    Windows Commands, "if") in a ``( … )`` group per path, because an ``if``'s command runs to the end of the
+    line or group; the ``)`` of "Program Files (x86)" is inside quotes, so it does not close the group."""
+    return " & ".join(f'(if exist "{path}" echo {index})' for index, path in enumerate(OSPP_PATHS))
+
+
 def office_ospp_paths(ctx: ModuleContext) -> list[str]:
-    """Which of the four usual ospp.vbs paths exist on the PC (one PowerShell call, Test-Path each)."""
-    script = "\n".join(f"Test-Path -LiteralPath '{p}'" for p in OSPP_PATHS)
-    res = ctx.conn.run_powershell(script, read_only=True)
-    answers = [w.lower() for w in res.stdout.split() if w.lower() in ("true", "false")]
-    return [p for p, a in zip(OSPP_PATHS, answers, strict=False) if a == "true"]
+    """Which of the four usual ospp.vbs paths exist on the PC: one cmd.exe line (no powershell.exe start)."""
+    res = ctx.conn.run_command(ospp_probe_line(), read_only=True)
+    found = {int(word) for word in res.stdout.split() if word.isdigit()}
+    return [path for index, path in enumerate(OSPP_PATHS) if index in found]
 
 
 # ------------------------------------------------------------------------------------------------ SQL Server
