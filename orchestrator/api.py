@@ -1,4 +1,4 @@
-"""What the CLI, tests, schedulers and distributed workers call: load → validate → run → store → report.
+"""What the CLI, tests and schedules call: load → validate → pick an engine → run → store → report.
 
 Everything the user wrote is loaded and validated here before any host is contacted (a typo fails in
 milliseconds with file:line, not after 40 connections).

@@ -1,6 +1,6 @@
 """A playbook as the executor runs it: the compiled plan (roles found on ansible.cfg's path) and each play's
-variables with its ``vars_files``. Below ``api`` so a distributed worker loads a batch's playbook the way a
-local run does without importing the API."""
+variables with its ``vars_files``. Below ``api`` so every engine reads ``vars_files`` the same way (a distributed
+run's controller reads them into the plan before sending it; workers read no playbook file)."""
 
 from __future__ import annotations
 

@@ -6,9 +6,10 @@ ansible-core evaluates an ``include_role`` when a host reaches it (``lib/ansible
 ``name`` and ``*_from`` per item). kmsfleet reads every role before contacting a PC (and a ``--distributed``
 worker has no roles folder), so the loader computes here the values a templated ``name``/``*_from`` can take —
 from the play's vars, the enclosing block/role vars, role defaults, ``-e`` and the items of a loop known before
-the run — reads each candidate role into the plan, and at run time the executor picks, per host and item, the candidate
-whose values the templates render to (``pick``). A template that needs something only the PC knows (a fact, a
-registered result, an inventory variable) is refused before the run, saying why.
+the run — reads each candidate role into the plan (``BlockSpec.pick``), and at run time the executor picks, per host
+and item, the candidate whose values the templates render to (``executor.rolepick.pick_role``). A template that
+needs something only the PC knows (a fact, a registered result, an inventory variable) is refused before the run,
+saying why.
 """
 
 from __future__ import annotations
