@@ -43,7 +43,7 @@ def _poll_until_done(proc: Process, deadline_s: float = 30.0, timeout: int | Non
 
 
 def _wql(wsman: WSMan, query: str, max_elements: int = 32000) -> tuple[list[ET.Element], int]:
-    """Enumerate + Pull loop exactly as NOTES §1.4 shows; returns (items, number of Pulls)."""
+    """Enumerate + Pull as the recorded Windows exchanges show (docs/evidence.md); returns (items, Pulls)."""
     enum = ET.Element(f"{{{WSEN}}}Enumerate")
     ET.SubElement(enum, f"{{{WSMAN_NS}}}OptimizeEnumeration")
     ET.SubElement(enum, f"{{{WSMAN_NS}}}MaxElements").text = str(max_elements)

@@ -1,5 +1,5 @@
 """Templating habits of public playbooks checked against ansible-core 2.19 (localhost, debug tasks) as the
-oracle. Failures here are templating defects reported to the owner of orchestrator/templating.py."""
+oracle. Failures here are templating defects reported to the owner of orchestrator/templating/."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # a machine's folders, the reference folder beside the checkout, a facts file that is not in the repository
-OUTSIDE = re.compile(r"(?<![\w.])/(?:work|home|root|Users)/|\.\./shared\b|\bFACTS(?:\.md| §)|\bDESIGN\.md\b")
+OUTSIDE = re.compile(r"(?<![\w.])/(?:work|home|root|Users)/|\.\./shared\b|\b(?:FACTS|NOTES)(?:\.md| §)|\bDESIGN\.md\b")
 
 
 def _tracked() -> list[Path]:
@@ -41,7 +41,14 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
 
 
 def test_the_pattern_finds_what_it_looks_for() -> None:
-    for bad in ("see /work/shared/domain/FACTS.md", "(FACTS §2.1)", "../shared/seed", "/home/dev/x", "DESIGN.md"):
+    for bad in (
+        "see /work/shared/domain/FACTS.md",
+        "(FACTS §2.1)",
+        "(NOTES §1.4)",
+        "../shared/seed",
+        "/home/dev/x",
+        "DESIGN.md",
+    ):
         assert OUTSIDE.search(bad), bad
     for fine in ("docs/reference.md §2.1", "tests/data/shared/domain/errors.yaml", "https://example.org/work/x"):
         assert not OUTSIDE.search(fine), fine

@@ -1,4 +1,4 @@
-"""WMI instances on the wire, the way WinRM's WMI plugin writes them (NOTES §1.4):
+"""WMI instances on the wire, the way WinRM's WMI plugin writes them (docs/reference.md §9, docs/evidence.md):
 
     <p:Class xmlns:p=".../wmi/root/cimv2/Class" xmlns:cim="..." xmlns:xsi="..." xsi:type="p:Class_Type">
       <p:Prop>value</p:Prop>                      scalar

@@ -1,4 +1,4 @@
-"""MS-WSMV 2.2.9.1 message encryption over HTTP (NOTES §3.3), byte for byte:
+"""MS-WSMV 2.2.9.1 message encryption over HTTP, byte for byte:
 
     --Encrypted Boundary\\r\\n
     \\tContent-Type: application/HTTP-SPNEGO-session-encrypted\\r\\n

@@ -474,7 +474,8 @@ def from_wmi_error(
 ) -> WSManFault:
     """Map a machine's ``WmiError`` to the fault Windows sends for it.
 
-    The exact Windows shape for a failing WMI *method* is not confirmed by any recording (NOTES §9). The lab
+    The exact Windows shape for a failing WMI *method* is not confirmed by any recording (docs/evidence.md lists
+    what the recordings cover). The lab
     sends ``s:Receiver`` / ``w:InternalError`` with ``f:WSManFault@Code`` = the HRESULT (what pypsrp exposes as
     ``WSManFaultError.code``) wrapped in a ``WMI Provider`` ProviderFault, and beside it an ``MSFT_WmiError``
     whose ``error_Code`` is the same HRESULT (what pywinrm exposes as ``wmierror_code``).

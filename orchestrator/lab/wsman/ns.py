@@ -1,4 +1,4 @@
-"""Namespaces, actions and resource URIs of WS-Management as Windows speaks it (MS-WSMV, NOTES §1.3)."""
+"""Namespaces, actions and resource URIs of WS-Management as Windows speaks it (MS-WSMV; see docs/evidence.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WinRS (``.../windows/shell/cmd``) as Windows runs it (NOTES §2, recorded-winrs/*):
+"""WinRS (``.../windows/shell/cmd``) as Windows runs it (the recorded exchanges of docs/evidence.md):
 
 - Create → ``x:ResourceCreated`` with the ShellId selector, plus ``rsp:Shell`` (Owner, ClientIP, Environment,
   WorkingDirectory, IdleTimeOut …). Quotas from the PC's ``ServiceConfig`` (docs/lab-winrm-limits.md):
