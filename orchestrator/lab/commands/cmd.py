@@ -65,30 +65,35 @@ def expand_vars(ctx: Ctx, line: str) -> str:
 
 def split_chain(line: str) -> list[Segment]:
     """Split at ``&``, ``&&``, ``||`` and ``|`` outside double quotes and ``( … )`` groups; ``^`` escapes the next
-    character. An ``if`` command takes the rest of the line (cmd_if)."""
+    character. An ``if`` command takes the rest of the line (cmd_if). Linear in the line's length (a command
+    line may be ~150 KB: WinRM's largest envelope)."""
     segments: list[Segment] = []
     buf: list[str] = []
+    started = False  # the current command has more than blanks and @ so far
     in_quotes = False
     i, n = 0, len(line)
     while i < n:
         ch = line[i]
-        at_start = not in_quotes and not "".join(buf).strip(" \t@")
-        if at_start and cmd_if.starts_if(line[i:]):
-            buf.append(line[i:])
-            break
-        if at_start and ch == "(":
-            end = cmd_if.block_end(line, i)
-            end = n - 1 if end == -1 else end
-            buf.append(line[i : end + 1])
-            i = end + 1
-            continue
+        if not in_quotes and not started:
+            if cmd_if.starts_if(line[i : i + 4]):
+                buf.append(line[i:])
+                break
+            if ch == "(":
+                end = cmd_if.block_end(line, i)
+                end = n - 1 if end == -1 else end
+                buf.append(line[i : end + 1])
+                started = True
+                i = end + 1
+                continue
         if ch == '"':
             in_quotes = not in_quotes
             buf.append(ch)
+            started = True
             i += 1
             continue
         if not in_quotes and ch == "^" and i + 1 < n:
             buf.append(line[i + 1])
+            started = started or line[i + 1] not in " \t@"
             i += 2
             continue
         if not in_quotes and ch in "&|":
@@ -101,10 +106,11 @@ def split_chain(line: str) -> list[Segment]:
             if i + 1 < n and line[i + 1] == ch:
                 op = ch * 2
             segments.append(Segment("".join(buf), op))
-            buf = []
+            buf, started = [], False
             i += len(op)
             continue
         buf.append(ch)
+        started = started or ch not in " \t@"
         i += 1
     segments.append(Segment("".join(buf), None))
     return segments
