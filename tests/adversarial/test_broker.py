@@ -525,7 +525,8 @@ def test_a_signed_plan_cannot_make_the_worker_read_its_own_files(
     run_id, nonce = "files0000099", secrets.token_hex(16)
     open_run(client, signer, run_id, nonce)
     body = batch(hosts, run_id=run_id, nonce=nonce, playbook=PEEK_VAR)
-    body["plan"]["f"]["plays"]["v"][0]["f"]["vars_files"] = {"!t": "tuple", "v": [str(folder / "leak.yml")]}
+    leak = {"candidates": {"!t": "tuple", "v": [str(folder / "leak.yml")]}, "base_dir": str(folder), "location": None}
+    body["plan"]["f"]["plays"]["v"][0]["f"]["vars_files"] = {"!t": "tuple", "v": [{"!t": "vars_file", "f": leak}]}
     send(redis_server.url, signer.sign(DOMAIN_BATCH, body))
     runs["vars_files left in the plan"] = run_id
 
