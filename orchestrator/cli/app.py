@@ -8,11 +8,13 @@ import typer
 
 from orchestrator import __version__
 
-HELP = """Activate and audit Windows and Office volume licences (KMS) on whole classrooms at once, over WinRM.
-
-Describe the PCs in an Ansible-style inventory, pick a playbook (site.yml does everything each PC has) and
-run it on every PC in parallel. No Windows PC at hand? `kmsfleet demo` shows it on a simulated classroom.
-"""
+# One line per paragraph: rich keeps a newline inside a paragraph, so a wrapped source line would break the
+# sentence in the middle of the terminal's line.
+HELP = (
+    "Activate and audit Windows and Office volume licences (KMS) on whole classrooms at once, over WinRM.\n\n"
+    "Describe the PCs in an Ansible-style inventory, pick a playbook (site.yml does everything each PC has) and "
+    "run it on every PC in parallel. No Windows PC at hand? `kmsfleet demo` shows it on a simulated classroom.\n"
+)
 
 EPILOG = """[bold]Getting started[/]
 
