@@ -7,6 +7,7 @@ import importlib
 import typer
 
 from orchestrator import __version__
+from orchestrator.cli.help_text import reflow_app
 
 # One line per paragraph: rich keeps a newline inside a paragraph, so a wrapped source line would break the
 # sentence in the middle of the terminal's line.
@@ -95,6 +96,7 @@ def _register_all() -> None:
 
 
 _register_all()
+reflow_app(app)
 
 
 def _panels() -> None:

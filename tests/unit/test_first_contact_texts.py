@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.cli.help_text import reflow
 from orchestrator.cli.licensing_texts import tr
 from orchestrator.cli.serve_cmd import _choose_history
 
@@ -37,3 +38,24 @@ def test_demo_serve_hint_shows_the_demo_even_after_real_runs(
     assert match is not None, text
     args = shlex.split(match.group(1))
     assert _choose_history(args[1]) == str(demo)
+
+
+def _help(*args: str) -> str:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+    cmd = [sys.executable, "-m", "orchestrator", *args, "--help"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def test_command_help_paragraphs_are_not_broken_at_source_lines() -> None:
+    # wake's docstring breaks this sentence after "reached" in the source.
+    assert "from the last run that reached the PC (gather_facts records it)." in _help("wake")
+    # a command group's own help too: `schedule` breaks after "installed" in the source.
+    assert "(~/.config/kmsfleet/schedules.yml) and installed as a systemd user timer" in _help("schedule")
+
+
+def test_reflow_joins_prose_and_keeps_laid_out_paragraphs() -> None:
+    text = "First line.\n\nA sentence\nbroken in the source.\n\n- item one\n- item two\n\n  indented\n  example"
+    assert reflow(text) == (
+        "First line.\n\nA sentence broken in the source.\n\n- item one\n- item two\n\n  indented\n  example"
+    )
+    assert reflow("--within takes\n30d.") == "--within takes 30d."
