@@ -222,7 +222,9 @@ def _execute(
     if wake:
         wake_before_run(plan, inv, limit_hosts, request, cancel=cancel)
     info = new_run_info(request.run_id or new_run_id(), playbook_name, inventory, options, request.limit)
-    recorder = _open_recorder(request.db) if request.history else None
+    # a follow-up (--limit @failed) that selects no PC runs nothing: not recorded, so `last` stays the real run
+    nothing = limit_hosts is not None and not limit_hosts
+    recorder = _open_recorder(request.db) if request.history and not nothing else None
     fanout = Fanout(([recorder] if recorder else []) + list(reporters))
     try:
         result = engine.run(plan, inventory_view(inv), info, fanout, limit_hosts)

@@ -7,12 +7,15 @@ import importlib
 import typer
 
 from orchestrator import __version__
+from orchestrator.cli.help_text import reflow_app
 
-HELP = """Activate and audit Windows and Office volume licences (KMS) on whole classrooms at once, over WinRM.
-
-Describe the PCs in an Ansible-style inventory, pick a playbook (site.yml does everything each PC has) and
-run it on every PC in parallel. No Windows PC at hand? `kmsfleet demo` shows it on a simulated classroom.
-"""
+# One line per paragraph: rich keeps a newline inside a paragraph, so a wrapped source line would break the
+# sentence in the middle of the terminal's line.
+HELP = (
+    "Activate and audit Windows and Office volume licences (KMS) on whole classrooms at once, over WinRM.\n\n"
+    "Describe the PCs in an Ansible-style inventory, pick a playbook (site.yml does everything each PC has) and "
+    "run it on every PC in parallel. No Windows PC at hand? `kmsfleet demo` shows it on a simulated classroom.\n"
+)
 
 EPILOG = """[bold]Getting started[/]
 
@@ -93,6 +96,7 @@ def _register_all() -> None:
 
 
 _register_all()
+reflow_app(app)
 
 
 def _panels() -> None:

@@ -18,6 +18,7 @@ running (until Ctrl-C) and prints its inventory path.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import tempfile
 import threading
@@ -265,7 +266,7 @@ def run_demo(hosts: int, seed: int, lang: str, db: str | None, keep: bool, timin
         if cap is not None:
             demo.say("demo.slow", ms=int(cap))
         last = tell_story(demo, started)
-        demo.say("demo.serve", db=history)
+        demo.say("demo.serve", db=history, db_arg=shlex.quote(history))
         if keep:
             console.print()
             demo.say("demo.keep", inventory=lab.inventory_path, control=lab.control_url)

@@ -122,9 +122,10 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "demo.stopped": {"en": "Lab stopped.", "zh-TW": "實驗環境已停止。"},
     "demo.serve": {
-        "en": "Every run is in the history {db}: see the classroom in a browser with kmsfleet serve "
+        "en": "Every run is in the history {db}: see the classroom in a browser with kmsfleet serve --db {db_arg} "
         "(then open http://127.0.0.1:8470/).",
-        "zh-TW": "每次執行都記錄在 {db}：執行 kmsfleet serve（再開啟 http://127.0.0.1:8470/）即可在瀏覽器中查看教室狀況。",
+        "zh-TW": "每次執行都記錄在 {db}：執行 kmsfleet serve --db {db_arg}（再開啟 http://127.0.0.1:8470/）"
+        "即可在瀏覽器中查看教室狀況。",
     },
 }
 

@@ -432,6 +432,9 @@ def all_ok_line(summary: ClassroomSummary, code: str) -> str:
         return i18n.t("recap.no_hosts", code)
     if summary.not_finished:  # interrupted or never started: not "all fine"
         return i18n.t("recap.some_ok", code, ok=summary.total - summary.not_finished, total=summary.total)
+    with_issues = len({host for g in summary.licence_issues for host in g.hosts})
+    if with_issues:  # an audit found unlicensed PCs: no PC failed, yet they are not "fine"
+        return i18n.t("recap.ran_with_licence_issues", code, total=summary.total, n=with_issues)
     return i18n.t("recap.all_ok", code, total=summary.total)
 
 

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from defusedxml import ElementTree
 
+from orchestrator.knowledge import i18n
 from orchestrator.lab.addresses import Claim
 from orchestrator.lab.control_client import LabControl
 from orchestrator.lab.runner import LabThread
@@ -224,6 +225,14 @@ def test_rerun_exactly_the_pcs_that_were_off(classroom: Callable[..., Any], tmp_
             parser = _Text()
             parser.feed(data.decode("utf-8"))
             assert first_id in " ".join(parser.parts) and all(h in " ".join(parser.parts) for h in found)
+
+    # every PC answered by now: a further follow-up selects nothing, runs nothing and records no empty run
+    # (so "last" stays the run that did something)
+    nothing = kmsfleet("run", PLAYBOOK, "-i", inv, "--db", db, "--limit", "@unreachable", home=tmp_path)
+    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+    assert any(i18n.t("recap.no_hosts", lang) in nothing.stdout for lang in ("en", "zh-TW")), nothing.stdout
+    listed = json.loads(kmsfleet("history", "--db", db, "--json", home=tmp_path).stdout)
+    assert [r["id"] for r in listed] == [again_id, first_id]
 
 
 def test_due_lists_the_pcs_the_lab_says_expire_soon(classroom: Callable[..., Any], tmp_path: Path) -> None:

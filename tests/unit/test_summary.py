@@ -15,7 +15,7 @@ from orchestrator.errors import InputError
 from orchestrator.knowledge import catalogue, i18n
 from orchestrator.redact import register_secret
 from orchestrator.results.models import FailureKind, HostResult, HostStatus, HostTaskResult, RunResult, TaskStatus
-from orchestrator.results.summary import ClassroomSummary, headline, render_summary_text, summarise
+from orchestrator.results.summary import CauseGroup, ClassroomSummary, headline, render_summary_text, summarise
 
 
 def _hosts_with(outcome: str) -> tuple[str, ...]:
@@ -205,3 +205,25 @@ def test_secrets_are_masked_in_the_text() -> None:
     host = _failing("pc1", msg=f"net use failed for password {secret}", error_code=0x80070005)
     text = render_summary_text(summarise(_run(host)))
     assert secret not in text
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-TW"])
+def test_an_audit_with_unlicensed_pcs_does_not_say_they_are_fine(lang: str) -> None:
+    """No PC failed (an audit reads, changes nothing), but licences are not activated: the headline says so
+    instead of "All N PCs are fine" above the list of licence problems."""
+    summary = summarise(make_run(2), lang)  # pc1 ok, pc2 changed: nothing failed
+    issue = CauseGroup(
+        key="windows:notification",
+        basis="licence",
+        hosts=("pc1", "pc2"),
+        title="Not activated",
+        fix=(),
+        product="Windows",
+        licence_status="Notification",
+    )
+    twice = dataclasses.replace(issue, key="office:notification", hosts=("pc2",), product="Office")
+    summary = dataclasses.replace(summary, licence_issues=(issue, twice))
+    line = i18n.t("recap.ran_with_licence_issues", lang, total=2, n=2)  # pc2 counted once
+    assert line != "recap.ran_with_licence_issues"
+    assert headline(summary) == line and render_summary_text(summary).startswith(line)
+    assert i18n.t("recap.all_ok", lang, total=2) not in render_summary_text(summary)
