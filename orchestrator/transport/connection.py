@@ -8,7 +8,8 @@ file), ``ansible_winrm_operation_timeout_sec``, ``ansible_winrm_read_timeout_sec
 ``ansible_winrm_cert_pem`` / ``ansible_winrm_cert_key_pem`` (certificate auth), ``ansible_winrm_proxy``;
 kmsfleet's own ``kmsfleet_allow_insecure_basic`` (Basic over plain HTTP sends the password readable on the
 wire: refused unless this is true), ``kmsfleet_host_budget_sec`` (the whole-host time budget) and
-``kmsfleet_max_output_bytes`` (stdout + stderr kept per command; docs/hardening.md).
+``kmsfleet_max_output_bytes`` (stdout + stderr kept per command; docs/hardening.md) and ``kmsfleet_http``
+(lean | requests: kmsfleet's own HTTP sender under pypsrp, or pypsrp's requests-based one; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class ConnectionSpec:
     proxy: str | None = None
     budget: float = 600.0
     max_output_bytes: int = MAX_OUTPUT_BYTES
+    http: Literal["lean", "requests"] = "lean"  # kmsfleet_http: the HTTP layer under pypsrp (transport.http_sender)
 
     @property
     def endpoint(self) -> str:
@@ -170,6 +172,9 @@ def connection_spec(host: str, hostvars: Mapping[str, Any]) -> ConnectionSpec:
     max_output = _as_int(
         hostvars.get("kmsfleet_max_output_bytes", MAX_OUTPUT_BYTES), "kmsfleet_max_output_bytes", host, 1024, 1 << 30
     )
+    http = str(hostvars.get("kmsfleet_http", "lean")).strip().lower()
+    if http not in ("lean", "requests"):
+        raise InputError(f"host {host}: kmsfleet_http must be lean or requests, not {http!r}")
     return ConnectionSpec(
         host=host,
         address=address,
@@ -188,4 +193,5 @@ def connection_spec(host: str, hostvars: Mapping[str, Any]) -> ConnectionSpec:
         proxy=hostvars.get("ansible_winrm_proxy"),
         budget=budget,
         max_output_bytes=max_output,
+        http=http,  # type: ignore[arg-type]
     )

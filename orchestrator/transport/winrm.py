@@ -37,7 +37,7 @@ from pypsrp.wsman import SelectorSet as _SelectorSet
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from orchestrator.redact import redact_text
-from orchestrator.transport import clixml, guard, wmi
+from orchestrator.transport import clixml, guard, http_sender, wmi
 from orchestrator.transport.codepages import DEFAULT_OEM, decode_console, oem_for_codeset
 from orchestrator.transport.connection import ConnectionSpec
 from orchestrator.transport.errors import (
@@ -220,6 +220,20 @@ def parse_fault(host: str, http_status: int, text: str) -> TransportError:
     return wsman_fault(host, code, text_reason, subcode=subcode, wmi_code=wmi_code)
 
 
+def _bound_requests_session(transport: Any, bounded: BoundedSession, direct: bool) -> None:
+    """pypsrp's own sender (kmsfleet_http: requests): its requests session built once and bounded."""
+    if transport.session is None:
+        transport.session = transport._build_session()
+        bounded.install(transport.session)
+    bounded.begin()
+    session = transport.session
+    if direct and session is not None and session.trust_env:
+        # pypsrp already resolved the environment (no proxy for this host, CA bundle) when it built the
+        # session; leaving trust_env on makes requests re-read every proxy variable of os.environ on
+        # every request (about 6 % of the client's CPU in a 40-PC run).
+        session.trust_env = False
+
+
 class WinRMConnection:
     """All WinRM traffic to one host. Use from one thread at a time; ``close()`` when the host is done."""
 
@@ -290,32 +304,27 @@ class WinRMConnection:
 
     def _guard(self, client: WSMan) -> None:
         """Check every response before pypsrp parses it; parse faults ourselves, safely."""
-        transport = client.transport
-        original = transport.send
+        transport: Any = client.transport
         host = self.spec.host
         direct = self.spec.proxy is None
+        bounds = guard.Bounds(max_response_bytes=MAX_RESPONSE_BYTES)
+        lean = self.spec.http == "lean" and http_sender.supports(transport)
+        if lean:  # kmsfleet_http: lean — kmsfleet's sender stands in for pypsrp's requests session
+            transport = http_sender.LeanSender(
+                transport, host, bounds, deadline=lambda: self.deadline, cancel=self.cancel, budget=self.spec.budget
+            )
+            client.transport = transport
+        original = transport.send
         bounded = BoundedSession(
-            host,
-            guard.Bounds(max_response_bytes=MAX_RESPONSE_BYTES),
-            deadline=lambda: self.deadline,
-            cancel=self.cancel,
-            budget=self.spec.budget,
+            host, bounds, deadline=lambda: self.deadline, cancel=self.cancel, budget=self.spec.budget
         )
 
         def guarded_send(message: bytes, **kwargs: Any) -> bytes:
             if self._hostile is not None:
                 raise type(self._hostile)(host, f"{self._hostile.message} (earlier in this run; not contacted again)")
             self.requests_sent += 1
-            if transport.session is None:
-                transport.session = transport._build_session()
-                bounded.install(transport.session)
-            bounded.begin()
-            session = transport.session
-            if direct and session is not None and session.trust_env:
-                # pypsrp already resolved the environment (no proxy for this host, CA bundle) when it built the
-                # session; leaving trust_env on makes requests re-read every proxy variable of os.environ on
-                # every request (about 6 % of the client's CPU in a 40-PC run).
-                session.trust_env = False
+            if not lean:
+                _bound_requests_session(transport, bounded, direct)
             try:
                 data: bytes = original(message, **kwargs)
             except WinRMTransportError as exc:
@@ -334,7 +343,7 @@ class WinRMConnection:
                 raise ProtocolError(host, f"answer holds more than {MAX_ANSWER_TAGS:,} XML elements; refused unparsed")
             return data
 
-        transport.send = guarded_send  # type: ignore[method-assign]
+        transport.send = guarded_send
 
     def _map(self, exc: BaseException) -> TransportError:
         """pypsrp/requests exception → one of our transport errors. The one place this happens."""
