@@ -11,8 +11,9 @@ What it does, and where that comes from:
   ``Connection: Keep-Alive``), the same empty POST that sets up the security context before the first encrypted
   message, the same Negotiate rounds (``transport.http_signin``) and the same ``multipart/encrypted`` framing
   (pypsrp's own ``WinRMEncryption`` wraps and unwraps; MS-WSMV 2.2.9.1.1).
-- A Negotiate/NTLM sign-in belongs to the TCP connection (RFC 4559 §4, MS-WSMV 3.1.4.1.1), and so does the
-  encryption context made by it: when the host closed the connection, the next message signs in afresh on a new
+- A Negotiate/NTLM sign-in belongs to the TCP connection (HTTP.sys keeps the credentials of a keep-alive
+  connection and authenticates its later requests without an ``Authorization`` header: learn.microsoft.com,
+  "Credential Caching on NTLM KA Connections", HTTP Server API), and so does the encryption context made by it: when the host closed the connection, the next message signs in afresh on a new
   one. A connection the host closed while idle is noticed before it is used (the socket is readable), as urllib3
   does, so no request is sent into a dead socket.
 - The bounds of ``BoundedSession`` (``transport.session``): the cancel event and the host's deadline are checked
