@@ -2,29 +2,30 @@
 ``requests``-based ``_TransportHTTP`` (connection variable ``kmsfleet_http: lean``, the default; ``requests`` keeps
 pypsrp's own). One persistent ``http.client`` connection per host, the sign-in and message encryption exactly as
 pypsrp 0.9 performs them, and the bounds of ``transport.guard`` applied to every exchange. Why: in a fleet audit
-about half of the controller's CPU went to requests + urllib3 around each exchange (session merging, hooks, pool
-bookkeeping, header case-folding), none of it needed for one keep-alive connection to one host
+about a third of the controller's CPU went to requests + urllib3 and the bounding wrapped around them (session
+merging, hooks, pool bookkeeping, header case-folding), none of it needed for one keep-alive connection to one host
 (docs/performance.md).
 
 What it does, and where that comes from:
 - The wire is pypsrp's: the same headers (``User-Agent: Python PSRP Client``, ``Accept-Encoding: identity``,
   ``Connection: Keep-Alive``), the same empty POST that sets up the security context before the first encrypted
   message, the same Negotiate rounds (``transport.http_signin``) and the same ``multipart/encrypted`` framing
-  (pypsrp's own ``WinRMEncryption`` wraps and unwraps; MS-WSMV 2.2.9.1.1).
+  (pypsrp's own ``WinRMEncryption`` wraps and unwraps).
 - A Negotiate/NTLM sign-in belongs to the TCP connection (HTTP.sys keeps the credentials of a keep-alive
   connection and authenticates its later requests without an ``Authorization`` header: learn.microsoft.com,
-  "Credential Caching on NTLM KA Connections", HTTP Server API), and so does the encryption context made by it: when the host closed the connection, the next message signs in afresh on a new
-  one. A connection the host closed while idle is noticed before it is used (the socket is readable), as urllib3
-  does, so no request is sent into a dead socket.
+  "Credential Caching on NTLM KA Connections", HTTP Server API), and so does the encryption context made by it:
+  when the host closed the connection, the next message signs in afresh on a new one. A connection the host
+  closed while idle is noticed before it is used (the socket is readable), as urllib3 does, so no request is
+  sent into a dead socket.
 - The bounds of ``BoundedSession`` (``transport.session``): the cancel event and the host's deadline are checked
   before each exchange, the socket timeouts are clamped to what is left of the exchange, the watchdog shuts the
   socket down past the exchange's wall time, redirects and any ``Content-Encoding`` are refused unread, bodies are
   read undecoded up to the byte limit, and at most ``max_signin_rounds`` 401 answers in a row are answered.
 - TLS as requests verifies it: the CA bundle of ``ansible_winrm_server_cert_validation`` (a path), else
   ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, else certifi's; host names checked; ``ignore`` turns both off.
-  Certificate authentication sends the client certificate and pypsrp's ``Authorization`` header. Basic sends its
-  header with every request (only where ``transport.connection`` allowed Basic at all). No proxies: a host with
-  ``ansible_winrm_proxy`` (and CredSSP) keeps pypsrp's sender (``supports``).
+  Basic sends its header with every request (only where ``transport.connection`` allowed Basic at all).
+- NTLM, Negotiate and Basic only, and no proxies: a host with ``ansible_winrm_proxy``, Kerberos, certificate
+  authentication or CredSSP keeps pypsrp's sender (``supports``).
 - Failures are raised in the vocabulary pypsrp's sender uses (requests' exception classes, pypsrp's
   ``AuthenticationError`` / ``WinRMTransportError``, the guard's errors), so ``WinRMConnection`` maps both senders'
   errors in its one place.
@@ -56,8 +57,10 @@ from orchestrator.transport.errors import OperationTimeout, ProtocolError
 from orchestrator.transport.session import StopRequested, Timeout, _clamp, _split
 from orchestrator.transport.watchdog import WATCHDOG
 
-LEAN_AUTHS = frozenset(("ntlm", "negotiate", "kerberos", "basic", "certificate"))
-_NEGOTIATE_FAMILY = frozenset(("ntlm", "negotiate", "kerberos"))
+#: What the lean sender signs in with; Kerberos (no KDC here to test against), certificate authentication (the lab
+#: has none) and CredSSP stay with pypsrp's sender.
+LEAN_AUTHS = frozenset(("ntlm", "negotiate", "basic"))
+_NEGOTIATE_FAMILY = frozenset(("ntlm", "negotiate"))
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _BOUNDARY = re.compile(r"boundary=[\"|'](.*)[\"|']")  # pypsrp's pattern for the multipart boundary
 _SOAP = "application/soap+xml;charset=UTF-8"
@@ -79,7 +82,7 @@ class Answer:
 
 
 def supports(transport: Any) -> bool:
-    """Whether the lean sender can stand in for this pypsrp transport (no proxy, no CredSSP)."""
+    """Whether the lean sender can stand in for this pypsrp transport (NTLM, Negotiate or Basic; no proxy)."""
     return getattr(transport, "auth", None) in LEAN_AUTHS and getattr(transport, "proxy", None) is None
 
 
@@ -114,12 +117,10 @@ class LeanSender:
         self._wrap: bool = t.wrap_required
         self._connect_timeout: float = t.connection_timeout
         self._read_timeout: float = t.read_timeout
-        self._tls = tls_context(t.cert_validation, t.certificate_pem, t.certificate_key_pem) if t.ssl else None
+        self._tls = tls_context(t.cert_validation) if t.ssl else None
         self._headers = dict(_BASE_HEADERS)
         if self._auth == "basic":
             self._headers["Authorization"] = http_signin.basic_header(self._user or "", self._password or "")
-        elif self._auth == "certificate":
-            self._headers["Authorization"] = http_signin.CERTIFICATE_AUTHORIZATION
         self._conn: http.client.HTTPConnection | None = None
         self._sock: socket.socket | None = None
         self._encryption: WinRMEncryption | None = None
@@ -348,21 +349,20 @@ def _closed_by_peer(sock: socket.socket) -> bool:
     return bool(readable)
 
 
-_TLS_CONTEXTS: dict[tuple[bool | str, str | None, str | None], ssl.SSLContext] = {}
+_TLS_CONTEXTS: dict[bool | str, ssl.SSLContext] = {}
 _TLS_LOCK = threading.Lock()
 
 
-def tls_context(validation: bool | str, cert_pem: str | None, key_pem: str | None) -> ssl.SSLContext:
-    """The TLS client context for these settings, built once per process (loading a CA bundle costs ms)."""
-    key = (validation, cert_pem, key_pem)
+def tls_context(validation: bool | str) -> ssl.SSLContext:
+    """The TLS client context of a validation setting, built once per process (loading a CA bundle costs ms)."""
     with _TLS_LOCK:
-        cached = _TLS_CONTEXTS.get(key)
+        cached = _TLS_CONTEXTS.get(validation)
         if cached is None:
-            cached = _TLS_CONTEXTS[key] = _build_tls_context(validation, cert_pem, key_pem)
+            cached = _TLS_CONTEXTS[validation] = _build_tls_context(validation)
         return cached
 
 
-def _build_tls_context(validation: bool | str, cert_pem: str | None, key_pem: str | None) -> ssl.SSLContext:
+def _build_tls_context(validation: bool | str) -> ssl.SSLContext:
     if validation is False:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -375,8 +375,6 @@ def _build_tls_context(validation: bool | str, cert_pem: str | None, key_pem: st
             context = ssl.create_default_context(capath=where)
         else:
             context = ssl.create_default_context(cafile=where)
-    if cert_pem:
-        context.load_cert_chain(cert_pem, key_pem)
     return context
 
 

@@ -1,12 +1,11 @@
 """The HTTP sign-in of the lean sender (``transport.http_sender``): which scheme a 401 offers, the Negotiate
-tokens of one round, the TLS channel binding, the Basic and certificate headers — pure functions over headers
+tokens of one round, the TLS channel binding, the Basic header — pure functions over headers
 and bytes, no I/O. They follow pypsrp 0.9 (``pypsrp/negotiate.py`` ``HTTPNegotiateAuth``) token for token, so
 a host sees the same sign-in whichever sender kmsfleet uses:
 
-- the scheme is the first of Negotiate, Kerberos, NTLM named in ``WWW-Authenticate`` (MS-WSMV 3.1.4.1.1: WinRM
-  offers Negotiate and Kerberos, and Basic when enabled); with ``ntlm``/``kerberos`` configured the pypsrp rule
-  applies: the configured protocol is run inside whatever of those the host offers, only a different non-Negotiate
-  scheme is refused;
+- the scheme is the first of Negotiate, Kerberos, NTLM named in ``WWW-Authenticate`` (pypsrp's order); with
+  ``ntlm`` configured the pypsrp rule applies: NTLM runs inside Negotiate or its own scheme, another scheme is
+  refused;
 - each round's token is ``Authorization: <scheme> <base64>`` and the host's answer token is read from
   ``WWW-Authenticate`` the same way (RFC 4559 §4);
 - over HTTPS the sign-in is bound to the server's certificate (``tls-server-end-point``, RFC 5929 §4.1: SHA-256
@@ -26,7 +25,6 @@ from pypsrp.exceptions import AuthenticationError
 from pypsrp.negotiate import HTTPNegotiateAuth
 
 NEGOTIATE_SCHEMES = ("Negotiate", "Kerberos", "NTLM")
-CERTIFICATE_AUTHORIZATION = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"  # MS-WSMV 2.2.9.1
 _TOKEN = re.compile(r"(Kerberos|Negotiate|NTLM)\s*([^,]*),?", re.IGNORECASE)
 
 
