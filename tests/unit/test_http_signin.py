@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import socket
+import ssl
+from pathlib import Path
 
 import pytest
 from pypsrp.exceptions import AuthenticationError
@@ -13,7 +15,7 @@ from requests.auth import _basic_auth_str
 from orchestrator.errors import InputError
 from orchestrator.transport import http_signin
 from orchestrator.transport.connection import connection_spec
-from orchestrator.transport.http_sender import supports
+from orchestrator.transport.http_sender import supports, tls_context
 
 
 @pytest.mark.parametrize(
@@ -112,3 +114,13 @@ class _Transport:
 )
 def test_which_hosts_the_lean_sender_serves(auth: str, proxy: str | None, lean: bool) -> None:
     assert supports(_Transport(auth, proxy)) is lean
+
+
+def test_tls_contexts_as_requests_verifies(tmp_path: Path) -> None:
+    ignore = tls_context(False)
+    assert ignore.verify_mode == ssl.CERT_NONE and not ignore.check_hostname
+    assert tls_context(False) is ignore  # one per setting per process: loading a CA bundle costs milliseconds
+    validate = tls_context(True)
+    assert validate.verify_mode == ssl.CERT_REQUIRED and validate.check_hostname
+    with pytest.raises(OSError, match="invalid path"):
+        tls_context(str(tmp_path / "no-such-ca.pem"))
