@@ -27,8 +27,10 @@ What it does, and where that comes from:
 - NTLM, Negotiate and Basic only, and no proxies: a host with ``ansible_winrm_proxy``, Kerberos, certificate
   authentication or CredSSP keeps pypsrp's sender (``supports``).
 - Failures are raised in the vocabulary pypsrp's sender uses (requests' exception classes, pypsrp's
-  ``AuthenticationError`` / ``WinRMTransportError``, the guard's errors), so ``WinRMConnection`` maps both senders'
-  errors in its one place.
+  ``AuthenticationError`` / ``WinRMTransportError``) or as transport errors with their ``cause`` (the guard's
+  ``Redirected``, ``EncodedResponse``, ``ResponseTooLarge``, ``SignInLoop``, ``SlowResponse``; ``OperationTimeout``
+  with cause ``budget``), so ``transport.errormap`` maps both senders' errors in its one place and
+  ``transport.retry`` decides by ``cause``.
 """
 
 from __future__ import annotations
@@ -86,8 +88,9 @@ def supports(transport: Any) -> bool:
 
 
 class LeanSender:
-    """Stands in for pypsrp's ``_TransportHTTP`` on a ``WSMan`` (``send``, ``close``, ``endpoint``); built from
-    the transport pypsrp made, so its checks of the settings (which auth may encrypt) are kept. One thread."""
+    """The HTTP exchange of ``pypsrp_adapter.GuardedHTTP.send`` (``send``, ``close``) when ``kmsfleet_http`` is
+    lean; built from the transport pypsrp made, so its checks of the settings (which auth may encrypt) are kept.
+    One thread."""
 
     def __init__(
         self,
