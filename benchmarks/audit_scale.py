@@ -4,20 +4,24 @@
     .venv/bin/python benchmarks/audit_scale.py --hosts 5000    # the issue's size (about 20-30 minutes here)
 
 The lab runs in its own process (``kmsfleet lab serve --hosts N --no-https --inventory-out FILE``), so its CPU is
-not the client's. Then, on that one lab (the audit is read-only: ``audit.yml`` runs in check mode):
+not the client's. Then, on labs alike (the audit is read-only: ``audit.yml`` runs in check mode):
 
 1. Capture: ``audit.yml`` is run in this process against ONE PC with ``pypsrp.wsman.WSMan.invoke`` wrapped, which
    records every WS-Management request kmsfleet makes (action, resource URI, body, selectors, options) and the
    ids the answers hand out (ShellId, CommandId, EnumerationContext). Not measured.
-2. kmsfleet: ``kmsfleet run audit.yml -i INVENTORY --forks F --db FILE`` as a child process (history on, as users
-   run it). F = ``--forks`` (default 50, kmsfleet's default).
+2. kmsfleet: ``kmsfleet run audit.yml -i INVENTORY --forks F --db FILE -e kmsfleet_http=H`` as a child process
+   (history on, as users run it). F = ``--forks`` (default 50, kmsfleet's default); H = ``--http`` (lean, the
+   default sender, or requests: pypsrp's own, for comparison; docs/performance.md).
 3. FLOOR: this same file as a child process (``--floor``): a thread pool of the same size F; per PC one
    ``WSMan`` (NTLM, message encryption, like kmsfleet), the captured requests replayed in order through bare
    ``WSMan.invoke`` with the ids of this PC's answers substituted, then close. No templating, no modules, no
    result objects, no database: the least any Python client on pypsrp must do for the same calls.
 
-The lab's request counters are read before and after each contender; the table shows the SOAP requests each
-made (they should match), so "the same calls" is checked, not assumed.
+Each pass (capture, kmsfleet, floor) gets a lab of its own, started with the same seed: every PC as after a boot,
+so neither contender runs on PCs the other one warmed up (the lab's Windows timing makes a PC's first
+``powershell.exe`` start cold, 2-6 s; run on one lab, the floor went second and met warm PCs). The lab's request
+counters are read before and after each contender; the table shows the SOAP requests each made (they should
+match), so "the same calls" is checked, not assumed.
 
 CPU and peak RSS of each child come from ``os.wait4`` (exact for that process, lab excluded).
 Keys: hosts, wall_ratio = kmsfleet wall / floor wall, cpu_ratio = kmsfleet CPU / floor CPU (targets <= 1.0),
@@ -251,71 +255,60 @@ def _statuses(db: Path) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
+def _fresh_lab(opts: argparse.Namespace, workdir: Path, name: str) -> Any:
+    """A lab of its own for one pass, every PC as after a boot: the lab's Windows timing makes each PC's first
+    ``powershell.exe`` start cold (2-6 s) and later ones warm, so a contender running on PCs the other one warmed
+    up would be measured on easier PCs. Same seed: the same PCs and timing draws for every pass."""
+    return running_lab(workdir / name, hosts=opts.hosts, seed=opts.seed, name=name, timeout=600, timing=opts.timing)
+
+
+def _kmsfleet_pass(opts: argparse.Namespace, pb: Path, workdir: Path, rep: int) -> tuple[Any, int]:
+    """One measured ``kmsfleet run`` on a fresh lab: (its usage, the SOAP requests the lab counted)."""
+    with _fresh_lab(opts, workdir, f"kmsfleet{rep}") as lab:
+        before = _soap_total(lab.ctl.stats())
+        args = ["--forks", str(opts.forks), "--processes", str(opts.processes), "--db", str(workdir / f"audit{rep}.db")]
+        args += ["-e", f"kmsfleet_http={opts.http}"]
+        usage = kmsfleet_run(pb, lab.inventory, workdir, timeout=opts.run_timeout, args=args)
+        soap = _soap_total(lab.ctl.stats()) - before
+    if usage.returncode not in (0, 2):  # 2: some PC has a licensing problem (a finding, not an error)
+        raise RuntimeError(f"kmsfleet audit exit {usage.returncode}\n{usage.stdout[-1500:]}{usage.stderr[-1500:]}")
+    return usage, soap
+
+
+def _floor_pass(opts: argparse.Namespace, workdir: Path, rep: int) -> tuple[Any, dict[str, Any], int]:
+    """The bare-pypsrp floor on a fresh lab: (its usage, its own report, the SOAP requests the lab counted)."""
+    with _fresh_lab(opts, workdir, f"floor{rep}") as lab:
+        before = _soap_total(lab.ctl.stats())
+        argv = [sys.executable, __file__, "--floor", "--ops", str(workdir / "ops.json"), "--inventory"]
+        argv += [str(lab.inventory), "--threads", str(opts.forks)]
+        floor = run_measured(argv, timeout=opts.run_timeout, env=bench_env(), cwd=workdir, out_dir=workdir)
+        soap = _soap_total(lab.ctl.stats()) - before
+    report = json.loads(floor.stdout.strip().splitlines()[-1]) if floor.stdout.strip() else {}
+    if floor.returncode != 0:
+        raise RuntimeError(f"floor exit {floor.returncode}: {report or floor.stderr[-1500:]}")
+    return floor, report, soap
+
+
 def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pb, real = playbook("audit.yml", standin_only=opts.standin)
     out: dict[str, Any] = {"hosts": opts.hosts}
-    with running_lab(
-        workdir / "lab", hosts=opts.hosts, seed=opts.seed, name="lab", timeout=600, timing=opts.timing
-    ) as lab:
+    with _fresh_lab(opts, workdir, "capture") as lab:
         out["lab_start_s"] = lab.start_s
         first = next(iter(lab.inventory_hosts()))
         ops = capture_ops(pb, lab.inventory, first, workdir)
-        out["requests_per_pc_captured"] = len(ops)
-        runs: dict[str, Any] = {}
-        for rep in range(opts.repeat):
-            before = _soap_total(lab.ctl.stats())
-            usage = kmsfleet_run(
-                pb,
-                lab.inventory,
-                workdir,
-                timeout=opts.run_timeout,
-                args=[
-                    "--forks",
-                    str(opts.forks),
-                    "--processes",
-                    str(opts.processes),
-                    "--db",
-                    str(workdir / f"audit{rep}.db"),
-                ],
-            )
-            middle = _soap_total(lab.ctl.stats())
-            if usage.returncode not in (0, 2):  # 2: some PC has a licensing problem (a finding, not an error)
-                raise RuntimeError(
-                    f"kmsfleet audit exit {usage.returncode}\n{usage.stdout[-1500:]}{usage.stderr[-1500:]}"
-                )
-            floor = run_measured(
-                [
-                    sys.executable,
-                    __file__,
-                    "--floor",
-                    "--ops",
-                    str(workdir / "ops.json"),
-                    "--inventory",
-                    str(lab.inventory),
-                    "--threads",
-                    str(opts.forks),
-                ],
-                timeout=opts.run_timeout,
-                env=bench_env(),
-                cwd=workdir,
-                out_dir=workdir,
-            )
-            after = _soap_total(lab.ctl.stats())
-            floor_report = json.loads(floor.stdout.strip().splitlines()[-1]) if floor.stdout.strip() else {}
-            if floor.returncode != 0:
-                raise RuntimeError(f"floor exit {floor.returncode}: {floor_report or floor.stderr[-1500:]}")
-            out["floor_errors"] = int(floor_report.get("errors", 0))
-            out["floor_first_errors"] = [e[:160] for e in floor_report.get("first_errors", [])]
-            out["kmsfleet_statuses"] = _statuses(workdir / f"audit{rep}.db")
-            runs.setdefault("k_wall", []).append(usage.wall_s)
-            runs.setdefault("k_cpu", []).append(usage.cpu_s)
-            runs.setdefault("k_rss", []).append(usage.maxrss_mb)
-            runs.setdefault("f_wall", []).append(floor.wall_s)
-            runs.setdefault("f_cpu", []).append(floor.cpu_s)
-            runs.setdefault("f_rss", []).append(floor.maxrss_mb)
-            out["kmsfleet_soap_requests"] = middle - before
-            out["floor_soap_requests"] = after - middle
-            out["kmsfleet_exit"] = usage.returncode
+    out["requests_per_pc_captured"] = len(ops)
+    runs: dict[str, Any] = {}
+    for rep in range(opts.repeat):
+        usage, out["kmsfleet_soap_requests"] = _kmsfleet_pass(opts, pb, workdir, rep)
+        floor, floor_report, out["floor_soap_requests"] = _floor_pass(opts, workdir, rep)
+        out["floor_errors"] = int(floor_report.get("errors", 0))
+        out["floor_first_errors"] = [e[:160] for e in floor_report.get("first_errors", [])]
+        out["kmsfleet_statuses"] = _statuses(workdir / f"audit{rep}.db")
+        out["kmsfleet_exit"] = usage.returncode
+        for key, value in (("k_wall", usage.wall_s), ("k_cpu", usage.cpu_s), ("k_rss", usage.maxrss_mb)):
+            runs.setdefault(key, []).append(value)
+        for key, value in (("f_wall", floor.wall_s), ("f_cpu", floor.cpu_s), ("f_rss", floor.maxrss_mb)):
+            runs.setdefault(key, []).append(value)
 
     def best(key: str) -> float:
         return float(min(runs[key]))
@@ -332,9 +325,32 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["floor_rss_mb"] = max(runs["f_rss"])
     out["forks"] = opts.forks
     out["processes"] = opts.processes
+    out["http"] = opts.http
     out["playbook"] = pb.name
     out["real_playbook"] = real
     return out
+
+
+def _print(res: dict[str, Any]) -> None:
+    print_table(
+        f"audit_scale: {res['hosts']} PCs, {res['playbook']}, pool {res['forks']} "
+        f"({res['requests_per_pc_captured']} WS-Man requests per PC)",
+        [
+            ("kmsfleet wall", fmt(res["kmsfleet_wall_s"], "s"), ""),
+            ("floor wall (bare pypsrp)", fmt(res["floor_wall_s"], "s"), ""),
+            ("wall ratio", fmt(res["wall_ratio"], "", 3), "<= 1.0"),
+            ("kmsfleet CPU", fmt(res["kmsfleet_cpu_s"], "s"), ""),
+            ("floor CPU", fmt(res["floor_cpu_s"], "s"), ""),
+            ("CPU ratio", fmt(res["cpu_ratio"], "", 3), "<= 1.0"),
+            ("kmsfleet CPU per WS-Man request", fmt(res["cpu_ms_per_request"], "ms", 2), "<= 1.2 ms"),
+            ("floor CPU per WS-Man request", fmt(res["floor_cpu_ms_per_request"], "ms", 2), ""),
+            ("kmsfleet peak RSS", fmt(res["rss_mb"], "MB", 0), "<= 250 MB"),
+            ("floor peak RSS", fmt(res["floor_rss_mb"], "MB", 0), ""),
+            ("SOAP requests kmsfleet / floor", f"{res['kmsfleet_soap_requests']} / {res['floor_soap_requests']}", ""),
+            ("kmsfleet PC statuses", json.dumps(res["kmsfleet_statuses"]), ""),
+            ("floor PCs with an error", str(res["floor_errors"]), ""),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-timeout", type=float, default=3600.0, help="limit for one contender, seconds")
     parser.add_argument("--timeout", type=float, default=7200.0, help="overall time limit, seconds")
     parser.add_argument("--processes", default="1", help="kmsfleet --processes (N or auto)")
+    parser.add_argument(
+        "--http", choices=("lean", "requests"), default="lean", help="kmsfleet's HTTP sender (kmsfleet_http)"
+    )
     add_timing_options(parser)
     # the floor child process
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
@@ -382,25 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"audit_scale: {exc}", file=sys.stderr)
             emit_json({"error": str(exc)})
             return 1
-    print_table(
-        f"audit_scale: {res['hosts']} PCs, {res['playbook']}, pool {res['forks']} "
-        f"({res['requests_per_pc_captured']} WS-Man requests per PC)",
-        [
-            ("kmsfleet wall", fmt(res["kmsfleet_wall_s"], "s"), ""),
-            ("floor wall (bare pypsrp)", fmt(res["floor_wall_s"], "s"), ""),
-            ("wall ratio", fmt(res["wall_ratio"], "", 3), "<= 1.0"),
-            ("kmsfleet CPU", fmt(res["kmsfleet_cpu_s"], "s"), ""),
-            ("floor CPU", fmt(res["floor_cpu_s"], "s"), ""),
-            ("CPU ratio", fmt(res["cpu_ratio"], "", 3), "<= 1.0"),
-            ("kmsfleet CPU per WS-Man request", fmt(res["cpu_ms_per_request"], "ms", 2), "<= 1.2 ms"),
-            ("floor CPU per WS-Man request", fmt(res["floor_cpu_ms_per_request"], "ms", 2), ""),
-            ("kmsfleet peak RSS", fmt(res["rss_mb"], "MB", 0), "<= 250 MB"),
-            ("floor peak RSS", fmt(res["floor_rss_mb"], "MB", 0), ""),
-            ("SOAP requests kmsfleet / floor", f"{res['kmsfleet_soap_requests']} / {res['floor_soap_requests']}", ""),
-            ("kmsfleet PC statuses", json.dumps(res["kmsfleet_statuses"]), ""),
-            ("floor PCs with an error", str(res["floor_errors"]), ""),
-        ],
-    )
+    _print(res)
     emit_json(res)
     return 0
 

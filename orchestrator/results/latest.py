@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from orchestrator.results.schema import FLEET, TABLES
@@ -71,34 +72,38 @@ def runs_out(expires: datetime | None, days_left: int | None, seen_at: datetime)
     return seen_at + timedelta(days=days_left)
 
 
-def _upsert(conn: Connection) -> Any:
-    return postgresql.insert(_HL) if conn.dialect.name == "postgresql" else sqlite.insert(_HL)
-
-
 def _groups(value: Any) -> list[str]:
     data = json.loads(value) if isinstance(value, str) else value
     return [str(g) for g in data or ()]
 
 
-def update_latest(conn: Connection, host: Mapping[Any, Any], licences: Sequence[Mapping[Any, Any]]) -> None:
-    """Fold one finished host (its ``host_results`` row and ``licence_state`` rows) into the latest tables."""
-    site, room = site_and_room(_groups(host["groups"]))
-    problem = host["status"] in PROBLEM_STATUSES
-    values = {
-        "host": host["host"],
-        "run_id": host["run_id"],
-        "status": host["status"],
-        "category": "unknown",
-        "msg": host["msg"],
-        "address": host["address"],
-        "site": site,
-        "room": room,
-        "finished": host["finished"],
-        "error_code": host["error_code"],
-        "diagnosis": host["diagnosis"],
-        "fail_streak": 1 if problem else 0,
-    }
-    stmt = _upsert(conn).values(values)
+_HOST_COLUMNS = (
+    "host", "run_id", "status", "category", "msg", "address", "site", "room", "finished", "error_code", "diagnosis",
+    "fail_streak",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of ``update_latest``, built once per dialect with bound parameters (``b_*``): building
+    them anew for every finished PC cost about a tenth of the controller's CPU in a fleet audit
+    (docs/performance.md)."""
+
+    upsert: Any
+    newer: Any
+    drop_older: Any
+    found: Any
+    set_category: Any
+
+
+def _bind(column: Any) -> Any:
+    return bindparam(f"b_{column.name}", type_=column.type)
+
+
+def _build(dialect: str) -> _Statements:
+    stmt = (postgresql.insert(_HL) if dialect == "postgresql" else sqlite.insert(_HL)).values(
+        {name: _bind(_HL.c[name]) for name in _HOST_COLUMNS}
+    )
     new = stmt.excluded
     same_run = _HL.c.run_id == new.run_id
     streak = case(
@@ -106,30 +111,54 @@ def update_latest(conn: Connection, host: Mapping[Any, Any], licences: Sequence[
         (same_run, case((_HL.c.fail_streak > 0, _HL.c.fail_streak), else_=1)),
         else_=_HL.c.fail_streak + 1,
     )
-    changed = {k: getattr(new, k) for k in values if k not in ("host", "category", "fail_streak")}
-    conn.execute(
-        stmt.on_conflict_do_update(
+    changed = {k: getattr(new, k) for k in _HOST_COLUMNS if k not in ("host", "category", "fail_streak")}
+    mine = and_(_LL.c.host == _bind(_LL.c.host), _LL.c.product.in_(bindparam("b_products", expanding=True)))
+    return _Statements(
+        upsert=stmt.on_conflict_do_update(
             index_elements=[_HL.c.host], set_={**changed, "fail_streak": streak}, where=_HL.c.finished <= new.finished
-        )
+        ),
+        newer=select(_LL.c.product).where(and_(mine, _LL.c.seen_at > _bind(_LL.c.seen_at))),
+        drop_older=delete(_LL).where(and_(mine, _LL.c.seen_at <= _bind(_LL.c.seen_at))),
+        found=select(_HL.c.status, _LL.c.license_status)
+        .join_from(_HL, _LL, _LL.c.host == _HL.c.host, isouter=True)
+        .where(_HL.c.host == _bind(_HL.c.host)),
+        set_category=update(_HL).where(_HL.c.host == _bind(_HL.c.host)).values(category=_bind(_HL.c.category)),
     )
+
+
+_BUILT: dict[str, _Statements] = {}
+
+
+def _statements(conn: Connection) -> _Statements:
+    name = conn.dialect.name
+    built = _BUILT.get(name)
+    if built is None:
+        built = _BUILT[name] = _build(name)  # a race only builds the same statements twice
+    return built
+
+
+def update_latest(conn: Connection, host: Mapping[Any, Any], licences: Sequence[Mapping[Any, Any]]) -> None:
+    """Fold one finished host (its ``host_results`` row and ``licence_state`` rows) into the latest tables."""
+    do = _statements(conn)
+    site, room = site_and_room(_groups(host["groups"]))
+    problem = host["status"] in PROBLEM_STATUSES
+    values = {name: host[name] for name in _HOST_COLUMNS if name not in ("category", "site", "room", "fail_streak")}
+    values |= {"category": "unknown", "site": site, "room": room, "fail_streak": 1 if problem else 0}
+    conn.execute(do.upsert, {f"b_{k}": v for k, v in values.items()})
     name = host["host"]
     seen = host["finished"]
     products = sorted({str(lic["product"]) for lic in licences})
     if products:
-        mine = and_(_LL.c.host == name, _LL.c.product.in_(products))
-        newer = set(conn.scalars(select(_LL.c.product).where(and_(mine, _LL.c.seen_at > seen))))
-        conn.execute(delete(_LL).where(and_(mine, _LL.c.seen_at <= seen)))
+        mine = {"b_host": name, "b_products": products, "b_seen_at": seen}
+        newer = set(conn.scalars(do.newer, mine))
+        conn.execute(do.drop_older, mine)
         rows = [_licence_latest_row(lic) for lic in licences if lic["product"] not in newer]
         if rows:
             conn.execute(_LL.insert(), rows)
-    found = conn.execute(
-        select(_HL.c.status, _LL.c.license_status)
-        .join_from(_HL, _LL, _LL.c.host == _HL.c.host, isouter=True)
-        .where(_HL.c.host == name)
-    ).all()
+    found = conn.execute(do.found, {"b_host": name}).all()
     status = str(found[0][0]) if found else str(host["status"])
     category = category_of(status, (row[1] for row in found))
-    conn.execute(update(_HL).where(_HL.c.host == name).values(category=category))
+    conn.execute(do.set_category, {"b_host": name, "b_category": category})
 
 
 def _licence_latest_row(lic: Mapping[Any, Any]) -> dict[str, Any]:

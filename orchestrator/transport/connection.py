@@ -15,7 +15,9 @@ always | never), ``ansible_winrm_cert_pem`` / ``ansible_winrm_cert_key_pem`` (ce
 ``ansible_winrm_proxy``; kmsfleet's own ``kmsfleet_allow_insecure_basic`` (Basic over plain HTTP sends the password
 readable on the wire: refused unless this is true; Ansible's boolean words, ``orchestrator.booleans``),
 ``kmsfleet_host_budget_sec`` (the whole-host time budget: a number of seconds greater than 0) and
-``kmsfleet_max_output_bytes`` (stdout + stderr kept per command; docs/hardening.md).
+``kmsfleet_max_output_bytes`` (stdout + stderr kept per command; docs/hardening.md) and ``kmsfleet_http``
+(lean | requests: kmsfleet's own HTTP sender under pypsrp, the default, or pypsrp's requests-based one;
+``transport.http_sender``, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from orchestrator.redact import register_secret
 from orchestrator.transport.guard import MAX_OUTPUT_BYTES
 
 Transport = Literal["ntlm", "negotiate", "basic", "kerberos", "certificate", "credssp"]
+HttpSender = Literal["lean", "requests"]
 TRANSPORTS: tuple[str, ...] = ("ntlm", "negotiate", "basic", "kerberos", "certificate", "credssp")
 _ALIASES = {"plaintext": "basic", "ssl": "basic"}
 _PASSWORD_AUTH = ("ntlm", "negotiate", "basic", "credssp")
@@ -59,6 +62,7 @@ class ConnectionSpec:
     proxy: str | None = None
     budget: float = DEFAULT_BUDGET
     max_output_bytes: int = MAX_OUTPUT_BYTES
+    http: HttpSender = "lean"  # kmsfleet_http: the HTTP layer under pypsrp (transport.http_sender)
 
     @property
     def endpoint(self) -> str:
@@ -198,6 +202,12 @@ class HostConnectionVars(BaseModel):
     kmsfleet_allow_insecure_basic: Annotated[bool, BeforeValidator(_flag("kmsfleet_allow_insecure_basic"))] = False
     kmsfleet_host_budget_sec: Budget = DEFAULT_BUDGET
     kmsfleet_max_output_bytes: Annotated[int, _number("kmsfleet_max_output_bytes", 1024, 1 << 30)] = MAX_OUTPUT_BYTES
+    kmsfleet_http: Annotated[
+        HttpSender,
+        BeforeValidator(
+            lambda v: _choice("kmsfleet_http", ("lean", "requests"), "lean or requests")(_given(v)) or "lean"
+        ),
+    ] = "lean"
 
     @property
     def password(self) -> str | None:
@@ -299,6 +309,7 @@ def connection_spec(host: str, hostvars: Mapping[str, Any]) -> ConnectionSpec:
         proxy=v.ansible_winrm_proxy,
         budget=v.kmsfleet_host_budget_sec,
         max_output_bytes=v.kmsfleet_max_output_bytes,
+        http=v.kmsfleet_http,
     )
 
 

@@ -132,6 +132,26 @@ def check_signin_round(host: str, rounds: int, limit: int) -> None:
         )
 
 
+#: HTTP redirects: WinRM never redirects, and following one would send the sign-in elsewhere.
+REDIRECTS = frozenset((301, 302, 303, 307, 308))
+
+
+def check_head(
+    host: str, status: int, content_encoding: str | None, content_length: str | None, bounds: Bounds, rounds: int
+) -> int:
+    """An answer's status line and headers, checked before a byte of its body is read (both HTTP senders):
+    redirects, content codings, announced sizes, sign-in rounds. ``rounds`` is the count of 401 answers in a row
+    so far; the new count is returned."""
+    if status in REDIRECTS:
+        raise Redirected(host, f"the host answered with a redirect (HTTP {status}); WinRM never does")
+    check_encoding(host, content_encoding)
+    check_declared_length(host, content_length, bounds.max_response_bytes)
+    if status != 401:
+        return 0
+    check_signin_round(host, rounds + 1, bounds.max_signin_rounds)
+    return rounds + 1
+
+
 def output_marker(cap: int) -> str:
     """The line appended where command output was cut."""
     return (

@@ -7,7 +7,9 @@ got a generated prefix (``ns0``) bound to the reserved XML namespace and the hos
 2150858819; 4 of 5,000 PCs in benchmarks/audit_scale.py). Instead of patching ElementTree or pypsrp:
 
 - ``GuardedHTTP`` subclasses pypsrp's ``_TransportHTTP`` (a private class) and routes each ``send`` through a
-  caller-given ``around`` function and each new ``requests.Session`` through ``on_session``;
+  caller-given ``around`` function and each new ``requests.Session`` through ``on_session``; with
+  ``kmsfleet_http: lean`` (and a setting the lean sender supports) the HTTP exchange itself is
+  ``transport.http_sender.LeanSender``'s instead of pypsrp's requests session;
 - ``shell_selectors`` reads the selectors a shell's Create answer handed out (``WinRS._selector_set``): older
   Windows answers Create with ``ResourceCreated`` only, so the public ``WinRS.id`` may be None;
 - ``WSManClient`` subclasses ``WSMan`` and sets the attributes its methods use without running
@@ -34,6 +36,7 @@ import requests
 from pypsrp.shell import WinRS
 from pypsrp.wsman import NAMESPACES, SelectorSet, WSMan, _TransportHTTP
 
+from orchestrator.transport import http_sender
 from orchestrator.transport.connection import ConnectionSpec
 
 #: pypsrp's default MaxEnvelopeSize (bytes): what Windows Server 2008 R2 accepts, the smallest of supported hosts.
@@ -42,6 +45,8 @@ _XML_NS = "http://www.w3.org/XML/1998/namespace"  # bound to ``xml`` by the stdl
 
 #: What a guarded send is given: a function doing pypsrp's send (sign-in, encryption, HTTP) and returning the body.
 Around = Callable[[Callable[[], bytes]], bytes]
+#: Builds the lean sender of a host from the pypsrp transport (whose settings pypsrp has checked).
+LeanFactory = Callable[[_TransportHTTP], http_sender.LeanSender]
 
 
 @functools.cache
@@ -66,10 +71,19 @@ class GuardedHTTP(_TransportHTTP):
         super().__init__(*args, **kwargs)
         self._around = around
         self._on_session = on_session
+        self.lean: http_sender.LeanSender | None = None  # set by ``build_wsman`` for ``kmsfleet_http: lean``
 
     def send(self, message: bytes, **kwargs: Any) -> bytes:
+        lean = self.lean
+        if lean is not None:
+            return self._around(lambda: lean.send(message, **kwargs))
         parent = super().send
         return self._around(lambda: parent(message, **kwargs))
+
+    def close(self) -> None:
+        if self.lean is not None:
+            self.lean.close()
+        super().close()
 
     def _build_session(self) -> requests.Session:
         session: requests.Session = super()._build_session()
@@ -91,8 +105,15 @@ class WSManClient(WSMan):
         self.max_payload_size = self._calc_envelope_size(MAX_ENVELOPE_SIZE)
 
 
-def build_wsman(spec: ConnectionSpec, around: Around, on_session: Callable[[requests.Session], None]) -> WSMan:
-    """The WSMan client of one host, its HTTP transport guarded by ``around``/``on_session``."""
+def build_wsman(
+    spec: ConnectionSpec,
+    around: Around,
+    on_session: Callable[[requests.Session], None],
+    lean: LeanFactory | None = None,
+) -> WSMan:
+    """The WSMan client of one host, its HTTP transport guarded by ``around``/``on_session``; its exchanges made
+    by the sender ``lean`` builds when given and the lean sender supports the settings (``http_sender.supports``:
+    NTLM, Negotiate or Basic, no proxy), else by pypsrp's requests session."""
     extra: dict[str, Any] = {}
     if spec.transport == "certificate":
         extra = {"certificate_pem": spec.cert_pem, "certificate_key_pem": spec.cert_key_pem}
@@ -117,6 +138,8 @@ def build_wsman(spec: ConnectionSpec, around: Around, on_session: Callable[[requ
         on_session=on_session,
         **extra,
     )
+    if lean is not None and http_sender.supports(transport):
+        transport.lean = lean(transport)
     return WSManClient(transport, operation_timeout=spec.operation_timeout)
 
 

@@ -30,7 +30,6 @@ from orchestrator.transport.errors import Cause, OperationTimeout, TransportErro
 from orchestrator.transport.watchdog import WATCHDOG
 
 Timeout = float | tuple[float | None, float | None] | None
-_REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
 class StopRequested(TransportError):
@@ -146,16 +145,14 @@ class BoundedSession:
         return min(deadline, now + connect + read)
 
     def _check_answer(self, response: requests.Response) -> None:
-        status = response.status_code
-        if status in _REDIRECTS:
-            raise guard.Redirected(self.host, f"the host answered with a redirect (HTTP {status}); WinRM never does")
-        guard.check_encoding(self.host, response.headers.get("Content-Encoding"))
-        guard.check_declared_length(self.host, response.headers.get("Content-Length"), self.bounds.max_response_bytes)
-        if status == 401:
-            self.rounds += 1
-            guard.check_signin_round(self.host, self.rounds, self.bounds.max_signin_rounds)
-        else:
-            self.rounds = 0
+        self.rounds = guard.check_head(
+            self.host,
+            response.status_code,
+            response.headers.get("Content-Encoding"),
+            response.headers.get("Content-Length"),
+            self.bounds,
+            self.rounds,
+        )
 
     def _read(self, response: requests.Response, until: float, started: float) -> bytes:
         try:

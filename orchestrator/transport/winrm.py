@@ -31,13 +31,13 @@ from pypsrp.exceptions import WinRMTransportError
 from pypsrp.shell import WinRS
 from pypsrp.wsman import SelectorSet, WSMan
 
-from orchestrator.transport import clixml, guard, wmi
+from orchestrator.transport import clixml, guard, http_sender, wmi
 from orchestrator.transport.codepages import DEFAULT_OEM, decode_console, oem_for_codeset
 from orchestrator.transport.connection import ConnectionSpec
 from orchestrator.transport.errormap import map_exception
 from orchestrator.transport.errors import OperationTimeout, ProtocolError, TransportError
 from orchestrator.transport.faults import check_answer, parse_fault
-from orchestrator.transport.pypsrp_adapter import Around, build_wsman
+from orchestrator.transport.pypsrp_adapter import Around, LeanFactory, build_wsman
 from orchestrator.transport.retry import RetryPolicy, is_transient
 from orchestrator.transport.session import BoundedSession, StopRequested
 from orchestrator.transport.winrs import CommandShell
@@ -72,9 +72,15 @@ class Cancelled(TransportError):
     default_cause = "cancelled"
 
 
-def _build_wsman(spec: ConnectionSpec, around: Around, on_session: Callable[[requests.Session], None]) -> WSMan:
-    """The one place a host's WSMan client is built (a different HTTP layer plugs in here)."""
-    return build_wsman(spec, around, on_session)
+def _build_wsman(
+    spec: ConnectionSpec,
+    around: Around,
+    on_session: Callable[[requests.Session], None],
+    lean: LeanFactory | None = None,
+) -> WSMan:
+    """The one place a host's WSMan client is built, and its HTTP layer chosen: ``kmsfleet_http: lean`` (the
+    default) hands ``lean`` on (used where ``http_sender.supports`` the settings), ``requests`` keeps pypsrp's."""
+    return build_wsman(spec, around, on_session, lean if spec.http == "lean" else None)
 
 
 class WinRMConnection:
@@ -134,8 +140,19 @@ class WinRMConnection:
                 cancel=self.cancel,
                 budget=self.spec.budget,
             )
-            self._wsman = _build_wsman(self.spec, self._guarded, self._session_built)
+            self._wsman = _build_wsman(self.spec, self._guarded, self._session_built, self._lean_sender)
         return self._wsman
+
+    def _lean_sender(self, transport: Any) -> http_sender.LeanSender:
+        """The lean sender of this host (``kmsfleet_http: lean``), under the same bounds as pypsrp's session."""
+        return http_sender.LeanSender(
+            transport,
+            self.spec.host,
+            guard.Bounds(max_response_bytes=guard.MAX_RESPONSE_BYTES),
+            deadline=lambda: self.deadline,
+            cancel=self.cancel,
+            budget=self.spec.budget,
+        )
 
     def _session_built(self, session: requests.Session) -> None:
         """Bound the HTTP session pypsrp just built for this host."""

@@ -153,7 +153,8 @@ def https_lab() -> Iterator[Any]:
 
 def test_channel_binding_survives_the_bounded_401_read(https_lab: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """NTLM over HTTPS: pypsrp binds the sign-in to the server's certificate from the 401's socket; the bounded
-    session reads that 401's body first, and the binding must still be found."""
+    session reads that 401's body first, and the binding must still be found. (pypsrp's own sender; the lean one's
+    binding: tests/adversarial/test_http_sender.py.)"""
     seen: list[bytes | None] = []
     original = HTTPNegotiateAuth._get_cbt_data
 
@@ -172,6 +173,7 @@ def test_channel_binding_survives_the_bounded_401_read(https_lab: Any, monkeypat
             "ansible_user": "administrator",
             "ansible_password": PASSWORD,
             "ansible_winrm_server_cert_validation": https_lab.cert_path,
+            "kmsfleet_http": "requests",
         },
     )
     conn = WinRMConnection(spec)

@@ -30,6 +30,7 @@ BASE = {"ansible_host": "127.0.1.5", "ansible_user": "administrator", "ansible_p
         ("kmsfleet_host_budget_sec", "-5", "kmsfleet_host_budget_sec must be positive, not '-5'"),
         ("kmsfleet_host_budget_sec", True, "kmsfleet_host_budget_sec must be a number of seconds, not True"),
         ("kmsfleet_max_output_bytes", 10, "kmsfleet_max_output_bytes must be between 1024 and 1073741824, not 10"),
+        ("kmsfleet_http", "curl", "kmsfleet_http must be lean or requests, not 'curl'"),
     ],
 )
 def test_a_bad_value_names_host_variable_and_value(name: str, value: Any, expected: str) -> None:
