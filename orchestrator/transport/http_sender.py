@@ -43,7 +43,6 @@ import socket
 import ssl
 import struct
 import threading
-import time
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -55,8 +54,8 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from spnego.exceptions import SpnegoError
 
 from orchestrator.transport import guard, http_signin
-from orchestrator.transport.errors import OperationTimeout, ProtocolError
-from orchestrator.transport.session import StopRequested, Timeout, _clamp, _split
+from orchestrator.transport.errors import ProtocolError
+from orchestrator.transport.session import Timeout, _clamp, exchange_window
 from orchestrator.transport.watchdog import WATCHDOG
 
 #: What the lean sender signs in with; Kerberos (no KDC here to test against), certificate authentication (the lab
@@ -224,15 +223,10 @@ class LeanSender:
 
     def _window(self, timeout: Timeout) -> tuple[float, float]:
         """Check the cancel event and the deadline: (the monotonic time this exchange must end by, now)."""
-        if self._cancel.is_set():
-            raise StopRequested(self.host, "the run is stopping")
-        now = time.monotonic()
-        deadline = self._deadline()
-        if now >= deadline:
-            raise OperationTimeout(self.host, f"the host's time budget of {self._budget:.0f}s ran out", cause="budget")
+        own = timeout if timeout is not None else (self._connect_timeout, self._read_timeout)
+        window = exchange_window(self.host, self._cancel, self._deadline(), self._budget, own)
         self.exchanges += 1
-        connect, read = _split(timeout if timeout is not None else (self._connect_timeout, self._read_timeout))
-        return min(deadline, now + connect + read), now
+        return window
 
     def _exchange(self, body: bytes, headers: dict[str, str], until: float, started: float) -> Answer:
         connect, read = _clamp((self._connect_timeout, self._read_timeout), until - started)

@@ -134,15 +134,9 @@ class BoundedSession:
 
     def _exchange_until(self, timeout: Timeout) -> float:
         """Check the cancel event and the deadline; the monotonic time this exchange must be over by."""
-        if self._cancel.is_set():
-            raise StopRequested(self.host, "the run is stopping")
-        now = time.monotonic()
-        deadline = self._deadline()
-        if now >= deadline:
-            raise OperationTimeout(self.host, f"the host's time budget of {self._budget:.0f}s ran out", cause="budget")
+        until, _ = exchange_window(self.host, self._cancel, self._deadline(), self._budget, timeout)
         self.exchanges += 1
-        connect, read = _split(timeout)
-        return min(deadline, now + connect + read)
+        return until
 
     def _check_answer(self, response: requests.Response) -> None:
         self.rounds = guard.check_head(
@@ -163,6 +157,20 @@ class BoundedSession:
             raise requests.exceptions.SSLError(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise requests.exceptions.ConnectionError(exc) from None
+
+
+def exchange_window(
+    host: str, cancel: threading.Event, deadline: float, budget: float, timeout: Timeout
+) -> tuple[float, float]:
+    """Before an exchange (either sender): refused when the run is stopping or the host's budget ran out; else
+    (the monotonic time the exchange must be over by, now)."""
+    if cancel.is_set():
+        raise StopRequested(host, "the run is stopping")
+    now = time.monotonic()
+    if now >= deadline:
+        raise OperationTimeout(host, f"the host's time budget of {budget:.0f}s ran out", cause="budget")
+    connect, read = _split(timeout)
+    return min(deadline, now + connect + read), now
 
 
 def _split(timeout: Timeout) -> tuple[float, float]:
