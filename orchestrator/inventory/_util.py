@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
 
 from orchestrator.errors import InputError, Location
 
@@ -30,13 +29,4 @@ def check_entity_name(name: str, kind: str, location: Location) -> None:
             f"{kind} name {name!r} starts with {name[0]!r}",
             location,
             hint="'!', '&', '~' and '@' have a meaning at the start of a host pattern",
-        )
-
-
-def check_var_name(name: Any, location: Location) -> None:
-    if not isinstance(name, str) or not name.isidentifier():
-        raise InputError(
-            f"invalid variable name {name!r}",
-            location,
-            hint="variable names are letters, digits and underscores, not starting with a digit",
         )

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError, Location
-from orchestrator.inventory._util import check_var_name
-from orchestrator.varsfile import register_secrets
-from orchestrator.yamlsource import load_yaml_file
+from orchestrator.varsfile import load_vars_file
 
 VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 MAX_FILES = 10_000
@@ -39,23 +37,6 @@ def _files_in(directory: Path) -> list[Path]:
         if len(out) > MAX_FILES:
             raise InputError(f"more than {MAX_FILES} files", Location(str(directory)))
     return out
-
-
-def load_vars_file(path: Path) -> dict[str, Any]:
-    """One vars file: a mapping of valid variable names (an empty file is an empty mapping)."""
-    data = load_yaml_file(path)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InputError(
-            f"a variables file must be a mapping of name: value, not {type(data).__name__}",
-            getattr(data, "location", None) or Location(str(path)),
-        )
-    key_locations: dict[str, Location] = getattr(data, "key_locations", {})
-    for key in data:
-        check_var_name(key, key_locations.get(key, Location(str(path))))
-    register_secrets(data)
-    return data
 
 
 def load_vars_dir(directory: Path) -> VarsDir | None:
