@@ -1,16 +1,17 @@
 """The lean HTTP sender: what pypsrp's ``WSMan`` sends its SOAP messages through, instead of pypsrp's
 ``requests``-based ``_TransportHTTP`` (connection variable ``kmsfleet_http: lean``, the default; ``requests`` keeps
-pypsrp's own). One persistent ``http.client`` connection per host, the sign-in and message encryption exactly as
-pypsrp 0.9 performs them, and the bounds of ``transport.guard`` applied to every exchange. Why: in a fleet audit
-about a third of the controller's CPU went to requests + urllib3 and the bounding wrapped around them (session
-merging, hooks, pool bookkeeping, header case-folding), none of it needed for one keep-alive connection to one host
-(docs/performance.md).
+pypsrp's own). One persistent connection per host (HTTP/1.1 written and read by ``transport.http_wire``), the
+sign-in and message encryption exactly as pypsrp 0.9 performs them, and the bounds of ``transport.guard``
+applied to every exchange. Why: in a fleet audit about a third of the controller's CPU went to requests + urllib3
+and the bounding wrapped around them (session merging, hooks, pool bookkeeping, header case-folding), none of it
+needed for one keep-alive connection to one host; then ``http.client``'s answer parsing (the ``email`` package)
+was the next tenth (docs/performance.md).
 
 What it does, and where that comes from:
 - The wire is pypsrp's: the same headers (``User-Agent: Python PSRP Client``, ``Accept-Encoding: identity``,
   ``Connection: Keep-Alive``), the same empty POST that sets up the security context before the first encrypted
   message, the same Negotiate rounds (``transport.http_signin``) and the same ``multipart/encrypted`` framing
-  (pypsrp's own ``WinRMEncryption`` wraps and unwraps).
+  (``transport.sealing``: pypsrp's ``WinRMEncryption`` byte for byte, with fewer copies).
 - A Negotiate/NTLM sign-in belongs to the TCP connection (HTTP.sys keeps the credentials of a keep-alive
   connection and authenticates its later requests without an ``Authorization`` header: learn.microsoft.com,
   "Credential Caching on NTLM KA Connections", HTTP Server API), and so does the encryption context made by it:
@@ -35,7 +36,7 @@ What it does, and where that comes from:
 
 from __future__ import annotations
 
-import http.client
+import io
 import os
 import re
 import select
@@ -44,7 +45,6 @@ import ssl
 import struct
 import threading
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 
 import requests.exceptions
@@ -53,7 +53,7 @@ from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportErr
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from spnego.exceptions import SpnegoError
 
-from orchestrator.transport import guard, http_signin
+from orchestrator.transport import guard, http_signin, http_wire, sealing
 from orchestrator.transport.errors import ProtocolError
 from orchestrator.transport.session import Timeout, _clamp, exchange_window
 from orchestrator.transport.watchdog import WATCHDOG
@@ -63,6 +63,7 @@ from orchestrator.transport.watchdog import WATCHDOG
 LEAN_AUTHS = frozenset(("ntlm", "negotiate", "basic"))
 _NEGOTIATE_FAMILY = frozenset(("ntlm", "negotiate"))
 _BOUNDARY = re.compile(r"boundary=[\"|'](.*)[\"|']")  # pypsrp's pattern for the multipart boundary
+_CHARSET = re.compile(r";\s*charset=[\"']?([^;\"'\s]+)", re.IGNORECASE)
 _SOAP = "application/soap+xml;charset=UTF-8"
 _BASE_HEADERS = {
     "User-Agent": "Python PSRP Client",
@@ -77,7 +78,7 @@ class Answer:
     """One HTTP answer, read whole and bounded."""
 
     status: int
-    headers: Message
+    head: http_wire.Head
     body: bytes
 
 
@@ -122,8 +123,9 @@ class LeanSender:
         self._headers = dict(_BASE_HEADERS)
         if self._auth == "basic":
             self._headers["Authorization"] = http_signin.basic_header(self._user or "", self._password or "")
-        self._conn: http.client.HTTPConnection | None = None
+        self._host_field = http_wire.host_field(self._address, self._port, 443 if self._https else 80)
         self._sock: socket.socket | None = None
+        self._reader: io.BufferedReader | None = None
         self._encryption: WinRMEncryption | None = None
         self.rounds = 0  # 401 answers in a row within the current request
         self.exchanges = 0
@@ -138,9 +140,9 @@ class LeanSender:
         if self._wrap and self._auth in _NEGOTIATE_FAMILY:
             if fresh or self._encryption is None:
                 self._encryption = self._sign_in_for_encryption(timeout)
-            content_type, payload = self._encryption.wrap_message(message)
+            payload = sealing.seal(self._encryption, message)
             protocol = self._encryption.protocol
-            framing = f'{content_type};protocol="{protocol}";boundary="Encrypted Boundary"'
+            framing = f'{sealing.CONTENT_TYPE};protocol="{protocol}";boundary="Encrypted Boundary"'
             headers = {**self._headers, "Content-Type": framing}
             answer = self._post(payload, headers, timeout)
         else:
@@ -175,7 +177,7 @@ class LeanSender:
         self, body: bytes, headers: dict[str, str], answer: Answer, timeout: Timeout
     ) -> tuple[Answer, Any, str]:
         """Answer a 401 with Negotiate rounds until the host stops sending tokens (pypsrp's ``handle_401``)."""
-        scheme = http_signin.offered_scheme(answer.headers.get("WWW-Authenticate"))
+        scheme = http_signin.offered_scheme(answer.head.get("www-authenticate"))
         try:
             context = http_signin.new_context(
                 self._user,
@@ -191,7 +193,7 @@ class LeanSender:
                     raise AuthenticationError("the sign-in stopped half-way (no token to send)")
                 signed = {**headers, "Authorization": http_signin.token_header(scheme, out)}
                 answer = self._post(body, signed, timeout)
-                token = http_signin.answer_token(answer.headers.get("WWW-Authenticate"))
+                token = http_signin.answer_token(answer.head.get("www-authenticate"))
                 if not token:
                     break
                 out = context.step(token)
@@ -217,8 +219,6 @@ class LeanSender:
             raise
         finally:
             WATCHDOG.release(watch)
-        if self._conn is not None and self._conn.sock is None:
-            self._drop()  # the host closed the connection after this answer: the next one signs in afresh
         return answer
 
     def _window(self, timeout: Timeout) -> tuple[float, float]:
@@ -230,51 +230,46 @@ class LeanSender:
 
     def _exchange(self, body: bytes, headers: dict[str, str], until: float, started: float) -> Answer:
         connect, read = _clamp((self._connect_timeout, self._read_timeout), until - started)
-        conn = self._conn if self._conn is not None else self._new_connection()
         try:
-            if conn.sock is None:
-                conn.timeout = connect
-                conn.connect()
-                self._sock = conn.sock
-            conn.sock.settimeout(read)
-            conn.request("POST", self._path, body, headers)
-            response = conn.getresponse()
-            try:
-                self._check_answer(response)
-                data = guard.read_capped(self.host, _Raw(response), self.bounds.max_response_bytes, until, started)
-            finally:
-                # Read whole, http.client hands the connection back only once the answer is closed; cut short,
-                # closing it lets go of the socket, so ``_drop`` really closes it and the host stops sending.
-                response.close()
+            if self._sock is None or self._reader is None:
+                sock, reader = self._connect(connect)
+            else:
+                sock, reader = self._sock, self._reader
+            sock.settimeout(read)
+            sock.sendall(http_wire.request_bytes(self._path, self._host_field, headers, body))
+            head = http_wire.read_head(reader)
+            self.rounds = guard.check_head(
+                self.host,
+                head.status,
+                head.get("content-encoding"),
+                head.get("content-length"),
+                self.bounds,
+                self.rounds,
+            )
+            framed = http_wire.Body(reader, head)
+            data = guard.read_capped(self.host, framed, self.bounds.max_response_bytes, until, started)
         except ssl.SSLError as exc:
             raise requests.exceptions.SSLError(exc) from None
         except TimeoutError as exc:
             connected = self._sock is not None
             raise (requests.exceptions.ReadTimeout if connected else requests.exceptions.ConnectTimeout)(exc) from None
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             raise requests.exceptions.ConnectionError(exc) from None
-        return Answer(response.status, response.headers, data)
-
-    def _check_answer(self, response: http.client.HTTPResponse) -> None:
-        """Before a byte of the body is read: redirects, content codings, announced sizes, sign-in rounds."""
-        self.rounds = guard.check_head(
-            self.host,
-            response.status,
-            response.headers.get("Content-Encoding"),
-            response.headers.get("Content-Length"),
-            self.bounds,
-            self.rounds,
-        )
+        except http_wire.BadAnswer as exc:
+            raise ProtocolError(self.host, f"the host's answer is not valid HTTP: {exc}") from None
+        if not framed.keeps_connection:
+            self._drop()  # the host closes the connection after this answer: the next one signs in afresh
+        return Answer(head.status, head, data)
 
     def _content(self, answer: Answer) -> bytes:
         """The answer's message, decrypted; an HTTP error raised as pypsrp's ``_send_request`` raises it."""
-        content_type = answer.headers.get("Content-Type", "")
+        content_type = answer.head.get("content-type") or ""
         if content_type.startswith(("multipart/encrypted;", "multipart/x-multi-encrypted;")):
             content = self._unwrap(answer.body, content_type)
             text = content.decode("utf-8", "replace")
         else:
             content = answer.body
-            text = content.decode(answer.headers.get_content_charset() or "utf-8", "replace") if content else ""
+            text = content.decode(_charset(content_type), "replace") if content else ""
         if answer.status == 401:
             raise AuthenticationError(f"Failed to authenticate the user {self._user} with {self._auth}")
         if answer.status >= 400:
@@ -286,52 +281,54 @@ class LeanSender:
         if self._encryption is None or boundary is None:
             raise ProtocolError(self.host, "the host sent an encrypted answer outside an encrypted session")
         try:
-            data: bytes = self._encryption.unwrap_message(body, boundary.group(1))
+            return sealing.unseal(self._encryption, body, boundary.group(1))
         except (WinRMError, SpnegoError, ValueError, IndexError, struct.error) as exc:
             why = type(exc).__name__
             raise ProtocolError(self.host, f"the host's encrypted answer could not be decrypted ({why})") from None
-        return data
 
     # ------------------------------------------------------------------ the connection
 
     def _open(self) -> bool:
-        """Make sure a usable connection object exists; True when it is a new one (a new sign-in is due)."""
-        if self._conn is not None and self._sock is not None and not _closed_by_peer(self._sock):
+        """Make sure the connection is usable or not yet opened; True when the next exchange opens a new one (a
+        new sign-in is due)."""
+        if self._sock is not None and not _closed_by_peer(self._sock):
             return False
         self._drop()
-        self._conn = self._new_connection()
         return True
 
-    def _new_connection(self) -> http.client.HTTPConnection:
-        if self._tls is not None:
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._address, self._port, timeout=self._connect_timeout, context=self._tls
-            )
-        else:
-            conn = http.client.HTTPConnection(self._address, self._port, timeout=self._connect_timeout)
-        self._conn = conn
-        return conn
+    def _connect(self, timeout: float) -> tuple[socket.socket, io.BufferedReader]:
+        """Open the TCP (and TLS) connection as ``http.client`` does: no Nagle delay, the host name checked."""
+        sock = socket.create_connection((self._address, self._port), timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=self._address)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock, self._reader = sock, sock.makefile("rb")
+        return sock, self._reader
 
     def _current_socket(self) -> object | None:
         return self._sock
 
     def _drop(self) -> None:
-        conn, self._conn, self._sock, self._encryption = self._conn, None, None, None
-        if conn is not None:
-            conn.close()
+        sock, reader, self._sock, self._reader, self._encryption = self._sock, self._reader, None, None, None
+        if reader is not None:
+            reader.close()
+        if sock is not None:
+            sock.close()
 
 
-class _Raw:
-    """An ``http.client`` response as ``guard.read_capped`` reads it (undecoded ``read1``)."""
-
-    __slots__ = ("_response",)
-
-    def __init__(self, response: http.client.HTTPResponse) -> None:
-        self._response = response
-
-    def read1(self, amt: int | None = None, decode_content: bool | None = None) -> bytes:
-        del decode_content  # http.client never decodes
-        return self._response.read1(amt if amt is not None else -1)
+def _charset(content_type: str) -> str:
+    """The ``charset`` parameter of a Content-Type (UTF-8 when it names none or one Python does not know)."""
+    match = _CHARSET.search(content_type)
+    name = match.group(1) if match else "utf-8"
+    try:
+        "".encode(name)
+    except LookupError:
+        return "utf-8"
+    return name
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
