@@ -8,6 +8,10 @@ a host sees the same sign-in whichever sender kmsfleet uses:
   refused;
 - each round's token is ``Authorization: <scheme> <base64>`` and the host's answer token is read from
   ``WWW-Authenticate`` the same way (RFC 4559 §4);
+- the NTLM password hashes (LMOWFv1, NTOWFv1: MS-NLMP §3.3.1) are computed once per credentials and process and
+  handed to spnego as an ``NTLMHash`` credential before the password: spnego would otherwise compute them again
+  for every PC, and its LM hash is a pure-Python DES costing ~3 ms each time. The same hashes, the same tokens;
+  Kerberos (if spnego has it) still gets the password;
 - over HTTPS the sign-in is bound to the server's certificate (``tls-server-end-point``, RFC 5929 §4.1: SHA-256
   of the DER certificate unless its signature uses a stronger hash), as Windows' Extended Protection expects.
 """
@@ -15,6 +19,7 @@ a host sees the same sign-in whichever sender kmsfleet uses:
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import socket
 import ssl
@@ -23,6 +28,7 @@ import spnego
 import spnego.channel_bindings
 from pypsrp.exceptions import AuthenticationError
 from pypsrp.negotiate import HTTPNegotiateAuth
+from spnego._ntlm_raw.crypto import is_ntlm_hash, lmowfv1, ntowfv1
 
 NEGOTIATE_SCHEMES = ("Negotiate", "Kerberos", "NTLM")
 _TOKEN = re.compile(r"(Kerberos|Negotiate|NTLM)\s*([^,]*),?", re.IGNORECASE)
@@ -102,9 +108,10 @@ def new_context(
     wrap: bool,
 ) -> spnego.ContextProxy:
     """A fresh client context for one sign-in (service ``host``, as pypsrp asks for)."""
+    username, secret = credentials(user, password)
     return spnego.client(
-        user,
-        password,
+        username,
+        secret,
         hostname=hostname,
         service="host",
         channel_bindings=bindings,
@@ -112,3 +119,20 @@ def new_context(
         protocol=protocol,
         options=spnego.NegotiateOptions.wrapping_winrm if wrap else spnego.NegotiateOptions.none,
     )
+
+
+def credentials(user: str | None, password: str | None) -> tuple[str | list[spnego.Credential] | None, str | None]:
+    """spnego's (username, password) arguments: the NTLM hashes (computed once) ahead of the password; the two
+    strings as given where spnego would not take a password (no user, no password, or a password that is itself
+    an ``LM:NT`` hash pair)."""
+    if not user or password is None or is_ntlm_hash(password):
+        return user, password
+    lm_hash, nt_hash = _ntlm_hashes(password)
+    hashed = spnego.NTLMHash(username=user, lm_hash=lm_hash, nt_hash=nt_hash)
+    return [hashed, spnego.Password(username=user, password=password)], None
+
+
+@functools.lru_cache(maxsize=8)
+def _ntlm_hashes(password: str) -> tuple[str, str]:
+    """LMOWFv1 and NTOWFv1 of a password, as hex (kept in this process's memory only, like the password)."""
+    return lmowfv1(password).hex(), ntowfv1(password).hex()

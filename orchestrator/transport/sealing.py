@@ -50,7 +50,8 @@ def unseal(encryption: WinRMEncryption, body: bytes, boundary: str) -> bytes:
     if not (body.endswith(end) and body.count(mark + b"\r\n") == body.count(separator) and body.count(end) == 1):
         data: bytes = encryption.unwrap_message(body, boundary)  # a spaced boundary or an odd end: pypsrp's way
         return data
-    parts = [part for part in body[: -len(end)].split(separator) if part]
+    parts = [part for part in body.split(separator) if part]
+    parts[-1] = parts[-1][: -len(end)]  # the end mark, at the end of the last part only (counted above)
     plain: list[bytes] = []
     for i in range(0, len(parts), 2):
         expected = int(parts[i].strip().split(b"Length=")[1])

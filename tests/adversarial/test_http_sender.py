@@ -5,7 +5,6 @@ endpoints. The same ``WinRMConnection`` calls run over pypsrp's own sender where
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 from hostile_wsman import Hostile, HostileThread
 from labkit import PASSWORD, room_spec, start_lab
+from scripted_http import Scripted
 
 from orchestrator.lab.addresses import Claim, claim_prefix
 from orchestrator.lab.control_client import LabControl
@@ -239,49 +239,13 @@ def test_hostile_answers_are_refused_bounded(
         assert endpoint.requests <= 1 + guard.MAX_SIGNIN_ROUNDS  # an anonymous POST, then at most 8 rounds
 
 
-class _Redirector:
-    """Answers every request with a 302 to another loopback port, counting requests there (none expected)."""
-
-    def __init__(self, address: str) -> None:
-        self.trap = socket.create_server((address, 0))
-        self.server = socket.create_server((address, 5985))
-        self.trapped = 0
-        self._threads = [
-            threading.Thread(target=self._serve, daemon=True),
-            threading.Thread(target=self._trap, daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            with client:
-                client.settimeout(5)
-                client.recv(65536)
-                location = f"http://{self.trap.getsockname()[0]}:{self.trap.getsockname()[1]}/wsman"
-                client.sendall(f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode())
-                client.recv(1)  # until the client hangs up
-
-    def _trap(self) -> None:
-        while True:
-            try:
-                client, _ = self.trap.accept()
-            except OSError:
-                return
-            self.trapped += 1
-            client.close()
-
-    def close(self) -> None:
-        self.server.close()
-        self.trap.close()
-
-
 def test_redirect_is_refused_and_not_followed(claim: Claim) -> None:
-    redirector = _Redirector(f"{claim.prefix}.9.20")
+    """Every request is answered with a 302 to another loopback port, whose connections are counted (none
+    expected)."""
+    trap = Scripted(f"{claim.prefix}.9.20", [])
+    location = f"http://{trap.address}:{trap.port}/wsman"
+    redirect = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+    redirector = Scripted(f"{claim.prefix}.9.20", [redirect], hold=True, port=5985)
     conn = _hostile_conn(f"{claim.prefix}.9.20")
     try:
         with pytest.raises(guard.Redirected, match="redirect") as caught:
@@ -289,8 +253,9 @@ def test_redirect_is_refused_and_not_followed(claim: Claim) -> None:
     finally:
         conn.close()
         redirector.close()
+        trap.close()
     assert caught.value.cause == "redirect"
-    assert redirector.trapped == 0
+    assert redirector.accepted == 1 and trap.accepted == 0
 
 
 def test_a_closed_port_is_refused_not_retried(claim: Claim) -> None:
