@@ -156,9 +156,11 @@ class Body:
             self._done = True
         elif coding:
             if coding.rsplit(",", 1)[-1].strip() != "chunked":
-                raise BadAnswer(f"a body of an unknown length (Transfer-Encoding: {coding[:40]})")
+                raise BadAnswer(f"a transfer coding WinRM does not use (Transfer-Encoding: {coding[:40]})")
             self._chunked = True
             self._left = 0
+            if length is not None:  # §6.3: chunked wins; a message with both is not trusted to end where it says
+                self.keeps_connection = False
         elif length is not None:
             self._left = _content_length(length)
             self._done = self._left == 0

@@ -70,6 +70,7 @@ def test_interim_answers_are_skipped_and_repeated_fields_joined() -> None:
         (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
         (b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok", True),
         (b"HTTP/1.1 200 OK\r\n\r\nok", False),  # no length: the body ends where the host closes
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", False),
     ],
 )
 def test_which_answers_keep_the_connection(wire: bytes, keeps: bool) -> None:
@@ -90,7 +91,7 @@ def test_which_answers_keep_the_connection(wire: bytes, keeps: bool) -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", http_wire.BadAnswer, "invalid Content-Length"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", http_wire.BadAnswer, "chunk size"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", http_wire.BadAnswer, "chunk"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", http_wire.BadAnswer, "unknown length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", http_wire.BadAnswer, "transfer coding"),
         (b"", http_wire.PeerClosed, "without an answer"),
         (b"HTTP/1.1 200 OK\r\nContent-Le", http_wire.PeerClosed, "middle of the answer's header"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", http_wire.PeerClosed, "body"),
