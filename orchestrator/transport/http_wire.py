@@ -56,12 +56,12 @@ class Head:
 
 
 def request_bytes(target: str, host: str, fields: Mapping[str, str], body: bytes) -> bytes:
-    """A POST as ``http.client`` writes it (``Host`` first, the fields in order, ``Content-Length`` last unless
-    given), head and body in one buffer so it leaves in one ``sendall``."""
+    """A POST as ``http.client`` writes it (``Host``, then ``Content-Length`` unless given, then the fields in
+    order), head and body in one buffer so it leaves in one ``sendall``."""
     lines = [f"POST {target} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{name}: {value}" for name, value in fields.items()]
     if "Content-Length" not in fields:
         lines.append(f"Content-Length: {len(body)}")
+    lines += [f"{name}: {value}" for name, value in fields.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
