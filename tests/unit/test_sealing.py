@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pypsrp.encryption import WinRMEncryption
 from spnego._ntlm import _NTLMCredential
 
+from orchestrator.redact import redact_text
 from orchestrator.transport import http_signin, sealing
 
 SPNEGO = WinRMEncryption.SPNEGO
@@ -131,3 +132,12 @@ def test_the_cached_ntlm_hashes_are_spnegos() -> None:
     hash_pair = "0" * 32 + ":" + "1" * 32
     assert http_signin.credentials("u", hash_pair) == ("u", hash_pair)  # spnego's own reading of a hash pair
     assert http_signin.credentials(None, None) == (None, None)
+
+
+def test_the_cached_ntlm_hashes_are_masked_like_the_password() -> None:
+    """An NT hash signs in as well as the password (pass-the-hash): text carrying it is masked."""
+    user, _ = http_signin.credentials("LAB\\administrator", "Hash-Me-0nce!")
+    assert isinstance(user, list)
+    nt_hash = _NTLMCredential(user[0]).nt_hash.hex()
+    text = f"spnego said: NTLMHash(nt_hash='{nt_hash}') and {nt_hash.upper()}"
+    assert nt_hash not in redact_text(text).lower()
