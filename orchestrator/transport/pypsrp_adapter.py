@@ -30,7 +30,8 @@ import functools
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import requests
 from pypsrp.exceptions import WinRMError, WinRMTransportError
@@ -106,6 +107,17 @@ class WSManClient(WSMan):
         self.operation_timeout = operation_timeout
         self.max_payload_size = self._calc_envelope_size(MAX_ENVELOPE_SIZE)
 
+    def _calc_envelope_size(self, max_envelope_size: int) -> int:
+        """pypsrp's figure (it serialises a probe envelope per client), cached: it depends only on the lengths of
+        the probe's values, so it is computed once per locale, timeout, size and length of the address."""
+        return _payload_size(
+            self.locale,
+            self.data_locale,
+            self.operation_timeout,
+            max_envelope_size,
+            len(envelope.escape_text(self.transport.endpoint).encode("utf-8")),
+        )
+
     def invoke(
         self,
         action: str,
@@ -159,6 +171,22 @@ class WSManClient(WSMan):
                 f"Received: {relates_to}"
             )
         return response_xml
+
+
+@functools.lru_cache(maxsize=64)
+def _payload_size(locale: str, data_locale: str, operation_timeout: int, max_envelope_size: int, to_length: int) -> int:
+    """``WSMan._calc_envelope_size`` for a client with these settings and an address of ``to_length`` bytes."""
+    stand_in = SimpleNamespace(
+        locale=locale,
+        data_locale=data_locale,
+        max_envelope_size=max_envelope_size,
+        operation_timeout=operation_timeout,
+        session_id="0" * 36,  # a uuid4's length, as every client's
+        transport=SimpleNamespace(endpoint="x" * to_length),
+    )
+    probe = cast(WSMan, stand_in)
+    stand_in._create_header = functools.partial(WSMan._create_header, probe)
+    return WSMan._calc_envelope_size(probe, max_envelope_size)
 
 
 def build_wsman(

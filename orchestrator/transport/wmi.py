@@ -117,6 +117,7 @@ _XML_FRAGMENT = f"{{{NS['wsman']}}}XmlFragment"
 _FROM = re.compile(r"\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=256)  # the same few queries on every PC
 def query_class(query: str) -> str | None:
     """The class a WQL ``SELECT … FROM <Class> …`` reads (None when the text names none)."""
     m = _FROM.search(query)

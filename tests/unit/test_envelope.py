@@ -216,3 +216,12 @@ def test_option_values_are_part_of_the_shape() -> None:
     for options in (on, off):
         ours, theirs = wire.both(WSManAction.COMMAND, SHELL_URI, body, option_set=options)
         assert ours == theirs
+
+
+@pytest.mark.parametrize("host", ["pc-01", "10.20.30.40", "a&b.example", "教室-07"])
+def test_payload_size_is_pypsrps(host: str) -> None:
+    """The cached MaxEnvelopeSize payload figure equals pypsrp's own probe for the same client."""
+    client = Wire(host).client
+    for size in (153600, 512000):
+        assert client._calc_envelope_size(size) == WSMan._calc_envelope_size(client, size)
+    assert client.max_payload_size == WSMan._calc_envelope_size(client, 153600)
