@@ -106,7 +106,7 @@ def _set_key(wsman_set: OptionSet | SelectorSet | None, *, with_values: bool) ->
     if wsman_set is None:
         return None
     return tuple(
-        (name, value if with_values else None, tuple(sorted(attributes.items())))
+        (name, value if with_values else None, tuple(attributes.items()))  # in order: ElementTree keeps it
         for name, value, attributes in wsman_set.values
     )
 

@@ -225,3 +225,13 @@ def test_payload_size_is_pypsrps(host: str) -> None:
     for size in (153600, 512000):
         assert client._calc_envelope_size(size) == WSMan._calc_envelope_size(client, size)
     assert client.max_payload_size == WSMan._calc_envelope_size(client, 153600)
+
+
+def test_selector_attributes_keep_their_order() -> None:
+    """Attributes of a selector in another order are another shape (ElementTree writes them as given)."""
+    wire = Wire()
+    for attributes in ({"a": "1", "b": "2"}, {"b": "2", "a": "1"}):
+        selectors = SelectorSet()
+        selectors.add_option("ShellId", "S-1", attributes)
+        ours, theirs = wire.both(WSManAction.DELETE, SHELL_URI, None, selector_set=selectors)
+        assert ours == theirs
