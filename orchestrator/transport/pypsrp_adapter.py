@@ -15,13 +15,18 @@ got a generated prefix (``ns0``) bound to the reserved XML namespace and the hos
 - ``WSManClient`` subclasses ``WSMan`` and sets the attributes its methods use without running
   ``WSMan.__init__``: it takes the transport built above, and the prefixes are registered once, when this
   module is imported (``register_namespaces``, ElementTree's public API, as pypsrp itself uses it), before any
-  client exists — never again while requests are in flight.
+  client exists — never again while requests are in flight. Its ``invoke`` renders requests of a fixed shape
+  from cached byte templates (``transport.envelope``: the same bytes as pypsrp's, built once per shape by
+  pypsrp's own ``_create_header``) and parses each answer once, as pypsrp does; other requests go through
+  pypsrp's ``invoke``. Its ``_calc_envelope_size`` is pypsrp's, cached per settings.
 
 Upstream changes that would remove this module: a ``transport=`` argument to ``WSMan`` (or a public
-send/response hook on ``_TransportHTTP``), a public ``WinRS.selector_set``, and registering the prefixes once at
-import of ``pypsrp.wsman``. Written against pypsrp 0.9 (pinned below 0.10 in pyproject.toml): the ``WSMan``
-attributes set here are ``session_id``, ``locale``, ``data_locale``, ``transport``, ``max_envelope_size``,
-``operation_timeout`` and ``max_payload_size``.
+send/response hook on ``_TransportHTTP``), a public ``WinRS.selector_set``, registering the prefixes once at
+import of ``pypsrp.wsman``, and a template cache in ``WSMan.invoke`` (``transport.envelope`` says how). Written
+against pypsrp 0.9 (pinned below 0.10 in pyproject.toml): the ``WSMan`` attributes set here are ``session_id``,
+``locale``, ``data_locale``, ``transport``, ``max_envelope_size``, ``operation_timeout`` and
+``max_payload_size``; ``envelope`` also relies on ``_create_header``'s signature and on ``invoke`` serialising
+with ``ET.tostring(envelope, encoding="utf-8", method="xml")``.
 """
 
 from __future__ import annotations
