@@ -355,7 +355,7 @@ class WinRMConnection:
 
 def _body(envelope: ET.Element) -> ET.Element:
     """The ``s:Body`` of an answer (what pypsrp's ``WSMan.enumerate``/``pull``/``get`` return)."""
-    body = envelope.find("s:Body", wmi.NS)
+    body = envelope.find(wmi.BODY)
     if body is None:
         raise ValueError("answer has no s:Body")
     return body

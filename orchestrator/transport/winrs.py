@@ -32,6 +32,11 @@ MAX_RECEIVES = 100_000  # Receive answers of one command without its end: the ho
 _RSP = NAMESPACES["rsp"]
 _DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
 _TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
+# What the answers are searched for, in {namespace}name form (no prefix map to key on each call)
+_COMMAND_ID = f"{{{_RSP}}}CommandResponse/{{{_RSP}}}CommandId"
+_STREAMS = f"{{{_RSP}}}ReceiveResponse/{{{_RSP}}}Stream"
+_STATE = f"{{{_RSP}}}ReceiveResponse/{{{_RSP}}}CommandState"
+_EXIT_CODE = f"{{{_RSP}}}ExitCode"
 
 
 def _options(name: str, value: str) -> OptionSet:
@@ -141,7 +146,7 @@ class CommandShell:
     def _start(self, command: str, arguments: list[str]) -> str:
         command_line = Body(("command", len(arguments)), _command_element, (command, *arguments))
         body = self._call(WSManAction.COMMAND, command_line, _COMMAND_OPTIONS)
-        command_id = body.findtext("rsp:CommandResponse/rsp:CommandId", default=None, namespaces=NAMESPACES)
+        command_id = body.findtext(_COMMAND_ID)
         if not command_id:
             raise ProtocolError(self.host, "CommandResponse without a CommandId")
         return command_id
@@ -155,15 +160,15 @@ class CommandShell:
             if fault.code == RECEIVE_TIMED_OUT:
                 return None  # no output yet: poll again
             raise
-        for s in body.findall("rsp:ReceiveResponse/rsp:Stream", NAMESPACES):
+        for s in body.iterfind(_STREAMS):
             if s.text:
                 output.add(s.attrib.get("Name", ""), base64.b64decode(s.text))
         if output.truncated:
             return -1  # stopped by us: it never finished
-        state = body.find("rsp:ReceiveResponse/rsp:CommandState", NAMESPACES)
+        state = body.find(_STATE)
         if state is None or state.attrib.get("State") != _DONE:
             return None
-        code = state.findtext("rsp:ExitCode", default=None, namespaces=NAMESPACES)
+        code = state.findtext(_EXIT_CODE)
         return int(code) if code not in (None, "") else 0
 
     def _terminate(self, command_id: str) -> None:
@@ -192,5 +197,5 @@ class CommandShell:
             selector_set=shell_selectors(shell),
             timeout=self._timeout(),
         )
-        found = envelope.find("s:Body", wmi.NS)
+        found = envelope.find(wmi.BODY)
         return found if found is not None else ET.Element("Body")

@@ -177,25 +177,41 @@ def parse_instance(elem: ET.Element, class_name: str | None = None) -> WmiObject
     return out
 
 
+def _q(prefix: str, local: str) -> str:
+    """``{namespace}local``: ``find`` with such a plain tag and no prefix map is a direct scan of the children (no
+    path compilation and no prefix-map key per call, as ``find("wsen:…", NS)`` costs)."""
+    return f"{{{NS[prefix]}}}{local}"
+
+
+BODY = _q("s", "Body")
+_RESPONSES = (_q("wsen", "EnumerateResponse"), _q("wsen", "PullResponse"))
+_ITEMS = (_q("wsman", "Items"), _q("wsen", "Items"))
+_END = (_q("wsman", "EndOfSequence"), _q("wsen", "EndOfSequence"))
+_CONTEXT = _q("wsen", "EnumerationContext")
+
+
+def _first(parent: ET.Element, tags: tuple[str, ...]) -> ET.Element | None:
+    for tag in tags:
+        found = parent.find(tag)
+        if found is not None:
+            return found
+    return None
+
+
 def parse_enumeration(body: ET.Element, class_name: str | None = None) -> tuple[list[WmiObject], str | None, bool]:
     """(items, context, end_of_sequence) from an EnumerateResponse or PullResponse ``s:Body``. ``class_name``:
     the class the query reads (for XmlFragment items, which do not name it)."""
-    resp = body.find("wsen:EnumerateResponse", NS)
-    if resp is None:
-        resp = body.find("wsen:PullResponse", NS)
+    resp = _first(body, _RESPONSES)
     if resp is None:
         raise ValueError("neither EnumerateResponse nor PullResponse in the body")
-    items_elem = resp.find("wsman:Items", NS)
-    if items_elem is None:
-        items_elem = resp.find("wsen:Items", NS)
+    items_elem = _first(resp, _ITEMS)
     items = [parse_instance(child, class_name) for child in items_elem] if items_elem is not None else []
-    context = resp.findtext("wsen:EnumerationContext", default=None, namespaces=NS)
-    end = resp.find("wsman:EndOfSequence", NS) is not None or resp.find("wsen:EndOfSequence", NS) is not None
-    return items, (context or None), end
+    context = resp.findtext(_CONTEXT)
+    return items, (context or None), _first(resp, _END) is not None
 
 
 def parse_method_output(envelope: ET.Element, class_name: str, method: str) -> WmiObject:
-    body = envelope.find("s:Body", NS)
+    body = envelope.find(BODY)
     if body is None:
         raise ValueError("response has no s:Body")
     for child in body:
