@@ -11,7 +11,7 @@ texts change. So:
 - its **template** is made once, by pypsrp's own code (``WSMan._create_header`` on a stand-in whose per-request
   values are markers, the body built with markers, ``ET.tostring`` exactly as ``invoke`` calls it), then cut at
   the markers into literal byte chunks and slots. The bytes are therefore pypsrp's, prefixes and namespace
-  declarations included (tests/transport/test_envelope.py compares every shape the product sends);
+  declarations included (tests/unit/test_envelope.py compares every shape the product sends);
 - a request is ``b"".join`` of the chunks and its values, each escaped as ElementTree escapes text or an
   attribute value (``&``, ``<``, ``>``; in attributes also ``"``, CR, LF, TAB as character references).
 
