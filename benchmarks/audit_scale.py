@@ -6,9 +6,9 @@
 The lab runs in its own process (``kmsfleet lab serve --hosts N --no-https --inventory-out FILE``), so its CPU is
 not the client's. Then, on labs alike (the audit is read-only: ``audit.yml`` runs in check mode):
 
-1. Capture: ``audit.yml`` is run in this process against ONE PC with ``pypsrp.wsman.WSMan.invoke`` wrapped, which
-   records every WS-Management request kmsfleet makes (action, resource URI, body, selectors, options) and the
-   ids the answers hand out (ShellId, CommandId, EnumerationContext). Not measured.
+1. Capture: ``audit.yml`` is run in this process against ONE PC with the ``invoke`` of kmsfleet's WSMan client
+   wrapped, which records every WS-Management request kmsfleet makes (action, resource URI, body, selectors,
+   options) and the ids the answers hand out (ShellId, CommandId, EnumerationContext). Not measured.
 2. kmsfleet: ``kmsfleet run audit.yml -i INVENTORY --forks F --db FILE -e kmsfleet_http=H`` as a child process
    (history on, as users run it). F = ``--forks`` (default 50, kmsfleet's default); H = ``--http`` (lean, the
    default sender, or requests: pypsrp's own, for comparison; docs/performance.md).
@@ -93,28 +93,33 @@ def _set_values(value: Any) -> list[list[Any]] | None:
 
 
 def capture_ops(playbook_path: Path, inventory: Path, host: str, workdir: Path) -> list[Op]:
-    """Run the audit on one PC in this process and record every WSMan.invoke call."""
-    from pypsrp.wsman import WSMan
-
+    """Run the audit on one PC in this process and record every request of kmsfleet's WSMan client (its
+    ``invoke``, which every request passes, templated or not: ``transport.envelope``)."""
     from orchestrator.api import RunRequest, run_playbook
+    from orchestrator.transport.envelope import Body
+    from orchestrator.transport.pypsrp_adapter import WSManClient as WSMan
 
     ops: list[Op] = []
     original: Callable[..., ET.Element] = WSMan.invoke
 
-    def recording(self: WSMan, action: str, resource_uri: str, resource: ET.Element | None, *args: Any, **kw: Any):  # type: ignore[no-untyped-def]
+    def recording(
+        self: WSMan, action: str, resource_uri: str, resource: ET.Element | Body | None, *args: Any, **kw: Any
+    ):  # type: ignore[no-untyped-def]
+        element = resource.element() if isinstance(resource, Body) else resource
         option_set = kw.get("option_set", args[0] if len(args) > 0 else None)
         selector_set = kw.get("selector_set", args[1] if len(args) > 1 else None)
         op: Op = {
             "action": action,
             "uri": resource_uri,
-            "body": ET.tostring(resource, encoding="unicode") if resource is not None else None,
+            "body": ET.tostring(element, encoding="unicode") if element is not None else None,
             "options": _set_values(option_set),
             "selectors": _set_values(selector_set),
             "ids": [],
             "fault": False,
         }
         try:
-            response = original(self, action, resource_uri, copy.deepcopy(resource), *args, **kw)
+            kept = resource if isinstance(resource, Body) else copy.deepcopy(resource)
+            response = original(self, action, resource_uri, kept, *args, **kw)
         except Exception:
             op["fault"] = True
             ops.append(op)

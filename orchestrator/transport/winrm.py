@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import requests
 from pypsrp.exceptions import WinRMTransportError
 from pypsrp.shell import WinRS
-from pypsrp.wsman import SelectorSet, WSMan
+from pypsrp.wsman import SelectorSet, WSManAction
 
 from orchestrator.transport import clixml, guard, http_sender, wmi
 from orchestrator.transport.codepages import DEFAULT_OEM, decode_console, oem_for_codeset
@@ -37,7 +37,7 @@ from orchestrator.transport.connection import ConnectionSpec
 from orchestrator.transport.errormap import map_exception
 from orchestrator.transport.errors import OperationTimeout, ProtocolError, TransportError
 from orchestrator.transport.faults import check_answer, parse_fault
-from orchestrator.transport.pypsrp_adapter import Around, LeanFactory, build_wsman
+from orchestrator.transport.pypsrp_adapter import Around, LeanFactory, WSManClient, build_wsman
 from orchestrator.transport.retry import RetryPolicy, is_transient
 from orchestrator.transport.session import BoundedSession, StopRequested
 from orchestrator.transport.winrs import CommandShell
@@ -77,7 +77,7 @@ def _build_wsman(
     around: Around,
     on_session: Callable[[requests.Session], None],
     lean: LeanFactory | None = None,
-) -> WSMan:
+) -> WSManClient:
     """The one place a host's WSMan client is built, and its HTTP layer chosen: ``kmsfleet_http: lean`` (the
     default) hands ``lean`` on (used where ``http_sender.supports`` the settings), ``requests`` keeps pypsrp's."""
     return build_wsman(spec, around, on_session, lean if spec.http == "lean" else None)
@@ -99,7 +99,7 @@ class WinRMConnection:
         self.cancel = cancel or threading.Event()
         self.retries = max(1, retries)
         self._policy = RetryPolicy(self.retries, self._give_up)
-        self._wsman: WSMan | None = None
+        self._wsman: WSManClient | None = None
         self._commands = CommandShell(spec.host, self._client, self._call_timeout, spec.max_output_bytes)
         self._oem_codepage: int | None = None
         self.requests_sent = 0
@@ -131,7 +131,7 @@ class WinRMConnection:
             )
         return max(1, min(self.spec.operation_timeout, int(remaining) - 2 if remaining > 3 else 1))
 
-    def _client(self) -> WSMan:
+    def _client(self) -> WSManClient:
         if self._wsman is None:
             self._bounded = BoundedSession(
                 self.spec.host,
@@ -234,7 +234,7 @@ class WinRMConnection:
         ``MAX_ENUMERATION_BYTES`` over all its answers (past those the host is not contacted again)."""
         client = self._client()
         uri = wmi.enumerate_uri(namespace)
-        body = client.enumerate(uri, wmi.enumerate_body(query), timeout=self._call_timeout())
+        body = _body(client.invoke(WSManAction.ENUMERATE, uri, wmi.enumerate_body(query), timeout=self._call_timeout()))
         cls = wmi.query_class(query)  # names the class of XmlFragment items
         items, context, end = wmi.parse_enumeration(body, cls)
         elements = _count_elements(body)
@@ -242,7 +242,7 @@ class WinRMConnection:
         for pulls in range(1, MAX_PULLS + 1):
             if end or not context:
                 return items
-            body = client.pull(uri, wmi.pull_body(context), timeout=self._call_timeout())
+            body = _body(client.invoke(WSManAction.PULL, uri, wmi.pull_body(context), timeout=self._call_timeout()))
             elements += _count_elements(body)
             size = self.bytes_received - start
             if elements > MAX_ENUMERATION_ELEMENTS or size > MAX_ENUMERATION_BYTES:
@@ -266,7 +266,8 @@ class WinRMConnection:
         def op() -> wmi.WmiObject:
             client = self._client()
             sel = self._selectors(selectors)
-            body = client.get(wmi.class_uri(class_name, namespace), selector_set=sel, timeout=self._call_timeout())
+            uri = wmi.class_uri(class_name, namespace)
+            body = _body(client.invoke(WSManAction.GET, uri, None, selector_set=sel, timeout=self._call_timeout()))
             for child in body:
                 return wmi.parse_instance(child, class_name)
             raise ProtocolError(self.spec.host, f"Get of {class_name} returned an empty body")
@@ -350,6 +351,14 @@ class WinRMConnection:
             timeout=timeout,
             read_only=read_only,
         )
+
+
+def _body(envelope: ET.Element) -> ET.Element:
+    """The ``s:Body`` of an answer (what pypsrp's ``WSMan.enumerate``/``pull``/``get`` return)."""
+    body = envelope.find(wmi.BODY)
+    if body is None:
+        raise ValueError("answer has no s:Body")
+    return body
 
 
 def _count_elements(body: ET.Element) -> int:

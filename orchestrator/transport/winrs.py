@@ -11,16 +11,17 @@ from __future__ import annotations
 import base64
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import requests
 from pypsrp.exceptions import WinRMError
 from pypsrp.shell import WinRS
-from pypsrp.wsman import NAMESPACES, OptionSet, WSMan, WSManAction
+from pypsrp.wsman import NAMESPACES, OptionSet, WSManAction
 
 from orchestrator.transport import guard, wmi
+from orchestrator.transport.envelope import Body
 from orchestrator.transport.errors import OperationTimeout, ProtocolError, TransportError, WSManFault
-from orchestrator.transport.pypsrp_adapter import shell_selectors
+from orchestrator.transport.pypsrp_adapter import WSManClient, shell_selectors
 
 RECEIVE_TIMED_OUT = 2150858793  # 0x80338029: no output within OperationTimeout, poll again
 INVALID_SELECTORS = 2150858843  # 0x8033805B: unknown shell / command id (stale shell)
@@ -31,6 +32,51 @@ MAX_RECEIVES = 100_000  # Receive answers of one command without its end: the ho
 _RSP = NAMESPACES["rsp"]
 _DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
 _TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
+# What the answers are searched for, in {namespace}name form (no prefix map to key on each call)
+_COMMAND_ID = f"{{{_RSP}}}CommandResponse/{{{_RSP}}}CommandId"
+_STREAMS = f"{{{_RSP}}}ReceiveResponse/{{{_RSP}}}Stream"
+_STATE = f"{{{_RSP}}}ReceiveResponse/{{{_RSP}}}CommandState"
+_EXIT_CODE = f"{{{_RSP}}}ExitCode"
+
+
+def _options(name: str, value: str) -> OptionSet:
+    options = OptionSet()
+    options.add_option(name, value)
+    return options
+
+
+# Shared by every request (never changed after this): the options of Command and Receive, as pypsrp's WinRS sends them.
+_COMMAND_OPTIONS = _options("WINRS_SKIP_CMD_SHELL", "False")
+_KEEPALIVE = _options("WSMAN_CMDSHELL_OPTION_KEEPALIVE", "True")
+
+
+# The bodies (MS-WSMV 3.1.4.11–3.1.4.16), each built from its values (``envelope.Body``: built once per shape with
+# markers, then rendered from the cached template).
+def _command_element(values: Sequence[str]) -> ET.Element:
+    cmd = ET.Element(f"{{{_RSP}}}CommandLine")
+    ET.SubElement(cmd, f"{{{_RSP}}}Command").text = values[0]
+    for arg in values[1:]:
+        ET.SubElement(cmd, f"{{{_RSP}}}Arguments").text = arg
+    return cmd
+
+
+def _send_element(values: Sequence[str]) -> ET.Element:
+    send = ET.Element(f"{{{_RSP}}}Send")
+    stream = ET.SubElement(send, f"{{{_RSP}}}Stream", Name="stdin", CommandId=values[0], End="True")
+    stream.text = values[1]
+    return send
+
+
+def _receive_element(values: Sequence[str]) -> ET.Element:
+    receive = ET.Element(f"{{{_RSP}}}Receive")
+    ET.SubElement(receive, f"{{{_RSP}}}DesiredStream", CommandId=values[0]).text = "stdout stderr"
+    return receive
+
+
+def _signal_element(values: Sequence[str]) -> ET.Element:
+    sig = ET.Element(f"{{{_RSP}}}Signal", CommandId=values[0])
+    ET.SubElement(sig, f"{{{_RSP}}}Code").text = _TERMINATE
+    return sig
 
 
 class CommandShell:
@@ -38,7 +84,7 @@ class CommandShell:
     the OperationTimeout of the next call (it raises once the host's budget is spent or the run stops)."""
 
     def __init__(
-        self, host: str, client: Callable[[], WSMan], timeout: Callable[[], int], max_output_bytes: int
+        self, host: str, client: Callable[[], WSManClient], timeout: Callable[[], int], max_output_bytes: int
     ) -> None:
         self.host = host
         self._client = client
@@ -85,10 +131,7 @@ class CommandShell:
     ) -> tuple[int, guard.OutputBuffer]:
         command_id = self._start(command, arguments)
         if stdin is not None:
-            send = ET.Element(f"{{{_RSP}}}Send")
-            stream = ET.SubElement(send, f"{{{_RSP}}}Stream", Name="stdin", CommandId=command_id, End="True")
-            stream.text = base64.b64encode(stdin).decode()
-            self._call(WSManAction.SEND, send)
+            self._call(WSManAction.SEND, Body(("send",), _send_element, (command_id, base64.b64encode(stdin).decode())))
         output = guard.OutputBuffer(self._max_output)
         for _ in range(MAX_RECEIVES):
             if limit is not None and time.monotonic() > limit:
@@ -101,12 +144,9 @@ class CommandShell:
         raise ProtocolError(self.host, "command output never ended")
 
     def _start(self, command: str, arguments: list[str]) -> str:
-        cmd = ET.Element(f"{{{_RSP}}}CommandLine")
-        ET.SubElement(cmd, f"{{{_RSP}}}Command").text = command
-        for arg in arguments:
-            ET.SubElement(cmd, f"{{{_RSP}}}Arguments").text = arg
-        body = self._call(WSManAction.COMMAND, cmd, {"WINRS_SKIP_CMD_SHELL": "False"})
-        command_id = body.findtext("rsp:CommandResponse/rsp:CommandId", default=None, namespaces=NAMESPACES)
+        command_line = Body(("command", len(arguments)), _command_element, (command, *arguments))
+        body = self._call(WSManAction.COMMAND, command_line, _COMMAND_OPTIONS)
+        command_id = body.findtext(_COMMAND_ID)
         if not command_id:
             raise ProtocolError(self.host, "CommandResponse without a CommandId")
         return command_id
@@ -114,30 +154,26 @@ class CommandShell:
     def _receive(self, command_id: str, output: guard.OutputBuffer) -> int | None:
         """One Receive: its output into ``output``; the exit code once the command is done (-1 when we stopped
         it at the output cap), else None."""
-        receive = ET.Element(f"{{{_RSP}}}Receive")
-        ET.SubElement(receive, f"{{{_RSP}}}DesiredStream", CommandId=command_id).text = "stdout stderr"
         try:
-            body = self._call(WSManAction.RECEIVE, receive, {"WSMAN_CMDSHELL_OPTION_KEEPALIVE": "True"})
+            body = self._call(WSManAction.RECEIVE, Body(("receive",), _receive_element, (command_id,)), _KEEPALIVE)
         except WSManFault as fault:
             if fault.code == RECEIVE_TIMED_OUT:
                 return None  # no output yet: poll again
             raise
-        for s in body.findall("rsp:ReceiveResponse/rsp:Stream", NAMESPACES):
+        for s in body.iterfind(_STREAMS):
             if s.text:
                 output.add(s.attrib.get("Name", ""), base64.b64decode(s.text))
         if output.truncated:
             return -1  # stopped by us: it never finished
-        state = body.find("rsp:ReceiveResponse/rsp:CommandState", NAMESPACES)
+        state = body.find(_STATE)
         if state is None or state.attrib.get("State") != _DONE:
             return None
-        code = state.findtext("rsp:ExitCode", default=None, namespaces=NAMESPACES)
+        code = state.findtext(_EXIT_CODE)
         return int(code) if code not in (None, "") else 0
 
     def _terminate(self, command_id: str) -> None:
         try:
-            sig = ET.Element(f"{{{_RSP}}}Signal", CommandId=command_id)
-            ET.SubElement(sig, f"{{{_RSP}}}Code").text = _TERMINATE
-            self._call(WSManAction.SIGNAL, sig)
+            self._call(WSManAction.SIGNAL, Body(("signal",), _signal_element, (command_id,)))
         except (TransportError, WinRMError, requests.exceptions.RequestException):
             pass
 
@@ -151,13 +187,8 @@ class CommandShell:
             self.shell = shell
         return self.shell
 
-    def _call(self, action: str, body: ET.Element, options: dict[str, str] | None = None) -> ET.Element:
+    def _call(self, action: str, body: Body, option_set: OptionSet | None = None) -> ET.Element:
         shell = self._open()
-        option_set = None
-        if options:
-            option_set = OptionSet()
-            for key, value in options.items():
-                option_set.add_option(key, value)
         envelope = self._client().invoke(
             action,
             shell.resource_uri,
@@ -166,5 +197,5 @@ class CommandShell:
             selector_set=shell_selectors(shell),
             timeout=self._timeout(),
         )
-        found = envelope.find("s:Body", wmi.NS)
+        found = envelope.find(wmi.BODY)
         return found if found is not None else ET.Element("Body")

@@ -1,14 +1,18 @@
-"""WMI over WS-Management: the XML bodies for WQL Enumerate/Pull and method Invoke, and the parsing of WMI
-instances into plain dictionaries. Pure functions over ``xml.etree`` elements; no I/O here."""
+"""WMI over WS-Management: the XML bodies for WQL Enumerate/Pull and method Invoke (as ``envelope.Body``: a fixed
+shape and its values, rendered from a cached template), and the parsing of WMI instances into plain
+dictionaries. Pure functions over ``xml.etree`` elements; no I/O here."""
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from orchestrator.transport import cim_types
+from orchestrator.transport.envelope import Body
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -39,35 +43,70 @@ def enumerate_uri(namespace: str = "root/cimv2") -> str:
     return f"{WMI_BASE}/{namespace.strip('/').replace(chr(92), '/')}/*"
 
 
-def enumerate_body(query: str, max_elements: int = 32000) -> ET.Element:
+def _enumerate_element(max_elements: int, values: Sequence[str]) -> ET.Element:
     enum = ET.Element(f"{{{NS['wsen']}}}Enumerate")
     ET.SubElement(enum, f"{{{NS['wsman']}}}OptimizeEnumeration")
     ET.SubElement(enum, f"{{{NS['wsman']}}}MaxElements").text = str(max_elements)
-    ET.SubElement(enum, f"{{{NS['wsman']}}}Filter", Dialect=WQL_DIALECT).text = query
+    ET.SubElement(enum, f"{{{NS['wsman']}}}Filter", Dialect=WQL_DIALECT).text = values[0]
     return enum
 
 
-def pull_body(context: str, max_elements: int = 32000) -> ET.Element:
+def enumerate_body(query: str, max_elements: int = 32000) -> Body:
+    """An optimized WQL Enumerate (MS-WSMV 3.1.4.8): the query is its one value."""
+    return Body(("enumerate", max_elements), functools.partial(_enumerate_element, max_elements), (query,))
+
+
+def _pull_element(max_elements: int, values: Sequence[str]) -> ET.Element:
     pull = ET.Element(f"{{{NS['wsen']}}}Pull")
-    ET.SubElement(pull, f"{{{NS['wsen']}}}EnumerationContext").text = context
+    ET.SubElement(pull, f"{{{NS['wsen']}}}EnumerationContext").text = values[0]
     ET.SubElement(pull, f"{{{NS['wsen']}}}MaxElements").text = str(max_elements)
     return pull
 
 
-def invoke_body(class_name: str, method: str, params: dict[str, Any], namespace: str = "root/cimv2") -> ET.Element:
-    uri = class_uri(class_name, namespace)
+def pull_body(context: str, max_elements: int = 32000) -> Body:
+    """A Pull of an enumeration: the context is its one value."""
+    return Body(("pull", max_elements), functools.partial(_pull_element, max_elements), (context,))
+
+
+#: How one parameter value of a method call is written: its text (a slot), true/false, or xsi:nil.
+_TEXT, _TRUE, _FALSE, _NIL = "text", "true", "false", "nil"
+InvokeLayout = tuple[tuple[str, tuple[str, ...]], ...]  # per parameter: its name and how each value is written
+
+
+def _invoke_element(uri: str, method: str, layout: InvokeLayout, values: Sequence[str]) -> ET.Element:
     inp = ET.Element(f"{{{uri}}}{method}_INPUT")
+    texts = iter(values)
+    for name, kinds in layout:
+        for kind in kinds:
+            child = ET.SubElement(inp, f"{{{uri}}}{name}")
+            if kind == _NIL:
+                child.set(NIL, "true")
+            else:
+                child.text = next(texts) if kind == _TEXT else kind
+    return inp
+
+
+def _value_kind(value: Any) -> str:
+    if value is None:
+        return _NIL
+    if isinstance(value, bool):
+        return _TRUE if value else _FALSE
+    return _TEXT
+
+
+def invoke_body(class_name: str, method: str, params: dict[str, Any], namespace: str = "root/cimv2") -> Body:
+    """A method's ``<Method>_INPUT`` (MS-WSMV 3.1.4.17): an array parameter is one element per value, NULL is
+    ``xsi:nil``, booleans are true/false; every other value is text (a slot of the template)."""
+    uri = class_uri(class_name, namespace)
+    layout: list[tuple[str, tuple[str, ...]]] = []
+    texts: list[str] = []
     for name, value in params.items():
         values = value if isinstance(value, list | tuple) else [value]
-        for v in values:
-            child = ET.SubElement(inp, f"{{{uri}}}{name}")
-            if v is None:
-                child.set(NIL, "true")
-            elif isinstance(v, bool):
-                child.text = "true" if v else "false"
-            else:
-                child.text = str(v)
-    return inp
+        kinds = tuple(_value_kind(v) for v in values)
+        layout.append((name, kinds))
+        texts.extend(str(v) for v, kind in zip(values, kinds, strict=True) if kind == _TEXT)
+    frozen = tuple(layout)
+    return Body(("invoke", uri, method, frozen), functools.partial(_invoke_element, uri, method, frozen), tuple(texts))
 
 
 def _local(tag: str) -> str:
@@ -78,6 +117,7 @@ _XML_FRAGMENT = f"{{{NS['wsman']}}}XmlFragment"
 _FROM = re.compile(r"\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=256)  # the same few queries on every PC
 def query_class(query: str) -> str | None:
     """The class a WQL ``SELECT … FROM <Class> …`` reads (None when the text names none)."""
     m = _FROM.search(query)
@@ -137,25 +177,41 @@ def parse_instance(elem: ET.Element, class_name: str | None = None) -> WmiObject
     return out
 
 
+def _q(prefix: str, local: str) -> str:
+    """``{namespace}local``: ``find`` with such a plain tag and no prefix map is a direct scan of the children (no
+    path compilation and no prefix-map key per call, as ``find("wsen:…", NS)`` costs)."""
+    return f"{{{NS[prefix]}}}{local}"
+
+
+BODY = _q("s", "Body")
+_RESPONSES = (_q("wsen", "EnumerateResponse"), _q("wsen", "PullResponse"))
+_ITEMS = (_q("wsman", "Items"), _q("wsen", "Items"))
+_END = (_q("wsman", "EndOfSequence"), _q("wsen", "EndOfSequence"))
+_CONTEXT = _q("wsen", "EnumerationContext")
+
+
+def _first(parent: ET.Element, tags: tuple[str, ...]) -> ET.Element | None:
+    for tag in tags:
+        found = parent.find(tag)
+        if found is not None:
+            return found
+    return None
+
+
 def parse_enumeration(body: ET.Element, class_name: str | None = None) -> tuple[list[WmiObject], str | None, bool]:
     """(items, context, end_of_sequence) from an EnumerateResponse or PullResponse ``s:Body``. ``class_name``:
     the class the query reads (for XmlFragment items, which do not name it)."""
-    resp = body.find("wsen:EnumerateResponse", NS)
-    if resp is None:
-        resp = body.find("wsen:PullResponse", NS)
+    resp = _first(body, _RESPONSES)
     if resp is None:
         raise ValueError("neither EnumerateResponse nor PullResponse in the body")
-    items_elem = resp.find("wsman:Items", NS)
-    if items_elem is None:
-        items_elem = resp.find("wsen:Items", NS)
+    items_elem = _first(resp, _ITEMS)
     items = [parse_instance(child, class_name) for child in items_elem] if items_elem is not None else []
-    context = resp.findtext("wsen:EnumerationContext", default=None, namespaces=NS)
-    end = resp.find("wsman:EndOfSequence", NS) is not None or resp.find("wsen:EndOfSequence", NS) is not None
-    return items, (context or None), end
+    context = resp.findtext(_CONTEXT)
+    return items, (context or None), _first(resp, _END) is not None
 
 
 def parse_method_output(envelope: ET.Element, class_name: str, method: str) -> WmiObject:
-    body = envelope.find("s:Body", NS)
+    body = envelope.find(BODY)
     if body is None:
         raise ValueError("response has no s:Body")
     for child in body:

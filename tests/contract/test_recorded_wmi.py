@@ -351,7 +351,7 @@ def _lab_enumerate(lab: LabThread, query: str) -> list[ET.Element]:
     """The lab's raw answers (EnumerateResponse, then each PullResponse) to ``query``."""
     wsman = WSMan(_host(lab, "ok1").address, username=USER, password=PASSWORD, ssl=False, auth="ntlm")
     uri = wmi.enumerate_uri()
-    bodies = [wsman.enumerate(uri, wmi.enumerate_body(query))]
+    bodies = [wsman.enumerate(uri, wmi.enumerate_body(query).element())]
     for _ in range(50):
         last = bodies[-1]
         resp = last.find("wsen:EnumerateResponse", NAMESPACES) or last.find("wsen:PullResponse", NAMESPACES)
@@ -363,7 +363,7 @@ def _lab_enumerate(lab: LabThread, query: str) -> list[ET.Element]:
         ):
             break
         assert context
-        bodies.append(wsman.pull(uri, wmi.pull_body(context)))
+        bodies.append(wsman.pull(uri, wmi.pull_body(context).element()))
     return bodies
 
 
