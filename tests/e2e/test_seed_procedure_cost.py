@@ -6,6 +6,7 @@ and a PC without Office runs no ospp.vbs command."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from labkit import OFFICE16, hosts_by_name, read_report, room_spec, run_cli, start_lab
 
+from orchestrator.executor.options import DEFAULT_FORKS
 from orchestrator.lab.addresses import claim_prefix
 from orchestrator.lab.control_client import LabControl
 
@@ -34,7 +36,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         proc = run_cli("run", "seed-procedure.yml", "-i", inv, "--db", str(tmp / "h.db"), "--report", str(report))
         assert report.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
         ctl = LabControl(lab.control_url)
-        yield {"proc": proc, "report": read_report(report), "stats": ctl.stats(), "truth": ctl.hosts()}
+        with sqlite3.connect(tmp / "h.db") as db:
+            forks = db.execute("SELECT forks FROM runs").fetchall()
+        yield {"proc": proc, "report": read_report(report), "stats": ctl.stats(), "truth": ctl.hosts(), "forks": forks}
     finally:
         lab.stop()
         claim.release()
@@ -46,6 +50,7 @@ def _probe(report_host: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_pc_ends_licensed_and_reported_so(seeded: dict[str, Any]) -> None:
     assert seeded["proc"].returncode == 0, seeded["proc"].stdout[-3000:]
+    assert seeded["forks"] == [(DEFAULT_FORKS,)]  # no --forks given: the default, recorded in the history
     hosts = hosts_by_name(seeded["report"])
     assert {name: h["status"] for name, h in hosts.items()} == {h["name"]: "changed" for h in HOSTS}
     for snap in seeded["truth"]:
