@@ -320,6 +320,15 @@ def model_kmsfleet_s(names: list[str], seed: int, forks: int) -> float:
     return pool_wall(per_pc, forks)
 
 
+def model_figures(names: list[str], seed: int, kmsfleet_forks: int) -> dict[str, float]:
+    """``model_bounds`` and kmsfleet's own figure in the model, with ``--forks 50`` (the old default) and with
+    the forks the measured run used."""
+    out = model_bounds(names, seed)
+    for forks in sorted({50, kmsfleet_forks}):
+        out[f"model_kmsfleet_forks{forks}_s"] = model_kmsfleet_s(names, seed, forks)
+    return out
+
+
 def recorded_forks(db: Path) -> int:
     """The ``--forks`` a kmsfleet run used, as its history recorded it (the default unless the run was given one)."""
     import sqlite3
@@ -389,11 +398,9 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["speedup_site_forks40"] = out["ansible_forks40_s"] / out["kmsfleet_site_s"]
     out["per_pc"] = per_pc
     if opts.timing == "windows":
-        out.update(model_bounds(names, opts.seed))
-        for forks in sorted({50, out["kmsfleet_forks"]}):
-            out[f"model_kmsfleet_forks{forks}_s"] = model_kmsfleet_s(names, opts.seed, forks)
+        out.update(model_figures(names, opts.seed, out["kmsfleet_forks"]))
         if opts.hosts < SCHOOL:  # the same model for a whole school (measuring it takes Ansible ~9 min at forks 5)
-            school = model_bounds(pc_names(SCHOOL), opts.seed)
+            school = model_figures(pc_names(SCHOOL), opts.seed, out["kmsfleet_forks"])
             out.update({f"school{SCHOOL}_{key}": value for key, value in school.items()})
     out["hosts"] = opts.hosts
     out["latency_ms"] = opts.latency_ms
@@ -416,6 +423,20 @@ _PER_PC_ROWS = (
 )  # fmt: skip
 
 
+_KMSFLEET_MODEL = re.compile(r"^(?:school(\d+)_)?model_kmsfleet_forks(\d+)_s$")
+
+
+def _kmsfleet_model_rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``model_kmsfleet_forks<F>_s`` (and its ``school<N>_`` twin) as table rows."""
+    rows = []
+    for key, value in res.items():
+        match = _KMSFLEET_MODEL.match(key)
+        if match:
+            where = f", {match[1]} PCs" if match[1] else ""
+            rows.append((f"model{where}: kmsfleet --forks {match[2]}", fmt(value, "s"), ""))
+    return rows
+
+
 def _model_rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The Windows timing model's own ceiling (``model_bounds``), when measured on windows timing."""
     if "model_ideal_s" not in res:
@@ -427,11 +448,7 @@ def _model_rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{res['model_ansible_forks5_s']:.1f} / {res['model_ansible_forks40_s']:.1f} s",
             "",
         ),
-        *[
-            (f"model: kmsfleet --forks {key[len('model_kmsfleet_forks') : -2]}", fmt(value, "s"), "")
-            for key, value in res.items()
-            if key.startswith("model_kmsfleet_forks")
-        ],
+        *_kmsfleet_model_rows(res),
         ("model: speedup ceiling forks 5", fmt(res["model_bound_forks5"], "x", 1), ""),
         ("model: speedup ceiling forks 40", fmt(res["model_bound_forks40"], "x", 1), ""),
         *[

@@ -15,8 +15,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.ansible_compare import (  # noqa: E402
+    _model_rows,
     build_spec,
     model_bounds,
+    model_figures,
     model_kmsfleet_s,
     pc_names,
     per_pc_counts,
@@ -94,3 +96,13 @@ def test_kmsfleet_in_the_model_pays_the_ideal_plus_its_probe_and_one_licence_rea
     assert ideal < every_pc_at_once <= ideal + max(extra)
     # three waves of ten PCs take longer than one wave of thirty
     assert model_kmsfleet_s(names, seed=3, forks=10) > 2 * every_pc_at_once
+
+
+def test_model_figures_give_kmsfleet_with_the_old_and_the_run_forks_and_the_table_shows_them() -> None:
+    names = pc_names(120)
+    res = model_figures(names, seed=3, kmsfleet_forks=250)
+    assert res["model_kmsfleet_forks50_s"] == pytest.approx(model_kmsfleet_s(names, 3, 50))
+    # 120 PCs in three waves of 50, or all at once
+    assert res["model_kmsfleet_forks50_s"] > 2 * res["model_kmsfleet_forks250_s"]
+    rows = {label: value for label, value, _ in _model_rows(res)}
+    assert rows["model: kmsfleet --forks 250"] == f"{res['model_kmsfleet_forks250_s']:.2f} s"
