@@ -1,10 +1,9 @@
 """ospp_paths: which of the usual ospp.vbs paths exist on the PC - read-only, no licence read.
 
 One cmd.exe line of ``if exist`` tests (``gather.office_ospp_paths``): the cost of a ``cmd.exe`` start, not of a
-``powershell.exe`` start (seconds when cold) nor of a licensing class walk (the Software Protection provider
-answers for every SKU in the licence store). The bureau's procedure runs ospp.vbs from the Office folder where it
-is, so this is all ``seed-procedure.yml`` needs before its commands; the licences are read once, afterwards, as
-the record. Facts:
+``powershell.exe`` start nor of a licensing class walk (both seconds: docs/lab-timing.md). The bureau's procedure
+runs ospp.vbs where Office installed it, so this is all ``seed-procedure.yml`` needs before its commands; the
+licences are read once, afterwards, as the record. Facts:
 
     kmsfleet_ospp_paths   the ospp.vbs paths that exist (Office16 before Office15, Program Files before (x86))
     kmsfleet_ospp_path    the first of them, or None
