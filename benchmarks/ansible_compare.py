@@ -468,7 +468,7 @@ def print_per_pc(per_pc: dict[str, dict[str, float]]) -> None:
         print(f"{row:<26}" + "".join(f"{per_pc[n].get(row, 0):>16}" for n in names))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=40)
     parser.add_argument("--seed", type=int, default=3)
@@ -486,6 +486,11 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     if opts.quick:
         opts.hosts = min(opts.hosts, 10)
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_options(argv)
     with tempfile.TemporaryDirectory(prefix="kmsfleet-ansible-") as tmp:
         try:
             with time_limit(opts.timeout):
