@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ansible_compare.py            # 40 PCs (creates benchmarks/.ansible-venv once)
     .venv/bin/python benchmarks/ansible_compare.py --hosts 10 # smaller
+    .venv/bin/python benchmarks/ansible_compare.py --hosts 120 # a whole school (Ansible forks 5: about 9 min)
 
 Ansible: ``ansible-core`` and ``pywinrm`` from PyPI in their own virtualenv ``benchmarks/.ansible-venv`` (created
 by this script with pip on first use, then reused). It runs the bureau's command procedure with
@@ -23,7 +24,8 @@ Every contender gets a FRESH lab from the same spec and seed (every PC unlicense
 does the same work, and every contender's result is checked (all PCs must end licensed; Ansible's recap must show
 no failed or unreachable host).
 
-Keys: kmsfleet_s (seed-procedure.yml, same commands as Ansible), ansible_forks5_s, ansible_forks40_s,
+Keys: kmsfleet_s (seed-procedure.yml, same commands as Ansible), kmsfleet_forks (the --forks its history recorded:
+kmsfleet's default unless ``--kmsfleet-forks`` is given), ansible_forks5_s, ansible_forks40_s,
 speedup_forks5 = ansible_forks5_s / kmsfleet_s (target >= 20), speedup_forks40 (target >= 3); extras:
 kmsfleet_site_s and the speedups of site.yml.
 """
@@ -286,15 +288,54 @@ def model_bounds(names: list[str], seed: int, forks: tuple[int, ...] = (5, 40)) 
         tasks.append([base + pc.program_start("powershell", "") + r for r in runs])
     out = {"model_ideal_s": max(ideal)}
     for k in forks:
-        wall = 0.0
-        for index in range(len(_PROCEDURE)):
-            free = [0.0] * min(k, len(names))
-            for per_pc in tasks:
-                heapq.heappush(free, heapq.heappop(free) + per_pc[index])
-            wall += max(free)
+        wall = sum(pool_wall([per_pc[index] for per_pc in tasks], k) for index in range(len(_PROCEDURE)))
         out[f"model_ansible_forks{k}_s"] = wall
         out[f"model_bound_forks{k}"] = wall / out["model_ideal_s"]
     return out
+
+
+def pool_wall(times: list[float], forks: int) -> float:
+    """The wall time of jobs taken in order by ``forks`` workers, each starting the next job when it is free."""
+    free = [0.0] * max(1, min(forks, len(times)))
+    for seconds in times:
+        heapq.heappush(free, heapq.heappop(free) + seconds)
+    return max(free)
+
+
+def model_kmsfleet_s(names: list[str], seed: int, forks: int) -> float:
+    """kmsfleet's ``seed-procedure.yml`` in the same model, no client CPU: per PC one sign-in and one shell, the
+    ospp.vbs probe (one cmd.exe line), the seven commands, then the one licence read (Win32_OperatingSystem,
+    SoftwareLicensingService, SoftwareLicensingProduct, the SQL Server services); PCs taken by ``forks`` workers
+    as they come free (the free strategy)."""
+    timing = LabTiming("windows", seed)
+    per_pc: list[float] = []
+    for name in names:
+        f = timing.pc(name).figures
+        commands = sum(
+            f["cmd_start"] + timing.pc(name).program_start("cscript", args) + (f["kms_round_trip"] if kms else 0.0)
+            for args, kms in _PROCEDURE
+        )
+        licence_read = 3 * f["wql_query"] + f["slp_query"]
+        per_pc.append(f["signin"] + f["shell_create"] + f["cmd_start"] + commands + licence_read)
+    return pool_wall(per_pc, forks)
+
+
+def model_figures(names: list[str], seed: int, kmsfleet_forks: int) -> dict[str, float]:
+    """``model_bounds`` and kmsfleet's own figure in the model, with ``--forks 50`` (the old default) and with
+    the forks the measured run used."""
+    out = model_bounds(names, seed)
+    for forks in sorted({50, kmsfleet_forks}):
+        out[f"model_kmsfleet_forks{forks}_s"] = model_kmsfleet_s(names, seed, forks)
+    return out
+
+
+def recorded_forks(db: Path) -> int:
+    """The ``--forks`` a kmsfleet run used, as its history recorded it (the default unless the run was given one)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT forks FROM runs").fetchone()
+    return int(row[0]) if row else 0
 
 
 def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -311,11 +352,14 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     def kmsfleet(name: str, pb: Path) -> ChildUsage:
         with running_lab(workdir / name, spec=spec, seed=opts.seed, timing=opts.timing, name=name) as lab:
             inv = write_inventory(lab.inventory, workdir / f"{name}.yml")
-            usage = kmsfleet_run(pb, inv, workdir, timeout=opts.run_timeout, args=["--db", str(workdir / f"{name}.db")])
+            db = workdir / f"{name}.db"
+            args = ["--db", str(db), *(["--forks", str(opts.kmsfleet_forks)] if opts.kmsfleet_forks else [])]
+            usage = kmsfleet_run(pb, inv, workdir, timeout=opts.run_timeout, args=args)
             if usage.returncode != 0:
                 raise RuntimeError(f"kmsfleet {pb.name}: exit {usage.returncode}\n{usage.stdout[-2000:]}")
             check_lab(lab, opts.hosts, f"kmsfleet {pb.name}")
             per_pc[name] = per_pc_counts(lab.ctl.stats(), opts.hosts)
+            out["kmsfleet_forks"] = recorded_forks(db)
             return usage
 
     def ansible(forks: int) -> ChildUsage:
@@ -354,9 +398,9 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["speedup_site_forks40"] = out["ansible_forks40_s"] / out["kmsfleet_site_s"]
     out["per_pc"] = per_pc
     if opts.timing == "windows":
-        out.update(model_bounds(names, opts.seed))
+        out.update(model_figures(names, opts.seed, out["kmsfleet_forks"]))
         if opts.hosts < SCHOOL:  # the same model for a whole school (measuring it takes Ansible ~9 min at forks 5)
-            school = model_bounds(pc_names(SCHOOL), opts.seed)
+            school = model_figures(pc_names(SCHOOL), opts.seed, out["kmsfleet_forks"])
             out.update({f"school{SCHOOL}_{key}": value for key, value in school.items()})
     out["hosts"] = opts.hosts
     out["latency_ms"] = opts.latency_ms
@@ -379,6 +423,20 @@ _PER_PC_ROWS = (
 )  # fmt: skip
 
 
+_KMSFLEET_MODEL = re.compile(r"^(?:school(\d+)_)?model_kmsfleet_forks(\d+)_s$")
+
+
+def _kmsfleet_model_rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``model_kmsfleet_forks<F>_s`` (and its ``school<N>_`` twin) as table rows."""
+    rows = []
+    for key, value in res.items():
+        match = _KMSFLEET_MODEL.match(key)
+        if match:
+            where = f", {match[1]} PCs" if match[1] else ""
+            rows.append((f"model{where}: kmsfleet --forks {match[2]}", fmt(value, "s"), ""))
+    return rows
+
+
 def _model_rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The Windows timing model's own ceiling (``model_bounds``), when measured on windows timing."""
     if "model_ideal_s" not in res:
@@ -390,6 +448,7 @@ def _model_rows(res: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{res['model_ansible_forks5_s']:.1f} / {res['model_ansible_forks40_s']:.1f} s",
             "",
         ),
+        *_kmsfleet_model_rows(res),
         ("model: speedup ceiling forks 5", fmt(res["model_bound_forks5"], "x", 1), ""),
         ("model: speedup ceiling forks 40", fmt(res["model_bound_forks40"], "x", 1), ""),
         *[
@@ -409,7 +468,7 @@ def print_per_pc(per_pc: dict[str, dict[str, float]]) -> None:
         print(f"{row:<26}" + "".join(f"{per_pc[n].get(row, 0):>16}" for n in names))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=40)
     parser.add_argument("--seed", type=int, default=3)
@@ -417,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-ms", type=float, default=0.0, help="per-request latency of every PC, drawn from [0.6, 1.4] x this"
     )
     add_timing_options(parser)
+    parser.add_argument(
+        "--kmsfleet-forks", type=int, default=0, help="kmsfleet --forks (default: kmsfleet's own default)"
+    )
     parser.add_argument("--standin", action="store_true", help="use the stand-in playbooks even if real ones exist")
     parser.add_argument("--quick", action="store_true", help="10 PCs instead of 40")
     parser.add_argument("--run-timeout", type=float, default=600.0, help="limit for one contender, seconds")
@@ -424,6 +486,11 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     if opts.quick:
         opts.hosts = min(opts.hosts, 10)
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_options(argv)
     with tempfile.TemporaryDirectory(prefix="kmsfleet-ansible-") as tmp:
         try:
             with time_limit(opts.timeout):
@@ -452,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             ("kmsfleet seed-procedure (same commands)", fmt(res["kmsfleet_s"], "s"), ""),
             ("kmsfleet site.yml (WMI)", fmt(res["kmsfleet_site_s"], "s"), ""),
+            ("kmsfleet --forks (as recorded)", str(res["kmsfleet_forks"]), ""),
             ("ansible raw, forks 5 (default)", fmt(res["ansible_forks5_s"], "s"), ""),
             ("ansible raw, forks 40", fmt(res["ansible_forks40_s"], "s"), ""),
             ("speedup vs forks 5", fmt(res["speedup_forks5"], "x", 1), ">= 20"),

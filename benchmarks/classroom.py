@@ -20,7 +20,7 @@ path as the CLI, minus interpreter start-up and imports. Both sides of every rat
 call, so the fixed costs (loading the playbook and inventory, opening the history database) are in both;
 leaving out the ~0.5 s of process start-up keeps it out of both and makes the ratio stricter, not kinder.
 
-- ``wall_s``: wall time of the whole room, free strategy (default forks 50 > 40 PCs), on a fresh lab.
+- ``wall_s``: wall time of the whole room, free strategy (default forks 250 > 40 PCs), on a fresh lab.
 - ``critical_path_s``: MEASURED, not computed: the K PCs with the highest median latency (K = ``--solo``,
   default 3) are each run ALONE (``--limit PC``) on a fresh lab with the same spec and seed, so each sees exactly
   the delays it sees in the room run; the longest of these solo runs is the slowest PC's own sequential time.

@@ -15,6 +15,7 @@ import typer
 
 from orchestrator.cli.safe_console import SafeConsole
 from orchestrator.errors import InputError, KmsfleetError
+from orchestrator.executor.options import DEFAULT_FORKS
 from orchestrator.exitcodes import ExitCode
 
 P = ParamSpec("P")
@@ -109,7 +110,15 @@ def not_none(value: Any, what: str) -> Any:
 PASSWORD_ENV = "KMSFLEET_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 INVENTORY = typer.Option(..., "-i", "--inventory", help="Inventory file, directory or host list (repeatable).")
 LIMIT = typer.Option(None, "-l", "--limit", help="Host pattern: room101, pc0*, room101:!pc05, @failed, @unreachable.")
-FORKS = typer.Option(50, "-f", "--forks", min=1, max=5000, help="PCs worked on at the same time.")
+FORKS = typer.Option(
+    DEFAULT_FORKS,
+    "-f",
+    "--forks",
+    min=1,
+    max=5000,
+    help=f"PCs worked on at the same time (at most; a run on fewer PCs works on all of them at once). "
+    f"Default {DEFAULT_FORKS}.",
+)
 EXTRA_VARS = typer.Option([], "-e", "--extra-vars", help="key=value, @vars.yml or JSON.")
 REPORT = typer.Option([], "--report", help="Write a report: .json, .csv, .xml (JUnit), .html.")
 DB = typer.Option(None, "--db", envvar="KMSFLEET_DB", help="History database path or URL.")

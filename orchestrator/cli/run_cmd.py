@@ -28,6 +28,7 @@ from orchestrator.cli.common import (
     ASK_PASS,
     DB,
     EXTRA_VARS,
+    FORKS,
     HOST_TIMEOUT,
     INVENTORY,
     LANG,
@@ -41,7 +42,7 @@ from orchestrator.cli.common import (
     output_lang,
 )
 from orchestrator.errors import InputError, Location
-from orchestrator.executor.options import RunOptions
+from orchestrator.executor.options import DEFAULT_FORKS, RunOptions
 from orchestrator.exitcodes import ExitCode
 from orchestrator.results.models import RunResult
 
@@ -254,7 +255,13 @@ RUN_LIMIT = typer.Option(
 CHECK = typer.Option(False, "-C", "--check", help="Dry run: report what would change, change nothing.")
 DIFF = typer.Option(False, "-D", "--diff", help="Show before/after where meaningful.")
 RUN_FORKS = typer.Option(
-    None, "-f", "--forks", min=1, max=5000, help="PCs worked on at the same time (default 50 or ansible.cfg)."
+    None,
+    "-f",
+    "--forks",
+    min=1,
+    max=5000,
+    help=f"PCs worked on at the same time (at most; default {DEFAULT_FORKS}, or ansible.cfg's forks): a run on "
+    "fewer PCs works on all of them at once.",
 )
 STRATEGY = typer.Option("free", "--strategy", help="free (default: no PC waits) or linear (lock-step).")
 TAGS = typer.Option([], "-t", "--tags", help="Only tasks with these tags (comma lists allowed).")
@@ -379,7 +386,7 @@ def run(
     options = RunOptions(
         check=check,
         diff=diff,
-        forks=forks or config.forks or 50,
+        forks=forks or config.forks or DEFAULT_FORKS,
         connection_defaults=connection_defaults(config, user),
         strategy=strategy,
         tags=tag_set(tags),
@@ -421,7 +428,7 @@ def register(app: typer.Typer) -> None:
     def ping(
         inventory: list[str] = INVENTORY,
         limit: str | None = typer.Option(None, "-l", "--limit", help="Host pattern."),
-        forks: int = typer.Option(50, "-f", "--forks", min=1, max=5000),
+        forks: int = FORKS,
         ask_pass: bool = ASK_PASS,
         lang: str = typer.Option("en", "--lang", envvar="KMSFLEET_LANG"),
         verbose: int = typer.Option(0, "-v", "--verbose", count=True),

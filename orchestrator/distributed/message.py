@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.distributed.policy import plan_tasks, reads_local_files
 from orchestrator.errors import InputError, Location
+from orchestrator.executor.options import DEFAULT_FORKS
 from orchestrator.executor.plan import Plan, PlaySpec
 from orchestrator.executor.plan_codec import PlanCodecError, encode_plan
 from orchestrator.executor.state import RunOptions
@@ -70,7 +71,7 @@ class BatchOptions(_Model):
     # beyond what ``threading.Event.wait`` accepts (grace).
     check: bool = False
     diff: bool = False
-    forks: int = Field(default=50, ge=1, le=MAX_FORKS)
+    forks: int = Field(default=DEFAULT_FORKS, ge=1, le=MAX_FORKS)
     strategy: Literal["free", "linear"] = "free"
     tags: list[str] = []
     skip_tags: list[str] = []

@@ -6,12 +6,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: ``--forks`` unless given (or set in ansible.cfg): at most this many PCs at once. The runner's pool starts a thread
+#: only when a PC is waiting for one, so a run on fewer PCs starts one thread per PC and works on the whole room or
+#: school at once. Under Windows' own timing a PC's thread waits almost all the time (powershell.exe starts and
+#: licensing class walks take seconds), so PCs left for a later wave only lengthen the run (docs/lab-timing.md,
+#: "kmsfleet against Ansible"). The cap keeps threads, sockets and memory bounded on a city-size inventory.
+DEFAULT_FORKS = 250
+
 
 @dataclass(frozen=True)
 class RunOptions:
     check: bool = False
     diff: bool = False
-    forks: int = 50
+    forks: int = DEFAULT_FORKS
     strategy: str = "free"  # free | linear (a play's `strategy:` wins)
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()

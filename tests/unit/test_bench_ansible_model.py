@@ -14,7 +14,16 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.ansible_compare import build_spec, model_bounds, pc_names, per_pc_counts  # noqa: E402
+from benchmarks.ansible_compare import (  # noqa: E402
+    _model_rows,
+    build_spec,
+    model_bounds,
+    model_figures,
+    model_kmsfleet_s,
+    pc_names,
+    per_pc_counts,
+    pool_wall,
+)
 
 
 def test_per_pc_counts_divide_the_labs_counters_and_charges_by_the_pcs() -> None:
@@ -66,3 +75,34 @@ def test_pc_names_are_the_labs_names_for_the_spec() -> None:
     assert pc_names(3) == ["pc01", "pc02", "pc03"]
     assert pc_names(120)[0] == "pc001" and len(pc_names(120)) == 120
     assert build_spec(120)["hosts"] == [{"name": "pc[001:120]"}]
+
+
+def test_pool_wall_takes_jobs_in_order_as_workers_come_free() -> None:
+    assert pool_wall([3.0, 1.0, 1.0, 1.0], 2) == 3.0  # worker 2 runs the three short jobs meanwhile
+    assert pool_wall([1.0, 1.0, 1.0], 1) == 3.0
+    assert pool_wall([2.0, 5.0], 40) == 5.0
+    assert pool_wall([], 5) == 0.0
+
+
+def test_kmsfleet_in_the_model_pays_the_ideal_plus_its_probe_and_one_licence_read() -> None:
+    names = pc_names(30)
+    timing = LabTiming("windows", 3)
+    extra = []
+    for name in names:
+        f = timing.pc(name).figures
+        extra.append(f["cmd_start"] + 3 * f["wql_query"] + f["slp_query"])
+    every_pc_at_once = model_kmsfleet_s(names, seed=3, forks=30)
+    ideal = model_bounds(names, seed=3)["model_ideal_s"]
+    assert ideal < every_pc_at_once <= ideal + max(extra)
+    # three waves of ten PCs take longer than one wave of thirty
+    assert model_kmsfleet_s(names, seed=3, forks=10) > 2 * every_pc_at_once
+
+
+def test_model_figures_give_kmsfleet_with_the_old_and_the_run_forks_and_the_table_shows_them() -> None:
+    names = pc_names(120)
+    res = model_figures(names, seed=3, kmsfleet_forks=250)
+    assert res["model_kmsfleet_forks50_s"] == pytest.approx(model_kmsfleet_s(names, 3, 50))
+    # 120 PCs in three waves of 50, or all at once
+    assert res["model_kmsfleet_forks50_s"] > 2 * res["model_kmsfleet_forks250_s"]
+    rows = {label: value for label, value, _ in _model_rows(res)}
+    assert rows["model: kmsfleet --forks 250"] == f"{res['model_kmsfleet_forks250_s']:.2f} s"

@@ -26,12 +26,13 @@ from pydantic import Field
 from orchestrator.modules.base import Module, ModuleArgs, ModuleContext, ModuleOutcome, register
 from orchestrator.modules.licensing import gather
 from orchestrator.modules.licensing.model import NOT_APPLICABLE, LicensingFacts, Sku, licence_record
+from orchestrator.modules.licensing.ospp_paths import ospp_facts
 from orchestrator.modules.licensing.windows_kms import DEFAULT_RENEW_BELOW_DAYS
 from orchestrator.results.models import LicenceRecord
 
 
 class LicenseFactsArgs(ModuleArgs):
-    office_paths: bool = Field(False, description="find ospp.vbs (one PowerShell Test-Path call when Office is there)")
+    office_paths: bool = Field(False, description="find ospp.vbs (one cmd.exe `if exist` line when Office is there)")
     sql: bool = Field(True, description="inventory SQL Server instances (services; registry for version/edition)")
     renew_below_days: int = Field(
         DEFAULT_RENEW_BELOW_DAYS, ge=0, le=180, description="flag licences this close to expiry"
@@ -114,8 +115,7 @@ def summarise_facts(
         "kmsfleet_expiring": expiring,
     }
     if ospp_paths is not None:
-        out["kmsfleet_ospp_paths"] = ospp_paths
-        out["kmsfleet_ospp_path"] = ospp_paths[0] if ospp_paths else None
+        out.update(ospp_facts(ospp_paths))
     return out
 
 
