@@ -44,6 +44,7 @@ from orchestrator.lab.wsman.auth import (
     split_domain,
 )
 from orchestrator.lab.wsman.config import ServiceConfig
+from orchestrator.lab.wsman.ntlm_seal import session_security
 from orchestrator.lab.wsman.identify import identify_response, is_identify
 from orchestrator.lab.wsman.request import peek_message_id
 from orchestrator.lab.wsman.service import Outcome, WSManService
@@ -107,7 +108,7 @@ class PcRuntime:
 
 
 class _ConnState:
-    __slots__ = ("authed", "closed", "ctx", "endpoint", "pc", "peer", "tls", "user")
+    __slots__ = ("authed", "closed", "ctx", "endpoint", "pc", "peer", "seal", "tls", "user")
 
     def __init__(self, pc: PcRuntime, tls: bool, peer: str, endpoint: str) -> None:
         self.pc = pc
@@ -116,11 +117,13 @@ class _ConnState:
         self.endpoint = endpoint
         self.ctx: Any = None  # pyspnego acceptor (handshake in progress or established)
         self.authed = False  # NTLM/Negotiate completed on this connection
+        self.seal: Any = None  # what seals its messages once complete (lab/wsman/ntlm_seal.py)
         self.user = ""
         self.closed: asyncio.Event | None = None
 
     def reset_auth(self) -> None:
         self.ctx = None
+        self.seal = None
         self.authed = False
         self.user = ""
 
@@ -258,7 +261,7 @@ class WSManFrontEnd:
         conn.pc.connections.discard(handler)
         if conn.closed is not None:
             conn.closed.set()
-        conn.ctx = None
+        conn.ctx = conn.seal = None
 
     # ---- the request handler -----------------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -370,11 +373,11 @@ class WSManFrontEnd:
                 # AllowUnencrypted=false: an NTLM session on plain HTTP must seal its messages.
                 return self._unauthorized(pc, conn, "Unencrypted traffic is disabled on this host (AllowUnencrypted).")
             return body
-        if not conn.authed or conn.ctx is None:
+        if not conn.authed or conn.seal is None:
             return self._unauthorized(pc, conn)
         pc.counters["http:encrypted"] += 1
         try:
-            return encryption.unwrap(conn.ctx, body, content_type)
+            return encryption.unwrap(conn.seal, body, content_type)
         except encryption.EncryptionError:
             pc.counters["http:bad-encryption"] += 1
             resp = self._unauthorized(pc, conn)
@@ -419,9 +422,9 @@ class WSManFrontEnd:
         if not conn.pc.power_on or request.transport is None or request.transport.is_closing():
             return self._drop(request)
         if encrypted:
-            if conn.ctx is None:  # the connection was reset while the request was in flight
+            if conn.seal is None:  # the connection was reset while the request was in flight
                 return self._drop(request)
-            payload = encryption.wrap(conn.ctx, outcome.body)
+            payload = encryption.wrap(conn.seal, outcome.body)
             ctype = encryption.CONTENT_TYPE
         else:
             payload = outcome.body
@@ -463,6 +466,7 @@ class WSManFrontEnd:
                 conn.reset_auth()
                 return None
             conn.authed = True
+            conn.seal = session_security(conn.ctx)
             conn.user = name
         encoded = base64.b64encode(out).decode("ascii") if out else None
         return encoded, bool(conn.ctx.complete)
