@@ -91,9 +91,10 @@ def session_security(ctx: Any) -> Any:
     extended session security and key exchange (what every NTLMv2 client negotiates), else the context itself."""
     if not getattr(ctx, "complete", False):
         return ctx
-    ntlm: Any = getattr(ctx, "_context", ctx)  # pyspnego's Negotiate proxy holds the chosen NTLM context
-    if not isinstance(ntlm, NTLMProxy) or not ntlm.complete:
+    chosen = getattr(ctx, "_context", ctx)  # pyspnego's Negotiate proxy holds the chosen NTLM context
+    if not isinstance(chosen, NTLMProxy) or not chosen.complete:
         return ctx
+    ntlm: Any = chosen  # private attributes: read once, checked below
     try:
         flags = int(ntlm._context_attr)
         keys = (ntlm._sign_key_in, ntlm._sign_key_out)
