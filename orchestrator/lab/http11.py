@@ -97,7 +97,7 @@ class HttpServer:
 
 
 class HttpConnection(asyncio.Protocol):
-    __slots__ = ("_buf", "_idle", "server", "task", "transport")
+    __slots__ = ("_buf", "_idle", "_last", "server", "task", "transport")
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
@@ -105,6 +105,7 @@ class HttpConnection(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self._buf = bytearray()
         self._idle: asyncio.TimerHandle | None = None
+        self._last = 0.0  # loop time of the last answer (or of the connection's start)
 
     # ---- asyncio.Protocol ------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,7 +114,7 @@ class HttpConnection(asyncio.Protocol):
         self.server.connections.add(self)
         self.server.on_open(self, transport)
         if not transport.is_closing():
-            self._arm_idle()
+            self._touch()
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -150,7 +151,6 @@ class HttpConnection(asyncio.Protocol):
             return
         method, target, version, headers, body, used, too_large = parsed
         del self._buf[:used]
-        self._disarm_idle()
         path = unquote(target.split("?", 1)[0])
         request = HttpRequest(method, path, headers, body, self, too_large)
         keep_alive = _keep_alive(version, headers.get("connection", "")) and not too_large
@@ -168,7 +168,7 @@ class HttpConnection(asyncio.Protocol):
             return
         self._write(response, keep_alive and not response.close)
         if self.transport is not None and not self.transport.is_closing():
-            self._arm_idle()
+            self._touch()
             if self._buf:
                 self._next_request()
 
@@ -181,9 +181,12 @@ class HttpConnection(asyncio.Protocol):
             transport.close()
 
     # ---- idle connections ------------------------------------------------------------------------------------
-    def _arm_idle(self) -> None:
-        self._disarm_idle()
-        self._idle = asyncio.get_running_loop().call_later(self.server.keepalive_s, self._idle_out)
+    # One timer per connection, moved only when it fires: answering a request just notes the time.
+    def _touch(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last = loop.time()
+        if self._idle is None:
+            self._idle = loop.call_at(self._last + self.server.keepalive_s, self._idle_out)
 
     def _disarm_idle(self) -> None:
         if self._idle is not None:
@@ -192,8 +195,16 @@ class HttpConnection(asyncio.Protocol):
 
     def _idle_out(self) -> None:
         self._idle = None
-        if self.task is None and self.transport is not None:
-            self.transport.close()
+        if self.transport is None:
+            return
+        if self.task is not None:  # busy (a long-polling Receive, a hung request): idle only after its answer
+            self._touch()
+            return
+        due = self._last + self.server.keepalive_s
+        if asyncio.get_running_loop().time() < due:
+            self._idle = asyncio.get_running_loop().call_at(due, self._idle_out)
+            return
+        self.transport.close()
 
 
 _Parsed = tuple[str, str, str, dict[str, str], bytes, int, bool]
