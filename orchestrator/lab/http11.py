@@ -97,13 +97,14 @@ class HttpServer:
 
 
 class HttpConnection(asyncio.Protocol):
-    __slots__ = ("_buf", "_idle", "_last", "server", "task", "transport")
+    __slots__ = ("_buf", "_discard", "_idle", "_last", "server", "task", "transport")
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self._buf = bytearray()
+        self._discard = False  # the rest of a body over the limit: never read, the connection closes after the 413
         self._idle: asyncio.TimerHandle | None = None
         self._last = 0.0  # loop time of the last answer (or of the connection's start)
 
@@ -117,6 +118,8 @@ class HttpConnection(asyncio.Protocol):
             self._touch()
 
     def data_received(self, data: bytes) -> None:
+        if self._discard:
+            return
         self._buf += data
         if len(self._buf) > MAX_HEAD + self.server.max_body + 65536:  # more than one whole request can need
             self.abort()
@@ -151,7 +154,10 @@ class HttpConnection(asyncio.Protocol):
             return
         method, target, version, headers, body, used, too_large = parsed
         del self._buf[:used]
-        path = unquote(target.split("?", 1)[0])
+        if too_large:
+            self._buf.clear()
+            self._discard = True
+        path = unquote(_origin_path(target))
         request = HttpRequest(method, path, headers, body, self, too_large)
         keep_alive = _keep_alive(version, headers.get("connection", "")) and not too_large
         self.task = asyncio.get_running_loop().create_task(self._serve(request, keep_alive))
@@ -286,6 +292,14 @@ def _chunked(buf: bytearray, start: int, max_body: int, head: tuple[str, str, st
         chunks.append(bytes(buf[data_start : data_start + size]))
         pos = data_start + size + 2
     raise _BadRequest
+
+
+def _origin_path(target: str) -> str:
+    """The path of a request target: origin-form as sent, absolute-form without scheme and authority (RFC 9112
+    3.2.2), the query dropped."""
+    if "://" in target[:8]:
+        target = "/" + target.split("://", 1)[1].partition("/")[2]
+    return target.split("?", 1)[0]
 
 
 def _keep_alive(version: str, connection: str) -> bool:
