@@ -8,6 +8,8 @@ it, as one small ``asyncio.Protocol`` per connection (no request/response object
   rest of the body unread, as HTTP.sys does for a request over its limit).
 - Persistent connections (RFC 9112 9.3): HTTP/1.1 stays open unless either side says ``Connection: close``;
   HTTP/1.0 closes unless the client asked for keep-alive. An idle connection is closed after ``keepalive_s``.
+- A head that no HTTP/1.x client sends (no request line, a field without a colon, HTTP/1.1 without ``Host``)
+  is answered 400 and the connection closed (RFC 9112 3.2, 5).
 - Every answer carries ``Date`` and ``Content-Length`` (RFC 9110 6.6.1, 8.6), as HTTP.sys's do; a handler's
   ``drop`` aborts the connection without an answer.
 A handler's coroutine is not cancelled when the client goes away (it finishes and its answer is discarded), so a
@@ -258,6 +260,8 @@ def _head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
         key = name.lower()
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    if parts[2] != "HTTP/1.0" and "host" not in headers:  # RFC 9112 3.2: HTTP/1.1 without Host is a 400
+        raise _BadRequest
     return parts[0], parts[1], parts[2], headers
 
 

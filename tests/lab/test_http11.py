@@ -74,7 +74,8 @@ def test_a_body_split_over_many_writes_and_a_chunked_body_are_read_whole() -> No
             await writer.drain()
         assert (await _answer(reader))[2] == b"POST /wsman 300 "
         chunked = (
-            b"POST /wsman HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            b"POST /wsman HTTP/1.1\r\nHost: pc\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
         )
         writer.write(chunked)
         assert (await _answer(reader))[2] == b"POST /wsman 11 "
@@ -133,7 +134,13 @@ def test_a_body_over_the_limit_is_answered_unread_and_the_connection_closed() ->
 
 
 def test_malformed_and_oversized_heads_get_400_and_close() -> None:
-    for bad in (b"NONSENSE\r\n\r\n", b"POST /wsman HTTP/1.1\r\nno colon here\r\n\r\n", b"POST / HTTP/1.1\r\nX: y\r\n"):
+    bad_heads = (
+        b"NONSENSE\r\n\r\n",
+        b"POST /wsman HTTP/1.1\r\nHost: pc\r\nno colon here\r\n\r\n",
+        b"POST /wsman HTTP/1.1\r\nContent-Length: 0\r\n\r\n",  # HTTP/1.1 without Host
+        b"POST / HTTP/1.1\r\nX: y\r\n",
+    )
+    for bad in bad_heads:
         payload = bad if bad.endswith(b"\r\n\r\n") else bad + b"X-Pad: " + b"p" * (MAX_HEAD + 10)
 
         async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes = payload) -> None:
@@ -157,7 +164,7 @@ def test_the_lab_reads_a_chunked_anonymous_identify(start_lab: StartLab) -> None
     async def main() -> bytes:
         reader, writer = await asyncio.open_connection(lab.hosts[0].address, 5985)
         try:
-            head = "POST /wsman HTTP/1.1\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n"
+            head = "POST /wsman HTTP/1.1\r\nHost: pc\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n"
             head += "WSMANIDENTIFY: unauthenticated\r\nTransfer-Encoding: chunked\r\n\r\n"
             half = len(identify) // 2
             body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (identify[:half], identify[half:]))
