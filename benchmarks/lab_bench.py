@@ -15,16 +15,22 @@ drive the 40-PC lab from client threads, one pypsrp ``WSMan`` per PC, NTLM with 
   ``lab_cpu_ms_per_request`` (target <= 0.5 ms); the same phase on a second, instant lab gives
   ``instant_lab_cpu_ms_per_request`` (many more requests: a finer figure). Why the two differ:
   docs/lab-performance.md.
+- Floor: ``bare_cpu_ms_per_request`` is the CPU per request of a bare asyncio HTTP responder (a fixed 4 KB
+  answer: no parsing, no NTLM, no WS-Man) driven at the Windows-timed phase's pace by the same number of client
+  threads: what the machine charges any Python server for a request that wakes it up.
 
 Targets: 5,000 PCs up in < 30 s and < 1 GB RSS. The last line of output is one JSON object with the keys
-start_s_40, rss_mb_40, start_s_5000, rss_mb_5000, receive_rps, wql_rps, lab_cpu_ms_per_request.
+start_s_40, rss_mb_40, start_s_5000, rss_mb_5000, receive_rps, wql_rps, lab_cpu_ms_per_request,
+instant_lab_cpu_ms_per_request, bare_cpu_ms_per_request.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import random
 import re
 import select
 import signal
@@ -262,6 +268,62 @@ def _instant_wql_cpu(work: Path, threads: int, seconds: float) -> float:
         lab.stop()
 
 
+# A bare asyncio HTTP/1.1 responder on a loopback port: reads each request's head and Content-Length body and
+# answers a fixed 4 KB (the size of a sealed WQL answer); prints its port.
+BARE_SERVER = """
+import asyncio
+ANSWER = b"HTTP/1.1 200 OK\\r\\nServer: bare\\r\\nContent-Length: 4096\\r\\n\\r\\n" + b"x" * 4096
+class Bare(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buf = transport, b""
+    def data_received(self, data):
+        self.buf += data
+        end = self.buf.find(b"\\r\\n\\r\\n")
+        if end < 0:
+            return
+        length = int(self.buf[:end].lower().split(b"content-length:")[1].split(b"\\r\\n")[0])
+        if len(self.buf) >= end + 4 + length:
+            self.buf = self.buf[end + 4 + length:]
+            self.transport.write(ANSWER)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Bare, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+def _bare_cpu(threads: int, seconds: float, rate: float) -> float:
+    """CPU ms per request of the bare responder, each client thread pausing so that all together send about
+    ``rate`` requests per second (the Windows-timed WQL phase's pace)."""
+    proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        pause = threads / max(rate, 0.1)
+        body = b"y" * 3000
+
+        def work(_host: dict[str, Any], deadline: float) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            sent = 0
+            for _ in range(100_000):
+                if time.perf_counter() >= deadline:
+                    break
+                conn.request("POST", "/wsman", body=body, headers={"Content-Type": "application/soap+xml"})
+                conn.getresponse().read()
+                sent += 1
+                time.sleep(min(pause * random.uniform(0.5, 1.5), max(0.0, deadline - time.perf_counter())))
+            conn.close()
+            return sent
+
+        cpu_before = _cpu_s(proc.pid)
+        requests, _ = _run_threads([{}], threads, seconds, work)
+        return (_cpu_s(proc.pid) - cpu_before) * 1000 / max(requests, 1)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip the 5,000-PC start; 3 s load phases")
@@ -285,6 +347,7 @@ def main() -> int:
             _close_clients()
             lab.stop()
         results["instant_lab_cpu_ms_per_request"] = _instant_wql_cpu(work, args.threads, seconds)
+        results["bare_cpu_ms_per_request"] = _bare_cpu(args.threads, seconds, results["wql_rps"] or 1.0)
         if args.quick:
             results["start_s_5000"] = results["rss_mb_5000"] = None
         else:
@@ -307,6 +370,7 @@ def main() -> int:
     print(f"{'WQL Enumerate (NTLM+enc, ' + str(args.threads) + ' thr)':<34}{fmt(results['wql_rps'], 'req/s'):>16}")
     print(f"{'lab CPU per WQL request':<34}{fmt(results['lab_cpu_ms_per_request'], 'ms'):>16}{'<= 0.5 ms':>16}")
     print(f"{'  the same, instant lab':<34}{fmt(results['instant_lab_cpu_ms_per_request'], 'ms'):>16}{'':>16}")
+    print(f"{'  bare asyncio responder, same pace':<34}{fmt(results['bare_cpu_ms_per_request'], 'ms'):>16}{'':>16}")
     keys = (
         "start_s_40",
         "rss_mb_40",
@@ -316,6 +380,7 @@ def main() -> int:
         "wql_rps",
         "lab_cpu_ms_per_request",
         "instant_lab_cpu_ms_per_request",
+        "bare_cpu_ms_per_request",
     )
     print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in results.items() if k in keys}))
     return 0

@@ -1,6 +1,6 @@
 """The lab's HTTP(S) listeners: one per simulated PC address on 5985 (and 5986 when the PC has HTTPS), all
-served by one aiohttp low-level server in one event loop. The handler finds the PC from the socket's local
-address.
+served by the lab's HTTP/1.1 protocol (lab/http11.py) in one event loop. The handler finds the PC from the
+socket's local address.
 
 Per request: the body is read in full (also before a 401), then the PC's latency is waited, then
 authentication (per TCP connection for NTLM/Negotiate, per request for Basic; a completed sign-in spends the
@@ -25,10 +25,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web, web_protocol, web_server
-from multidict import CIMultiDict
 from spnego.exceptions import SpnegoError
 
+from orchestrator.lab.http11 import HttpConnection, HttpRequest, HttpResponse, HttpServer
 from orchestrator.lab.provider import SimulatedHost
 from orchestrator.lab.spec import Faults, LabHostConfig
 from orchestrator.lab.timing import PcTiming, instant_pc
@@ -45,6 +44,7 @@ from orchestrator.lab.wsman.auth import (
 )
 from orchestrator.lab.wsman.config import ServiceConfig
 from orchestrator.lab.wsman.identify import identify_response, is_identify
+from orchestrator.lab.wsman.ntlm_seal import session_security
 from orchestrator.lab.wsman.request import peek_message_id
 from orchestrator.lab.wsman.service import Outcome, WSManService
 from orchestrator.lab.wsman.shell import CallerInfo
@@ -107,7 +107,7 @@ class PcRuntime:
 
 
 class _ConnState:
-    __slots__ = ("authed", "closed", "ctx", "endpoint", "pc", "peer", "tls", "user")
+    __slots__ = ("authed", "closed", "ctx", "endpoint", "pc", "peer", "seal", "tls", "user")
 
     def __init__(self, pc: PcRuntime, tls: bool, peer: str, endpoint: str) -> None:
         self.pc = pc
@@ -116,29 +116,15 @@ class _ConnState:
         self.endpoint = endpoint
         self.ctx: Any = None  # pyspnego acceptor (handshake in progress or established)
         self.authed = False  # NTLM/Negotiate completed on this connection
+        self.seal: Any = None  # what seals its messages once complete (lab/wsman/ntlm_seal.py)
         self.user = ""
         self.closed: asyncio.Event | None = None
 
     def reset_auth(self) -> None:
         self.ctx = None
+        self.seal = None
         self.authed = False
         self.user = ""
-
-
-class _Manager(web_server.Server):
-    """aiohttp's low-level server with hooks that attach our per-connection state."""
-
-    def __init__(self, front: WSManFrontEnd, **kwargs: Any) -> None:
-        super().__init__(front.handle, **kwargs)
-        self.front = front
-
-    def connection_made(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> None:
-        super().connection_made(handler, transport)
-        self.front.connection_made(handler, transport)
-
-    def connection_lost(self, handler: web_protocol.RequestHandler, exc: BaseException | None = None) -> None:
-        super().connection_lost(handler, exc)
-        self.front.connection_lost(handler)
 
 
 class WSManFrontEnd:
@@ -161,8 +147,8 @@ class WSManFrontEnd:
         self.credentials = CredentialStore()
         self.acceptor = NtlmAcceptor()
         self.max_http_body = service_config.max_envelope_bytes * 2 + _BODY_SLACK
-        self._conns: dict[web_protocol.RequestHandler, _ConnState] = {}
-        self._manager: _Manager | None = None
+        self._conns: dict[HttpConnection, _ConnState] = {}
+        self._http: HttpServer | None = None
         self._stopping = asyncio.Event()
         self.totals: Counter[str] = Counter()
 
@@ -172,13 +158,12 @@ class WSManFrontEnd:
             first = self.pcs[0]
             user, password = first.host.ntlm_credentials()
             ensure_user_file_variable(self.credentials.path_for(user, password, first.config.computer_name))
-        self._manager = _Manager(
-            self,
-            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
-            access_log=None,
-            lingering_time=2.0,
-            max_field_size=65536,
-            max_line_size=8190,
+        self._http = HttpServer(
+            self.handle,
+            max_body=self.max_http_body,
+            keepalive_s=KEEPALIVE_TIMEOUT_S,
+            on_open=self.connection_made,
+            on_close=self.connection_lost,
         )
         for pc in self.pcs:
             if pc.power_on:
@@ -189,25 +174,25 @@ class WSManFrontEnd:
         for pc in self.pcs:
             self._close_listeners(pc)
             self._abort_connections(pc)
-        if self._manager is not None:
+        if self._http is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._manager.shutdown(1.0), 3.0)
+                await asyncio.wait_for(self._http.close_all(1.0), 3.0)
         for pc in self.pcs:
             pc.service.reset()
         self.credentials.close()
 
     async def _listen(self, pc: PcRuntime) -> None:
-        assert self._manager is not None
+        assert self._http is not None
         require_loopback(pc.address)
         loop = asyncio.get_running_loop()
         if pc.config.http:
             pc.listeners.append(
-                await loop.create_server(self._manager, pc.address, self.http_port, reuse_address=True, backlog=128)
+                await loop.create_server(self._http, pc.address, self.http_port, reuse_address=True, backlog=128)
             )
         if pc.config.https and self.ssl_context is not None:
             pc.listeners.append(
                 await loop.create_server(
-                    self._manager, pc.address, self.https_port, ssl=self.ssl_context, reuse_address=True, backlog=128
+                    self._http, pc.address, self.https_port, ssl=self.ssl_context, reuse_address=True, backlog=128
                 )
             )
 
@@ -217,10 +202,8 @@ class WSManFrontEnd:
         pc.listeners.clear()
 
     def _abort_connections(self, pc: PcRuntime) -> None:
-        for handler in list(pc.connections):
-            transport = handler.transport
-            if transport is not None:
-                transport.abort()
+        for connection in list(pc.connections):
+            connection.abort()
 
     async def set_power(self, pc: PcRuntime, on: bool) -> None:
         if on == pc.power_on:
@@ -234,7 +217,7 @@ class WSManFrontEnd:
             pc.service.reset()
 
     # ---- connections ----------------------------------------------------------------------------------------
-    def connection_made(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> None:
+    def connection_made(self, handler: HttpConnection, transport: asyncio.Transport) -> None:
         sockname = transport.get_extra_info("sockname")
         peername = transport.get_extra_info("peername")
         pc = self.by_address.get(sockname[0]) if sockname else None
@@ -251,83 +234,80 @@ class WSManFrontEnd:
         self._conns[handler] = _ConnState(pc, tls, peername[0] if peername else "", endpoint)
         pc.connections.add(handler)
 
-    def connection_lost(self, handler: web_protocol.RequestHandler) -> None:
+    def connection_lost(self, handler: HttpConnection) -> None:
         conn = self._conns.pop(handler, None)
         if conn is None:
             return
         conn.pc.connections.discard(handler)
         if conn.closed is not None:
             conn.closed.set()
-        conn.ctx = None
+        conn.ctx = conn.seal = None
 
     # ---- the request handler -----------------------------------------------------------------------------------
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def handle(self, request: HttpRequest) -> HttpResponse:
         conn = self._conns.get(request.protocol)
         if conn is None or not conn.pc.power_on:
             return self._drop(request)
         pc = conn.pc
         self.totals["http"] += 1
         body = await self._receive(request, pc)
-        if isinstance(body, web.StreamResponse):
+        if isinstance(body, HttpResponse):
             return body
         signed_in = await self._authenticate(request, conn, body)
-        if isinstance(signed_in, web.StreamResponse):
+        if isinstance(signed_in, HttpResponse):
             return signed_in
         caller_user, extra_headers = signed_in
         if not body:
             return _plain(200, extra=extra_headers)
-        content_type = request.headers.get("Content-Type", "")
+        content_type = request.headers.get("content-type", "")
         encrypted = encryption.is_encrypted(content_type)
         plain = self._open(conn, body, content_type, encrypted)
-        if isinstance(plain, web.StreamResponse):
+        if isinstance(plain, HttpResponse):
             return plain
         if len(plain) > pc.service.config.max_envelope_bytes:  # the PC's own MaxEnvelopeSizekb (150 KB on WinRM 2.0)
             pc.counters["http:413"] += 1
             return _plain(413, extra=extra_headers)
         outcome = await self._serve(request, conn, plain, caller_user)
-        if isinstance(outcome, web.StreamResponse):
+        if isinstance(outcome, HttpResponse):
             return outcome
         return self._answer(request, conn, outcome, encrypted, extra_headers)
 
-    async def _receive(self, request: web.BaseRequest, pc: PcRuntime) -> bytes | web.StreamResponse:
+    async def _receive(self, request: HttpRequest, pc: PcRuntime) -> bytes | HttpResponse:
         """The body of a request after the PC's network latency, or the answer that needs no sign-in: HTTP.sys's
         (404, 405, 413), none (the PC went off meanwhile), or Test-WSMan's anonymous Identify."""
-        body = await self._read_request(request, pc)
-        if isinstance(body, web.StreamResponse):
+        body = self._read_request(request, pc)
+        if isinstance(body, HttpResponse):
             return body
         await self._latency(pc)
         if not pc.power_on:
             return self._drop(request)
-        if request.headers.get("WSMANIDENTIFY", "").strip().lower() == "unauthenticated" and is_identify(body):
+        if request.headers.get("wsmanidentify", "").strip().lower() == "unauthenticated" and is_identify(body):
             # Test-WSMan's anonymous probe: answered without a logon, the OS version hidden
             pc.counters["Identify:anonymous"] += 1
-            headers = CIMultiDict([("Server", SERVER_HEADER), ("Content-Type", SOAP_CONTENT_TYPE)])
-            return web.Response(status=200, body=identify_response(None), headers=headers)
+            headers = [("Server", SERVER_HEADER), ("Content-Type", SOAP_CONTENT_TYPE)]
+            return HttpResponse(200, identify_response(None), headers)
         return body
 
-    async def _read_request(self, request: web.BaseRequest, pc: PcRuntime) -> bytes | web.StreamResponse:
+    def _read_request(self, request: HttpRequest, pc: PcRuntime) -> bytes | HttpResponse:
         """The body of a POST to /wsman, or the answer HTTP.sys gives anything else (404, 405, 413)."""
         if request.path.rstrip("/").lower() != "/wsman":  # HTTP.sys: no listener registered for this URL
-            await _drain(request, self.max_http_body)
             return _plain(404)
         if request.method != "POST":
-            await _drain(request, self.max_http_body)
             return _plain(405, extra=[("Allow", "POST")])
-        body = await _read_body(request, self.max_http_body)
-        if body is None:
+        if request.too_large:  # over the limit: answered unread, then the connection closes (lab/http11.py)
             pc.counters["http:413"] += 1
             resp = _plain(413)
-            resp.force_close()
+            resp.close = True
             return resp
-        return body
+        return request.body
 
     async def _authenticate(
-        self, request: web.BaseRequest, conn: _ConnState, body: bytes
-    ) -> tuple[str, list[tuple[str, str]]] | web.StreamResponse:
+        self, request: HttpRequest, conn: _ConnState, body: bytes
+    ) -> tuple[str, list[tuple[str, str]]] | HttpResponse:
         """The caller's user name and the headers the answer must carry (the last NTLM leg's token), or the
         answer to send instead (a 401 challenge or refusal, an empty 200 after a body-less sign-in)."""
         pc = conn.pc
-        header = request.headers.get("Authorization")
+        header = request.headers.get("authorization")
         if header is None:
             return (conn.user, []) if conn.authed else self._unauthorized(pc, conn)
         auth = parse_authorization(header)
@@ -345,7 +325,7 @@ class WSManFrontEnd:
 
     async def _negotiate_leg(
         self, conn: _ConnState, token: bytes, raw_scheme: str, body: bytes
-    ) -> tuple[str, list[tuple[str, str]]] | web.StreamResponse:
+    ) -> tuple[str, list[tuple[str, str]]] | HttpResponse:
         pc = conn.pc
         result = self._negotiate(conn, token, raw_scheme)
         if result is None:
@@ -361,7 +341,7 @@ class WSManFrontEnd:
             return _plain(200, extra=extra_headers)
         return conn.user, extra_headers
 
-    def _open(self, conn: _ConnState, body: bytes, content_type: str, encrypted: bool) -> bytes | web.StreamResponse:
+    def _open(self, conn: _ConnState, body: bytes, content_type: str, encrypted: bool) -> bytes | HttpResponse:
         """The SOAP envelope of a request: decrypted with the connection's NTLM session, or as sent when
         unencrypted traffic is allowed on this connection."""
         pc = conn.pc
@@ -370,20 +350,20 @@ class WSManFrontEnd:
                 # AllowUnencrypted=false: an NTLM session on plain HTTP must seal its messages.
                 return self._unauthorized(pc, conn, "Unencrypted traffic is disabled on this host (AllowUnencrypted).")
             return body
-        if not conn.authed or conn.ctx is None:
+        if not conn.authed or conn.seal is None:
             return self._unauthorized(pc, conn)
         pc.counters["http:encrypted"] += 1
         try:
-            return encryption.unwrap(conn.ctx, body, content_type)
+            return encryption.unwrap(conn.seal, body, content_type)
         except encryption.EncryptionError:
             pc.counters["http:bad-encryption"] += 1
             resp = self._unauthorized(pc, conn)
-            resp.force_close()
+            resp.close = True
             return resp
 
     async def _serve(
-        self, request: web.BaseRequest, conn: _ConnState, plain: bytes, caller_user: str
-    ) -> Outcome | web.StreamResponse:
+        self, request: HttpRequest, conn: _ConnState, plain: bytes, caller_user: str
+    ) -> Outcome | HttpResponse:
         """The WS-Management answer, unless an injected fault (drop / hang / unauthorized / http500) replaces it."""
         pc = conn.pc
         injected = self._draw_fault(pc)
@@ -408,26 +388,26 @@ class WSManFrontEnd:
 
     def _answer(
         self,
-        request: web.BaseRequest,
+        request: HttpRequest,
         conn: _ConnState,
         outcome: Outcome,
         encrypted: bool,
         extra_headers: list[tuple[str, str]],
-    ) -> web.StreamResponse:
+    ) -> HttpResponse:
         """The HTTP response carrying ``outcome``, sealed when the request was."""
         self.totals["soap"] += 1
         if not conn.pc.power_on or request.transport is None or request.transport.is_closing():
             return self._drop(request)
         if encrypted:
-            if conn.ctx is None:  # the connection was reset while the request was in flight
+            if conn.seal is None:  # the connection was reset while the request was in flight
                 return self._drop(request)
-            payload = encryption.wrap(conn.ctx, outcome.body)
+            payload = encryption.wrap(conn.seal, outcome.body)
             ctype = encryption.CONTENT_TYPE
         else:
             payload = outcome.body
             ctype = SOAP_CONTENT_TYPE
-        headers = CIMultiDict([("Server", SERVER_HEADER), ("Content-Type", ctype), *extra_headers])
-        return web.Response(status=outcome.status, body=payload, headers=headers)
+        headers = [("Server", SERVER_HEADER), ("Content-Type", ctype), *extra_headers]
+        return HttpResponse(outcome.status, payload, headers)
 
     # ---- pieces ------------------------------------------------------------------------------------------------
     def _basic_user(self, conn: _ConnState, token: bytes) -> str | None:
@@ -463,20 +443,20 @@ class WSManFrontEnd:
                 conn.reset_auth()
                 return None
             conn.authed = True
+            conn.seal = session_security(conn.ctx)
             conn.user = name
         encoded = base64.b64encode(out).decode("ascii") if out else None
         return encoded, bool(conn.ctx.complete)
 
-    def _unauthorized(self, pc: PcRuntime, conn: _ConnState, reason: str = "") -> web.Response:
+    def _unauthorized(self, pc: PcRuntime, conn: _ConnState, reason: str = "") -> HttpResponse:
         conn.reset_auth()
         pc.counters["http:401"] += 1
         challenge = [("WWW-Authenticate", "Negotiate")]
         if self.config.basic and (conn.tls or self.allow_unencrypted):
             challenge.append(("WWW-Authenticate", 'Basic realm="WSMAN"'))
         if reason:
-            headers = CIMultiDict([("Server", SERVER_HEADER), ("Content-Type", "text/plain; charset=utf-8")])
-            headers.extend(challenge)
-            return web.Response(status=401, body=reason.encode("utf-8"), headers=headers)
+            headers = [("Server", SERVER_HEADER), ("Content-Type", "text/plain; charset=utf-8"), *challenge]
+            return HttpResponse(401, reason.encode("utf-8"), headers)
         return _plain(401, extra=challenge)
 
     async def _latency(self, pc: PcRuntime) -> None:
@@ -506,14 +486,10 @@ class WSManFrontEnd:
             for w in waiters:
                 w.cancel()
 
-    def _drop(self, request: web.BaseRequest) -> web.Response:
+    def _drop(self, request: HttpRequest) -> HttpResponse:
         """Close the connection without answering."""
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        resp = web.Response(status=204)
-        resp.force_close()
-        return resp
+        request.protocol.abort()
+        return HttpResponse(204, drop=True)
 
     # ---- stats -----------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -536,33 +512,8 @@ async def _spend(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def _plain(status: int, extra: list[tuple[str, str]] | None = None) -> web.Response:
-    headers = CIMultiDict([("Server", SERVER_HEADER)])
-    if extra:
-        headers.extend(extra)
-    return web.Response(status=status, body=b"", headers=headers)
-
-
-async def _read_body(request: web.BaseRequest, limit: int) -> bytes | None:
-    """The whole request body, or None when it exceeds ``limit`` (then the connection is not reusable)."""
-    length = request.content_length
-    if length is not None and length > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _drain(request: web.BaseRequest, limit: int) -> None:
-    await _read_body(request, limit)
+def _plain(status: int, extra: list[tuple[str, str]] | None = None) -> HttpResponse:
+    return HttpResponse(status, b"", [("Server", SERVER_HEADER), *(extra or ())])
 
 
 def _message_id(plain: bytes) -> str | None:
