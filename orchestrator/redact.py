@@ -19,6 +19,8 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 MASK = "********"
@@ -29,11 +31,51 @@ MIN_SECRET = 4
 #: Shortest encoded form (base64 core, hex) worth hiding: shorter ones would match unrelated text.
 MIN_ENCODED = 6
 
+#: Texts up to this long have their scrubbed form remembered (field names, statuses, product names: the same few
+#: hundred strings in every PC's results); longer ones are always scanned.
+CACHE_TEXT_LEN = 256
+#: Remembered texts at most; the memo starts afresh when full (bounded memory whatever PCs answer).
+CACHE_ENTRIES = 8192
+
+
+@dataclass(frozen=True)
+class _Scrubber:
+    """The compiled pattern of the secrets registered so far, with memos of its answers. A new one replaces it
+    whenever a secret or a secret name is registered, so a memo never outlives the secrets it was made for (a
+    thread still holding the old one fills only the old memos)."""
+
+    pattern: re.Pattern[str] | None
+    texts: dict[str, str] = field(default_factory=dict)  # text -> text scrubbed
+    keys: dict[str, tuple[str, bool]] = field(default_factory=dict)  # key -> (key scrubbed, names a secret)
+
+    def text(self, text: str) -> str:
+        if self.pattern is None or not text:
+            return text
+        if len(text) > CACHE_TEXT_LEN:
+            return self.pattern.sub(MASK, text)
+        done = self.texts.get(text)
+        if done is None:
+            done = self.pattern.sub(MASK, text)
+            if len(self.texts) >= CACHE_ENTRIES:
+                self.texts.clear()
+            self.texts[text] = done
+        return done
+
+    def key(self, key: str) -> tuple[str, bool]:
+        known = self.keys.get(key)
+        if known is None:
+            known = (self.text(key), is_secret_name(key))
+            if len(self.keys) >= CACHE_ENTRIES:
+                self.keys.clear()
+            self.keys[key] = known
+        return known
+
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _forms: set[str] = set()
 _names: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+_scrubber = _Scrubber(None)
 
 
 def _py_repr(s: str) -> str:
@@ -180,7 +222,7 @@ def _trie_regex(words: Iterable[str]) -> str:
 
 def register_secret(secret: str | None) -> None:
     """Remember a secret so that every later ``redact_*`` call hides it in any rendering."""
-    global _pattern
+    global _scrubber
     if not secret or len(secret) < MIN_SECRET:
         return
     with _lock:
@@ -188,7 +230,7 @@ def register_secret(secret: str | None) -> None:
             return
         _secrets.add(secret)
         _forms.update(renderings(secret))
-        _pattern = re.compile(_trie_regex(_forms))
+        _scrubber = _Scrubber(re.compile(_trie_regex(_forms)))
 
 
 def register_secret_values(value: Any, depth: int = 0) -> None:
@@ -208,8 +250,11 @@ def register_secret_values(value: Any, depth: int = 0) -> None:
 
 def register_secret_name(name: str) -> None:
     """Mark a variable name as secret (a fact set from a secret): ``redact`` masks its value whole."""
+    global _scrubber
     with _lock:
-        _names.add(name)
+        if name not in _names:
+            _names.add(name)
+            _scrubber = _Scrubber(_scrubber.pattern)  # the key memo knew it as no secret
 
 
 def is_secret_name(name: str) -> bool:
@@ -222,28 +267,39 @@ def is_secret_value(value: Any) -> bool:
 
 
 def redact_text(text: str) -> str:
-    pattern = _pattern
-    if pattern is None or not text:
-        return text
-    return pattern.sub(MASK, text)
+    return _scrubber.text(text)
 
 
 def redact(value: Any, extra_names: frozenset[str] = frozenset()) -> Any:
     """Redact a JSON-like value: secret-named keys (and ``extra_names``) are masked whole, every string is
     scrubbed. Mappings come back as dicts, tuples as lists."""
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, Mapping):
-        return {
-            (redact_text(k) if isinstance(k, str) else k): (
-                MASK
-                if isinstance(k, str) and (is_secret_name(k) or k in extra_names) and v not in (None, "")
-                else redact(v, extra_names)
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(v, extra_names) for v in value]
+    return _walk(_scrubber, value, extra_names, dates=False)
+
+
+def redact_plain(value: Any) -> Any:
+    """``redact`` of a frozen result value made plain for ``json.dumps`` in the same pass: mappings as dicts,
+    tuples as lists and datetimes as ISO text (what ``results.models.thaw`` gives), then scrubbed."""
+    return _walk(_scrubber, value, frozenset(), dates=True)
+
+
+def _walk(scrub: _Scrubber, value: Any, extra: frozenset[str], *, dates: bool) -> Any:
+    kind = type(value)
+    if kind is str or isinstance(value, str):
+        return scrub.text(value)
+    if kind is dict or isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            if isinstance(k, str):
+                shown, secret = scrub.key(k)
+                masked = (secret or k in extra) and v not in (None, "")
+                out[shown] = MASK if masked else _walk(scrub, v, extra, dates=dates)
+            else:
+                out[k] = _walk(scrub, v, extra, dates=dates)
+        return out
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
+        return [_walk(scrub, v, extra, dates=dates) for v in value]
+    if dates and isinstance(value, datetime):
+        return scrub.text(value.isoformat())
     return value
 
 

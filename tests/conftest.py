@@ -30,9 +30,10 @@ def _secrets_registered_by_a_test_stay_in_that_test() -> Iterator[None]:
     from orchestrator import redact
 
     with redact._lock:
-        saved = (set(redact._secrets), set(redact._forms), set(redact._names), redact._pattern)
+        saved = (set(redact._secrets), set(redact._forms), set(redact._names), redact._scrubber.pattern)
     try:
         yield
     finally:
         with redact._lock:
-            redact._secrets, redact._forms, redact._names, redact._pattern = saved
+            redact._secrets, redact._forms, redact._names, pattern = saved
+            redact._scrubber = redact._Scrubber(pattern)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from orchestrator.redact import redact_text
 from orchestrator.results.schema import FLEET, TABLES
 
 PROBLEM_STATUSES = ("failed", "unreachable", "auth_refused")
@@ -87,10 +88,10 @@ _HOST_COLUMNS = (
 class _Statements:
     """The statements of ``update_latest``, built once per dialect with bound parameters (``b_*``): building
     them anew for every finished PC cost about a tenth of the controller's CPU in a fleet audit
-    (docs/performance.md)."""
+    (docs/performance.md). Each runs once per batch of PCs (``executemany`` or an ``IN`` list)."""
 
     upsert: Any
-    newer: Any
+    seen: Any
     drop_older: Any
     found: Any
     set_category: Any
@@ -107,26 +108,34 @@ def _build(dialect: str) -> _Statements:
     new = stmt.excluded
     same_run = _HL.c.run_id == new.run_id
     streak = case(
-        (~new.status.in_(PROBLEM_STATUSES), 0),
+        (~or_(*(new.status == status for status in PROBLEM_STATUSES)), 0),  # no IN list: one executemany
         (same_run, case((_HL.c.fail_streak > 0, _HL.c.fail_streak), else_=1)),
         else_=_HL.c.fail_streak + 1,
     )
     changed = {k: getattr(new, k) for k in _HOST_COLUMNS if k not in ("host", "category", "fail_streak")}
-    mine = and_(_LL.c.host == _bind(_LL.c.host), _LL.c.product.in_(bindparam("b_products", expanding=True)))
+    hosts = bindparam("b_hosts", expanding=True, type_=_HL.c.host.type)
     return _Statements(
         upsert=stmt.on_conflict_do_update(
             index_elements=[_HL.c.host], set_={**changed, "fail_streak": streak}, where=_HL.c.finished <= new.finished
         ),
-        newer=select(_LL.c.product).where(and_(mine, _LL.c.seen_at > _bind(_LL.c.seen_at))),
-        drop_older=delete(_LL).where(and_(mine, _LL.c.seen_at <= _bind(_LL.c.seen_at))),
-        found=select(_HL.c.status, _LL.c.license_status)
+        seen=select(_LL.c.host, _LL.c.product, _LL.c.seen_at).where(_LL.c.host.in_(hosts)),
+        drop_older=delete(_LL).where(
+            and_(
+                _LL.c.host == _bind(_LL.c.host),
+                _LL.c.product == _bind(_LL.c.product),
+                _LL.c.seen_at <= _bind(_LL.c.seen_at),
+            )
+        ),
+        found=select(_HL.c.host, _HL.c.status, _LL.c.license_status)
         .join_from(_HL, _LL, _LL.c.host == _HL.c.host, isouter=True)
-        .where(_HL.c.host == _bind(_HL.c.host)),
+        .where(_HL.c.host.in_(hosts)),
         set_category=update(_HL).where(_HL.c.host == _bind(_HL.c.host)).values(category=_bind(_HL.c.category)),
     )
 
 
 _BUILT: dict[str, _Statements] = {}
+#: PCs per statement at most in ``update_latest_many`` (``IN`` lists stay far below any backend's limit).
+CHUNK = 500
 
 
 def _statements(conn: Connection) -> _Statements:
@@ -137,28 +146,74 @@ def _statements(conn: Connection) -> _Statements:
     return built
 
 
+Finished = tuple[Mapping[Any, Any], Sequence[Mapping[Any, Any]]]  # a host_results row and its licence_state rows
+
+
 def update_latest(conn: Connection, host: Mapping[Any, Any], licences: Sequence[Mapping[Any, Any]]) -> None:
     """Fold one finished host (its ``host_results`` row and ``licence_state`` rows) into the latest tables."""
+    update_latest_many(conn, [(host, licences)])
+
+
+def update_latest_many(conn: Connection, finished: Sequence[Finished]) -> None:
+    """Fold finished hosts into the latest tables with a few statements per batch, whatever its size. Hosts
+    are handled in name order (one lock order for every writer: no deadlock on PostgreSQL). A host given twice,
+    or two names that read the same once scrubbed of secrets, are folded one after the other, as they came."""
+    keyed = [(redact_text(str(h["host"])), (h, lics)) for h, lics in finished]
+    if len({key for key, _ in keyed}) < len(keyed):
+        for _, one in keyed:
+            _fold(conn, {redact_text(str(one[0]["host"])): one})
+        return
+    ordered = dict(sorted(keyed, key=lambda item: item[0]))
+    names = list(ordered)
+    for start in range(0, len(names), CHUNK):
+        _fold(conn, {key: ordered[key] for key in names[start : start + CHUNK]})
+
+
+def _fold(conn: Connection, batch: Mapping[str, Finished]) -> None:
+    """``update_latest_many`` for hosts of distinct stored names (``batch``: stored name -> finished host)."""
     do = _statements(conn)
+    conn.execute(do.upsert, [_host_latest_values(h) for h, _ in batch.values()])
+    with_licences = [key for key, (_, lics) in batch.items() if lics]
+    if with_licences:
+        seen: dict[str, list[tuple[str, datetime]]] = {}
+        for name, product, at in conn.execute(do.seen, {"b_hosts": with_licences}):
+            seen.setdefault(str(name), []).append((str(product), at))
+        drop: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        for key in with_licences:
+            host, licences = batch[key]
+            at = _as_stored(host["finished"])
+            newer = {product for product, stored in seen.get(key, ()) if _as_stored(stored) > at}
+            products = sorted({str(lic["product"]) for lic in licences})
+            drop += [{"b_host": host["host"], "b_product": p, "b_seen_at": host["finished"]} for p in products]
+            rows += [_licence_latest_row(lic) for lic in licences if redact_text(str(lic["product"])) not in newer]
+        if drop:
+            conn.execute(do.drop_older, drop)
+        if rows:
+            conn.execute(_LL.insert(), rows)
+    found: dict[str, list[tuple[str, int | None]]] = {}
+    for name, status, licence_status in conn.execute(do.found, {"b_hosts": list(batch)}):
+        found.setdefault(str(name), []).append((str(status), licence_status))
+    categories = []
+    for key, (host, _) in batch.items():
+        rows_found = found.get(key, [])
+        status = rows_found[0][0] if rows_found else str(host["status"])
+        category = category_of(status, (row[1] for row in rows_found))
+        categories.append({"b_host": host["host"], "b_category": category})
+    conn.execute(do.set_category, categories)
+
+
+def _host_latest_values(host: Mapping[Any, Any]) -> dict[str, Any]:
     site, room = site_and_room(_groups(host["groups"]))
     problem = host["status"] in PROBLEM_STATUSES
     values = {name: host[name] for name in _HOST_COLUMNS if name not in ("category", "site", "room", "fail_streak")}
     values |= {"category": "unknown", "site": site, "room": room, "fail_streak": 1 if problem else 0}
-    conn.execute(do.upsert, {f"b_{k}": v for k, v in values.items()})
-    name = host["host"]
-    seen = host["finished"]
-    products = sorted({str(lic["product"]) for lic in licences})
-    if products:
-        mine = {"b_host": name, "b_products": products, "b_seen_at": seen}
-        newer = set(conn.scalars(do.newer, mine))
-        conn.execute(do.drop_older, mine)
-        rows = [_licence_latest_row(lic) for lic in licences if lic["product"] not in newer]
-        if rows:
-            conn.execute(_LL.insert(), rows)
-    found = conn.execute(do.found, {"b_host": name}).all()
-    status = str(found[0][0]) if found else str(host["status"])
-    category = category_of(status, (row[1] for row in found))
-    conn.execute(do.set_category, {"b_host": name, "b_category": category})
+    return {f"b_{k}": v for k, v in values.items()}
+
+
+def _as_stored(at: datetime) -> datetime:
+    """A time as the database compares it: UTC (naive values are UTC, as ``schema.UTCDateTime`` stores them)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _licence_latest_row(lic: Mapping[Any, Any]) -> dict[str, Any]:
@@ -239,4 +294,5 @@ __all__ = [
     "site_and_room",
     "store_run_licence_counts",
     "update_latest",
+    "update_latest_many",
 ]

@@ -44,8 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from orchestrator.redact import redact, redact_text
-from orchestrator.results.models import thaw
+from orchestrator.redact import redact_plain, redact_text
 
 SCHEMA_VERSION_TABLE = "schema_version"
 LATEST_VIEW = "latest_licence"
@@ -72,8 +71,9 @@ class EncodedJSON(str):
 def encode_json(value: Any) -> EncodedJSON:
     """Redact and encode a value for a ``RedactedJSON`` column now, on the calling thread (the history writer
     then only stores text; see ``results/recorder.py``). Secret-looking keys and registered secrets are masked
-    *before* encoding, so escapes cannot hide a secret from the scrubber."""
-    return EncodedJSON(json.dumps(redact(thaw(value)), ensure_ascii=False, separators=(",", ":"), default=str))
+    *before* encoding, so escapes cannot hide a secret from the scrubber. One pass makes the frozen value plain
+    (as ``results.models.thaw``) and scrubs it."""
+    return EncodedJSON(json.dumps(redact_plain(value), ensure_ascii=False, separators=(",", ":"), default=str))
 
 
 class RedactedJSON(TypeDecorator[Any]):

@@ -54,7 +54,7 @@ from orchestrator.results.codec import (
     licence_from_row,
     task_from_row,
 )
-from orchestrator.results.latest import rebuild_latest, store_run_licence_counts, update_latest
+from orchestrator.results.latest import rebuild_latest, store_run_licence_counts, update_latest_many
 from orchestrator.results.models import (
     HostResult,
     HostStatus,
@@ -529,9 +529,10 @@ class HistoryStore:
     def _replace_hosts(conn: Connection, run_id: str, batch: Sequence[HostRows], existing: set[str]) -> None:
         if not batch:
             return
-        for host in existing:
+        if existing:
+            keys = [{"b_run": run_id, "b_host": host} for host in sorted(existing)]
             for statement in _DELETE_HOST:
-                conn.execute(statement, {"b_run": run_id, "b_host": host})
+                conn.execute(statement, keys)
         conn.execute(_INSERT_HOST, [b.host for b in batch])
         tasks = [row for b in batch for row in b.tasks]
         if tasks:
@@ -539,9 +540,11 @@ class HistoryStore:
         licences = [row for b in batch for row in b.licences]
         if licences:
             conn.execute(_INSERT_LICENCES, licences)
-        for b in sorted(batch, key=lambda b: b.name):  # one order for every writer: no deadlock on PostgreSQL
-            if not (b.host["status"] == HostStatus.NOT_RUN.value and b.host["msg"] == PENDING_MSG):
-                update_latest(conn, b.host, b.licences)
+        finished = [
+            b for b in batch if not (b.host["status"] == HostStatus.NOT_RUN.value and b.host["msg"] == PENDING_MSG)
+        ]
+        if finished:
+            update_latest_many(conn, [(b.host, b.licences) for b in finished])
 
     @staticmethod
     def _run_exists_in(conn: Connection, run_id: str) -> bool:

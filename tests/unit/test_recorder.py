@@ -1,4 +1,4 @@
-"""The history recorder on real SQLite files: workers hand results over, one writer thread saves them."""
+"""The history recorder on real SQLite files: workers hand results over, saved in batches by whoever is due."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy import text
 from orchestrator.executor.reporter import Fanout
 from orchestrator.results.models import HostResult, HostTaskResult, RunInfo, RunResult
 from orchestrator.results.recorder import HistoryWriteError, StoreReporter
-from orchestrator.results.store import HistoryStore
+from orchestrator.results.store import PENDING_MSG, HistoryStore
 
 
 def _stored_hosts(db: Path, run_id: str) -> set[str]:
@@ -138,7 +138,7 @@ def test_fanout_keeps_going_past_a_broken_reporter_and_tells_the_others_once() -
 def test_workers_never_wait_for_the_seat_and_hosts_queued_meanwhile_are_saved_together(tmp_path: Path) -> None:
     result = make_run(200)
     store = HistoryStore(tmp_path / "history.db")
-    recorder = StoreReporter(store)
+    recorder = StoreReporter(store, batch_hosts=1)  # every host due at once: the seat is the only limit
     entered, gate = threading.Event(), threading.Event()
     real = store.record_prepared
     sizes: list[int] = []
@@ -165,4 +165,64 @@ def test_workers_never_wait_for_the_seat_and_hosts_queued_meanwhile_are_saved_to
     recorder.run_done(result)
     with store._engine.connect() as conn:
         assert conn.scalar(text("select count(*) from host_results")) == 200
+    store.close()
+
+
+def _counting(store: HistoryStore) -> list[int]:
+    """Wrap ``store.record_prepared`` to note the size of every batch it is given."""
+    real = store.record_prepared
+    sizes: list[int] = []
+
+    def counted(run_id: str, hosts: Any) -> None:
+        sizes.append(len(hosts))
+        real(run_id, hosts)
+
+    store.record_prepared = counted  # type: ignore[method-assign]
+    return sizes
+
+
+def test_hosts_are_saved_in_batches_of_the_configured_size(tmp_path: Path) -> None:
+    result = make_run(230)
+    store = HistoryStore(tmp_path / "history.db")
+    sizes = _counting(store)
+    recorder = StoreReporter(store, batch_hosts=50, flush_seconds=60)
+    recorder.run_started(result.info, [h.host for h in result.hosts])
+    for h in result.hosts:
+        recorder.host_done(h)
+    assert sizes == [50, 50, 50, 50]  # the last 30 are not due yet
+    assert len(_stored_finished(store, result.info.id)) == 200
+    recorder.run_done(result)
+    assert sizes == [50, 50, 50, 50, 30]
+    assert store.load_run(result.info.id) == result
+    store.close()
+
+
+def _stored_finished(store: HistoryStore, run_id: str) -> set[str]:
+    with store._engine.connect() as conn:
+        rows = conn.execute(
+            text("select host from host_results where run_id = :r and msg != :pending"),
+            {"r": run_id, "pending": PENDING_MSG},
+        )
+        return {str(r[0]) for r in rows}
+
+
+def test_a_host_no_worker_comes_back_for_reaches_the_database_within_the_flush_time(tmp_path: Path) -> None:
+    result = make_run(3)
+    db = tmp_path / "history.db"
+    store = HistoryStore(db)
+    recorder = StoreReporter(store, batch_hosts=1000, flush_seconds=0.3)
+    recorder.run_started(result.info, [h.host for h in result.hosts])
+    started = time.monotonic()
+    for h in result.hosts:
+        recorder.host_done(h)  # far from a batch: only the flusher saves them
+    expected = {h.host for h in result.hosts}
+    with HistoryStore(db) as reader:  # another connection, as ``kmsfleet history`` during the run
+        while _stored_finished(reader, result.info.id) != expected and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        assert _stored_finished(reader, result.info.id) == expected
+    assert time.monotonic() - started < 2.0
+    flusher = recorder._flusher
+    assert flusher is not None and flusher.is_alive()
+    recorder.close()
+    assert not flusher.is_alive()  # closing stops the flusher
     store.close()
