@@ -12,6 +12,8 @@ from jinja2.runtime import Undefined
 from markupsafe import Markup
 
 from orchestrator.redact import redact_text
+from orchestrator.results.packed import Packer
+from orchestrator.templating.frozen import FrozenVars
 from orchestrator.templating.limits import (
     MAX_DATA_DEPTH,
     MAX_ITEMS,
@@ -42,11 +44,23 @@ def _has_template(value: Any, depth: int = 0) -> bool:
         return True  # let render() report the nesting
     if isinstance(value, LazyMapping):
         return False
+    if isinstance(value, FrozenVars):
+        return value.templated  # known when frozen: no decoding to find out
     if isinstance(value, Mapping):
         return any(_has_template(k, depth + 1) or _has_template(v, depth + 1) for k, v in value.items())
     if isinstance(value, list | tuple):
         return any(_has_template(v, depth + 1) for v in value)
     return False
+
+
+def has_template(value: Any) -> bool:
+    """True when ``value`` (any YAML data) holds a string Jinja2 would change."""
+    return _has_template(value)
+
+
+def freeze_vars(values: Mapping[str, Any], packer: Packer) -> FrozenVars | None:
+    """``values`` as a compact ``FrozenVars`` (None when they cannot be frozen: keep them as they are)."""
+    return FrozenVars.encode(values, packer, templated=_has_template(values))
 
 
 class LazyMapping(Mapping[str, Any]):

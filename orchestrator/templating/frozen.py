@@ -1,0 +1,77 @@
+"""A finished PC's variables kept compact for ``hostvars``: packed bytes (``results.packed``), decoded when read.
+
+A PC's live variables (inventory variables, facts, set_fact and registered results, every string an
+``UnsafeText``) cost tens of kilobytes as Python objects, and a run keeps them for every PC until it ends, because
+another PC may still read them through ``hostvars`` (as in Ansible). ``FrozenVars`` holds them packed instead:
+the same values, read-only, decoded on access (``UnsafeText`` stays unsafe). The few keys other PCs actually read
+(the audit reads each PC's ``kmsfleet_cmid``) are remembered after their first decode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from types import MappingProxyType
+from typing import Any
+
+from orchestrator.results.packed import ABSENT, Packed, Packer
+
+_NO_OVERLAY: Mapping[str, Any] = MappingProxyType({})
+
+
+class FrozenVars(Mapping[str, Any]):
+    """Read-only variables of a finished PC. ``templated`` says whether any value is a template (so a caller
+    deciding whether to render them need not decode them); ``over(extra)`` is a view with ``extra`` winning."""
+
+    __slots__ = ("_blob", "_over", "templated")
+
+    def __init__(self, blob: Packed, templated: bool, over: Mapping[str, Any] = _NO_OVERLAY) -> None:
+        self._blob = blob
+        self._over = over
+        self.templated = templated
+
+    @classmethod
+    def encode(cls, values: Mapping[str, Any], packer: Packer, *, templated: bool) -> FrozenVars | None:
+        """The frozen form of ``values``; None when some value cannot be pickled (the caller keeps it live)."""
+        blob = packer.pack(values)
+        return None if blob is None else cls(blob, templated)
+
+    def over(self, extra: Mapping[str, Any], extra_templated: bool) -> FrozenVars:
+        """A view of the same values with ``extra`` (``-e`` variables) winning over them."""
+        return FrozenVars(self._blob, self.templated or extra_templated, {**self._over, **extra})
+
+    def thaw(self) -> dict[str, Any]:
+        """Every value, decoded (a new dict), the overlay applied."""
+        values = self._blob.decode()
+        values.update(self._over)
+        return values
+
+    @property
+    def encoded_size(self) -> int:
+        return self._blob.size
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._over:
+            return self._over[key]
+        found = self._blob.lookup(key)
+        if found is ABSENT:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (key in self._over or self._blob.lookup(key) is not ABSENT)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.thaw())
+
+    def __len__(self) -> int:
+        return len(self.thaw())
+
+    # one decode for a whole walk (rendering, ``| to_json``, ``dict2items``), not one per key
+    def keys(self) -> KeysView[str]:
+        return self.thaw().keys()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self.thaw().items()
+
+    def values(self) -> ValuesView[Any]:
+        return self.thaw().values()
