@@ -17,7 +17,7 @@ from __future__ import annotations
 import pickle
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import ItemsView, KeysView, Mapping, ValuesView
 from typing import Any
 
 #: Keys whose decoded value (or absence) a packed mapping remembers.
@@ -88,3 +88,22 @@ class Packer:
             return Packed(zlib.compress(raw, ZLIB_LEVEL), None)
         deflater = zlib.compressobj(ZLIB_LEVEL, zdict=zdict)
         return Packed(deflater.compress(raw) + deflater.flush(), zdict)
+
+
+class DecodedWalk(Mapping[str, Any]):
+    """Base of the mappings over a ``Packed``: a walk (``keys``, ``items``, ``values``: rendering, ``thaw``,
+    ``to_json``) reads one decoded copy (``_whole``), not one decode per key."""
+
+    __slots__ = ()
+
+    def _whole(self) -> Mapping[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def keys(self) -> KeysView[str]:
+        return self._whole().keys()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self._whole().items()
+
+    def values(self) -> ValuesView[Any]:
+        return self._whole().values()

@@ -9,16 +9,16 @@ the same values, read-only, decoded on access (``UnsafeText`` stays unsafe). The
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from orchestrator.results.packed import ABSENT, Packed, Packer
+from orchestrator.results.packed import ABSENT, DecodedWalk, Packed, Packer
 
 _NO_OVERLAY: Mapping[str, Any] = MappingProxyType({})
 
 
-class FrozenVars(Mapping[str, Any]):
+class FrozenVars(DecodedWalk):
     """Read-only variables of a finished PC. ``templated`` says whether any value is a template (so a caller
     deciding whether to render them need not decode them); ``over(extra)`` is a view with ``extra`` winning."""
 
@@ -38,6 +38,9 @@ class FrozenVars(Mapping[str, Any]):
     def over(self, extra: Mapping[str, Any], extra_templated: bool) -> FrozenVars:
         """A view of the same values with ``extra`` (``-e`` variables) winning over them."""
         return FrozenVars(self._blob, self.templated or extra_templated, {**self._over, **extra})
+
+    def _whole(self) -> Mapping[str, Any]:
+        return self.thaw()
 
     def thaw(self) -> dict[str, Any]:
         """Every value, decoded (a new dict), the overlay applied."""
@@ -65,13 +68,3 @@ class FrozenVars(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.thaw())
-
-    # one decode for a whole walk (rendering, ``| to_json``, ``dict2items``), not one per key
-    def keys(self) -> KeysView[str]:
-        return self.thaw().keys()
-
-    def items(self) -> ItemsView[str, Any]:
-        return self.thaw().items()
-
-    def values(self) -> ValuesView[Any]:
-        return self.thaw().values()
