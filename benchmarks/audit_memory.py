@@ -6,7 +6,7 @@
 The lab (``--timing instant``) runs in its own process, so its memory is not counted. The bundled ``audit.yml``
 runs in this process through ``orchestrator.api.run_playbook`` (history off, ``--forks`` 50). A sampling thread
 reads this process's RSS from ``/proc/self/statm`` every 0.2 s. Printed as one JSON line: hosts, rss_start_mb
-(everything imported, lab up), rss_peak_mb, kb_per_pc ((peak - start) / PCs), the run's wall time, and with
+(everything imported, lab up), rss_peak_mb, kb_per_pc ((peak - start) / PCs), the run's wall and CPU time, and with
 ``--tracemalloc`` the Python heap traced when the run ends (the ``RunResult`` still held) and its largest sites.
 """
 
@@ -71,18 +71,19 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         start = rss_mb()
         sampler = PeakSampler()
         sampler.start()
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         request = RunRequest(
             playbook=str(pb), inventory=[str(lab.inventory)], history=False, options=RunOptions(forks=opts.forks)
         )
         result = run_playbook(request)
-        wall = time.monotonic() - t0
+        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
         sampler.stop.set()
         sampler.join()
         out: dict[str, Any] = {"hosts": opts.hosts, "rss_start_mb": round(start, 1)}
         out["rss_peak_mb"] = round(max(sampler.peak, rss_mb()), 1)
         out["kb_per_pc"] = round((out["rss_peak_mb"] - start) * 1000 / opts.hosts, 1)
         out["wall_s"] = round(wall, 1)
+        out["cpu_s"] = round(cpu, 1)  # this process only (the lab runs in its own)
         out["statuses"] = {s: sum(1 for h in result.hosts if h.status == s) for s in {h.status for h in result.hosts}}
         if opts.tracemalloc:
             snap = tracemalloc.take_snapshot()
