@@ -127,7 +127,11 @@ class HostState:
             return self.frozen if self.frozen is not None else self._vars()
 
     def _vars(self) -> dict[str, Any]:
-        out = {**self.inventory_vars, **self.facts}
+        return {**self.inventory_vars, **self._own_vars()}
+
+    def _own_vars(self) -> dict[str, Any]:
+        """Facts (and their ``ansible_facts`` namespace), then set_fact/registered vars: what the host gathered."""
+        out = dict(self.facts)
         if self.facts:
             out["ansible_facts"] = facts_namespace(self.facts)
         out.update(self.scope)
@@ -135,16 +139,17 @@ class HostState:
 
     def compact(self, packer: Packer) -> bool:
         """Freeze a finished host's variables (see the module's doc) and drop what only a running host needs.
+        The inventory variables stay as they are (their values are shared with the inventory and other PCs).
         Call it from the host's own thread once no task of it can run any more. False (nothing changed) when the
         host is not finished or a value cannot be frozen: the live form then stays, with the same meaning."""
         with self._lock:
             if not self.finished or self.frozen is not None:
                 return self.frozen is not None
-            frozen = freeze_vars(self._vars(), packer)
+            frozen = freeze_vars(self.inventory_vars, self._own_vars(), packer)
             if frozen is None:
                 return False
             self.frozen = frozen
-            self.inventory_vars, self.facts, self.scope = {}, {}, {}
+            self.facts, self.scope = {}, {}
             self.results, self.licences, self.notified = [], {}, set()
             return True
 

@@ -19,32 +19,41 @@ _NO_OVERLAY: Mapping[str, Any] = MappingProxyType({})
 
 
 class FrozenVars(DecodedWalk):
-    """Read-only variables of a finished PC. ``templated`` says whether any value is a template (so a caller
-    deciding whether to render them need not decode them); ``over(extra)`` is a view with ``extra`` winning."""
+    """Read-only variables of a finished PC: ``base`` (its inventory variables, kept as they are: their values
+    are shared between PCs, ``groups`` names every PC, and a copy per PC would grow with the square of the
+    fleet), under the packed ones (facts, set_fact and registered results), under ``over`` (``-e``).
+    ``templated`` says whether any value is a template (so a caller deciding whether to render them need not
+    decode them)."""
 
-    __slots__ = ("_blob", "_over", "templated")
+    __slots__ = ("_base", "_blob", "_over", "templated")
 
-    def __init__(self, blob: Packed, templated: bool, over: Mapping[str, Any] = _NO_OVERLAY) -> None:
+    def __init__(
+        self, base: Mapping[str, Any], blob: Packed, templated: bool, over: Mapping[str, Any] = _NO_OVERLAY
+    ) -> None:
+        self._base = base
         self._blob = blob
         self._over = over
         self.templated = templated
 
     @classmethod
-    def encode(cls, values: Mapping[str, Any], packer: Packer, *, templated: bool) -> FrozenVars | None:
-        """The frozen form of ``values``; None when some value cannot be pickled (the caller keeps it live)."""
-        blob = packer.pack(values)
-        return None if blob is None else cls(blob, templated)
+    def encode(
+        cls, base: Mapping[str, Any], own: Mapping[str, Any], packer: Packer, *, templated: bool
+    ) -> FrozenVars | None:
+        """``own`` packed over ``base``; None when some value cannot be pickled (the caller keeps it live)."""
+        blob = packer.pack(own)
+        return None if blob is None else cls(base, blob, templated)
 
     def over(self, extra: Mapping[str, Any], extra_templated: bool) -> FrozenVars:
         """A view of the same values with ``extra`` (``-e`` variables) winning over them."""
-        return FrozenVars(self._blob, self.templated or extra_templated, {**self._over, **extra})
+        return FrozenVars(self._base, self._blob, self.templated or extra_templated, {**self._over, **extra})
 
     def _whole(self) -> Mapping[str, Any]:
         return self.thaw()
 
     def thaw(self) -> dict[str, Any]:
         """Every value, decoded (a new dict), the overlay applied."""
-        values = self._blob.decode()
+        values = dict(self._base)
+        values.update(self._blob.decode())
         values.update(self._over)
         return values
 
@@ -56,12 +65,14 @@ class FrozenVars(DecodedWalk):
         if key in self._over:
             return self._over[key]
         found = self._blob.lookup(key)
-        if found is ABSENT:
-            raise KeyError(key)
-        return found
+        if found is not ABSENT:
+            return found
+        return self._base[key]
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and (key in self._over or self._blob.lookup(key) is not ABSENT)
+        if not isinstance(key, str):
+            return False
+        return key in self._over or key in self._base or self._blob.lookup(key) is not ABSENT
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.thaw())

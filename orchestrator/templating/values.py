@@ -58,9 +58,11 @@ def has_template(value: Any) -> bool:
     return _has_template(value)
 
 
-def freeze_vars(values: Mapping[str, Any], packer: Packer) -> FrozenVars | None:
-    """``values`` as a compact ``FrozenVars`` (None when they cannot be frozen: keep them as they are)."""
-    return FrozenVars.encode(values, packer, templated=_has_template(values))
+def freeze_vars(base: Mapping[str, Any], own: Mapping[str, Any], packer: Packer) -> FrozenVars | None:
+    """``own`` packed over ``base`` as a compact ``FrozenVars`` (None when they cannot be frozen: keep them as
+    they are)."""
+    templated = _has_template(base) or _has_template(own)
+    return FrozenVars.encode(base, own, packer, templated=templated)
 
 
 class LazyMapping(Mapping[str, Any]):

@@ -53,6 +53,22 @@ def test_compact_keeps_the_values_types_and_meaning() -> None:
     assert st.frozen.encoded_size < 600
 
 
+def test_inventory_variables_are_shared_not_packed_per_pc() -> None:
+    """``groups`` names every PC and is one mapping shared by all of them: packed per PC it would make the run's
+    memory grow with the square of the fleet. The inventory variables stay shared; facts and results are packed."""
+    groups = {"all": [f"pc{n:05d}" for n in range(5000)]}
+    st = HostState("pc00001", {"groups": groups, "ansible_host": "127.0.0.1"}, ("all",))
+    st.set_var("said", {"rc": 0})
+    st.set_facts({"ansible_os_family": "Windows"})
+    st.finish()
+    assert st.compact(Packer())
+    frozen = st.hostvars()
+    assert frozen["groups"] is groups and frozen["said"] == {"rc": 0} and frozen["ansible_host"] == "127.0.0.1"
+    assert st.frozen is not None and st.frozen.encoded_size < 300, st.frozen.encoded_size
+    st.inventory_vars["ansible_os_family"] = "from the inventory"  # a fact wins over the inventory, as before
+    assert frozen["ansible_os_family"] == "Windows" and st.vars_snapshot()["ansible_os_family"] == "Windows"
+
+
 def test_a_running_or_unfreezable_host_stays_live() -> None:
     running = HostState("pc01", {"a": 1}, ("all",))
     assert running.compact(Packer()) is False and running.frozen is None and running.inventory_vars == {"a": 1}
@@ -62,9 +78,11 @@ def test_a_running_or_unfreezable_host_stays_live() -> None:
 
 
 def test_reads_decode_once_per_key_and_templates_are_known_without_decoding() -> None:
-    frozen = freeze_vars({"kmsfleet_cmid": "abc", "x": "{{ y }}"}, Packer())
+    frozen = freeze_vars({}, {"kmsfleet_cmid": "abc", "x": "{{ y }}"}, Packer())
     assert frozen is not None and frozen.templated and has_template(frozen)
-    plain = freeze_vars({"kmsfleet_cmid": "abc"}, Packer())
+    templated_base = freeze_vars({"ansible_host": "{{ ip }}"}, {}, Packer())
+    assert templated_base is not None and templated_base.templated
+    plain = freeze_vars({}, {"kmsfleet_cmid": "abc"}, Packer())
     assert plain is not None and not has_template(plain)
     first = plain["kmsfleet_cmid"]
     assert plain["kmsfleet_cmid"] is first  # the second read came from the per-key cache
