@@ -9,7 +9,7 @@ the same values, read-only, decoded on access (``UnsafeText`` stays unsafe). The
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -21,31 +21,42 @@ _NO_OVERLAY: Mapping[str, Any] = MappingProxyType({})
 class FrozenVars(DecodedWalk):
     """Read-only variables of a finished PC: ``base`` (its inventory variables, kept as they are: their values
     are shared between PCs, ``groups`` names every PC, and a copy per PC would grow with the square of the
-    fleet), under the packed ones (facts, set_fact and registered results), under ``over`` (``-e``).
-    ``templated`` says whether any value is a template (so a caller deciding whether to render them need not
-    decode them)."""
+    fleet), under the packed ones (facts, set_fact and registered results), under ``over`` (``-e``)."""
 
-    __slots__ = ("_base", "_blob", "_over", "templated")
+    __slots__ = ("_base", "_blob", "_over", "_over_templated", "_templated")
 
     def __init__(
-        self, base: Mapping[str, Any], blob: Packed, templated: bool, over: Mapping[str, Any] = _NO_OVERLAY
+        self,
+        base: Mapping[str, Any],
+        blob: Packed,
+        over: Mapping[str, Any] = _NO_OVERLAY,
+        over_templated: bool = False,
+        templated: list[bool | None] | None = None,
     ) -> None:
         self._base = base
         self._blob = blob
         self._over = over
-        self.templated = templated
+        self._over_templated = over_templated
+        shared: list[bool | None] = [None] if templated is None else templated  # shared with over()'s views
+        self._templated = shared
 
     @classmethod
-    def encode(
-        cls, base: Mapping[str, Any], own: Mapping[str, Any], packer: Packer, *, templated: bool
-    ) -> FrozenVars | None:
+    def encode(cls, base: Mapping[str, Any], own: Mapping[str, Any], packer: Packer) -> FrozenVars | None:
         """``own`` packed over ``base``; None when some value cannot be pickled (the caller keeps it live)."""
         blob = packer.pack(own)
-        return None if blob is None else cls(base, blob, templated)
+        return None if blob is None else cls(base, blob)
 
     def over(self, extra: Mapping[str, Any], extra_templated: bool) -> FrozenVars:
         """A view of the same values with ``extra`` (``-e`` variables) winning over them."""
-        return FrozenVars(self._base, self._blob, self.templated or extra_templated, {**self._over, **extra})
+        merged = {**self._over, **extra}
+        return FrozenVars(self._base, self._blob, merged, self._over_templated or extra_templated, self._templated)
+
+    def templated(self, has_template: Callable[[Any], bool]) -> bool:
+        """Whether any value is a template, found out once per PC (``groups`` makes it O(PCs)) and only when
+        asked: when a template names ``hostvars`` and its values might need rendering."""
+        if self._templated[0] is None:
+            self._templated[0] = has_template(self._base) or has_template(self._blob.decode())
+        return bool(self._templated[0]) or self._over_templated
 
     def _whole(self) -> Mapping[str, Any]:
         return self.thaw()

@@ -45,7 +45,7 @@ def _has_template(value: Any, depth: int = 0) -> bool:
     if isinstance(value, LazyMapping):
         return False
     if isinstance(value, FrozenVars):
-        return value.templated  # known when frozen: no decoding to find out
+        return value.templated(lambda part: _has_template(part, depth + 1))  # found out once per PC
     if isinstance(value, Mapping):
         return any(_has_template(k, depth + 1) or _has_template(v, depth + 1) for k, v in value.items())
     if isinstance(value, list | tuple):
@@ -61,8 +61,7 @@ def has_template(value: Any) -> bool:
 def freeze_vars(base: Mapping[str, Any], own: Mapping[str, Any], packer: Packer) -> FrozenVars | None:
     """``own`` packed over ``base`` as a compact ``FrozenVars`` (None when they cannot be frozen: keep them as
     they are)."""
-    templated = _has_template(base) or _has_template(own)
-    return FrozenVars.encode(base, own, packer, templated=templated)
+    return FrozenVars.encode(base, own, packer)
 
 
 class LazyMapping(Mapping[str, Any]):

@@ -79,9 +79,9 @@ def test_a_running_or_unfreezable_host_stays_live() -> None:
 
 def test_reads_decode_once_per_key_and_templates_are_known_without_decoding() -> None:
     frozen = freeze_vars({}, {"kmsfleet_cmid": "abc", "x": "{{ y }}"}, Packer())
-    assert frozen is not None and frozen.templated and has_template(frozen)
+    assert frozen is not None and has_template(frozen)
     templated_base = freeze_vars({"ansible_host": "{{ ip }}"}, {}, Packer())
-    assert templated_base is not None and templated_base.templated
+    assert templated_base is not None and has_template(templated_base)
     plain = freeze_vars({}, {"kmsfleet_cmid": "abc"}, Packer())
     assert plain is not None and not has_template(plain)
     first = plain["kmsfleet_cmid"]
@@ -89,6 +89,7 @@ def test_reads_decode_once_per_key_and_templates_are_known_without_decoding() ->
     assert plain.get("absent") is None and "absent" not in plain
     over = plain.over({"kmsfleet_cmid": "extra"}, extra_templated=False)
     assert over["kmsfleet_cmid"] == "extra" and plain["kmsfleet_cmid"] == "abc" and len(over) == 1
+    assert not has_template(over) and has_template(plain.over({"y": "{{ z }}"}, extra_templated=True))
 
 
 def test_later_pcs_pack_against_the_first_ones_dictionary() -> None:
