@@ -45,6 +45,8 @@ from orchestrator.results.models import (
     TaskStatus,
     utcnow,
 )
+from orchestrator.results.packed import Packer
+from orchestrator.templating import FrozenVars, has_template
 from orchestrator.transport import connection
 
 DEFAULT_BUDGET = connection.DEFAULT_BUDGET  # a host's time budget when neither it nor --host-timeout sets one
@@ -187,6 +189,7 @@ class Runner:
         self.cancel = cancel or threading.Event()
         self.play_vars = play_vars or (lambda play, extra: play.vars)
         self.states: dict[str, HostState] = {}
+        self.packer = Packer()  # finished PCs' variables, packed with one preset dictionary (HostState.compact)
         self.results: dict[str, HostResult] = {}
         self._results_lock = threading.Lock()
         self.pool = WorkerPool(max(1, options.forks))
@@ -390,6 +393,7 @@ class Runner:
                     with contextlib.suppress(Exception):
                         st.close()
                     self._finish_host(host)
+                    st.compact(self.packer)  # the host's last job: its variables shrink to what hostvars shows
 
         return job
 
@@ -504,10 +508,12 @@ class Runner:
 
 class _HostVars(Mapping[str, Any]):
     """``hostvars[name]``: another host's inventory variables and facts (read-only); ``-e`` extra variables
-    win over them, as everywhere in Ansible."""
+    win over them, as everywhere in Ansible. A finished host's come from its compact frozen form
+    (``HostState.compact``), a read-only mapping decoded on access."""
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
+        self._extra_templated = has_template(runner.options.extra_vars)
 
     def __getitem__(self, key: str) -> Any:
         st = self._runner.states.get(key)
@@ -516,7 +522,10 @@ class _HostVars(Mapping[str, Any]):
             if key in self._runner.inventory.hosts:
                 return {**self._runner.inventory.host_vars(key), **extra}
             raise KeyError(key)
-        return {**st.vars_snapshot(), **extra}
+        values = st.hostvars()
+        if isinstance(values, FrozenVars):
+            return values.over(extra, self._extra_templated) if extra else values
+        return {**values, **extra}
 
     def __iter__(self) -> Any:
         return iter(self._runner.inventory.hosts)

@@ -2,7 +2,13 @@
 
 ``RunOptions`` is what the user asked for (frozen). ``HostState`` belongs to one host: only the thread running
 that host touches it, except ``snapshot()``, which the runner may call when it must finish a host early
-(Ctrl-C, time budget). Results in it are frozen ``HostTaskResult`` values, appended in order.
+(Ctrl-C, time budget), and ``hostvars()``, which other hosts' threads read. Results in it are frozen
+``HostTaskResult`` values, appended in order.
+
+When the host has finished its last play, ``compact()`` replaces its variables by a ``FrozenVars`` (one
+compressed blob, decoded when another PC reads ``hostvars[this_pc]``) and lets go of its result list and licence
+table (the runner's ``HostResult`` holds them): a finished PC then costs a few hundred bytes instead of tens of
+kilobytes of live Python objects until the run ends.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import Any
 
 from orchestrator.executor.options import RunOptions
 from orchestrator.results.models import FailureKind, HostTaskResult, LicenceRecord, TaskStatus, utcnow
+from orchestrator.results.packed import Packer
+from orchestrator.templating import FrozenVars, freeze_vars
 from orchestrator.transport.connection import connection_spec
 from orchestrator.transport.winrm import WinRMConnection
 
@@ -60,6 +68,7 @@ class HostState:
         self.conn: WinRMConnection | None = None
         self.finished = False
         self.address: str | None = None
+        self.frozen: FrozenVars | None = None  # set by compact(): the variables, once the host is done
         self._lock = threading.Lock()
 
     @property
@@ -108,11 +117,41 @@ class HostState:
     def vars_snapshot(self) -> dict[str, Any]:
         """Inventory vars, facts and set_fact/registered vars, copied under the lock (for ``hostvars``)."""
         with self._lock:
-            out = {**self.inventory_vars, **self.facts}
-            if self.facts:
-                out["ansible_facts"] = facts_namespace(self.facts)
-            out.update(self.scope)
-            return out
+            if self.frozen is not None:
+                return self.frozen.thaw()
+            return self._vars()
+
+    def hostvars(self) -> Mapping[str, Any]:
+        """What ``hostvars[this host]`` shows: a copy of the live variables, or the frozen ones once compacted."""
+        with self._lock:
+            return self.frozen if self.frozen is not None else self._vars()
+
+    def _vars(self) -> dict[str, Any]:
+        return {**self.inventory_vars, **self._own_vars()}
+
+    def _own_vars(self) -> dict[str, Any]:
+        """Facts (and their ``ansible_facts`` namespace), then set_fact/registered vars: what the host gathered."""
+        out = dict(self.facts)
+        if self.facts:
+            out["ansible_facts"] = facts_namespace(self.facts)
+        out.update(self.scope)
+        return out
+
+    def compact(self, packer: Packer) -> bool:
+        """Freeze a finished host's variables (see the module's doc) and drop what only a running host needs.
+        The inventory variables stay as they are (their values are shared with the inventory and other PCs).
+        Call it from the host's own thread once no task of it can run any more. False (nothing changed) when the
+        host is not finished or a value cannot be frozen: the live form then stays, with the same meaning."""
+        with self._lock:
+            if not self.finished or self.frozen is not None:
+                return self.frozen is not None
+            frozen = freeze_vars(self.inventory_vars, self._own_vars(), packer)
+            if frozen is None:
+                return False
+            self.frozen = frozen
+            self.facts, self.scope = {}, {}
+            self.results, self.licences, self.notified = [], {}, set()
+            return True
 
     def snapshot(self) -> tuple[HostTaskResult, ...]:
         with self._lock:

@@ -1,18 +1,22 @@
 """The values that carry a run: frozen, JSON-ready, shared by the executor, the store and the reports.
 
-A leaf module: it imports nothing from kmsfleet except ``errors``. Nothing here is mutated after creation;
-mappings are ``MappingProxyType`` and sequences are tuples (see ``freeze``).
+A leaf module: it imports nothing from kmsfleet except ``errors`` and ``results.packed``. Nothing here is mutated
+after creation; mappings are ``MappingProxyType`` and sequences are tuples (see ``freeze``). A task's ``data`` is
+kept packed (``PackedData``: a run keeps every PC's results for its reports, and a PC's task data cost tens of
+kilobytes as Python objects) and reads as the same frozen mapping.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
+
+from orchestrator.results.packed import DecodedWalk, Packed, Packer
 
 
 class TaskStatus(StrEnum):
@@ -53,7 +57,7 @@ class FailureKind(StrEnum):
 
 def freeze(value: Any) -> Any:
     """Deep-freeze JSON-like data: dicts become read-only mappings, lists become tuples."""
-    if isinstance(value, MappingProxyType):
+    if isinstance(value, MappingProxyType | PackedData):
         return value
     if isinstance(value, Mapping):
         return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
@@ -71,6 +75,63 @@ def thaw(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+#: Task data packers, one per module (its results look alike: the first teaches the others, ``results.packed``).
+_DATA_PACKERS: dict[str, Packer] = {}
+#: More module names than this (a long-lived process running many playbooks) share one packer.
+MAX_DATA_PACKERS = 256
+
+
+def _unfrozen(value: Any) -> Any:
+    """``value`` with read-only mappings as dicts and sequences as lists, ready to pickle (``freeze`` undoes it)."""
+    if isinstance(value, Mapping):
+        return {k: _unfrozen(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_unfrozen(v) for v in value]
+    return value
+
+
+class PackedData(DecodedWalk):
+    """A task's ``data``, packed: read-only, decoded on access and frozen (as ``freeze`` leaves it); a walk over
+    it (``items``, ``thaw``, ``to_json``) decodes once. Travels between processes as its plain values."""
+
+    __slots__ = ("_kind", "_packed")
+
+    def __init__(self, packed: Packed, kind: str) -> None:
+        self._packed = packed
+        self._kind = kind
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+        """``data`` packed (with the packer of ``kind``, the module); frozen as it is when it cannot be packed."""
+        if isinstance(data, PackedData) or not data:
+            return data if data else EMPTY
+        packer = _DATA_PACKERS.get(kind)
+        if packer is None:
+            key = kind if len(_DATA_PACKERS) < MAX_DATA_PACKERS else ""
+            packer = _DATA_PACKERS.setdefault(key, Packer())
+        packed = packer.pack(_unfrozen(data))
+        return freeze(data) if packed is None else cls(packed, kind)
+
+    def _whole(self) -> Mapping[str, Any]:
+        values: Mapping[str, Any] = freeze(self._packed.decode())
+        return values
+
+    def __getitem__(self, key: str) -> Any:
+        return freeze(self._packed.decode()[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._packed.decode())
+
+    def __len__(self) -> int:
+        return len(self._packed.decode())
+
+    def __repr__(self) -> str:
+        return repr(self._packed.decode())
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return PackedData.of, (self._packed.decode(), self._kind)
 
 
 def utcnow() -> datetime:
@@ -150,7 +211,7 @@ class HostTaskResult:
     no_log: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "data", freeze(self.data))
+        object.__setattr__(self, "data", PackedData.of(self.data, self.module))
         if self.diff is not None:
             object.__setattr__(self, "diff", freeze(self.diff))
 

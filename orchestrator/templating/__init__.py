@@ -22,6 +22,7 @@ Modules, one job each (lower ones never import higher ones):
 
 - ``limits`` — the budget, the size limits and the errors a refused template raises;
 - ``regexes`` — regular expressions with a time limit;
+- ``frozen`` — ``FrozenVars``: a finished PC's variables as one compressed blob, decoded on access;
 - ``values`` — what is a template, ``omit``, ``!unsafe``, lazy mappings, native results as plain data;
 - ``sandbox`` — the Jinja2 sandbox (undefined values, lexer rule, AST guard, operator/call checks);
 - ``filters`` / ``tests`` — Ansible's filters and tests;
@@ -35,9 +36,18 @@ from __future__ import annotations
 from orchestrator.errors import TemplateError
 from orchestrator.templating.environment import check_template
 from orchestrator.templating.filters import f_subelements
+from orchestrator.templating.frozen import FrozenVars
 from orchestrator.templating.lookups import LOOKUPS
 from orchestrator.templating.templar import HostVars, Templar
-from orchestrator.templating.values import OMIT, LazyMapping, is_template, mark_unsafe, remove_omitted
+from orchestrator.templating.values import (
+    OMIT,
+    LazyMapping,
+    freeze_vars,
+    has_template,
+    is_template,
+    mark_unsafe,
+    remove_omitted,
+)
 
 #: The lookup table under its former name (the distributed worker narrows ``env``/``file`` in place).
 _LOOKUPS = LOOKUPS
@@ -45,12 +55,15 @@ _LOOKUPS = LOOKUPS
 __all__ = [
     "LOOKUPS",
     "OMIT",
+    "FrozenVars",
     "HostVars",
     "LazyMapping",
     "Templar",
     "TemplateError",
     "check_template",
     "f_subelements",
+    "freeze_vars",
+    "has_template",
     "is_template",
     "mark_unsafe",
     "remove_omitted",

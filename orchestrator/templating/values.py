@@ -12,6 +12,8 @@ from jinja2.runtime import Undefined
 from markupsafe import Markup
 
 from orchestrator.redact import redact_text
+from orchestrator.results.packed import Packer
+from orchestrator.templating.frozen import FrozenVars
 from orchestrator.templating.limits import (
     MAX_DATA_DEPTH,
     MAX_ITEMS,
@@ -42,11 +44,24 @@ def _has_template(value: Any, depth: int = 0) -> bool:
         return True  # let render() report the nesting
     if isinstance(value, LazyMapping):
         return False
+    if isinstance(value, FrozenVars):
+        return value.templated(lambda part: _has_template(part, depth + 1))  # found out once per PC
     if isinstance(value, Mapping):
         return any(_has_template(k, depth + 1) or _has_template(v, depth + 1) for k, v in value.items())
     if isinstance(value, list | tuple):
         return any(_has_template(v, depth + 1) for v in value)
     return False
+
+
+def has_template(value: Any) -> bool:
+    """True when ``value`` (any YAML data) holds a string Jinja2 would change."""
+    return _has_template(value)
+
+
+def freeze_vars(base: Mapping[str, Any], own: Mapping[str, Any], packer: Packer) -> FrozenVars | None:
+    """``own`` packed over ``base`` as a compact ``FrozenVars`` (None when they cannot be frozen: keep them as
+    they are)."""
+    return FrozenVars.encode(base, own, packer)
 
 
 class LazyMapping(Mapping[str, Any]):

@@ -194,6 +194,33 @@ def test_group_vars_beside_the_playbook_apply(lab40: tuple[LabThread, Claim], tm
     assert proc.returncode == 0, read_report(out)["hosts"][0]["tasks"]
 
 
+def test_a_later_play_reads_a_finished_pcs_registered_output(lab40: tuple[LabThread, Claim], tmp_path: Path) -> None:
+    """pc001 is done after the first play (the runner then keeps its variables compact, ``HostState.compact``); the
+    second play, on pc002, reads pc001's registered command output through ``hostvars`` as Ansible does, and the
+    password inside that output stays masked in the report."""
+    lab, _ = lab40
+    password = yaml.safe_load(lab.inventory_path.read_text())["all"]["children"]["room101"]["hosts"]["pc001"][
+        "ansible_password"
+    ]
+    pb = tmp_path / "two_plays.yml"
+    pb.write_text(
+        "- hosts: pc001\n  gather_facts: false\n  tasks:\n"
+        '    - win_command: "cmd /c echo marker-{{ inventory_hostname }} {{ ansible_password }}"\n'
+        "      register: said\n"
+        "- hosts: pc002\n  gather_facts: false\n  tasks:\n"
+        "    - debug:\n        msg: \"{{ hostvars['pc001'].said.stdout | trim }}\"\n"
+        '    - assert:\n        that: ["hostvars[\'pc001\'].said.rc == 0", "not hostvars.pc001.said.failed"]\n'
+    )
+    out = tmp_path / "r.json"
+    proc = run_cli("run", str(pb), "-i", str(lab.inventory_path), "--no-history", "--report", str(out), timeout=90)
+    report = out.read_text()
+    hosts = hosts_by_name(read_report(out))
+    assert proc.returncode == 0, hosts["pc002"]["tasks"]
+    shown = hosts["pc002"]["tasks"][0]["msg"]
+    assert shown.startswith("marker-pc001 ") and "********" in shown, shown
+    assert password not in report + proc.stdout + proc.stderr
+
+
 def test_sigint_keeps_finished_hosts_in_report_and_history(tmp_path: Path) -> None:
     import signal
     import sqlite3
