@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
 from pgkit import pg_cluster, pg_url
 
 from orchestrator.lab.addresses import Claim, claim_prefix
+
+# A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT *ignored*, and an
+# ignored signal survives exec: every kmsfleet the tests start would ignore Ctrl-C and the interrupt tests could
+# not interrupt anything. Give the suite (and so its children) the normal Ctrl-C handling back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 __all__ = ["pg_cluster", "pg_url"]  # PostgreSQL fixtures (tests/pgkit.py), for any test module
 
