@@ -46,10 +46,14 @@ def _play(hosts: str, *tasks: TaskSpec) -> PlaySpec:
     return PlaySpec(name=f"on {hosts}", hosts=hosts, tasks=tasks, gather_facts=False)
 
 
-def _run(*plays: PlaySpec, extra: dict[str, Any] | None = None) -> RunResult:
+def _runner(*plays: PlaySpec, extra: dict[str, Any] | None = None) -> Runner:
     options = RunOptions(forks=2, extra_vars=extra or {})
     info = new_run_info("test", "<t>", ["<inv>"], options, None)
-    return Runner(Plan("<t>", plays), _inventory(), info, options, Recorder()).run()
+    return Runner(Plan("<t>", plays), _inventory(), info, options, Recorder())
+
+
+def _run(*plays: PlaySpec, extra: dict[str, Any] | None = None) -> RunResult:
+    return _runner(*plays, extra=extra).run()
 
 
 def _msgs(result: RunResult, host: str) -> list[str]:
@@ -86,8 +90,27 @@ def test_another_pcs_templated_variables_render_in_that_pcs_context() -> None:
     ]
 
 
-def test_a_finished_compacted_pc_renders_in_its_own_context() -> None:
+def test_a_running_pc_in_the_same_play_renders_in_its_own_context() -> None:
+    """Both PCs in one linear play: pc01 reads pc02's live variables (a set_fact of pc02's included) mid-play."""
     result = _run(
+        PlaySpec(
+            name="both",
+            hosts="all",
+            gather_facts=False,
+            strategy="linear",
+            tasks=(
+                task("fact", "set_fact", args={"mine": "{{ inventory_hostname }}-fact"}),
+                _show("read", "{{ hostvars[(ansible_play_hosts | difference([inventory_hostname]))[0]].greeting }}"),
+                _show("fact", "{{ hostvars['pc02'].mine }}"),
+            ),
+        )
+    )
+    assert _msgs(result, "pc01")[1:] == ["hi pc02 in lab,room102", "pc02-fact"]
+    assert _msgs(result, "pc02")[1:] == ["hi pc01 in room101", "pc02-fact"]
+
+
+def test_a_finished_compacted_pc_renders_in_its_own_context() -> None:
+    runner = _runner(
         _play("pc02", task("fact", "set_fact", args={"room_note": "{{ my_ip }} says {{ greeting }}"})),
         _play(
             "pc01",
@@ -96,6 +119,8 @@ def test_a_finished_compacted_pc_renders_in_its_own_context() -> None:
             _show("fact", "{{ hostvars['pc02'].room_note }}"),
         ),
     )
+    result = runner.run()
+    assert runner.states["pc02"].frozen is not None, "pc02 finished after the first play: compacted"
     assert _msgs(result, "pc01") == [
         "hi pc02 in lab,room102",
         "http://127.0.0.2:5985/wsman",
