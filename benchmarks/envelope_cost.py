@@ -22,25 +22,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pypsrp.wsman import NAMESPACES, SelectorSet, WSManAction
 
 from orchestrator.transport import envelope, winrs, wmi
-from orchestrator.transport.pypsrp_adapter import GuardedHTTP, WSManClient
+from orchestrator.transport.connection import connection_spec
+from orchestrator.transport.pypsrp_adapter import WSManClient, build_wsman
 
 SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 Request = tuple[str, str, envelope.Body | None, SelectorSet | None]
 
 
 def _client() -> WSManClient:
-    transport = GuardedHTTP(
-        "10.0.0.7",
-        port=5985,
-        username="u",
-        password="p",
-        ssl=False,
-        auth="ntlm",
-        cert_validation=False,
-        around=lambda send: send(),
-        on_session=lambda session: None,
-    )
-    return WSManClient(transport, operation_timeout=20)
+    """The client a PC's connection builds (``build_wsman``), for a loopback address it never contacts: only
+    requests are built here, none is sent."""
+    values = {"ansible_host": "127.0.0.7", "ansible_port": 5985, "ansible_user": "u", "ansible_password": "p"}
+    spec = connection_spec("pc01", values)
+    return build_wsman(spec, around=lambda send: send(), on_session=lambda session: None)
 
 
 def _requests() -> dict[str, Request]:

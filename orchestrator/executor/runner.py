@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import Future, wait
+from pathlib import Path
 from typing import Any
 
 from orchestrator import __version__
@@ -46,7 +47,7 @@ from orchestrator.results.models import (
     utcnow,
 )
 from orchestrator.results.packed import Packer
-from orchestrator.templating import FrozenVars, has_template
+from orchestrator.templating import HostVars
 from orchestrator.transport import connection
 
 DEFAULT_BUDGET = connection.DEFAULT_BUDGET  # a host's time budget when neither it nor --host-timeout sets one
@@ -341,7 +342,7 @@ class Runner:
             "ansible_skip_tags": sorted(self.options.skip_tags),
             "ansible_play_name": play.name,
             "ansible_version": {"full": __version__, "string": f"kmsfleet {__version__}"},
-            "hostvars": _HostVars(self),
+            "hostvars": HostVars(_OwnVars(self), extra=self.options.extra_vars, base_dir=Path(play.base_dir)),
         }
         play_vars = self.play_vars(play, self.options.extra_vars)
         return PlayRun(
@@ -506,28 +507,32 @@ class Runner:
         self._supervise(futures)
 
 
-class _HostVars(Mapping[str, Any]):
-    """``hostvars[name]``: another host's inventory variables and facts (read-only); ``-e`` extra variables
-    win over them, as everywhere in Ansible. A finished host's come from its compact frozen form
-    (``HostState.compact``), a read-only mapping decoded on access."""
+class _OwnVars(Mapping[str, Mapping[str, Any]]):
+    """Each PC's own variables, unrendered (Ansible's ``HostVars.raw_get``), for ``templating.HostVars``: a PC of
+    the run's as it stands (a copy of the live ones, or the compact frozen form once it finished,
+    ``HostState.compact``), any other PC of the inventory its inventory's."""
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
-        self._extra_templated = has_template(runner.options.extra_vars)
+        self._names: frozenset[str] | None = None  # the inventory's PCs, made on the first look-up of one
 
-    def __getitem__(self, key: str) -> Any:
+    def _inventory_names(self) -> frozenset[str]:
+        if self._names is None:
+            self._names = frozenset(self._runner.inventory.hosts)
+        return self._names
+
+    def __getitem__(self, key: str) -> Mapping[str, Any]:
         st = self._runner.states.get(key)
-        extra = self._runner.options.extra_vars
-        if st is None:
-            if key in self._runner.inventory.hosts:
-                return {**self._runner.inventory.host_vars(key), **extra}
-            raise KeyError(key)
-        values = st.hostvars()
-        if isinstance(values, FrozenVars):
-            return values.over(extra, self._extra_templated) if extra else values
-        return {**values, **extra}
+        if st is not None:
+            return st.hostvars()
+        if key in self._inventory_names():
+            return self._runner.inventory.host_vars(key)
+        raise KeyError(key)
 
-    def __iter__(self) -> Any:
+    def __contains__(self, key: object) -> bool:
+        return key in self._runner.states or key in self._inventory_names()
+
+    def __iter__(self) -> Iterator[str]:
         return iter(self._runner.inventory.hosts)
 
     def __len__(self) -> int:

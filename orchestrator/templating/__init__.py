@@ -28,7 +28,8 @@ Modules, one job each (lower ones never import higher ones):
 - ``filters`` / ``tests`` — Ansible's filters and tests;
 - ``environment`` — the configured environment, compile cache and ``check_template``;
 - ``lookups`` — lookup plugins (``LOOKUPS``, replaceable per process);
-- ``templar`` — ``Templar`` and ``HostVars``.
+- ``templar`` — ``Templar``;
+- ``hostvars`` — ``HostVars``: every PC's variables, each rendered in that PC's own context.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from orchestrator.errors import TemplateError
 from orchestrator.templating.environment import check_template
 from orchestrator.templating.filters import f_subelements
 from orchestrator.templating.frozen import FrozenVars
+from orchestrator.templating.hostvars import HostVars
 from orchestrator.templating.lookups import LOOKUPS
-from orchestrator.templating.templar import HostVars, Templar
+from orchestrator.templating.templar import Templar
 from orchestrator.templating.values import (
     OMIT,
     LazyMapping,

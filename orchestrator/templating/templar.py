@@ -1,5 +1,5 @@
 """``Templar``: renders values for one host and task, resolves variables lazily, evaluates conditions,
-and turns every failure into a ``TemplateError``; ``HostVars`` gives each host's variables in its own context."""
+and turns every failure into a ``TemplateError``."""
 
 from __future__ import annotations
 
@@ -35,47 +35,6 @@ from orchestrator.templating.values import (
     is_template,
 )
 from orchestrator.yamlsource import UnsafeText
-
-
-class HostVars(LazyMapping):
-    """Ansible's ``hostvars``: ``hostvars['pc01'].ansible_host`` renders pc01's variable in pc01's own
-    context (lazily, on access), not in the context of the host whose template asks for it."""
-
-    def __init__(self, vars_by_host: Mapping[str, Mapping[str, Any]], *, base_dir: Path | None = None) -> None:
-        self._vars = vars_by_host
-        self._base_dir = base_dir
-        self._views: dict[str, _HostView] = {}
-
-    def __getitem__(self, host: str) -> Any:
-        if host not in self._vars:
-            raise KeyError(host)
-        view = self._views.get(host)
-        if view is None:
-            view = _HostView(Templar(self._vars[host], base_dir=self._base_dir, context=f"hostvars of {host}"))
-            self._views[host] = view
-        return view
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._vars)
-
-    def __len__(self) -> int:
-        return len(self._vars)
-
-
-class _HostView(LazyMapping):
-    def __init__(self, templar: Templar) -> None:
-        self._templar = templar
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._templar.variables:
-            raise KeyError(key)
-        return self._templar.get(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._templar.variables)
-
-    def __len__(self) -> int:
-        return len(self._templar.variables)
 
 
 class _Scope(Mapping[str, Any]):

@@ -44,8 +44,6 @@ def _has_template(value: Any, depth: int = 0) -> bool:
         return True  # let render() report the nesting
     if isinstance(value, LazyMapping):
         return False
-    if isinstance(value, FrozenVars):
-        return value.templated(lambda part: _has_template(part, depth + 1))  # found out once per PC
     if isinstance(value, Mapping):
         return any(_has_template(k, depth + 1) or _has_template(v, depth + 1) for k, v in value.items())
     if isinstance(value, list | tuple):

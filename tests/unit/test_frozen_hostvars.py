@@ -18,7 +18,7 @@ from orchestrator.executor.runner import Runner, new_run_info
 from orchestrator.executor.state import HostState, RunOptions
 from orchestrator.redact import MASK
 from orchestrator.results.packed import MIN_ZDICT, Packer
-from orchestrator.templating import FrozenVars, Templar, freeze_vars, has_template
+from orchestrator.templating import FrozenVars, HostVars, Templar, freeze_vars
 from orchestrator.yamlsource import UnsafeText
 
 SECRET = "Pw-for-pc01-7781"
@@ -77,19 +77,23 @@ def test_a_running_or_unfreezable_host_stays_live() -> None:
     assert isinstance(lock_holder.hostvars(), dict)
 
 
-def test_reads_decode_once_per_key_and_templates_are_known_without_decoding() -> None:
-    frozen = freeze_vars({}, {"kmsfleet_cmid": "abc", "x": "{{ y }}"}, Packer())
-    assert frozen is not None and has_template(frozen)
-    templated_base = freeze_vars({"ansible_host": "{{ ip }}"}, {}, Packer())
-    assert templated_base is not None and has_template(templated_base)
+def test_reads_decode_once_per_key() -> None:
     plain = freeze_vars({}, {"kmsfleet_cmid": "abc"}, Packer())
-    assert plain is not None and not has_template(plain)
+    assert plain is not None
     first = plain["kmsfleet_cmid"]
     assert plain["kmsfleet_cmid"] is first  # the second read came from the per-key cache
     assert plain.get("absent") is None and "absent" not in plain
-    over = plain.over({"kmsfleet_cmid": "extra"}, extra_templated=False)
-    assert over["kmsfleet_cmid"] == "extra" and plain["kmsfleet_cmid"] == "abc" and len(over) == 1
-    assert not has_template(over) and has_template(plain.over({"y": "{{ z }}"}, extra_templated=True))
+
+
+def test_a_frozen_pcs_templates_render_in_its_own_context_and_extra_vars_win() -> None:
+    """A finished PC's variables, read through ``hostvars``: its templates see its own variables, ``-e`` wins."""
+    frozen = freeze_vars({"ip": "127.0.0.2", "url": "http://{{ ip }}"}, {"said": "hello"}, Packer())
+    assert frozen is not None and frozen["url"] == "http://{{ ip }}"
+    asking = Templar({"ip": "127.0.0.1", "hostvars": HostVars({"pc02": frozen})})
+    assert asking.render("{{ hostvars.pc02.url }}") == "http://127.0.0.2"
+    with_extra = Templar({"hostvars": HostVars({"pc02": frozen}, extra={"ip": "127.0.0.9"})})
+    assert with_extra.render("{{ hostvars.pc02.url }} {{ hostvars.pc02.ip }}") == "http://127.0.0.9 127.0.0.9"
+    assert frozen["ip"] == "127.0.0.2"  # the frozen form itself is unchanged
 
 
 def test_later_pcs_pack_against_the_first_ones_dictionary() -> None:

@@ -14,6 +14,7 @@ from orchestrator.templating import (
     HostVars,
     Templar,
     check_template,
+    has_template,
     is_template,
     mark_unsafe,
     remove_omitted,
@@ -308,6 +309,26 @@ def test_hostvars_render_in_each_hosts_own_context() -> None:
     assert t.render("{{ hostvars['pc01'].missing | default(0) }}") == 0
     with pytest.raises(TemplateError, match="undefined variable 'nope'"):
         t.render("{{ hostvars['pc02'].broken }}")
+
+
+def test_hostvars_views_are_lazy_and_follow_the_source() -> None:
+    """Nothing is walked, copied or cached per PC: the asking template passes ``hostvars`` through untouched,
+    each read sees the host's variables as they stand (a running host changes them), ``-e`` wins, and a missing
+    variable fails the way Ansible's ``HostVarsVars`` does ("'… object' has no attribute …")."""
+    live: dict[str, Any] = {"inventory_hostname": "pc02", "greeting": "hi {{ inventory_hostname }}"}
+    hostvars = HostVars({"pc02": live}, extra={"room": "101"})
+    t = Templar({"hostvars": hostvars, "inventory_hostname": "pc01"})
+    assert not has_template(hostvars) and t.render("{{ hostvars.pc02.greeting }}") == "hi pc02"
+    live["greeting"] = "{{ room }}: hello {{ inventory_hostname }}"  # set_fact on the running pc02
+    assert t.render("{{ hostvars.pc02.greeting }}") == "101: hello pc02"
+    assert t.render("{{ 'pc02' in hostvars and 'pc09' not in hostvars }}") is True
+    live["groups"] = {"all": ["{{ not a template here }}"]}  # a static magic variable: never templated
+    assert t.render("{{ hostvars.pc02.groups.all[0] }}") == "{{ not a template here }}"
+    with pytest.raises(TemplateError) as info:
+        t.render("{{ hostvars.pc02.greetin }}")
+    message = info.value.message
+    assert "'orchestrator.templating.hostvars.HostVarsVars object' has no attribute 'greetin'" in message
+    assert "did you mean 'greeting'" in message
 
 
 @pytest.mark.parametrize(
