@@ -27,7 +27,8 @@ CPU and peak RSS of each child come from ``os.wait4`` (exact for that process, l
 Keys: hosts, wall_ratio = kmsfleet wall / floor wall, cpu_ratio = kmsfleet CPU / floor CPU (targets <= 1.0),
 cpu_ms_per_request = kmsfleet's CPU per WS-Man request the lab counted (target <= 1.2 ms; the floor's is
 floor_cpu_ms_per_request), rss_mb = kmsfleet's peak RSS (target <= 250); extras: the raw figures and request
-counts.
+counts, and where the wall time goes: ``kmsfleet_pc_mean_s``/``floor_pc_mean_s`` (the mean time on one PC) and
+``kmsfleet_pcs_span_s``/``floor_pool_s`` (first PC's start to last PC's end) beside each process's whole wall.
 """
 
 from __future__ import annotations
@@ -217,13 +218,18 @@ def floor_main(opts: argparse.Namespace) -> int:
     errors: list[str] = []
     lock = threading.Lock()
 
+    durations: list[float] = []
+
     def one(host: dict[str, Any]) -> int:
+        began = time.monotonic()
         try:
             return floor_host(host, ops)
         except Exception as exc:
             with lock:
                 errors.append(f"{host['ansible_host']}: {type(exc).__name__}: {exc}")
             return 0
+        finally:
+            durations.append(time.monotonic() - began)  # list.append is atomic under the GIL
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=opts.threads) as pool:
@@ -236,6 +242,7 @@ def floor_main(opts: argparse.Namespace) -> int:
                 "errors": len(errors),
                 "first_errors": errors[:3],
                 "seconds": time.monotonic() - started,
+                "pc_mean_s": sum(durations) / max(len(durations), 1),
             }
         )
     )
@@ -258,6 +265,21 @@ def _statuses(db: Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT status, count(*) FROM host_results GROUP BY status").fetchall()
     return {str(status): int(count) for status, count in rows}
+
+
+def _pc_times(db: Path) -> tuple[float, float]:
+    """(mean time kmsfleet spent on one PC, first PC's start to last PC's end), as its history records them:
+    beside the floor's ``pc_mean_s`` and ``pool_s`` they tell per-PC latency apart from what each process
+    spends before its first PC and after its last (start-up, reports, exit)."""
+    import sqlite3
+
+    query = (
+        "SELECT avg((julianday(finished) - julianday(started)) * 86400.0),"
+        " (julianday(max(finished)) - julianday(min(started))) * 86400.0 FROM host_results"
+    )
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        mean, span = conn.execute(query).fetchone()
+    return float(mean or 0.0), float(span or 0.0)
 
 
 def _fresh_lab(opts: argparse.Namespace, workdir: Path, name: str) -> Any:
@@ -309,6 +331,10 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         out["floor_errors"] = int(floor_report.get("errors", 0))
         out["floor_first_errors"] = [e[:160] for e in floor_report.get("first_errors", [])]
         out["kmsfleet_statuses"] = _statuses(workdir / f"audit{rep}.db")
+        pc_mean, span = _pc_times(workdir / f"audit{rep}.db")
+        out["kmsfleet_pc_mean_s"], out["kmsfleet_pcs_span_s"] = round(pc_mean, 3), round(span, 2)
+        out["floor_pc_mean_s"] = round(float(floor_report.get("pc_mean_s", 0.0)), 3)
+        out["floor_pool_s"] = round(float(floor_report.get("seconds", 0.0)), 2)
         out["kmsfleet_exit"] = usage.returncode
         for key, value in (("k_wall", usage.wall_s), ("k_cpu", usage.cpu_s), ("k_rss", usage.maxrss_mb)):
             runs.setdefault(key, []).append(value)
