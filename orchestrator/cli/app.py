@@ -153,5 +153,12 @@ def _usage_errors_exit_4() -> None:
 
 
 def main() -> None:
+    """The ``kmsfleet`` command. Ends through ``cli.leave``: everything written and closed, the heap not freed."""
+    from orchestrator.cli.leave import leave
+
     _usage_errors_exit_4()
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        leave(done.code)
+    leave(0)
