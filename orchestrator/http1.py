@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 NO_BODY_STATUS = frozenset((204, 304))
 _OWS = " \t"
@@ -142,8 +143,7 @@ CHUNKED = "chunked"
 UNTIL_CLOSE = "until-close"  # an answer without a length: the body ends where the connection does
 
 
-@dataclass(frozen=True, slots=True)
-class Framing:
+class Framing(NamedTuple):  # a tuple: built per message, cheaper than a frozen dataclass
     kind: str
     length: int
     keeps_connection: bool
@@ -183,26 +183,29 @@ def _framing(fields: Mapping[str, str], keep: bool, unframed: str) -> Framing:
 _SIZE, _DATA, _END, _TRAILER, _DONE = range(5)
 _LINE_NAMES = {_SIZE: "chunk-size", _END: "chunk-end", _TRAILER: "trailer"}
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_NO_LINE = frozenset((_DATA, _DONE))
+_EMPTY_LINES = frozenset((b"\r\n", b"\n"))
 
 
 class ChunkedBody:
     """§7.1 chunked coding, fed by its reader: while ``wants_line``, one whole line (with its ending, at most
-    ``line_limit`` bytes before it); else up to ``left`` bytes of chunk data, reported with ``took``. ``done``
-    after the last chunk's trailers."""
+    ``line_limit`` bytes before it; ``line_name`` names it in errors); else up to ``left`` bytes of chunk data,
+    reported with ``took``. ``done`` after the last chunk's trailers."""
 
-    __slots__ = ("_budget", "_chunks", "_limits", "_state", "_trailers", "left")
+    __slots__ = ("_chunks", "_limits", "_room", "_state", "_trailers", "left", "line_limit", "wants_line")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
-        self._budget = LineBudget(limits.head)
-        self._state = _SIZE
+        self._room = limits.head  # bytes of size, end and trailer lines still allowed
         self._chunks = 0
         self._trailers = 0
         self.left = 0  # bytes of the current chunk's data still to come
+        self._enter(_SIZE)
 
-    @property
-    def wants_line(self) -> bool:
-        return self._state in _LINE_NAMES
+    def _enter(self, state: int) -> None:
+        self._state = state
+        self.wants_line = state not in _NO_LINE
+        self.line_limit = self._limits.chunk_line if state == _SIZE else self._limits.line
 
     @property
     def done(self) -> bool:
@@ -212,22 +215,20 @@ class ChunkedBody:
     def line_name(self) -> str:
         return _LINE_NAMES.get(self._state, "chunk")
 
-    @property
-    def line_limit(self) -> int:
-        return self._limits.chunk_line if self._state == _SIZE else self._limits.line
-
     def line(self, raw: bytes) -> None:
         """The next line, with its ending."""
-        self._budget.charge(len(raw))
-        text = raw.rstrip(b"\r\n")
-        if self._state == _SIZE:
-            self._size(text)
-        elif self._state == _END:
-            if text:
+        self._room -= len(raw)
+        if self._room < 0:
+            raise MessageError(f"more than {self._limits.head} bytes of chunk-size and trailer lines in one body")
+        state = self._state
+        if state == _SIZE:
+            self._size(raw.rstrip(b"\r\n"))
+        elif state == _END:
+            if raw not in _EMPTY_LINES:
                 raise MessageError("a chunk longer than its size")
-            self._state = _SIZE
-        elif not text:
-            self._state = _DONE
+            self._enter(_SIZE)
+        elif raw in _EMPTY_LINES:
+            self._enter(_DONE)
         else:
             self._trailers += 1
             if self._trailers > self._limits.fields:
@@ -236,8 +237,8 @@ class ChunkedBody:
     def took(self, size: int) -> None:
         """``size`` bytes of the current chunk's data were read."""
         self.left -= size
-        if self.left == 0:
-            self._state = _END
+        if not self.left:
+            self._enter(_END)
 
     def _size(self, line: bytes) -> None:
         digits = line.split(b";", 1)[0].strip(b" \t")
@@ -247,4 +248,4 @@ class ChunkedBody:
         if self._chunks > self._limits.chunks:
             raise MessageError(f"more than {self._limits.chunks} chunks in one body")
         self.left = int(digits, 16)
-        self._state = _DATA if self.left else _TRAILER
+        self._enter(_DATA if self.left else _TRAILER)

@@ -224,6 +224,9 @@ class HttpConnection(asyncio.Protocol):
 _Request = tuple[str, str, dict[str, str], bytes, bool, bool]  # method, target, headers, body, keep_alive, too_large
 
 
+_NO_FRAMING = http1.Framing(http1.LENGTH, 0, False)
+
+
 class _Reading:
     """The request being read from a connection's buffer: its head once whole, then its body. It resumes where it
     stopped, so the buffer is scanned once however the request is cut into packets."""
@@ -235,7 +238,7 @@ class _Reading:
 
     def _reset(self) -> None:
         self._head: tuple[str, str, str, dict[str, str]] | None = None  # method, target, version, headers
-        self._framing = http1.Framing(http1.LENGTH, 0, False)
+        self._framing = _NO_FRAMING
         self._chunks: http1.ChunkedBody | None = None
         self._body: list[bytes] = []
         self._pos = 0  # where reading resumes in the buffer

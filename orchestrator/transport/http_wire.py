@@ -70,18 +70,22 @@ def host_field(address: str, port: int, default_port: int) -> str:
     return name if port == default_port else f"{name}:{port}"
 
 
-def _line(reader: io.BufferedReader, budget: http1.LineBudget | None, what: str, limit: int = MAX_LINE) -> bytes:
-    """One CRLF- (or LF-) ended line, with its ending; bounded in length and (``budget``) by the answer's bytes."""
-    line = reader.readline(limit + 1)
+def _line(reader: io.BufferedReader, budget: http1.LineBudget, what: str) -> bytes:
+    """One CRLF- (or LF-) ended line of the head, with its ending; bounded in length and by the answer's bytes."""
+    line = reader.readline(MAX_LINE + 1)
     if not line.endswith(b"\n"):
-        if len(line) > limit:
-            raise http1.too_long(what, limit)
-        if not line and what == "status":
-            raise PeerClosed("the host closed the connection without an answer")
-        raise PeerClosed(f"the host closed the connection in the middle of the answer's {what} line")
-    if budget is not None:
-        budget.charge(len(line))
+        _broken_line(line, MAX_LINE, what)
+    budget.charge(len(line))
     return line
+
+
+def _broken_line(line: bytes, limit: int, what: str) -> None:
+    """Raise what a line read without its ending means: too long, or the host closed the connection."""
+    if len(line) > limit:
+        raise http1.too_long(what, limit)
+    if not line and what == "status":
+        raise PeerClosed("the host closed the connection without an answer")
+    raise PeerClosed(f"the host closed the connection in the middle of the answer's {what} line")
 
 
 def _head_lines(reader: io.BufferedReader, budget: http1.LineBudget) -> tuple[str, list[str]]:
@@ -132,7 +136,10 @@ class Body:
         chunks = self._chunks
         if chunks is not None:
             while chunks.wants_line:
-                chunks.line(_line(self._reader, None, chunks.line_name, chunks.line_limit))
+                line = self._reader.readline(chunks.line_limit + 1)
+                if not line.endswith(b"\n"):
+                    _broken_line(line, chunks.line_limit, chunks.line_name)
+                chunks.line(line)
             if chunks.done:
                 self._done = True
                 return b""
