@@ -115,7 +115,9 @@ def parse_fields(lines: Sequence[str], limits: Limits) -> dict[str, str]:
 
 def keeps_connection(version: str, connection: str | None) -> bool:
     """§9.3: whether the connection stays open after this message (when its end is known)."""
-    tokens = {t.strip().lower() for t in (connection or "").split(",")}
+    if not connection:
+        return version != "HTTP/1.0"
+    tokens = {t.strip(_OWS) for t in connection.lower().split(",")}
     if version == "HTTP/1.0":
         return "keep-alive" in tokens
     return "close" not in tokens
@@ -123,6 +125,8 @@ def keeps_connection(version: str, connection: str | None) -> bool:
 
 def content_length(value: str) -> int:
     """§6.3: one decimal length (a list of identical values counts as one)."""
+    if _decimal(value):  # the usual case, at once
+        return int(value)
     values = {v.strip(_OWS) for v in value.split(",")}
     if len(values) != 1:
         raise MessageError(f"conflicting Content-Length values: {value[:40]!r}")
