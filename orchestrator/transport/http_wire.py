@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 from orchestrator import http1
 
@@ -79,7 +80,7 @@ def _line(reader: io.BufferedReader, budget: http1.LineBudget, what: str) -> byt
     return line
 
 
-def _broken_line(line: bytes, limit: int, what: str) -> None:
+def _broken_line(line: bytes, limit: int, what: str) -> NoReturn:
     """Raise what a line read without its ending means: too long, or the host closed the connection."""
     if len(line) > limit:
         raise http1.too_long(what, limit)
