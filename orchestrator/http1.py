@@ -117,7 +117,7 @@ def keeps_connection(version: str, connection: str | None) -> bool:
     """§9.3: whether the connection stays open after this message (when its end is known)."""
     if not connection:
         return version != "HTTP/1.0"
-    tokens = {t.strip(_OWS) for t in connection.lower().split(",")}
+    tokens = set(map(str.strip, connection.lower().split(",")))
     if version == "HTTP/1.0":
         return "keep-alive" in tokens
     return "close" not in tokens
