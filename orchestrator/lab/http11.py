@@ -2,14 +2,19 @@
 it, as one small ``asyncio.Protocol`` per connection (no request/response objects, no router, no middlewares).
 
 - Requests are read whole (``Content-Length`` or ``Transfer-Encoding: chunked``, RFC 9112 6-7) and handled one
-  at a time per connection, in order (pipelined requests wait in the buffer; RFC 9112 9.3.2).
+  at a time per connection, in order (pipelined requests wait in the buffer; RFC 9112 9.3.2). The syntax (request
+  line, fields, framing, chunked coding, persistence) is ``orchestrator.http1``'s, shared with the client's answer
+  reader; this module finds the lines and bytes in the connection's buffer, resuming where the last data ended, so
+  a request that arrives a byte at a time costs no more to read than one that arrives whole.
 - Limits bound memory: the request head (line + fields) at ``MAX_HEAD`` bytes (400 and close past it), the body
   at the server's ``max_body`` (the handler sees ``too_large`` and answers 413; the connection is then closed, the
   rest of the body unread, as HTTP.sys does for a request over its limit).
 - Persistent connections (RFC 9112 9.3): HTTP/1.1 stays open unless either side says ``Connection: close``;
   HTTP/1.0 closes unless the client asked for keep-alive. An idle connection is closed after ``keepalive_s``.
-- A head that no HTTP/1.x client sends (no request line, a field without a colon, HTTP/1.1 without ``Host``)
-  is answered 400 and the connection closed (RFC 9112 3.2, 5).
+- A head that no HTTP/1.x client sends (no request line, a field without a colon, a folded field, HTTP/1.1 without
+  ``Host``, a transfer coding other than chunked, an invalid Content-Length, a malformed chunk) is answered 400 and
+  the connection closed (RFC 9112 3.2, 5, 6.3). A request with both Transfer-Encoding and Content-Length is read
+  chunked and the connection closed after its answer (RFC 9112 6.3).
 - Every answer carries ``Date`` and ``Content-Length`` (RFC 9110 6.6.1, 8.6), as HTTP.sys's do; a handler's
   ``drop`` aborts the connection without an answer.
 A handler's coroutine is not cancelled when the client goes away (it finishes and its answer is discarded), so a
@@ -27,11 +32,17 @@ from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import unquote
 
+from orchestrator import http1
+
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 65536 + 8192  # request line + header fields (aiohttp's former limits: 8190-byte line, 64 KiB fields)
 MAX_FIELDS = 128
 MAX_CHUNKS = 4096  # chunks in one chunked body (WinRM clients send Content-Length; this only bounds the work)
+MAX_CHUNK_LINE = 1024  # one chunk-size line, extensions included
+LIMITS = http1.Limits(
+    line=MAX_HEAD, chunk_line=MAX_CHUNK_LINE, fields=MAX_FIELDS, head=MAX_HEAD, chunks=MAX_CHUNKS, obs_fold=False
+)
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 
@@ -59,10 +70,6 @@ class HttpResponse:
 
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
-
-
-class _BadRequest(Exception):
-    pass
 
 
 class HttpServer:
@@ -99,7 +106,7 @@ class HttpServer:
 
 
 class HttpConnection(asyncio.Protocol):
-    __slots__ = ("_buf", "_discard", "_idle", "_last", "server", "task", "transport")
+    __slots__ = ("_buf", "_discard", "_idle", "_last", "_reading", "server", "task", "transport")
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
@@ -109,6 +116,7 @@ class HttpConnection(asyncio.Protocol):
         self._discard = False  # the rest of a body over the limit: never read, the connection closes after the 413
         self._idle: asyncio.TimerHandle | None = None
         self._last = 0.0  # loop time of the last answer (or of the connection's start)
+        self._reading = _Reading()
 
     # ---- asyncio.Protocol ------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -148,20 +156,18 @@ class HttpConnection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         try:
-            parsed = _parse(self._buf, self.server.max_body)
-        except _BadRequest:
+            parsed = self._reading.take(self._buf, self.server.max_body)
+        except http1.MessageError:
             self._write(HttpResponse(400, close=True), keep_alive=False)
             return
         if parsed is None:
             return
-        method, target, version, headers, body, used, too_large = parsed
-        del self._buf[:used]
+        method, target, headers, body, keep_alive, too_large = parsed
         if too_large:
             self._buf.clear()
             self._discard = True
         path = unquote(_origin_path(target))
         request = HttpRequest(method, path, headers, body, self, too_large)
-        keep_alive = _keep_alive(version, headers.get("connection", "")) and not too_large
         self.task = asyncio.get_running_loop().create_task(self._serve(request, keep_alive))
 
     async def _serve(self, request: HttpRequest, keep_alive: bool) -> None:
@@ -215,87 +221,101 @@ class HttpConnection(asyncio.Protocol):
         self.transport.close()
 
 
-_Parsed = tuple[str, str, str, dict[str, str], bytes, int, bool]
+_Request = tuple[str, str, dict[str, str], bytes, bool, bool]  # method, target, headers, body, keep_alive, too_large
 
 
-def _parse(buf: bytearray, max_body: int) -> _Parsed | None:
-    """(method, target, version, headers, body, bytes used, too_large) of the first complete request in ``buf``,
-    None while it is incomplete; ``_BadRequest`` for what no HTTP/1.x client sends."""
-    end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
-    if end < 0:
-        if len(buf) > MAX_HEAD:
-            raise _BadRequest
-        return None
-    method, target, version, headers = _head(bytes(buf[:end]))
-    start = end + 4
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return _chunked(buf, start, max_body, (method, target, version, headers))
-    length_text = headers.get("content-length", "0").strip()
-    if not length_text.isdigit():
-        raise _BadRequest
-    length = int(length_text)
-    if length > max_body:
-        return method, target, version, headers, b"", start, True
-    if len(buf) < start + length:
-        return None
-    return method, target, version, headers, bytes(buf[start : start + length]), start + length, False
+_NO_FRAMING = http1.Framing(http1.LENGTH, 0, False)
 
 
-def _head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-        raise _BadRequest from None
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/1."):
-        raise _BadRequest
-    if len(lines) > MAX_FIELDS + 1:
-        raise _BadRequest
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise _BadRequest
-        key = name.lower()
-        value = value.strip()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    if parts[2] != "HTTP/1.0" and "host" not in headers:  # RFC 9112 3.2: HTTP/1.1 without Host is a 400
-        raise _BadRequest
-    return parts[0], parts[1], parts[2], headers
+class _Reading:
+    """The request being read from a connection's buffer: its head once whole, then its body. It resumes where it
+    stopped, so the buffer is scanned once however the request is cut into packets."""
 
+    __slots__ = ("_body", "_chunks", "_framing", "_head", "_pos", "_size")
 
-def _chunked(buf: bytearray, start: int, max_body: int, head: tuple[str, str, str, dict[str, str]]) -> _Parsed | None:
-    """A chunked body (RFC 9112 7.1): size lines in hex, extensions and trailers ignored."""
-    chunks: list[bytes] = []
-    size_total = 0
-    pos = start
-    for _ in range(MAX_CHUNKS):
-        line_end = buf.find(b"\r\n", pos, pos + 1024)
-        if line_end < 0:
-            if len(buf) - pos > 1024:
-                raise _BadRequest
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._head: tuple[str, str, str, dict[str, str]] | None = None  # method, target, version, headers
+        self._framing = _NO_FRAMING
+        self._chunks: http1.ChunkedBody | None = None
+        self._body: list[bytes] = []
+        self._pos = 0  # where reading resumes in the buffer
+        self._size = 0  # bytes of chunk data announced so far
+
+    def take(self, buf: bytearray, max_body: int) -> _Request | None:
+        """The first request of ``buf``, removed from it; None while it is incomplete (what was read is kept);
+        ``http1.MessageError`` for what no HTTP/1.x client sends."""
+        if self._head is None and not self._read_head(buf):
             return None
-        size_text = bytes(buf[pos:line_end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise _BadRequest from None
-        if size == 0:
-            trailer_end = buf.find(b"\r\n\r\n", line_end, line_end + MAX_HEAD)
-            if trailer_end < 0 and buf[line_end : line_end + 4] != b"\r\n\r\n":
+        assert self._head is not None
+        method, target, _, headers = self._head
+        framing = self._framing
+        if framing.kind == http1.CHUNKED:
+            done = self._read_chunks(buf, max_body)
+            if done is None:
                 return None
-            used = (trailer_end if trailer_end >= 0 else line_end) + 4
-            return (*head, b"".join(chunks), used, False)
-        size_total += size
-        if size_total > max_body:
-            return (*head, b"", len(buf), True)
-        data_start = line_end + 2
-        if len(buf) < data_start + size + 2:
+            body, too_large = (b"".join(self._body), False) if done else (b"", True)
+        elif framing.length > max_body:
+            body, too_large = b"", True
+        elif len(buf) < self._pos + framing.length:
             return None
-        chunks.append(bytes(buf[data_start : data_start + size]))
-        pos = data_start + size + 2
-    raise _BadRequest
+        else:
+            body, too_large = bytes(buf[self._pos : self._pos + framing.length]), False
+            self._pos += framing.length
+        del buf[: self._pos]
+        self._reset()  # ready for the next request
+        return method, target, headers, body, framing.keeps_connection and not too_large, too_large
+
+    def _read_head(self, buf: bytearray) -> bool:
+        end = buf.find(b"\r\n\r\n", max(0, self._pos - 3), MAX_HEAD + 4)
+        if end < 0:
+            if len(buf) > MAX_HEAD:
+                raise http1.MessageError(f"a request head over {MAX_HEAD} bytes")
+            self._pos = len(buf)
+            return False
+        lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+        method, target, version = http1.request_line(lines[0])
+        headers = http1.parse_fields(lines[1:], LIMITS)
+        if version != "HTTP/1.0" and "host" not in headers:  # RFC 9112 3.2: HTTP/1.1 without Host is a 400
+            raise http1.MessageError("an HTTP/1.1 request without Host")
+        self._framing = http1.request_framing(version, headers)
+        if self._framing.kind == http1.CHUNKED:
+            self._chunks = http1.ChunkedBody(LIMITS)
+        self._head = method, target, version, headers
+        self._pos = end + 4
+        return True
+
+    def _read_chunks(self, buf: bytearray, max_body: int) -> bool | None:
+        """Read on in a chunked body: True when whole, False when past ``max_body`` (the rest is never read),
+        None while incomplete."""
+        chunks = self._chunks
+        assert chunks is not None
+        while not chunks.done:
+            pos = self._pos
+            if chunks.wants_line:
+                limit = chunks.line_limit
+                end = buf.find(b"\r\n", pos, pos + limit + 2)
+                if end < 0:
+                    if len(buf) - pos > limit + 1:
+                        raise http1.too_long(chunks.line_name, limit)
+                    return None
+                chunks.line(bytes(buf[pos : end + 2]))
+                self._pos = end + 2
+                if not chunks.wants_line:
+                    self._size += chunks.left
+                    if self._size > max_body:
+                        self._pos = len(buf)
+                        return False
+                continue
+            size = min(chunks.left, len(buf) - pos)
+            if not size:
+                return None
+            self._body.append(bytes(buf[pos : pos + size]))
+            self._pos = pos + size
+            chunks.took(size)
+        return True
 
 
 def _origin_path(target: str) -> str:
@@ -304,13 +324,6 @@ def _origin_path(target: str) -> str:
     if "://" in target[:8]:
         target = "/" + target.split("://", 1)[1].partition("/")[2]
     return target.split("?", 1)[0]
-
-
-def _keep_alive(version: str, connection: str) -> bool:
-    tokens = {t.strip().lower() for t in connection.split(",")}
-    if version == "HTTP/1.0":
-        return "keep-alive" in tokens
-    return "close" not in tokens
 
 
 _dates: dict[int, str] = {}

@@ -4,13 +4,12 @@ buffer, the answer's status line and headers read from the connection's buffered
 header parsing goes through the ``email`` package and was a fifth of the sender's CPU (docs/performance.md,
 "HTTP layer").
 
-The rules are RFC 9112's (HTTP/1.1 message syntax): the status line (§4), header fields and obsolete line folding
-(§5), the body's length (§6.3: no body for 1xx/204/304, chunked wins over Content-Length, an invalid
-Content-Length is an error, else the body runs until the connection closes), chunked coding (§7.1) and persistence
-(§9.3: HTTP/1.1 keeps the connection unless ``Connection: close``; HTTP/1.0 closes unless ``keep-alive``). The
-bounds are ``http.client``'s (a line of at most 64 KiB, at most 100 header fields) plus one on the whole head;
-what goes past them is refused as a hostile answer (``BadAnswer``), and a host that closes the connection in the
-middle of an answer is ``PeerClosed`` (a dropped connection, as ``http.client`` reports it).
+This module is only the I/O: it reads lines (``readline``, bounded) and bytes (``read1``) and hands them to
+``orchestrator.http1``, the HTTP/1.1 syntax the lab's listeners share (status line, fields and obsolete folding,
+body framing, chunked coding, persistence; RFC 9112). The bounds are ``http.client``'s (a line of at most 64 KiB,
+at most 100 header fields) plus one on the bytes of status, header, chunk and trailer lines of one answer; what
+goes past them is refused as a hostile answer (``BadAnswer``), and a host that closes the connection in the middle
+of an answer is ``PeerClosed`` (a dropped connection, as ``http.client`` reports it).
 """
 
 from __future__ import annotations
@@ -18,15 +17,19 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NoReturn
+
+from orchestrator import http1
 
 MAX_LINE = 65536  # one status, header, chunk-size or trailer line (http.client's _MAXLINE)
 MAX_HEADERS = 100  # header fields of one answer (http.client's _MAXHEADERS)
-MAX_HEAD_BYTES = 256 * 1024  # status line + header fields (+ skipped 1xx answers, + trailers) of one answer
-_NO_BODY = frozenset((204, 304))
+MAX_HEAD_BYTES = 256 * 1024  # status line + header fields (+ skipped 1xx answers) of one answer; chunk lines apart
+LIMITS = http1.Limits(
+    line=MAX_LINE, chunk_line=MAX_LINE, fields=MAX_HEADERS, head=MAX_HEAD_BYTES, chunks=1 << 16, obs_fold=True
+)
 
-
-class BadAnswer(Exception):
-    """The host's answer breaks HTTP/1.1 or goes past a bound of its head (the text says which)."""
+#: The host's answer breaks HTTP/1.1 or goes past a bound (the text says which).
+BadAnswer = http1.MessageError
 
 
 class PeerClosed(ConnectionError):
@@ -49,10 +52,7 @@ class Head:
     @property
     def keeps_connection(self) -> bool:
         """RFC 9112 §9.3: whether the connection stays open after this answer (when its length is known)."""
-        tokens = {t.strip().lower() for t in (self.headers.get("connection") or "").split(",")}
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in tokens
-        return "close" not in tokens
+        return http1.keeps_connection(self.version, self.headers.get("connection"))
 
 
 def request_bytes(target: str, host: str, fields: Mapping[str, str], body: bytes) -> bytes:
@@ -71,68 +71,44 @@ def host_field(address: str, port: int, default_port: int) -> str:
     return name if port == default_port else f"{name}:{port}"
 
 
-class _Budget:
-    """What is left of the head's byte bound."""
-
-    __slots__ = ("left",)
-
-    def __init__(self) -> None:
-        self.left = MAX_HEAD_BYTES
-
-
-def _line(reader: io.BufferedReader, budget: _Budget, what: str) -> bytes:
-    """One CRLF- (or LF-) ended line, without its ending; bounded in length and by the answer's byte budget."""
+def _line(reader: io.BufferedReader, budget: http1.LineBudget, what: str) -> bytes:
+    """One CRLF- (or LF-) ended line of the head, with its ending; bounded in length and by the answer's bytes."""
     line = reader.readline(MAX_LINE + 1)
     if not line.endswith(b"\n"):
-        if len(line) > MAX_LINE:
-            raise BadAnswer(f"a {what} line longer than {MAX_LINE} bytes")
-        if not line and what == "status":
-            raise PeerClosed("the host closed the connection without an answer")
-        raise PeerClosed(f"the host closed the connection in the middle of the answer's {what} line")
-    budget.left -= len(line)
-    if budget.left < 0:
-        raise BadAnswer(f"more than {MAX_HEAD_BYTES} bytes of status, header and chunk lines in one answer")
-    return line.rstrip(b"\r\n")
+        _broken_line(line, MAX_LINE, what)
+    budget.charge(len(line))
+    return line
 
 
-def _status(line: bytes) -> tuple[str, int]:
-    """``HTTP/1.x NNN reason`` → (version, status); anything else is a ``BadAnswer``."""
-    version, _, rest = line.partition(b" ")
-    code = rest[:3]
-    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not (code.isdigit() and rest[3:4] in (b"", b" ")):
-        raise BadAnswer(f"not an HTTP/1.x status line: {line[:60]!r}")
-    status = int(code)
-    if status < 100:
-        raise BadAnswer(f"not an HTTP status code: {status}")
-    return version.decode("ascii"), status
+def _broken_line(line: bytes, limit: int, what: str) -> NoReturn:
+    """Raise what a line read without its ending means: too long, or the host closed the connection."""
+    if len(line) > limit:
+        raise http1.too_long(what, limit)
+    if not line and what == "status":
+        raise PeerClosed("the host closed the connection without an answer")
+    raise PeerClosed(f"the host closed the connection in the middle of the answer's {what} line")
 
 
-def _fields(reader: io.BufferedReader, budget: _Budget) -> dict[str, str]:
-    """Header fields up to the empty line; an obsolete folded line continues the field before it."""
-    fields: dict[str, str] = {}
-    last = ""
+def _head_lines(reader: io.BufferedReader, budget: http1.LineBudget) -> tuple[str, list[str]]:
+    """The status line and the header lines up to the empty line (at most one more than the fields allowed, so
+    ``http1.parse_fields`` refuses an endless head), without their endings."""
+    status = _line(reader, budget, "status").rstrip(b"\r\n").decode("latin-1")
+    lines: list[str] = []
     for _ in range(MAX_HEADERS + 1):
-        line = _line(reader, budget, "header")
+        line = _line(reader, budget, "header").rstrip(b"\r\n")
         if not line:
-            return fields
-        if line[:1] in (b" ", b"\t") and last:
-            fields[last] += " " + line.strip().decode("latin-1")
-            continue
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip():
-            raise BadAnswer(f"a malformed header line: {line[:60]!r}")
-        last = name.decode("latin-1").lower()
-        text = value.strip().decode("latin-1")
-        fields[last] = f"{fields[last]}, {text}" if last in fields else text
-    raise BadAnswer(f"more than {MAX_HEADERS} header fields")
+            break
+        lines.append(line.decode("latin-1"))
+    return status, lines
 
 
 def read_head(reader: io.BufferedReader) -> Head:
     """The answer's status line and header fields (1xx interim answers skipped), read from ``reader``."""
-    budget = _Budget()
+    budget = http1.LineBudget(MAX_HEAD_BYTES)
     while True:
-        version, status = _status(_line(reader, budget, "status"))
-        fields = _fields(reader, budget)
+        status_line, lines = _head_lines(reader, budget)
+        version, status = http1.status_line(status_line)
+        fields = http1.parse_fields(lines, LIMITS)
         if status >= 200:
             return Head(version, status, fields)
 
@@ -141,31 +117,15 @@ class Body:
     """An answer's body as ``guard.read_capped`` reads it (``read1``): at most ``amt`` bytes a call, ``b""`` at its
     end only — a host that closes the connection before then raises ``PeerClosed``."""
 
-    __slots__ = ("_budget", "_chunked", "_done", "_left", "_reader", "keeps_connection")
+    __slots__ = ("_chunks", "_done", "_left", "_reader", "keeps_connection")
 
     def __init__(self, reader: io.BufferedReader, head: Head) -> None:
+        framing = http1.answer_framing(head.version, head.status, head.headers)
         self._reader = reader
-        self._budget = _Budget()
-        self._chunked = False
-        self._done = False
-        self._left: int | None = None  # bytes left of the body (or of the current chunk); None: until close
-        self.keeps_connection = head.keeps_connection
-        coding = (head.get("transfer-encoding") or "").strip().lower()
-        length = head.get("content-length")
-        if head.status in _NO_BODY:
-            self._done = True
-        elif coding:
-            if coding.rsplit(",", 1)[-1].strip() != "chunked":
-                raise BadAnswer(f"a transfer coding WinRM does not use (Transfer-Encoding: {coding[:40]})")
-            self._chunked = True
-            self._left = 0
-            if length is not None:  # §6.3: chunked wins; a message with both is not trusted to end where it says
-                self.keeps_connection = False
-        elif length is not None:
-            self._left = _content_length(length)
-            self._done = self._left == 0
-        else:
-            self.keeps_connection = False  # the body ends where the host closes the connection
+        self.keeps_connection = framing.keeps_connection
+        self._chunks = http1.ChunkedBody(LIMITS) if framing.kind == http1.CHUNKED else None
+        self._left: int | None = None if framing.kind == http1.UNTIL_CLOSE else framing.length
+        self._done = framing.kind == http1.LENGTH and not framing.length
 
     def read1(self, amt: int | None = None, decode_content: bool | None = None) -> bytes:
         del decode_content  # nothing is ever decoded: a content coding was refused before the body
@@ -173,45 +133,24 @@ class Body:
         if self._done:
             return b""
         if self._left is None:
-            return self._reader.read1(amt)
-        if self._chunked and self._left == 0 and not self._next_chunk():
-            return b""
+            return self._reader.read1(amt)  # until the host closes
+        chunks = self._chunks
+        if chunks is not None:
+            while chunks.wants_line:
+                line = self._reader.readline(chunks.line_limit + 1)
+                if not line.endswith(b"\n"):
+                    _broken_line(line, chunks.line_limit, chunks.line_name)
+                chunks.line(line)
+            if chunks.done:
+                self._done = True
+                return b""
+            self._left = chunks.left
         data = self._reader.read1(min(amt, self._left))
         if not data:
             raise PeerClosed("the host closed the connection in the middle of the answer's body")
-        self._left -= len(data)
-        if self._left == 0 and not self._chunked:
-            self._done = True
-        elif self._left == 0:
-            self._chunk_end()
+        if chunks is not None:
+            chunks.took(len(data))
+        else:
+            self._left -= len(data)
+            self._done = self._left == 0
         return data
-
-    def _next_chunk(self) -> bool:
-        """Read a chunk-size line; False (trailers read, body over) at the last chunk."""
-        line = _line(self._reader, self._budget, "chunk-size")
-        size = line.split(b";", 1)[0].strip()
-        if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
-            raise BadAnswer(f"a malformed chunk size: {line[:40]!r}")
-        self._left = int(size, 16)
-        if self._left:
-            return True
-        for _ in range(MAX_HEADERS + 1):
-            if not _line(self._reader, self._budget, "trailer"):
-                self._done = True
-                return False
-        raise BadAnswer(f"more than {MAX_HEADERS} trailer fields")
-
-    def _chunk_end(self) -> None:
-        if _line(self._reader, self._budget, "chunk-end"):
-            raise BadAnswer("a chunk longer than its size")
-
-
-def _content_length(value: str) -> int:
-    """RFC 9112 §6.3: one decimal length (a list of identical values counts as one), else an error."""
-    values = {v.strip() for v in value.split(",")}
-    if len(values) != 1:
-        raise BadAnswer(f"conflicting Content-Length values: {value[:40]!r}")
-    (text,) = values
-    if not text.isdigit() or not text.isascii():
-        raise BadAnswer(f"an invalid Content-Length: {value[:40]!r}")
-    return int(text)

@@ -23,6 +23,7 @@ from orchestrator.transport.winrm import WinRMConnection
 
 pytestmark = pytest.mark.timeout(120)
 OS_QUERY = "SELECT Caption FROM Win32_OperatingSystem"
+CHUNKED_OK = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 # ------------------------------------------------------------------------------ the reader, on a loopback pair
@@ -93,6 +94,16 @@ def test_which_answers_keep_the_connection(wire: bytes, keeps: bool) -> None:
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", http_wire.BadAnswer, "chunk size"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", http_wire.BadAnswer, "chunk"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", http_wire.BadAnswer, "transfer coding"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1" + b";" * 70000,
+            http_wire.BadAnswer,
+            "chunk-size line",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"T: 1\r\n" * 200,
+            http_wire.BadAnswer,
+            "trailer",
+        ),
         (b"", http_wire.PeerClosed, "without an answer"),
         (b"HTTP/1.1 200 OK\r\nContent-Le", http_wire.PeerClosed, "middle of the answer's header"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", http_wire.PeerClosed, "body"),

@@ -139,9 +139,15 @@ def test_malformed_and_oversized_heads_get_400_and_close() -> None:
         b"POST /wsman HTTP/1.1\r\nHost: pc\r\nno colon here\r\n\r\n",
         b"POST /wsman HTTP/1.1\r\nContent-Length: 0\r\n\r\n",  # HTTP/1.1 without Host
         b"POST / HTTP/1.1\r\nX: y\r\n",
+        b"POST / HTTP/1.1\r\nHost: pc\r\nX: one\r\n two\r\n\r\n",  # obsolete folding (RFC 9112 5.2: may refuse)
+        b"POST / HTTP/1.1\r\nHost: pc\r\n" + b"X: y\r\n" * 200 + b"\r\n",  # more than MAX_FIELDS
+        b"POST / HTTP/1.1\r\nHost: pc\r\nTransfer-Encoding: gzip\r\n\r\n",  # RFC 9112 6.3: not chunked last
+        b"POST / HTTP/1.1\r\nHost: pc\r\nContent-Length: 5, 6\r\n\r\nhello",
+        b"POST / HTTP/1.1\r\nHost: pc\r\nTransfer-Encoding: chunked\r\n\r\n1" + b";" * 2000 + b"\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: pc\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
     )
     for bad in bad_heads:
-        payload = bad if bad.endswith(b"\r\n\r\n") else bad + b"X-Pad: " + b"p" * (MAX_HEAD + 10)
+        payload = bad if b"\r\n\r\n" in bad else bad + b"X-Pad: " + b"p" * (MAX_HEAD + 10)
 
         async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes = payload) -> None:
             writer.write(data)
@@ -150,6 +156,20 @@ def test_malformed_and_oversized_heads_get_400_and_close() -> None:
             assert await reader.read() == b""
 
         _run(exchange)
+
+
+def test_a_request_with_both_lengths_is_read_chunked_and_the_connection_closed() -> None:
+    """RFC 9112 6.3: Transfer-Encoding overrides Content-Length, and the server closes the connection after its
+    answer (the message might have been meant to end elsewhere)."""
+
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = b"POST /wsman HTTP/1.1\r\nHost: pc\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        writer.write(head + b"5\r\nhello\r\n0\r\n\r\n" + _post("/wsman", b"never read"))
+        status, fields, body = await _answer(reader)
+        assert (status, body, fields["connection"]) == (200, b"POST /wsman 5 ", "close")
+        assert await reader.read() == b""
+
+    _run(exchange)
 
 
 def test_the_lab_reads_a_chunked_anonymous_identify(start_lab: StartLab) -> None:
