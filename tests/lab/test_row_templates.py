@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -150,3 +150,23 @@ def test_a_key_holding_a_datetime_or_array_is_not_templated() -> None:
     cim._TEMPLATES.clear()
     assert cim.instance_xml(inst) == untemplated(inst, False)
     assert not cim._TEMPLATES
+
+
+def test_datetimes_of_the_same_instant_in_other_offsets_render_their_own_offset() -> None:
+    utc = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    taipei = utc.astimezone(timezone(timedelta(hours=8)))
+    assert utc == taipei and hash(utc) == hash(taipei)  # why the memo's key carries the offset
+    texts = [cim.instance_xml(CimInstance("C", (CimProperty("When", "datetime", v),))) for v in (utc, taipei, utc)]
+    assert "2024-01-02T03:04:05Z" in texts[0] and texts[2] == texts[0]
+    assert "2024-01-02T11:04:05+08:00" in texts[1]
+
+
+def test_planned_instances_equal_built_ones_and_build_properties_on_use(pcs: dict[str, Machine]) -> None:
+    (row, *_) = pcs["srv"].wql("SELECT * FROM Win32_OperatingSystem")
+    assert row._properties is None  # nothing built yet
+    third = row.property_at(2)
+    assert row._properties is None and third == CimProperty(third.name, third.type, third.value)
+    plain = row.without_template()
+    assert plain == row and hash(plain) == hash(row) and plain.row_key is None
+    assert row.properties[2] == third and row.get(third.name) == third.value
+    assert "CimInstance('Win32_OperatingSystem'" in repr(row)

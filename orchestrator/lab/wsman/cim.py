@@ -81,6 +81,8 @@ def _property(prop: CimProperty, prefix: str = "p:", datetime_tag: str = "cim:Da
     """A typed instance's property (``p:`` elements, ``cim:Datetime``) or, with ``prefix=""`` and ``Datetime``,
     an XmlFragment's."""
     kind = type(prop.value)
+    if kind is datetime:
+        return _datetime_property(prop, prefix, datetime_tag)
     if kind not in _MEMO_KINDS or prop.type == "datetime":
         return _elements(prop, prefix + prop.name, datetime_tag)
     key = (prefix, prop, kind)
@@ -90,6 +92,26 @@ def _property(prop: CimProperty, prefix: str = "p:", datetime_tag: str = "cim:Da
         if len(_RENDERED) >= _RENDERED_MAX:
             _RENDERED.clear()
         _RENDERED[key] = text
+    return text
+
+
+# Rendered datetime properties, keyed by (prefix, name, value, UTC offset): the offset in the key because an aware
+# datetime's equality and hash ignore it. Most datetimes of a row are fixed (EvaluationEndDate, InstallDate); the
+# ones that move (TrustedTime, LocalDateTime) make an entry per query, so this table is small and emptied when full.
+_DATETIMES: dict[tuple[str, str, datetime, timedelta | None], str] = {}
+_DATETIMES_MAX = 1024
+
+
+def _datetime_property(prop: CimProperty, prefix: str, datetime_tag: str) -> str:
+    value = prop.value
+    assert isinstance(value, datetime)
+    key = (prefix, prop.name, value, value.utcoffset())
+    text = _DATETIMES.get(key)
+    if text is None:
+        text = _elements(prop, prefix + prop.name, datetime_tag)
+        if len(_DATETIMES) >= _DATETIMES_MAX:
+            _DATETIMES.clear()
+        _DATETIMES[key] = text
     return text
 
 
