@@ -23,6 +23,7 @@ from wsman_requests import RSP, SHELL_CMD, WSEN, WST, create_shell, envelope, wq
 
 from orchestrator.lab.provider import CimInstance, CimProperty, WmiError
 from orchestrator.lab.spec import LabHostConfig, parse_spec, resolve
+from orchestrator.lab.timing import PcTiming
 from orchestrator.lab.wol import parse_magic_packet
 from orchestrator.lab.wsman import cim, faults, ns
 from orchestrator.lab.wsman.auth import CredentialStore, NtlmAcceptor, is_kerberos_token, parse_authorization
@@ -389,3 +390,27 @@ def test_idle_shells_expire() -> None:
     expired, body = asyncio.run(scenario())
     assert expired == 1
     assert body.find("s:Fault/s:Detail/f:WSManFault", NS).get("Code") == "2150858843"  # type: ignore[union-attr]
+
+
+def test_a_wql_answer_is_prepared_at_once_and_held_for_the_modelled_query_time() -> None:
+    """``prepare`` answers at once and leaves the query's modelled time in ``hold_s`` (the server seals the
+    answer, then waits: lab/server.py ``_hold``); ``handle`` spends it itself; a query whose modelled time passes
+    its OperationTimeout still waits until then and answers w:TimedOut, with nothing left to hold."""
+    host = FakeUnitTestHost(_config())
+    timing = PcTiming("windows", {"wql_query": 0.3}, 21.0)
+    service = WSManService(host, host.address, ServiceConfig(max_envelope_kb=500), timing=timing)
+    request = wql_enumerate("SELECT * FROM SoftwareLicensingService").encode()
+    started = time.monotonic()
+    prepared = asyncio.run(service.prepare(request, CALLER))
+    assert time.monotonic() - started < 0.25
+    assert prepared.status == 200 and prepared.hold_s == pytest.approx(0.3)
+    started = time.monotonic()
+    handled = asyncio.run(service.handle(request, CALLER))
+    assert time.monotonic() - started >= 0.3 and handled.status == 200
+    timed_out = asyncio.run(
+        service.prepare(
+            wql_enumerate("SELECT * FROM SoftwareLicensingService").replace("PT20S", "PT0.1S").encode(), CALLER
+        )
+    )
+    assert timed_out.status == 500 and timed_out.hold_s == 0.0
+    assert b"TimedOut" in timed_out.body
