@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from orchestrator.lab.wsman.encryption import unwrap, wrap
 from orchestrator.lab.wsman.request import MalformedRequest, parse_duration, parse_request
 from orchestrator.lab.wsman.service import WSManService
 from orchestrator.lab.wsman.shell import CallerInfo
+from orchestrator.lab.wsman.xmltext import new_id, new_message_id
 from orchestrator.transport.wmi import parse_instance
 
 SAMPLES = SHARED / "wsman" / "samples"
@@ -414,3 +416,13 @@ def test_a_wql_answer_is_prepared_at_once_and_held_for_the_modelled_query_time()
     )
     assert timed_out.status == 500 and timed_out.hold_s == 0.0
     assert b"TimedOut" in timed_out.body
+
+
+def test_guids_are_random_version_4_upper_case_and_distinct() -> None:
+    seen = {new_id() for _ in range(2000)}  # several 4 KB refills of the random pool
+    assert len(seen) == 2000
+    for text in list(seen)[:300]:
+        value = uuid.UUID(text)
+        assert text == str(value).upper() and value.version == 4 and value.variant == uuid.RFC_4122
+    message_id = new_message_id()
+    assert message_id.startswith("uuid:") and uuid.UUID(message_id[5:]).version == 4
