@@ -426,3 +426,18 @@ def test_guids_are_random_version_4_upper_case_and_distinct() -> None:
         assert text == str(value).upper() and value.version == 4 and value.variant == uuid.RFC_4122
     message_id = new_message_id()
     assert message_id.startswith("uuid:") and uuid.UUID(message_id[5:]).version == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_repeat_its_parents_guids() -> None:
+    new_id()  # the pool holds unread blocks now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write_end, new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert uuid.UUID(child).version == 4 and child != new_id()

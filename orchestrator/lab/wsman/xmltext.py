@@ -68,5 +68,11 @@ class _RandomPool:
             self._at = at + 16
             return self._buf[at : at + 16]
 
+    def forget(self) -> None:
+        """Drop the unread blocks (a forked child must not hand out its parent's GUIDs)."""
+        self._lock = threading.Lock()
+        self._buf, self._at = b"", 0
+
 
 _POOL = _RandomPool()
+os.register_at_fork(after_in_child=_POOL.forget)
