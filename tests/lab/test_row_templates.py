@@ -142,11 +142,11 @@ def test_the_table_is_bounded(pcs: dict[str, Machine], monkeypatch: pytest.Monke
     assert cim._TEMPLATES
 
 
-def test_a_key_holding_a_datetime_or_array_is_not_templated() -> None:
-    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    props = (CimProperty("A", "string", "x"), CimProperty("B", "string", when))  # type: ignore[arg-type]
-    key = (-1, (), ("x", when), (str, datetime))
-    inst = CimInstance("Odd_Class", props, "root/cimv2", key)  # type: ignore[arg-type]
+@pytest.mark.parametrize("odd", [datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), -0.0, (1, True)])
+def test_a_key_holding_a_datetime_float_or_array_is_not_templated(odd: Any) -> None:
+    props = (CimProperty("A", "string", "x"), CimProperty("B", "real64", odd))
+    key = (-1, (), ("x", odd), (str, type(odd)))
+    inst = CimInstance("Odd_Class", props, "root/cimv2", key)
     cim._TEMPLATES.clear()
     assert cim.instance_xml(inst) == untemplated(inst, False)
     assert not cim._TEMPLATES

@@ -195,7 +195,9 @@ def _fragment_props(props: tuple[CimProperty, ...]) -> str:
 _TYPED, _FRAGMENT = 0, 1
 _TEMPLATES: dict[tuple[int, RowKey], tuple[str, ...]] = {}
 _TEMPLATES_MAX = 2048
-_UNKEYABLE = (datetime, tuple)  # equal values that render differently (UTC offsets) or carry untyped elements
+# Values that can be equal and still render differently: datetimes (UTC offsets), floats (-0.0 and 0.0), arrays
+# (their elements' types are not in the key)
+_UNKEYABLE = (datetime, float, tuple)
 
 
 def _from_template(inst: CimInstance, shape: int) -> str:
