@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Literal, NamedTuple, Protocol
 
 CimType = Literal[
@@ -32,17 +33,90 @@ class CimProperty(NamedTuple):
     value: CimValue  # None is sent as xsi:nil="true"; datetime as <cim:Datetime>ISO-8601</cim:Datetime>
 
 
-@dataclass(frozen=True)
+# (plan id, slot positions, the values outside the slots, their Python types): see lab/wsman/cim.py
+RowKey = tuple[int, tuple[int, ...], tuple[CimValue, ...], tuple[type, ...]]
+
+
+# CimProperty from a (name, type, value) tuple without a Python-level call: a licensing row has ~60 properties
+_new_property: Callable[[tuple[str, CimType, CimValue]], CimProperty] = partial(tuple.__new__, CimProperty)
+
+
 class CimInstance:
-    class_name: str  # e.g. "SoftwareLicensingProduct"
-    properties: tuple[CimProperty, ...]
-    namespace: str = "root/cimv2"
+    """One WMI instance: its class, its properties in class order, its namespace.
+
+    An instance a class builder makes from its property plan (``CimInstance.planned``, lab/wmi_classes.py) keeps
+    the plan's names and types and the row's values, and builds its ``CimProperty`` tuples only when something
+    asks for ``properties``: a row rendered from its template (lab/wsman/cim.py) needs only its slots. Instances
+    are not changed after they are made; equality and hashing are by class, properties and namespace."""
+
+    __slots__ = ("_planned", "_properties", "class_name", "namespace", "row_key")
+
+    def __init__(
+        self,
+        class_name: str,
+        properties: tuple[CimProperty, ...],
+        namespace: str = "root/cimv2",
+        row_key: RowKey | None = None,
+    ) -> None:
+        self.class_name = class_name  # e.g. "SoftwareLicensingProduct"
+        self.namespace = namespace
+        # What the row's text depends on apart from its slots (lab/wsman/cim.py, "Row templates"): set only by a
+        # builder that knows its property plan; None renders property by property.
+        self.row_key = row_key
+        self._properties: tuple[CimProperty, ...] | None = properties
+        self._planned: tuple[tuple[str, ...], tuple[CimType, ...], tuple[CimValue, ...]] | None = None
+
+    @classmethod
+    def planned(
+        cls,
+        class_name: str,
+        plan: tuple[tuple[str, ...], tuple[CimType, ...], tuple[CimValue, ...]],
+        namespace: str,
+        row_key: RowKey,
+    ) -> CimInstance:
+        """An instance from (names, types, values) in class order, its properties built on first use."""
+        inst = cls(class_name, (), namespace, row_key)
+        inst._properties, inst._planned = None, plan
+        return inst
+
+    @property
+    def properties(self) -> tuple[CimProperty, ...]:
+        props = self._properties
+        if props is None:
+            assert self._planned is not None
+            props = self._properties = tuple(map(_new_property, zip(*self._planned, strict=True)))
+        return props
+
+    def property_at(self, position: int) -> CimProperty:
+        """The property at ``position`` in class order, without building the others."""
+        if self._properties is None and self._planned is not None:
+            names, types, values = self._planned
+            return CimProperty(names[position], types[position], values[position])
+        return self.properties[position]
+
+    def without_template(self) -> CimInstance:
+        return CimInstance(self.class_name, self.properties, self.namespace)
 
     def get(self, name: str) -> CimValue:
         for p in self.properties:
             if p.name.lower() == name.lower():
                 return p.value
         raise KeyError(name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CimInstance):
+            return NotImplemented
+        return (self.class_name, self.properties, self.namespace) == (
+            other.class_name,
+            other.properties,
+            other.namespace,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.class_name, self.properties, self.namespace))
+
+    def __repr__(self) -> str:
+        return f"CimInstance({self.class_name!r}, {self.properties!r}, {self.namespace!r})"
 
 
 class WmiError(Exception):

@@ -270,7 +270,23 @@ class WSManFrontEnd:
         outcome = await self._serve(request, conn, plain, caller_user)
         if isinstance(outcome, HttpResponse):
             return outcome
-        return self._answer(request, conn, outcome, encrypted, extra_headers)
+        answer = self._answer(request, conn, outcome, encrypted, extra_headers)
+        return await self._hold(request, conn, answer, outcome.hold_s) if outcome.hold_s > 0 else answer
+
+    async def _hold(self, request: HttpRequest, conn: _ConnState, answer: HttpResponse, seconds: float) -> HttpResponse:
+        """Send ``answer`` (built and sealed at arrival, while the request's data and code are warm) after the
+        request's modelled time. Sealing first changes nothing on the wire: a connection has one request in
+        flight (lab/http11.py answers in order and reads the next request only after this answer), so no other
+        message is sealed on it meanwhile and the NTLM sequence number and RC4 stream are the ones this answer
+        would have had at the end of the wait (MS-NLMP 3.4.4: each direction's messages are sealed in order). If
+        the PC went off or the connection was reset or closed during the wait, nothing is sent, as before."""
+        if answer.drop:
+            return answer
+        seal = conn.seal
+        await asyncio.sleep(seconds)
+        if not conn.pc.power_on or request.transport is None or request.transport.is_closing() or conn.seal is not seal:
+            return self._drop(request)
+        return answer
 
     async def _receive(self, request: HttpRequest, pc: PcRuntime) -> bytes | HttpResponse:
         """The body of a request after the PC's network latency, or the answer that needs no sign-in: HTTP.sys's
@@ -380,7 +396,7 @@ class WSManFrontEnd:
             fault = faults.internal_error()
             return Outcome(500, fault.render(pc.address, _message_id(plain)), "fault:http500", fault.code)
         caller = CallerInfo(user=caller_user.rsplit("\\", 1)[-1], client_ip=conn.peer, endpoint=conn.endpoint)
-        outcome = await pc.service.handle(plain, caller)
+        outcome = await pc.service.prepare(plain, caller)  # a WQL query's modelled time left in hold_s
         pc.counters[outcome.label] += 1
         if outcome.status != 200:
             pc.counters["faults"] += 1

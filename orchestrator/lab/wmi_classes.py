@@ -27,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property, lru_cache, partial
+from functools import cached_property, lru_cache
+from itertools import compress, count
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.lab import services
@@ -37,7 +38,7 @@ from orchestrator.lab.licensing import (
     installation_id,
     product_key_id,
 )
-from orchestrator.lab.provider import CimInstance, CimProperty, CimType, CimValue, WmiError
+from orchestrator.lab.provider import CimInstance, CimType, CimValue, WmiError
 from orchestrator.lab.timezones import in_dst
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,8 +61,6 @@ WSMAN_INVALID_SELECTORS = 0x8033805B
 
 PropDef = tuple[str, CimType, bool]  # name, type, is_array
 _MAX_PLANS = 256
-# CimProperty from a (name, type, value) tuple without a Python-level call: a licensing row has ~60 properties
-_new_property: Callable[[tuple[str, CimType, CimValue]], CimProperty] = partial(tuple.__new__, CimProperty)
 Builder = Callable[["Machine"], list[dict[str, CimValue]]]
 
 
@@ -79,21 +78,51 @@ class WmiClass:
         return {name.lower(): (name, t, arr) for name, t, arr in self.props}
 
     @cached_property
-    def _plans(self) -> dict[tuple[str, ...] | None, tuple[tuple[str, ...], tuple[CimType, ...]]]:
+    def _plans(self) -> dict[tuple[str, ...] | None, _Plan]:
         return {}
 
     def instance(self, values: dict[str, CimValue], only: tuple[str, ...] | None = None) -> CimInstance:
         plan = self._plans.get(only)
         if plan is None:  # the properties a selection returns, in class order: worked out once per selection
-            wanted = None if only is None else {n.lower() for n in (*only, *self.keys)}
-            chosen = [(name, t) for name, t, _ in self.props if wanted is None or name.lower() in wanted]
-            plan = (tuple(n for n, _ in chosen), tuple(t for _, t in chosen))
+            plan = self._plan(only)
             if len(self._plans) >= _MAX_PLANS:  # a client inventing selections cannot grow it without bound
                 self._plans.clear()
             self._plans[only] = plan
-        names, types = plan
-        props = tuple(map(_new_property, zip(names, types, map(values.get, names), strict=True)))
-        return CimInstance(self.name, props, NAMESPACE)
+        vals = tuple(map(values.get, plan.names))
+        fixed = tuple(compress(vals, plan.fixed))
+        key = (plan.id, plan.slots, fixed, tuple(map(type, fixed)))
+        return CimInstance.planned(self.name, (plan.names, plan.types, vals), NAMESPACE, key)
+
+    def _plan(self, only: tuple[str, ...] | None) -> _Plan:
+        wanted = None if only is None else {n.lower() for n in (*only, *self.keys)}
+        chosen = [d for d in self.props if wanted is None or d[0].lower() in wanted]
+        slots = tuple(i for i, (name, t, arr) in enumerate(chosen) if t == "datetime" or arr or name in _MOVING)
+        return _Plan(
+            names=tuple(name for name, _, _ in chosen),
+            types=tuple(t for _, t, _ in chosen),
+            id=next(_PLAN_IDS),
+            slots=slots,
+            fixed=tuple(i not in slots for i in range(len(chosen))),
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The properties one selection of a class returns, and which of them a row template leaves as slots
+    (lab/wsman/cim.py): datetimes (``TrustedTime`` is the PC's clock), arrays and the counters that move with
+    time; every other value is part of the row's key."""
+
+    names: tuple[str, ...]
+    types: tuple[CimType, ...]
+    id: int  # never reused, so a template cannot outlive its plan's meaning
+    slots: tuple[int, ...]
+    fixed: tuple[bool, ...]  # not a slot, position by position
+
+
+# Non-datetime properties whose value moves with the clock alone: slots, so a row does not need a new template
+# every minute (a template keyed by them would still be right, only rebuilt more often)
+_MOVING = frozenset({"GracePeriodRemaining"})
+_PLAN_IDS = count()
 
 
 def _p(spec: str) -> tuple[PropDef, ...]:

@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from wsman_requests import RSP, SHELL_CMD, WSEN, WST, create_shell, envelope, wq
 
 from orchestrator.lab.provider import CimInstance, CimProperty, WmiError
 from orchestrator.lab.spec import LabHostConfig, parse_spec, resolve
+from orchestrator.lab.timing import PcTiming
 from orchestrator.lab.wol import parse_magic_packet
 from orchestrator.lab.wsman import cim, faults, ns
 from orchestrator.lab.wsman.auth import CredentialStore, NtlmAcceptor, is_kerberos_token, parse_authorization
@@ -31,6 +33,7 @@ from orchestrator.lab.wsman.encryption import unwrap, wrap
 from orchestrator.lab.wsman.request import MalformedRequest, parse_duration, parse_request
 from orchestrator.lab.wsman.service import WSManService
 from orchestrator.lab.wsman.shell import CallerInfo
+from orchestrator.lab.wsman.xmltext import new_id, new_message_id
 from orchestrator.transport.wmi import parse_instance
 
 SAMPLES = SHARED / "wsman" / "samples"
@@ -389,3 +392,52 @@ def test_idle_shells_expire() -> None:
     expired, body = asyncio.run(scenario())
     assert expired == 1
     assert body.find("s:Fault/s:Detail/f:WSManFault", NS).get("Code") == "2150858843"  # type: ignore[union-attr]
+
+
+def test_a_wql_answer_is_prepared_at_once_and_held_for_the_modelled_query_time() -> None:
+    """``prepare`` answers at once and leaves the query's modelled time in ``hold_s`` (the server seals the
+    answer, then waits: lab/server.py ``_hold``); ``handle`` spends it itself; a query whose modelled time passes
+    its OperationTimeout still waits until then and answers w:TimedOut, with nothing left to hold."""
+    host = FakeUnitTestHost(_config())
+    timing = PcTiming("windows", {"wql_query": 0.3}, 21.0)
+    service = WSManService(host, host.address, ServiceConfig(max_envelope_kb=500), timing=timing)
+    request = wql_enumerate("SELECT * FROM SoftwareLicensingService").encode()
+    started = time.monotonic()
+    prepared = asyncio.run(service.prepare(request, CALLER))
+    assert time.monotonic() - started < 0.25
+    assert prepared.status == 200 and prepared.hold_s == pytest.approx(0.3)
+    started = time.monotonic()
+    handled = asyncio.run(service.handle(request, CALLER))
+    assert time.monotonic() - started >= 0.3 and handled.status == 200
+    timed_out = asyncio.run(
+        service.prepare(
+            wql_enumerate("SELECT * FROM SoftwareLicensingService").replace("PT20S", "PT0.1S").encode(), CALLER
+        )
+    )
+    assert timed_out.status == 500 and timed_out.hold_s == 0.0
+    assert b"TimedOut" in timed_out.body
+
+
+def test_guids_are_random_version_4_upper_case_and_distinct() -> None:
+    seen = {new_id() for _ in range(2000)}  # several 4 KB refills of the random pool
+    assert len(seen) == 2000
+    for text in list(seen)[:300]:
+        value = uuid.UUID(text)
+        assert text == str(value).upper() and value.version == 4 and value.variant == uuid.RFC_4122
+    message_id = new_message_id()
+    assert message_id.startswith("uuid:") and uuid.UUID(message_id[5:]).version == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_repeat_its_parents_guids() -> None:
+    new_id()  # the pool holds unread blocks now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write_end, new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert uuid.UUID(child).version == 4 and child != new_id()

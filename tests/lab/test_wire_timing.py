@@ -6,6 +6,7 @@ OperationTimeout is shorter). Timings are scaled down so no test waits long."""
 
 from __future__ import annotations
 
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -155,3 +156,45 @@ def test_slmgr_ato_against_a_dropping_kms_host_waits_and_prints_c004f074(start_l
         elapsed = time.monotonic() - started
     assert b"0xC004F074" in proc.stdout
     assert elapsed >= pc.kms_timeout_s
+
+
+def test_held_licensing_answers_keep_the_sealing_order_and_the_modelled_time(start_lab: StartLab) -> None:
+    """A WQL answer is built and sealed at arrival and sent after the query's modelled time (lab/server.py
+    ``_hold``): three queries in a row on one NTLM-sealed connection each decrypt (a message sealed out of order
+    would fail the client's signature check) and each takes at least its modelled time."""
+    lab = start_lab(timing="windows", timing_scale=0.3)
+    host = lab.hosts[0]
+    modelled = lab.lab.timing.pc(host.name).get("slp_query")
+    wsman = _wsman(host.address)
+    counts = []
+    for _ in range(3):
+        started = time.monotonic()
+        items, _pulls = _wql(wsman, SLP_QUERY)
+        assert time.monotonic() - started >= modelled
+        counts.append(len(items))
+    assert counts[0] > 0 and counts == [counts[0]] * 3
+
+
+def test_a_pc_switched_off_during_a_held_answer_sends_nothing(start_lab: StartLab) -> None:
+    lab = start_lab(timing="windows", timing_scale=1.0)
+    host = lab.hosts[0]
+    modelled = lab.lab.timing.pc(host.name).get("slp_query")
+    assert modelled >= 0.8
+    control = LabControl(lab.control_url)
+    wsman = _wsman(host.address)
+    _wql(wsman, "SELECT Name FROM Win32_OperatingSystem")  # signed in; a cheap query answers at once
+    switched: list[float] = []
+
+    def switch_off() -> None:
+        time.sleep(modelled / 3)
+        control.power(host.name, False)
+        switched.append(time.monotonic())
+
+    worker = threading.Thread(target=switch_off)
+    started = time.monotonic()
+    worker.start()
+    with pytest.raises(Exception) as info:  # the connection is closed without an answer: pypsrp's transport error
+        _wql(wsman, SLP_QUERY)
+    worker.join()
+    assert not isinstance(info.value, WSManFaultError)  # no answer at all, not a fault
+    assert switched and switched[0] - started < modelled

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from orchestrator.lab.provider import CimInstance, CimProperty, CimScalar
+from orchestrator.lab.provider import CimInstance, CimProperty, CimScalar, RowKey
 from orchestrator.lab.wsman import ns
 from orchestrator.lab.wsman.xmltext import esc
 
@@ -81,6 +81,8 @@ def _property(prop: CimProperty, prefix: str = "p:", datetime_tag: str = "cim:Da
     """A typed instance's property (``p:`` elements, ``cim:Datetime``) or, with ``prefix=""`` and ``Datetime``,
     an XmlFragment's."""
     kind = type(prop.value)
+    if kind is datetime:
+        return _datetime_property(prop, prefix, datetime_tag)
     if kind not in _MEMO_KINDS or prop.type == "datetime":
         return _elements(prop, prefix + prop.name, datetime_tag)
     key = (prefix, prop, kind)
@@ -90,6 +92,26 @@ def _property(prop: CimProperty, prefix: str = "p:", datetime_tag: str = "cim:Da
         if len(_RENDERED) >= _RENDERED_MAX:
             _RENDERED.clear()
         _RENDERED[key] = text
+    return text
+
+
+# Rendered datetime properties, keyed by (prefix, name, value, UTC offset): the offset in the key because an aware
+# datetime's equality and hash ignore it. Most datetimes of a row are fixed (EvaluationEndDate, InstallDate); the
+# ones that move (TrustedTime, LocalDateTime) make an entry per query, so this table is small and emptied when full.
+_DATETIMES: dict[tuple[str, str, datetime, timedelta | None], str] = {}
+_DATETIMES_MAX = 1024
+
+
+def _datetime_property(prop: CimProperty, prefix: str, datetime_tag: str) -> str:
+    value = prop.value
+    assert isinstance(value, datetime)
+    key = (prefix, prop.name, value, value.utcoffset())
+    text = _DATETIMES.get(key)
+    if text is None:
+        text = _elements(prop, prefix + prop.name, datetime_tag)
+        if len(_DATETIMES) >= _DATETIMES_MAX:
+            _DATETIMES.clear()
+        _DATETIMES[key] = text
     return text
 
 
@@ -123,13 +145,22 @@ def _elements(prop: CimProperty, tag: str, datetime_tag: str) -> str:
 
 
 def instance_xml(inst: CimInstance) -> str:
+    if inst.row_key is not None:
+        return _from_template(inst, _TYPED)
+    return _typed_head(inst) + _typed_props(inst.properties) + f"</p:{inst.class_name}>"
+
+
+def _typed_head(inst: CimInstance) -> str:
     uri = class_uri(inst.class_name, inst.namespace)
-    hit = _RENDERED.get  # inlined memo look-up first: most properties of a licensing row are hits
-    props = "".join([hit(("p:", p, type(p.value))) or _property(p) for p in inst.properties])
     return (
         f'<p:{inst.class_name} xmlns:p="{uri}" xmlns:cim="{ns.CIM}" xmlns:xsi="{ns.XSI}" '
-        f'xsi:type="p:{inst.class_name}_Type">{props}</p:{inst.class_name}>'
+        f'xsi:type="p:{inst.class_name}_Type">'
     )
+
+
+def _typed_props(props: tuple[CimProperty, ...]) -> str:
+    hit = _RENDERED.get  # inlined memo look-up first: most properties of a licensing row are hits
+    return "".join([hit(("p:", p, type(p.value))) or _property(p) for p in props])
 
 
 def method_output_xml(class_name: str, method: str, properties: list[CimProperty], namespace: str) -> str:
@@ -140,6 +171,74 @@ def method_output_xml(class_name: str, method: str, properties: list[CimProperty
 
 def fragment_xml(inst: CimInstance) -> str:
     """The instance as Windows answers a WQL query that names its properties (see the module docstring)."""
+    if inst.row_key is not None:
+        return _from_template(inst, _FRAGMENT)
+    return _FRAGMENT_HEAD + _fragment_props(inst.properties) + "</w:XmlFragment>"
+
+
+_FRAGMENT_HEAD = f'<w:XmlFragment xmlns:xsi="{ns.XSI}" xmlns:w="{ns.WSMAN}">'
+
+
+def _fragment_props(props: tuple[CimProperty, ...]) -> str:
     hit = _RENDERED.get
-    props = "".join([hit(("", p, type(p.value))) or _property(p, "", "Datetime") for p in inst.properties])
-    return f'<w:XmlFragment xmlns:xsi="{ns.XSI}" xmlns:w="{ns.WSMAN}">{props}</w:XmlFragment>'
+    return "".join([hit(("", p, type(p.value))) or _property(p, "", "Datetime") for p in props])
+
+
+# ---- Row templates ---------------------------------------------------------------------------------------------
+# A row built from a class's property plan (lab/wmi_classes.py) carries a key: its plan, the positions left as
+# slots (datetimes such as TrustedTime, arrays, counters that move with the clock such as GracePeriodRemaining)
+# and every other value with its Python type. Its text is rendered once per key as the pieces between the slots;
+# each later row with the same key renders only its slots, from its own values. The key holds the values
+# themselves, so nothing has to be invalidated: a licence change gives a new key (a new template) at the next
+# query, and a slot always shows the row's current value. Bounded: the table is emptied when it holds
+# _TEMPLATES_MAX templates (about 5 KB each for a licensing row).
+_TYPED, _FRAGMENT = 0, 1
+_TEMPLATES: dict[tuple[int, RowKey], tuple[str, ...]] = {}
+_TEMPLATES_MAX = 2048
+# Values that can be equal and still render differently: datetimes (UTC offsets), floats (-0.0 and 0.0), arrays
+# (their elements' types are not in the key)
+_UNKEYABLE = (datetime, float, tuple)
+
+
+def _from_template(inst: CimInstance, shape: int) -> str:
+    key = inst.row_key
+    assert key is not None
+    pieces = _TEMPLATES.get((shape, key))
+    if pieces is None:
+        if any(issubclass(t, _UNKEYABLE) for t in key[3]):
+            return _render(inst, shape)
+        pieces = _template(inst, shape, key[1])
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:
+            _TEMPLATES.clear()
+        _TEMPLATES[(shape, key)] = pieces
+    out = [pieces[0]]
+    at = inst.property_at
+    for i, pos in enumerate(key[1], 1):
+        out.append(_slot(at(pos), shape))
+        out.append(pieces[i])
+    return "".join(out)
+
+
+def _render(inst: CimInstance, shape: int) -> str:
+    plain = inst.without_template()
+    return instance_xml(plain) if shape == _TYPED else fragment_xml(plain)
+
+
+def _slot(prop: CimProperty, shape: int) -> str:
+    return _property(prop) if shape == _TYPED else _property(prop, "", "Datetime")
+
+
+def _template(inst: CimInstance, shape: int, slots: tuple[int, ...]) -> tuple[str, ...]:
+    """The row's text cut at its slots: len(slots) + 1 pieces, the first starting with the row's opening tag."""
+    props = inst.properties
+    render = _typed_props if shape == _TYPED else _fragment_props
+    pieces: list[str] = []
+    start = 0
+    for pos in (*slots, len(props)):
+        pieces.append(render(props[start:pos]))
+        start = pos + 1
+    head = _typed_head(inst) if shape == _TYPED else _FRAGMENT_HEAD
+    tail = f"</p:{inst.class_name}>" if shape == _TYPED else "</w:XmlFragment>"
+    pieces[0] = head + pieces[0]
+    pieces[-1] += tail
+    return tuple(pieces)

@@ -40,6 +40,9 @@ class Outcome:
     body: bytes
     label: str  # for request counters: "Receive", "Invoke:Activate", "fault:…"
     fault_code: int | None = None
+    # Modelled time still to spend before the answer goes out (a WQL query's, lab/timing.py): the answer is
+    # complete already, so whoever sends it can finish its own work (sealing) before waiting. See ``prepare``.
+    hold_s: float = 0.0
 
 
 class WSManService:
@@ -60,6 +63,16 @@ class WSManService:
         self.wmi.reset()
 
     async def handle(self, data: bytes, caller: CallerInfo) -> Outcome:
+        """The answer to one request, after its modelled time."""
+        outcome = await self.prepare(data, caller)
+        if outcome.hold_s > 0:
+            await asyncio.sleep(outcome.hold_s)
+        return outcome
+
+    async def prepare(self, data: bytes, caller: CallerInfo) -> Outcome:
+        """The answer to one request; for a WQL Enumerate the query's modelled time is left in ``hold_s`` instead
+        of spent here. The rows are read at arrival in both cases (they were before the hold existed), so an
+        answer prepared now and sent ``hold_s`` later is the same answer; only its sending waits."""
         if is_identify(data):
             return Outcome(200, identify_response(self._os_version()), "Identify")
         try:
@@ -71,14 +84,15 @@ class WSManService:
         budget = max(
             MIN_ENVELOPE, min(req.max_envelope_size or DEFAULT_CLIENT_ENVELOPE, self.config.max_envelope_bytes)
         )
+        hold = 0.0  # set once the request's work is done: a fault raised after it is answered after the wait too
         try:
-            body, decl = await self._dispatch(req, caller, budget)
+            body, decl, hold = await self._dispatch(req, caller, budget)
             out = response.envelope(response.response_action(req.action), req.message_id, body, decl)
             if len(out) > budget:
                 raise faults.encoding_limit(budget, len(out))
-            return Outcome(200, out, label)
+            return Outcome(200, out, label, hold_s=hold)
         except WSManFault as fault:
-            return Outcome(fault.http_status, fault.render(self.machine, req.message_id), label, fault.code)
+            return Outcome(fault.http_status, fault.render(self.machine, req.message_id), label, fault.code, hold)
         except WmiError as err:
             wmi_fault = faults.from_wmi_error(err, self.machine, resource_uri=req.resource_uri)
             return Outcome(wmi_fault.http_status, wmi_fault.render(self.machine, req.message_id), label, wmi_fault.code)
@@ -94,25 +108,27 @@ class WSManService:
             version = None
         return str(version) if version else "10.0.19041"
 
-    async def _dispatch(self, req: WSManRequest, caller: CallerInfo, budget: int) -> tuple[str, str]:
-        """The response body and its namespace declarations, by ``wsa:Action`` and resource URI."""
+    async def _dispatch(self, req: WSManRequest, caller: CallerInfo, budget: int) -> tuple[str, str, float]:
+        """The response body, its namespace declarations and the modelled time still to spend before it is sent,
+        by ``wsa:Action`` and resource URI."""
         action = req.action
         luri = req.resource_uri.rstrip("/").lower()
         if action in _SHELL_ACTIONS or action in (ns.ACT_CREATE, ns.ACT_DELETE):
             if luri != _URI_SHELL_CMD:
                 raise faults.destination_unreachable(req.resource_uri)
-            return await self._shell_action(req, caller, budget)
+            return (*await self._shell_action(req, caller, budget), 0.0)
         if action == ns.ACT_GET:
-            return self._get(req, luri), response.DECL_TRANSFER
+            return self._get(req, luri), response.DECL_TRANSFER, 0.0
         if action == ns.ACT_ENUMERATE:
-            return await self._enumerate(req, luri, budget), response.DECL_ENUM
+            items, hold = await self._enumerate(req, luri, budget)
+            return items, response.DECL_ENUM, hold
         if action == ns.ACT_PULL:
             if not luri.startswith(_URI_WMI):
                 raise faults.invalid_enumeration_context()
-            return self.wmi.pull(req, budget), response.DECL_ENUM
+            return self.wmi.pull(req, budget), response.DECL_ENUM, 0.0
         if action == ns.ACT_RELEASE:
-            return self.wmi.release(req), response.DECL_ENUM
-        return await self._invoke(req, caller, luri), response.DECL_TRANSFER
+            return self.wmi.release(req), response.DECL_ENUM, 0.0
+        return await self._invoke(req, caller, luri), response.DECL_TRANSFER, 0.0
 
     async def _shell_action(self, req: WSManRequest, caller: CallerInfo, budget: int) -> tuple[str, str]:
         """WinRS on the cmd shell URI: Create, Command, Send, Receive, Signal, Delete."""
@@ -141,15 +157,19 @@ class WSManService:
             return self.wmi.get(req)
         raise faults.destination_unreachable(req.resource_uri)
 
-    async def _enumerate(self, req: WSManRequest, luri: str, budget: int) -> str:
+    async def _enumerate(self, req: WSManRequest, luri: str, budget: int) -> tuple[str, float]:
+        """The EnumerateResponse and the query's modelled time still to spend (0 once spent here: a query past
+        its OperationTimeout waits until then and answers w:TimedOut)."""
         if luri == _URI_SHELL:
-            return _shell_enumeration(self.shells.enumerate_xml())
+            return _shell_enumeration(self.shells.enumerate_xml()), 0.0
         if not luri.startswith(_URI_WMI):
             raise faults.destination_unreachable(req.resource_uri)
         deadline = self._deadline(req)
         items = self.wmi.enumerate(req, budget)
-        await self._spend(deadline, self.timing.query(_queried_class(req)))
-        return items
+        seconds = self.timing.query(_queried_class(req))
+        if seconds > deadline - time.monotonic():
+            await self._spend(deadline, seconds)  # raises w:TimedOut once OperationTimeout has passed
+        return items, max(0.0, seconds)
 
     async def _invoke(self, req: WSManRequest, caller: CallerInfo, luri: str) -> str:
         """A WMI method (the action is the class URI + "/" + method), or the fault for an unknown action."""
