@@ -28,7 +28,9 @@ Keys: hosts, wall_ratio = kmsfleet wall / floor wall, cpu_ratio = kmsfleet CPU /
 cpu_ms_per_request = kmsfleet's CPU per WS-Man request the lab counted (target <= 1.2 ms; the floor's is
 floor_cpu_ms_per_request), rss_mb = kmsfleet's peak RSS (target <= 250); extras: the raw figures and request
 counts, and where the wall time goes: ``kmsfleet_pc_mean_s``/``floor_pc_mean_s`` (the mean time on one PC) and
-``kmsfleet_pcs_span_s``/``floor_pool_s`` (first PC's start to last PC's end) beside each process's whole wall.
+``kmsfleet_pcs_span_s``/``floor_pool_s`` (first PC's start to last PC's end) beside each process's whole wall, and
+``lab_cpu_ms_per_request_kmsfleet_pass``/``_floor_pass``: the lab process's CPU per SOAP request (every kind, sign-ins
+included) while it served each contender — what the machine pays the lab at this fleet's pace.
 """
 
 from __future__ import annotations
@@ -289,31 +291,35 @@ def _fresh_lab(opts: argparse.Namespace, workdir: Path, name: str) -> Any:
     return running_lab(workdir / name, hosts=opts.hosts, seed=opts.seed, name=name, timeout=600, timing=opts.timing)
 
 
-def _kmsfleet_pass(opts: argparse.Namespace, pb: Path, workdir: Path, rep: int) -> tuple[Any, int]:
-    """One measured ``kmsfleet run`` on a fresh lab: (its usage, the SOAP requests the lab counted)."""
+def _kmsfleet_pass(opts: argparse.Namespace, pb: Path, workdir: Path, rep: int) -> tuple[Any, int, float]:
+    """One measured ``kmsfleet run`` on a fresh lab: (its usage, the SOAP requests the lab counted, the lab's CPU
+    seconds meanwhile)."""
     with _fresh_lab(opts, workdir, f"kmsfleet{rep}") as lab:
-        before = _soap_total(lab.ctl.stats())
+        before, lab_cpu = _soap_total(lab.ctl.stats()), lab.cpu_s()
         args = ["--forks", str(opts.forks), "--processes", str(opts.processes), "--db", str(workdir / f"audit{rep}.db")]
         args += ["-e", f"kmsfleet_http={opts.http}"]
         usage = kmsfleet_run(pb, lab.inventory, workdir, timeout=opts.run_timeout, args=args)
         soap = _soap_total(lab.ctl.stats()) - before
+        lab_cpu = lab.cpu_s() - lab_cpu
     if usage.returncode not in (0, 2):  # 2: some PC has a licensing problem (a finding, not an error)
         raise RuntimeError(f"kmsfleet audit exit {usage.returncode}\n{usage.stdout[-1500:]}{usage.stderr[-1500:]}")
-    return usage, soap
+    return usage, soap, lab_cpu
 
 
-def _floor_pass(opts: argparse.Namespace, workdir: Path, rep: int) -> tuple[Any, dict[str, Any], int]:
-    """The bare-pypsrp floor on a fresh lab: (its usage, its own report, the SOAP requests the lab counted)."""
+def _floor_pass(opts: argparse.Namespace, workdir: Path, rep: int) -> tuple[Any, dict[str, Any], int, float]:
+    """The bare-pypsrp floor on a fresh lab: (its usage, its own report, the SOAP requests the lab counted, the
+    lab's CPU seconds meanwhile)."""
     with _fresh_lab(opts, workdir, f"floor{rep}") as lab:
-        before = _soap_total(lab.ctl.stats())
+        before, lab_cpu = _soap_total(lab.ctl.stats()), lab.cpu_s()
         argv = [sys.executable, __file__, "--floor", "--ops", str(workdir / "ops.json"), "--inventory"]
         argv += [str(lab.inventory), "--threads", str(opts.forks)]
         floor = run_measured(argv, timeout=opts.run_timeout, env=bench_env(), cwd=workdir, out_dir=workdir)
         soap = _soap_total(lab.ctl.stats()) - before
+        lab_cpu = lab.cpu_s() - lab_cpu
     report = json.loads(floor.stdout.strip().splitlines()[-1]) if floor.stdout.strip() else {}
     if floor.returncode != 0:
         raise RuntimeError(f"floor exit {floor.returncode}: {report or floor.stderr[-1500:]}")
-    return floor, report, soap
+    return floor, report, soap, lab_cpu
 
 
 def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -326,11 +332,15 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["requests_per_pc_captured"] = len(ops)
     runs: dict[str, Any] = {}
     for rep in range(opts.repeat):
-        usage, out["kmsfleet_soap_requests"] = _kmsfleet_pass(opts, pb, workdir, rep)
-        floor, floor_report, out["floor_soap_requests"] = _floor_pass(opts, workdir, rep)
+        usage, out["kmsfleet_soap_requests"], k_lab_cpu = _kmsfleet_pass(opts, pb, workdir, rep)
+        floor, floor_report, out["floor_soap_requests"], f_lab_cpu = _floor_pass(opts, workdir, rep)
         out["floor_errors"] = int(floor_report.get("errors", 0))
         out["floor_first_errors"] = [e[:160] for e in floor_report.get("first_errors", [])]
         out["kmsfleet_statuses"] = _statuses(workdir / f"audit{rep}.db")
+        # The lab's own CPU per SOAP request while serving each contender (every kind of request, sign-ins
+        # included): what a 2-core machine pays the lab at this fleet's pace (lab_bench measures WQL alone).
+        for who, cpu in (("kmsfleet", k_lab_cpu), ("floor", f_lab_cpu)):
+            out[f"lab_cpu_ms_per_request_{who}_pass"] = round(cpu * 1000 / max(out[f"{who}_soap_requests"], 1), 3)
         pc_mean, span = _pc_times(workdir / f"audit{rep}.db")
         out["kmsfleet_pc_mean_s"], out["kmsfleet_pcs_span_s"] = round(pc_mean, 3), round(span, 2)
         out["floor_pc_mean_s"] = round(float(floor_report.get("pc_mean_s", 0.0)), 3)
@@ -426,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
                         "cpu_ms_per_request",
                         "floor_cpu_ms_per_request",
                         "rss_mb",
+                        "lab_cpu_ms_per_request_kmsfleet_pass",
+                        "lab_cpu_ms_per_request_floor_pass",
                     ),
                 )
         except BenchTimeout as exc:

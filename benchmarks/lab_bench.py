@@ -50,6 +50,7 @@ from pypsrp.wsman import NAMESPACES, WSMan
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import proc_cpu_s  # noqa: E402
 from orchestrator.lab.addresses import claim_prefix  # noqa: E402
 
 READY = re.compile(r"^lab ready: (\d+) hosts, inventory (.+), control (http://\S+)$")
@@ -238,24 +239,12 @@ def _wql_work(host: dict[str, Any], deadline: float) -> int:
     return done
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds one process has run so far: the scheduler's run time of its threads in nanoseconds
-    (``/proc/<pid>/task/*/schedstat``, first field), else user + system from ``/proc/<pid>/stat`` (fields 14 and
-    15, counted in clock ticks of 10 ms: too coarse for the few dozen requests a Windows-timed phase makes)."""
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-        return sum(int((task / "schedstat").read_text().split()[0]) for task in tasks) / 1e9
-    except (OSError, ValueError, IndexError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wql_phase(lab: RunningLab, threads: int, seconds: float) -> tuple[float, float]:
     """WQL requests per second and the lab's CPU ms per request, on clients signed in during a warm-up."""
     _run_threads(lab.hosts, threads, 0.5, _wql_work)
-    cpu_before = _cpu_s(lab.proc.pid)
+    cpu_before = proc_cpu_s(lab.proc.pid)
     queries, elapsed = _run_threads(lab.hosts, threads, seconds, _wql_work)
-    return queries / elapsed, (_cpu_s(lab.proc.pid) - cpu_before) * 1000 / max(queries, 1)
+    return queries / elapsed, (proc_cpu_s(lab.proc.pid) - cpu_before) * 1000 / max(queries, 1)
 
 
 def _instant_wql_cpu(work: Path, threads: int, seconds: float) -> float:
@@ -316,9 +305,9 @@ def _bare_cpu(threads: int, seconds: float, rate: float) -> float:
             conn.close()
             return sent
 
-        cpu_before = _cpu_s(proc.pid)
+        cpu_before = proc_cpu_s(proc.pid)
         requests, _ = _run_threads([{}], threads, seconds, work)
-        return (_cpu_s(proc.pid) - cpu_before) * 1000 / max(requests, 1)
+        return (proc_cpu_s(proc.pid) - cpu_before) * 1000 / max(requests, 1)
     finally:
         proc.kill()
         proc.wait()
