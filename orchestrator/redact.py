@@ -8,6 +8,10 @@ alignments, and the text escapes of those escapes (a ``repr`` inside a JSON colu
 replaces whichever form appears with ``********``. ``redact`` on structured data also masks whole values whose
 key names a secret (``ansible_password``, ``api_token``, and names marked with ``register_secret_name``), before
 anything formats them. A leaf module.
+
+Many secrets (a password per PC): the forms are compiled in chunks, a full one once; a prefix index picks the
+chunks a text can match and the union of their spans is masked. Hex digests (NTLM hashes, ``register_digests``)
+are matched as hex runs, compiling nothing. docs/security.md, "Many secrets".
 """
 
 from __future__ import annotations
@@ -39,15 +43,14 @@ CACHE_TEXT_LEN = 256
 CACHE_ENTRIES = 8192
 
 
-#: Forms per compiled chunk. Compiling is the dominant cost of a secret (``re`` parses and compiles in Python:
-#: 0.2-0.4 ms a form, ~3 KB a form transient, ~0.3 KB a form kept; docs/security.md has the figures), so forms
-#: are compiled in chunks of this many: a full chunk is compiled once and kept, only the open chunk is compiled
-#: again (lazily, at the next scrub after a registration). 2,048 forms (~100 random passwords) keeps one compile
-#: under ~7 MB transient and well under a second on a loaded core.
+#: Forms per compiled chunk. Compiling is the dominant cost of a secret (``re`` compiles in Python: ~0.1 ms and
+#: ~3 KB transient a form), so forms are compiled in chunks: a full chunk once, kept; the open chunk again only at
+#: the next scrub after a registration. 2,048 forms (~100 random passwords) keep one compile near 7 MB and 0.13 s;
+#: docs/security.md ("Many secrets") has the measurements behind the choice.
 CHUNK_FORMS = 2048
 #: Characters of a form's start that index it: a text is scanned by a chunk only when one of its substrings of
 #: this length starts a form of that chunk (forms shorter than this are indexed by their whole text).
-PREFIX_LEN = 6
+PREFIX_LEN = 8
 #: Hex digests (NTLM hashes) at least this long are matched as hex runs; shorter ones are registered as secrets.
 MIN_DIGEST = 16
 _HEX_RUN = re.compile(rf"[0-9A-Fa-f]{{{MIN_DIGEST},}}")
@@ -71,10 +74,12 @@ def _chunk(forms: Iterable[str]) -> _Chunk:
 class _Matcher:
     """Every compiled chunk and every hex digest: the spans of a text to mask are the union of what each finds."""
 
-    chunks: tuple[_Chunk, ...]
+    chunks: tuple[_Chunk, ...]  # the full ones first, then the open one
     digests: frozenset[str]  # lower-case hex
     lengths: tuple[int, ...]  # their lengths
-    short: bool = False  # some form is shorter than PREFIX_LEN
+    short: frozenset[int] = frozenset()  # the lengths of the forms shorter than PREFIX_LEN
+    full: int = 0  # how many chunks are full
+    prefixes: frozenset[str] = frozenset()  # of every full chunk's forms
 
     def scrub(self, text: str) -> str:
         chunks = self._candidates(text)
@@ -90,9 +95,11 @@ class _Matcher:
         if len(self.chunks) <= 1:
             return list(self.chunks)
         grams = {text[i : i + PREFIX_LEN] for i in range(len(text) - PREFIX_LEN + 1)}
-        if self.short:  # a form shorter than PREFIX_LEN is indexed whole
-            grams.update(text[i : i + n] for n in range(MIN_SECRET, PREFIX_LEN) for i in range(len(text) - n + 1))
-        return [chunk for chunk in self.chunks if not chunk.prefixes.isdisjoint(grams)]
+        for n in self.short:  # a form shorter than PREFIX_LEN is indexed whole
+            grams.update(text[i : i + n] for i in range(len(text) - n + 1))
+        hits = grams & self.prefixes  # one pass over the text (usually empty), whatever the number of chunks
+        full = [chunk for chunk in self.chunks[: self.full] if hits and not chunk.prefixes.isdisjoint(hits)]
+        return full + [chunk for chunk in self.chunks[self.full :] if not chunk.prefixes.isdisjoint(grams)]
 
 
 def _digest_spans(text: str, digests: frozenset[str], lengths: Iterable[int]) -> list[tuple[int, int]]:
@@ -162,21 +169,24 @@ class _Registry:
 
     secrets: set[str] = field(default_factory=set)
     sealed: list[_Chunk] = field(default_factory=list)
+    sealed_prefixes: frozenset[str] = frozenset()  # of every sealed chunk (made anew at each seal)
     open_forms: set[str] = field(default_factory=set)
     open_chunk: _Chunk | None = None  # open_forms compiled, None until the next scrub needs it
     digests: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
-    short: bool = False  # some form is shorter than PREFIX_LEN
+    short: frozenset[int] = frozenset()  # the lengths of the forms shorter than PREFIX_LEN
     known: frozenset[str] | None = None  # every form, made when asked (known_secrets)
 
     def add(self, secret: str) -> None:
         self.secrets.add(secret)
         forms = renderings(secret)
-        self.short = self.short or any(len(f) < PREFIX_LEN for f in forms)
+        self.short |= {len(f) for f in forms if len(f) < PREFIX_LEN}
         self.open_forms |= forms
         self.open_chunk = self.known = None
         if len(self.open_forms) >= CHUNK_FORMS:
-            self.sealed.append(_chunk(self.open_forms))
+            chunk = _chunk(self.open_forms)
+            self.sealed.append(chunk)
+            self.sealed_prefixes |= chunk.prefixes
             self.open_forms = set()
 
     def matcher(self) -> _Matcher | None:
@@ -186,7 +196,7 @@ class _Registry:
         if not chunks and not self.digests:
             return None
         lengths = tuple(sorted({len(d) for d in self.digests}))
-        return _Matcher(chunks, frozenset(self.digests), lengths, self.short)
+        return _Matcher(chunks, frozenset(self.digests), lengths, self.short, len(self.sealed), self.sealed_prefixes)
 
     def copy(self) -> _Registry:
         return dataclasses.replace(

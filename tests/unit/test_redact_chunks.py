@@ -106,7 +106,8 @@ def test_short_secrets_are_found_across_chunks(compiles: list[int]) -> None:
     register_secret("k9!z")  # shorter than the prefix index: indexed whole
     register_secrets(_passwords(10))
     register_secret("Q7-m2")
-    assert redact_text("a k9!z b Q7-m2 c") == f"a {MASK} b {MASK} c"
+    register_secret("Ab3$xy7")
+    assert redact_text("a k9!z b Q7-m2 c Ab3$xy7") == f"a {MASK} b {MASK} c {MASK}"
     assert redact_text("nothing here at all") == "nothing here at all"
 
 
@@ -180,3 +181,18 @@ def test_scrubs_from_many_threads_while_secrets_register(compiles: list[int]) ->
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     assert all(redact_text(p) == MASK for p in passwords)
+
+
+def test_long_texts_across_chunks_equal_the_single_patterns_output(compiles: list[int]) -> None:
+    passwords = _passwords(30)
+    register_secrets(passwords)
+    matcher = redact._current().matcher
+    assert matcher is not None and len(matcher.chunks) >= 5
+    pieces = ["Activation ID: 0ff1ce00-1234-5678-9abc-def012345678 License Status: Licensed " * 4]
+    for i, password in enumerate(passwords[::3]):
+        raw = password.encode("utf-16-le")
+        pieces += [password, repr(password), raw.hex().upper(), redact.b64_cores(raw)[i % 3].decode(), "x" * i]
+    text = " | ".join(pieces)
+    assert len(text) > redact.CACHE_TEXT_LEN
+    assert redact_text(text) == _one_pattern_output(text, passwords)
+    assert not any(p in redact_text(text) for p in passwords)
