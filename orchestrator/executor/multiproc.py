@@ -176,11 +176,16 @@ class _Job:
     digests: tuple[str, ...] = ()
 
 
-def _run_shard(job: _Job, reporter: Reporter, cancel: threading.Event) -> RunResult:
-    register_secrets(job.secrets)  # masked in this process as in the parent
+def _adopt_secrets(job: _Job) -> None:
+    """Mask in this process what the parent masks: its secrets, hex digests and secret names."""
+    register_secrets(job.secrets)
     register_digests(job.digests)
     for name in job.secret_names:
         register_secret_name(name)
+
+
+def _run_shard(job: _Job, reporter: Reporter, cancel: threading.Event) -> RunResult:
+    _adopt_secrets(job)
     runner = Runner(
         job.plan,
         job.inventory.view(),
