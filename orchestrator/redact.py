@@ -90,6 +90,12 @@ class _Matcher:
             spans += _digest_spans(text, self.digests, self.lengths)
         return _mask_spans(text, spans)
 
+    def found(self, text: str) -> bool:
+        """True when ``text`` holds any form of a registered secret or digest."""
+        if any(chunk.pattern.search(text) for chunk in self._candidates(text)):
+            return True
+        return bool(self.digests) and bool(_digest_spans(text, self.digests, self.lengths))
+
     def _candidates(self, text: str) -> list[_Chunk]:
         """The chunks with a form starting like some part of ``text`` (every other chunk cannot match)."""
         if len(self.chunks) <= 1:
@@ -441,6 +447,13 @@ def is_secret_value(value: Any) -> bool:
 
 def redact_text(text: str) -> str:
     return _current().text(text)
+
+
+def contains_secret(text: str) -> bool:
+    """True when ``text`` holds a registered secret in any of its renderings (what ``redact_text`` would mask):
+    one pass over the text, whatever the number of secrets."""
+    matcher = _current().matcher
+    return matcher is not None and bool(text) and matcher.found(text)
 
 
 def redact(value: Any, extra_names: frozenset[str] = frozenset()) -> Any:

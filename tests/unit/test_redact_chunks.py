@@ -196,3 +196,14 @@ def test_long_texts_across_chunks_equal_the_single_patterns_output(compiles: lis
     assert len(text) > redact.CACHE_TEXT_LEN
     assert redact_text(text) == _one_pattern_output(text, passwords)
     assert not any(p in redact_text(text) for p in passwords)
+
+
+def test_contains_secret_answers_like_the_mask_across_chunks_and_digests(compiles: list[int]) -> None:
+    assert not redact.contains_secret("nothing registered yet")
+    passwords = _passwords(20)
+    register_secrets(passwords)
+    register_digests(("fedcba9876543210" * 2,))
+    for text in (f"a {passwords[0]} b", f"x{passwords[-1].encode('utf-16-le').hex()}", "FEDCBA9876543210" * 2):
+        assert redact.contains_secret(text) and redact_text(text) != text
+    for text in ("", "plain text", passwords[3][:-1], "fedcba9876543210"):
+        assert not redact.contains_secret(text) and redact_text(text) == text
