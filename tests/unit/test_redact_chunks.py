@@ -4,9 +4,11 @@ as their union, hex digests compile nothing, and scrubs from many threads stay c
 
 from __future__ import annotations
 
+import gc
 import re
 import secrets
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 
 import pytest
@@ -207,3 +209,18 @@ def test_contains_secret_answers_like_the_mask_across_chunks_and_digests(compile
         assert redact.contains_secret(text) and redact_text(text) != text
     for text in ("", "plain text", passwords[3][:-1], "fedcba9876543210"):
         assert not redact.contains_secret(text) and redact_text(text) == text
+
+
+def test_a_replaced_open_chunk_is_freed() -> None:
+    """Registrations during a run replace the open chunk's pattern; ``re``'s own cache must not keep the old ones
+    (300 of them held 550 MB)."""
+    register_secret("Before-The-Run-1")
+    assert redact_text("Before-The-Run-1") == MASK
+    matcher = redact._current().matcher
+    assert matcher is not None
+    old = weakref.ref(matcher.chunks[-1].pattern)
+    del matcher
+    register_secret("During-The-Run-2")
+    assert redact_text("During-The-Run-2 Before-The-Run-1") == f"{MASK} {MASK}"
+    gc.collect()
+    assert old() is None
