@@ -15,6 +15,8 @@ import pytest
 
 from orchestrator import redact
 from orchestrator.redact import MASK, redact_text, register_digests, register_secret, register_secrets
+from orchestrator.varsfile import register_secrets as register_vars
+from orchestrator.varsfile import secret_values
 
 #: A small chunk so that a handful of secrets spreads over several chunks.
 SMALL_CHUNK = 64
@@ -224,3 +226,18 @@ def test_a_replaced_open_chunk_is_freed() -> None:
     assert redact_text("During-The-Run-2 Before-The-Run-1") == f"{MASK} {MASK}"
     gc.collect()
     assert old() is None
+
+
+def test_a_vars_mapping_registers_its_secret_values_in_one_batch(compiles: list[int]) -> None:
+    variables = {
+        "ansible_password": "Room12-Pc03-x9",
+        "kms_port": 1688,
+        "nested": {"api_token": 123456, "winrm_pass": "{{ lookup('env', 'PW') }}", "note": "Room12-Pc03"},
+        "enabled_password": True,
+    }
+    assert list(secret_values(variables)) == ["Room12-Pc03-x9", "123456"]
+    register_vars(variables)
+    assert redact.registered_secrets()[0] == ("123456", "Room12-Pc03-x9")
+    assert compiles == []  # nothing compiled until a scrub needs it
+    assert redact_text("pw Room12-Pc03-x9 port 1688") == f"pw {MASK} port 1688"
+    assert len(compiles) == 1
