@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+import itertools
 import json
 import re
 import threading
@@ -360,22 +361,24 @@ def renderings(secret: str) -> set[str]:
 def _trie_regex(words: Iterable[str]) -> str:
     """One regular expression matching any of ``words``, longest first, as a prefix tree: a text is scanned
     once whatever the number of forms (a flat alternation tries each form at every position)."""
-    trie: dict[str, Any] = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = True
+    distinct = sorted(set(words))
+    return _trie(distinct, 0) if distinct else ""
 
-    def build(node: dict[str, Any]) -> str:
-        end = "" in node
-        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch != ""]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return f"(?:{body})?" if end else body
 
-    return build(trie)
+def _trie(words: list[str], depth: int) -> str:
+    """The tree below ``words[0][:depth]`` (``words`` sorted, distinct, all sharing it). A branch holding one word
+    is that word's tail, escaped whole (the same text as one node per character, without building the nodes:
+    most of the tree, for random passwords)."""
+    end = len(words[0]) == depth  # the word that ends here sorts first
+    branches = []
+    for ch, group in itertools.groupby(words[1:] if end else words, key=lambda w: w[depth]):
+        members = list(group)
+        tail = re.escape(members[0][depth:]) if len(members) == 1 else re.escape(ch) + _trie(members, depth + 1)
+        branches.append(tail)
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if end else body
 
 
 def register_secret(secret: str | None) -> None:

@@ -5,6 +5,7 @@ as their union, hex digests compile nothing, and scrubs from many threads stay c
 from __future__ import annotations
 
 import gc
+import random
 import re
 import secrets
 import threading
@@ -241,3 +242,14 @@ def test_a_vars_mapping_registers_its_secret_values_in_one_batch(compiles: list[
     assert compiles == []  # nothing compiled until a scrub needs it
     assert redact_text("pw Room12-Pc03-x9 port 1688") == f"pw {MASK} port 1688"
     assert len(compiles) == 1
+
+
+def test_the_prefix_tree_matches_the_longest_form_like_a_longest_first_alternation() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        alphabet = rng.choice(["ab", "ab.*", "xy\\(|)", "0123456789abcdef"])
+        words = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7))) for _ in range(rng.randint(1, 25))}
+        flat = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        text = "".join(rng.choice(alphabet + " ") for _ in range(80))
+        assert re.sub(redact._trie_regex(words), MASK, text) == re.sub(flat, MASK, text), (words, text)
+    assert redact._trie_regex([]) == ""
