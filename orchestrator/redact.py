@@ -8,12 +8,18 @@ alignments, and the text escapes of those escapes (a ``repr`` inside a JSON colu
 replaces whichever form appears with ``********``. ``redact`` on structured data also masks whole values whose
 key names a secret (``ansible_password``, ``api_token``, and names marked with ``register_secret_name``), before
 anything formats them. A leaf module.
+
+Many secrets (a password per PC): the forms are compiled in chunks, a full one once; a prefix index picks the
+chunks a text can match and the union of their spans is masked. Hex digests (NTLM hashes, ``register_digests``)
+are matched as hex runs, compiling nothing. docs/security.md, "Many secrets".
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
+import itertools
 import json
 import re
 import threading
@@ -38,24 +44,120 @@ CACHE_TEXT_LEN = 256
 CACHE_ENTRIES = 8192
 
 
+#: Forms per compiled chunk. Compiling is the dominant cost of a secret (``re`` compiles in Python: ~0.1 ms and
+#: ~3 KB transient a form), so forms are compiled in chunks: a full chunk once, kept; the open chunk again only at
+#: the next scrub after a registration. 2,048 forms (~100 random passwords) keep one compile near 7 MB and 0.13 s;
+#: docs/security.md ("Many secrets") has the measurements behind the choice.
+CHUNK_FORMS = 2048
+#: Characters of a form's start that index it: a text is scanned by a chunk only when one of its substrings of
+#: this length starts a form of that chunk (forms shorter than this are indexed by their whole text).
+PREFIX_LEN = 8
+#: Hex digests (NTLM hashes) at least this long are matched as hex runs; shorter ones are registered as secrets.
+MIN_DIGEST = 16
+_HEX_RUN = re.compile(rf"[0-9A-Fa-f]{{{MIN_DIGEST},}}")
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One compiled chunk: its pattern and the starts (``PREFIX_LEN`` characters, or a whole shorter form) of
+    its forms."""
+
+    pattern: re.Pattern[str]
+    prefixes: frozenset[str]
+
+
+def _chunk(forms: Iterable[str]) -> _Chunk:
+    words = list(forms)
+    pattern = re.compile(_trie_regex(words))
+    # ``re`` keeps its last 512 patterns alive: every open chunk a registration replaced would stay there (up to
+    # ~0.5 MB each; 300 registrations during a run held 550 MB). Patterns other code compiled are made again.
+    re.purge()
+    return _Chunk(pattern, frozenset(w[:PREFIX_LEN] for w in words))
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """Every compiled chunk and every hex digest: the spans of a text to mask are the union of what each finds."""
+
+    chunks: tuple[_Chunk, ...]  # the full ones first, then the open one
+    digests: frozenset[str]  # lower-case hex
+    lengths: tuple[int, ...]  # their lengths
+    short: frozenset[int] = frozenset()  # the lengths of the forms shorter than PREFIX_LEN
+    full: int = 0  # how many chunks are full
+    prefixes: frozenset[str] = frozenset()  # of every full chunk's forms
+
+    def scrub(self, text: str) -> str:
+        chunks = self._candidates(text)
+        if len(chunks) == 1 and not self.digests:
+            return chunks[0].pattern.sub(MASK, text)  # one pattern: its own non-overlapping matches
+        spans = [m.span() for chunk in chunks for m in chunk.pattern.finditer(text)]
+        if self.digests:
+            spans += _digest_spans(text, self.digests, self.lengths)
+        return _mask_spans(text, spans)
+
+    def found(self, text: str) -> bool:
+        """True when ``text`` holds any form of a registered secret or digest."""
+        if any(chunk.pattern.search(text) for chunk in self._candidates(text)):
+            return True
+        return bool(self.digests) and bool(_digest_spans(text, self.digests, self.lengths))
+
+    def _candidates(self, text: str) -> list[_Chunk]:
+        """The chunks with a form starting like some part of ``text`` (every other chunk cannot match)."""
+        if len(self.chunks) <= 1:
+            return list(self.chunks)
+        grams = {text[i : i + PREFIX_LEN] for i in range(len(text) - PREFIX_LEN + 1)}
+        for n in self.short:  # a form shorter than PREFIX_LEN is indexed whole
+            grams.update(text[i : i + n] for i in range(len(text) - n + 1))
+        hits = grams & self.prefixes  # one pass over the text (usually empty), whatever the number of chunks
+        full = [chunk for chunk in self.chunks[: self.full] if hits and not chunk.prefixes.isdisjoint(hits)]
+        return full + [chunk for chunk in self.chunks[self.full :] if not chunk.prefixes.isdisjoint(grams)]
+
+
+def _digest_spans(text: str, digests: frozenset[str], lengths: Iterable[int]) -> list[tuple[int, int]]:
+    spans = []
+    for run in _HEX_RUN.finditer(text):
+        hexes, start = run.group().lower(), run.start()
+        for n in lengths:
+            spans += [(start + i, start + i + n) for i in range(len(hexes) - n + 1) if hexes[i : i + n] in digests]
+    return spans
+
+
+def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span replaced by MASK; overlapping spans are merged first, so no part of a longer
+    secret stays visible beside a shorter one found by another chunk."""
+    merged: list[list[int]] = []
+    for start, stop in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    out: list[str] = []
+    done = 0
+    for start, stop in merged:
+        out += (text[done:start], MASK)
+        done = stop
+    out.append(text[done:])
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class _Scrubber:
-    """The compiled pattern of the secrets registered so far, with memos of its answers. A new one replaces it
-    whenever a secret or a secret name is registered, so a memo never outlives the secrets it was made for (a
-    thread still holding the old one fills only the old memos)."""
+    """The matcher of the secrets registered so far, with memos of its answers. A new one replaces it whenever a
+    secret or a secret name is registered, so a memo never outlives the secrets it was made for (a thread still
+    holding the old one fills only the old memos)."""
 
-    pattern: re.Pattern[str] | None
+    matcher: _Matcher | None
     texts: dict[str, str] = field(default_factory=dict)  # text -> text scrubbed
     keys: dict[str, tuple[str, bool]] = field(default_factory=dict)  # key -> (key scrubbed, names a secret)
 
     def text(self, text: str) -> str:
-        if self.pattern is None or not text:
+        if self.matcher is None or not text:
             return text
         if len(text) > CACHE_TEXT_LEN:
-            return self.pattern.sub(MASK, text)
+            return self.matcher.scrub(text)
         done = self.texts.get(text)
         if done is None:
-            done = self.pattern.sub(MASK, text)
+            done = self.matcher.scrub(text)
             if len(self.texts) >= CACHE_ENTRIES:
                 self.texts.clear()
             self.texts[text] = done
@@ -71,11 +173,68 @@ class _Scrubber:
         return known
 
 
+@dataclass
+class _Registry:
+    """Everything registered: the secrets, the full chunks (compiled once), the open chunk's forms (compiled at
+    the next scrub), the hex digests and the secret names."""
+
+    secrets: set[str] = field(default_factory=set)
+    sealed: list[_Chunk] = field(default_factory=list)
+    sealed_prefixes: frozenset[str] = frozenset()  # of every sealed chunk (made anew at each seal)
+    open_forms: set[str] = field(default_factory=set)
+    open_chunk: _Chunk | None = None  # open_forms compiled, None until the next scrub needs it
+    digests: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+    short: frozenset[int] = frozenset()  # the lengths of the forms shorter than PREFIX_LEN
+    known: frozenset[str] | None = None  # every form, made when asked (known_secrets)
+
+    def add(self, secret: str) -> None:
+        self.secrets.add(secret)
+        forms = renderings(secret)
+        self.short |= {len(f) for f in forms if len(f) < PREFIX_LEN}
+        self.open_forms |= forms
+        self.open_chunk = self.known = None
+        if len(self.open_forms) >= CHUNK_FORMS:
+            chunk = _chunk(self.open_forms)
+            self.sealed.append(chunk)
+            self.sealed_prefixes |= chunk.prefixes
+            self.open_forms = set()
+
+    def matcher(self) -> _Matcher | None:
+        if self.open_forms and self.open_chunk is None:
+            self.open_chunk = _chunk(self.open_forms)
+        chunks = (*self.sealed, *([self.open_chunk] if self.open_chunk else []))
+        if not chunks and not self.digests:
+            return None
+        lengths = tuple(sorted({len(d) for d in self.digests}))
+        return _Matcher(chunks, frozenset(self.digests), lengths, self.short, len(self.sealed), self.sealed_prefixes)
+
+    def copy(self) -> _Registry:
+        return dataclasses.replace(
+            self,
+            secrets=set(self.secrets),
+            sealed=list(self.sealed),
+            open_forms=set(self.open_forms),
+            digests=set(self.digests),
+            names=set(self.names),
+        )
+
+
 _lock = threading.Lock()
-_secrets: set[str] = set()
-_forms: set[str] = set()
-_names: set[str] = set()
-_scrubber = _Scrubber(None)
+_registry = _Registry()
+_scrubber: _Scrubber | None = _Scrubber(None)  # None: registrations since, made again at the next scrub
+
+
+def _current() -> _Scrubber:
+    """The scrubber of everything registered so far (compiling the open chunk if a registration came since)."""
+    global _scrubber
+    scrubber = _scrubber
+    if scrubber is not None:
+        return scrubber
+    with _lock:
+        if _scrubber is None:
+            _scrubber = _Scrubber(_registry.matcher())
+        return _scrubber
 
 
 def _py_repr(s: str) -> str:
@@ -202,35 +361,62 @@ def renderings(secret: str) -> set[str]:
 def _trie_regex(words: Iterable[str]) -> str:
     """One regular expression matching any of ``words``, longest first, as a prefix tree: a text is scanned
     once whatever the number of forms (a flat alternation tries each form at every position)."""
-    trie: dict[str, Any] = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = True
+    distinct = sorted(set(words))
+    return _trie(distinct, 0) if distinct else ""
 
-    def build(node: dict[str, Any]) -> str:
-        end = "" in node
-        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch != ""]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return f"(?:{body})?" if end else body
 
-    return build(trie)
+def _trie(words: list[str], depth: int) -> str:
+    """The tree below ``words[0][:depth]`` (``words`` sorted, distinct, all sharing it). A branch holding one word
+    is that word's tail, escaped whole (the same text as one node per character, without building the nodes:
+    most of the tree, for random passwords)."""
+    end = len(words[0]) == depth  # the word that ends here sorts first
+    branches = []
+    for ch, group in itertools.groupby(words[1:] if end else words, key=lambda w: w[depth]):
+        members = list(group)
+        tail = re.escape(members[0][depth:]) if len(members) == 1 else re.escape(ch) + _trie(members, depth + 1)
+        branches.append(tail)
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if end else body
 
 
 def register_secret(secret: str | None) -> None:
     """Remember a secret so that every later ``redact_*`` call hides it in any rendering."""
+    register_secrets((secret,))
+
+
+def register_secrets(secrets: Iterable[str | None]) -> None:
+    """``register_secret`` of many at once (an inventory's per-PC passwords): one lock, one new scrubber."""
     global _scrubber
-    if not secret or len(secret) < MIN_SECRET:
+    new = [s for s in secrets if s and len(s) >= MIN_SECRET]
+    if not new:
         return
     with _lock:
-        if secret in _secrets:
-            return
-        _secrets.add(secret)
-        _forms.update(renderings(secret))
-        _scrubber = _Scrubber(re.compile(_trie_regex(_forms)))
+        fresh = [s for s in dict.fromkeys(new) if s not in _registry.secrets]
+        for secret in fresh:
+            _registry.add(secret)
+        if fresh:
+            _scrubber = None
+
+
+def register_digests(digests: Iterable[str]) -> None:
+    """Remember hex digests that are secrets (the NTLM hashes of a password: each signs in as the password does).
+    They are matched as hex text in any letter case, not in the escapes, UTF-16 and base64 forms of a password:
+    a hash is handed to the NTLM library in memory and never put into a command, a header or an encoded script,
+    so only its printed hex (an exception, a debug line) can leak. Registering one compiles nothing."""
+    global _scrubber
+    texts = [d.lower() for d in digests]
+    if not texts:
+        return
+    if any(len(d) < MIN_DIGEST or not _HEX_RUN.fullmatch(d) for d in texts):
+        register_secrets(texts)
+        return
+    with _lock:
+        if not _registry.digests.issuperset(texts):
+            _registry.digests.update(texts)
+            _registry.known = None
+            _scrubber = None
 
 
 def register_secret_values(value: Any, depth: int = 0) -> None:
@@ -252,34 +438,41 @@ def register_secret_name(name: str) -> None:
     """Mark a variable name as secret (a fact set from a secret): ``redact`` masks its value whole."""
     global _scrubber
     with _lock:
-        if name not in _names:
-            _names.add(name)
-            _scrubber = _Scrubber(_scrubber.pattern)  # the key memo knew it as no secret
+        if name not in _registry.names:
+            _registry.names.add(name)
+            _scrubber = None  # the key memo knew it as no secret
 
 
 def is_secret_name(name: str) -> bool:
-    return bool(SECRET_KEYS.search(name)) or name in _names
+    return bool(SECRET_KEYS.search(name)) or name in _registry.names
 
 
 def is_secret_value(value: Any) -> bool:
     """True for a registered secret itself (not for a text that merely contains one)."""
-    return isinstance(value, str) and value in _secrets
+    return isinstance(value, str) and (value in _registry.secrets or value.lower() in _registry.digests)
 
 
 def redact_text(text: str) -> str:
-    return _scrubber.text(text)
+    return _current().text(text)
+
+
+def contains_secret(text: str) -> bool:
+    """True when ``text`` holds a registered secret in any of its renderings (what ``redact_text`` would mask):
+    one pass over the text, whatever the number of secrets."""
+    matcher = _current().matcher
+    return matcher is not None and bool(text) and matcher.found(text)
 
 
 def redact(value: Any, extra_names: frozenset[str] = frozenset()) -> Any:
     """Redact a JSON-like value: secret-named keys (and ``extra_names``) are masked whole, every string is
     scrubbed. Mappings come back as dicts, tuples as lists."""
-    return _walk(_scrubber, value, extra_names, dates=False)
+    return _walk(_current(), value, extra_names, dates=False)
 
 
 def redact_plain(value: Any) -> Any:
     """``redact`` of a frozen result value made plain for ``json.dumps`` in the same pass: mappings as dicts,
     tuples as lists and datetimes as ISO text (what ``results.models.thaw`` gives), then scrubbed."""
-    return _walk(_scrubber, value, frozenset(), dates=True)
+    return _walk(_current(), value, frozenset(), dates=True)
 
 
 def _walk(scrub: _Scrubber, value: Any, extra: frozenset[str], *, dates: bool) -> Any:
@@ -327,12 +520,36 @@ def url_has_password(url: str) -> bool:
 
 
 def known_secrets() -> frozenset[str]:
-    """Every rendering of every registered secret."""
+    """Every rendering of every registered secret (made when first asked after a registration)."""
     with _lock:
-        return frozenset(_forms)
+        if _registry.known is None:
+            digests = {form for d in _registry.digests for form in (d, d.upper())}
+            _registry.known = frozenset().union(digests, *(renderings(s) for s in _registry.secrets))
+        return _registry.known
 
 
 def registered_secrets() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The registered secrets and secret names, to register them again in a worker process (``--processes``)."""
     with _lock:
-        return tuple(sorted(_secrets)), tuple(sorted(_names))
+        return tuple(sorted(_registry.secrets)), tuple(sorted(_registry.names))
+
+
+def registered_digests() -> tuple[str, ...]:
+    """The registered hex digests, to register them again in a worker process."""
+    with _lock:
+        return tuple(sorted(_registry.digests))
+
+
+def snapshot() -> object:
+    """Everything registered, for ``restore`` (tests keep one test's secrets out of the next)."""
+    with _lock:
+        return _registry.copy()
+
+
+def restore(saved: object) -> None:
+    global _registry, _scrubber
+    if not isinstance(saved, _Registry):
+        raise TypeError("restore() takes what snapshot() returned")
+    with _lock:
+        _registry = saved.copy()
+        _scrubber = None

@@ -5,12 +5,12 @@ loader and the modules, which all read such files."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import InputError, Location
-from orchestrator.redact import register_secret
+from orchestrator.redact import register_secrets as register_secret_texts
 from orchestrator.yamlsource import LocatedDict, load_yaml_file
 
 #: Variable names whose values are secrets (ansible_password, ansible_become_pass, api_token …).
@@ -18,11 +18,18 @@ SECRET_NAME = re.compile(r"(password|passwd|(^|_)pass$|secret|token|credential|a
 
 
 def register_secrets(variables: Mapping[str, Any]) -> None:
-    """Register every secret-looking value (by its variable name) with ``orchestrator.redact``. Templates are
-    not secrets themselves (their rendered value is registered when it is rendered)."""
+    """Register every secret-looking value (by its variable name) with ``orchestrator.redact``, in one batch.
+    Templates are not secrets themselves (their rendered value is registered when it is rendered)."""
+    register_secret_texts(secret_values(variables))
+
+
+def secret_values(variables: Mapping[str, Any], depth: int = 0) -> Iterator[str]:
+    """The secret-looking values of ``variables`` (nested mappings included), templates left out."""
+    if depth > 50:
+        return
     for key, value in variables.items():
         if isinstance(value, Mapping):
-            register_secrets(value)
+            yield from secret_values(value, depth + 1)
             continue
         if not isinstance(key, str) or not SECRET_NAME.search(key):
             continue
@@ -30,9 +37,8 @@ def register_secrets(variables: Mapping[str, Any]) -> None:
             continue
         if isinstance(value, str | int | float):
             text = str(value)
-            if "{{" in text or "{%" in text:
-                continue
-            register_secret(text)
+            if "{{" not in text and "{%" not in text:
+                yield text
 
 
 def check_vars(variables: Mapping[str, Any], at: Location) -> None:

@@ -36,11 +36,8 @@ def _secrets_registered_by_a_test_stay_in_that_test() -> Iterator[None]:
     pytest worker must not see each other's secrets, or a value one test made secret is masked in the next."""
     from orchestrator import redact
 
-    with redact._lock:
-        saved = (set(redact._secrets), set(redact._forms), set(redact._names), redact._scrubber.pattern)
+    saved = redact.snapshot()
     try:
         yield
     finally:
-        with redact._lock:
-            redact._secrets, redact._forms, redact._names, pattern = saved
-            redact._scrubber = redact._Scrubber(pattern)
+        redact.restore(saved)

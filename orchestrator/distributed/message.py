@@ -37,7 +37,7 @@ from orchestrator.executor.options import DEFAULT_FORKS
 from orchestrator.executor.plan import Plan, PlaySpec
 from orchestrator.executor.plan_codec import PlanCodecError, encode_plan
 from orchestrator.executor.state import RunOptions
-from orchestrator.redact import SECRET_KEYS, known_secrets
+from orchestrator.redact import SECRET_KEYS, contains_secret
 from orchestrator.varsfile import SECRET_NAME
 from orchestrator.yamlsource import UnsafeText
 
@@ -151,12 +151,9 @@ def _strings(value: Any, depth: int = 0) -> Iterable[str]:
         yield str(value)
 
 
-def mentions_secret(value: Any, secrets: Iterable[str] | None = None) -> bool:
+def mentions_secret(value: Any) -> bool:
     """True when any string inside ``value`` contains a registered secret (or one of its encodings)."""
-    found = list(secrets if secrets is not None else known_secrets())
-    if not found:
-        return False
-    return any(s in text for text in _strings(value) for s in found)
+    return any(contains_secret(text) for text in _strings(value))
 
 
 def _literal_secret(value: Any, depth: int = 0) -> bool:
@@ -188,7 +185,6 @@ def _template_texts(value: Any) -> list[str]:
 
 def sanitise_vars(variables: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
     """(variables safe to send, names withheld). See the module docstring for the rules."""
-    secrets = list(known_secrets())
     out: dict[str, Any] = {}
     withheld: set[str] = set()
     secret_templates: list[str] = []
@@ -196,7 +192,7 @@ def sanitise_vars(variables: Mapping[str, Any]) -> tuple[dict[str, Any], set[str
         literal = (
             is_secret_name(key) and value not in (None, "") and not isinstance(value, bool) and not _is_template(value)
         )
-        if literal or _literal_secret(value) or mentions_secret(value, secrets):
+        if literal or _literal_secret(value) or mentions_secret(value):
             withheld.add(key)
             continue
         if is_secret_name(key):

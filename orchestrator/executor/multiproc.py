@@ -40,7 +40,13 @@ from orchestrator.executor.plan import Plan
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.runner import InventoryView, Runner, _interrupts_held, play_targets, targeted_hosts
 from orchestrator.executor.state import RunOptions
-from orchestrator.redact import register_secret, register_secret_name, registered_secrets
+from orchestrator.redact import (
+    register_digests,
+    register_secret_name,
+    register_secrets,
+    registered_digests,
+    registered_secrets,
+)
 from orchestrator.results.models import HostResult, HostStatus, HostTaskResult, RunInfo, RunResult, utcnow
 
 
@@ -167,13 +173,19 @@ class _Job:
     secrets: tuple[str, ...]
     secret_names: tuple[str, ...]
     index: int
+    digests: tuple[str, ...] = ()
+
+
+def _adopt_secrets(job: _Job) -> None:
+    """Mask in this process what the parent masks: its secrets, hex digests and secret names."""
+    register_secrets(job.secrets)
+    register_digests(job.digests)
+    for name in job.secret_names:
+        register_secret_name(name)
 
 
 def _run_shard(job: _Job, reporter: Reporter, cancel: threading.Event) -> RunResult:
-    for secret in job.secrets:  # masked in this process as in the parent
-        register_secret(secret)
-    for name in job.secret_names:
-        register_secret_name(name)
+    _adopt_secrets(job)
     runner = Runner(
         job.plan,
         job.inventory.view(),
@@ -314,10 +326,11 @@ class ProcessEngine:
     def _jobs(self, plan: Plan, view: InventoryView, info: RunInfo, shards: Sequence[Sequence[str]]) -> list[_Job]:
         """One job per shard: the plan, the shard's inventory, ``forks`` shared out, this process's secrets."""
         secrets, names = registered_secrets()
+        digests = registered_digests()
         forks = max(1, -(-self.options.forks // len(shards))) if shards else 1
         options = dataclasses.replace(self.options, forks=forks)
         return [
-            _Job(plan, shard_inventory(plan, view, hosts), info, options, self.play_vars, secrets, names, i)
+            _Job(plan, shard_inventory(plan, view, hosts), info, options, self.play_vars, secrets, names, i, digests)
             for i, hosts in enumerate(shards)
         ]
 

@@ -30,7 +30,7 @@ from pypsrp.exceptions import AuthenticationError
 from pypsrp.negotiate import HTTPNegotiateAuth
 from spnego._ntlm_raw.crypto import is_ntlm_hash, lmowfv1, ntowfv1  # pyspnego pinned <1 (pyproject)
 
-from orchestrator.redact import register_secret
+from orchestrator.redact import register_digests
 
 NEGOTIATE_SCHEMES = ("Negotiate", "Kerberos", "NTLM")
 _TOKEN = re.compile(r"(Kerberos|Negotiate|NTLM)\s*([^,]*),?", re.IGNORECASE)
@@ -139,6 +139,5 @@ def _ntlm_hashes(password: str) -> tuple[str, str]:
     """LMOWFv1 and NTOWFv1 of a password, as hex (kept in this process's memory only, like the password). Each
     hash signs in as well as the password does, so both are registered as secrets: masked wherever text leaves."""
     lm_hash, nt_hash = lmowfv1(password).hex(), ntowfv1(password).hex()
-    for text in (lm_hash, nt_hash, lm_hash.upper(), nt_hash.upper()):  # hex is printed in either case
-        register_secret(text)
+    register_digests((lm_hash, nt_hash))  # masked as hex in either letter case
     return lm_hash, nt_hash

@@ -57,7 +57,7 @@ def test_the_memo_stays_bounded_and_long_texts_are_still_scanned() -> None:
     register_secret("Orbit-Lantern-9")
     for n in range(CACHE_ENTRIES + 50):
         assert redact_text(f"pc{n:05d} Orbit-Lantern-9") == f"pc{n:05d} {MASK}"
-    assert 0 < len(redact._scrubber.texts) <= CACHE_ENTRIES
+    assert 0 < len(redact._current().texts) <= CACHE_ENTRIES
     long_text = "x" * (CACHE_TEXT_LEN + 1) + "Orbit-Lantern-9"
     assert redact_text(long_text) == "x" * (CACHE_TEXT_LEN + 1) + MASK
-    assert long_text not in redact._scrubber.texts
+    assert long_text not in redact._current().texts
