@@ -23,6 +23,14 @@ from orchestrator.varsfile import secret_values
 SMALL_CHUNK = 64
 
 
+@pytest.fixture(autouse=True)
+def no_secrets_yet() -> None:
+    """Each test starts with nothing registered: another test module may register a password when it is imported
+    (a connection spec built at module level), and the counts below are of this test's own chunks. The suite's
+    conftest restores whatever was registered before, afterwards."""
+    redact.restore(redact._Registry())
+
+
 @pytest.fixture
 def compiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The number of forms of each chunk compiled during the test, with chunks of SMALL_CHUNK forms."""
