@@ -196,3 +196,77 @@ def test_the_lab_reads_a_chunked_anonymous_identify(start_lab: StartLab) -> None
             writer.close()
 
     assert b"<wsmid:ProductVendor>Microsoft Corporation</wsmid:ProductVendor>" in asyncio.run(main())
+
+
+def _serve_with(handler: Callable[[HttpRequest], Awaitable[HttpResponse]], exchange: Exchange) -> HttpServer:
+    """``_run`` with another handler; returns the server (its connections can be inspected afterwards)."""
+    server = HttpServer(handler, max_body=1000, keepalive_s=30.0, on_open=_noop, on_close=_noop)
+
+    async def main() -> None:
+        listener = await asyncio.get_running_loop().create_server(server, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            await asyncio.wait_for(exchange(reader, writer), 10)
+        finally:
+            writer.close()
+            listener.close()
+            await server.close_all(0.5)
+
+    asyncio.run(main())
+    return server
+
+
+def test_answers_that_need_no_wait_are_written_without_a_task_and_waiting_ones_keep_the_order() -> None:
+    """A handler runs at once up to its first wait: a request answered without waiting never gets a task; a
+    request that waits is carried on by one, and the pipelined requests behind it are answered after it."""
+    tasks_seen: list[bool] = []
+
+    async def handler(request: HttpRequest) -> HttpResponse:
+        tasks_seen.append(asyncio.current_task() is not None)
+        tag = request.headers.get("x-tag", "")
+        if tag.startswith("slow"):
+            await asyncio.sleep(0.05)  # a modelled wait
+            await asyncio.sleep(0)  # and a bare yield
+        return HttpResponse(200, tag.encode())
+
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tags = ["fast1", "slow1", "fast2", "fast3", "slow2", "fast4"]
+        writer.write(b"".join(_post("/wsman", b"x", f"X-Tag: {tag}") for tag in tags))
+        answers = [await _answer(reader) for _ in tags]
+        assert [body.decode() for _status, _fields, body in answers] == tags
+
+    _serve_with(handler, exchange)
+    # the first request starts in data_received (no task); each request behind a slow one starts from the task
+    # that carried the slow one on, so only those see a current task
+    assert tasks_seen == [False, False, True, True, True, True]
+
+
+def test_a_waiting_handler_gets_its_failures_and_a_stopping_lab_cancels_it() -> None:
+    outcomes: list[str] = []
+
+    async def handler(request: HttpRequest) -> HttpResponse:
+        if request.headers.get("x-tag") == "fails":
+            loop = asyncio.get_running_loop()
+            failing: asyncio.Future[None] = loop.create_future()
+            loop.call_later(0.01, failing.set_exception, ValueError("disk on fire"))
+            try:
+                await failing
+            except ValueError as exc:
+                outcomes.append(f"caught {exc}")
+            return HttpResponse(200, b"survived")
+        try:
+            await asyncio.sleep(60)  # a hang: only the lab's stop ends it
+        except asyncio.CancelledError:
+            outcomes.append("cancelled")
+            raise
+        return HttpResponse(200, b"never")
+
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(_post("/wsman", b"x", "X-Tag: fails"))
+        assert (await _answer(reader))[2] == b"survived"
+        writer.write(_post("/wsman", b"x", "X-Tag: hangs"))
+        await asyncio.sleep(0.05)
+
+    _serve_with(handler, exchange)
+    assert outcomes == ["caught disk on fire", "cancelled"]
