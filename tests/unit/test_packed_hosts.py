@@ -5,6 +5,7 @@ classroom summary, the history rows, the exit code and counts."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from results_factory import make_host, make_run
 from rich.console import Console
 
 from orchestrator.cli.output import TerminalReporter
+from orchestrator.redact import MASK, register_secret
 from orchestrator.results.hostpack import KeptHosts, PackedHosts, host_names
 from orchestrator.results.models import HostResult, HostStatus, PackedData, RunResult
-from orchestrator.results.reports import render_report
+from orchestrator.results.reports import render_report, write_report
+from orchestrator.results.reports.json_report import build_report
 from orchestrator.results.store import HistoryStore
 from orchestrator.results.summary import summarise
 
@@ -104,3 +107,18 @@ def test_statuses_kept_apart_match_the_results() -> None:
     assert run.counts() == {s.value: 1 for s in HostStatus}
     assert run.exit_code == RunResult(info=run.info, hosts=tuple(results)).exit_code
     assert all(isinstance(h, HostResult) for h in hosts)
+
+
+@pytest.mark.parametrize("n", [0, 1, 25])
+def test_json_report_written_a_pc_at_a_time_is_the_whole_document(n: int, tmp_path: Path) -> None:
+    """The JSON report is written in pieces (``json_chunks``); its bytes are ``json.dumps`` of the whole
+    document (``build_report``), secrets masked the same way, for an empty run too."""
+    register_secret("J50n-S3cr3t")
+    plain = make_run(max(n, 1), secret="J50n-S3cr3t")
+    plain = plain if n else dataclasses.replace(plain, hosts=())
+    for run in (plain, _packed(plain)):
+        whole = json.dumps(build_report(run, "zh-TW"), ensure_ascii=False, indent=2, default=str) + "\n"
+        written = write_report(run, tmp_path / "r.json", lang="zh-TW").read_text(encoding="utf-8")
+        assert written == whole == render_report(run, "json", "zh-TW")
+        assert "J50n-S3cr3t" not in written and (not n or MASK in written)
+        assert json.loads(written)["run"]["counts"] == run.counts()
