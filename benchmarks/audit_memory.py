@@ -108,6 +108,7 @@ def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 PHASE_MARK = "kf-mem-phase "  # a stderr line of the child: this prefix, then JSON {"phase": ..., "rss_mb": ...}
 TIMELINE_POINTS = 24
 REPORT_FORMATS = ("json", "csv", "xml", "html")
+GC_EVERY = "KF_MEM_GC_EVERY"  # environment of the child: see _collect_every
 TRACE_AT = "KF_MEM_TRACE_AT"  # environment of the child: the phase where --trace-at snapshots the heap
 
 
@@ -136,6 +137,13 @@ def _wrap(owner: Any, name: str, phase: str) -> None:
     setattr(owner, name, wrapped)
 
 
+def _collect_every(seconds: float) -> None:
+    while True:
+        time.sleep(seconds)
+        freed = gc.collect()
+        sys.stderr.write(PHASE_MARK + json.dumps({"phase": "gc", "freed": freed, "rss_mb": round(rss_mb(), 1)}) + "\n")
+
+
 def child_main(argv: list[str]) -> int:
     """``kmsfleet ARGV`` in this process, the end-of-run steps marked (see the module docstring)."""
     from orchestrator.cli import output
@@ -149,6 +157,9 @@ def child_main(argv: list[str]) -> int:
     _wrap(reports, "write_report", "write_report")
     if os.environ.get(TRACE_AT):
         tracemalloc.start(int(os.environ.get(TRACE_AT + "_FRAMES", "1")))
+    if os.environ.get(GC_EVERY):  # an experiment: a full collection every N seconds (is cyclic garbage the growth?)
+        every = float(os.environ[GC_EVERY])
+        threading.Thread(target=_collect_every, args=(every,), daemon=True).start()
     sys.argv = ["kmsfleet", *argv]
     try:
         cli_main()
