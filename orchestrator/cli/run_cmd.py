@@ -380,6 +380,9 @@ def run(
 ) -> None:
     if strategy not in ("free", "linear"):
         raise InputError(f"--strategy must be free or linear, not {strategy!r}")
+    from orchestrator.cli.malloc_arenas import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the worker threads exist: peak memory at thousands of PCs (its docstring)
     lang = output_lang(lang)
     config = config_with_vault(vault_password_file, vault_id, ask_vault_pass)
     inventory = inventory_sources(inventory, config)
