@@ -16,7 +16,10 @@ RSS from ``os.wait4`` (``ru_maxrss``) as ``rss_mb``. The child is this file with
 its own process after wrapping a few end-of-run steps (the terminal's ``run_done``, the history's ``run_done``,
 the recap's summary) so that each writes its own RSS on entry and exit to stderr; the parent reads the child's
 RSS from ``/proc/PID/status`` every 0.2 s. Printed: rss_mb, the RSS at each phase (``phases``), when the peak was
-reached (``peak_at_s``, seconds from start, against ``wall_s``) and a coarse timeline.
+reached (``peak_at_s``, seconds from start, against ``wall_s``) and a coarse timeline. ``--trace-at PHASE``:
+tracemalloc's largest sites at that phase instead (the child stops there); ``--reports``: every report format
+written too. Experiments through the child's environment: ``KF_MEM_GC_EVERY=5`` (a full collection every 5 s),
+``MALLOC_ARENA_MAX=N`` (glibc's own; ``kmsfleet run`` then keeps it).
 """
 
 from __future__ import annotations
