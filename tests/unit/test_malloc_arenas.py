@@ -1,5 +1,5 @@
 """``kmsfleet run`` asks glibc for fewer malloc arenas (``cli/malloc_arenas.py``): done where glibc is, never
-over the user's own ``MALLOC_ARENA_MAX``, and called by ``run`` before the worker threads exist."""
+over the user's own ``MALLOC_ARENA_MAX``, and called by ``run`` (``execute``) before the worker threads exist."""
 
 from __future__ import annotations
 
@@ -36,6 +36,6 @@ def test_not_linux_or_user_setting_does_nothing(monkeypatch: pytest.MonkeyPatch)
     assert malloc_arenas.limit_malloc_arenas() is False
 
 
-def test_run_limits_arenas_before_building_the_run() -> None:
-    source = inspect.getsource(run_cmd.run)
-    assert source.index("limit_malloc_arenas()") < source.index("run_request(")
+def test_run_limits_arenas_before_the_run_starts() -> None:
+    source = inspect.getsource(run_cmd.execute)
+    assert source.index("limit_malloc_arenas()") < source.index("return run_playbook(")
