@@ -9,6 +9,7 @@ the last to win silently, which hides typos). ``!unsafe`` marks a string that mu
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -108,6 +109,16 @@ def _construct_vault(loader: _Loader, node: Node) -> Any:
     return plain
 
 
+def _construct_str(loader: _Loader, node: ScalarNode) -> str:
+    """A string scalar (keys too) as a new object. The parser's own string was made among the whole node tree's
+    objects, freed once the document is built: kept by the data (an inventory of thousands of PCs is kept for the
+    run), it would keep that memory from ever going back (CPython returns only an arena left entirely empty;
+    docs/performance.md, "Memory"). A 5,000-PC inventory: 22 MB less RSS after loading."""
+    text: str = loader.construct_scalar(node)
+    return (text + "\0")[:-1]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 _Loader.add_constructor("!unsafe", _construct_unsafe)
@@ -171,6 +182,28 @@ class _BudgetLoader(_Loader):
         return self.construct_document(node)
 
 
+class _LibyamlLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """The same loader on libyaml's parser (C), as Ansible's own loader takes it when PyYAML has it
+    (``ansible.parsing.yaml.loader``, ``HAS_LIBYAML``): the same node tree, composed without the pure-Python
+    scanner's tokens and marks. A 5,000-PC inventory held about 50 MB of them at once with the pure-Python parser
+    (35 MB with libyaml's), memory the allocator then keeps for the whole run (docs/performance.md, "Memory").
+    Only for documents it reads: on any error the pure-Python parser reads the text again and says what is
+    wrong, in the words it always used (they name the character: a tab, a stray quote)."""
+
+    filename = "<string>"
+    yaml_constructors = _Loader.yaml_constructors
+    get_single_data = _BudgetLoader.get_single_data
+
+
+def _read_with_libyaml(text: str, filename: str) -> Any:
+    loader = _LibyamlLoader(text)
+    loader.filename = filename
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _bad_character(exc: yaml.reader.ReaderError) -> str:
     return f"not valid YAML text: character {exc.character!r} is not allowed"
 
@@ -183,6 +216,9 @@ def load_yaml_text(text: str, filename: str = "<string>") -> Any:
     """Parse one YAML document; syntax errors become ``InputError`` with file:line:column."""
     if len(text) > MAX_YAML_BYTES:
         raise _too_large(filename)
+    if yaml.__with_libyaml__:
+        with contextlib.suppress(yaml.YAMLError, UnicodeError, RecursionError):  # told below, in Python's words
+            return _read_with_libyaml(text, filename)
     try:
         loader = _BudgetLoader(text)
     except yaml.reader.ReaderError as exc:

@@ -106,8 +106,10 @@ def _sigterm_as_interrupt() -> None:
 
 def execute(request: Any, lang: str, verbosity: int, dist: Any = None) -> RunResult:
     from orchestrator.api import run_playbook
+    from orchestrator.cli.malloc_arenas import limit_malloc_arenas
     from orchestrator.cli.output import TerminalReporter
 
+    limit_malloc_arenas()  # before the worker threads exist: peak memory at thousands of PCs (its docstring)
     reporter = TerminalReporter(console, lang=lang, verbosity=verbosity, check=request.options.check)
     _sigterm_as_interrupt()
     if dist is not None:

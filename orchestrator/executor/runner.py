@@ -36,6 +36,7 @@ from orchestrator.executor.pool import WorkerPool
 from orchestrator.executor.reporter import Reporter
 from orchestrator.executor.state import HostState, RunOptions
 from orchestrator.executor.taskresult import TaskEnd, TaskRef, task_result
+from orchestrator.results.hostpack import KeptHosts
 from orchestrator.results.models import (
     FailureKind,
     HostResult,
@@ -191,8 +192,7 @@ class Runner:
         self.play_vars = play_vars or (lambda play, extra: play.vars)
         self.states: dict[str, HostState] = {}
         self.packer = Packer()  # finished PCs' variables, packed with one preset dictionary (HostState.compact)
-        self.results: dict[str, HostResult] = {}
-        self._results_lock = threading.Lock()
+        self.results = KeptHosts()  # finished PCs' results, packed until the run ends (results/hostpack.py)
         self.pool = WorkerPool(max(1, options.forks))
         self.should_run = _tag_filter(options.tags, options.skip_tags)
 
@@ -234,8 +234,7 @@ class Runner:
             licences=tuple(st.licences.values()),
             facts=facts,
         )
-        with self._results_lock:
-            self.results[host] = hr
+        self.results[host] = hr
         self.reporter.host_done(hr)
 
     @staticmethod
@@ -304,7 +303,7 @@ class Runner:
                 else:
                     self._finish_host(host)
             self.pool.shutdown()
-            hosts_out = tuple(self.results[h] for h in all_hosts if h in self.results)
+            hosts_out = self.results.ordered(all_hosts)
             result = RunResult(
                 info=self.info, hosts=hosts_out, finished=utcnow(), interrupted=interrupted or bool(late)
             )

@@ -92,6 +92,19 @@ def _unfrozen(value: Any) -> Any:
     return value
 
 
+def _data_packer(kind: str) -> Packer:
+    packer = _DATA_PACKERS.get(kind)
+    if packer is None:
+        key = kind if len(_DATA_PACKERS) < MAX_DATA_PACKERS else ""
+        packer = _DATA_PACKERS.setdefault(key, Packer())
+    return packer
+
+
+def _kept_data(data: bytes, with_zdict: bool, kind: str) -> PackedData:
+    """A ``PackedData`` from ``PackedData.kept_reduce`` (same process: its packer's preset dictionary is here)."""
+    return PackedData(_data_packer(kind).packed(data, with_zdict), kind)
+
+
 class PackedData(DecodedWalk):
     """A task's ``data``, packed: read-only, decoded on access and frozen (as ``freeze`` leaves it); a walk over
     it (``items``, ``thaw``, ``to_json``) decodes once. Travels between processes as its plain values."""
@@ -107,12 +120,12 @@ class PackedData(DecodedWalk):
         """``data`` packed (with the packer of ``kind``, the module); frozen as it is when it cannot be packed."""
         if isinstance(data, PackedData) or not data:
             return data if data else EMPTY
-        packer = _DATA_PACKERS.get(kind)
-        if packer is None:
-            key = kind if len(_DATA_PACKERS) < MAX_DATA_PACKERS else ""
-            packer = _DATA_PACKERS.setdefault(key, Packer())
-        packed = packer.pack(_unfrozen(data))
+        packed = _data_packer(kind).pack(_unfrozen(data))
         return freeze(data) if packed is None else cls(packed, kind)
+
+    def kept_reduce(self) -> tuple[Any, tuple[Any, ...]]:
+        """How to pickle it within this process (``results.hostpack``): its packed bytes as they are."""
+        return _kept_data, (self._packed.data, self._packed.with_zdict, self._kind)
 
     def _whole(self) -> Mapping[str, Any]:
         values: Mapping[str, Any] = freeze(self._packed.decode())
@@ -375,16 +388,24 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class RunResult:
+    """A run's outcome. ``hosts`` is a tuple, or for a local run ``results.hostpack.PackedHosts`` (each PC's
+    result kept packed, decoded when read; its ``statuses`` are kept apart and used here)."""
+
     info: RunInfo
-    hosts: tuple[HostResult, ...]
+    hosts: Sequence[HostResult]
     finished: datetime = field(default_factory=utcnow)
     interrupted: bool = False
+
+    def statuses(self) -> Sequence[HostStatus]:
+        """Every host's status, in order (without decoding packed results)."""
+        kept: Sequence[HostStatus] | None = getattr(self.hosts, "statuses", None)
+        return kept if kept is not None else tuple(h.status for h in self.hosts)
 
     @property
     def exit_code(self) -> int:
         from orchestrator.exitcodes import ExitCode
 
-        statuses = {h.status for h in self.hosts}
+        statuses = set(self.statuses())
         if self.interrupted:
             return ExitCode.INTERRUPTED
         if HostStatus.FAILED in statuses:
@@ -397,8 +418,8 @@ class RunResult:
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in HostStatus}
-        for h in self.hosts:
-            out[h.status.value] += 1
+        for status in self.statuses():
+            out[status.value] += 1
         return out
 
     def host(self, name: str) -> HostResult | None:

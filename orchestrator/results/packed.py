@@ -44,14 +44,26 @@ class Packed:
     def size(self) -> int:
         return len(self._data)
 
+    @property
+    def data(self) -> bytes:
+        """The packed bytes."""
+        return self._data
+
+    @property
+    def with_zdict(self) -> bool:
+        """Whether the bytes need their packer's preset dictionary."""
+        return self._zdict is not None
+
+    def raw(self) -> bytes:
+        """The bytes that were packed."""
+        if self._zdict is None:
+            return zlib.decompress(self._data)
+        inflater = zlib.decompressobj(zdict=self._zdict)
+        return inflater.decompress(self._data) + inflater.flush()
+
     def decode(self) -> dict[str, Any]:
         """Every value (a new dict)."""
-        if self._zdict is None:
-            raw = zlib.decompress(self._data)
-        else:
-            inflater = zlib.decompressobj(zdict=self._zdict)
-            raw = inflater.decompress(self._data) + inflater.flush()
-        values: dict[str, Any] = pickle.loads(raw)  # noqa: S301 - bytes a Packer of this process wrote
+        values: dict[str, Any] = pickle.loads(self.raw())  # noqa: S301 - bytes a Packer of this process wrote
         return values
 
     def lookup(self, key: str) -> Any:
@@ -72,12 +84,20 @@ class Packer:
         self._zdict: bytes | None = None
         self._lock = threading.Lock()
 
+    def packed(self, data: bytes, with_zdict: bool) -> Packed:
+        """Bytes this packer packed (``Packed.data``, ``Packed.with_zdict``) as a ``Packed`` again."""
+        return Packed(data, self._zdict if with_zdict else None)
+
     def pack(self, values: Mapping[str, Any]) -> Packed | None:
         """``values`` packed; None when some value cannot be pickled (the caller keeps the mapping as it is)."""
         try:
             raw = pickle.dumps(dict(values), protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
             return None
+        return self.pack_raw(raw)
+
+    def pack_raw(self, raw: bytes) -> Packed:
+        """Bytes (a pickle) packed; the first of a useful size becomes the preset dictionary of the later ones."""
         zdict = self._zdict
         if zdict is None and len(raw) >= MIN_ZDICT:
             with self._lock:

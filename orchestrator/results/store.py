@@ -54,6 +54,7 @@ from orchestrator.results.codec import (
     licence_from_row,
     task_from_row,
 )
+from orchestrator.results.hostpack import host_names
 from orchestrator.results.latest import rebuild_latest, store_run_licence_counts, update_latest_many
 from orchestrator.results.models import (
     HostResult,
@@ -488,16 +489,15 @@ class HistoryStore:
             rows = conn.execute(select(hr.c.host, hr.c.msg).where(hr.c.run_id == run_id))
             stored: dict[str, str] = {str(host): str(msg) for host, msg in rows}
             pending = {host for host, msg in stored.items() if msg == PENDING_MSG}
+            names = host_names(result.hosts)  # a packed result is decoded only when it must be saved now
             missing = [
-                host_rows(run_id, h, position, encode=encode_json)
-                for position, h in enumerate(result.hosts)
-                if redact_text(h.host) not in stored or redact_text(h.host) in pending
+                host_rows(run_id, result.hosts[position], position, encode=encode_json)
+                for position, name in enumerate(names)
+                if redact_text(name) not in stored or redact_text(name) in pending
             ]
             replaced = {h.name for h in missing if redact_text(h.name) in pending}
             self._replace_hosts(conn, run_id, missing, existing=replaced)
-            positions = [
-                {"b_run": run_id, "b_host": h.host, "b_pos": position} for position, h in enumerate(result.hosts)
-            ]
+            positions = [{"b_run": run_id, "b_host": name, "b_pos": position} for position, name in enumerate(names)]
             if positions:
                 conn.execute(
                     update(hr)

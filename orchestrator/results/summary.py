@@ -24,7 +24,6 @@ from orchestrator.results.models import (
     FailureKind,
     HostResult,
     HostStatus,
-    LicenceRecord,
     RunResult,
     format_hresult,
 )
@@ -270,33 +269,35 @@ def _first_message(host: HostResult) -> str:
 
 
 def _groups(result: RunResult, lang: str) -> tuple[tuple[CauseGroup, ...], dict[str, str]]:
-    members: dict[str, list[HostResult]] = defaultdict(list)
+    # per cause: (PC, its position, its failed task's error code); a PC is read once (hosts may be packed)
+    members: dict[str, list[tuple[str, int, int | None]]] = defaultdict(list)
     causes: dict[str, Cause] = {}
     by_host: dict[str, str] = {}
-    for host in result.hosts:
+    for position, host in enumerate(result.hosts):
         cause = cause_of(host)
         if cause is None:
             continue
-        members[cause.key].append(host)
+        task = host.failed_task
+        members[cause.key].append((host.host, position, task.error_code if task else None))
         causes.setdefault(cause.key, cause)
         by_host[host.host] = cause.key
     groups: list[CauseGroup] = []
     for key, hosts in members.items():
         cause = causes[key]
-        codes = Counter(h.failed_task.error_code for h in hosts if h.failed_task and h.failed_task.error_code)
+        codes = Counter(code for _, _, code in hosts if code)
         common = codes.most_common(1)[0][0] if codes else cause.code
         exp = _describe(key, cause.basis, common, lang)
-        ordered = sorted(hosts, key=lambda h: natural_key(h.host))
+        ordered = sorted(hosts, key=lambda h: natural_key(h[0]))
         groups.append(
             CauseGroup(
                 key=key,
                 basis=cause.basis,
-                hosts=tuple(h.host for h in ordered),
+                hosts=tuple(name for name, _, _ in ordered),
                 title=exp.title,
                 fix=exp.fix,
                 code=exp.code or format_hresult(common),
                 catalogued=exp.catalogued,
-                message=_first_message(ordered[0]),
+                message=_first_message(result.hosts[ordered[0][1]]),
             )
         )
     groups.sort(key=lambda g: (-g.count, natural_key(g.hosts[0])))
@@ -339,23 +340,19 @@ def _licence_issues(result: RunResult, lang: str) -> tuple[CauseGroup, ...]:
     return tuple(groups)
 
 
-def _licence_counts(licences: Iterable[LicenceRecord]) -> dict[str, dict[str, int]]:
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for lic in licences:
-        counts[lic.product][lic.status] += 1
-    return {p: dict(sorted(c.items())) for p, c in sorted(counts.items())}
-
-
 def summarise(result: RunResult, lang: str = "en") -> ClassroomSummary:
     """The classroom summary of a run, with catalogue titles and fixes in ``lang`` (en or zh-TW)."""
     code = lang_code(lang)
     groups, by_host = _groups(result, code)
-    licences = [lic for h in result.hosts for lic in h.licences]
     days: dict[str, int] = {bucket: 0 for bucket, _, _ in DAY_BUCKETS}
     days[PERMANENT] = 0
-    for lic in licences:
-        if lic.status != NOT_APPLICABLE:
-            days[day_bucket(lic.days_left)] += 1
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for h in result.hosts:  # one PC at a time: a run's hosts may be kept packed (results/hostpack.py)
+        for lic in h.licences:
+            counts[lic.product][lic.status] += 1
+            if lic.status != NOT_APPLICABLE:
+                days[day_bucket(lic.days_left)] += 1
+    licence_counts = {p: MappingProxyType(dict(sorted(c.items()))) for p, c in sorted(counts.items())}
     return ClassroomSummary(
         run_id=result.info.id,
         playbook=result.info.playbook,
@@ -363,7 +360,7 @@ def summarise(result: RunResult, lang: str = "en") -> ClassroomSummary:
         total=len(result.hosts),
         status_counts=MappingProxyType(result.counts()),
         groups=groups,
-        licence_counts=MappingProxyType({p: MappingProxyType(c) for p, c in _licence_counts(licences).items()}),
+        licence_counts=MappingProxyType(licence_counts),
         days_left=MappingProxyType(days),
         licence_issues=_licence_issues(result, code),
         interrupted=result.interrupted,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from orchestrator.errors import InputError, Location
@@ -68,6 +69,19 @@ def render_report(
     return render_html(result, code, summary)
 
 
+def _report_pieces(result: RunResult, kind: str, lang: str, summary: ClassroomSummary | None) -> Iterator[bytes]:
+    """The report's bytes: the JSON report a PC at a time (``json_report.json_chunks``: a run of thousands of
+    PCs never holds it whole), the others at once; ``render_report``'s text either way."""
+    if kind == "json":
+        from orchestrator.results.reports.json_report import json_chunks
+
+        code = lang_code(lang)
+        summary = summary if summary is not None and summary.lang == code else summarise(result, code)
+        return (chunk.encode("utf-8") for chunk in json_chunks(result, code, summary))
+    content = render_report(result, kind, lang, summary)
+    return iter([content if isinstance(content, bytes) else content.encode("utf-8")])
+
+
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -119,8 +133,7 @@ def write_report(
     """Write the report to ``path`` atomically (a reader never sees half a file); returns the path."""
     target = Path(path)
     refuse_database(target)
-    content = render_report(result, format_for(target, fmt), lang, summary)
-    data = content if isinstance(content, bytes) else content.encode("utf-8")
+    pieces = _report_pieces(result, format_for(target, fmt), lang, summary)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -128,7 +141,8 @@ def write_report(
         raise InputError(f"cannot write the report: {exc.strerror}", Location(str(target))) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for piece in pieces:
+                fh.write(piece)
         os.replace(tmp, target)  # mkstemp made it 0600: a report names every PC and its problems
     except BaseException as exc:
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from orchestrator.redact import redact_text
+from orchestrator.results.hostpack import host_names
 from orchestrator.results.models import HostResult, LicenceRecord, RunResult, format_hresult
 from orchestrator.results.sorting import natural_key, room_of
 from orchestrator.results.summary import ClassroomSummary, explain
@@ -40,14 +42,15 @@ def host_message(host: HostResult) -> str:
     return redact_text((task.msg if task is not None and task.msg else host.msg) or "")
 
 
-def report_rows(result: RunResult, summary: ClassroomSummary) -> list[ReportRow]:
+def report_rows(result: RunResult, summary: ClassroomSummary) -> Iterator[ReportRow]:
     """PCs in natural order. A product that is not licensed is explained by its own last error, else by the
     PC's failure cause; a licensed product carries no diagnosis; a PC without licence data gets its cause.
     A status that is information, not an error (0x4004F00C: still in the initial grace), gives way to the
     cause that stopped the PC (the clock, the account …), which is why the product is not activated."""
     lang = summary.lang
-    rows: list[ReportRow] = []
-    for host in sorted(result.hosts, key=lambda h: natural_key(h.host)):
+    names = host_names(result.hosts)  # one PC read at a time, in natural order (the hosts may be kept packed)
+    for position in sorted(range(len(names)), key=lambda i: natural_key(names[i])):
+        host = result.hosts[position]
         group = summary.group_for(host.host)
         message = host_message(host)
         for lic in host.licences or (None,):
@@ -63,8 +66,7 @@ def report_rows(result: RunResult, summary: ClassroomSummary) -> list[ReportRow]
                     title, fix = exp.title, exp.fix
             elif group is not None:
                 code, title, fix = group.code, group.title, group.fix
-            rows.append(ReportRow(host, lic, code, title, tuple(fix), message))
-    return rows
+            yield ReportRow(host, lic, code, title, tuple(fix), message)
 
 
 def local_time(value: datetime | None) -> str:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from orchestrator import __version__
 from orchestrator.knowledge import i18n
 from orchestrator.redact import redact_text
-from orchestrator.results.models import HostResult, HostStatus, RunResult
+from orchestrator.results.models import HostStatus, RunResult
 from orchestrator.results.reports._common import local_time, os_caption, report_rows
 from orchestrator.results.sorting import natural_key, room_of
 from orchestrator.results.summary import (
@@ -227,9 +227,9 @@ def _cause(group: CauseGroup, lang: str, css: str = "cause") -> str:
 
 
 def _rooms(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
-    rooms: dict[str | None, list[HostResult]] = defaultdict(list)
+    rooms: dict[str | None, list[tuple[str, HostStatus]]] = defaultdict(list)  # not the results: may be packed
     for host in result.hosts:
-        rooms[room_of(host.groups)].append(host)
+        rooms[room_of(host.groups)].append((host.host, host.status))
     order = sorted(rooms, key=lambda r: (r is None, natural_key(r or "")))
     present = [s for s in HostStatus if summary.status_counts.get(s.value, 0)]
     legend = "".join(
@@ -237,16 +237,14 @@ def _rooms(result: RunResult, summary: ClassroomSummary, lang: str) -> str:
     )
     out = [f'<div class="legend">{legend}</div><div class="rooms">']
     for room in order:
-        hosts = sorted(rooms[room], key=lambda h: natural_key(h.host))
+        hosts = sorted(rooms[room], key=lambda h: natural_key(h[0]))
         name = room if room is not None else i18n.t("report.no_room", lang)
         out.append(f'<div class="room" data-room="{_e(room or "")}"><h3>{_e(name)} <small>({len(hosts)})</small></h3>')
         out.append('<div class="grid">')
-        for h in hosts:
-            group = summary.group_for(h.host)
-            tip = f"{h.host} — {_status_label(h.status.value, lang)}" + (f": {group.title}" if group else "")
-            out.append(
-                f'<span class="pc s-{h.status.value}" data-host="{_e(h.host)}" title="{_e(tip)}">{_e(h.host)}</span>'
-            )
+        for pc, status in hosts:
+            group = summary.group_for(pc)
+            tip = f"{pc} — {_status_label(status.value, lang)}" + (f": {group.title}" if group else "")
+            out.append(f'<span class="pc s-{status.value}" data-host="{_e(pc)}" title="{_e(tip)}">{_e(pc)}</span>')
         out.append("</div></div>")
     out.append("</div>")
     return "".join(out)
