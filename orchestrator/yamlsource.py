@@ -48,10 +48,9 @@ def _loc(filename: str, node: Node) -> Location:
     return Location(filename, mark.line + 1, mark.column + 1)
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """libyaml's parser when PyYAML was built with it, as Ansible's own loader does
-    (ansible/parsing/yaml/loader.py picks ``CParser`` when ``HAS_LIBYAML``): the pure-Python scanner spent about
-    two seconds of CPU on a 5,000-PC inventory before the first PC was contacted (docs/performance.md)."""
+class _Loader(yaml.SafeLoader):
+    """PyYAML's pure-Python parser: reads what libyaml refused, to say what is wrong in the words it always used
+    (``_LibyamlLoader`` below reads every valid document)."""
 
     filename = "<string>"
 
@@ -191,6 +190,7 @@ class _LibyamlLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoa
     wrong, in the words it always used (they name the character: a tab, a stray quote)."""
 
     filename = "<string>"
+    may_alias = True  # as _BudgetLoader's, whose get_single_data this is
     yaml_constructors = _Loader.yaml_constructors
     get_single_data = _BudgetLoader.get_single_data
 
@@ -198,6 +198,7 @@ class _LibyamlLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoa
 def _read_with_libyaml(text: str, filename: str) -> Any:
     loader = _LibyamlLoader(text)
     loader.filename = filename
+    loader.may_alias = "*" in text
     try:
         return loader.get_single_data()
     finally:
