@@ -26,11 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import unquote
 
 from orchestrator import http1
@@ -153,60 +152,23 @@ class HttpConnection(asyncio.Protocol):
 
     # ---- requests ------------------------------------------------------------------------------------------
     def _next_request(self) -> None:
-        """Serve the complete requests in the buffer, one at a time, in order. Each handler runs at once, up to its
-        first real wait: most answers need none (a Pull, a sign-in leg) and are written in this same turn of the
-        event loop; a handler that waits (a modelled delay, a long-polling Receive) is carried on by a task, and
-        the requests behind it wait for its answer. This is what Python 3.12's eager tasks do; the lab runs on
-        3.11, where a task per request cost one more wake-up of the process per request
-        (docs/lab-performance.md)."""
-        while self.task is None and self.transport is not None and not self.transport.is_closing():
-            try:
-                parsed = self._reading.take(self._buf, self.server.max_body)
-            except http1.MessageError:
-                self._write(HttpResponse(400, close=True), keep_alive=False)
-                return
-            if parsed is None:
-                return
-            method, target, headers, body, keep_alive, too_large = parsed
-            if too_large:
-                self._buf.clear()
-                self._discard = True
-            path = unquote(_origin_path(target))
-            self._start(self._serve(HttpRequest(method, path, headers, body, self, too_large), keep_alive))
-
-    def _start(self, serving: Coroutine[Any, Any, None]) -> None:
-        """Run ``serving`` now up to its first wait; if it waits, a task carries it on from there."""
-        try:
-            waiting = serving.send(None)
-        except StopIteration:
+        """Start the next complete request in the buffer, if there is one."""
+        if self.transport is None or self.transport.is_closing():
             return
-        self.task = asyncio.get_running_loop().create_task(self._carry_on(serving, waiting))
-
-    async def _carry_on(self, serving: Coroutine[Any, Any, None], waiting: Any) -> None:
-        """Drive a coroutine that ``_start`` began, from its first wait on, the way a task steps one: resume it
-        when what it waits for is done (a failure or a cancellation is thrown into it), then serve what the
-        buffer holds next."""
-        while True:
-            try:
-                if waiting is None:  # a bare yield (asyncio.sleep(0)): one turn of the loop
-                    await asyncio.sleep(0)
-                else:
-                    # The future was handed up with its "a task waits for me" flag set, as a task expects it; a
-                    # task clears the flag when it takes the future on (asyncio.Task.__step), and so must this.
-                    waiting._asyncio_future_blocking = False
-                    await waiting
-            except BaseException as exc:  # handed to the coroutine, as a task hands it a failure or a cancel
-                try:
-                    waiting = serving.throw(exc)
-                except StopIteration:
-                    break
-                continue
-            try:
-                waiting = serving.send(None)
-            except StopIteration:
-                break
-        if self._buf:
-            self._next_request()
+        try:
+            parsed = self._reading.take(self._buf, self.server.max_body)
+        except http1.MessageError:
+            self._write(HttpResponse(400, close=True), keep_alive=False)
+            return
+        if parsed is None:
+            return
+        method, target, headers, body, keep_alive, too_large = parsed
+        if too_large:
+            self._buf.clear()
+            self._discard = True
+        path = unquote(_origin_path(target))
+        request = HttpRequest(method, path, headers, body, self, too_large)
+        self.task = asyncio.get_running_loop().create_task(self._serve(request, keep_alive))
 
     async def _serve(self, request: HttpRequest, keep_alive: bool) -> None:
         try:
@@ -221,6 +183,8 @@ class HttpConnection(asyncio.Protocol):
         self._write(response, keep_alive and not response.close)
         if self.transport is not None and not self.transport.is_closing():
             self._touch()
+            if self._buf:
+                self._next_request()
 
     def _write(self, response: HttpResponse, keep_alive: bool) -> None:
         transport = self.transport
