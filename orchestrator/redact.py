@@ -57,6 +57,11 @@ MIN_DIGEST = 16
 _HEX_RUN = re.compile(rf"[0-9A-Fa-f]{{{MIN_DIGEST},}}")
 
 
+#: Substrings looked up per block of a text when several chunks are compiled: memory stays ~6 MB per scrub
+#: whatever the text's size (a PC may answer 16 MiB).
+GRAM_BLOCK = 65536
+
+
 @dataclass(frozen=True)
 class _Chunk:
     """One compiled chunk: its pattern and the starts (``PREFIX_LEN`` characters, or a whole shorter form) of
@@ -105,12 +110,24 @@ class _Matcher:
         """The chunks with a form starting like some part of ``text`` (every other chunk cannot match)."""
         if len(self.chunks) <= 1:
             return list(self.chunks)
-        grams = {text[i : i + PREFIX_LEN] for i in range(len(text) - PREFIX_LEN + 1)}
-        for n in self.short:  # a form shorter than PREFIX_LEN is indexed whole
-            grams.update(text[i : i + n] for i in range(len(text) - n + 1))
-        hits = grams & self.prefixes  # one pass over the text (usually empty), whatever the number of chunks
-        full = [chunk for chunk in self.chunks[: self.full] if hits and not chunk.prefixes.isdisjoint(hits)]
-        return full + [chunk for chunk in self.chunks[self.full :] if not chunk.prefixes.isdisjoint(grams)]
+        hits = self._hits(text)  # one pass over the text (usually empty), whatever the number of chunks
+        if not hits:
+            return []
+        return [chunk for chunk in self.chunks if not chunk.prefixes.isdisjoint(hits)]
+
+    def _hits(self, text: str) -> set[str]:
+        """The starts of forms that occur in ``text``. Only hits are kept, never every substring: a PC's 16 MiB
+        output must not cost a set of 16 million strings."""
+        rest = frozenset().union(*(chunk.prefixes for chunk in self.chunks[self.full :]))
+        hits: set[str] = set()
+        for n in (PREFIX_LEN, *self.short):  # a form shorter than PREFIX_LEN is indexed whole
+            last = len(text) - n + 1
+            for start in range(0, max(last, 0), GRAM_BLOCK):  # the substrings of one block at a time
+                stop = min(start + GRAM_BLOCK, last)
+                grams = set(map(text.__getitem__, map(slice, range(start, stop), range(start + n, stop + n))))
+                hits |= grams & self.prefixes
+                hits |= grams & rest
+        return hits
 
 
 def _digest_spans(text: str, digests: frozenset[str], lengths: Iterable[int]) -> list[tuple[int, int]]:
@@ -406,11 +423,12 @@ def register_digests(digests: Iterable[str]) -> None:
     a hash is handed to the NTLM library in memory and never put into a command, a header or an encoded script,
     so only its printed hex (an exception, a debug line) can leak. Registering one compiles nothing."""
     global _scrubber
-    texts = [d.lower() for d in digests]
+    given = list(digests)
+    texts = [d.lower() for d in given]
     if not texts:
         return
     if any(len(d) < MIN_DIGEST or not _HEX_RUN.fullmatch(d) for d in texts):
-        register_secrets(texts)
+        register_secrets(given)  # not hex after all: kept as given, in every rendering of a secret
         return
     with _lock:
         if not _registry.digests.issuperset(texts):

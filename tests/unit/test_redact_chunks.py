@@ -261,3 +261,31 @@ def test_the_prefix_tree_matches_the_longest_form_like_a_longest_first_alternati
         text = "".join(rng.choice(alphabet + " ") for _ in range(80))
         assert re.sub(redact._trie_regex(words), MASK, text) == re.sub(flat, MASK, text), (words, text)
     assert redact._trie_regex([]) == ""
+
+
+def test_a_large_text_with_many_chunks_is_scrubbed_in_bounded_memory(compiles: list[int]) -> None:
+    """With several chunks a text is looked up by its 8-character starts; only the hits are kept, one block at a
+    time, so a PC's multi-megabyte output does not cost a set of all its substrings (~90 bytes per character)."""
+    import tracemalloc
+
+    passwords = _passwords(40)
+    register_secrets(passwords)
+    assert len(compiles) >= 2  # several chunks: the prefix index is in use
+    rng = random.Random(7)
+    filler = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(1_000_000))
+    text = filler[:500_000] + passwords[17] + filler[500_000:]
+    redact_text("warm the scrubber up")
+    tracemalloc.start()
+    try:
+        out = redact_text(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert passwords[17] not in out and MASK in out
+    assert len(out) == len(text) - len(passwords[17]) + len(MASK)
+    assert peak < 3 * len(text) + 16 * 1024 * 1024  # the result and one block's substrings, not 90 MB
+
+
+def test_a_digest_that_is_not_hex_is_kept_as_given() -> None:
+    register_digests(["Not-A-Hex-Token-42"])
+    assert "Not-A-Hex-Token-42" not in redact_text("token Not-A-Hex-Token-42 here")
