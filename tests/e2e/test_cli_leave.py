@@ -72,3 +72,16 @@ def test_large_output_through_a_pipe_is_whole(tmp_path: Path) -> None:
     listed = _kmsfleet_with("", "inventory", "-i", str(inventory), "--list", tmp_path=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "pc00000" in listed.stdout and "pc02999" in listed.stdout
+
+
+def test_a_thread_pool_nobody_shut_down_does_not_hang_the_exit(tmp_path: Path) -> None:
+    """A normal exit wakes the idle workers of a ThreadPoolExecutor left open (concurrent.futures' threading exit
+    hook) before joining them; ``leave`` runs the same hooks, so the process ends."""
+    prelude = """
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(2)
+        pool.submit(print, "work done")
+    """
+    done = _kmsfleet_with(prelude, "--version", tmp_path=tmp_path)  # subprocess timeout: 120 s
+    assert done.returncode == 0, done.stderr
+    assert "work done" in done.stdout
