@@ -98,14 +98,14 @@ def _property(prop: CimProperty, prefix: str = "p:", datetime_tag: str = "cim:Da
 # Rendered datetime properties, keyed by (prefix, name, value, UTC offset): the offset in the key because an aware
 # datetime's equality and hash ignore it. Most datetimes of a row are fixed (EvaluationEndDate, InstallDate); the
 # ones that move (TrustedTime, LocalDateTime) make an entry per query, so this table is small and emptied when full.
-_DATETIMES: dict[tuple[str, str, datetime, timedelta | None], str] = {}
+_DATETIMES: dict[tuple[str, str, str, str, datetime, timedelta | None], str] = {}
 _DATETIMES_MAX = 1024
 
 
 def _datetime_property(prop: CimProperty, prefix: str, datetime_tag: str) -> str:
     value = prop.value
     assert isinstance(value, datetime)
-    key = (prefix, prop.name, value, value.utcoffset())
+    key = (prefix, datetime_tag, prop.name, prop.type, value, value.utcoffset())  # all that shapes the text
     text = _DATETIMES.get(key)
     if text is None:
         text = _elements(prop, prefix + prop.name, datetime_tag)
