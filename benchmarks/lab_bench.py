@@ -51,7 +51,7 @@ from pypsrp.wsman import NAMESPACES, WSMan
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import proc_cpu_s  # noqa: E402
+from benchmarks._common import proc_cpu_s, proc_rss_mb  # noqa: E402
 from orchestrator.lab.addresses import claim_prefix  # noqa: E402
 
 READY = re.compile(r"^lab ready: (\d+) hosts, inventory (.+), control (http://\S+)$")
@@ -75,13 +75,6 @@ class RunningLab:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 LAB_SERVE = (sys.executable, "-m", "orchestrator", "lab", "serve")
@@ -128,7 +121,7 @@ def start_lab(count: int, workdir: Path, timing: str = "windows") -> RunningLab:
         proc.kill()
         raise RuntimeError(f"no ready line: {line!r}")
     start_s = time.perf_counter() - started
-    rss = _rss_mb(proc.pid)
+    rss = proc_rss_mb(proc.pid)
     data = yaml.safe_load(inventory.read_text(encoding="utf-8"))
     hosts = [h for group in data["all"]["children"].values() for h in group["hosts"].values()]
     return RunningLab(proc, start_s, rss, hosts)
@@ -336,7 +329,7 @@ def main() -> int:
             receives, elapsed = _run_threads(lab.hosts, args.threads, seconds, _receive_work)
             results["receive_rps"] = receives / elapsed
             results["wql_rps"], results["lab_cpu_ms_per_request"] = _wql_phase(lab, args.threads, seconds)
-            results["rss_mb_40_after_load"] = _rss_mb(lab.proc.pid)
+            results["rss_mb_40_after_load"] = proc_rss_mb(lab.proc.pid)
         finally:
             _close_clients()
             lab.stop()

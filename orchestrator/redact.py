@@ -118,7 +118,8 @@ class _Matcher:
     def _hits(self, text: str) -> set[str]:
         """The starts of forms that occur in ``text``. Only hits are kept, never every substring: a PC's 16 MiB
         output must not cost a set of 16 million strings."""
-        rest = frozenset().union(*(chunk.prefixes for chunk in self.chunks[self.full :]))
+        # the open chunk's starts (at most one chunk is open), read as they are: no copy per scrub
+        rest = self.chunks[self.full].prefixes if len(self.chunks) > self.full else frozenset()
         hits: set[str] = set()
         for n in (PREFIX_LEN, *self.short):  # a form shorter than PREFIX_LEN is indexed whole
             last = len(text) - n + 1
