@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from orchestrator.modules.base import ModuleOutcome, TaskFailed
-from orchestrator.redact import redact, redact_text
-from orchestrator.results.models import EMPTY, FailureKind, HostTaskResult, LicenceRecord, TaskStatus, thaw, utcnow
+from orchestrator.redact import redact_plain, redact_text
+from orchestrator.results.models import EMPTY, FailureKind, HostTaskResult, LicenceRecord, TaskStatus, utcnow
 
 NO_LOG_MSG = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
 
@@ -136,8 +136,8 @@ def task_result(ref: TaskRef, end: TaskEnd, clock: Clock | None = None) -> HostT
         msg, data, diff = (NO_LOG_MSG if end.msg else ""), {}, None
     else:
         msg = redact_text(str(end.msg))
-        data = redact(thaw(end.data))
-        diff = redact(thaw(end.diff)) if end.diff is not None else None
+        data = redact_plain(end.data)  # thawed and scrubbed in one walk (what redact(thaw(...)) gave)
+        diff = redact_plain(end.diff) if end.diff is not None else None
     return HostTaskResult(
         host=ref.host,
         play=ref.play,

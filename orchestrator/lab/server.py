@@ -44,10 +44,10 @@ from orchestrator.lab.wsman.auth import (
 )
 from orchestrator.lab.wsman.config import ServiceConfig
 from orchestrator.lab.wsman.identify import identify_response, is_identify
-from orchestrator.lab.wsman.ntlm_seal import session_security
 from orchestrator.lab.wsman.request import peek_message_id
 from orchestrator.lab.wsman.service import Outcome, WSManService
 from orchestrator.lab.wsman.shell import CallerInfo
+from orchestrator.ntlm_session import session_security
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class _ConnState:
         self.endpoint = endpoint
         self.ctx: Any = None  # pyspnego acceptor (handshake in progress or established)
         self.authed = False  # NTLM/Negotiate completed on this connection
-        self.seal: Any = None  # what seals its messages once complete (lab/wsman/ntlm_seal.py)
+        self.seal: Any = None  # what seals its messages once complete (orchestrator/ntlm_session.py)
         self.user = ""
         self.closed: asyncio.Event | None = None
 

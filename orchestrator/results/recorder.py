@@ -4,9 +4,11 @@
 is saved in one transaction (``HistoryStore.record_prepared``: one ``executemany`` per table for the whole batch)
 once ``batch_hosts`` hosts wait or the oldest has waited ``flush_seconds``: whichever worker notices it takes the
 one writer's seat without waiting (a worker that finds it taken goes on; the one in the seat looks at the queue
-again before leaving). A flusher thread that wakes a few times per ``flush_seconds`` saves a queue no worker
-comes back to (the last PCs of a run, a slow classroom), so every finished host is in the database within about
-``flush_seconds`` plus one transaction, whatever the run does next: a run killed with ``kill -9`` loses at most
+again before leaving). A flusher thread saves a queue no worker comes back to (the last PCs of a run, a slow
+classroom): it sleeps while the queue is empty (the host that starts a queue wakes it) and otherwise until the
+oldest queued host is due, so every finished host is in the database within about ``flush_seconds`` plus one
+transaction, whatever the run does next, and an idle or slow run costs no periodic wake-ups (a flusher that looked
+8 times a second woke ~8,800 times in a 5,000-PC audit on Windows timing): a run killed with ``kill -9`` loses at most
 that last moment's hosts, which stay *pending* and are retried by ``--limit @failed``.
 
 Why batches: a transaction and its statements cost the same for one host as for a hundred; at 300–5,000 PCs
@@ -33,8 +35,7 @@ from orchestrator.results.store import HistoryError, HistoryStore, prepare_host
 
 BATCH_LIMIT = 500  # hosts per transaction at most: keeps each write short for other kmsfleet processes
 BATCH_HOSTS = 100  # hosts queued that make a batch worth saving at once
-FLUSH_SECONDS = 0.5  # longest a finished host waits in the queue (plus the flusher's tick and one transaction)
-TICKS_PER_FLUSH = 4  # the flusher looks this many times per FLUSH_SECONDS
+FLUSH_SECONDS = 0.5  # longest a finished host waits in the queue (plus one transaction)
 
 
 class HistoryWriteError(HistoryError):
@@ -59,6 +60,7 @@ class StoreReporter:
         self._guard = threading.Lock()  # the queue and _oldest (held for a few list operations only)
         self._seat = threading.Lock()  # held by the one thread writing
         self._stop = threading.Event()
+        self._queued = threading.Event()  # set while the queue holds hosts (wakes the flusher), or to stop it
         self._flusher: threading.Thread | None = None
 
     # ------------------------------------------------------------------ Reporter
@@ -85,6 +87,7 @@ class StoreReporter:
             self._queue.append(rows)
             if self._oldest is None:
                 self._oldest = time.monotonic()
+                self._queued.set()
         if self._due():
             self._save_queued(wait=False)
 
@@ -114,7 +117,16 @@ class StoreReporter:
             return len(self._queue) >= self.batch_hosts or time.monotonic() - self._oldest >= self.flush_seconds
 
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.flush_seconds / TICKS_PER_FLUSH):
+        """Sleep until a host is queued, then until the oldest queued host is due; save if no worker did."""
+        while not self._stop.is_set():
+            self._queued.wait()
+            with self._guard:
+                oldest = self._oldest
+                if oldest is None:  # saved meanwhile: sleep until the next host starts a queue
+                    self._queued.clear()
+                    continue
+            if self._stop.wait(max(0.0, oldest + self.flush_seconds - time.monotonic())):
+                return
             if self._due():
                 self._save_queued(wait=False)
 
@@ -122,6 +134,7 @@ class StoreReporter:
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
             self._stop.set()
+            self._queued.set()
             flusher.join()
 
     # ------------------------------------------------------------------ the seat

@@ -53,6 +53,7 @@ from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportErr
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from spnego.exceptions import SpnegoError
 
+from orchestrator.ntlm_session import session_security
 from orchestrator.transport import guard, http_signin, http_wire, sealing
 from orchestrator.transport.errors import ProtocolError
 from orchestrator.transport.session import Timeout, _clamp, exchange_window
@@ -171,7 +172,9 @@ class LeanSender:
         if answer.status >= 400:
             self._content(answer)  # raises: 401 → AuthenticationError, else the host's fault
         protocol = WinRMEncryption.KERBEROS if scheme.lower() == "kerberos" else WinRMEncryption.SPNEGO
-        return WinRMEncryption(context, protocol)
+        # NTLM with extended session security and key exchange is sealed by ntlm_session (the same bytes, half
+        # pyspnego's CPU per message); any other context seals with pyspnego as before.
+        return WinRMEncryption(session_security(context), protocol)
 
     def _negotiate(
         self, body: bytes, headers: dict[str, str], answer: Answer, timeout: Timeout

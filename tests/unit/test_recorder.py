@@ -226,3 +226,38 @@ def test_a_host_no_worker_comes_back_for_reaches_the_database_within_the_flush_t
     recorder.close()
     assert not flusher.is_alive()  # closing stops the flusher
     store.close()
+
+
+def test_the_flusher_sleeps_while_nothing_waits_and_wakes_for_the_next_host(tmp_path: Path) -> None:
+    """No periodic looks while the queue is empty (a slow classroom, a scheduled run waiting for PCs); the host
+    that starts a queue wakes the flusher, each time."""
+    result = make_run(2)
+    first, second = result.hosts
+    db = tmp_path / "history.db"
+    store = HistoryStore(db)
+    recorder = StoreReporter(store, batch_hosts=1000, flush_seconds=0.2)
+    looks: list[float] = []
+    due = recorder._due
+
+    def counted() -> bool:
+        looks.append(time.monotonic())
+        return due()
+
+    recorder._due = counted  # type: ignore[method-assign]
+    recorder.run_started(result.info, [h.host for h in result.hosts])
+    time.sleep(0.6)
+    assert looks == []  # nothing queued: the flusher never looked (it used to look every 0.05 s here)
+    with HistoryStore(db) as reader:
+        for host in (first, second):
+            started = time.monotonic()
+            recorder.host_done(host)
+            while host.host not in _stored_finished(reader, result.info.id) and time.monotonic() - started < 10:
+                time.sleep(0.02)
+            assert host.host in _stored_finished(reader, result.info.id)
+            assert time.monotonic() - started < 2.0
+            time.sleep(0.3)
+            idle = len(looks)
+            time.sleep(0.6)
+            assert len(looks) == idle  # saved: asleep again until the next host
+    recorder.close()
+    store.close()
