@@ -512,3 +512,25 @@ def test_hostvars_of_a_host_has_its_ansible_facts_namespace() -> None:
     assert view["ansible_facts"] == {"distribution": "Microsoft Windows 10 Education", "os_family": "Windows"}
     assert view["ansible_distribution"] == "Microsoft Windows 10 Education"
     assert "ansible_facts" not in HostState("pc02", {}, ("all",)).vars_snapshot()  # no facts gathered: none
+
+
+def test_hosts_past_their_budget_are_abandoned_also_those_that_waited_for_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The supervisor's budget check (the backstop behind the transport's own deadline): a task that ignores its
+    deadline is abandoned at budget + grace, for the PCs that started first and for those that started only when
+    a thread came free (they join the watched set when their job begins)."""
+    from orchestrator.executor import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "WATCHDOG_GRACE", 0.1)
+    started = time.monotonic()
+    result, rec = run(
+        [play(task("wait", "pause", args={"seconds": 1.5}))], n=4, options=RunOptions(forks=2, host_budget=0.3)
+    )
+    for name in ("pc01", "pc02", "pc03", "pc04"):
+        host = result.host(name)
+        assert host is not None
+        assert host.status is HostStatus.UNREACHABLE, (name, host.status, host.msg)
+        assert "time budget" in host.msg
+    # the first two were abandoned long before their pause ended; the last two waited for their threads
+    assert time.monotonic() - started < 10
