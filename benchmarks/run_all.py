@@ -56,10 +56,19 @@ TARGETS: dict[tuple[str, str], tuple[str, float]] = {
     ("serve_bench", "pc_ms"): ("<", 1000.0),
 }
 SHOWN_KEYS = {
-    "lab_bench": ["start_s_40", "rss_mb_40", "start_s_5000", "rss_mb_5000", "receive_rps", "wql_rps"],
+    "lab_bench": [
+        "start_s_40",
+        "rss_mb_40",
+        "start_s_5000",
+        "rss_mb_5000",
+        "receive_rps",
+        "wql_rps",
+        "lab_cpu_ms_per_request",
+        "windows_lab_cpu_ms_per_request",
+    ],
     "classroom": ["wall_s", "critical_path_s", "ratio", "ratio_linear"],
     "ansible_compare": ["kmsfleet_s", "ansible_forks5_s", "ansible_forks40_s", "speedup_forks5", "speedup_forks40"],
-    "audit_scale": ["hosts", "wall_ratio", "cpu_ratio", "rss_mb"],
+    "audit_scale": ["hosts", "wall_ratio", "cpu_ratio", "cpu_ms_per_request", "rss_mb"],
     "soak": ["hosts", "final_statuses", "wrong_status", "lost", "hung", "wall_s"],
     "fuzz": ["cases", "tracebacks", "hangs"],
     "serve_bench": ["pcs", "runs", "overview_ms", "due_ms", "pc_ms", "csv_all_pcs_ms", "db_mb"],
