@@ -524,7 +524,7 @@ def test_hosts_past_their_budget_are_abandoned_also_those_that_waited_for_a_thre
 
     monkeypatch.setattr(runner_module, "WATCHDOG_GRACE", 0.1)
     started = time.monotonic()
-    result, rec = run(
+    result, _rec = run(
         [play(task("wait", "pause", args={"seconds": 1.5}))], n=4, options=RunOptions(forks=2, host_budget=0.3)
     )
     for name in ("pc01", "pc02", "pc03", "pc04"):

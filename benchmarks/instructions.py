@@ -1,0 +1,107 @@
+"""Instructions per PC: the controller's user-space instructions for one PC's audit, counted by valgrind's
+callgrind, which counts instructions rather than seconds: the same figure on a quiet machine and on a busy one,
+so a change worth 2 % shows, where CPU seconds on this VM vary by ±10 % between runs.
+
+    .venv/bin/python benchmarks/instructions.py                 # this tree, 30 PCs (about 2 minutes)
+    .venv/bin/python benchmarks/instructions.py --tree ../old   # another checkout of kmsfleet, same lab
+
+An instant lab (``kmsfleet lab serve --timing instant``) serves ``--hosts`` PCs on loopback. ``kmsfleet run
+playbooks/audit.yml --forks 5`` (history on, as users run it) is counted under callgrind three times at once
+(valgrind runs one thread at a time, so two runs on 2 cores keep each other's pace): against the first PC alone
+and twice against all ``--hosts``. Instructions per PC = (all - one) / (hosts - 1), from each of the two full
+runs; start = one - per PC (start-up, plan, reports and exit). Kernel work (system calls, context switches) is
+not counted: callgrind sees user space only. Run-to-run spread comes from what depends on time under valgrind's
+50-fold slowdown (how many hosts share a history transaction); both runs are printed.
+
+Keys: ``instr_per_pc_m`` (millions, the mean of the two), ``instr_per_pc_runs_m``, ``start_g`` (billions),
+``hosts``, ``tree``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import bench_env, emit_json, running_lab  # noqa: E402
+
+COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def _inventory(lab_inventory: Path, out: Path, count: int) -> Path:
+    """The lab's first room, cut to ``count`` PCs, with its group variables (KMS host, ports)."""
+    data = yaml.safe_load(lab_inventory.read_text(encoding="utf-8"))
+    name, room = next(iter(data["all"]["children"].items()))
+    hosts = dict(list(room["hosts"].items())[:count])
+    out.write_text(yaml.safe_dump({"all": {"children": {name: {**room, "hosts": hosts}}}}), encoding="utf-8")
+    os.chmod(out, 0o600)
+    return out
+
+
+def _counted(tree: Path, inventory: Path, workdir: Path, tag: str) -> subprocess.Popen[str]:
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={workdir / (tag + '.callgrind')}"]
+    argv += [sys.executable, "-m", "orchestrator", "run", str(tree / "playbooks" / "audit.yml"), "-i", str(inventory)]
+    argv += ["--forks", "5", "--db", str(workdir / f"{tag}.db")]
+    env = bench_env(PYTHONPATH=str(tree))
+    return subprocess.Popen(argv, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _instructions(proc: subprocess.Popen[str], timeout: float) -> int:
+    _, err = proc.communicate(timeout=timeout)
+    found = COLLECTED.search(err or "")
+    if proc.returncode not in (0, 2) or found is None:
+        raise RuntimeError(f"counted run exit {proc.returncode}: {(err or '')[-1500:]}")
+    return int(found.group(1))
+
+
+def measure(tree: Path, hosts: int, timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="kmsfleet-instr-") as tmp:
+        work = Path(tmp)
+        with running_lab(work / "lab", hosts=hosts, timing="instant", name="instr") as lab:
+            one = _inventory(lab.inventory, work / "one.yml", 1)
+            every = _inventory(lab.inventory, work / "all.yml", hosts)
+            runs = [_counted(tree, one, work, "one")] + [_counted(tree, every, work, f"all{i}") for i in (1, 2)]
+            first, *full = [_instructions(p, timeout) for p in runs]
+    per_pc = [(n - first) / (hosts - 1) for n in full]
+    mean = sum(per_pc) / len(per_pc)
+    return {
+        "tree": str(tree),
+        "hosts": hosts,
+        "instr_per_pc_m": round(mean / 1e6, 2),
+        "instr_per_pc_runs_m": [round(x / 1e6, 2) for x in per_pc],
+        "start_g": round((first - mean) / 1e9, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the kmsfleet checkout to count (default: this)")
+    parser.add_argument("--hosts", type=int, default=30, help="PCs in the full runs (at least 2)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds each counted run may take")
+    opts = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    if opts.hosts < 2:
+        parser.error("--hosts must be at least 2")
+    result = measure(opts.tree.resolve(), opts.hosts, opts.timeout)
+    print(f"instructions per PC   {result['instr_per_pc_m']:8.2f} M   (runs: {result['instr_per_pc_runs_m']})")
+    print(f"start, plan and exit  {result['start_g']:8.3f} G")
+    emit_json(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
