@@ -6,12 +6,14 @@ so a change worth 2 % shows, where CPU seconds on this VM vary by ±10 % between
     .venv/bin/python benchmarks/instructions.py --tree ../old   # another checkout of kmsfleet, same lab
 
 An instant lab (``kmsfleet lab serve --timing instant``) serves ``--hosts`` PCs on loopback. ``kmsfleet run
-playbooks/audit.yml --forks 5`` (history on, as users run it) is counted under callgrind three times at once
-(valgrind runs one thread at a time, so two runs on 2 cores keep each other's pace): against the first PC alone
-and twice against all ``--hosts``. Instructions per PC = (all - one) / (hosts - 1), from each of the two full
-runs; start = one - per PC (start-up, plan, reports and exit). Kernel work (system calls, context switches) is
-not counted: callgrind sees user space only. Run-to-run spread comes from what depends on time under valgrind's
-50-fold slowdown (how many hosts share a history transaction); both runs are printed.
+playbooks/audit.yml --forks 1`` (history on, as users run it) is counted under callgrind three times at once:
+against the first PC alone and twice against all ``--hosts``. Instructions per PC = (all - one) / (hosts - 1),
+from each of the two full runs; start = one - per PC (start-up, plan, reports and exit). One worker thread:
+with several, the instructions spent handing the GIL over grow with the wall time a run takes under valgrind's
+50-fold slowdown, which depends on what else the machine does (with 5 forks one tree counted 64.1 M per PC on a
+quiet machine and 67.6 M beside a test run). Kernel work (system calls, context switches) is not counted:
+callgrind sees user space only. Both full runs are printed; they differ by what still depends on time (how many
+hosts share a history transaction).
 
 Keys: ``instr_per_pc_m`` (millions, the mean of the two), ``instr_per_pc_runs_m``, ``start_g`` (billions),
 ``hosts``, ``tree``.
@@ -53,7 +55,7 @@ def _inventory(lab_inventory: Path, out: Path, count: int) -> Path:
 def _counted(tree: Path, inventory: Path, workdir: Path, tag: str) -> subprocess.Popen[str]:
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={workdir / (tag + '.callgrind')}"]
     argv += [sys.executable, "-m", "orchestrator", "run", str(tree / "playbooks" / "audit.yml"), "-i", str(inventory)]
-    argv += ["--forks", "5", "--db", str(workdir / f"{tag}.db")]
+    argv += ["--forks", "1", "--db", str(workdir / f"{tag}.db")]
     env = bench_env(PYTHONPATH=str(tree))
     return subprocess.Popen(argv, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 

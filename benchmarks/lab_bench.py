@@ -312,6 +312,26 @@ def _bare_cpu(threads: int, seconds: float, rate: float) -> float:
         proc.wait()
 
 
+def _print_table(results: dict[str, float | None], threads: int) -> None:
+    def fmt(v: float | None, unit: str) -> str:
+        return "-" if v is None else f"{v:,.1f} {unit}"
+
+    print(f"{'measure':<34}{'value':>16}{'target':>16}")
+    print(f"{'start, 40 PCs':<34}{fmt(results['start_s_40'], 's'):>16}{'':>16}")
+    print(f"{'RSS, 40 PCs':<34}{fmt(results['rss_mb_40'], 'MB'):>16}{'':>16}")
+    print(f"{'RSS, 40 PCs after load':<34}{fmt(results['rss_mb_40_after_load'], 'MB'):>16}{'':>16}")
+    print(f"{'start, 5,000 PCs':<34}{fmt(results['start_s_5000'], 's'):>16}{'< 30 s':>16}")
+    print(f"{'RSS, 5,000 PCs':<34}{fmt(results['rss_mb_5000'], 'MB'):>16}{'< 1,024 MB':>16}")
+    print(f"{'WinRS Receive (NTLM+enc, ' + str(threads) + ' thr)':<34}{fmt(results['receive_rps'], 'req/s'):>16}")
+    print(f"{'WQL Enumerate (NTLM+enc, ' + str(threads) + ' thr)':<34}{fmt(results['wql_rps'], 'req/s'):>16}")
+    print(f"{'lab CPU per WQL request':<34}{fmt(results['lab_cpu_ms_per_request'], 'ms'):>16}{'<= 0.5 ms':>16}")
+    many = results["instant_lab_cpu_ms_per_request"]
+    print(f"{'  ' + str(threads) + ' clients at once':<34}{fmt(many, 'ms'):>16}{'':>16}")
+    timed = results["windows_lab_cpu_ms_per_request"]
+    print(f"{'  ' + str(threads) + ' clients, Windows timing':<34}{fmt(timed, 'ms'):>16}{'':>16}")
+    print(f"{'  bare asyncio responder, same pace':<34}{fmt(results['bare_cpu_ms_per_request'], 'ms'):>16}{'':>16}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip the 5,000-PC start; 3 s load phases")
@@ -347,23 +367,7 @@ def main() -> int:
             finally:
                 big.stop()
 
-    def fmt(v: float | None, unit: str) -> str:
-        return "-" if v is None else f"{v:,.1f} {unit}"
-
-    print(f"{'measure':<34}{'value':>16}{'target':>16}")
-    print(f"{'start, 40 PCs':<34}{fmt(results['start_s_40'], 's'):>16}{'':>16}")
-    print(f"{'RSS, 40 PCs':<34}{fmt(results['rss_mb_40'], 'MB'):>16}{'':>16}")
-    print(f"{'RSS, 40 PCs after load':<34}{fmt(results['rss_mb_40_after_load'], 'MB'):>16}{'':>16}")
-    print(f"{'start, 5,000 PCs':<34}{fmt(results['start_s_5000'], 's'):>16}{'< 30 s':>16}")
-    print(f"{'RSS, 5,000 PCs':<34}{fmt(results['rss_mb_5000'], 'MB'):>16}{'< 1,024 MB':>16}")
-    print(f"{'WinRS Receive (NTLM+enc, ' + str(args.threads) + ' thr)':<34}{fmt(results['receive_rps'], 'req/s'):>16}")
-    print(f"{'WQL Enumerate (NTLM+enc, ' + str(args.threads) + ' thr)':<34}{fmt(results['wql_rps'], 'req/s'):>16}")
-    print(f"{'lab CPU per WQL request':<34}{fmt(results['lab_cpu_ms_per_request'], 'ms'):>16}{'<= 0.5 ms':>16}")
-    many = results["instant_lab_cpu_ms_per_request"]
-    print(f"{'  ' + str(args.threads) + ' clients at once':<34}{fmt(many, 'ms'):>16}{'':>16}")
-    timed = results["windows_lab_cpu_ms_per_request"]
-    print(f"{'  ' + str(args.threads) + ' clients, Windows timing':<34}{fmt(timed, 'ms'):>16}{'':>16}")
-    print(f"{'  bare asyncio responder, same pace':<34}{fmt(results['bare_cpu_ms_per_request'], 'ms'):>16}{'':>16}")
+    _print_table(results, args.threads)
     keys = (
         "start_s_40",
         "rss_mb_40",
