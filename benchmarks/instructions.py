@@ -2,7 +2,7 @@
 callgrind, which counts instructions rather than seconds: the same figure on a quiet machine and on a busy one,
 so a change worth 2 % shows, where CPU seconds on this VM vary by ±10 % between runs.
 
-    .venv/bin/python benchmarks/instructions.py                 # this tree, 30 PCs (about 2 minutes)
+    .venv/bin/python benchmarks/instructions.py                 # this tree, 30 PCs (about 3 minutes)
     .venv/bin/python benchmarks/instructions.py --tree ../old   # another checkout of kmsfleet, same lab
 
 An instant lab (``kmsfleet lab serve --timing instant``) serves ``--hosts`` PCs on loopback. ``kmsfleet run
@@ -25,6 +25,7 @@ import argparse
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -38,8 +39,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import bench_env, emit_json, running_lab  # noqa: E402
+from orchestrator.lab.profiles import ROOM_SIZE  # noqa: E402
 
 COLLECTED = re.compile(r"Collected : (\d+)")
+ROOM = ROOM_SIZE  # PCs in a room of ``kmsfleet lab serve --hosts N``; the counted runs use the first room
 
 
 def _inventory(lab_inventory: Path, out: Path, count: int) -> Path:
@@ -68,6 +71,14 @@ def _instructions(proc: subprocess.Popen[str], timeout: float) -> int:
     return int(found.group(1))
 
 
+def _check_finished(db: Path, hosts: int) -> None:
+    """Every PC of a counted run finished (ok, changed, or a licence finding), so the count is of whole audits."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = dict(conn.execute("SELECT status, COUNT(*) FROM host_results GROUP BY status").fetchall())
+    if sum(rows.values()) != hosts or set(rows) - {"ok", "changed"}:
+        raise RuntimeError(f"{db.name}: not every PC's audit finished: {rows}")
+
+
 def measure(tree: Path, hosts: int, timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kmsfleet-instr-") as tmp:
         work = Path(tmp)
@@ -75,7 +86,15 @@ def measure(tree: Path, hosts: int, timeout: float) -> dict[str, Any]:
             one = _inventory(lab.inventory, work / "one.yml", 1)
             every = _inventory(lab.inventory, work / "all.yml", hosts)
             runs = [_counted(tree, one, work, "one")] + [_counted(tree, every, work, f"all{i}") for i in (1, 2)]
-            first, *full = [_instructions(p, timeout) for p in runs]
+            try:
+                first, *full = [_instructions(p, timeout) for p in runs]
+            finally:
+                for proc in runs:
+                    if proc.poll() is None:
+                        proc.kill()
+                    proc.wait(30)
+            for tag, count in (("one", 1), ("all1", hosts), ("all2", hosts)):
+                _check_finished(work / f"{tag}.db", count)
     per_pc = [(n - first) / (hosts - 1) for n in full]
     mean = sum(per_pc) / len(per_pc)
     return {
@@ -96,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
-    if opts.hosts < 2:
-        parser.error("--hosts must be at least 2")
+    if not 2 <= opts.hosts <= ROOM:
+        parser.error(f"--hosts must be 2 to {ROOM} (the PCs of the lab's first room)")
     result = measure(opts.tree.resolve(), opts.hosts, opts.timeout)
     print(f"instructions per PC   {result['instr_per_pc_m']:8.2f} M   (runs: {result['instr_per_pc_runs_m']})")
     print(f"start, plan and exit  {result['start_g']:8.3f} G")

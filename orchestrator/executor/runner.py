@@ -405,14 +405,16 @@ class Runner:
         Completions arrive on one queue (a done-callback per job), and budgets are checked on a 0.25 s tick: the
         cost is O(1) per finished job plus O(running) per tick. (``concurrent.futures.wait`` over the pending set
         after every completion installed and removed a waiter on every pending future: O(PCs²) per play, the
-        largest cost of the controller at 5,000 PCs.) Only hosts with a budget running can overrun it: those whose
-        budget began before this call, and those whose job starts meanwhile (``_begun``); a tick looks at these
-        (about ``--forks``), not at every PC still waiting for a thread (a 5,000-PC audit's tick walked 5,000
-        futures four times a second: ~2 % of the controller's CPU, docs/performance.md)."""
+        largest cost of the controller at 5,000 PCs.) A tick looks only at the hosts whose job has started
+        (each job puts its host on ``_begun`` as it starts), about ``--forks`` of them, not at every PC still
+        waiting for a thread: a 5,000-PC audit's tick walked 5,000 futures four times a second (~2 % of the
+        controller's CPU, docs/performance.md). A host whose budget ran out while it waited for a thread is
+        caught as its job starts (its exchanges already fail on the spent deadline)."""
         self._inflight = list(futures)
         pending = set(futures)
         future_of = {host: fut for fut, host in futures.items()}
-        running = {fut: self.states[host] for fut, host in futures.items() if self.states[host].deadline is not None}
+        running: dict[Future[None], HostState] = {}
+        self._take_begun(future_of, pending, running)  # jobs that started before this call (and leftovers)
         finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
         for fut in futures:
             fut.add_done_callback(finished.put)
@@ -443,8 +445,9 @@ class Runner:
     def _take_begun(
         self, future_of: Mapping[str, Future[None]], pending: Set[Future[None]], running: dict[Future[None], HostState]
     ) -> None:
-        """Hosts whose job started since the last tick join ``running`` (those of this call's futures)."""
-        for _ in range(len(future_of) + 1024):  # bounded: a host is put once per job it runs
+        """Hosts whose job started since the last look join ``running`` (those of this call's futures; others,
+        left from an earlier play or step, are dropped). Bounded: each job puts its host once."""
+        for _ in range(4 * len(future_of) + 1024):
             try:
                 host = self._begun.get_nowait()
             except queue.Empty:

@@ -129,6 +129,10 @@ class StoreReporter:
                 return
             if self._due():
                 self._save_queued(wait=False)
+                # Still due: a worker holds the seat (a transaction under way); look again a little later
+                # instead of at once, which would spin for as long as that transaction takes.
+                if self._due() and self._stop.wait(self.flush_seconds / 4):
+                    return
 
     def _stop_flusher(self) -> None:
         flusher, self._flusher = self._flusher, None

@@ -261,3 +261,35 @@ def test_the_flusher_sleeps_while_nothing_waits_and_wakes_for_the_next_host(tmp_
             assert len(looks) == idle  # saved: asleep again until the next host
     recorder.close()
     store.close()
+
+
+def test_the_flusher_waits_its_turn_while_a_worker_holds_the_seat(tmp_path: Path) -> None:
+    """A host overdue while another thread is writing: the flusher looks again every quarter of the flush time
+    (it used to look again at once, spinning for the whole transaction), then saves once the seat is free."""
+    result = make_run(1)
+    db = tmp_path / "history.db"
+    store = HistoryStore(db)
+    recorder = StoreReporter(store, batch_hosts=1000, flush_seconds=0.2)
+    looks: list[float] = []
+    due = recorder._due
+
+    def counted() -> bool:
+        looks.append(time.monotonic())
+        return due()
+
+    recorder._due = counted  # type: ignore[method-assign]
+    recorder.run_started(result.info, [h.host for h in result.hosts])
+    assert recorder._seat.acquire()  # a worker's transaction that lasts a second
+    try:
+        recorder.host_done(result.hosts[0])
+        time.sleep(1.0)
+        assert len(looks) < 60  # about 4 per flush time; a spinning flusher looks thousands of times
+    finally:
+        recorder._seat.release()
+    with HistoryStore(db) as reader:
+        started = time.monotonic()
+        while not _stored_finished(reader, result.info.id) and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        assert _stored_finished(reader, result.info.id) == {result.hosts[0].host}
+    recorder.close()
+    store.close()
