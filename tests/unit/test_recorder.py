@@ -228,14 +228,8 @@ def test_a_host_no_worker_comes_back_for_reaches_the_database_within_the_flush_t
     store.close()
 
 
-def test_the_flusher_sleeps_while_nothing_waits_and_wakes_for_the_next_host(tmp_path: Path) -> None:
-    """No periodic looks while the queue is empty (a slow classroom, a scheduled run waiting for PCs); the host
-    that starts a queue wakes the flusher, each time."""
-    result = make_run(2)
-    first, second = result.hosts
-    db = tmp_path / "history.db"
-    store = HistoryStore(db)
-    recorder = StoreReporter(store, batch_hosts=1000, flush_seconds=0.2)
+def _count_looks(recorder: StoreReporter) -> list[float]:
+    """Every time anyone asks whether the queue is due (the flusher, or a worker finishing a host)."""
     looks: list[float] = []
     due = recorder._due
 
@@ -244,6 +238,18 @@ def test_the_flusher_sleeps_while_nothing_waits_and_wakes_for_the_next_host(tmp_
         return due()
 
     recorder._due = counted  # type: ignore[method-assign]
+    return looks
+
+
+def test_the_flusher_sleeps_while_nothing_waits_and_wakes_for_the_next_host(tmp_path: Path) -> None:
+    """No periodic looks while the queue is empty (a slow classroom, a scheduled run waiting for PCs); the host
+    that starts a queue wakes the flusher, each time."""
+    result = make_run(2)
+    first, second = result.hosts
+    db = tmp_path / "history.db"
+    store = HistoryStore(db)
+    recorder = StoreReporter(store, batch_hosts=1000, flush_seconds=0.2)
+    looks = _count_looks(recorder)
     recorder.run_started(result.info, [h.host for h in result.hosts])
     time.sleep(0.6)
     assert looks == []  # nothing queued: the flusher never looked (it used to look every 0.05 s here)
@@ -270,14 +276,7 @@ def test_the_flusher_waits_its_turn_while_a_worker_holds_the_seat(tmp_path: Path
     db = tmp_path / "history.db"
     store = HistoryStore(db)
     recorder = StoreReporter(store, batch_hosts=1000, flush_seconds=0.2)
-    looks: list[float] = []
-    due = recorder._due
-
-    def counted() -> bool:
-        looks.append(time.monotonic())
-        return due()
-
-    recorder._due = counted  # type: ignore[method-assign]
+    looks = _count_looks(recorder)
     recorder.run_started(result.info, [h.host for h in result.hosts])
     assert recorder._seat.acquire()  # a worker's transaction that lasts a second
     try:
