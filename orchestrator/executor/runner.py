@@ -407,8 +407,8 @@ class Runner:
         after every completion installed and removed a waiter on every pending future: O(PCs²) per play, the
         largest cost of the controller at 5,000 PCs.) A tick looks only at the hosts whose job has started
         (each job puts its host on ``_begun`` as it starts), about ``--forks`` of them, not at every PC still
-        waiting for a thread: a 5,000-PC audit's tick walked 5,000 futures four times a second (~2 % of the
-        controller's CPU, docs/performance.md). A host whose budget ran out while it waited for a thread is
+        waiting for a thread: a 5,000-PC audit's tick walked up to 5,000 futures four times a second (about
+        1.4 s of CPU per audit, docs/performance.md). A host whose budget ran out while it waited for a thread is
         caught as its job starts (its exchanges already fail on the spent deadline)."""
         self._inflight = list(futures)
         pending = set(futures)
